@@ -1,0 +1,60 @@
+"""Installs tfcolor: the library, its absl programs and their console scripts.
+
+TensorFlow comes in two builds that both provide the ``tensorflow`` module and must not be
+installed side by side. The default is the CPU build (no CUDA wheels)::
+
+    pip install -e ".[test]"
+
+For a GPU machine pick the CUDA build at install time::
+
+    TFCOLOR_TF_PACKAGE="tensorflow[and-cuda]" pip install -e .
+
+``TFCOLOR_TF_PACKAGE=none`` installs no TensorFlow at all (bring your own build).
+"""
+import os
+
+from setuptools import find_packages, setup
+
+TF_RANGE = ">=2.21,<2.22"
+_tf_package = os.environ.get("TFCOLOR_TF_PACKAGE", "tensorflow-cpu").strip()
+TENSORFLOW = [] if _tf_package.lower() == "none" else [_tf_package + TF_RANGE]
+
+BINARIES = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce"]
+
+setup(
+    name="tfcolor",
+    version="0.1.0",
+    description=("Learning representations without labels through automatic colorization "
+                 "(Larsson, Maire & Shakhnarovich 2016, 2017) in TensorFlow 2 / Keras 3."),
+    long_description=open(os.path.join(os.path.dirname(__file__), "README.md")).read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfcolor", "tfcolor.*", "binaries"]),
+    include_package_data=True,
+    package_data={"tfcolor.data": ["photos/*.jpg", "photos/*.png", "photos/*.txt", "photos/*.csv"]},
+    install_requires=TENSORFLOW + [
+        "keras>=3.15,<3.16",
+        "absl-py>=2.1",
+        "tensorboard>=2.21,<2.22",
+        "numpy>=1.26,<3",
+        "Pillow>=10",  # writing PNG grids and colorized images from the programs
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "scikit-image>=0.24",
+            "opencv-python-headless>=4.9",
+        ],
+        "tfds": ["tensorflow-datasets>=4.9"],
+        "bench": ["torch==2.13.0", "scikit-image>=0.24", "opencv-python-headless>=4.9"],
+    },
+    entry_points={
+        "console_scripts": [f"tfcolor-{b}=binaries.{b}:run" for b in BINARIES],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

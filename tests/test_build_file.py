@@ -1,0 +1,73 @@
+"""The Bazel BUILD file names every module, binary and test, and only files that exist.
+
+Bazel cannot fetch its Python rules offline here, so the BUILD file is checked by parsing it as
+Starlark (a Python subset) instead of by running ``bazel build``.
+"""
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _targets():
+    tree = ast.parse((ROOT / "BUILD").read_text(), filename="BUILD")
+    targets = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in ("py_library", "py_binary", "py_test"):
+                kw = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+                targets.append((node.func.id, kw))
+    return targets
+
+
+def _srcs(kind):
+    out = set()
+    for rule, kw in _targets():
+        if rule == kind:
+            out.update(kw.get("srcs", []))
+    return out
+
+
+def test_target_names_are_unique():
+    names = [kw["name"] for _, kw in _targets()]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+def test_every_library_module_has_a_target():
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tfcolor").rglob("*.py")}
+    missing = modules - _srcs("py_library")
+    assert not missing, f"modules without a py_library target: {sorted(missing)}"
+
+
+def test_every_binary_has_a_target():
+    binaries = {p.relative_to(ROOT).as_posix() for p in (ROOT / "binaries").glob("*.py")
+                            if p.name != "__init__.py" and not p.name.startswith("_")}
+    declared = _srcs("py_binary") | _srcs("py_library")
+    mains = {kw.get("main", kw["srcs"][0]) for rule, kw in _targets() if rule == "py_binary"}
+    missing = binaries - declared
+    assert not missing, f"binaries without a target: {sorted(missing)}"
+    assert mains <= binaries | _srcs("py_binary")
+
+
+def test_every_test_has_a_target():
+    tests = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")}
+    missing = tests - _srcs("py_test")
+    assert not missing, f"tests without a py_test target: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("rule", ["py_library", "py_binary", "py_test"])
+def test_every_named_file_exists(rule):
+    absent = sorted(s for s in _srcs(rule) if not (ROOT / s).is_file())
+    assert not absent, f"{rule} targets name missing files: {absent}"
+
+
+def test_deps_point_at_declared_targets():
+    names = {":" + kw["name"] for _, kw in _targets()} | {"//:" + kw["name"] for _, kw in _targets()}
+    bad = []
+    for _, kw in _targets():
+        for dep in kw.get("deps", []):
+            if dep.startswith((":", "//:")) and dep not in names:
+                bad.append((kw["name"], dep))
+    assert not bad, f"deps on undeclared targets: {bad}"
