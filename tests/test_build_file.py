@@ -17,9 +17,18 @@ def _targets():
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id in ("py_library", "py_binary", "py_test"):
-                kw = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
-                targets.append((node.func.id, kw))
+                targets.append((node.func.id, {k.arg: _value(k.value) for k in node.keywords}))
     return targets
+
+
+def _value(node):
+    """Literal values; ``requirement("x")`` calls in deps become ``"@pip//x"``."""
+    if isinstance(node, ast.List):
+        return [_value(e) for e in node.elts]
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "requirement"):
+        return "@pip//" + ast.literal_eval(node.args[0])
+    return ast.literal_eval(node)
 
 
 def _srcs(kind):
@@ -55,6 +64,36 @@ def test_every_test_has_a_target():
     tests = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")}
     missing = tests - _srcs("py_test")
     assert not missing, f"tests without a py_test target: {sorted(missing)}"
+    for rule, kw in _targets():
+        if rule == "py_test":
+            test_file = [s for s in kw["srcs"] if s != kw["main"]]
+            assert kw["args"] == [f"$(location {test_file[0]})"], kw["name"]
+
+
+def test_internal_deps_follow_imports():
+    """A target that imports a tfcolor module depends on that module's target."""
+    by_src = {kw["srcs"][0]: kw for _, kw in _targets()}
+    lib_of = {s: ":" + kw["name"] for rule, kw in _targets() if rule == "py_library"
+              for s in kw["srcs"]}
+    missing = []
+    for src, kw in by_src.items():
+        path = ROOT / src
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if not name.startswith("tfcolor."):
+                    continue
+                base = ROOT / name.replace(".", "/")
+                for cand in (base.with_suffix(".py"), base / "__init__.py"):
+                    dep = lib_of.get(cand.relative_to(ROOT).as_posix())
+                    if dep and cand.as_posix() != path.as_posix() and dep not in kw.get("deps", []):
+                        missing.append((kw["name"], dep))
+    assert not missing, f"imports without deps: {sorted(set(missing))}"
 
 
 @pytest.mark.parametrize("rule", ["py_library", "py_binary", "py_test"])
