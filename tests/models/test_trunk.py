@@ -1,0 +1,196 @@
+"""Tests of build_trunk and the tap tables (on the small vgg_tiny architecture)."""
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcolor import models
+from tfcolor.models import trunk as trunk_lib
+
+VGG_ORDER = ["data", "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+             "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3", "fc6", "fc7"]
+
+
+def _gray(shape, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
+
+
+def test_tap_table_order_and_strides():
+    assert list(models.TAP_STRIDES["vgg16"]) == VGG_ORDER
+    assert list(models.TAP_STRIDES["vgg16"].values()) == [1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 16, 16,
+                                                          16, 32, 32]
+    assert models.TAP_STRIDES["vgg_tiny"] == models.TAP_STRIDES["vgg16"]
+    assert dict(models.FOV_TAP_STRIDES["vgg16"]) == {"fov1": 64, "fov2": 128}
+    assert set(models.architectures()) >= {"vgg16", "vgg_tiny"}
+
+
+@pytest.mark.parametrize("taps, expected", [
+        (None, VGG_ORDER),
+        ("all", VGG_ORDER),
+        ("hypercolumn", VGG_ORDER),
+        ("fc6-fc7", ["fc6", "fc7"]),
+        ("conv4_1-fc7", VGG_ORDER[8:]),
+        ("no_data", VGG_ORDER[1:]),
+        (["fc7", "conv1_1", "fc7"], ["conv1_1", "fc7"]),  # hypercolumn order, no duplicates
+        (["data", "conv5_1-conv5_3"], ["data", "conv5_1", "conv5_2", "conv5_3"]),
+])
+def test_resolve_taps(taps, expected):
+    assert models.resolve_taps("vgg16", taps) == expected
+
+
+def test_resolve_taps_fov():
+    assert models.resolve_taps("vgg16", None, fov=True) == VGG_ORDER + ["fov1", "fov2"]
+    assert models.resolve_taps("vgg16", "fc7-fov2", fov=True) == ["fc7", "fov1", "fov2"]
+    assert list(models.tap_strides("vgg16", "fc7-fov2", fov=True).items()) == [
+            ("fc7", 32), ("fov1", 64), ("fov2", 128)]
+
+
+@pytest.mark.parametrize("taps, message", [
+        ("conv9_9", "Unknown tap 'conv9_9'"),
+        ("fc7-conv1_1", "reversed"),
+        ([], "at least one"),
+        ("fov1", "fov=True"),
+        ([3], "strings"),
+])
+def test_resolve_taps_errors(taps, message):
+    with pytest.raises(ValueError, match=message):
+        models.resolve_taps("vgg16", taps)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+        ({"arch": "vgg19"}, "Unknown trunk architecture"),
+        ({"arch": "vgg_tiny", "batch_norm": "yes"}, "batch_norm must be one of"),
+        ({"arch": "vgg_tiny", "batch_norm": "none", "sync_batch_norm": True}, "sync_batch_norm"),
+        ({"arch": "vgg_tiny", "input_mean": "grey"}, "input_mean"),
+])
+def test_build_trunk_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.build_trunk(**kwargs)
+
+
+def test_output_shapes_follow_strides_on_odd_sizes():
+    model = models.build_trunk("vgg_tiny", fov=True)
+    out = model(_gray((2, 37, 45, 1)))
+    strides = models.tap_strides("vgg_tiny", fov=True)
+    assert list(out) == list(strides)
+    for name, stride in strides.items():
+        assert out[name].shape[:3] == (2, math.ceil(37 / stride), math.ceil(45 / stride)), name
+    assert out["fov1"].shape[-1] == out["fov2"].shape[-1] == 1024
+    assert sum(models.tap_channels(model).values()) == 785 + 2048
+
+
+def test_data_tap_is_mean_shifted_input():
+    model = models.build_trunk("vgg_tiny", taps="data", input_mean=0.25)
+    x = _gray((1, 8, 8, 1))
+    np.testing.assert_allclose(model(x)["data"].numpy(), x - 0.25, atol=1e-7)
+
+
+def test_unselected_deep_layers_are_not_built():
+    model = models.build_trunk("vgg_tiny", taps="conv1_1-conv2_2")
+    names = {layer.name for layer in model.layers}
+    assert "conv2_2" in names and "conv3_1" not in names and "fc7" not in names
+
+
+def test_batch_norm_variants():
+    def bn_layers(m):
+        return [layer for layer in m.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    free = models.build_trunk("vgg_tiny")
+    assert len(bn_layers(free)) == 15
+    assert all(not layer.trainable_weights for layer in bn_layers(free))
+    standard = models.build_trunk("vgg_tiny", batch_norm="standard")
+    assert all(len(layer.trainable_weights) == 2 for layer in bn_layers(standard))
+    assert not bn_layers(models.build_trunk("vgg_tiny", batch_norm="none"))
+    synced = models.build_trunk("vgg_tiny", sync_batch_norm=True)
+    assert all(layer.synchronized for layer in bn_layers(synced))
+
+
+def test_parameter_free_bn_normalizes_in_training_mode():
+    model = models.build_trunk("vgg_tiny", taps="conv1_1")
+    pre_relu = keras.Model(model.input, model.get_layer("conv1_1_bn").output)
+    z = pre_relu(_gray((4, 16, 16, 1)), training=True).numpy().reshape(-1, 8)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(z.var(0), 1, atol=1e-2)
+
+
+def test_get_config_round_trip():
+    model = models.build_trunk("vgg_tiny", fov=True, taps=["data", "conv3_1", "fov2"])
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    x = _gray((1, 32, 32, 1))
+    a, b = model(x), clone(x)
+    assert list(a) == list(b) == ["data", "conv3_1", "fov2"]
+    for key in a:
+        np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-6)
+
+
+def test_tf_function_and_gradients():
+    model = models.build_trunk("vgg_tiny")
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 1))])
+    def loss_and_grads(x):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = tf.add_n([tf.reduce_mean(v) for v in out.values()])
+        return loss, tape.gradient(loss, model.trainable_weights)
+
+    loss, grads = loss_and_grads(tf.constant(_gray((2, 32, 32, 1))))
+    assert np.isfinite(loss.numpy())
+    assert all(g is not None for g in grads)
+    loss, _ = loss_and_grads(tf.constant(_gray((1, 40, 24, 1))))  # other size, same graph
+    assert np.isfinite(loss.numpy())
+
+
+def test_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = models.build_trunk("vgg_tiny", fov=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    out = model(_gray((1, 32, 32, 1)), training=True)
+    assert out["fc7"].dtype == tf.float16
+    assert model.get_layer("conv1_1").kernel.dtype == "float32"
+    assert all(np.isfinite(v.numpy().astype("float32")).all() for v in out.values())
+
+
+def test_mirrored_strategy_with_sync_batch_norm():
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    with strategy.scope():
+        model = models.build_trunk("vgg_tiny", taps="conv2_1", sync_batch_norm=True)
+        optimizer = keras.optimizers.SGD(0.1)
+
+    # Two dark images on replica 0, two bright ones on replica 1: per-replica statistics differ
+    # a lot from the global ones.
+    x = np.concatenate([0.1 * _gray((2, 16, 16, 1)), 0.9 + 0.1 * _gray((2, 16, 16, 1), 1)])
+    pre_bn = keras.Model(model.input, model.get_layer("conv1_1").output)
+    global_var = pre_bn(x).numpy().reshape(-1, 8).var(0)  # statistics of the global batch
+    dataset = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices(x).batch(4))
+
+    @tf.function
+    def step(batch):
+        def replica_step(b):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(model(b, training=True)["conv2_1"]) / 2.0
+            grads = tape.gradient(loss, model.trainable_weights)
+            optimizer.apply_gradients(zip(grads, model.trainable_weights))
+            return loss
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(batch,)), axis=None)
+
+    for batch in dataset:
+        assert np.isfinite(step(batch).numpy())
+    # Synchronised BN: each replica saw half the batch, yet the moving variance moved towards
+    # the variance of the whole batch (per-replica variances would be smaller on average).
+    bn = model.get_layer("conv1_1_bn")
+    momentum = bn.momentum
+    batch_var = (bn.moving_variance.numpy() - momentum) / (1 - momentum)
+    np.testing.assert_allclose(batch_var, global_var, rtol=1e-2)
+
+
+def test_register_arch_fov_strides_follow_last_tap():
+    assert dict(trunk_lib.FOV_TAP_STRIDES["vgg_tiny"]) == {"fov1": 64, "fov2": 128}

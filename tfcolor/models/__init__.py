@@ -1,0 +1,10 @@
+"""Convolutional trunks (VGG-16, AlexNet, ResNet-152), their hypercolumn tap tables, the colorizer.
+
+``build_trunk(arch, ...)`` returns a functional ``keras.Model``: grey image in [0, 1] ->
+{tap name: feature map}; ``TAP_STRIDES[arch]`` maps every tap to its stride in hypercolumn
+order. See :mod:`tfcolor.models.trunk`.
+"""
+from tfcolor.models.trunk import (  # noqa: F401
+        BATCH_NORM_CHOICES, DEFAULT_INPUT_MEAN, FOV_TAP_STRIDES, TAP_PRESETS, TAP_STRIDES,
+        architectures, build_trunk, resolve_taps, tap_channels, tap_strides)
+from tfcolor.models import vgg  # noqa: F401,E402  (registers vgg16, vgg_tiny)
