@@ -1,0 +1,368 @@
+"""Plain dataclass configurations of pretraining, validated with clear errors.
+
+The library validates; the programs under ``binaries/`` only parse flags into these objects.
+Every field has the paper's value (or, where the paper is silent, the released Caffe code's) as
+its default, and the source of every constant is given next to it.
+
+``PretrainConfig`` groups five parts:
+
+* :class:`ModelConfig`: trunk architecture, hypercolumn taps, +FoV, batch normalization, head.
+* :class:`DataConfig`: data source, crop size, batch size, sampled points per image.
+* :class:`LossConfig`: loss kind (``hue_chroma``, ``lab_hist``, ``lab_joint``,
+  ``lab_regression``), target window.
+* :class:`OptimizerConfig`: SGD with momentum, step-drop learning-rate schedule, weight decay,
+  bias learning-rate multiplier, gradient clipping.
+* :class:`TrainConfig`: steps, strategy, checkpoints, summaries, determinism, mixed precision.
+
+Optimizer constants (paper and released code)
+---------------------------------------------
+The ECCV 2016 paper trains with SGD, momentum 0.9, dropping the learning rate in steps; the CVPR
+2017 paper stresses that dropping the rate *during pretraining* matters downstream (49.1 vs 52.9
+VOC mIU for 3 epochs without / with a drop). The released Caffe solver
+(``autocolorize/train/solver_vgg16.prototxt``) uses base_lr 0.001, multistep drops by 0.1 at
+1M, 1.5M and 1.75M of 2M iterations, momentum 0.9, weight_decay 5e-4; its network definition
+puts ``decay_mult: 0`` and ``lr_mult: 2`` on every bias. The released TensorFlow code
+(``selfsup``) instead applies ``1e-6 * l2_loss`` to the head's weights only and no decay on the
+trunk: select it with ``weight_decay=0, head_weight_decay=1e-6``.
+
+Weight decay is implemented as an L2 term in the loss, ``0.5 * wd * sum(w ** 2)`` over kernels
+(Caffe's ``grad += wd * w``), not as decoupled decay; biases and batch-normalization statistics
+are not decayed.
+"""
+import dataclasses
+import math
+import os
+import typing
+
+LOSS_KINDS = ("hue_chroma", "lab_hist", "lab_joint", "lab_regression")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+BATCH_NORM_CHOICES = ("parameter_free", "standard", "none")
+HYPERCOLUMN_CONVENTIONS = ("released", "half_pixel")
+_FALLBACK_ARCHS = ("vgg16", "vgg_tiny", "alexnet", "resnet152")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the allowed values."""
+
+
+def known_architectures():
+    """Names accepted by ``ModelConfig.arch``: the trunks registered in :mod:`tfcolor.models`."""
+    try:
+        from tfcolor.models import trunk  # pylint: disable=import-outside-toplevel
+        return tuple(trunk.architectures())
+    except (ImportError, AttributeError):
+        return _FALLBACK_ARCHS
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _non_negative_float(name, value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)
+            or value < 0):
+        raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+
+
+def _positive_float(name, value):
+    _non_negative_float(name, value)
+    if value == 0:
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The colorizer network.
+
+    Attributes:
+        arch: trunk name (``vgg16``, ``alexnet``, ``resnet152``, ``vgg_tiny``, ...).
+        taps: hypercolumn taps: ``None``/"all" (paper), a tap name, a range ``"first-last"``, or a
+            list of those (see :func:`tfcolor.models.resolve_taps`).
+        fov: add the "+FoV" blocks (CVPR 2017) to the hypercolumn.
+        batch_norm: ``"parameter_free"`` (paper), ``"standard"`` or ``"none"``; ``None`` uses the
+            architecture's default.
+        sync_batch_norm: synchronize BN batch statistics across replicas (no effect on one
+            replica). On by default so that multi-replica training normalizes over the global
+            batch like the paper's single GPU did.
+        hidden: width of the head's hidden layer (h_fc1: 1024 in the paper).
+        dropout: dropout after h_fc1 (the released Caffe net: 0.5).
+        input_mean: grey input mean subtracted by the trunk (0.4488).
+        convention: sparse sampling convention, ``"released"`` or ``"half_pixel"``.
+    """
+    arch: str = "vgg16"
+    taps: typing.Any = None
+    fov: bool = False
+    batch_norm: typing.Optional[str] = None
+    sync_batch_norm: bool = True
+    hidden: int = 1024
+    dropout: float = 0.5
+    input_mean: float = 0.4488
+    convention: str = "released"
+
+    def validate(self):
+        archs = known_architectures()
+        if self.arch not in archs:
+            raise ConfigError(f"unknown architecture arch={self.arch!r}; known: {', '.join(archs)}")
+        if self.batch_norm is not None:
+            _choice("batch_norm", self.batch_norm, BATCH_NORM_CHOICES)
+        _positive_int("hidden", self.hidden)
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= float(self.input_mean) <= 1.0:
+            raise ConfigError(f"input_mean must be in [0, 1], got {self.input_mean!r}")
+        _choice("convention", self.convention, HYPERCOLUMN_CONVENTIONS)
+        return self
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The pretraining data.
+
+    Attributes:
+        data: ``"embedded"`` (the photos shipped with tfcolor), a folder, a glob, a TFRecord
+            pattern (``*.tfrecord*``), or ``"tfds:NAME[/CONFIG][:SPLIT]"``.
+        batch_size: global batch size (paper: 8 on one GPU); split evenly across replicas.
+        crop_size: square crop side (paper: 352).
+        min_side, max_side: the shortest image side is scaled uniformly into this range before
+            cropping (paper: 352 to 600). ``None``: ``crop_size`` to ``crop_size * 600 / 352``.
+        points: sampled pixel centres per image (paper: 128; the CVPR 2017 study used up to 256).
+        edge_buffer: centres are kept this many pixels from the crop border (released Caffe:
+            96 at 352, i.e. centres in [96, 256)); ``None`` lets the data pipeline choose.
+        targets_on_device: build targets inside the training step instead of in tf.data.
+        shuffle_buffer: tf.data shuffle buffer (images).
+        validation_images: images kept aside for the summary/preview colorization grid.
+    """
+    data: str = "embedded"
+    batch_size: int = 8
+    crop_size: int = 352
+    min_side: typing.Optional[int] = None
+    max_side: typing.Optional[int] = None
+    points: int = 128
+    edge_buffer: typing.Optional[int] = None
+    targets_on_device: bool = False
+    shuffle_buffer: int = 1024
+    validation_images: int = 4
+
+    def validate(self):
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise ConfigError("data must name a data source (path, glob, TFRecord pattern, "
+                              "'tfds:NAME' or 'embedded'), got an empty value")
+        _check_data_source(self.data)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("crop_size", self.crop_size)
+        _positive_int("points", self.points)
+        _positive_int("shuffle_buffer", self.shuffle_buffer)
+        if isinstance(self.validation_images, bool) or not isinstance(
+                self.validation_images, int) or self.validation_images < 0:
+            raise ConfigError(
+                f"validation_images must be a non-negative integer, got {self.validation_images!r}")
+        for name in ("min_side", "max_side"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive_int(name, value)
+                if value < self.crop_size:
+                    raise ConfigError(f"{name}={value} is smaller than crop_size={self.crop_size}")
+        if (self.min_side is not None and self.max_side is not None
+                and self.max_side < self.min_side):
+            raise ConfigError(f"max_side={self.max_side} < min_side={self.min_side}")
+        if self.edge_buffer is not None:
+            if isinstance(self.edge_buffer, bool) or not isinstance(
+                    self.edge_buffer, int) or self.edge_buffer < 0:
+                raise ConfigError(
+                    f"edge_buffer must be a non-negative integer, got {self.edge_buffer!r}")
+            if 2 * self.edge_buffer >= self.crop_size:
+                raise ConfigError(f"edge_buffer={self.edge_buffer} leaves no room for centres in a "
+                                  f"crop_size={self.crop_size} crop (need 2 * edge_buffer < crop)")
+        return self
+
+
+def _check_data_source(data):
+    """Raises ConfigError when a local data source obviously does not exist."""
+    if data == "embedded" or data.startswith("tfds:"):
+        if data.startswith("tfds:") and len(data) <= len("tfds:"):
+            raise ConfigError("data='tfds:' needs a dataset name, e.g. 'tfds:imagenet2012'")
+        return
+    if "://" in data:  # gs://, s3://: checked when opened
+        return
+    if any(c in data for c in "*?["):
+        import glob  # pylint: disable=import-outside-toplevel
+        if not glob.glob(os.path.expanduser(data)):
+            raise ConfigError(f"data={data!r}: the pattern matches no file")
+        return
+    if not os.path.exists(os.path.expanduser(data)):
+        raise ConfigError(f"data={data!r}: no such file or directory")
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """The colorization loss.
+
+    Attributes:
+        kind: ``hue_chroma`` (paper's best), ``lab_hist``, ``lab_joint`` or ``lab_regression``.
+        window: side R of the window whose colour histogram is the target (paper: 7; 1 is a
+            plain log loss).
+        hue_weight: lambda_H of the hue/chroma loss (paper: 5).
+    """
+    kind: str = "hue_chroma"
+    window: int = 7
+    hue_weight: float = 5.0
+
+    def validate(self):
+        _choice("loss", self.kind, LOSS_KINDS)
+        _positive_int("window", self.window)
+        if self.window % 2 == 0:
+            raise ConfigError(f"window must be odd (centred on the pixel), got {self.window}")
+        _non_negative_float("hue_weight", self.hue_weight)
+        return self
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """SGD with momentum and a step-drop ("multistep") learning-rate schedule.
+
+    Attributes:
+        learning_rate: initial rate (released Caffe: 0.001).
+        lr_drops: steps at which the rate is multiplied by ``lr_drop_factor`` (released Caffe:
+            1M, 1.5M, 1.75M of 2M). Fractions in (0, 1) are read as fractions of
+            ``train_steps`` (so ``[0.5, 0.75, 0.875]`` reproduces the Caffe shape at any length).
+        lr_drop_factor: multiplier at each drop (0.1).
+        momentum: 0.9.
+        weight_decay: L2 on trunk kernels (Caffe: 5e-4).
+        head_weight_decay: L2 on head kernels; ``None``: same as ``weight_decay``. The released
+            TF code used 1e-6 on the head and nothing on the trunk.
+        bias_lr_multiplier: biases learn this much faster (released Caffe ``lr_mult: 2``).
+        clip_norm: clip the global gradient norm (after the cross-replica sum); ``None``: off.
+    """
+    learning_rate: float = 0.001
+    lr_drops: typing.Sequence[float] = (0.5, 0.75, 0.875)
+    lr_drop_factor: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    head_weight_decay: typing.Optional[float] = None
+    bias_lr_multiplier: float = 2.0
+    clip_norm: typing.Optional[float] = None
+
+    def validate(self):
+        _positive_float("learning_rate", self.learning_rate)
+        _positive_float("lr_drop_factor", self.lr_drop_factor)
+        if not 0.0 <= float(self.momentum) < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        _non_negative_float("weight_decay", self.weight_decay)
+        if self.head_weight_decay is not None:
+            _non_negative_float("head_weight_decay", self.head_weight_decay)
+        _positive_float("bias_lr_multiplier", self.bias_lr_multiplier)
+        if self.clip_norm is not None:
+            _positive_float("clip_norm", self.clip_norm)
+        for d in self.lr_drops:
+            if isinstance(d, bool) or not isinstance(d, (int, float)) or d <= 0:
+                raise ConfigError(f"lr_drops must be positive numbers (steps, or fractions of "
+                                  f"train_steps in (0, 1)); got {list(self.lr_drops)!r}")
+        return self
+
+    def drop_steps(self, train_steps):
+        """The drops as sorted, distinct, absolute step numbers for a run of ``train_steps``."""
+        steps = set()
+        for d in self.lr_drops:
+            steps.add(int(round(d * train_steps)) if d < 1 else int(d))
+        return sorted(s for s in steps if s > 0)
+
+    def learning_rates(self, train_steps):
+        """(boundaries, values) of the piecewise-constant schedule."""
+        boundaries = self.drop_steps(train_steps)
+        values = [self.learning_rate * self.lr_drop_factor ** i
+                  for i in range(len(boundaries) + 1)]
+        return boundaries, values
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The training run.
+
+    Attributes:
+        model_dir: checkpoints, TensorBoard summaries, the colorization grid and the export.
+        train_steps: total optimizer steps (a resumed run continues up to this number).
+        steps_per_loop: steps per ``tf.function`` call (one host round trip).
+        checkpoint_every: steps between checkpoints (rounded to whole loops).
+        keep_checkpoints: how many recent checkpoints to keep.
+        summary_every: steps between scalar summaries and progress lines.
+        image_every: steps between colorized validation grids in TensorBoard (0: off).
+        strategy: ``default``/``one_device``, ``mirrored``, ``multi_worker`` or ``tpu``.
+        tpu: TPU name or address for ``strategy="tpu"`` ("" = local / from the environment).
+        mixed_precision: train in ``mixed_float16`` with dynamic loss scaling.
+        deterministic: seed everything and enable TF op determinism (same losses run to run).
+        seed: random seed.
+        export: write a SavedModel into ``model_dir/export`` at the end.
+    """
+    model_dir: str = "runs/pretrain"
+    train_steps: int = 2_000_000
+    steps_per_loop: int = 50
+    checkpoint_every: int = 10_000
+    keep_checkpoints: int = 5
+    summary_every: int = 100
+    image_every: int = 5_000
+    strategy: str = "default"
+    tpu: str = ""
+    mixed_precision: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    export: bool = True
+
+    def validate(self):
+        if not isinstance(self.model_dir, str) or not self.model_dir.strip():
+            raise ConfigError("model_dir must be a directory path, got an empty value")
+        for name in ("train_steps", "steps_per_loop", "checkpoint_every", "keep_checkpoints",
+                     "summary_every"):
+            _positive_int(name, getattr(self, name))
+        if isinstance(self.image_every, bool) or not isinstance(
+                self.image_every, int) or self.image_every < 0:
+            raise ConfigError(f"image_every must be a non-negative integer, got {self.image_every!r}")
+        _choice("strategy", self.strategy, STRATEGIES)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        return self
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Everything a pretraining run needs (see the module docstring)."""
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def validate(self):
+        """Checks every part and their combinations; returns self or raises ConfigError."""
+        for part in (self.model, self.data, self.loss, self.optimizer, self.train):
+            part.validate()
+        drops = self.optimizer.drop_steps(self.train.train_steps)
+        late = [d for d in drops if d >= self.train.train_steps]
+        if late:
+            raise ConfigError(f"lr_drops {late} are at or after train_steps="
+                              f"{self.train.train_steps}: the rate would never drop")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict`; unknown keys raise ConfigError naming them."""
+        parts = {}
+        for f in dataclasses.fields(cls):
+            sub = dict(d.get(f.name, {}))
+            known = {g.name for g in dataclasses.fields(f.default_factory)}
+            unknown = sorted(set(sub) - known)
+            if unknown:
+                raise ConfigError(f"unknown {f.name} config keys: {unknown}")
+            parts[f.name] = f.default_factory(**sub)
+        extra = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if extra:
+            raise ConfigError(f"unknown config sections: {extra}")
+        return cls(**parts)
