@@ -7,4 +7,5 @@ order. See :mod:`tfcolor.models.trunk`.
 from tfcolor.models.trunk import (  # noqa: F401
         BATCH_NORM_CHOICES, DEFAULT_INPUT_MEAN, FOV_TAP_STRIDES, TAP_PRESETS, TAP_STRIDES,
         architectures, build_trunk, resolve_taps, tap_channels, tap_strides)
-from tfcolor.models import vgg  # noqa: F401,E402  (registers vgg16, vgg_tiny)
+# Importing the architecture modules registers them with build_trunk.
+from tfcolor.models import alexnet, resnet, vgg  # noqa: F401,E402

@@ -50,7 +50,7 @@ BN_EPSILON = 1e-5
 DEFAULT_INPUT_MEAN = 0.4488
 FOV_CHANNELS = 1024
 
-_ARCH_MODULES = ("tfcolor.models.vgg",)
+_ARCH_MODULES = ("tfcolor.models.vgg", "tfcolor.models.alexnet", "tfcolor.models.resnet")
 _ARCHS = {}  # arch name -> (builder, tap strides, default batch norm)
 TAP_STRIDES = {}
 FOV_TAP_STRIDES = {}
