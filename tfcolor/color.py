@@ -1,0 +1,567 @@
+"""Colour spaces of the colorization method, as TensorFlow ops.
+
+Every function here is a plain composition of TensorFlow ops: it works eagerly, inside
+``tf.function`` (also with ``jit_compile=True``), inside ``tf.data.Dataset.map`` and inside Keras
+layers (:class:`ColorConversion` wraps them for functional models). Inputs have any leading batch
+shape and the channels in the last axis. ``float16``, ``bfloat16`` and ``float32`` inputs are
+computed in ``float32`` and returned in the input dtype; ``float64`` inputs are computed and
+returned in ``float64``. Integer inputs are rejected (convert with
+``tf.image.convert_image_dtype(image, tf.float32)`` first). All functions are differentiable with
+finite gradients everywhere on the sRGB cube, including black, white, greys and the primaries
+(the usual ``pow``-at-zero, ``0 / 0`` and hue-division hazards are guarded with the double
+``tf.where`` pattern).
+
+Spaces
+------
+* **Grey** (:func:`rgb_to_gray`): ``(R + G + B) / 3``, the network input of both papers. (The
+  released Caffe prototxt multiplies the sum by ``0.33333``; the 1e-5 relative difference is not
+  exposed.)
+* **CIE Lab** (:func:`rgb_to_lab`, :func:`lab_to_rgb`): sRGB primaries, D65 white
+  ``(0.95047, 1.0, 1.08883)``, sRGB linearisation (threshold 0.04045, exponent 2.4) and
+  ``f(t) = t^(1/3)`` above 0.008856, ``7.787 t + 16/116`` below, i.e. exactly the constants of
+  ``skimage.color.rgb2lab`` / ``lab2rgb`` (and of the authors' Caffe ``BgrToLab`` layer), which
+  these functions match to ~1e-4 Lab units in float32.
+* **Hue / chroma / lightness** (:func:`rgb_to_hcl`, :func:`hcl_to_rgb`), channel order
+  ``(H, C, L)``: ``C = max(R, G, B) - min(R, G, B)`` (= S * V of HSV) and ``H`` = the HSV hue in
+  ``[0, 1)`` (exactly 0 where ``C == 0``). The third channel is a lightness, and there are two:
+
+  - ``lightness="bicone"`` (default): ``L = (max + min) / 2``, the lightness of the HSL bicone.
+    This is the lightness for which the paper's inverse, ``V = L + C/2, S = C/V``, then
+    HSV -> RGB, is exact (``V = max`` and ``S = C / max``), so
+    ``hcl_to_rgb(rgb_to_hcl(x)) == x``. The feasible set is the bicone
+    ``C <= 2 min(L, 1 - L)``.
+  - ``lightness="mean"``: ``L = (R + G + B) / 3``, the grey the network sees. A colorizer that
+    predicts ``H`` and ``C`` and recombines them with its *input* lightness must call
+    ``hcl_to_rgb(tf.concat([h, c, gray], -1), lightness="mean")``: the mean lightness is then
+    turned into the bicone lightness the inverse needs, ``L_bicone = L_mean + C (1/2 - mean(p))``
+    where ``p`` is the fully saturated, full-value RGB of hue ``H``, and the result has
+    ``mean(RGB) == gray`` exactly. This is what the released code reaches by a second step
+    (HSV -> RGB with the grey in place of ``L``, then ``match_lightness``: subtract the mean of
+    the result and add the grey); without clipping the two are identical.
+
+  Infeasible predictions: a predicted chroma can be too large for the given lightness (the
+  result would leave ``[0, 1]``). With ``clip="chroma"`` (default) the chroma is reduced to the
+  largest feasible value for that hue and lightness, so hue and lightness are kept exactly and the
+  output lies in ``[0, 1]``; ``clip="rgb"`` clips the RGB channels instead (hue and lightness
+  shift); ``clip=None`` returns the unclipped, possibly out-of-range values.
+
+  Implementation note: HSV -> RGB with ``V = L + C/2`` and ``S = C / V`` is
+  ``V (1 - S) + V S p(H) = L + C (p(H) - 1/2)``; this closed form is evaluated directly (no
+  division, so no ``0/0`` at black).
+
+  ``variant="released"`` (:func:`hcl_to_rgb`) reproduces the reconstruction of the authors'
+  released code, ``autocolorize/extraction.py::calc_rgb_from_hue_chroma`` followed by
+  ``autocolorize/color.py::match_lightness`` as called by ``autocolorize.colorize``
+  (github.com/gustavla/autocolorize; the TensorFlow code in gustavla/self-supervision imports the
+  same function). What actually differs from the paper:
+
+  1. the lightness it is given is the grey input (mean of RGB), not the bicone lightness;
+  2. ``S = 2C / (2L + C)`` (algebraically ``C / V``; at ``L = C = 0`` the released NumPy code
+     yields ``0/0 = NaN``, here 0);
+  3. H, S and V are each clipped to ``[0, 1]`` before HSV -> RGB (so an infeasible chroma
+     saturates ``S`` at 1 and ``V`` at 1 instead of being reduced), the RGB result is clipped;
+  4. with ``lightness="mean"`` (the released usage), ``match_lightness`` follows:
+     ``clip(rgb - mean(rgb) + gray, 0, 1)``. With ``lightness="bicone"`` this step is skipped
+     (the released code never used the bicone lightness, and the inverse is then already exact).
+
+  On the forward side the released code computes the same H and C as the paper: the Caffe
+  ``BgrToMunsell`` layer (``caffe/src/caffe/layers/bgr_to_munsell_layer.cpp``) outputs
+  ``(H, S*V, V)`` with the HSV hue, 0 where ``max == min``, and silences the ``V`` channel in
+  ``train/train_vgg16.prototxt``; gustavla/self-supervision uses ``tf.image.rgb_to_hsv`` hue and
+  ``reduce_max - reduce_min``. :func:`rgb_to_hcl` therefore accepts ``variant`` only for symmetry
+  (both values give identical H and C).
+* **alpha-beta** (:func:`rgb_to_alphabeta`, :func:`alphabeta_to_rgb`): the space of the
+  "RMSE in alpha-beta" colorization metric that Larsson et al. (2016, 2017) report following
+  Deshpande, Rock & Forsyth, "Learning Large-Scale Automatic Image Colorization" (ICCV 2015).
+  Source: the authors' released code, github.com/aditya12agd5/iccv15_lscolorization,
+  ``IO/util/converttobmyrmg.m`` (images read with ``im2double``, so RGB in ``[0, 1]``)::
+
+      gray  = (R + G + B) / 3
+      alpha = (B - (R + G) / 2) / (gray + eps)     # "bmy", blue minus yellow (channel 1)
+      beta  = (R - G) / (gray + eps)               # "rmg", red minus green   (channel 2)
+      eps   = 1e-4
+
+  i.e. lightness-normalised opponent chromaticities. The channel order follows that file; the
+  RMSE does not depend on it. :func:`alphabeta_to_rgb` is the exact inverse given the grey (the
+  released ``toRGB.m`` uses the rounded coefficients 0.33 / 0.66 and ignores ``eps``; not
+  reproduced).
+
+Validation
+----------
+Wrong channel counts (known statically) and non-floating dtypes raise ``ValueError`` /
+``TypeError`` naming the function, at trace time in every mode. With ``validate=True`` (default),
+value ranges are checked: eagerly, a ``ValueError`` naming the function, the offending range and
+the observed min / max is raised immediately; inside ``tf.function`` / ``tf.data`` a
+``tf.debugging.Assert`` is added and a violation raises ``tf.errors.InvalidArgumentError`` with the
+same text when the graph runs (the check costs one extra reduction pass over the input); under
+``jit_compile=True`` XLA removes ``Assert`` ops, so **no range check happens in XLA-compiled
+code**. Pass ``validate=False`` to skip the checks (e.g. in a hot training step after the data
+pipeline has been validated).
+"""
+import inspect
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+__all__ = [
+        "rgb_to_gray", "rgb_to_lab", "lab_to_rgb", "rgb_to_hcl", "hcl_to_rgb", "rgb_to_alphabeta",
+        "alphabeta_to_rgb", "ColorConversion", "D65_WHITE", "XYZ_FROM_RGB", "ALPHABETA_EPS",
+]
+
+# sRGB (D65) -> XYZ, the matrix of skimage.color and of the authors' Caffe BgrToLab layer.
+XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
+                         [0.212671, 0.715160, 0.072169],
+                         [0.019334, 0.119193, 0.950227]])
+D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+ALPHABETA_EPS = 1e-4
+
+_SRGB_THRESHOLD = 0.04045       # sRGB decode: linear below, power above
+_LINEAR_THRESHOLD = 0.0031308   # sRGB encode
+_LAB_EPSILON = 0.008856         # f(t): cube root above, linear below
+_LAB_KAPPA = 7.787
+_LAB_F_THRESHOLD = 0.2068966    # inverse f: threshold on f (= 6/29, as skimage)
+
+# Row-vector forms: x_row @ M. White folded into the matrices.
+_RGB_TO_XYZN = (XYZ_FROM_RGB / D65_WHITE[:, None]).T
+_XYZN_TO_RGB = np.linalg.inv(XYZ_FROM_RGB).T * D65_WHITE[:, None]
+_F_TO_LAB = np.array([[0.0, 500.0, 0.0], [116.0, -500.0, 200.0], [0.0, 0.0, -200.0]])
+_LAB_OFFSET = np.array([-16.0, 0.0, 0.0])
+
+# Fully saturated hue ramp p(H) = clip(a * |6H - c| + d, 0, 1) for (R, G, B).
+_HUE_A = np.array([1.0, -1.0, -1.0])
+_HUE_C = np.array([3.0, 2.0, 4.0])
+_HUE_D = np.array([-1.0, 2.0, 2.0])
+
+_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+_LIGHTNESS = ("bicone", "mean")
+_VARIANTS = ("paper", "released")
+_CLIP = ("chroma", "rgb", None)
+
+
+# ------------------------------------------------------------------------------------------------
+# Input handling
+# ------------------------------------------------------------------------------------------------
+
+def _prepare(x, fn, arg, channels):
+    """Converts ``x`` to its compute dtype after checking dtype and (static) channel count."""
+    x = tf.convert_to_tensor(x)
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+                f"{fn}: `{arg}` must be a floating tensor (float16, bfloat16, float32 or float64), "
+                f"got {x.dtype.name}. Convert integer images with "
+                f"tf.image.convert_image_dtype(image, tf.float32) (scales to [0, 1]).")
+    rank = x.shape.rank
+    if rank == 0:
+        raise ValueError(f"{fn}: `{arg}` must have shape (..., {channels}), got a scalar.")
+    if rank is not None and x.shape[-1] is not None and x.shape[-1] != channels:
+        raise ValueError(
+                f"{fn}: `{arg}` must have {channels} channels in the last axis, shape "
+                f"(..., {channels}); got shape {x.shape}.")
+    compute = tf.float64 if x.dtype == tf.float64 else tf.float32
+    return tf.cast(x, compute), x.dtype
+
+
+def _check_option(fn, name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{fn}: `{name}` must be one of {allowed}, got {value!r}.")
+
+
+def _validate(x, fn, arg, lo, hi, validate, channels=None):
+    """Range (and unknown-static channel count) checks; see the module docstring.
+
+    Values must be finite and, for finite bounds, in ``[lo, hi]``.
+    """
+    if not validate:
+        return x
+    bounded = np.isfinite(lo) or np.isfinite(hi)
+    want = f"lie in [{lo}, {hi}]" if bounded else "be finite"
+    ok = tf.math.is_finite(x)
+    if bounded:
+        ok = ok & (x >= lo) & (x <= hi)
+    ok = tf.reduce_all(ok)
+    if tf.executing_eagerly():
+        if not bool(ok):
+            finite = tf.boolean_mask(x, tf.math.is_finite(x))
+            n_finite = int(tf.size(finite))
+            n_bad = int(tf.size(x)) - n_finite
+            parts = []
+            if n_finite:
+                mn, mx = float(tf.reduce_min(finite)), float(tf.reduce_max(finite))
+                parts.append(f"min {mn:.6g}, max {mx:.6g}")
+            if n_bad:
+                parts.append(f"{n_bad} NaN/Inf value(s)")
+            hint = ""
+            if hi == 1.0 and n_finite and mx > 1.5:
+                hint = " (this looks like 0-255 data: divide by 255)"
+            raise ValueError(f"{fn}: `{arg}` values must {want}; got {', '.join(parts)}{hint}.")
+        return x
+    checks = [tf.debugging.Assert(
+            ok, [f"{fn}: `{arg}` values must {want}; got min", tf.reduce_min(x), "max",
+                 tf.reduce_max(x)], name="range_check")]
+    if channels is not None and (x.shape.rank is None or x.shape[-1] is None):
+        checks.append(tf.debugging.Assert(
+                tf.equal(tf.shape(x)[-1], channels),
+                [f"{fn}: `{arg}` must have {channels} channels in the last axis; got shape",
+                 tf.shape(x)], name="channel_check"))
+    with tf.control_dependencies(checks):
+        return tf.identity(x)
+
+
+def _mix(x, matrix, offset=None):
+    """``x @ matrix (+ offset)`` over the last axis of ``x`` (..., 3)."""
+    m = tf.constant(matrix, x.dtype)
+    flat = tf.reshape(x, [-1, 3])
+    out = tf.reshape(tf.matmul(flat, m), tf.shape(x))
+    if offset is not None:
+        out = out + tf.constant(offset, x.dtype)
+    return out
+
+
+def _pow(base, exponent):
+    """``base ** exponent`` for ``base > 0`` as exp(log): vectorises well under XLA."""
+    return tf.exp(exponent * tf.math.log(base))
+
+
+# ------------------------------------------------------------------------------------------------
+# Grey
+# ------------------------------------------------------------------------------------------------
+
+def rgb_to_gray(rgb, *, validate=True, name=None):
+    """Desaturates to the network input: the mean of R, G and B.
+
+    Args:
+        rgb: float tensor (..., 3), sRGB in [0, 1].
+        validate: check the value range (see the module docstring).
+        name: optional name scope.
+
+    Returns:
+        (..., 1) tensor of the input dtype, in [0, 1].
+    """
+    fn = "rgb_to_gray"
+    with tf.name_scope(name or fn):
+        x, dtype = _prepare(rgb, fn, "rgb", 3)
+        x = _validate(x, fn, "rgb", 0.0, 1.0, validate, channels=3)
+        return tf.cast(tf.reduce_mean(x, axis=-1, keepdims=True), dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# CIE Lab
+# ------------------------------------------------------------------------------------------------
+
+def _srgb_to_linear(x):
+    power = _pow((tf.maximum(x, _SRGB_THRESHOLD) + 0.055) / 1.055, 2.4)
+    return tf.where(x > _SRGB_THRESHOLD, power, x / 12.92)
+
+
+def _linear_to_srgb(x):
+    power = 1.055 * _pow(tf.maximum(x, _LINEAR_THRESHOLD), 1.0 / 2.4) - 0.055
+    return tf.where(x > _LINEAR_THRESHOLD, power, x * 12.92)
+
+
+def rgb_to_lab(rgb, *, validate=True, name=None):
+    """sRGB -> CIE Lab (D65, 2 degree observer), as ``skimage.color.rgb2lab``.
+
+    Args:
+        rgb: float tensor (..., 3), sRGB in [0, 1].
+        validate: check the value range (see the module docstring).
+        name: optional name scope.
+
+    Returns:
+        (..., 3) tensor (L in [0, 100], a, b roughly in [-128, 128]) of the input dtype.
+    """
+    fn = "rgb_to_lab"
+    with tf.name_scope(name or fn):
+        x, dtype = _prepare(rgb, fn, "rgb", 3)
+        x = _validate(x, fn, "rgb", 0.0, 1.0, validate, channels=3)
+        xyz = _mix(_srgb_to_linear(x), _RGB_TO_XYZN)            # XYZ / white
+        cube_root = _pow(tf.maximum(xyz, _LAB_EPSILON), 1.0 / 3.0)
+        f = tf.where(xyz > _LAB_EPSILON, cube_root, _LAB_KAPPA * xyz + 16.0 / 116.0)
+        return tf.cast(_mix(f, _F_TO_LAB, _LAB_OFFSET), dtype)
+
+
+def lab_to_rgb(lab, *, clip=True, validate=True, name=None):
+    """CIE Lab (D65) -> sRGB, the inverse of :func:`rgb_to_lab` (as ``skimage.color.lab2rgb``).
+
+    Lab colours outside the sRGB gamut map to values outside [0, 1]; ``clip=True`` (default, as
+    scikit-image) clips them to [0, 1], ``clip=False`` returns them unclipped (e.g. to measure or
+    penalise out-of-gamut predictions).
+
+    Args:
+        lab: float tensor (..., 3), L in [0, 100].
+        clip: clip the result to [0, 1].
+        validate: check that L is in [0, 100] (with 1e-3 slack for rounding) and that a and b are
+            finite (see the module docstring).
+        name: optional name scope.
+
+    Returns:
+        (..., 3) sRGB tensor of the input dtype.
+    """
+    fn = "lab_to_rgb"
+    with tf.name_scope(name or fn):
+        x, dtype = _prepare(lab, fn, "lab", 3)
+        if validate:
+            lightness = _validate(x[..., :1], fn, "lab[..., 0] (L)", -1e-3, 100.0 + 1e-3, True)
+            ab = _validate(x[..., 1:], fn, "lab[..., 1:] (a, b)", -np.inf, np.inf, True)
+            x = tf.concat([lightness, ab], axis=-1)
+        f = _mix(x - tf.constant(_LAB_OFFSET, x.dtype), np.linalg.inv(_F_TO_LAB))   # fx, fy, fz
+        cube = f * f * f
+        xyz = tf.where(f > _LAB_F_THRESHOLD, cube, (f - 16.0 / 116.0) / _LAB_KAPPA)
+        rgb = _linear_to_srgb(_mix(xyz, _XYZN_TO_RGB))
+        if clip:
+            rgb = tf.clip_by_value(rgb, 0.0, 1.0)
+        return tf.cast(rgb, dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hue / chroma / lightness
+# ------------------------------------------------------------------------------------------------
+
+def _hue_ramp(h):
+    """Fully saturated, full-value RGB of hue ``h`` (...,) in [0, 1): (..., 3) in [0, 1]."""
+    h6 = 6.0 * h[..., None]
+    a, c, d = (tf.constant(v, h.dtype) for v in (_HUE_A, _HUE_C, _HUE_D))
+    return tf.clip_by_value(a * tf.abs(h6 - c) + d, 0.0, 1.0)
+
+
+def rgb_to_hcl(rgb, *, lightness="bicone", variant="paper", validate=True, name=None):
+    """sRGB -> (hue, chroma, lightness), the hue/chroma targets of the papers.
+
+    Args:
+        rgb: float tensor (..., 3), sRGB in [0, 1].
+        lightness: third output channel: ``"bicone"`` = (max + min) / 2 (default; exact inverse
+            with :func:`hcl_to_rgb`'s default) or ``"mean"`` = (R + G + B) / 3 (the network's
+            grey input).
+        variant: ``"paper"`` or ``"released"``; both compute identical hue and chroma (see the
+            module docstring), accepted for symmetry with :func:`hcl_to_rgb`.
+        validate: check the value range (see the module docstring).
+        name: optional name scope.
+
+    Returns:
+        (..., 3) tensor of the input dtype: hue in [0, 1) (0 where chroma is 0), chroma in
+        [0, 1], lightness in [0, 1].
+    """
+    fn = "rgb_to_hcl"
+    _check_option(fn, "lightness", lightness, _LIGHTNESS)
+    _check_option(fn, "variant", variant, _VARIANTS)
+    with tf.name_scope(name or fn):
+        x, dtype = _prepare(rgb, fn, "rgb", 3)
+        x = _validate(x, fn, "rgb", 0.0, 1.0, validate, channels=3)
+        r, g, b = x[..., 0], x[..., 1], x[..., 2]
+        hi = tf.reduce_max(x, axis=-1)
+        lo = tf.reduce_min(x, axis=-1)
+        chroma = hi - lo
+        # HSV hue sector numerator: (g - b), (b - r) + 2C or (r - g) + 4C, divided once by C.
+        numerator = tf.where(r >= hi, g - b, tf.where(g >= hi, b - r + 2.0 * chroma,
+                                                      r - g + 4.0 * chroma))
+        has_chroma = chroma > 0.0
+        hue = numerator / (6.0 * tf.where(has_chroma, chroma, tf.ones_like(chroma)))
+        hue = hue - tf.floor(hue)                              # [0, 1], wraps the red sector
+        hue = tf.where(has_chroma & (hue < 1.0), hue, tf.zeros_like(hue))
+        if lightness == "bicone":
+            light = 0.5 * (hi + lo)
+        else:
+            light = tf.reduce_mean(x, axis=-1)
+        return tf.cast(tf.stack([hue, chroma, light], axis=-1), dtype)
+
+
+def hcl_to_rgb(hcl, *, lightness="bicone", variant="paper", clip="chroma", validate=True,
+               name=None):
+    """(hue, chroma, lightness) -> sRGB; see the module docstring for the two variants.
+
+    Args:
+        hcl: float tensor (..., 3): hue (any real; taken modulo 1), chroma in [0, 1], lightness in
+            [0, 1].
+        lightness: what the third channel is: ``"bicone"`` ((max + min) / 2, default) or
+            ``"mean"`` ((R + G + B) / 3; use this to recombine predicted hue and chroma with the
+            grey input, the output then has exactly that mean).
+        variant: ``"paper"`` (V = L + C/2, S = C/V, HSV -> RGB, default) or ``"released"`` (the
+            authors' released reconstruction, with its clipping and lightness matching).
+        clip: for ``variant="paper"`` only: ``"chroma"`` (default) reduces an infeasible chroma to
+            the largest one that keeps hue and lightness inside the sRGB cube; ``"rgb"`` clips the
+            RGB result; ``None`` does not clip. ``variant="released"`` always applies the
+            released clipping and requires the default.
+        validate: check that chroma and lightness are in [0, 1] and hue is finite.
+        name: optional name scope.
+
+    Returns:
+        (..., 3) sRGB tensor of the input dtype, in [0, 1] unless ``clip=None``.
+    """
+    fn = "hcl_to_rgb"
+    _check_option(fn, "lightness", lightness, _LIGHTNESS)
+    _check_option(fn, "variant", variant, _VARIANTS)
+    _check_option(fn, "clip", clip, _CLIP)
+    if variant == "released" and clip != "chroma":
+        raise ValueError(f"{fn}: `clip` applies to variant='paper' only; variant='released' always "
+                         f"uses the released clipping (got clip={clip!r}).")
+    with tf.name_scope(name or fn):
+        x, dtype = _prepare(hcl, fn, "hcl", 3)
+        if validate:
+            hue = _validate(x[..., :1], fn, "hcl[..., 0] (hue)", -np.inf, np.inf, True)
+            cl = _validate(x[..., 1:], fn, "hcl[..., 1:] (chroma, lightness)", 0.0, 1.0, True)
+            x = tf.concat([hue, cl], axis=-1)
+        hue, chroma, light = x[..., 0], x[..., 1], x[..., 2]
+        if variant == "released":
+            rgb = _released_hcl_to_rgb(hue, chroma, light, lightness)
+        else:
+            hue = hue - tf.floor(hue)
+            ramp = _hue_ramp(hue)                                         # (..., 3)
+            if lightness == "bicone":
+                centre = tf.fill(tf.shape(chroma), tf.constant(0.5, x.dtype))
+            else:
+                centre = tf.reduce_mean(ramp, axis=-1)                    # in [1/3, 2/3]
+            if clip == "chroma":
+                # rgb = L + C (p - centre) lies in [0, 1] iff C*centre <= L, C(1-centre) <= 1-L.
+                chroma = tf.minimum(chroma, tf.minimum(light / centre, (1.0 - light) / (1.0 - centre)))
+            rgb = light[..., None] + chroma[..., None] * (ramp - centre[..., None])
+            if clip is not None:                                          # rounding only for "chroma"
+                rgb = tf.clip_by_value(rgb, 0.0, 1.0)
+        return tf.cast(rgb, dtype)
+
+
+def _released_hcl_to_rgb(hue, chroma, light, lightness):
+    """autocolorize.extraction.calc_rgb_from_hue_chroma (+ match_lightness for the mean)."""
+    value = light + 0.5 * chroma
+    denominator = 2.0 * light + chroma
+    safe = tf.where(denominator > 0.0, denominator, tf.ones_like(denominator))
+    saturation = tf.where(denominator > 0.0, 2.0 * chroma / safe, tf.zeros_like(denominator))
+    hue = tf.clip_by_value(hue, 0.0, 1.0)
+    saturation = tf.clip_by_value(saturation, 0.0, 1.0)
+    value = tf.clip_by_value(value, 0.0, 1.0)
+    ramp = _hue_ramp(hue - tf.floor(hue))                                 # hue 1.0 == hue 0.0
+    vs = (value * saturation)[..., None]
+    rgb = tf.clip_by_value(value[..., None] - vs + vs * ramp, 0.0, 1.0)
+    if lightness == "mean":
+        rgb = tf.clip_by_value(rgb - tf.reduce_mean(rgb, axis=-1, keepdims=True) + light[..., None],
+                               0.0, 1.0)
+    return rgb
+
+
+# ------------------------------------------------------------------------------------------------
+# alpha-beta (Deshpande et al. 2015)
+# ------------------------------------------------------------------------------------------------
+
+def rgb_to_alphabeta(rgb, *, eps=ALPHABETA_EPS, validate=True, name=None):
+    """sRGB -> (alpha, beta) of the colorization RMSE metric (Deshpande et al. 2015).
+
+    ``alpha = (B - (R + G)/2) / (gray + eps)``, ``beta = (R - G) / (gray + eps)``,
+    ``gray = (R + G + B)/3``, ``eps = 1e-4`` (source and channel order: module docstring).
+
+    Args:
+        rgb: float tensor (..., 3), sRGB in [0, 1].
+        eps: the stabiliser added to the grey (1e-4 in the released code).
+        validate: check the value range (see the module docstring).
+        name: optional name scope.
+
+    Returns:
+        (..., 2) tensor of the input dtype.
+    """
+    fn = "rgb_to_alphabeta"
+    if not eps > 0:
+        raise ValueError(f"{fn}: `eps` must be > 0, got {eps!r}.")
+    with tf.name_scope(name or fn):
+        x, dtype = _prepare(rgb, fn, "rgb", 3)
+        x = _validate(x, fn, "rgb", 0.0, 1.0, validate, channels=3)
+        r, g, b = x[..., 0], x[..., 1], x[..., 2]
+        scale = 1.0 / ((r + g + b) / 3.0 + eps)
+        out = tf.stack([(b - 0.5 * (r + g)) * scale, (r - g) * scale], axis=-1)
+        return tf.cast(out, dtype)
+
+
+def alphabeta_to_rgb(alphabeta, gray, *, eps=ALPHABETA_EPS, clip=True, validate=True, name=None):
+    """Exact inverse of :func:`rgb_to_alphabeta` given the grey (mean of RGB).
+
+    Args:
+        alphabeta: float tensor (..., 2).
+        gray: float tensor (..., 1) in [0, 1], the mean of R, G and B.
+        eps: the same stabiliser as in :func:`rgb_to_alphabeta`.
+        clip: clip the result to [0, 1] (alpha-beta pairs can be outside the sRGB cube).
+        validate: check the grey's range and that alpha and beta are finite.
+        name: optional name scope.
+
+    Returns:
+        (..., 3) sRGB tensor of ``alphabeta``'s dtype.
+    """
+    fn = "alphabeta_to_rgb"
+    if not eps > 0:
+        raise ValueError(f"{fn}: `eps` must be > 0, got {eps!r}.")
+    with tf.name_scope(name or fn):
+        ab, dtype = _prepare(alphabeta, fn, "alphabeta", 2)
+        y, _ = _prepare(gray, fn, "gray", 1)
+        y = tf.cast(y, ab.dtype)
+        ab = _validate(ab, fn, "alphabeta", -np.inf, np.inf, validate, channels=2)
+        y = _validate(y, fn, "gray", 0.0, 1.0, validate, channels=1)
+        alpha, beta = ab[..., :1], ab[..., 1:]
+        scale = y + eps
+        blue = y + (2.0 / 3.0) * alpha * scale
+        red = y - (1.0 / 3.0) * alpha * scale + 0.5 * beta * scale
+        green = y - (1.0 / 3.0) * alpha * scale - 0.5 * beta * scale
+        rgb = tf.concat([red, green, blue], axis=-1)
+        if clip:
+            rgb = tf.clip_by_value(rgb, 0.0, 1.0)
+        return tf.cast(rgb, dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# Keras layer
+# ------------------------------------------------------------------------------------------------
+
+_CONVERSIONS = {
+        "rgb_to_gray": rgb_to_gray,
+        "rgb_to_lab": rgb_to_lab,
+        "lab_to_rgb": lab_to_rgb,
+        "rgb_to_hcl": rgb_to_hcl,
+        "hcl_to_rgb": hcl_to_rgb,
+        "rgb_to_alphabeta": rgb_to_alphabeta,
+}
+
+
+@keras.saving.register_keras_serializable(package="tfcolor")
+class ColorConversion(keras.layers.Layer):
+    """One of the conversions of this module as a Keras layer (for functional models).
+
+    ``ColorConversion("rgb_to_lab")(rgb)``; keyword options of the function are passed as
+    ``options``, e.g. ``ColorConversion("hcl_to_rgb", options={"lightness": "mean"})``. The layer
+    has no weights. Under a mixed-precision policy the input is cast to the compute dtype
+    (e.g. float16) and the conversion still runs in float32 internally. ``validate`` defaults to
+    False here (a model's inputs are usually checked by the data pipeline; set it in ``options``).
+
+    Args:
+        conversion: one of ``rgb_to_gray``, ``rgb_to_lab``, ``lab_to_rgb``, ``rgb_to_hcl``,
+            ``hcl_to_rgb``, ``rgb_to_alphabeta``.
+        options: dict of keyword arguments of that function.
+        **kwargs: base layer arguments (name, dtype, ...).
+    """
+
+    def __init__(self, conversion, options=None, **kwargs):
+        super().__init__(**kwargs)
+        if conversion not in _CONVERSIONS:
+            raise ValueError(f"ColorConversion: `conversion` must be one of "
+                             f"{sorted(_CONVERSIONS)}, got {conversion!r}.")
+        options = dict(options or {})
+        allowed = set(inspect.signature(_CONVERSIONS[conversion]).parameters) - {"name"}
+        bad = sorted(k for k in options if k not in allowed)
+        if bad:
+            raise ValueError(f"ColorConversion: unknown option(s) {bad} for {conversion}.")
+        self.conversion = conversion
+        self.options = options
+
+    def build(self, input_shape):
+        channels = 3
+        if input_shape[-1] is not None and input_shape[-1] != channels:
+            raise ValueError(f"ColorConversion({self.conversion}): expected inputs with "
+                             f"{channels} channels in the last axis, got shape {input_shape}.")
+        self.built = True
+
+    def call(self, inputs):
+        options = {"validate": False, **self.options}
+        return _CONVERSIONS[self.conversion](inputs, **options)
+
+    def compute_output_shape(self, input_shape):
+        channels = {"rgb_to_gray": 1, "rgb_to_alphabeta": 2}.get(self.conversion, 3)
+        return tuple(input_shape[:-1]) + (channels,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"conversion": self.conversion, "options": dict(self.options)})
+        return config
