@@ -1,0 +1,146 @@
+"""Building blocks shared by the pretraining and evaluation pipelines.
+
+* :func:`decoded_images`: records of a source -> ``{"image", "name", ...}`` with every bad file
+  dropped and reported to a :class:`~tfcolor.data.decode.SkipCounter` (the report runs in a
+  ``tf.py_function`` on the skip path only; ``skip_counter=False`` keeps the graph pure, e.g. for
+  tf.data service, and only drops).
+* :func:`scale_crop`: resize-then-crop in one op (``tf.raw_ops.ScaleAndTranslate``, the kernel
+  behind ``tf.image.resize``), computing only the output pixels: identical to
+  ``tf.image.resize(image, (nh, nw), antialias=...)[oy:oy+S, ox:ox+S]``.
+* :func:`shard_spec`, :func:`dataset_options`: multi-worker sharding and tf.data options.
+"""
+import tensorflow as tf
+
+from tfcolor.data import decode as decode_lib
+from tfcolor.data import sources as sources_lib
+
+__all__ = ["decoded_images", "scale_crop", "scaled_size", "shard_spec", "dataset_options",
+           "RESIZE_KERNELS", "element_seed"]
+
+#: Kernels of ``tf.raw_ops.ScaleAndTranslate`` ("triangle" is bilinear).
+RESIZE_KERNELS = ("triangle", "keyscubic", "mitchellcubic", "lanczos3", "lanczos5", "box",
+                  "gaussian", "lanczos1")
+
+
+def _counter(skip_counter):
+    if skip_counter is None:
+        return decode_lib.default_skip_counter()
+    if skip_counter is False:
+        return None
+    if not isinstance(skip_counter, decode_lib.SkipCounter):
+        raise TypeError(f"skip_counter must be a SkipCounter, None (process default) or False "
+                        f"(no report), got {type(skip_counter).__name__}")
+    return skip_counter
+
+
+def decoded_images(records, source, *, skip_counter=None, min_short_side=None,
+                   max_pixels=decode_lib.DEFAULT_MAX_PIXELS, alpha_background=0.5,
+                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=None):
+    """Decodes records robustly; drops (and reports) the bad ones.
+
+    Returns a dataset of the record dicts with ``"image"`` (float32 (H, W, 3) in [0, 1])
+    replacing the payload; other keys pass through.
+    """
+    counter = _counter(skip_counter)
+    if source.payload == "image":
+        def convert(record):
+            rest = {k: v for k, v in record.items() if k not in ("image", "pixels", "hw")}
+            return dict(rest, image=source.to_float_rgb(record, alpha_background))
+        return records.map(convert, num_parallel_calls=num_parallel_calls,
+                           deterministic=deterministic)
+
+    read_file = source.payload == "path"
+
+    def attempt(record):
+        return decode_lib.safe_decode_dataset(
+            record, read_file=read_file, min_short_side=min_short_side, max_pixels=max_pixels,
+            alpha_background=alpha_background)
+
+    ds = records.interleave(attempt, cycle_length=num_parallel_calls, block_length=1,
+                            num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+
+    def keep(element):
+        ok = tf.equal(element["reason"], decode_lib.OK)
+        if counter is None:
+            return ok
+        return tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
+            counter._graph_record, [element["name"], element["reason"]], tf.bool))
+
+    ds = ds.filter(keep)
+    return ds.map(lambda e: {k: v for k, v in e.items() if k != "reason"})
+
+
+def scaled_size(height, width, short_side):
+    """(nh, nw) int32 of an image whose short side is scaled to ``short_side`` (rounded; the
+    short side is exactly ``short_side``)."""
+    h = tf.cast(height, tf.float32)
+    w = tf.cast(width, tf.float32)
+    short = tf.cast(short_side, tf.float32)
+    scale = short / tf.minimum(h, w)
+    nh = tf.where(h <= w, short, tf.round(h * scale))
+    nw = tf.where(w < h, short, tf.round(w * scale))
+    return tf.cast(nh, tf.int32), tf.cast(nw, tf.int32)
+
+
+def scale_crop(image, new_size, offset, crop_size, *, kernel="triangle", antialias=True):
+    """Crop of size ``crop_size`` at ``offset`` of ``image`` resized to ``new_size``.
+
+    Args:
+        image: float32 (H, W, C).
+        new_size: (nh, nw), the size the whole image is (virtually) resized to.
+        offset: (oy, ox), the top-left corner of the crop in the resized image.
+        crop_size: (ch, cw) Python ints or tensors.
+        kernel: one of :data:`RESIZE_KERNELS`.
+        antialias: widen the kernel when downscaling (as ``tf.image.resize(antialias=True)``).
+    """
+    if kernel not in RESIZE_KERNELS:
+        raise ValueError(f"kernel must be one of {RESIZE_KERNELS}, got {kernel!r}")
+    shape = tf.shape(image)
+    new_size = tf.cast(tf.stack(new_size), tf.float32)
+    scale = new_size / tf.cast(shape[:2], tf.float32)
+    translation = -tf.cast(tf.stack(offset), tf.float32)
+    out = tf.raw_ops.ScaleAndTranslate(
+        images=image[None], size=tf.cast(tf.stack(crop_size), tf.int32), scale=scale,
+        translation=translation, kernel_type=kernel, antialias=antialias)
+    return out[0]
+
+
+def element_seed(base_seed, index, stream=0):
+    """Stateless seed (shape [2], int64) of element ``index`` in pipeline ``stream``."""
+    seed = tf.stack([tf.constant(base_seed, tf.int64), tf.constant(stream, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int64))
+
+
+def shard_spec(source, policy, input_context):
+    """``(num_shards, index, resolved_policy)`` for ``source.records`` (or None)."""
+    if input_context is None:
+        sources_lib.resolve_shard_policy(policy, None, None)  # validates the name
+        return None
+    num = input_context.num_input_pipelines
+    resolved = sources_lib.resolve_shard_policy(policy, source.num_files, num)
+    if resolved == "off":
+        return None
+    return (num, input_context.input_pipeline_id, resolved)
+
+
+def dataset_options(source, *, deterministic=None, input_context=None, shard_policy="auto"):
+    """tf.data options: determinism and the auto-shard policy.
+
+    With an input context the pipeline has sharded itself, so auto-sharding is turned OFF.
+    Otherwise ``shard_policy`` maps to the AutoShardPolicy (``"auto"``: the source's choice, see
+    :mod:`tfcolor.data.sources`).
+    """
+    options = tf.data.Options()
+    if deterministic is not None:
+        options.deterministic = bool(deterministic)
+    policies = tf.data.experimental.AutoShardPolicy
+    if input_context is not None or shard_policy == "off":
+        policy = policies.OFF
+    elif shard_policy == "file":
+        policy = policies.FILE
+    elif shard_policy == "data":
+        policy = policies.DATA
+    else:
+        policy = source.auto_shard_policy()
+    options.experimental_distribute.auto_shard_policy = policy
+    return options
