@@ -1,0 +1,384 @@
+"""SavedModel export of a colorizer, for TF Serving and for reuse (fine-tuning) in Python.
+
+:func:`export_saved_model` writes, with ``tf.saved_model.save`` of a :class:`ServingModule` (a
+``tf.Module`` holding the Keras colorizer, with explicitly traced ``tf.function`` s):
+
+================== ============================================ =================================
+signature          inputs                                       outputs
+================== ============================================ =================================
+``serving_default`` ``images``: uint8 (B, H, W, C), C = 1 or 3    ``rgb``: uint8 (B, H, W, 3)
+``colorize``       same as ``serving_default``                  same
+``colorize_float`` ``images``: float32 (B, H, W, C) in [0, 1]   ``rgb``: float32 (B, H, W, 3)
+``colorize_bytes`` ``images``: string (B,), encoded JPEG / PNG /  ``rgb``: uint8 (B, H, W, 3)
+                   BMP / GIF (first frame); all of one size
+``histograms``     ``images``: float32 (B, H, W, C) in [0, 1]   ``logits``: float32 (B, h, w, D);
+                                                                one probability map per group
+                                                                (``hue``, ``chroma`` | ``a``,
+                                                                ``b`` | ``ab``): (B, h, w, K);
+                                                                regression: ``ab`` (B, h, w, 2)
+``features``       ``images``: float32 (B, H, W, C) in [0, 1]   every hypercolumn tap, by name
+                                                                (``conv1_1``...``fc7``), at its
+                                                                own stride: (B, ceil(H/s),
+                                                                ceil(W/s), C_tap) (trunk
+                                                                activations in inference mode)
+``hypercolumn``    ``images``: float32 (B, H, W, C) in [0, 1]   ``hypercolumn``: float32
+                                                                (B, h, w, sum C_tap), the dense
+                                                                hypercolumn on the grid
+================== ============================================ =================================
+
+``h, w = ceil(H / g), ceil(W / g)`` with the export's grid factor ``g`` (default 4); grid cell
+``(i, j)`` is input pixel ``(i g, j g)``. Every signature accepts any image size (padded inside by
+mirror reflection to a multiple of the trunk's largest stride, see ``tfcolor.colorize``) and any
+batch size; the B, H, W dimensions are dynamic (-1 in ``saved_model_cli``). Colour inputs are
+desaturated (``(R + G + B) / 3``) first. The colour output has the input's lightness exactly.
+Decoding options (hue expectation, chroma median, chromatic fading variant, ...) are fixed at
+export time (``decode_options``) and recorded in the metadata. Shapes of ``images`` are
+declared fully unknown (rank too), so that a wrong rank reaches the checks below instead of a
+shape error at the signature boundary.
+
+Bad input fails with ``InvalidArgumentError`` whose message names the problem (tested):
+``images must be a rank-4 batch (batch, height, width, channels)``, ``images must have 1 (grey)
+or 3 (RGB) channels``, ``images must not be empty``, ``float images must be in [0, 1]``,
+``colorize_bytes: all images of a batch must have the same size``.
+
+Reuse in Python (fine-tuning)
+-----------------------------
+``loaded = tf.saved_model.load(export_dir)`` gives, besides the signatures:
+
+* ``loaded.variables`` / ``loaded.trainable_variables``: every / the trainable variables of the
+  colorizer (trunk and head; the reusable-SavedModel convention), restored as trainable
+  ``tf.Variable`` s;
+* ``loaded.trunk_variables``: the trunk's trainable variables only;
+* ``loaded.__call__(gray, training=False|True)``: the trunk's tap maps (dict) on a grey batch
+  (B, H, W, 1) float32 -- differentiable, so ``tape.gradient(loss, loaded.trunk_variables)`` and
+  an optimizer step fine-tune the trunk (``training=True`` runs batch norm in training mode);
+* ``export_dir/colorizer.keras``: the Keras colorizer itself, ``load_keras_model(export_dir)``
+  returns it (``model.trunk`` is the Keras trunk: a functional model grey -> {tap: map}).
+
+``export_dir/tfcolor_export.json`` holds the metadata (kind, grid factor, padding multiple, decode
+options, taps and strides, the training config if given, the signature table).
+
+From a training directory
+-------------------------
+:func:`load_model` rebuilds the colorizer from ``model_dir/config.json`` (``PretrainConfig``
+as JSON, written by pretraining) and restores the latest checkpoint (the model under the key
+``model``); :func:`export_from_checkpoint` exports it.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+from tfcolor import colorize as colorize_lib
+
+METADATA_FILE = "tfcolor_export.json"
+KERAS_FILE = "colorizer.keras"
+CONFIG_FILE = "config.json"
+SIGNATURES = ("serving_default", "colorize", "colorize_float", "colorize_bytes", "histograms",
+              "features", "hypercolumn")
+_ANY = tf.TensorSpec(shape=None, dtype=tf.float32, name="images")
+_ANY_U8 = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
+_BYTES = tf.TensorSpec(shape=[None], dtype=tf.string, name="images")
+
+
+def _validated_gray(images):
+    """Checks a serving batch and returns a safe (B, H, W, 1) float32 grey batch.
+
+    Invalid input is replaced by a small dummy batch so that no other op fails first; the
+    ``tf.debugging.Assert`` ops (stateful, so always run by ``tf.function``) then raise the
+    message. Floats must be in [0, 1], uint8 are divided by 255.
+    """
+    shape = tf.shape(images)
+    rank_ok = tf.equal(tf.rank(images), 4)
+    tf.debugging.Assert(rank_ok, ["images must be a rank-4 batch (batch, height, width, "
+                                  "channels); got shape", shape])
+    shape4 = tf.concat([shape, tf.ones([4], tf.int32)], axis=0)[:4]
+    channels = shape4[3]
+    channels_ok = tf.logical_or(tf.equal(channels, 1), tf.equal(channels, 3))
+    tf.debugging.Assert(tf.logical_or(tf.logical_not(rank_ok), channels_ok), [
+            "images must have 1 (grey) or 3 (RGB) channels in the last axis; got shape", shape])
+    nonempty = tf.reduce_all(shape4[:3] > 0)
+    tf.debugging.Assert(tf.logical_or(tf.logical_not(rank_ok), nonempty), [
+            "images must not be empty (batch, height and width > 0); got shape", shape])
+    ok = rank_ok & channels_ok & nonempty
+    x = tf.cast(images, tf.float32)
+    if images.dtype == tf.uint8:
+        x = x / 255.0
+    else:
+        in_range = tf.logical_or(tf.equal(tf.size(x), 0), tf.logical_and(
+                tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0))
+        tf.debugging.Assert(in_range, ["float images must be in [0, 1]; got min", tf.reduce_min(
+                tf.concat([tf.reshape(x, [-1]), [0.0]], 0)), "max", tf.reduce_max(
+                tf.concat([tf.reshape(x, [-1]), [0.0]], 0))])
+
+    def good():
+        x4 = tf.reshape(x, shape4)
+        return tf.reduce_mean(x4, axis=-1, keepdims=True)
+
+    gray = tf.cond(ok, good, lambda: tf.zeros([1, 8, 8, 1], tf.float32))
+    gray.set_shape([None, None, None, 1])
+    return gray
+
+
+class ServingModule(tf.Module):
+    """``tf.Module`` with the serving functions of a Keras colorizer (module docstring).
+
+    Args:
+        model: a ``tfcolor.models.Colorizer`` (or any model with ``dense``, ``features``,
+            ``taps``, ``tap_strides``, ``trunk``, ``dense_hypercolumn``).
+        kind: loss kind (default: ``model.kind``).
+        grid_factor: dense grid factor g (4).
+        multiple: padding multiple (default: the model's largest stride).
+        decode_options: keyword arguments of ``tfcolor.colorize.decode`` (hue_method,
+            chroma_method, fading, hcl_variant, lightness, ...).
+    """
+
+    # Plain attributes (not tf.Module's properties), so that they are saved and restored: the
+    # reusable-SavedModel convention.
+    variables = None
+    trainable_variables = None
+
+    def __init__(self, model, kind=None, grid_factor=4, multiple=None, decode_options=None,
+                 name="tfcolor_colorizer"):
+        super().__init__(name=name)
+        self.model = model
+        self.kind = kind or getattr(model, "kind", "hue_chroma")
+        colorize_lib.group_sizes(self.kind)  # validates
+        self.grid_factor = int(grid_factor)
+        if self.grid_factor < 1:
+            raise ValueError(f"grid_factor must be a positive integer, got {grid_factor}")
+        self.multiple = int(multiple or colorize_lib.model_stride(model))
+        self.decode_options = dict(decode_options or {})
+        for key in ("sample_quantile", "seed", "network_size"):
+            if key in self.decode_options:
+                raise ValueError(f"decode option {key!r} cannot be fixed in a SavedModel")
+        self.from_logits = getattr(model, "head_activation", None) is None
+        self.variables = list(model.variables)
+        self.trainable_variables = list(model.trainable_variables)
+        trunk = getattr(model, "trunk", None)
+        self.trunk_variables = list(trunk.trainable_variables) if trunk is not None else []
+        self.taps = list(getattr(model, "taps", []))
+        self._build_functions()
+
+    # -- graph pieces -------------------------------------------------------------------------
+
+    def _grid(self, gray):
+        return colorize_lib.predict_grid(self.model, gray, self.grid_factor, self.multiple)
+
+    def _colorize_gray(self, gray):
+        logits = self._grid(gray)
+        hist = colorize_lib.split_predictions(logits, self.kind, self.from_logits)
+        return colorize_lib.decode(hist, gray, kind=self.kind, grid_factor=self.grid_factor,
+                                   **self.decode_options)["rgb"]
+
+    def _build_functions(self):
+        @tf.function(input_signature=[_ANY_U8])
+        def colorize(images):
+            """uint8 (B, H, W, 1|3) -> {"rgb": uint8 (B, H, W, 3)}."""
+            rgb = self._colorize_gray(_validated_gray(images))
+            return {"rgb": tf.cast(tf.round(rgb * 255.0), tf.uint8)}
+
+        @tf.function(input_signature=[_ANY])
+        def colorize_float(images):
+            """float32 (B, H, W, 1|3) in [0, 1] -> {"rgb": float32 (B, H, W, 3)}."""
+            return {"rgb": self._colorize_gray(_validated_gray(images))}
+
+        @tf.function(input_signature=[_BYTES])
+        def colorize_bytes(images):
+            """string (B,) encoded images of one size -> {"rgb": uint8 (B, H, W, 3)}."""
+            tf.debugging.Assert(tf.size(images) > 0, ["colorize_bytes: empty batch"])
+            decoded = tf.map_fn(
+                    lambda s: tf.RaggedTensor.from_tensor(
+                            tf.io.decode_image(s, channels=3, expand_animations=False)),
+                    images, fn_output_signature=tf.RaggedTensorSpec(
+                            shape=[None, None, 3], dtype=tf.uint8, ragged_rank=1))
+            sizes = decoded.row_lengths(axis=1)
+            widths = tf.reshape(decoded.values.row_lengths(), [-1])
+            same = tf.logical_and(tf.reduce_all(tf.equal(sizes, sizes[0])),
+                                  tf.reduce_all(tf.equal(widths, widths[0])))
+            tf.debugging.Assert(same, ["colorize_bytes: all images of a batch must have the same "
+                                       "size (send one image per request or resize first)"])
+            dense = tf.cond(same, lambda: decoded.to_tensor(),
+                            lambda: tf.zeros([1, 8, 8, 3], tf.uint8))
+            rgb = self._colorize_gray(_validated_gray(dense))
+            return {"rgb": tf.cast(tf.round(rgb * 255.0), tf.uint8)}
+
+        @tf.function(input_signature=[_ANY])
+        def histograms(images):
+            """float32 images -> {"logits": (B, h, w, D), <group>: probabilities (B, h, w, K)}."""
+            logits = tf.cast(self._grid(_validated_gray(images)), tf.float32)
+            out = colorize_lib.split_predictions(logits, self.kind, self.from_logits)
+            out["logits"] = logits
+            return out
+
+        @tf.function(input_signature=[_ANY])
+        def features(images):
+            """float32 images -> {tap: (B, ceil(H/s), ceil(W/s), C)} (inference mode)."""
+            gray = _validated_gray(images)
+            hw = tf.shape(gray)[1:3]
+            padded = colorize_lib.reflect_pad(gray, self.multiple)
+            maps = self.model.features(padded, training=False)
+            out = {}
+            for name, fmap in zip(self.taps, maps):
+                s = int(self.model.tap_strides[name])
+                out[name] = tf.cast(fmap[:, :(hw[0] + s - 1) // s, :(hw[1] + s - 1) // s],
+                                    tf.float32)
+            return out
+
+        @tf.function(input_signature=[_ANY])
+        def hypercolumn(images):
+            """float32 images -> {"hypercolumn": (B, h, w, sum of tap channels)}."""
+            gray = _validated_gray(images)
+            hw = tf.shape(gray)[1:3]
+            padded = colorize_lib.reflect_pad(gray, self.multiple)
+            maps = self.model.features(padded, training=False)
+            hc = self.model.dense_hypercolumn(maps, padded, grid_factor=self.grid_factor)
+            g = self.grid_factor
+            return {"hypercolumn": tf.cast(
+                    hc[:, :(hw[0] + g - 1) // g, :(hw[1] + g - 1) // g], tf.float32)}
+
+        @tf.function
+        def call(gray, training=False):
+            """Grey (B, H, W, 1) float32 -> {tap: map}; differentiable (fine-tuning)."""
+            return dict(zip(self.taps, self.model.features(gray, training=training)))
+
+        self.colorize = colorize
+        self.colorize_float = colorize_float
+        self.colorize_bytes = colorize_bytes
+        self.histograms = histograms
+        self.features = features
+        self.hypercolumn = hypercolumn
+        self.__call__ = call
+
+    def signatures(self):
+        """Concrete functions of every signature (module docstring), by name."""
+        colorize = self.colorize.get_concrete_function()
+        return {
+                "serving_default": colorize,
+                "colorize": colorize,
+                "colorize_float": self.colorize_float.get_concrete_function(),
+                "colorize_bytes": self.colorize_bytes.get_concrete_function(),
+                "histograms": self.histograms.get_concrete_function(),
+                "features": self.features.get_concrete_function(),
+                "hypercolumn": self.hypercolumn.get_concrete_function(),
+        }
+
+    def metadata(self, config=None):
+        return {
+                "format": "tfcolor-savedmodel-1",
+                "kind": self.kind,
+                "grid_factor": self.grid_factor,
+                "padding_multiple": self.multiple,
+                "from_logits": self.from_logits,
+                "group_sizes": list(colorize_lib.group_sizes(self.kind)),
+                "decode_options": self.decode_options,
+                "taps": self.taps,
+                "tap_strides": {k: int(v) for k, v in
+                                dict(getattr(self.model, "tap_strides", {})).items()},
+                "signatures": list(SIGNATURES),
+                "keras_model": KERAS_FILE,
+                "config": config,
+        }
+
+
+def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=None,
+                       decode_options=None, config=None, save_keras=True):
+    """Writes a SavedModel of ``model`` with the signatures of the module docstring.
+
+    Args:
+        model: a ``tfcolor.models.Colorizer``.
+        export_dir: output directory (created; an existing SavedModel there is overwritten).
+        kind: loss kind (default ``model.kind``).
+        grid_factor: dense grid factor g of every signature (paper: 4).
+        multiple: padding multiple (default: the model's largest stride).
+        decode_options: fixed decoding options (``tfcolor.colorize.decode`` keywords).
+        config: JSON-able training config stored in the metadata (e.g.
+            ``PretrainConfig.to_dict()``).
+        save_keras: also write ``colorizer.keras`` next to it.
+
+    Returns:
+        ``export_dir``.
+    """
+    module = ServingModule(model, kind=kind, grid_factor=grid_factor, multiple=multiple,
+                           decode_options=decode_options)
+    tf.io.gfile.makedirs(export_dir)
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    if save_keras:
+        model.save(os.path.join(export_dir, KERAS_FILE))
+    with tf.io.gfile.GFile(os.path.join(export_dir, METADATA_FILE), "w") as f:
+        json.dump(module.metadata(config), f, indent=2, default=str)
+    return export_dir
+
+
+def read_metadata(export_dir):
+    """The ``tfcolor_export.json`` of an export (kind, grid factor, options, ...)."""
+    path = os.path.join(export_dir, METADATA_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{export_dir} is not a tfcolor export: {METADATA_FILE} is missing")
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def load_keras_model(export_dir):
+    """The Keras colorizer saved beside the SavedModel (trainable; ``.trunk`` is the trunk)."""
+    import keras  # pylint: disable=import-outside-toplevel
+    from tfcolor import models  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    path = os.path.join(export_dir, KERAS_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} does not exist (exported with save_keras=False?)")
+    return keras.saving.load_model(path)
+
+
+def build_model_from_config(config):
+    """A ``Colorizer`` from a ``PretrainConfig`` (or its dict form)."""
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    from tfcolor.models import colorizer  # pylint: disable=import-outside-toplevel
+    if isinstance(config, dict):
+        config = config_lib.PretrainConfig.from_dict(config)
+    m = config.model
+    return colorizer.Colorizer(
+            m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden, dropout=m.dropout,
+            convention=m.convention, batch_norm=m.batch_norm, fov=m.fov,
+            input_mean=m.input_mean)
+
+
+def load_model(model_dir, checkpoint=None):
+    """Rebuilds the colorizer of a training directory and restores its latest checkpoint.
+
+    Args:
+        model_dir: the training ``model_dir`` (holds ``config.json`` and checkpoints).
+        checkpoint: a specific checkpoint path (default: the latest in ``model_dir``).
+
+    Returns:
+        ``(model, kind)``.
+    """
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+                f"{path} is missing: cannot tell which model {model_dir} holds (pretraining "
+                "writes it; for another model build it yourself and call export_saved_model)")
+    with tf.io.gfile.GFile(path) as f:
+        config = json.load(f)
+    try:
+        from tfcolor.train import pretrain  # pylint: disable=import-outside-toplevel
+        build = getattr(pretrain, "build_model", None)
+    except ImportError:
+        build = None
+    if build is not None:
+        from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+        model = build(config_lib.PretrainConfig.from_dict(config))
+    else:
+        model = build_model_from_config(config)
+    ckpt = checkpoint or tf.train.latest_checkpoint(model_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"no checkpoint in {model_dir} (no 'checkpoint' state file)")
+    tf.train.Checkpoint(model=model).restore(ckpt).expect_partial().assert_existing_objects_matched()
+    return model, model.kind
+
+
+def export_from_checkpoint(model_dir, export_dir, checkpoint=None, **kwargs):
+    """:func:`load_model` then :func:`export_saved_model` (config stored in the metadata)."""
+    model, kind = load_model(model_dir, checkpoint)
+    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE)) as f:
+        config = json.load(f)
+    return export_saved_model(model, export_dir, kind=kind, config=config, **kwargs)
