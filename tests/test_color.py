@@ -395,6 +395,10 @@ def test_graph_mode_range_assert():
     fn(tf.constant([[0.5, 0.5, 0.5]]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"rgb_to_lab: `rgb` values must"):
         fn(tf.constant([[1.5, 0.5, 0.5]]))
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant([[[0.5, 0.5, 0.5]], [[0.5, 2.0, 0.5]]]))
+    ds = ds.map(color.rgb_to_hcl)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"rgb_to_hcl: `rgb` values must"):
+        list(ds)
     # Unknown static channel count: checked at run time.
     loose = tf.function(color.rgb_to_lab, input_signature=[tf.TensorSpec(None, tf.float32)])
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"must have 3 channels"):

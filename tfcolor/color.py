@@ -176,10 +176,8 @@ def _validate(x, fn, arg, lo, hi, validate, channels=None):
         return x
     bounded = np.isfinite(lo) or np.isfinite(hi)
     want = f"lie in [{lo}, {hi}]" if bounded else "be finite"
-    ok = tf.math.is_finite(x)
-    if bounded:
-        ok = ok & (x >= lo) & (x <= hi)
-    ok = tf.reduce_all(ok)
+    # Comparisons are False for NaN, and +-Inf fail finite bounds: one fused pass suffices.
+    ok = tf.reduce_all((x >= lo) & (x <= hi)) if bounded else tf.reduce_all(tf.math.is_finite(x))
     if tf.executing_eagerly():
         if not bool(ok):
             finite = tf.boolean_mask(x, tf.math.is_finite(x))
@@ -196,9 +194,15 @@ def _validate(x, fn, arg, lo, hi, validate, channels=None):
                 hint = " (this looks like 0-255 data: divide by 255)"
             raise ValueError(f"{fn}: `{arg}` values must {want}; got {', '.join(parts)}{hint}.")
         return x
-    checks = [tf.debugging.Assert(
-            ok, [f"{fn}: `{arg}` values must {want}; got min", tf.reduce_min(x), "max",
-                 tf.reduce_max(x)], name="range_check")]
+
+    def report():
+        # Built inside the failing branch so that min / max are only computed on failure.
+        message = [f"{fn}: `{arg}` values must {want}; got min", tf.reduce_min(x), "max",
+                   tf.reduce_max(x)]
+        with tf.control_dependencies([tf.debugging.Assert(ok, message, name="range_check")]):
+            return tf.identity(ok)
+
+    checks = [tf.cond(ok, lambda: tf.identity(ok), report)]
     if channels is not None and (x.shape.rank is None or x.shape[-1] is None):
         checks.append(tf.debugging.Assert(
                 tf.equal(tf.shape(x)[-1], channels),

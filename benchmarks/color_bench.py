@@ -1,0 +1,113 @@
+"""Benchmark: sRGB -> CIE Lab (and back) throughput of tfcolor.color against OpenCV and skimage.
+
+Measured in one run on the same batch of real photographs (scikit-image's astronaut, coffee,
+chelsea and rocket, resized to --size): ``tfcolor.color.rgb_to_lab`` in a ``tf.function`` (graph
+mode, with and without the range check) and under XLA (``jit_compile=True``), OpenCV
+``cv2.cvtColor(float32, COLOR_RGB2Lab)`` on the whole batch as one image (OpenCV's own threads),
+and ``skimage.color.rgb2lab``. Throughput in megapixels per second; ratios against scikit-image
+and OpenCV; the last column is the largest |Lab difference| to scikit-image.
+
+    python benchmarks/color_bench.py [--batch 4 --size 512 --min_time 2]
+"""
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import skimage.color  # noqa: E402
+import skimage.data  # noqa: E402
+import skimage.transform  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+from tfcolor import color  # noqa: E402
+
+_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def _batch(batch, size):
+    images = []
+    for i in range(batch):
+        photo = getattr(skimage.data, _PHOTOS[i % len(_PHOTOS)])()[..., :3]
+        images.append(skimage.transform.resize(photo, (size, size), anti_aliasing=True))
+    return np.clip(np.stack(images), 0.0, 1.0).astype(np.float32)
+
+
+def _rows(candidates, reference, megapixels, min_time):
+    """Times every candidate; returns rows (name, Mpx/s, ms, max |diff| to reference)."""
+    results = []
+    for name, fn in candidates:
+        out = np.asarray(fn())
+        seconds = common.measure(fn, min_time=min_time)
+        error = float(np.abs(out.reshape(reference.shape) - reference).max())
+        results.append((name, megapixels / seconds, 1e3 * seconds, error))
+    return results
+
+
+def _table(title, results, peer_names, unit):
+    skimage_speed = dict((r[0], r[1]) for r in results)[peer_names[0]]
+    opencv_speed = dict((r[0], r[1]) for r in results)[peer_names[1]]
+    rows = [(name, speed, ms, speed / skimage_speed, speed / opencv_speed, f"{err:.1e}")
+            for name, speed, ms, err in results]
+    common.print_table(["method", "Mpx/s", "ms / batch", "x scikit-image", "x OpenCV",
+                        f"max |diff| to skimage ({unit})"], rows, title=title)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--min_time", type=float, default=2.0)
+    args = parser.parse_args()
+
+    rgb = _batch(args.batch, args.size)
+    megapixels = rgb.shape[0] * rgb.shape[1] * rgb.shape[2] / 1e6
+    rgb_tf = tf.constant(rgb)
+    flat = rgb.reshape(-1, rgb.shape[2], 3)            # one tall image for OpenCV
+    load_before = os.getloadavg()
+
+    graph = tf.function(color.rgb_to_lab)
+    graph_unchecked = tf.function(lambda x: color.rgb_to_lab(x, validate=False))
+    xla = tf.function(color.rgb_to_lab, jit_compile=True)
+    lab_ref = skimage.color.rgb2lab(rgb.astype(np.float64))
+    forward = _rows([
+            ("tfcolor rgb_to_lab, tf.function", lambda: graph(rgb_tf).numpy()),
+            ("tfcolor rgb_to_lab, tf.function, validate=False",
+             lambda: graph_unchecked(rgb_tf).numpy()),
+            ("tfcolor rgb_to_lab, XLA jit_compile", lambda: xla(rgb_tf).numpy()),
+            ("OpenCV cvtColor float32 RGB2Lab", lambda: cv2.cvtColor(flat, cv2.COLOR_RGB2Lab)),
+            ("scikit-image rgb2lab", lambda: skimage.color.rgb2lab(rgb)),
+    ], lab_ref, megapixels, args.min_time)
+
+    lab = lab_ref.astype(np.float32)
+    lab_tf = tf.constant(lab)
+    lab_flat = lab.reshape(flat.shape)
+    inv_graph = tf.function(lambda x: color.lab_to_rgb(x, validate=False))
+    inv_xla = tf.function(color.lab_to_rgb, jit_compile=True)
+    rgb_ref = skimage.color.lab2rgb(lab_ref)
+    inverse = _rows([
+            ("tfcolor lab_to_rgb, tf.function, validate=False", lambda: inv_graph(lab_tf).numpy()),
+            ("tfcolor lab_to_rgb, XLA jit_compile", lambda: inv_xla(lab_tf).numpy()),
+            ("OpenCV cvtColor float32 Lab2RGB", lambda: cv2.cvtColor(lab_flat, cv2.COLOR_Lab2RGB)),
+            ("scikit-image lab2rgb", lambda: skimage.color.lab2rgb(lab)),
+    ], rgb_ref, megapixels, args.min_time)
+    load_after = os.getloadavg()
+
+    print(common.machine_description())
+    print(f"batch {args.batch} x {args.size} x {args.size} float32 ({megapixels:.2f} Mpx); "
+          f"TF intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'}, "
+          f"OpenCV threads {cv2.getNumThreads()}; 1-min load average {load_before[0]:.2f} before, "
+          f"{load_after[0]:.2f} after (the machine may be shared)")
+    _table("sRGB -> Lab", forward, ("scikit-image rgb2lab", "OpenCV cvtColor float32 RGB2Lab"),
+           "Lab")
+    _table("Lab -> sRGB", inverse, ("scikit-image lab2rgb", "OpenCV cvtColor float32 Lab2RGB"),
+           "RGB")
+
+
+if __name__ == "__main__":
+    main()
