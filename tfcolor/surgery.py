@@ -1,0 +1,585 @@
+"""Network surgery: re-balancing, BN absorption, grey -> RGB conv1, ImageNet VGG-16 weights.
+
+All functions work on functional Keras models (the trunks of :mod:`tfcolor.models`, and also
+``keras.applications`` models) whose layers are each called once. They read the graph from the
+model's functional config, so they need no knowledge of a particular architecture.
+
+* :func:`rebalance` -- rescale a network without BN so that every layer's activations have unit
+  second moment (METHOD.md section 3), in place.
+* :func:`absorb_batch_norm` -- a new model without BN layers whose convolutions carry the BN
+  statistics (inference-mode equivalent).
+* :func:`gray_to_rgb_conv1` -- a 1-channel conv1 (kernel or model) made 3-channel by replicating
+  it over the channels and dividing by 3.
+* :func:`load_vgg16_imagenet_weights` -- load a user-supplied ``keras.applications.VGG16``
+  weights file into a (grey) VGG-16 trunk.
+"""
+import io
+import os
+import zipfile
+
+import keras
+import numpy as np
+
+# Layers that commute with multiplying their input by a positive scalar m: f(m x) = m f(x).
+_HOMOGENEOUS = (
+        keras.layers.ReLU, keras.layers.MaxPooling1D, keras.layers.MaxPooling2D,
+        keras.layers.MaxPooling3D, keras.layers.AveragePooling1D, keras.layers.AveragePooling2D,
+        keras.layers.AveragePooling3D, keras.layers.GlobalAveragePooling1D,
+        keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling1D,
+        keras.layers.GlobalMaxPooling2D, keras.layers.Dropout, keras.layers.SpatialDropout2D,
+        keras.layers.Flatten, keras.layers.Reshape, keras.layers.ZeroPadding2D,
+        keras.layers.Cropping2D, keras.layers.Identity,
+)
+_HOMOGENEOUS_ACTIVATIONS = ("linear", "relu")
+_WEIGHTED = (keras.layers.Conv2D, keras.layers.Dense)
+
+
+# ----------------------------------------------------------------------------------------------
+# Graph helpers (from the functional config).
+
+
+def _check_functional(model, what):
+    if not isinstance(model, keras.Model) or not hasattr(model, "get_config"):
+        raise TypeError(f"{what} needs a functional keras.Model; got {type(model).__name__}.")
+    try:
+        config = model.get_config()
+    except NotImplementedError:
+        config = None
+    if not config or "layers" not in config:
+        raise TypeError(f"{what} needs a functional keras.Model (with a layer graph); got a "
+                        f"{type(model).__name__} without a functional config.")
+    for layer in config["layers"]:
+        if len(layer.get("inbound_nodes", [])) > 1:
+            raise ValueError(f"{what}: layer {layer['name']!r} is called more than once; shared "
+                             f"layers are not supported.")
+    return config
+
+
+def _histories(obj):
+    """Every ``keras_history`` [layer name, node index, tensor index] inside a config object."""
+    if isinstance(obj, dict):
+        if "keras_history" in obj.get("config", {}):
+            yield obj["config"]["keras_history"]
+            return
+        for value in obj.values():
+            yield from _histories(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _histories(value)
+
+
+def _graph(config):
+    """({layer: [input layers]}, {layer: [consumer layers]}, {layer: class name}, outputs)."""
+    inputs, consumers, classes = {}, {}, {}
+    for layer in config["layers"]:
+        name = layer["name"]
+        classes[name] = layer["class_name"]
+        inputs[name] = [h[0] for h in _histories(layer.get("inbound_nodes", []))]
+        consumers.setdefault(name, [])
+        for parent in inputs[name]:
+            consumers.setdefault(parent, []).append(name)
+    outputs = {t[0] for t in _triples(config["output_layers"])}
+    return inputs, consumers, classes, outputs
+
+
+def _triples(obj):
+    """The [name, node, tensor] triples of ``input_layers`` / ``output_layers``."""
+    if (isinstance(obj, (list, tuple)) and len(obj) == 3 and isinstance(obj[0], str)
+            and isinstance(obj[1], int)):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _triples(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _triples(value)
+
+
+def _rename_references(obj, mapping):
+    """Replaces layer names in keras_history entries and [name, node, tensor] triples."""
+    if isinstance(obj, dict):
+        if "keras_history" in obj.get("config", {}):
+            history = obj["config"]["keras_history"]
+            if history[0] in mapping:
+                obj["config"]["keras_history"] = [mapping[history[0]]] + list(history[1:])
+            return obj
+        for key, value in obj.items():
+            obj[key] = _rename_references(value, mapping)
+        return obj
+    if isinstance(obj, (list, tuple)):
+        if len(obj) == 3 and isinstance(obj[0], str) and isinstance(obj[1], int):
+            return type(obj)([mapping.get(obj[0], obj[0])] + list(obj[1:]))
+        return type(obj)(_rename_references(value, mapping) for value in obj)
+    return obj
+
+
+def _is_homogeneous(layer):
+    if isinstance(layer, keras.layers.ReLU):  # also leaky: f(m x) = m f(x) for m > 0
+        cfg = layer.get_config()
+        return not cfg.get("threshold") and cfg.get("max_value") is None
+    if isinstance(layer, keras.layers.Activation):
+        return layer.get_config()["activation"] in _HOMOGENEOUS_ACTIVATIONS
+    return isinstance(layer, _HOMOGENEOUS)
+
+
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return "linear"
+    return getattr(activation, "__name__", str(activation))
+
+
+# ----------------------------------------------------------------------------------------------
+# Re-balancing.
+
+
+def _feature_models_inputs(sample_inputs):
+    if isinstance(sample_inputs, (list, tuple)) and sample_inputs and not isinstance(
+            sample_inputs[0], (int, float)) and np.ndim(sample_inputs[0]) == 4:
+        return list(sample_inputs)
+    try:
+        ndim = np.ndim(sample_inputs)
+    except (TypeError, ValueError):
+        ndim = None
+    if ndim == 4:
+        return [sample_inputs]
+    if hasattr(sample_inputs, "__iter__"):  # a tf.data.Dataset or another iterable of batches
+        return sample_inputs
+    raise ValueError(f"sample_inputs must be a (B, H, W, C) batch or an iterable of batches; got "
+                     f"{type(sample_inputs).__name__}.")
+
+
+def rebalance(model, sample_inputs, *, layers=None, epsilon=1e-12):
+    """Re-balances a network without BN to unit second moment per layer, in place.
+
+    For each selected convolution / dense layer ``l`` with activations ``x_l`` (its output after
+    its ReLU, if a ReLU follows), ``m_l = 1 / sqrt(E[x_l^2])`` over the sample, and
+
+        ``W_l <- m_l W_l``,  ``b_l <- m_l b_l``,  ``W_(l+1) <- W_(l+1) / m_l``
+
+    for every weighted layer ``l+1`` that reads ``x_l`` (through max-pooling, ReLU, dropout,
+    flatten and other positively homogeneous layers). Because ReLU and max-pooling commute with a
+    positive scale, re-balancing layer ``l`` multiplies ``x_l`` by ``m_l`` (so E[x_l^2] = 1) and
+    leaves the pre-activations of layer ``l+1`` -- hence every later activation -- unchanged.
+    Re-balancing all layers therefore maps every activation to ``x_l / sqrt(E[x_l^2])`` (a
+    per-layer positive rescaling); a model output that is a re-balanced layer's activation (a
+    trunk tap) is rescaled the same way, and a layer that is not re-balanced (e.g. a softmax
+    classifier) keeps its output exactly. All statistics come from the original network, so one
+    pass suffices and the order of the layers does not matter.
+
+    Args:
+        model: functional ``keras.Model`` without BatchNormalization layers (absorb BN first).
+        sample_inputs: a batch (array / tensor) or an iterable of batches (e.g. a
+            ``tf.data.Dataset`` of inputs) over which E[x^2] is estimated.
+        layers: names of the layers to re-balance; ``None`` = every Conv2D / Dense layer whose
+            activation is linear or ReLU and whose output reaches other weighted layers only
+            through positively homogeneous layers (others are skipped).
+        epsilon: added to E[x^2] before the square root (dead layers keep a finite scale).
+
+    Returns:
+        ``{layer name: m_l}`` for the re-balanced layers.
+
+    Raises:
+        ValueError: if the model has BN layers, or an explicitly requested layer cannot be
+            re-balanced exactly (non-homogeneous activation, or its output reaches another
+            weighted layer through e.g. LRN, Add or Concatenate).
+    """
+    config = _check_functional(model, "rebalance")
+    inputs, consumers, classes, _ = _graph(config)
+    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
+        raise ValueError("rebalance expects a network without BatchNormalization; call "
+                         "absorb_batch_norm(model) first.")
+    weighted = [layer.name for layer in model.layers if isinstance(layer, _WEIGHTED)]
+
+    def activation_layer(name):
+        """The layer whose output is x_l: the ReLU right after ``name``, if any."""
+        layer = model.get_layer(name)
+        nxt = consumers[name]
+        if len(nxt) == 1 and _activation_name(layer) == "linear":
+            candidate = model.get_layer(nxt[0])
+            if isinstance(candidate, (keras.layers.ReLU, keras.layers.Activation)) and \
+                    _is_homogeneous(candidate):
+                return candidate
+        return layer
+
+    def successors(name):
+        """Weighted layers reading ``name``'s output through homogeneous layers, or a reason."""
+        found, stack, seen = [], list(consumers[name]), set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            layer = model.get_layer(current)
+            if isinstance(layer, _WEIGHTED):
+                if len(inputs[current]) != 1:
+                    return None, f"{current!r} has several inputs"
+                found.append(current)
+            elif _is_homogeneous(layer):
+                stack.extend(consumers[current])
+            else:
+                return None, f"its output reaches {current!r} ({classes[current]}), which does " \
+                             f"not commute with a positive scale"
+        return found, None
+
+    plan = {}
+    requested = weighted if layers is None else list(layers)
+    for name in requested:
+        if name not in weighted:
+            raise ValueError(f"rebalance: {name!r} is not a Conv2D/Dense layer of the model; "
+                             f"weighted layers: {weighted}.")
+        layer = model.get_layer(name)
+        reason = None
+        if _activation_name(layer) not in _HOMOGENEOUS_ACTIVATIONS:
+            reason = f"its activation {_activation_name(layer)!r} is not positively homogeneous"
+        nxt, why = successors(name)
+        reason = reason or why
+        if reason:
+            if layers is not None:
+                raise ValueError(f"rebalance: cannot re-balance {name!r} exactly: {reason}.")
+            continue
+        plan[name] = nxt
+    if not plan:
+        return {}
+
+    names = list(plan)
+    probe = keras.Model(model.inputs, [activation_layer(n).output for n in names])
+    sums = np.zeros(len(names))
+    counts = np.zeros(len(names))
+    for batch in _feature_models_inputs(sample_inputs):
+        outs = probe(batch, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for i, out in enumerate(outs):
+            out = np.asarray(out, dtype=np.float64)
+            sums[i] += np.square(out).sum()
+            counts[i] += out.size
+    if not counts.all():
+        raise ValueError("rebalance: sample_inputs held no data.")
+    scales = {n: float(1.0 / np.sqrt(s / c + epsilon)) for n, s, c in zip(names, sums, counts)}
+
+    incoming = {}  # layer -> scale of the (re-balanced) layer feeding it
+    for name, nxt in plan.items():
+        for succ in nxt:
+            incoming[succ] = scales[name]
+    for name in set(scales) | set(incoming):
+        layer = model.get_layer(name)
+        m = scales.get(name, 1.0)
+        weights = layer.get_weights()
+        weights[0] = weights[0] * (m / incoming.get(name, 1.0))
+        if layer.use_bias:
+            weights[1] = weights[1] * m
+        layer.set_weights(weights)
+    return scales
+
+
+# ----------------------------------------------------------------------------------------------
+# BN absorption.
+
+
+def absorb_batch_norm(model):
+    """A new model with every BatchNormalization folded into the convolution before it.
+
+    For BN ``y = gamma (z - mu) / sqrt(var + eps) + beta`` (inference mode; ``gamma = 1`` and
+    ``beta = 0`` for parameter-free BN) on ``z = W * x + b``, the folded layer has
+    ``W' = W gamma / sqrt(var + eps)`` (per output channel) and
+    ``b' = (b - mu) gamma / sqrt(var + eps) + beta`` (a bias is added to convolutions built
+    without one). The new model has the same inputs, output structure and (other) layer names;
+    in inference mode it computes the same function. The original model is not modified.
+
+    Args:
+        model: functional ``keras.Model`` whose BN layers each follow a Conv2D or Dense layer
+            (with a linear activation) that feeds nothing else.
+
+    Returns:
+        A new functional ``keras.Model`` without BatchNormalization layers.
+
+    Raises:
+        ValueError: if a BN layer cannot be folded (it follows something else, the convolution
+            has a non-linear activation or other consumers, or BN's axis is not the last).
+    """
+    config = _check_functional(model, "absorb_batch_norm")
+    inputs, consumers, classes, outputs = _graph(config)
+    folds = {}  # bn name -> conv name
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        parents = inputs[layer.name]
+        parent = model.get_layer(parents[0]) if len(parents) == 1 else None
+        if parent is None or not isinstance(parent, _WEIGHTED):
+            raise ValueError(f"absorb_batch_norm: {layer.name!r} does not follow a Conv2D/Dense "
+                             f"layer (its input comes from {parents}).")
+        if _activation_name(parent) != "linear":
+            raise ValueError(f"absorb_batch_norm: {parent.name!r} applies the activation "
+                             f"{_activation_name(parent)!r} before {layer.name!r}; cannot fold.")
+        if consumers[parent.name] != [layer.name] or parent.name in outputs:
+            raise ValueError(f"absorb_batch_norm: {parent.name!r} feeds other layers besides "
+                             f"{layer.name!r}; folding would change them.")
+        axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+        if axis not in (-1, len(layer.input.shape) - 1):
+            raise ValueError(f"absorb_batch_norm: {layer.name!r} normalizes axis {axis}; only "
+                             f"the channel (last) axis is supported.")
+        folds[layer.name] = parent.name
+    if not folds:
+        return keras.Model.from_config(config)
+
+    new_layers = []
+    folded_convs = set(folds.values())
+    for layer in config["layers"]:
+        if layer["name"] in folds:
+            continue
+        if layer["name"] in folded_convs:
+            layer["config"]["use_bias"] = True
+        new_layers.append(layer)
+    config["layers"] = new_layers
+    config = _rename_references(config, folds)
+    new_model = keras.Model.from_config(config)
+
+    for layer in new_model.layers:
+        old = model.get_layer(layer.name)
+        if layer.name not in folded_convs:
+            layer.set_weights(old.get_weights())
+            continue
+        bn = model.get_layer([b for b, c in folds.items() if c == layer.name][0])
+        kernel = np.asarray(old.kernel.numpy(), np.float64)
+        bias = np.asarray(old.bias.numpy(), np.float64) if old.use_bias else 0.0
+        inv_std = 1.0 / np.sqrt(np.asarray(bn.moving_variance.numpy(), np.float64) + bn.epsilon)
+        gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else 1.0
+        beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else 0.0
+        mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+        factor = gamma * inv_std
+        new_bias = (bias - mean) * factor + beta
+        dtype = layer.kernel.dtype
+        layer.set_weights([(kernel * factor).astype(dtype),
+                           np.broadcast_to(new_bias, (kernel.shape[-1],)).astype(dtype)])
+    return new_model
+
+
+# ----------------------------------------------------------------------------------------------
+# Grey conv1 -> RGB conv1.
+
+
+def gray_to_rgb_conv1(model_or_kernel, *, layer_name=None):
+    """Turns a 1-channel first convolution into a 3-channel one: replicate, divide by 3.
+
+    With ``K_rgb[..., c, :] = K_gray / 3`` the RGB network on an image whose three channels equal
+    the grey image ``g`` computes ``sum_c K_gray / 3 * g = K_gray * g``: exactly the grey network.
+    On a colour image it sees the channel average, (R + G + B) / 3, which is the library's
+    desaturation: the grey trunk's pretraining input.
+
+    Args:
+        model_or_kernel: a kernel array of shape (kh, kw, 1, out), or a functional model whose
+            input has 1 channel (e.g. a trunk: the ``data`` mean-shift then becomes per channel,
+            which is the same offset on each channel).
+        layer_name: the convolution to convert (default: the Conv2D layers fed by the model input
+            through weight-free layers; each must have 1 input channel).
+
+    Returns:
+        The (kh, kw, 3, out) kernel, or a new model with a 3-channel input and the same outputs.
+
+    Raises:
+        ValueError: if the kernel / input does not have 1 channel.
+    """
+    if not isinstance(model_or_kernel, keras.Model):
+        kernel = np.asarray(model_or_kernel)
+        if kernel.ndim != 4 or kernel.shape[2] != 1:
+            raise ValueError(f"gray_to_rgb_conv1 expects a (kh, kw, 1, out) kernel; got shape "
+                             f"{kernel.shape}.")
+        return np.repeat(kernel / 3.0, 3, axis=2).astype(kernel.dtype)
+    model = model_or_kernel
+    config = _check_functional(model, "gray_to_rgb_conv1")
+    inputs, consumers, classes, _ = _graph(config)
+    input_names = [t[0] for t in _triples(config["input_layers"])]
+    if len(input_names) != 1:
+        raise ValueError(f"gray_to_rgb_conv1 expects a model with one input; got {input_names}.")
+    if layer_name is not None:
+        targets = [layer_name]
+    else:
+        targets, stack, seen = [], list(consumers[input_names[0]]), set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            layer = model.get_layer(current)
+            if isinstance(layer, keras.layers.Conv2D):
+                targets.append(current)
+            elif not layer.weights or isinstance(layer, keras.layers.Rescaling):
+                stack.extend(consumers[current])
+    if not targets:
+        raise ValueError("gray_to_rgb_conv1: no Conv2D layer is fed by the model input.")
+    for layer_config in config["layers"]:
+        if layer_config["name"] == input_names[0]:
+            shape = list(layer_config["config"]["batch_shape"])
+            if shape[-1] != 1:
+                raise ValueError(f"gray_to_rgb_conv1 expects a 1-channel model input; got input "
+                                 f"shape {shape}.")
+            layer_config["config"]["batch_shape"] = shape[:-1] + [3]
+        if "build_config" in layer_config and layer_config["name"] not in input_names:
+            layer_config.pop("build_config")
+    new_model = keras.Model.from_config(config)
+    for layer in new_model.layers:
+        weights = model.get_layer(layer.name).get_weights()
+        if layer.name in targets:
+            if weights[0].shape[2] != 1:
+                raise ValueError(f"gray_to_rgb_conv1: {layer.name!r} has "
+                                 f"{weights[0].shape[2]} input channels, not 1.")
+            weights[0] = gray_to_rgb_conv1(weights[0])
+        layer.set_weights(weights)
+    return new_model
+
+
+# ----------------------------------------------------------------------------------------------
+# ImageNet VGG-16 weights.
+
+# keras.applications.VGG16 expects caffe-style input: BGR, 0-255, minus these per-channel means.
+CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
+
+
+def _read_h5_group_legacy(group):
+    """{layer name: [arrays]} from a Keras 2 / legacy HDF5 weights group."""
+    out = {}
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["layer_names"]]
+    for name in names:
+        layer_group = group[name]
+        weight_names = [w.decode() if isinstance(w, bytes) else str(w)
+                        for w in layer_group.attrs.get("weight_names", [])]
+        if weight_names:
+            out[name] = [np.asarray(layer_group[w]) for w in weight_names]
+    return out
+
+
+def _read_h5_group_keras3(group):
+    """{layer name: [arrays]} from a Keras 3 ``.weights.h5`` file (``layers/<path>/vars``)."""
+    out = {}
+
+    def visit(name, obj):
+        if name.endswith("/vars") or name == "vars":
+            if len(obj.keys()) and all(k.isdigit() for k in obj.keys()):
+                layer_name = obj.attrs.get("name", name.split("/")[-2])
+                if isinstance(layer_name, bytes):
+                    layer_name = layer_name.decode()
+                out[str(layer_name)] = [np.asarray(obj[k]) for k in sorted(obj.keys(), key=int)]
+    group.visititems(visit)
+    return out
+
+
+def read_keras_weights_file(path):
+    """Reads a Keras weights file into ``{layer name: [arrays]}``.
+
+    Supports the legacy HDF5 weights files of ``keras.applications`` (e.g.
+    ``vgg16_weights_tf_dim_ordering_tf_kernels.h5`` and its ``_notop`` variant), full-model
+    legacy ``.h5`` files (``model.save("m.h5")``), Keras 3 ``.weights.h5`` files
+    (``model.save_weights``) and ``.keras`` archives.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file is not one of these formats.
+    """
+    import h5py
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Weights file not found: {path!r}.")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if "model.weights.h5" not in archive.namelist():
+                    raise ValueError(f"{path!r} is a zip archive without model.weights.h5; not a "
+                                     f".keras file.")
+                handle = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        else:
+            handle = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"Cannot read {path!r} as a Keras HDF5 weights file: {error}.") from None
+    with handle as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" in group.attrs:
+            return _read_h5_group_legacy(group)
+        if "layers" in group:
+            return _read_h5_group_keras3(group["layers"])
+    raise ValueError(f"{path!r} is an HDF5 file but not a Keras weights file (no 'layer_names' "
+                     f"attribute and no 'layers' group).")
+
+
+def load_vgg16_imagenet_weights(trunk, weights_path, *, pixel_scale=255.0,
+                                channel_means=None):
+    """Loads ``keras.applications.VGG16`` weights into a grey VGG-16 trunk.
+
+    Mapping: ``block{b}_conv{i}`` -> ``conv{b}_{i}``; with a ``include_top=True`` file, ``fc1``
+    (25088 x 4096) -> fc6 reshaped to a 7x7x512x4096 convolution (Keras flattens pool5 in
+    (row, column, channel) order, the kernel's layout) and ``fc2`` -> fc7 as a 1x1 convolution.
+    With a ``notop`` file fc6/fc7 keep their initialization. ``predictions`` is ignored.
+
+    conv1_1 is collapsed from RGB to grey by *summing* its kernel over the input channels: that is
+    the inverse of :func:`gray_to_rgb_conv1` (replicate / 3), chosen so that the grey trunk on a
+    grey image ``g`` computes what the RGB network computes on ``g`` replicated to three
+    channels. Since the three channels are equal, the BGR (Caffe / Keras VGG-16) versus RGB order
+    does not matter. Keras' VGG-16 takes pixel values in [0, 255] minus per-channel means
+    (``CAFFE_BGR_MEANS``), while the trunk takes [0, 1] minus one mean (``input_mean``, 0.4488 ~
+    114.4 / 255); the kernel is multiplied by ``pixel_scale`` (255) to account for the range.
+    With ``channel_means=None`` (default) nothing else changes and the trunk on ``g`` equals the
+    Keras network on ``255 * (g - input_mean)`` replicated to three channels -- exactly,
+    borders included. With ``channel_means=CAFFE_BGR_MEANS`` conv1_1's bias absorbs the
+    difference between the per-channel means and the trunk's single mean, so that away from the
+    image border (zero padding sees different values) the trunk equals the Keras network on
+    ``keras.applications.vgg16.preprocess_input(255 * g)``.
+
+    The trunk should be built with ``batch_norm="none"`` (ImageNet VGG-16 has no BN); with BN
+    layers the kernels load but the BN layers keep their own statistics.
+
+    Args:
+        trunk: a VGG-16 trunk from ``build_trunk("vgg16", ...)`` (any taps: missing layers are
+            skipped).
+        weights_path: path of the weights file (see :func:`read_keras_weights_file`).
+        pixel_scale: input range of the Keras network divided by the trunk's (255 / 1).
+        channel_means: ``None`` or the 3 per-channel means of the Keras network's preprocessing.
+
+    Returns:
+        The sorted names of the trunk layers that were loaded.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if the file holds no VGG-16 conv layers or a shape does not match.
+    """
+    from tfcolor.models import vgg
+    weights = read_keras_weights_file(weights_path)
+    conv_keys = [vgg.KERAS_VGG16_NAMES[n] for n in vgg.CONV_NAMES]
+    if not any(k in weights for k in conv_keys):
+        raise ValueError(f"{os.fspath(weights_path)!r} holds no keras.applications.VGG16 conv "
+                         f"layers (expected names like 'block1_conv1'); found layers "
+                         f"{sorted(weights)[:10]}.")
+    trunk_layers = {layer.name: layer for layer in trunk.layers}
+    loaded = []
+    for ours, theirs in vgg.KERAS_VGG16_NAMES.items():
+        if ours not in trunk_layers or theirs not in weights:
+            continue
+        layer = trunk_layers[ours]
+        values = weights[theirs]
+        if len(values) != 2:
+            raise ValueError(f"Layer {theirs!r} in {os.fspath(weights_path)!r} has "
+                             f"{len(values)} arrays; expected a kernel and a bias.")
+        kernel, bias = (np.asarray(v, np.float64) for v in values)
+        target = tuple(layer.kernel.shape)
+        if ours == "conv1_1":
+            if kernel.ndim != 4 or kernel.shape[2] != 3:
+                raise ValueError(f"{theirs!r} kernel has shape {kernel.shape}; expected "
+                                 f"(3, 3, 3, 64) RGB weights.")
+            if channel_means is not None:
+                means = np.asarray(channel_means, np.float64)
+                if means.shape != (3,):
+                    raise ValueError(f"channel_means must hold 3 values; got {channel_means!r}.")
+                input_mean = -float(trunk.get_layer("data").offset)
+                # Keras sees 255 g - mu_c; the trunk gives 255 (g - input_mean): add the rest.
+                bias = bias + np.einsum("hwco,c->o", kernel, pixel_scale * input_mean - means)
+            kernel = kernel.sum(axis=2, keepdims=True) * pixel_scale
+        elif ours in ("fc6", "fc7") and kernel.ndim == 2:
+            if kernel.size != int(np.prod(target)):
+                raise ValueError(f"{theirs!r} has shape {kernel.shape}, which does not reshape "
+                                 f"to {ours!r}'s kernel {target}.")
+            kernel = kernel.reshape(target)
+        if kernel.shape != target or bias.shape != tuple(layer.bias.shape):
+            raise ValueError(f"Shape mismatch loading {theirs!r} into {ours!r}: file has kernel "
+                             f"{kernel.shape} / bias {bias.shape}, trunk has {target} / "
+                             f"{tuple(layer.bias.shape)} (is the trunk a full-width VGG-16?).")
+        layer.set_weights([kernel.astype(layer.kernel.dtype), bias.astype(layer.bias.dtype)])
+        loaded.append(ours)
+    return sorted(loaded)
