@@ -330,13 +330,23 @@ class DenseHypercolumn(_HypercolumnBase):
 
     def call(self, feature_maps, image_or_shape, grid_factor=None):
         maps = self._cast_maps(feature_maps)
-        g = self.grid_factor if grid_factor is None else _check_grid_factor(grid_factor)
-        ys, xs = grid_centers(self._image_hw(image_or_shape), g)
-        columns = []
-        for m, s in zip(maps, self.strides):
-            r = _resample_axis(m, ys, s, 1, self.convention, self.edge_eps)
-            columns.append(_resample_axis(r, xs, s, 2, self.convention, self.edge_eps))
+        ys, xs = self.grid(image_or_shape, grid_factor)
+        columns = [self.resample(m, s, ys, xs) for m, s in zip(maps, self.strides)]
         return columns[0] if len(columns) == 1 else tf.concat(columns, axis=-1)
+
+    def grid(self, image_or_shape, grid_factor=None):
+        """Pixel coordinates ``(ys, xs)`` of the grid rows/columns (see :func:`grid_centers`)."""
+        g = self.grid_factor if grid_factor is None else _check_grid_factor(grid_factor)
+        return grid_centers(self._image_hw(image_or_shape), g)
+
+    def resample(self, fmap, stride, ys, xs):
+        """One map of stride ``stride`` bilinearly resampled at the grid ``ys`` x ``xs``.
+
+        Linear in the map, so it commutes with a linear map on the channels: the colorizer's
+        factored dense path projects coarse maps to the head's hidden width first.
+        """
+        r = _resample_axis(fmap, ys, stride, 1, self.convention, self.edge_eps)
+        return _resample_axis(r, xs, stride, 2, self.convention, self.edge_eps)
 
 
     def get_config(self):
@@ -419,7 +429,15 @@ class HistogramHead(keras.layers.Layer):
         self.built = True
 
     def call(self, hypercolumn, training=None):
-        h = tf.nn.relu(self.h_fc1(hypercolumn))
+        return self.from_hidden(self.h_fc1(hypercolumn), training=training)
+
+    def from_hidden(self, pre_activation, training=None):
+        """The head after ``h_fc1``'s affine map: ReLU -> Dropout -> output (-> softmax).
+
+        ``head(x) == head.from_hidden(h_fc1(x))``; used by the colorizer's factored dense path,
+        which computes ``h_fc1`` tap by tap.
+        """
+        h = tf.nn.relu(pre_activation)
         h = self.dropout_layer(h, training=training)
         y = self.output_dense(h)
         if self.activation == "softmax":

@@ -9,3 +9,4 @@ from tfcolor.models.trunk import (  # noqa: F401
         architectures, build_trunk, resolve_taps, tap_channels, tap_strides)
 # Importing the architecture modules registers them with build_trunk.
 from tfcolor.models import alexnet, resnet, vgg  # noqa: F401,E402
+from tfcolor.models.colorizer import Colorizer  # noqa: F401,E402
