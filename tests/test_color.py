@@ -357,6 +357,10 @@ def test_inside_tf_data_map():
         np.testing.assert_allclose(lab.numpy(), color.rgb_to_lab(im).numpy(), atol=1e-4)
         np.testing.assert_allclose(hcl.numpy(), color.rgb_to_hcl(im).numpy(), atol=1e-6)
         assert gray.shape == (32, 32, 1)
+    compiled = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).map(
+            tf.function(color.rgb_to_lab, jit_compile=True))
+    for im, lab in zip(images.astype(np.float32), compiled):
+        np.testing.assert_allclose(lab.numpy(), color.rgb_to_lab(im).numpy(), atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------
