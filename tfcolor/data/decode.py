@@ -15,7 +15,7 @@ How each kind of input is handled (tested in ``tests/data/test_decode.py``):
 =================== ==========================================================================
 input               result
 =================== ==========================================================================
-JPEG (RGB)          decoded; huge JPEGs are decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
+JPEG (RGB)          decoded (accurate integer IDCT, as Pillow); huge JPEGs are decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
                     when the short side stays >= ``min_short_side`` (no quality loss for the
                     pipeline, which scales the short side to at most that size anyway)
 greyscale JPEG/PNG  replicated to 3 channels
@@ -268,11 +268,13 @@ def _jpeg_ratio_index(contents, min_short_side):
 
 def _decode_jpeg(contents, min_short_side):
     if not min_short_side:
-        image = tf.io.decode_jpeg(contents, channels=3)
+        image = tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
     else:
         index, _ = _jpeg_ratio_index(contents, int(min_short_side))
         image = tf.switch_case(index, [
-            (lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r)) for r in (1, 2, 4, 8)])
+            (lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r,
+                                          dct_method="INTEGER_ACCURATE"))
+            for r in (1, 2, 4, 8)])
     return tf.image.convert_image_dtype(image, tf.float32)
 
 
