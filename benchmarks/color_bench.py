@@ -4,14 +4,17 @@ Measured in one run on the same batch of real photographs (scikit-image's astron
 chelsea and rocket, resized to --size): ``tfcolor.color.rgb_to_lab`` in a ``tf.function`` (graph
 mode, with and without the range check) and under XLA (``jit_compile=True``), OpenCV
 ``cv2.cvtColor(float32, COLOR_RGB2Lab)`` on the whole batch as one image (OpenCV's own threads),
-and ``skimage.color.rgb2lab``. Throughput in megapixels per second; ratios against scikit-image
-and OpenCV; the last column is the largest |Lab difference| to scikit-image.
+and ``skimage.color.rgb2lab``. Throughput in megapixels per second (wall clock, median), the
+process CPU time per batch (all threads; more robust when the machine is shared), ratios of
+throughput against scikit-image and OpenCV, and the largest absolute difference to scikit-image in
+float64.
 
     python benchmarks/color_bench.py [--batch 4 --size 512 --min_time 2]
 """
 import argparse
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -38,24 +41,35 @@ def _batch(batch, size):
     return np.clip(np.stack(images), 0.0, 1.0).astype(np.float32)
 
 
+def _cpu_seconds(fn, repeats=5):
+    """Median process CPU time (all threads) of ``fn()``: less sensitive to a shared machine."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def _rows(candidates, reference, megapixels, min_time):
-    """Times every candidate; returns rows (name, Mpx/s, ms, max |diff| to reference)."""
+    """Times every candidate; returns rows (name, Mpx/s, wall ms, CPU ms, max |diff|)."""
     results = []
     for name, fn in candidates:
         out = np.asarray(fn())
         seconds = common.measure(fn, min_time=min_time)
+        cpu = _cpu_seconds(fn)
         error = float(np.abs(out.reshape(reference.shape) - reference).max())
-        results.append((name, megapixels / seconds, 1e3 * seconds, error))
+        results.append((name, megapixels / seconds, 1e3 * seconds, 1e3 * cpu, error))
     return results
 
 
 def _table(title, results, peer_names, unit):
     skimage_speed = dict((r[0], r[1]) for r in results)[peer_names[0]]
     opencv_speed = dict((r[0], r[1]) for r in results)[peer_names[1]]
-    rows = [(name, speed, ms, speed / skimage_speed, speed / opencv_speed, f"{err:.1e}")
-            for name, speed, ms, err in results]
-    common.print_table(["method", "Mpx/s", "ms / batch", "x scikit-image", "x OpenCV",
-                        f"max |diff| to skimage ({unit})"], rows, title=title)
+    rows = [(name, speed, ms, cpu, speed / skimage_speed, speed / opencv_speed, f"{err:.1e}")
+            for name, speed, ms, cpu, err in results]
+    common.print_table(["method", "Mpx/s", "wall ms / batch", "CPU ms / batch", "x scikit-image",
+                        "x OpenCV", f"max abs diff to skimage ({unit})"], rows, title=title)
 
 
 def main():

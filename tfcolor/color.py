@@ -28,7 +28,7 @@ Spaces
   - ``lightness="bicone"`` (default): ``L = (max + min) / 2``, the lightness of the HSL bicone.
     This is the lightness for which the paper's inverse, ``V = L + C/2, S = C/V``, then
     HSV -> RGB, is exact (``V = max`` and ``S = C / max``), so
-    ``hcl_to_rgb(rgb_to_hcl(x)) == x``. The feasible set is the bicone
+    ``hcl_to_rgb(rgb_to_hcl(x)) == x`` up to rounding. The feasible set is the bicone
     ``C <= 2 min(L, 1 - L)``.
   - ``lightness="mean"``: ``L = (R + G + B) / 3``, the grey the network sees. A colorizer that
     predicts ``H`` and ``C`` and recombines them with its *input* lightness must call
@@ -71,9 +71,10 @@ Spaces
   ``reduce_max - reduce_min``. :func:`rgb_to_hcl` therefore accepts ``variant`` only for symmetry
   (both values give identical H and C).
 * **alpha-beta** (:func:`rgb_to_alphabeta`, :func:`alphabeta_to_rgb`): the space of the
-  "RMSE in alpha-beta" colorization metric that Larsson et al. (2016, 2017) report following
-  Deshpande, Rock & Forsyth, "Learning Large-Scale Automatic Image Colorization" (ICCV 2015).
-  Source: the authors' released code, github.com/aditya12agd5/iccv15_lscolorization,
+  "RMSE in alpha-beta" colorization metric that Larsson et al. report following Deshpande, Rock
+  & Forsyth, "Learning Large-Scale Automatic Image Colorization" (ICCV 2015). Source (the paper
+  text itself was not available here): Deshpande et al.'s released code,
+  github.com/aditya12agd5/iccv15_lscolorization,
   ``IO/util/converttobmyrmg.m`` (images read with ``im2double``, so RGB in ``[0, 1]``)::
 
       gray  = (R + G + B) / 3
@@ -103,7 +104,8 @@ Wrong channel counts (known statically) and non-floating dtypes raise ``ValueErr
 value ranges are checked: eagerly, a ``ValueError`` naming the function, the offending range and
 the observed min / max is raised immediately; inside ``tf.function`` / ``tf.data`` a
 ``tf.debugging.Assert`` is added and a violation raises ``tf.errors.InvalidArgumentError`` with the
-same text when the graph runs (the check costs one extra reduction pass over the input); under
+same text when the graph runs (one extra fused reduction pass over the input; min / max for the
+message are computed only on failure); under
 ``jit_compile=True`` XLA removes ``Assert`` ops, so **no range check happens in XLA-compiled
 code**. Pass ``validate=False`` to skip the checks (e.g. in a hot training step after the data
 pipeline has been validated).
