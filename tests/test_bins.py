@@ -197,6 +197,16 @@ def test_spec_window_histogram_encodes_values():
     np.testing.assert_allclose(got, [[[3 / 6, 1 / 6, 1 / 6, 1 / 6]]])
 
 
+def test_histogram_from_indices_by_hand():
+    indices = np.array([[[0, 1, 1, 3], [2, 2, 2, 2]], [[5, -1, 0, 0], [1, 1, 1, 1]]], np.int32)
+    valid = np.array([[[1, 1, 1, 1], [1, 0, 0, 0]], [[1, 1, 1, 0], [0, 0, 0, 0]]], bool)
+    got = bins.histogram_from_indices(indices, 4, valid).numpy()
+    np.testing.assert_allclose(got, [[[0.25, 0.5, 0, 0.25], [0, 0, 1, 0]],
+                                     [[1, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]]])
+    np.testing.assert_allclose(bins.histogram_from_indices(indices[0, 0], 4).numpy(),
+                               [0.25, 0.5, 0, 0.25])
+
+
 def test_gather_windows_layout():
     image = np.arange(2 * 4 * 5 * 1, dtype=np.float32).reshape(2, 4, 5, 1)
     values, valid = bins.gather_windows(image, [[[0, 0]], [[3, 4]]], window=3)
