@@ -70,8 +70,7 @@ def make_dataset(batch_size=4, size=8, points=5, seed=0, nan_from=None, on_devic
         else:
             out["targets"] = targets_from_rgb(rgb[None], centers[None])[0]
             if nan_from is not None:
-                bad = tf.cast(i >= nan_from, tf.float32)
-                out["targets"] = out["targets"] + bad * float("nan")
+                out["targets"] = tf.where(i >= nan_from, float("nan"), out["targets"])
         return out
 
     ds = tf.data.Dataset.range(1 << 30).map(element)

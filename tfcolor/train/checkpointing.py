@@ -54,8 +54,12 @@ def validate_checkpoint(path):
             + _advice(path))
     try:
         reader = tf.train.load_checkpoint(path)
-        for name in sorted(reader.get_variable_to_shape_map()):
-            reader.get_tensor(name)
+        dtypes = reader.get_variable_to_dtype_map()
+        names = sorted(dtypes)
+        # RestoreV2 reads every tensor (variants such as the iterator state included) and checks
+        # each one's CRC32C against the index.
+        tf.raw_ops.RestoreV2(prefix=path, tensor_names=names,
+                             shape_and_slices=[""] * len(names), dtypes=[dtypes[n] for n in names])
     except (tf.errors.OpError, ValueError) as e:
         shards = tf.io.gfile.glob(path + ".data-*")
         raise CorruptCheckpointError(
@@ -109,7 +113,15 @@ class Checkpointer:
     def latest(self):
         """Path of the latest checkpoint in ``directory`` (the chief's), or None."""
         try:
-            return tf.train.latest_checkpoint(self.directory)
+            # Not tf.train.latest_checkpoint: it returns None when the named checkpoint's files
+            # are missing, which would silently restart training from scratch.
+            state = tf.train.get_checkpoint_state(self.directory)
+            if state is None or not state.model_checkpoint_path:
+                return None
+            path = state.model_checkpoint_path
+            if not os.path.isabs(path) and "://" not in path:
+                path = os.path.join(self.directory, path)
+            return path
         except (tf.errors.OpError, ValueError) as e:
             raise CorruptCheckpointError(
                 f"the checkpoint state file {os.path.join(self.directory, 'checkpoint')} cannot be "
@@ -146,9 +158,12 @@ class Checkpointer:
                             "restarts from its beginning", path)
         try:
             status = tf.train.Checkpoint(**objects).restore(path)
-            status.assert_existing_objects_matched()
-            if not with_iterator:
+            if _has_iterator(path) and not with_iterator:
+                # The saved iterator state is deliberately left unused.
+                status.assert_existing_objects_matched()
                 status.expect_partial()
+            else:
+                status.assert_consumed()
         except AssertionError as e:
             raise CheckpointError(
                 f"checkpoint {path} does not match the model being trained (different "

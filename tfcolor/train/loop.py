@@ -85,7 +85,10 @@ def make_optimizer(config, train_steps, *, mixed_precision=False):
     """SGD with momentum and the config's piecewise-constant schedule (loss-scaled if mixed)."""
     boundaries, values = config.learning_rates(train_steps)
     if boundaries:
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+        # Caffe's multistep: the update with 0-based index d (``optimizer.iterations == d``) is
+        # the first at the dropped rate; PiecewiseConstantDecay switches *after* a boundary.
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [b - 1 for b in boundaries], values)
     else:
         rate = values[0]
     optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)

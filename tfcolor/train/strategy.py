@@ -19,6 +19,7 @@ import os
 import tensorflow as tf
 
 STRATEGY_NAMES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+_MIRRORED = {}
 
 
 def make_strategy(name="default", *, tpu="", devices=None):
@@ -40,7 +41,13 @@ def make_strategy(name="default", *, tpu="", devices=None):
         if devices is None:
             gpus = tf.config.list_logical_devices("GPU")
             devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=list(devices))
+        key = tuple(devices)
+        # One MirroredStrategy per device set and process: separate instances allocate the same
+        # collective instance keys, and the runtime then mixes up their all-reduces ("Shape
+        # mismatch in the collective instance ...") when several run in one process.
+        if key not in _MIRRORED:
+            _MIRRORED[key] = tf.distribute.MirroredStrategy(devices=list(devices))
+        return _MIRRORED[key]
     if name == "multi_worker":
         _check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()

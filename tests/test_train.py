@@ -1,0 +1,346 @@
+"""Tests of the custom training loop (tfcolor.train) on a tiny stand-in model and dataset.
+
+The stand-ins (tests/train_standins.py) follow the DESIGN.md contracts but are independent of
+tfcolor.models / losses / data, so these tests exercise only the loop. References: a hand-computed
+SGD update, a single device for the distributed step, an uninterrupted run for resumption.
+"""
+import os
+import signal
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(__file__))
+import train_standins as si  # noqa: E402
+
+from tfcolor import config  # noqa: E402
+from tfcolor import train  # noqa: E402
+from tfcolor.train import checkpointing  # noqa: E402
+
+needs_two_cpus = pytest.mark.skipif(len(tf.config.list_logical_devices("CPU")) < 2,
+                                    reason="needs 2 logical CPU devices (tests/conftest.py)")
+
+
+def _opt(**kw):
+    base = dict(learning_rate=0.1, lr_drops=[], weight_decay=1e-3, bias_lr_multiplier=2.0)
+    base.update(kw)
+    return config.OptimizerConfig(**base)
+
+
+def _trainer(model_dir, *, strategy="default", steps=4, seed=1, sync=True, dropout=0.0,
+             dataset=None, opt=None, **kw):
+    def model_fn():
+        keras.utils.set_random_seed(seed)
+        return si.StandInColorizer(sync_batch_norm=sync, dropout=dropout)
+
+    args = dict(steps_per_loop=2, checkpoint_every=2, summary_every=2)
+    args.update(kw)
+    return train.Trainer(
+        strategy=train.make_strategy(strategy), model_fn=model_fn, loss_fn=si.per_point_loss,
+        dataset=dataset if dataset is not None else si.make_dataset(),
+        model_dir=str(model_dir), train_steps=steps, optimizer_config=opt or _opt(), **args)
+
+
+def _weights(trainer):
+    return [np.array(v.value if hasattr(v, "value") else v) for v in trainer.model.weights]
+
+
+# --------------------------------------------------------------------------------------------
+# The step itself.
+
+def test_single_step_matches_hand_computed_sgd_update(tmp_path):
+    """One step = w - lr * (grad of mean point loss + wd * w on kernels) * (2 for biases)."""
+    lr, wd = 0.1, 1e-3
+    t = _trainer(tmp_path, steps=1, steps_per_loop=1, opt=_opt(learning_rate=lr, weight_decay=wd))
+    w0 = [v.numpy() for v in t.model.trainable_variables]
+    batch = next(iter(si.make_dataset()))
+    # Reference: a fresh copy of the model, plain GradientTape on the whole batch.
+    keras.utils.set_random_seed(1)
+    ref = si.StandInColorizer(sync_batch_norm=True)
+    ref.sparse(batch["gray"][:1], batch["centers"][:1])
+    for v, w in zip(ref.trainable_variables, w0):
+        v.assign(w)
+    with tf.GradientTape() as tape:
+        logits = ref.sparse(batch["gray"], batch["centers"], training=True)
+        loss = tf.reduce_mean(si.per_point_loss(batch["targets"], logits))
+    grads = tape.gradient(loss, ref.trainable_variables)
+    expected = []
+    for v, g, w in zip(ref.trainable_variables, grads, w0):
+        g = g.numpy()
+        if w.ndim >= 2:
+            g = g + wd * w
+        else:
+            g = 2.0 * g
+        expected.append(w - lr * g)
+    result = t.train()
+    assert result.step == 1
+    for v, e in zip(t.model.trainable_variables, expected):
+        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(result.losses["colorization"], loss.numpy(), rtol=1e-5)
+
+
+@needs_two_cpus
+@pytest.mark.parametrize("clip_norm", [None, 0.05])
+def test_mirrored_step_equals_single_device_step(tmp_path, clip_norm):
+    """2 replicas x 2 images == 1 device x 4 images (tolerance: rtol 1e-5, atol 1e-6).
+
+    Covers the global-point loss scaling, the single cross-replica gradient sum, clipping of the
+    *global* gradient (0.05 is well below the gradient norm, so clipping is active) and
+    synchronized batch normalization (moving statistics included).
+    """
+    opt = _opt(clip_norm=clip_norm)
+    single = _trainer(tmp_path / "one", steps=1, steps_per_loop=1, opt=opt)
+    mirrored = _trainer(tmp_path / "two", strategy="mirrored", steps=1, steps_per_loop=1, opt=opt)
+    assert mirrored.strategy.num_replicas_in_sync == 2
+    for a, b in zip(_weights(single), _weights(mirrored)):
+        np.testing.assert_array_equal(a, b)
+    r1, r2 = single.train(), mirrored.train()
+    np.testing.assert_allclose(r1.losses["loss"], r2.losses["loss"], rtol=1e-5)
+    for a, b in zip(_weights(single), _weights(mirrored)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The weights did move (the comparison is not between two untouched models).
+    assert not np.allclose(_weights(single)[0], _weights(_trainer(tmp_path / "x", steps=1))[0])
+
+
+@needs_two_cpus
+def test_unsynchronized_batch_norm_differs_from_global_batch(tmp_path):
+    """Control for the test above: per-replica BN statistics give a different step."""
+    single = _trainer(tmp_path / "one", steps=1, steps_per_loop=1)
+    local = _trainer(tmp_path / "two", strategy="mirrored", steps=1, steps_per_loop=1, sync=False)
+    single.train()
+    local.train()
+    diffs = [np.abs(a - b).max() for a, b in zip(_weights(single), _weights(local))]
+    assert max(diffs) > 1e-4
+
+
+def test_on_device_targets_equal_precomputed_targets(tmp_path):
+    a = _trainer(tmp_path / "a", steps=2)
+    b = _trainer(tmp_path / "b", steps=2, dataset=si.make_dataset(on_device=True),
+                 target_builder=si.targets_from_rgb)
+    ra, rb = a.train(), b.train()
+    np.testing.assert_allclose(ra.losses["loss"], rb.losses["loss"], rtol=1e-6)
+    for x, y in zip(_weights(a), _weights(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_learning_rate_drops_at_the_configured_steps(tmp_path):
+    opt = _opt(learning_rate=0.1, lr_drops=[2, 3], lr_drop_factor=0.5)
+    t = _trainer(tmp_path, steps=4, steps_per_loop=1, opt=opt)
+    seen = []
+    t.hooks.append(lambda tr, step, losses: seen.append(
+        (step, train.current_learning_rate(tr.optimizer))))
+    t.train()
+    # Keras' PiecewiseConstantDecay: rate for the *next* step after `step` updates.
+    assert seen == [(1, pytest.approx(0.1)), (2, pytest.approx(0.05)),
+                    (3, pytest.approx(0.025)), (4, pytest.approx(0.025))]
+
+
+def test_loss_terms_are_logged_and_sum_to_the_loss(tmp_path):
+    t = _trainer(tmp_path, steps=2, terms_fn=si.loss_terms)
+    r = t.train()
+    terms = r.losses["colorization/low"] + r.losses["colorization/high"]
+    np.testing.assert_allclose(terms, r.losses["colorization"], rtol=1e-5)
+    np.testing.assert_allclose(r.losses["colorization"] + r.losses["weight_decay"],
+                               r.losses["loss"], rtol=1e-6)
+
+
+def test_mixed_precision_trains_with_loss_scaling(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        t = _trainer(tmp_path, steps=4, mixed_precision=True, opt=_opt(clip_norm=1.0))
+        assert isinstance(t.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert t.model.conv.compute_dtype == "float16"
+        w0 = _weights(t)
+        r = t.train()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(r.losses["loss"])
+    assert any(not np.allclose(a, b) for a, b in zip(w0, _weights(t)))
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints, resumption, preemption, failures.
+
+def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path):
+    full = _trainer(tmp_path / "full", steps=6, dropout=0.3)
+    r_full = full.train()
+    first = _trainer(tmp_path / "cut", steps=4, dropout=0.3)
+    first.train()
+    second = _trainer(tmp_path / "cut", steps=6, dropout=0.3, seed=99)  # init overwritten
+    r_second = second.train()
+    assert r_second.history[0][0] == 6 and len(r_second.history) == 1  # resumed at step 4
+    np.testing.assert_allclose(r_second.losses["loss"], r_full.losses["loss"], rtol=1e-6)
+    for a, b in zip(_weights(full), _weights(second)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_completed_run_does_nothing_on_restart(tmp_path):
+    _trainer(tmp_path, steps=2).train()
+    again = _trainer(tmp_path, steps=2).train()
+    assert again.step == 2 and again.history == []
+    assert again.checkpoint.endswith("ckpt-2")
+
+
+def test_sigterm_writes_a_checkpoint_and_stops(tmp_path):
+    def preempt(trainer, step, losses):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    t = _trainer(tmp_path, steps=10, steps_per_loop=1, checkpoint_every=5, hooks=[preempt])
+    r = t.train()
+    assert signal.getsignal(signal.SIGTERM) is previous  # handler restored
+    assert r.stopped == "preempted" and r.step == 2
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    resumed = _trainer(tmp_path, steps=10, steps_per_loop=1, checkpoint_every=5).train()
+    assert resumed.stopped == "completed" and resumed.history[0][0] == 3
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    # Batches of 4: step 4 reads elements 12..15, whose targets are NaN.
+    t = _trainer(tmp_path, steps=8, steps_per_loop=1, checkpoint_every=2,
+                 dataset=si.make_dataset(nan_from=12))
+    with pytest.raises(train.NonFiniteLossError, match=r"non-finite between steps 3 and 4.*ckpt-2"):
+        t.train()
+    latest = tf.train.latest_checkpoint(str(tmp_path))
+    assert latest.endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(latest)
+    floats = [n for n, d in reader.get_variable_to_dtype_map().items() if d.is_floating]
+    assert any(n.startswith("model/") for n in floats)
+    for name in floats:
+        assert np.all(np.isfinite(reader.get_tensor(name))), name
+    # And the NaN state itself is refused by save().
+    with pytest.raises(train.NonFiniteLossError, match="not saving"):
+        t.save()
+
+
+def _checkpoint_files(tmp_path):
+    path = tf.train.latest_checkpoint(str(tmp_path))
+    return path, tf.io.gfile.glob(path + ".data-*")[0], path + ".index"
+
+
+def test_truncated_data_file_is_detected(tmp_path):
+    _trainer(tmp_path, steps=2).train()
+    path, data, _ = _checkpoint_files(tmp_path)
+    size = os.path.getsize(data)
+    with open(data, "r+b") as f:
+        f.truncate(size // 2)
+    with pytest.raises(checkpointing.CorruptCheckpointError, match="corrupt or half-written"):
+        _trainer(tmp_path, steps=4).train()
+
+
+def test_altered_data_file_fails_its_checksum(tmp_path):
+    _trainer(tmp_path, steps=2).train()
+    _, data, _ = _checkpoint_files(tmp_path)
+    raw = bytearray(open(data, "rb").read())
+    raw[len(raw) // 2] ^= 0xFF
+    open(data, "wb").write(bytes(raw))
+    with pytest.raises(checkpointing.CorruptCheckpointError):
+        _trainer(tmp_path, steps=4).train()
+
+
+def test_missing_index_file_is_detected(tmp_path):
+    _trainer(tmp_path, steps=2).train()
+    path, _, index = _checkpoint_files(tmp_path)
+    os.remove(index)
+    with pytest.raises(checkpointing.CorruptCheckpointError, match="index file .* is missing"):
+        _trainer(tmp_path, steps=4).train()
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    _trainer(tmp_path, steps=2).train()
+
+    def other():
+        return si.StandInColorizer(batch_norm=False)
+
+    t = train.Trainer(strategy=train.make_strategy("default"), model_fn=other,
+                      loss_fn=si.per_point_loss, dataset=si.make_dataset(),
+                      model_dir=str(tmp_path), train_steps=4, optimizer_config=_opt())
+    with pytest.raises(checkpointing.CheckpointError, match="does not match"):
+        t.train()
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries and previews.
+
+def _events(directory):
+    tags = {}
+    for path in tf.io.gfile.glob(os.path.join(directory, "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def test_summaries_hold_losses_learning_rate_speed_and_images(tmp_path):
+    rgb = tf.random.stateless_uniform([2, 8, 8, 3], [0, 1])
+
+    def preview(model, images):
+        return tf.sigmoid(model.dense(tf.reduce_mean(images, -1, keepdims=True))[..., :3])
+
+    t = _trainer(tmp_path, steps=4, image_every=4, terms_fn=si.loss_terms,
+                 preview_images=rgb, preview_fn=preview)
+    t.train()
+    tags = _events(str(tmp_path / "train"))
+    for tag in ("loss/loss", "loss/colorization", "loss/weight_decay", "loss/colorization/low",
+                "learning_rate", "images_per_second"):
+        assert tags.get(tag) == [2, 4], tag
+    assert tags["colorization"] == [4]
+    grid = t.colorize_preview()
+    assert grid.shape == (2 * 8 + 2, 3 * 8 + 2 * 2, 3)
+
+
+def test_image_grid_places_columns_and_rows():
+    a = tf.zeros([2, 3, 4, 1])
+    b = tf.fill([2, 3, 4, 3], 0.5)
+    grid = train.image_grid([a, b], pad=1).numpy()
+    assert grid.shape == (2 * 3 + 1, 2 * 4 + 1, 3)
+    np.testing.assert_array_equal(grid[:3, :4], 0.0)          # row 0, column a
+    np.testing.assert_array_equal(grid[:3, 5:], 0.5)          # row 0, column b
+    np.testing.assert_array_equal(grid[3, :], 1.0)            # horizontal white gap
+    np.testing.assert_array_equal(grid[:3, 4], 1.0)           # vertical white gap
+    with pytest.raises(ValueError, match="same N, H, W|shape"):
+        train.image_grid([a, tf.zeros([2, 3, 5, 3])])
+
+
+def test_progress_line_has_step_loss_speed_and_eta():
+    from tfcolor.train import summaries
+    line = summaries.progress_line(50, 200, {"loss": 1.5, "colorization": 1.4}, 1e-3, 20.0, 3725)
+    assert line.startswith("step 50/200 (25.0%) loss 1.5000")
+    assert "20.0 img/s" in line and "ETA 1h 02m" in line
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments and strategies.
+
+def test_bad_arguments_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="train_steps must be a positive integer"):
+        _trainer(tmp_path, steps=0)
+    unbatched = si.make_dataset().unbatch().batch(4)  # no static batch size
+    with pytest.raises(ValueError, match="static batch size"):
+        _trainer(tmp_path, dataset=unbatched)
+    with pytest.raises(ValueError, match="lack \\['centers'\\]"):
+        _trainer(tmp_path, dataset=si.make_dataset().map(lambda d: {"gray": d["gray"]}))
+    with pytest.raises(ValueError, match="pass target_builder"):
+        _trainer(tmp_path, dataset=si.make_dataset(on_device=True))
+
+
+@needs_two_cpus
+def test_batch_must_split_evenly_across_replicas(tmp_path):
+    with pytest.raises(ValueError, match="not divisible by the 2 replicas"):
+        _trainer(tmp_path, strategy="mirrored", dataset=si.make_dataset(batch_size=3))
+
+
+def test_make_strategy_by_name(monkeypatch):
+    assert isinstance(train.make_strategy("default"), tf.distribute.OneDeviceStrategy)
+    assert isinstance(train.make_strategy("one_device"), tf.distribute.OneDeviceStrategy)
+    with pytest.raises(ValueError, match="unknown strategy 'gpu'"):
+        train.make_strategy("gpu")
+    with pytest.raises(ValueError, match="no TPU found"):
+        train.make_strategy("tpu")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"index": 3}}')
+    with pytest.raises(ValueError, match="malformed TF_CONFIG.*index 3"):
+        train.make_strategy("multi_worker")
