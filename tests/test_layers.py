@@ -530,3 +530,24 @@ def test_mixed_precision():
         loss = tf.reduce_sum(tf.cast(head(sparse16(maps, centers)), tf.float32))
     grads = tape.gradient(loss, head.trainable_variables)
     assert all(g.dtype == tf.float32 and np.all(np.isfinite(g.numpy())) for g in grads)
+
+
+def test_hypercolumns_under_xla():
+    rng = np.random.default_rng(17)
+    strides = [1, 4]
+    maps = [tf.constant(m) for m in make_maps(rng, 2, 13, 21, strides)]
+    centers = tf.constant(random_centers(rng, 2, 7, 13, 21))
+    sparse, dense = L.SparseHypercolumn(strides), L.DenseHypercolumn(strides)
+
+    def loss_and_grads(ms, cs):
+        with tf.GradientTape() as tape:
+            tape.watch(ms)
+            loss = (tf.reduce_sum(sparse(ms, cs) ** 2)
+                    + tf.reduce_sum(dense(ms, tf.constant([13, 21])) ** 2))
+        return loss, [tf.convert_to_tensor(g) for g in tape.gradient(loss, ms)]
+
+    xla_loss, xla_grads = tf.function(loss_and_grads, jit_compile=True)(maps, centers)
+    loss, grads = loss_and_grads(maps, centers)
+    np.testing.assert_allclose(xla_loss.numpy(), loss.numpy(), rtol=1e-5)
+    for a, b in zip(xla_grads, grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
