@@ -1,0 +1,535 @@
+"""Labelled data for fine-tuning, and the fine-tuning / evaluation pipelines.
+
+:class:`LabeledData` holds images (a uint8/float array ``(N, H, W[, C])``, a list of arrays of
+different sizes, or a list of file paths) and labels:
+
+* ``"classification"``: ``(N,)`` integers in [0, C);
+* ``"multilabel"``: ``(N, C)`` with 1 / 0 / -1 (ignored, e.g. VOC "difficult");
+* ``"segmentation"``: label maps, same forms as the images (uint8 arrays or PNG paths; palette
+  PNGs are read as their indices), 255 = ignore.
+
+Loaders: :func:`from_arrays`, :func:`load_npz` (keys ``x``/``y``, ``images``/``labels`` or
+``x_train``/``y_train``/``x_test``/``y_test``; ``masks`` for segmentation), :func:`load_folder`
+(one sub-folder per class), :func:`load_voc_segmentation` (``JPEGImages``,
+``SegmentationClass``, ``ImageSets/Segmentation/{split}.txt``), :func:`load_tfds` (needs
+``tensorflow-datasets``; clear error otherwise; presets for ``voc/2007`` and ``voc/2012``
+multi-label classification) and :func:`load` dispatching on a string (``*.npz[:split]``,
+``tfds:NAME[:SPLIT]``, ``voc:ROOT[:SPLIT]``, a folder).
+
+:meth:`LabeledData.split` gives the protocol's 90/10 split (stratified by class for
+single-label data, by ``groups`` when given so that near-duplicates stay on one side).
+
+Pipelines (TF ops, per element):
+
+* :func:`train_dataset`: float RGB in [0, 1] -> optional random short-side scaling
+  (``scale_range``) -> random ``crop_size`` crop (images smaller than the crop are scaled up)
+  -> random mirror -> grey (``(R + G + B) / 3``) unless ``color`` -> batches
+  ``{"gray": (B, S, S, 1 or 3), "centers": (B, P, 2), "targets": (B, P, C)}`` for
+  :class:`tfcolor.train.Trainer` (the key is called ``"gray"`` by the loop's contract; it holds
+  RGB with colour input). Classification: one dummy centre and the one-hot / multi-hot target.
+  Segmentation: ``P`` centres drawn uniformly among the crop's non-ignored pixels (stateless
+  random: Gumbel top-k over the valid pixels) and their one-hot labels (images whose crop has
+  fewer valid pixels than P repeat some; a crop without any valid pixel gets all-zero targets
+  and contributes no loss).
+* :func:`eval_dataset`: deterministic; classification resizes the short side to
+  ``resize`` then centre-crops ``crop_size`` (``ten_crop`` returns the 10 standard crops:
+  corners, centre and their mirrors); segmentation keeps the whole image (batch 1 unless all
+  images share a size).
+"""
+import dataclasses
+import os
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from tfcolor.transfer import tasks as tasks_lib
+
+IGNORE_LABEL = tasks_lib.IGNORE_LABEL
+
+
+@dataclasses.dataclass
+class LabeledData:
+    """Images and labels of one labelled set (see the module docstring)."""
+    images: typing.Any
+    labels: typing.Any
+    task: str = "classification"
+    num_classes: int = 0
+    class_names: typing.Optional[list] = None
+    groups: typing.Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        tasks_lib.check_task(self.task)
+        n = len(self.images)
+        if n == 0:
+            raise ValueError("LabeledData has no images.")
+        if len(self.labels) != n:
+            raise ValueError(f"LabeledData: {n} images but {len(self.labels)} labels.")
+        if self.task == "classification":
+            self.labels = np.asarray(self.labels).astype(np.int64).reshape(-1)
+            if not self.num_classes:
+                self.num_classes = int(self.labels.max()) + 1
+            if self.labels.min() < 0 or self.labels.max() >= self.num_classes:
+                raise ValueError(f"classification labels must be in [0, {self.num_classes}); "
+                                 f"got [{self.labels.min()}, {self.labels.max()}].")
+        elif self.task == "multilabel":
+            self.labels = np.asarray(self.labels).astype(np.int64)
+            if self.labels.ndim != 2:
+                raise ValueError(f"multilabel labels must be (N, C); got {self.labels.shape}.")
+            self.labels[self.labels == IGNORE_LABEL] = -1
+            if not np.isin(self.labels, (-1, 0, 1)).all():
+                raise ValueError("multilabel labels must be 1, 0 or -1/255 (ignored).")
+            self.num_classes = self.num_classes or self.labels.shape[1]
+        elif not self.num_classes:
+            raise ValueError("segmentation data needs num_classes (without the ignore label).")
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups)
+            if len(self.groups) != n:
+                raise ValueError(f"groups has {len(self.groups)} entries for {n} images.")
+
+    def __len__(self):
+        return len(self.images)
+
+    def subset(self, index):
+        index = np.asarray(index, np.int64)
+        pick = (lambda x: x[index]) if isinstance(self.images, np.ndarray) else (
+            lambda x: [x[i] for i in index])
+        labels = self.labels[index] if isinstance(self.labels, np.ndarray) else [
+            self.labels[i] for i in index]
+        return LabeledData(pick(self.images), labels, self.task, self.num_classes,
+                           self.class_names,
+                           None if self.groups is None else self.groups[index])
+
+    def split(self, fraction=0.1, seed=0):
+        """(train, held-out) with ``fraction`` of the data held out (the protocol's 90/10).
+
+        Single-label data is stratified (each class gives ``round(fraction * n_c)`` images, at
+        least one when it has two or more); with ``groups``, whole groups go to one side.
+        """
+        if not 0.0 < float(fraction) < 1.0:
+            raise ValueError(f"fraction must be in (0, 1); got {fraction!r}.")
+        rng = np.random.default_rng(seed)
+        n = len(self)
+        if self.groups is not None:
+            unique = np.unique(self.groups)
+            rng.shuffle(unique)
+            held_groups, count = [], 0
+            for g in unique:
+                if count >= fraction * n:
+                    break
+                held_groups.append(g)
+                count += int(np.sum(self.groups == g))
+            held = np.where(np.isin(self.groups, held_groups))[0]
+        elif self.task == "classification":
+            held = []
+            for c in range(self.num_classes):
+                idx = np.where(self.labels == c)[0]
+                rng.shuffle(idx)
+                k = int(round(fraction * idx.size))
+                if k == 0 and idx.size >= 2:
+                    k = 1
+                held.extend(idx[:k].tolist())
+            held = np.array(sorted(held), np.int64)
+        else:
+            perm = rng.permutation(n)
+            held = np.sort(perm[:max(1, int(round(fraction * n)))])
+        keep = np.setdiff1d(np.arange(n), held)
+        if keep.size == 0 or held.size == 0:
+            raise ValueError(f"cannot split {n} examples {1 - fraction:.0%}/{fraction:.0%}: one "
+                             f"side would be empty.")
+        return self.subset(keep), self.subset(held)
+
+    def per_class(self, count, seed=0):
+        """A subset with the first ``count`` (shuffled) images of every class."""
+        if self.task != "classification":
+            raise ValueError("per_class() needs single-label classification data.")
+        rng = np.random.default_rng(seed)
+        chosen = []
+        for c in range(self.num_classes):
+            idx = np.where(self.labels == c)[0]
+            rng.shuffle(idx)
+            if idx.size < count:
+                raise ValueError(f"class {c} has {idx.size} images, fewer than {count}.")
+            chosen.extend(idx[:count].tolist())
+        return self.subset(sorted(chosen))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loaders.
+
+
+def from_arrays(images, labels, task="classification", num_classes=0, class_names=None,
+                groups=None):
+    """LabeledData from arrays (``images`` (N, H, W[, C]) uint8 or float in [0, 1])."""
+    images = np.asarray(images) if not isinstance(images, list) else images
+    if isinstance(images, np.ndarray):
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4 or images.shape[-1] not in (1, 3):
+            raise ValueError(f"images must be (N, H, W), (N, H, W, 1) or (N, H, W, 3); got "
+                             f"{images.shape}.")
+        if images.dtype != np.uint8:
+            if not np.issubdtype(images.dtype, np.floating):
+                raise ValueError(f"images must be uint8 or float in [0, 1]; got {images.dtype}.")
+            if images.min() < 0 or images.max() > 1:
+                raise ValueError("float images must be in [0, 1].")
+    return LabeledData(images, labels, task, num_classes, class_names, groups)
+
+
+def load_npz(path, split=None, task=None, num_classes=0):
+    """A ``.npz`` labelled set (see the module docstring); ``split`` selects ``x_<split>``."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such .npz file: {path!r}.")
+    data = np.load(path, allow_pickle=False)
+    keys = set(data.files)
+    if split:
+        xk, yk = f"x_{split}", f"y_{split}"
+        if xk not in keys:
+            raise ValueError(f"{path!r} has no split {split!r} (keys: {sorted(keys)}).")
+    else:
+        for xk, yk in (("x", "y"), ("images", "labels"), ("x_train", "y_train")):
+            if xk in keys:
+                break
+        else:
+            raise ValueError(f"{path!r} holds none of the image keys x, images, x_train; keys: "
+                             f"{sorted(keys)}.")
+    masks = None
+    for mk in ("masks", f"masks_{split}" if split else "masks_train"):
+        if mk in keys:
+            masks = data[mk]
+    images = data[xk]
+    if task is None:
+        task = "segmentation" if masks is not None else (
+            "multilabel" if yk in keys and data[yk].ndim == 2 else "classification")
+    labels = masks if task == "segmentation" else data[yk]
+    names = [str(c) for c in data["classes"]] if "classes" in keys else None
+    groups = data["group"] if "group" in keys and not split else None
+    return from_arrays(images, labels, task, num_classes or (len(names) if names else 0),
+                       names, groups)
+
+
+def load_folder(root):
+    """Class-per-folder tree: every sub-folder of ``root`` is a class (sorted names)."""
+    from tfcolor.data import sources  # pylint: disable=import-outside-toplevel
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no such folder: {root!r}.")
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise ValueError(f"{root!r} has no class sub-folders.")
+    paths, labels = [], []
+    for i, name in enumerate(classes):
+        try:
+            files = sources.list_image_files(os.path.join(root, name))
+        except sources.SourceError:
+            files = []
+        paths.extend(files)
+        labels.extend([i] * len(files))
+    if not paths:
+        raise ValueError(f"no image file under {root!r}.")
+    return LabeledData(paths, np.array(labels), "classification", len(classes), classes)
+
+
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+               "sheep", "sofa", "train", "tvmonitor")
+
+
+def load_voc_segmentation(root, split="train"):
+    """PASCAL VOC segmentation from its folder layout (21 classes: background + 20)."""
+    listing = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
+    if not os.path.exists(listing):
+        raise FileNotFoundError(f"{listing!r} not found: expected the VOC layout "
+                                f"ROOT/ImageSets/Segmentation/{split}.txt, JPEGImages/, "
+                                f"SegmentationClass/.")
+    with open(listing) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    images = [os.path.join(root, "JPEGImages", i + ".jpg") for i in ids]
+    masks = [os.path.join(root, "SegmentationClass", i + ".png") for i in ids]
+    return LabeledData(images, masks, "segmentation", 21, ["background"] + list(VOC_CLASSES))
+
+
+_TFDS_PRESETS = {
+        # name prefix: (task, label key, num classes)
+        "voc/": ("multilabel", "labels", 20),
+}
+
+
+def load_tfds(name, split="train", *, task=None, image_key="image", label_key=None,
+              num_classes=0, data_dir=None, max_examples=None):
+    """A TFDS builder's split, materialised in memory (small downstream sets).
+
+    ``voc/2007`` and ``voc/2012`` default to multi-label classification from the ``labels``
+    feature (``labels_no_difficult`` marks the rest of the objects as difficult: they are
+    ignored, as in the VOC devkit). Other builders need ``task`` and ``label_key`` (e.g.
+    ``label`` for classification, ``segmentation_mask`` for segmentation).
+
+    Raises:
+        ImportError: when ``tensorflow-datasets`` is not installed (the message says how).
+    """
+    try:
+        import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise ImportError(f"loading 'tfds:{name}' needs the tensorflow-datasets package, which "
+                          f"is not installed: pip install tensorflow-datasets (or pass an .npz "
+                          f"file, a class-per-folder tree or a VOC folder instead).") from None
+    preset = next((p for k, p in _TFDS_PRESETS.items() if name.startswith(k)), None)
+    task = task or (preset[0] if preset else "classification")
+    label_key = label_key or (preset[1] if preset else "label")
+    num_classes = num_classes or (preset[2] if preset else 0)
+    builder = tfds.builder(name, data_dir=data_dir)
+    builder.download_and_prepare()
+    if not num_classes and label_key in builder.info.features:
+        num_classes = getattr(builder.info.features[label_key], "num_classes", 0)
+    ds = builder.as_dataset(split=split)
+    images, labels = [], []
+    for i, ex in enumerate(tfds.as_numpy(ds)):
+        if max_examples is not None and i >= max_examples:
+            break
+        images.append(ex[image_key])
+        value = ex[label_key]
+        if task == "multilabel":
+            row = np.zeros(num_classes, np.int64)
+            row[np.asarray(value, np.int64)] = 1
+            if "labels_no_difficult" in ex:
+                hard = set(np.asarray(value).tolist()) - set(
+                    np.asarray(ex["labels_no_difficult"]).tolist())
+                row[list(hard)] = -1
+            value = row
+        elif task == "segmentation":
+            value = np.asarray(value).squeeze(-1) if np.ndim(value) == 3 else np.asarray(value)
+        labels.append(value)
+    if task != "segmentation":
+        labels = np.stack(labels)
+    return LabeledData(images, labels, task, num_classes)
+
+
+def load(spec, split=None, task=None, num_classes=0):
+    """Dispatches on a data specification string (see the module docstring)."""
+    spec = str(spec)
+    if spec.startswith("tfds:"):
+        rest = spec[len("tfds:"):]
+        name, _, tsplit = rest.partition(":")
+        return load_tfds(name, tsplit or split or "train", task=task, num_classes=num_classes)
+    if spec.startswith("voc:"):
+        root, _, vsplit = spec[len("voc:"):].partition(":")
+        return load_voc_segmentation(root, vsplit or split or "train")
+    path, _, nsplit = spec.partition(":") if ".npz:" in spec else (spec, "", "")
+    if path.endswith(".npz"):
+        return load_npz(path, nsplit or split, task=task, num_classes=num_classes)
+    if os.path.isdir(spec):
+        return load_folder(spec)
+    raise ValueError(f"cannot read labelled data {spec!r}: expected FILE.npz[:split], a "
+                     f"class-per-folder directory, voc:ROOT[:split] or tfds:NAME[:split].")
+
+
+# ----------------------------------------------------------------------------------------------
+# Pipelines.
+
+
+def _read_mask(path):
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    with Image.open(path.decode() if isinstance(path, bytes) else path) as im:
+        if im.mode not in ("P", "L"):
+            im = im.convert("L")
+        return np.asarray(im, np.uint8)
+
+
+def _read_image(path):
+    from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
+    image, reason = decode.decode_image(tf.io.read_file(path))
+    tf.debugging.assert_equal(reason, 0, message="cannot decode a labelled image")
+    return image
+
+
+def _float_rgb(image):
+    if image.dtype == tf.uint8:
+        image = tf.cast(image, tf.float32) / 255.0
+    image = tf.cast(image, tf.float32)
+    if image.shape[-1] == 1:
+        image = tf.tile(image, [1, 1, 3])
+    return image
+
+
+def _elements(data):
+    """Dataset of {"image": (H, W, 3) float32, "label": ...} in order."""
+    images, labels = data.images, data.labels
+    seg = data.task == "segmentation"
+    if isinstance(images, np.ndarray) and (not seg or isinstance(labels, np.ndarray)):
+        ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        return ds.map(lambda e: {"image": _float_rgb(e["image"]),
+                                 "label": e["label"][..., None] if seg else e["label"]})
+    if not isinstance(images, np.ndarray) and all(isinstance(p, str) for p in images):
+        paths = tf.data.Dataset.from_tensor_slices(list(images))
+        if seg and all(isinstance(m, str) for m in labels):
+            masks = tf.data.Dataset.from_tensor_slices(list(labels)).map(
+                lambda p: tf.numpy_function(_read_mask, [p], tf.uint8)[..., None])
+        elif seg:
+            masks = tf.data.Dataset.from_generator(
+                lambda: (np.asarray(m, np.uint8)[..., None] for m in labels),
+                output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+        else:
+            masks = tf.data.Dataset.from_tensor_slices(labels)
+        return tf.data.Dataset.zip({"image": paths.map(_read_image), "label": masks})
+
+    def gen():
+        for image, label in zip(images, labels):
+            image = np.asarray(image)
+            if image.ndim == 2:
+                image = image[..., None]
+            label = np.asarray(label)
+            yield image, (label[..., None] if seg else label)
+
+    first = np.asarray(images[0])
+    label_spec = (tf.TensorSpec([None, None, 1], tf.uint8) if seg else
+                  tf.TensorSpec(np.asarray(labels[0]).shape, tf.int64))
+    ds = tf.data.Dataset.from_generator(gen, output_signature=(
+        tf.TensorSpec([None, None, None], tf.as_dtype(first.dtype)), label_spec))
+    return ds.map(lambda i, l: {"image": _float_rgb(i),
+                                "label": tf.cast(l, tf.uint8) if seg else l})
+
+
+def _targets(data, label):
+    c = data.num_classes
+    if data.task == "classification":
+        return tf.one_hot(tf.cast(label, tf.int32), c)[None]
+    return tf.cast(label, tf.float32)[None]
+
+
+def _resize_short(image, short, method="bilinear"):
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = tf.cast(short, tf.float32) / tf.minimum(h, w)
+    size = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
+    size = tf.maximum(size, short)
+    out = tf.image.resize(image, size, method=method, antialias=method == "bilinear")
+    return tf.cast(out, image.dtype) if method == "nearest" else out
+
+
+def sample_valid_centers(mask, num_points, seed):
+    """``num_points`` (y, x) int32 centres drawn uniformly among the pixels of ``mask`` (H, W)
+    that are not ``IGNORE_LABEL``, without replacement while there are enough (Gumbel top-k);
+    returns ``(centers (P, 2), valid (P,) bool)``."""
+    mask = tf.convert_to_tensor(mask)
+    h, w = tf.shape(mask)[0], tf.shape(mask)[1]
+    flat = tf.reshape(mask, [-1])
+    ok = flat != IGNORE_LABEL
+    u = tf.random.stateless_uniform(tf.shape(flat), seed, 1e-6, 1.0)
+    gumbel = -tf.math.log(-tf.math.log(u))
+    scores = tf.where(ok, gumbel, -np.inf)
+    n = tf.size(flat)
+    k = tf.minimum(num_points, n)
+    _, idx = tf.math.top_k(scores, k)
+    valid_count = tf.reduce_sum(tf.cast(ok, tf.int32))
+    # Repeat the valid draws when fewer than P pixels are valid.
+    repeat = tf.math.floormod(tf.range(num_points), tf.maximum(tf.minimum(valid_count, k), 1))
+    idx = tf.gather(idx, repeat)
+    centers = tf.stack([idx // w, idx % w], axis=-1)
+    return tf.cast(centers, tf.int32), tf.fill([num_points], valid_count > 0)
+
+
+def train_dataset(data, *, batch_size=32, crop_size=None, scale_range=None, mirror=True,
+                  color=False, num_points=256, seed=0, repeat=True, shuffle_buffer=10000):
+    """Fine-tuning batches for :class:`tfcolor.train.Trainer` (see the module docstring)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    seg = data.task == "segmentation"
+    ds = _elements(data)
+    if repeat:
+        ds = ds.cache() if isinstance(data.images, np.ndarray) else ds
+        ds = ds.shuffle(min(len(data), shuffle_buffer), seed=seed,
+                        reshuffle_each_iteration=True).repeat()
+    ds = ds.enumerate()
+
+    def augment(position, e):
+        s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), position]),
+                                                   4)
+        image, label = e["image"], e["label"]
+        if scale_range is not None:
+            lo, hi = scale_range
+            short = tf.random.stateless_uniform([], s[0], lo, hi + 1, dtype=tf.int32)
+            image = _resize_short(image, short)
+            if seg:
+                label = _resize_short(label, short, "nearest")
+        if crop_size is not None:
+            shape = tf.shape(image)
+            short = tf.minimum(shape[0], shape[1])
+            image, label = tf.cond(
+                short < crop_size,
+                lambda: (_resize_short(image, crop_size),
+                         _resize_short(label, crop_size, "nearest") if seg else label),
+                lambda: (image, label))
+            shape = tf.shape(image)
+            oy = tf.random.stateless_uniform([], s[1], 0, shape[0] - crop_size + 1, tf.int32)
+            ox = tf.random.stateless_uniform([], s[2], 0, shape[1] - crop_size + 1, tf.int32)
+            image = image[oy:oy + crop_size, ox:ox + crop_size]
+            if seg:
+                label = label[oy:oy + crop_size, ox:ox + crop_size]
+            image = tf.ensure_shape(image, [crop_size, crop_size, 3])
+        if mirror:
+            flip = tf.random.stateless_uniform([], s[3]) < 0.5
+            image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+            if seg:
+                label = tf.cond(flip, lambda: tf.reverse(label, [1]), lambda: label)
+        x = image if color else tf.reduce_mean(image, axis=-1, keepdims=True)
+        if seg:
+            mask = label[..., 0]
+            centers, _ = sample_valid_centers(
+                mask, num_points, tf.random.experimental.stateless_fold_in(s[0], 7))
+            values = tf.gather_nd(tf.cast(mask, tf.int32), centers)
+            targets = tf.one_hot(values, data.num_classes)  # 255 -> all zeros
+            return {"gray": x, "centers": centers, "targets": targets}
+        return {"gray": x, "centers": tf.zeros([1, 2], tf.int32),
+                "targets": _targets(data, label)}
+
+    ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if crop_size is None and not _fixed_size(data):
+        raise ValueError("images of different sizes need crop_size to be batched.")
+    ds = ds.batch(batch_size, drop_remainder=repeat)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _fixed_size(data):
+    return isinstance(data.images, np.ndarray)
+
+
+def ten_crops(images, crop_size):
+    """(B, H, W, C) -> (10, B, S, S, C): four corners, centre, and their mirrors."""
+    h, w = tf.shape(images)[1], tf.shape(images)[2]
+    s = crop_size
+    offsets = [(0, 0), (0, w - s), (h - s, 0), (h - s, w - s), ((h - s) // 2, (w - s) // 2)]
+    crops = [images[:, oy:oy + s, ox:ox + s] for oy, ox in offsets]
+    crops += [tf.reverse(c, [2]) for c in crops]
+    return tf.stack(crops)
+
+
+def eval_dataset(data, *, batch_size=32, resize=None, crop_size=None, color=False,
+                 ten_crop=False):
+    """Deterministic evaluation batches ``{"gray", "label"}`` (see the module docstring).
+
+    ``ten_crop=True`` makes ``"gray"`` (B, 10, S, S, C) (classification only).
+    """
+    seg = data.task == "segmentation"
+    if ten_crop and (seg or crop_size is None):
+        raise ValueError("ten_crop needs a classification task and crop_size.")
+
+    def prepare(e):
+        image, label = e["image"], e["label"]
+        if resize is not None:
+            image = _resize_short(image, resize)
+            if seg:
+                label = _resize_short(label, resize, "nearest")
+        if crop_size is not None and not seg:
+            shape = tf.shape(image)
+            if not ten_crop:
+                oy = (shape[0] - crop_size) // 2
+                ox = (shape[1] - crop_size) // 2
+                image = tf.ensure_shape(image[oy:oy + crop_size, ox:ox + crop_size],
+                                        [crop_size, crop_size, 3])
+        x = image if color else tf.reduce_mean(image, axis=-1, keepdims=True)
+        if ten_crop:
+            x = ten_crops(x[None], crop_size)[:, 0]
+        return {"gray": x, "label": label[..., 0] if seg else label}
+
+    ds = _elements(data).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    fixed = _fixed_size(data) or (crop_size is not None and not seg)
+    return ds.batch(batch_size if fixed else 1).prefetch(tf.data.AUTOTUNE)

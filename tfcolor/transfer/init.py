@@ -1,0 +1,230 @@
+"""Initialisations of downstream networks, and the network side of the protocol.
+
+:func:`load_trunk` returns a trunk (functional ``keras.Model``: images -> {tap: map}) ready for
+fine-tuning, from one of these ``init`` values:
+
+=============================== =================================================================
+``"random"``                    ``build_trunk(arch)``: Xavier weights, no BN (ResNet: BN kept).
+                                With ``rebalance_images`` the random network is re-balanced to
+                                unit second moment per layer (:func:`tfcolor.surgery.rebalance`,
+                                data-dependent scaling) so that the random baseline is not
+                                handicapped by badly scaled activations; without, plain Xavier.
+``"imagenet"``                  VGG-16 with the ImageNet weights of a user-supplied
+                                ``keras.applications.VGG16`` file (``imagenet_weights=``), via
+                                :func:`tfcolor.surgery.load_vgg16_imagenet_weights` (conv1 summed
+                                to grey). The supervised upper bound of the paper's tables.
+a colorization ``model_dir``    (holds ``config.json`` and checkpoints, written by pretraining):
+                                the colorizer is rebuilt and restored with
+                                :func:`tfcolor.export.load_model`; its trunk is taken.
+a colorization export           (holds ``tfcolor_export.json`` and ``colorizer.keras``):
+                                :func:`tfcolor.export.load_keras_model`; its trunk is taken.
+a baseline ``model_dir``        (holds ``tfcolor_baseline.json``: :mod:`tfcolor.baselines`):
+                                the baseline's downstream trunk (split-brain: both halves).
+=============================== =================================================================
+
+Then, following the paper's protocol:
+
+* **BN absorption** (``absorb_bn="auto"``: yes, except ResNet, where the paper keeps BN): the
+  BN statistics are folded into the convolutions (:func:`tfcolor.surgery.absorb_batch_norm`) and
+  fine-tuning runs without BN.
+* **Grey or colour input** (``color_input``): the pretrained trunks take grey input; the paper
+  fine-tunes on grey images by default. With ``color_input=True`` conv1 is made 3-channel by
+  replicating the grey kernel and dividing by 3 (:func:`tfcolor.surgery.gray_to_rgb_conv1`), so
+  the initial network computes on colour images what it computed on their desaturation.
+* **Fine-tuned layers** (:func:`freeze_below`): every weighted layer before ``from_layer`` (in
+  the trunk's topological order) is frozen; the paper's study of fine-tuning "from layer X up".
+"""
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from tfcolor.transfer import tasks as tasks_lib
+
+BASELINE_FILE = "tfcolor_baseline.json"
+EXPORT_FILE = "tfcolor_export.json"
+CONFIG_FILE = "config.json"
+
+
+def _is_resnet(arch):
+    return bool(arch) and str(arch).startswith("resnet")
+
+
+def trunk_tap_strides(trunk, arch=None, probe_size=128):
+    """Ordered {tap: stride} of a trunk's outputs.
+
+    From ``TAP_STRIDES[arch]`` (+FoV taps) when the architecture is known; otherwise measured
+    by running the trunk on a ``probe_size`` square (which must be a multiple of the largest
+    stride).
+    """
+    from tfcolor import models  # pylint: disable=import-outside-toplevel
+    names = list(trunk.output)
+    if arch in models.TAP_STRIDES:
+        table = dict(models.TAP_STRIDES[arch])
+        table.update(models.FOV_TAP_STRIDES[arch])
+        if all(n in table for n in names):
+            return {n: int(table[n]) for n in names}
+    channels = int(trunk.inputs[0].shape[-1])
+    out = trunk(tf.zeros([1, probe_size, probe_size, channels]), training=False)
+    return {n: int(round(probe_size / int(out[n].shape[1]))) for n in names}
+
+
+def describe_init(init):
+    """What ``init`` is: ``"random"``, ``"imagenet"``, ``"export"``, ``"colorization"`` or
+    ``"baseline"``; raises ValueError with the expected forms otherwise."""
+    if init in ("random", "imagenet"):
+        return init
+    path = str(init)
+    if tf.io.gfile.isdir(path):
+        if tf.io.gfile.exists(os.path.join(path, BASELINE_FILE)):
+            return "baseline"
+        if tf.io.gfile.exists(os.path.join(path, EXPORT_FILE)):
+            return "export"
+        if tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
+            return "colorization"
+        if tf.io.gfile.exists(os.path.join(path, "export", EXPORT_FILE)):
+            return "export"
+    raise ValueError(f"init={init!r} is neither 'random', 'imagenet', a colorization model_dir "
+                     f"(with {CONFIG_FILE} and checkpoints), a colorization export (with "
+                     f"{EXPORT_FILE}) nor a baseline model_dir (with {BASELINE_FILE}).")
+
+
+def prepare_trunk(trunk, *, arch=None, absorb_bn="auto", color_input=False):
+    """BN absorption and grey -> RGB conv1 on a pretrained grey trunk (a new model)."""
+    if absorb_bn == "auto":
+        absorb_bn = not _is_resnet(arch)
+    if absorb_bn not in (True, False):
+        raise ValueError(f"absorb_bn must be True, False or 'auto'; got {absorb_bn!r}.")
+    from tfcolor import surgery  # pylint: disable=import-outside-toplevel
+    if absorb_bn and any(isinstance(l, keras.layers.BatchNormalization) for l in trunk.layers):
+        trunk = surgery.absorb_batch_norm(trunk)
+    if color_input:
+        trunk = surgery.gray_to_rgb_conv1(trunk)
+    return trunk
+
+
+def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="auto",
+               color_input=False, imagenet_weights=None, rebalance_images=None):
+    """A trunk ready for fine-tuning (see the module docstring).
+
+    Returns:
+        ``(trunk, arch)`` (``arch`` as found in the checkpoint, or the argument).
+    """
+    from tfcolor import models  # pylint: disable=import-outside-toplevel
+    from tfcolor import surgery  # pylint: disable=import-outside-toplevel
+    kind = describe_init(init)
+    if kind == "random":
+        trunk = models.build_trunk(arch, taps=taps, fov=fov,
+                                   batch_norm=None if _is_resnet(arch) else "none")
+        if rebalance_images is not None and not _is_resnet(arch):
+            surgery.rebalance(trunk, rebalance_images)
+        return prepare_trunk(trunk, arch=arch, absorb_bn=absorb_bn,
+                             color_input=color_input), arch
+    if kind == "imagenet":
+        if arch != "vgg16":
+            raise ValueError(f"init='imagenet' loads keras.applications.VGG16 weights: arch must "
+                             f"be 'vgg16', got {arch!r}.")
+        if not imagenet_weights:
+            raise ValueError("init='imagenet' needs imagenet_weights=PATH (a keras.applications "
+                             "VGG16 weights file, e.g. vgg16_weights_tf_dim_ordering_tf_kernels"
+                             ".h5; tfcolor downloads nothing).")
+        trunk = models.build_trunk("vgg16", taps=taps, fov=fov, batch_norm="none")
+        surgery.load_vgg16_imagenet_weights(trunk, imagenet_weights)
+        return prepare_trunk(trunk, arch=arch, absorb_bn=False, color_input=color_input), arch
+    if kind == "baseline":
+        from tfcolor import baselines  # pylint: disable=import-outside-toplevel
+        model = baselines.load(init)
+        return model.downstream_trunk(absorb_bn=absorb_bn, color_input=color_input), model.arch
+    from tfcolor import export  # pylint: disable=import-outside-toplevel
+    if kind == "export":
+        path = init if tf.io.gfile.exists(os.path.join(init, EXPORT_FILE)) else os.path.join(
+            init, "export")
+        colorizer = export.load_keras_model(path)
+    else:
+        colorizer, _ = export.load_model(init)
+    found = getattr(colorizer, "arch", None) or arch
+    return prepare_trunk(colorizer.trunk, arch=found, absorb_bn=absorb_bn,
+                         color_input=color_input), found
+
+
+def freeze_below(model, from_layer):
+    """Freezes every weighted layer before ``from_layer`` in the trunk (in place).
+
+    ``from_layer`` names a trunk layer (e.g. ``"conv3_1"``: conv1_x and conv2_x are frozen, the
+    paper's "fine-tune from conv3 up"); nested sub-models (the two halves of a split-brain
+    trunk) are handled, each frozen below its own layer of that name. ``"head"`` freezes the
+    whole trunk (a linear / MLP probe).
+
+    Returns:
+        The names of the frozen layers.
+
+    Raises:
+        ValueError: if no (sub-)model of the trunk has a layer called ``from_layer``.
+    """
+    trunk = getattr(model, "trunk", model)
+    frozen = []
+
+    def visit(m):
+        names = [layer.name for layer in m.layers]
+        if from_layer == "head":
+            stop = len(names)
+        elif from_layer in names:
+            stop = names.index(from_layer)
+        else:
+            return any([visit(layer) for layer in m.layers if isinstance(layer, keras.Model)])
+        for layer in m.layers[:stop]:
+            if layer.weights:
+                layer.trainable = False
+                frozen.append(layer.name)
+        return True
+
+    if not visit(trunk):
+        names = [layer.name for layer in trunk.layers if layer.weights]
+        raise ValueError(f"freeze_below: the trunk has no layer {from_layer!r}; weighted layers: "
+                         f"{names[:40]}.")
+    return frozen
+
+
+def model_fn(init, task, num_classes, *, arch="vgg16", taps=None, fov=False, head_taps=None,
+             color_input=False, absorb_bn="auto", from_layer=None, imagenet_weights=None,
+             rebalance_images=None, seed=None, **head_kwargs):
+    """``() -> TransferModel`` for :func:`tfcolor.transfer.protocol.finetune`.
+
+    Args:
+        init: see :func:`load_trunk`.
+        task, num_classes: the downstream task.
+        arch, taps, fov: trunk for ``init="random"``/``"imagenet"``.
+        head_taps: segmentation hypercolumn taps (default: all), or the classification tap.
+        color_input, absorb_bn, imagenet_weights, rebalance_images: see :func:`load_trunk`.
+        from_layer: :func:`freeze_below` (None: fine-tune everything).
+        seed: seeds Keras before building (the head's and a random trunk's weights).
+        **head_kwargs: :class:`tfcolor.transfer.tasks.TransferModel` options (``hidden``,
+            ``dropout``, ``pool``, ``grid_factor``, ``convention``).
+    """
+    tasks_lib.check_task(task)
+    describe_init(init)
+
+    def build():
+        if seed is not None:
+            keras.utils.set_random_seed(int(seed))
+        trunk, found = load_trunk(init, arch=arch, taps=taps, fov=fov, absorb_bn=absorb_bn,
+                                  color_input=color_input, imagenet_weights=imagenet_weights,
+                                  rebalance_images=rebalance_images)
+        strides = trunk_tap_strides(trunk, found)
+        kwargs = dict(head_kwargs)
+        if task == "segmentation":
+            kwargs["taps"] = head_taps
+        elif head_taps is not None:
+            kwargs["feature_tap"] = head_taps
+        model = tasks_lib.TransferModel(trunk, task, num_classes, tap_strides=strides, **kwargs)
+        if from_layer:
+            freeze_below(model, from_layer)
+        return model
+
+    return build
+
+
+def write_json(path, payload):
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
