@@ -225,6 +225,7 @@ class _HypercolumnBase(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.supports_masking = False
+        self.built = True  # no weights
 
     def __call__(self, feature_maps, *args, **kwargs):
         # Keras refuses lists mixing tensors and arrays: convert arrays up front.
