@@ -133,8 +133,9 @@ class DataConfig:
             cropping (paper: 352 to 600). ``None``: ``crop_size`` to ``crop_size * 600 / 352``.
         points: sampled pixel centres per image (paper: 128; the CVPR 2017 study used up to 256).
         edge_buffer: centres are kept this many pixels from the crop border (released Caffe:
-            96 at 352, i.e. centres in [96, 256)); ``None`` lets the data pipeline choose.
-        targets_on_device: build targets inside the training step instead of in tf.data.
+            96 at 352, i.e. centres in [96, 256)); ``None``: the same fraction of the crop.
+        targets_on_device: build targets inside the training step instead of in tf.data:
+            True, False or ``"auto"`` (on when a GPU/TPU is visible).
         shuffle_buffer: tf.data shuffle buffer (images).
         validation_images: images kept aside for the summary/preview colorization grid.
     """
@@ -145,7 +146,7 @@ class DataConfig:
     max_side: typing.Optional[int] = None
     points: int = 128
     edge_buffer: typing.Optional[int] = None
-    targets_on_device: bool = False
+    targets_on_device: typing.Union[bool, str] = "auto"
     shuffle_buffer: int = 1024
     validation_images: int = 4
 
@@ -158,6 +159,9 @@ class DataConfig:
         _positive_int("crop_size", self.crop_size)
         _positive_int("points", self.points)
         _positive_int("shuffle_buffer", self.shuffle_buffer)
+        if self.targets_on_device not in (True, False, "auto"):
+            raise ConfigError(f"targets_on_device must be True, False or 'auto', got "
+                              f"{self.targets_on_device!r}")
         if isinstance(self.validation_images, bool) or not isinstance(
                 self.validation_images, int) or self.validation_images < 0:
             raise ConfigError(
@@ -184,7 +188,7 @@ class DataConfig:
 
 def _check_data_source(data):
     """Raises ConfigError when a local data source obviously does not exist."""
-    if data == "embedded" or data.startswith("tfds:"):
+    if data == "embedded" or data.startswith("embedded:") or data.startswith("tfds:"):
         if data.startswith("tfds:") and len(data) <= len("tfds:"):
             raise ConfigError("data='tfds:' needs a dataset name, e.g. 'tfds:imagenet2012'")
         return
@@ -208,10 +212,13 @@ class LossConfig:
         window: side R of the window whose colour histogram is the target (paper: 7; 1 is a
             plain log loss).
         hue_weight: lambda_H of the hue/chroma loss (paper: 5).
+        lightness_weight: weight the chroma term by ``min(3L, 1, 3(1 - L))`` (released Caffe
+            prototxt); off in the paper.
     """
     kind: str = "hue_chroma"
     window: int = 7
     hue_weight: float = 5.0
+    lightness_weight: bool = False
 
     def validate(self):
         _choice("loss", self.kind, LOSS_KINDS)

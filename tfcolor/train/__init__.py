@@ -2,7 +2,7 @@
 
 * :class:`Trainer` (:mod:`tfcolor.train.loop`): the loop itself, for any model with a
   ``sparse(gray, centers, training)`` method, any per-point loss and any dataset of batches.
-* :func:`pretrain` (:mod:`tfcolor.train.pretrain`): a whole run from a
+* :func:`pretrain` (:mod:`tfcolor.train.pretraining`): a whole run from a
   :class:`tfcolor.config.PretrainConfig`: builds the strategy, data, model, loss, trains, writes
   the final checkpoint, a PNG grid of colorizations and the export.
 * :func:`make_strategy` (:mod:`tfcolor.train.strategy`): strategies by name.
@@ -16,3 +16,5 @@ from tfcolor.train.loop import (  # noqa: F401
         set_deterministic)
 from tfcolor.train.strategy import STRATEGY_NAMES, is_chief, make_strategy  # noqa: F401
 from tfcolor.train.summaries import image_grid, write_png  # noqa: F401
+from tfcolor.train.pretraining import (  # noqa: F401
+        PretrainResult, build_dataset, build_loss, build_model, pretrain)

@@ -289,7 +289,11 @@ class Trainer:
             y_true = self.target_builder(batch["rgb"], centers)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits = tf.cast(self.model.sparse(gray, centers, training=True), tf.float32)
+            # Like Keras' own train_step, run the model without AutoGraph conversion: Keras
+            # layers are written for plain tracing, and AutoGraph mis-handles some of them (e.g.
+            # a layer overriding __call__ with a zero-argument super() call).
+            sparse = tf.autograph.experimental.do_not_convert(self.model.sparse)
+            logits = tf.cast(sparse(gray, centers, training=True), tf.float32)
             per_point = tf.cast(self.loss_fn(y_true, logits), tf.float32)
             data_loss = tf.reduce_sum(per_point) / global_points
             decay = self._weight_decay()
