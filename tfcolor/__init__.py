@@ -12,8 +12,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-        "bins", "color", "colorize", "config", "data", "export", "layers", "losses", "metrics",
-        "models", "surgery", "targets", "train", "transfer",
+    "baselines", "bins", "color", "colorize", "config", "data", "export", "histogram_transfer",
+    "layers", "losses", "metrics", "models", "surgery", "targets", "train", "transfer",
 )
 
 

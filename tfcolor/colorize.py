@@ -7,7 +7,7 @@ dense grid, ``(B, ceil(H/g), ceil(W/g), D)``. Decoding, all TensorFlow ops (eage
 inside a SavedModel):
 
 1. softmax per group (``from_logits=True``) and, optionally, histogram transfer
-   (``tfcolor.transfer``) on the probabilities;
+   (``tfcolor.histogram_transfer``) on the probabilities;
 2. a point estimate per grid cell: for ``hue_chroma`` hue = circular expectation
    (``arg z``), chroma = median, then chromatic fading (``tfcolor.bins.decode_hue_chroma``); for
    Lab kinds a and b (median of each marginal by default, expectation / mode / sample also; the
@@ -479,7 +479,8 @@ class ColorizeOptions:
         samples: number of extra coherent sampled colorizations.
         seed: seed of the sampled colorizations.
         uncertainty: also return the uncertainty map.
-        transfer: None, ``"quantile"`` or ``"bias"`` (``tfcolor.transfer``); needs ``reference``.
+        transfer: None, ``"quantile"`` or ``"bias"`` (``tfcolor.histogram_transfer``);
+            needs ``reference``.
         transfer_lambda, transfer_steps: of the bias method.
     """
     hue_method: str = "expectation"
@@ -526,7 +527,7 @@ def _network_input(gray, max_side):
 
 
 def _bias_transfer(histograms, kind, reference, options):
-    from tfcolor import transfer  # pylint: disable=import-outside-toplevel
+    from tfcolor import histogram_transfer as transfer  # pylint: disable=import-outside-toplevel
     if kind == "lab_regression":
         raise ValueError("bias histogram transfer needs a histogram model, not lab_regression")
     channels = {"hue": "hue", "chroma": "chroma", "a": "a", "b": "b", "ab": "ab"}
@@ -579,7 +580,7 @@ def colorize_image(source, image, options=None, reference=None):
     decoded = decode(histograms, gray, seed=options.seed, **common, **options.decode_kwargs())
     rgb = decoded["rgb"][0]
     if options.transfer == "quantile":
-        from tfcolor import transfer  # pylint: disable=import-outside-toplevel
+        from tfcolor import histogram_transfer as transfer  # pylint: disable=import-outside-toplevel
         rgb = transfer.quantile_transfer(rgb, tf.convert_to_tensor(reference, tf.float32))
     out = {"rgb": rgb}
     if options.uncertainty:

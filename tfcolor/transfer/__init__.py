@@ -18,52 +18,17 @@ labelled tasks (Larsson, Maire & Shakhnarovich, CVPR 2017). This package holds:
   and after fine-tuning) and top-activation patch grids.
 
 Submodules load on first use.
-
-Compatibility note: the histogram colour transfer of :mod:`tfcolor.colorize` (quantile matching
-and global-bias energy minimisation) was first written as the module ``tfcolor/transfer.py``,
-which this package shadows. Attributes this package does not define (``quantile_transfer``,
-``fit_global_bias``, ``target_histogram``, ...) are looked up in
-``tfcolor.transfer.histogram`` if that module exists, else in the old file, so
-``from tfcolor import transfer; transfer.fit_global_bias(...)`` keeps working.
 """
 import importlib
-import importlib.util
-import os
-import sys
 
-_SUBMODULES = ("analysis", "data", "init", "protocol", "tasks", "histogram")
-_LEGACY_NAME = "tfcolor._histogram_transfer"
-
-
-def _histogram_module():
-    """The histogram-transfer module (``tfcolor.transfer.histogram`` or the legacy file)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if os.path.exists(os.path.join(here, "histogram.py")):
-        return importlib.import_module(f"{__name__}.histogram")
-    if _LEGACY_NAME in sys.modules:
-        return sys.modules[_LEGACY_NAME]
-    legacy = os.path.join(os.path.dirname(here), "transfer.py")
-    if not os.path.exists(legacy):
-        return None
-    spec = importlib.util.spec_from_file_location(_LEGACY_NAME, legacy)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_LEGACY_NAME] = module
-    spec.loader.exec_module(module)
-    return module
+_SUBMODULES = ("analysis", "data", "init", "protocol", "tasks")
 
 
 def __getattr__(name):
-    if name in _SUBMODULES and name != "histogram":
+    if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
-    if name.startswith("__"):
-        raise AttributeError(name)
-    module = _histogram_module()
-    if module is not None and hasattr(module, name):
-        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    module = _histogram_module()
-    extra = [n for n in dir(module) if not n.startswith("_")] if module is not None else []
-    return sorted(set(list(globals()) + list(_SUBMODULES) + extra))
+    return sorted(list(globals()) + list(_SUBMODULES))
