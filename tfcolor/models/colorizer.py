@@ -157,11 +157,16 @@ class Colorizer(keras.Model):
     # -- construction ---------------------------------------------------------------------------
 
     def _built_trunk(self, arch, taps):
-        from tfcolor import models  # the package's __init__ registers every architecture
+        # Imported here, not via the package: tfcolor.models' __init__ imports this module (and
+        # Bazel forbids cycles). Importing the architecture modules registers them.
+        import tfcolor.models.alexnet  # noqa: F401
+        import tfcolor.models.resnet  # noqa: F401
+        import tfcolor.models.trunk as trunk_lib
+        import tfcolor.models.vgg  # noqa: F401
         fov = bool(self.trunk_options.get("fov", False))
-        names = models.resolve_taps(arch, taps, fov)
-        table = models.tap_strides(arch, names, fov)
-        trunk = models.build_trunk(arch, taps=names, **self.trunk_options)
+        names = trunk_lib.resolve_taps(arch, taps, fov)
+        table = trunk_lib.tap_strides(arch, names, fov)
+        trunk = trunk_lib.build_trunk(arch, taps=names, **self.trunk_options)
         missing = [n for n in names if n not in trunk.output]
         if missing:
             raise ValueError(f"build_trunk({arch!r}) did not output taps {missing}.")
