@@ -183,13 +183,15 @@ def test_skip_counter_tallies_and_logs(caplog):
         counter.record(b"a.jpg", decode.EMPTY)
         counter.record("b.jpg", "corrupt")
         counter.record("c.jpg", decode.CORRUPT)
-    assert counter.total == 3
-    assert counter.counts == {"empty": 1, "corrupt": 2}
+        counter.record("c.jpg", decode.CORRUPT)   # the same file again (next epoch)
+    assert counter.total == 4 and counter.distinct == 3
+    assert counter.counts == {"empty": 1, "corrupt": 3}
     assert counter.skipped == [("a.jpg", "empty"), ("b.jpg", "corrupt"), ("c.jpg", "corrupt")]
-    assert "3 image(s) skipped (corrupt: 2, empty: 1)" in counter.summary()
+    assert "4 image(s) skipped (corrupt: 3, empty: 1); 3 distinct" in counter.summary()
     messages = [r.getMessage() for r in caplog.records]
     assert any("a.jpg" in m for m in messages)      # the first skip is logged by name
     assert any("2 images skipped" in m for m in messages)  # then every log_every
+    assert any("4 images skipped" in m for m in messages)
     assert not any("b.jpg" in m for m in messages)
     counter.reset()
-    assert counter.total == 0 and counter.counts == {}
+    assert counter.total == 0 and counter.counts == {} and counter.skipped == []

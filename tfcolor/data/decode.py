@@ -76,12 +76,15 @@ class SkipCounter:
 
     The pipelines call :meth:`record` (through a ``tf.py_function`` that runs only for skipped
     images, so valid images never leave the graph). Read :attr:`total`, :attr:`counts`,
-    :attr:`skipped` or :meth:`summary` at any time, e.g. at the end of training.
+    :attr:`skipped` or :meth:`summary` at any time, e.g. at the end of training. A pipeline that
+    repeats re-reads its files every epoch, so a bad file is skipped (and counted in
+    :attr:`total`) once per epoch; :attr:`distinct` and :attr:`skipped` count each name once.
 
     Args:
-        log_first: log a warning with the file name for the first ``log_first`` skips ...
+        log_first: log a warning with the file name for the first ``log_first`` distinct
+            skipped files ...
         log_every: ... and then one line every ``log_every`` skips.
-        max_names: keep at most this many (name, reason) pairs (the counts stay exact).
+        max_names: remember at most this many distinct names (the counts stay exact).
     """
 
     def __init__(self, log_first=20, log_every=1000, max_names=10000):
@@ -95,8 +98,9 @@ class SkipCounter:
         """Forgets everything recorded so far."""
         with self._lock:
             self._counts = {}
-            self._skipped = []
+            self._names = {}
             self._total = 0
+            self._distinct = 0
 
     def record(self, name, reason):
         """Records one skipped image ``name`` (str or bytes) with ``reason`` (name or code)."""
@@ -107,39 +111,50 @@ class SkipCounter:
         with self._lock:
             self._total += 1
             self._counts[reason] = self._counts.get(reason, 0) + 1
-            if len(self._skipped) < self.max_names:
-                self._skipped.append((name, reason))
-            total = self._total
-        if total <= self.log_first:
+            new = name not in self._names
+            if new:
+                self._distinct += 1
+                if len(self._names) < self.max_names:
+                    self._names[name] = reason
+            total, distinct = self._total, self._distinct
+        if new and distinct <= self.log_first:
             _LOG.warning("tfcolor.data: skipped %s (%s)", name, reason)
         elif total % self.log_every == 0:
             _LOG.warning("tfcolor.data: %d images skipped so far: %s", total, self.counts)
 
     @property
     def total(self):
-        """Number of skipped images."""
+        """Number of skips (a file skipped in every epoch counts every time)."""
         with self._lock:
             return self._total
 
     @property
+    def distinct(self):
+        """Number of distinct skipped names."""
+        with self._lock:
+            return self._distinct
+
+    @property
     def counts(self):
-        """Dict reason -> number of skipped images."""
+        """Dict reason -> number of skips."""
         with self._lock:
             return dict(self._counts)
 
     @property
     def skipped(self):
-        """List of (name, reason) of the skipped images (the first ``max_names``)."""
+        """List of (name, reason) of the distinct skipped images (the first ``max_names``), in
+        the order they were first seen."""
         with self._lock:
-            return list(self._skipped)
+            return list(self._names.items())
 
     def summary(self):
-        """One line: the total and the count per reason."""
+        """One line: the totals and the count per reason."""
         with self._lock:
             if not self._total:
                 return "tfcolor.data: no image skipped"
             parts = ", ".join(f"{r}: {n}" for r, n in sorted(self._counts.items()))
-            return f"tfcolor.data: {self._total} image(s) skipped ({parts})"
+            return (f"tfcolor.data: {self._total} image(s) skipped ({parts}); "
+                    f"{self._distinct} distinct file(s)")
 
     def log_summary(self, logger=None):
         """Logs :meth:`summary` (at WARNING if anything was skipped, else INFO)."""
@@ -151,7 +166,7 @@ class SkipCounter:
         return False
 
     def __repr__(self):
-        return f"SkipCounter(total={self.total}, counts={self.counts})"
+        return f"SkipCounter(total={self.total}, distinct={self.distinct}, counts={self.counts})"
 
 
 _DEFAULT_COUNTER = SkipCounter()

@@ -1,0 +1,249 @@
+"""The pretraining pipeline: the DESIGN.md contract, the paper's augmentation, determinism,
+bad input, caching and distribution."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcolor import config as config_lib
+from tfcolor.data import SkipCounter, SourceError, sources
+from tfcolor.data import pretrain
+from tfcolor.targets import TargetBuilder
+from tests.data.conftest import BAD_FOLDER_EXPECTED, smooth_rgb
+
+SMALL = dict(batch_size=2, crop_size=48, min_short_side=48, max_short_side=64, num_centers=8)
+
+
+def _config(**kwargs):
+    return pretrain.PretrainDataConfig(**dict(SMALL, **kwargs))
+
+
+def _take(ds, n):
+    return [{k: v.numpy() for k, v in b.items()} for b in ds.take(n)]
+
+
+def test_contract_with_targets_in_the_pipeline():
+    ds = pretrain.pretrain_dataset(None, _config(targets_on_device=False), skip_counter=False)
+    spec = ds.element_spec
+    assert set(spec) == {"gray", "centers", "targets"}
+    assert spec["gray"].shape == (2, 48, 48, 1) and spec["gray"].dtype == tf.float32
+    assert spec["centers"].shape == (2, 8, 2) and spec["centers"].dtype == tf.int32
+    assert spec["targets"].shape == (2, 8, TargetBuilder("hue_chroma").target_dim)
+    assert spec["targets"].dtype == tf.float32
+    (batch,) = _take(ds, 1)
+    assert 0.0 <= batch["gray"].min() and batch["gray"].max() <= 1.0
+
+
+def test_on_device_variant_yields_rgb_with_the_same_crops_and_centres():
+    common = dict(seed=11, target_kind="lab_hist", target_window=3)
+    on_host = _take(pretrain.pretrain_dataset(
+        None, _config(targets_on_device=False, **common), skip_counter=False), 2)
+    on_device = _take(pretrain.pretrain_dataset(
+        None, _config(targets_on_device=True, **common), skip_counter=False), 2)
+    builder = TargetBuilder("lab_hist", window=3)
+    for host, dev in zip(on_host, on_device):
+        assert set(dev) == {"gray", "centers", "rgb"}
+        np.testing.assert_array_equal(host["gray"], dev["gray"])
+        np.testing.assert_array_equal(host["centers"], dev["centers"])
+        np.testing.assert_allclose(host["targets"], builder(dev["rgb"], dev["centers"]).numpy(),
+                                   atol=1e-6)
+        np.testing.assert_allclose(dev["gray"][..., 0], dev["rgb"].mean(-1), atol=1e-6)
+
+
+def test_centres_keep_the_edge_buffer():
+    cfg = _config(num_centers=256, crop_size=64, min_short_side=64, max_short_side=64)
+    assert cfg.resolved_edge_buffer == round(64 * 96 / 352) == 17
+    (batch,) = _take(pretrain.pretrain_dataset(None, cfg, skip_counter=False), 1)
+    centers = batch["centers"]
+    assert centers.min() == 17 and centers.max() == 64 - 17 - 1   # 256 draws reach both ends
+    cfg = _config(num_centers=64, edge_buffer=5)
+    (batch,) = _take(pretrain.pretrain_dataset(None, cfg, skip_counter=False), 1)
+    assert batch["centers"].min() >= 5 and batch["centers"].max() < 48 - 5
+
+
+def test_paper_defaults():
+    cfg = pretrain.PretrainDataConfig()
+    assert cfg.short_side_range == (352, 600)
+    assert cfg.crop_size == 352 and cfg.num_centers == 128 and cfg.batch_size == 8
+    assert cfg.resolved_edge_buffer == 96 and cfg.random_mirror and cfg.drop_remainder
+
+
+def test_same_seed_same_batches_whatever_the_parallelism():
+    a = _take(pretrain.pretrain_dataset(
+        None, _config(seed=5, num_parallel_calls=1, deterministic=True), skip_counter=False), 3)
+    b = _take(pretrain.pretrain_dataset(
+        None, _config(seed=5, deterministic=True), skip_counter=False), 3)
+    c = _take(pretrain.pretrain_dataset(None, _config(seed=6), skip_counter=False), 3)
+    for x, y in zip(a, b):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+    assert not np.array_equal(a[0]["gray"], c[0]["gray"])
+
+
+def _windows(image, size):
+    """All size x size windows of image, and of its mirror image."""
+    out = []
+    for flipped in (image, image[:, ::-1]):
+        for y in range(image.shape[0] - size + 1):
+            for x in range(image.shape[1] - size + 1):
+                out.append((flipped is not image, flipped[y:y + size, x:x + size]))
+    return out
+
+
+def test_crop_at_scale_one_is_a_window_mirrored_or_not():
+    image = smooth_rgb(48, 56, seed=3)
+    reference = image / 255.0
+    cfg = _config(batch_size=1, crop_size=40, min_short_side=48, max_short_side=48,
+                  targets_on_device=True)
+    batches = _take(pretrain.pretrain_dataset(image[None], cfg, skip_counter=False), 12)
+    windows = _windows(reference, 40)
+    seen = set()
+    for batch in batches:
+        errors = [np.abs(batch["rgb"][0] - w).max() for _, w in windows]
+        best = int(np.argmin(errors))
+        assert errors[best] < 1e-5
+        seen.add(windows[best][0])
+    assert seen == {False, True}   # both mirrored and unmirrored crops occur
+    cfg = _config(batch_size=1, crop_size=40, min_short_side=48, max_short_side=48,
+                  targets_on_device=True, random_mirror=False)
+    for batch in _take(pretrain.pretrain_dataset(image[None], cfg, skip_counter=False), 4):
+        errors = [np.abs(batch["rgb"][0] - w).max() for m, w in windows if not m]
+        assert min(errors) < 1e-5
+
+
+def test_short_side_is_scaled_into_the_range():
+    """An image with short side 24 scaled to exactly 48: the crop is a window of the 2x resize."""
+    image = smooth_rgb(24, 32, seed=4)
+    resized = tf.image.resize(image / 255.0, (48, 64), antialias=True).numpy()
+    cfg = _config(batch_size=1, crop_size=48, min_short_side=48, max_short_side=48,
+                  targets_on_device=True, random_mirror=False)
+    for batch in _take(pretrain.pretrain_dataset(image[None], cfg, skip_counter=False), 3):
+        errors = [np.abs(batch["rgb"][0] - resized[:, x:x + 48]).max() for x in range(17)]
+        assert min(errors) < 1e-4
+
+
+def test_bad_folder_survives_and_reports_skips(bad_image_folder):
+    folder, _ = bad_image_folder
+    counter = SkipCounter()
+    cfg = _config(batch_size=1, repeat=False, shuffle=False, drop_remainder=False,
+                  include_names=True, targets_on_device=False)
+    batches = _take(pretrain.pretrain_dataset(str(folder), cfg, skip_counter=counter), 100)
+    good = sorted(n for n, r in BAD_FOLDER_EXPECTED.items() if r == "ok")
+    assert sorted(b["name"][0].decode().rsplit("/", 1)[1] for b in batches) == good
+    bad = {n: r for n, r in BAD_FOLDER_EXPECTED.items() if r != "ok"}
+    assert counter.total == counter.distinct == len(bad)
+    assert {name.rsplit("/", 1)[1]: reason for name, reason in counter.skipped} == bad
+    assert "3 image(s) skipped" in counter.summary()
+    for batch in batches:
+        assert np.isfinite(batch["targets"]).all()
+        assert batch["gray"].shape == (1, 48, 48, 1)
+
+
+def test_cache_decodes_once(bad_image_folder):
+    folder, _ = bad_image_folder
+    counter = SkipCounter()
+    cfg = _config(batch_size=4, cache=True, targets_on_device=True, max_short_side=48)
+    good = sum(r == "ok" for r in BAD_FOLDER_EXPECTED.values())
+    batches = _take(pretrain.pretrain_dataset(str(folder), cfg, skip_counter=counter), 6)
+    assert len(batches) == 6   # 24 images: three passes over the 8 good ones
+    assert counter.total == len(BAD_FOLDER_EXPECTED) - good   # skipped once, not every epoch
+
+
+def test_finite_epoch_and_remainder():
+    images = np.stack([smooth_rgb(50, 50, seed=i) for i in range(5)])
+    ds = pretrain.pretrain_dataset(images, _config(repeat=False), skip_counter=False)
+    assert len(_take(ds, 10)) == 2   # 5 images, batch 2, remainder dropped
+    ds = pretrain.pretrain_dataset(images, _config(repeat=False, drop_remainder=False),
+                                   skip_counter=False)
+    assert [b["gray"].shape[0] for b in _take(ds, 10)] == [2, 2, 1]
+
+
+def test_missing_and_empty_sources_fail_fast(tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        pretrain.pretrain_dataset(str(tmp_path / "missing"), _config())
+    with pytest.raises(SourceError, match="no image file"):
+        pretrain.pretrain_dataset(str(tmp_path), _config())
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("batch_size", 0, "batch_size must be a positive integer"),
+    ("min_short_side", 40, "smaller than crop_size"),
+    ("max_short_side", 47, "max_short_side=47 < min_short_side=48"),
+    ("edge_buffer", 24, "leaves no room"),
+    ("targets_on_device", "gpu", "targets_on_device"),
+    ("shard_policy", "files", "shard_policy"),
+    ("resize_kernel", "nearest", "resize_kernel"),
+    ("cache", 3, "cache"),
+    ("alpha_background", 2.0, "alpha_background"),
+    ("num_parallel_calls", 0, "num_parallel_calls"),
+])
+def test_config_errors_name_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        _config(**{field: value}).validate()
+
+
+def test_from_shared_config():
+    data = config_lib.DataConfig(batch_size=4, crop_size=64, min_side=64, max_side=96, points=16,
+                                 edge_buffer=8, targets_on_device=True)
+    loss = config_lib.LossConfig(kind="lab_joint", window=5)
+    cfg = pretrain.PretrainDataConfig.from_config(data, loss, seed=3).validate()
+    assert (cfg.batch_size, cfg.crop_size, cfg.short_side_range, cfg.num_centers,
+            cfg.resolved_edge_buffer, cfg.targets_on_device) == (4, 64, (64, 96), 16, 8, True)
+    assert (cfg.target_kind, cfg.target_window, cfg.seed) == ("lab_joint", 5, 3)
+
+
+def test_auto_targets_on_device_follows_the_accelerators():
+    expected = bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    assert pretrain.resolve_targets_on_device("auto") is expected
+    assert pretrain.resolve_targets_on_device(True) is True
+
+
+def test_input_context_shards_by_file_and_batches_per_replica():
+    names = []
+    for index in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index,
+                                             num_replicas_in_sync=2)
+        ds = pretrain.pretrain_dataset(
+            None, _config(batch_size=4, repeat=False, include_names=True,
+                          targets_on_device=True), input_context=context, skip_counter=False)
+        assert ds.element_spec["gray"].shape[0] == 2   # global 4 over 2 replicas
+        names.append({n.decode() for b in _take(ds, 100) for n in b["name"]})
+    assert not names[0] & names[1]
+    assert len(names[0] | names[1]) >= 40 - 2   # 41 photos, partial batches dropped
+
+
+def _mirrored():
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPUs (tests/conftest.py)")
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+
+def test_under_mirrored_strategy(bad_image_folder):
+    strategy = _mirrored()
+    folder, _ = bad_image_folder
+    counter = SkipCounter()
+    ds = pretrain.pretrain_dataset(str(folder), _config(batch_size=4, targets_on_device=True),
+                                   skip_counter=counter)
+    dist = strategy.experimental_distribute_dataset(ds)
+
+    @tf.function
+    def step(batch):
+        def replica(b):
+            return tf.reduce_sum(b["gray"]) + tf.cast(tf.reduce_sum(b["centers"]), tf.float32)
+        return strategy.reduce("SUM", strategy.run(replica, args=(batch,)), axis=None)
+
+    iterator = iter(dist)
+    for _ in range(3):
+        assert np.isfinite(step(next(iterator)).numpy())
+    bad = {n for n, r in BAD_FOLDER_EXPECTED.items() if r != "ok"}
+    assert {name.rsplit("/", 1)[1] for name, _ in counter.skipped} == bad
+    assert counter.distinct == 3 and counter.total >= 3   # once per epoch read so far
+
+    def dataset_fn(context):
+        return pretrain.pretrain_dataset(None, _config(batch_size=4, targets_on_device=False),
+                                         input_context=context, skip_counter=False)
+
+    dist = strategy.distribute_datasets_from_function(dataset_fn)
+    batch = next(iter(dist))
+    local = strategy.experimental_local_results(batch["targets"])
+    assert len(local) == 2 and local[0].shape[0] == 2
