@@ -66,6 +66,10 @@ def test_tap_selection_and_kinds():
     probs = hist(_gray()).numpy()
     np.testing.assert_allclose(probs[..., :32].sum(-1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probs[..., 32:].sum(-1), 1.0, atol=1e-5)
+    fov = Colorizer(ARCH, hidden=HIDDEN, fov=True, taps="fc7-fov2")
+    assert fov.taps == ["fc7", "fov1", "fov2"]
+    assert fov.sparse_hypercolumn.strides == [32, 64, 128]
+    assert Colorizer.from_config(fov.get_config()).taps == fov.taps
     with pytest.raises(ValueError, match="Unknown tap"):
         Colorizer(ARCH, taps="conv9_1")
     with pytest.raises(ValueError, match="head_activation"):
