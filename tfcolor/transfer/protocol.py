@@ -362,3 +362,41 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
             history=[list(h) for h in schedule.history], drop_steps=list(schedule.drop_steps),
             stop_step=stop_step, best_step=schedule.best_step, best_val=schedule.best_score,
             test=test, test_full=test_full, seconds=time.perf_counter() - start)
+
+
+def summarize(values):
+    """``{"mean", "std", "n", "values"}`` of a list of scores (std: sample, ddof=1; 0 for n=1)."""
+    values = [float(v) for v in values]
+    n = len(values)
+    mean = float(np.mean(values)) if n else float("nan")
+    std = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n, "values": values}
+
+
+def finetune_seeds(make_model_fn, train_data, test_data, config, seeds, *, model_dir=None,
+                   strategy=None, color=False, subset_fn=None):
+    """:func:`finetune` once per seed; returns ``{"runs": [...], "test": summary, ...}``.
+
+    Args:
+        make_model_fn: ``seed -> model_fn`` (e.g. ``lambda s: init.model_fn(..., seed=s)``).
+        train_data, test_data, config, strategy, color: as in :func:`finetune`.
+        seeds: list of ints; each run uses ``dataclasses.replace(config, seed=seed)``.
+        model_dir: runs go to ``model_dir/seed_<seed>`` (None: temporary directories).
+        subset_fn: optional ``(train_data, seed) -> train_data`` (e.g. N images per class drawn
+            with the seed).
+    """
+    runs = []
+    model_dir = model_dir or tempfile.mkdtemp(prefix="tfcolor_finetune_")
+    for seed in seeds:
+        data = subset_fn(train_data, seed) if subset_fn is not None else train_data
+        cfg = dataclasses.replace(config, seed=int(seed))
+        result = finetune(make_model_fn(int(seed)), data, test_data, cfg,
+                          model_dir=os.path.join(model_dir, f"seed_{seed}"), strategy=strategy,
+                          color=color)
+        runs.append(dict(result.to_dict(), seed=int(seed), train_examples=len(data)))
+    metric = runs[0]["metric"]
+    out = {"metric": metric, "runs": runs,
+           "test": summarize([r["test"][metric] for r in runs if r["test"]])}
+    if config.retrain_full:
+        out["test_full"] = summarize([r["test_full"][metric] for r in runs if r["test_full"]])
+    return out

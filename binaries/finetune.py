@@ -1,0 +1,173 @@
+"""Fine-tunes a (pretrained) trunk on a labelled task with the paper's protocol.
+
+Examples::
+
+    # Fashion-MNIST, 100 labelled images per class, from a colorization run, 3 seeds:
+    binaries/finetune --data=/tmp/corpus/labeled/fashion_mnist.npz:train \\
+        --test_data=/tmp/corpus/labeled/fashion_mnist.npz:test --per_class=100 \\
+        --init=runs/pretrain --arch=vgg_tiny --seeds=0,1,2 --output_dir=runs/ft_fmnist
+
+    # VOC 2012 segmentation from a VOC folder, colour input, fine-tune from conv3_1 up:
+    binaries/finetune --task=segmentation --data=voc:/data/VOC2012:train \\
+        --test_data=voc:/data/VOC2012:val --init=runs/pretrain/export --color_input \\
+        --from_layer=conv3_1 --crop_size=320 --output_dir=runs/ft_voc
+
+    binaries/finetune --flagfile=configs/finetune_voc07_classification.flags --init=...
+
+Data (``--data``/``--test_data``): ``FILE.npz[:split]``, a class-per-folder directory,
+``voc:ROOT[:split]`` (segmentation) or ``tfds:NAME[:split]`` (needs tensorflow-datasets).
+Initialisation (``--init``): ``random``, ``imagenet`` (with ``--imagenet_weights``), a
+colorization ``model_dir`` or export, or a baseline ``model_dir`` (``tfcolor.baselines``).
+
+Writes ``OUTPUT_DIR/results.json`` (every run: validation history, LR drops, stop step, test
+metrics; mean and sample std over seeds) and prints a one-line summary.
+"""
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from binaries import common
+
+common.quiet_tensorflow()
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("data", None, "Labelled training data (see the module docstring).")
+flags.DEFINE_string("test_data", None, "Labelled test data (optional).")
+flags.DEFINE_enum("task", None, ["classification", "multilabel", "segmentation"],
+                  "Task; default: inferred from the data.")
+flags.DEFINE_integer("num_classes", 0, "Number of classes (0: from the data).")
+flags.DEFINE_integer("per_class", 0, "Use only N training images per class (drawn per seed).")
+flags.DEFINE_integer("test_count", 0, "Evaluate on the first N test images only (0: all).")
+flags.DEFINE_string("init", "random", "random | imagenet | colorization model_dir / export | "
+                    "baseline model_dir.")
+flags.DEFINE_string("imagenet_weights", None, "keras.applications VGG16 weights file for "
+                    "--init=imagenet.")
+flags.DEFINE_string("arch", "vgg16", "Trunk architecture for random / imagenet init.")
+flags.DEFINE_list("taps", None, "Trunk taps for random / imagenet init (default: all).")
+flags.DEFINE_list("head_taps", None, "Segmentation hypercolumn taps / classification tap.")
+flags.DEFINE_bool("color_input", False, "Colour input (grey conv1 replicated / 3).")
+flags.DEFINE_enum("absorb_bn", "auto", ["auto", "true", "false"], "Absorb BN (auto: not ResNet).")
+flags.DEFINE_string("from_layer", None, "Freeze every trunk layer below this one; 'head' "
+                    "freezes the whole trunk.")
+flags.DEFINE_bool("rebalance_random", True, "Re-balance a random init on training images.")
+flags.DEFINE_integer("batch_size", 32, "Batch size.")
+flags.DEFINE_integer("crop_size", None, "Training crop (default: whole images).")
+flags.DEFINE_list("scale_range", None, "lo,hi: random short-side scaling before cropping.")
+flags.DEFINE_integer("eval_resize", None, "Evaluation: short side resized to this.")
+flags.DEFINE_integer("eval_crop", None, "Evaluation centre crop (default: --crop_size).")
+flags.DEFINE_integer("num_points", 256, "Segmentation: sampled pixels per image.")
+flags.DEFINE_float("learning_rate", 0.01, "Initial learning rate.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels.")
+flags.DEFINE_float("drop_factor", 0.1, "Learning-rate drop factor.")
+flags.DEFINE_integer("patience", 1, "Evaluations without improvement before a drop.")
+flags.DEFINE_integer("max_drops", 2, "Drops before stopping at the next plateau.")
+flags.DEFINE_integer("eval_every", 100, "Steps between validation evaluations.")
+flags.DEFINE_integer("max_steps", 20000, "Maximum steps.")
+flags.DEFINE_float("val_fraction", 0.1, "Held-out fraction for validation.")
+flags.DEFINE_bool("retrain_full", False, "Retrain on 100% for the same steps and drops.")
+flags.DEFINE_bool("ten_crop", False, "10-crop testing (classification).")
+flags.DEFINE_enum("ap_method", "11point", ["11point", "area"], "VOC AP variant.")
+flags.DEFINE_integer("hidden", 1024, "Segmentation head hidden units.")
+flags.DEFINE_float("dropout", 0.5, "Head dropout.")
+flags.DEFINE_list("seeds", ["0"], "Seeds (one run each).")
+flags.DEFINE_string("output_dir", None, "Where runs and results.json go.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "Distribution strategy.")
+
+flags.mark_flag_as_required("data")
+flags.mark_flag_as_required("output_dir")
+
+
+def _data(spec, task, num_classes):
+    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
+    return data.load(spec, task=task, num_classes=num_classes)
+
+
+def _rebalance_sample(train, color, count=32):
+    """A batch of training images (grey or RGB) for re-balancing a random init."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
+    ds = data.eval_dataset(train.subset(np.arange(min(count, len(train)))),
+                           batch_size=count, crop_size=FLAGS.crop_size, color=color)
+    return next(iter(ds))["gray"].numpy()
+
+
+def config_from_flags():
+    from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
+    return protocol.FinetuneConfig(
+            batch_size=FLAGS.batch_size, crop_size=FLAGS.crop_size,
+            scale_range=tuple(int(v) for v in FLAGS.scale_range) if FLAGS.scale_range else None,
+            eval_resize=FLAGS.eval_resize, eval_crop=FLAGS.eval_crop,
+            num_points=FLAGS.num_points, learning_rate=FLAGS.learning_rate,
+            momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
+            drop_factor=FLAGS.drop_factor, patience=FLAGS.patience, max_drops=FLAGS.max_drops,
+            eval_every=FLAGS.eval_every, max_steps=FLAGS.max_steps,
+            val_fraction=FLAGS.val_fraction, retrain_full=FLAGS.retrain_full,
+            ten_crop=FLAGS.ten_crop, ap_method=FLAGS.ap_method).validate()
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
+    try:
+        _main()
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        common.die(common.name_flags(str(e), set(FLAGS)))
+
+
+def _main():
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tfcolor.transfer import init  # pylint: disable=import-outside-toplevel
+    from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
+    train = _data(FLAGS.data, FLAGS.task, FLAGS.num_classes)
+    test = _data(FLAGS.test_data, train.task, train.num_classes) if FLAGS.test_data else None
+    if test is not None and FLAGS.test_count:
+        test = test.subset(np.arange(min(FLAGS.test_count, len(test))))
+    config = config_from_flags()
+    color = FLAGS.color_input
+    kind = init.describe_init(FLAGS.init)
+    sample = (_rebalance_sample(train, color) if kind == "random" and FLAGS.rebalance_random
+              else None)
+    absorb = {"auto": "auto", "true": True, "false": False}[FLAGS.absorb_bn]
+    head_taps = FLAGS.head_taps
+    if head_taps is not None and train.task != "segmentation":
+        head_taps = head_taps[0]
+
+    def make_model_fn(seed):
+        return init.model_fn(FLAGS.init, train.task, train.num_classes, arch=FLAGS.arch,
+                             taps=FLAGS.taps, head_taps=head_taps, color_input=color,
+                             absorb_bn=absorb, from_layer=FLAGS.from_layer,
+                             imagenet_weights=FLAGS.imagenet_weights, rebalance_images=sample,
+                             seed=seed, hidden=FLAGS.hidden, dropout=FLAGS.dropout)
+
+    subset_fn = ((lambda d, s: d.per_class(FLAGS.per_class, seed=s)) if FLAGS.per_class
+                 else None)
+    strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
+                else tf.distribute.get_strategy())
+    out = protocol.finetune_seeds(make_model_fn, train, test, config,
+                                  [int(s) for s in FLAGS.seeds], model_dir=FLAGS.output_dir,
+                                  strategy=strategy, color=color, subset_fn=subset_fn)
+    out["flags"] = {f.name: f.value for f in FLAGS.get_flags_for_module(__name__)}
+    tf.io.gfile.makedirs(FLAGS.output_dir)
+    path = os.path.join(FLAGS.output_dir, "results.json")
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(out, f, indent=2)
+    summary = out["test"]
+    logging.info("results: %s", path)
+    print(f"{FLAGS.init}: test {out['metric']} {summary['mean']:.4f} +- {summary['std']:.4f} "
+          f"over {summary['n']} seed(s); {path}")
+
+
+def run():
+    sys.argv = common.resolve_flagfiles(sys.argv)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
