@@ -124,13 +124,17 @@ def shard_spec(source, policy, input_context):
 
 
 def dataset_options(source, *, deterministic=None, input_context=None, shard_policy="auto"):
-    """tf.data options: determinism and the auto-shard policy.
+    """tf.data options: determinism, the auto-shard policy, iterator checkpointing.
 
     With an input context the pipeline has sharded itself, so auto-sharding is turned OFF.
     Otherwise ``shard_policy`` maps to the AutoShardPolicy (``"auto"``: the source's choice, see
     :mod:`tfcolor.data.sources`).
     """
     options = tf.data.Options()
+    # The only external state of the pipelines is the skip report's tf.py_function, which has
+    # nothing to save: let iterator checkpoints (tf.train.Checkpoint(iterator=...)) through.
+    options.experimental_external_state_policy = (
+        tf.data.experimental.ExternalStatePolicy.IGNORE)
     if deterministic is not None:
         options.deterministic = bool(deterministic)
     policies = tf.data.experimental.AutoShardPolicy
