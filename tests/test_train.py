@@ -344,3 +344,114 @@ def test_make_strategy_by_name(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"index": 3}}')
     with pytest.raises(ValueError, match="malformed TF_CONFIG.*index 3"):
         train.make_strategy("multi_worker")
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-process: crash and resume, multi-worker. Child processes always killed in `finally`.
+
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_child.py")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _spawn(args, env_extra=None):
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    env.update(env_extra or {})
+    return subprocess.Popen([sys.executable, _CHILD] + args, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _finish(procs, timeout):
+    """Waits for every process (total ``timeout`` s); kills all of them whatever happens."""
+    import time
+    deadline = time.monotonic() + timeout
+    outputs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            outputs.append(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    return outputs
+
+
+def _result(path):
+    import json
+    with open(path + ".json") as f:
+        meta = json.load(f)
+    weights = np.load(path)
+    return meta, [weights[k] for k in sorted(weights.files, key=lambda k: int(k[1:]))]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(tmp_path):
+    """Deterministic mode: crash (SIGKILL) after step 7 of 12, checkpoints every 3 steps; the
+    restart resumes from ckpt-6 (model, optimizer, dropout RNG and data iterator) and ends with
+    exactly the same losses and weights as an uninterrupted run."""
+    full_out, cut_out = str(tmp_path / "full.npz"), str(tmp_path / "cut.npz")
+    common = ["--deterministic", "--steps=12", "--checkpoint_every=3"]
+    full = _spawn(common + ["--model_dir", str(tmp_path / "full"), "--out", full_out])
+    cut = _spawn(common + ["--model_dir", str(tmp_path / "cut"), "--out", cut_out,
+                           "--kill_at=7"])
+    outs = _finish([full, cut], timeout=240)
+    assert full.returncode == 0, outs[0]
+    assert cut.returncode == -signal.SIGKILL, outs[1]
+    assert not os.path.exists(cut_out)
+    assert tf.train.latest_checkpoint(str(tmp_path / "cut")).endswith("ckpt-6")
+    resumed = _spawn(common + ["--model_dir", str(tmp_path / "cut"), "--out", cut_out])
+    out = _finish([resumed], timeout=180)[0]
+    assert resumed.returncode == 0, out
+    meta_full, w_full = _result(full_out)
+    meta_cut, w_cut = _result(cut_out)
+    assert meta_cut["history"] == list(range(7, 13))  # resumed after step 6
+    assert meta_cut["losses"] == meta_full["losses"]
+    for a, b in zip(w_full, w_cut):
+        np.testing.assert_array_equal(a, b)
+
+
+def _free_ports(n):
+    import socket
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_multi_worker_mirrored_end_with_identical_weights(tmp_path):
+    import json
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    try:
+        for i in range(2):
+            tf_config = json.dumps({"cluster": {"worker": workers},
+                                    "task": {"type": "worker", "index": i}})
+            procs.append(_spawn(["--strategy=multi_worker", "--steps=6", "--checkpoint_every=3",
+                                 "--model_dir", str(tmp_path / "run"),
+                                 "--out", str(tmp_path / f"w{i}.npz")],
+                                env_extra={"TF_CONFIG": tf_config}))
+        outs = _finish(procs, timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    meta0, w0 = _result(str(tmp_path / "w0.npz"))
+    meta1, w1 = _result(str(tmp_path / "w1.npz"))
+    assert meta0["step"] == meta1["step"] == 6
+    assert meta0["losses"] == meta1["losses"]
+    for a, b in zip(w0, w1):
+        np.testing.assert_array_equal(a, b)
+    # Only the chief's checkpoints remain; the other worker's temporary copies are removed.
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-6")
+    assert not os.listdir(tmp_path / "run" / ".tmp_workers")

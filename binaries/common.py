@@ -1,0 +1,73 @@
+"""Helpers shared by the absl programs under ``binaries/``: flag files, errors, list flags.
+
+Programs only parse flags; the library (``tfcolor.config``) validates the values. A
+``ConfigError`` from the library becomes a usage error naming the flag (``--batch_size must be a
+positive integer, got 0``) and a non-zero exit status.
+"""
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def resolve_flagfiles(argv):
+    """Makes ``--flagfile=configs/x.flags`` work from any directory.
+
+    A relative flag-file path that does not exist from the current directory but does from the
+    repository root is rewritten to the latter. Other arguments are returned unchanged.
+    """
+    out = []
+    for arg in argv:
+        match = re.match(r"^(--?flagfile=)(.+)$", arg)
+        if match and not os.path.isabs(match.group(2)) and not os.path.exists(match.group(2)):
+            candidate = os.path.join(ROOT, match.group(2))
+            if os.path.exists(candidate):
+                arg = match.group(1) + candidate
+        out.append(arg)
+    return out
+
+
+def name_flags(message, flag_names):
+    """Prefixes the leading field name of a library error message with ``--`` when it is a flag."""
+    match = re.match(r"^(\w+)\b", message)
+    if match and match.group(1) in flag_names:
+        return "--" + message
+    return message
+
+
+def parse_float_list(value, flag):
+    """"0.5,0.75" -> [0.5, 0.75]; "" -> []; raises ValueError naming ``flag``."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [v for v in str(value).split(",") if v.strip()]
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise ValueError(f"--{flag} must be a comma-separated list of numbers, got {value!r}") \
+            from None
+
+
+def parse_taps(value):
+    """The ``--taps`` flag: "" or "all" -> None; "a,b-c" -> ["a", "b-c"]; one item -> str."""
+    if value is None or value.strip() in ("", "all"):
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items[0] if len(items) == 1 else items
+
+
+def quiet_tensorflow():
+    """Hides TensorFlow's C++ INFO/WARNING lines unless the user asked for them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def die(message, status=2):
+    """Prints ``program: error: message`` to stderr and exits with ``status``."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "tfcolor"
+    if program in ("__main__.py", "-m", "-c"):
+        program = "tfcolor"
+    sys.stderr.write(f"{program}: error: {message}\n")
+    sys.exit(status)

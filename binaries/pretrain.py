@@ -1,0 +1,177 @@
+r"""Pretrains a colorization network (Larsson, Maire & Shakhnarovich 2016/2017).
+
+    binaries/pretrain --flagfile=configs/quickstart.flags
+    binaries/pretrain --flagfile=configs/vgg16_hue_chroma.flags --data=/data/imagenet/train \
+        --model_dir=runs/vgg16 --strategy=mirrored
+
+Resumes automatically from the latest checkpoint in --model_dir. SIGTERM (preemption) writes a
+checkpoint and exits with status 0; rerun the same command to continue. At the end: a final
+checkpoint, model_dir/colorizations.png and a SavedModel in model_dir/export.
+"""
+import re
+import sys
+
+from binaries import common
+
+common.quiet_tensorflow()
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+# Run.
+flags.DEFINE_string("model_dir", "runs/pretrain",
+                    "Directory of checkpoints, TensorBoard summaries, the colorization grid and "
+                    "the SavedModel export.")
+flags.DEFINE_string("data", "embedded",
+                    "Training images: a folder, a glob, a TFRecord pattern, 'tfds:NAME[:SPLIT]' or "
+                    "'embedded' (the photos shipped with tfcolor).")
+flags.DEFINE_integer("train_steps", 2_000_000, "Total optimizer steps (released Caffe: 2M).")
+flags.DEFINE_string("strategy", "default",
+                    "default/one_device, mirrored, multi_worker (TF_CONFIG) or tpu.")
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_boolean("mixed_precision", False, "Train in mixed_float16 with loss scaling.")
+flags.DEFINE_boolean("deterministic", False,
+                     "Enable TF op determinism and a deterministic data order (same losses on "
+                     "every run).")
+flags.DEFINE_integer("seed", 0, "Random seed (initialization, data order, augmentation).")
+flags.DEFINE_boolean("export", True, "Export a SavedModel into model_dir/export at the end.")
+flags.DEFINE_integer("steps_per_loop", 50, "Steps per tf.function call.")
+flags.DEFINE_integer("checkpoint_every", 10_000, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Recent checkpoints kept.")
+flags.DEFINE_integer("summary_every", 100, "Steps between scalar summaries / progress lines.")
+flags.DEFINE_integer("image_every", 5_000,
+                     "Steps between colorized validation grids in TensorBoard (0: off).")
+
+# Model.
+flags.DEFINE_string("arch", "vgg16", "Trunk: vgg16, alexnet, resnet152, vgg_tiny, ...")
+flags.DEFINE_string("taps", "all",
+                    "Hypercolumn taps: 'all', a tap, a range 'conv4_1-fc7' or a comma list.")
+flags.DEFINE_boolean("fov", False, "Add the +FoV blocks (CVPR 2017).")
+flags.DEFINE_string("batch_norm", "",
+                    "parameter_free (paper), standard or none; empty: the architecture default.")
+flags.DEFINE_boolean("sync_batch_norm", True,
+                     "Batch statistics over the global batch (all replicas).")
+flags.DEFINE_integer("hidden", 1024, "Width of the head's hidden layer h_fc1.")
+flags.DEFINE_float("dropout", 0.5, "Dropout after h_fc1 (released Caffe: 0.5).")
+flags.DEFINE_enum("convention", "released", ["released", "half_pixel"],
+                  "Sparse hypercolumn sampling convention.")
+
+# Data.
+flags.DEFINE_integer("batch_size", 8, "Global batch size (paper: 8).")
+flags.DEFINE_integer("crop_size", 352, "Square training crop (paper: 352).")
+flags.DEFINE_integer("min_side", 0, "Short side scaled into [min_side, max_side] before "
+                     "cropping; 0: crop_size (paper: 352).")
+flags.DEFINE_integer("max_side", 0, "0: crop_size * 600 / 352 (paper: 600).")
+flags.DEFINE_integer("points", 128, "Sampled pixels per image (paper: 128).")
+flags.DEFINE_integer("edge_buffer", -1,
+                     "Centres stay this far from the border; -1: released Caffe's 96/352 of "
+                     "the crop.")
+flags.DEFINE_enum("targets_on_device", "auto", ["auto", "true", "false"],
+                  "Build targets in the training step (auto: when a GPU/TPU is visible).")
+flags.DEFINE_integer("validation_images", 4, "Images in the colorization grids.")
+
+# Loss.
+flags.DEFINE_string("loss", "hue_chroma", "hue_chroma, lab_hist, lab_joint or lab_regression.")
+flags.DEFINE_integer("window", 7, "Target histogram window R (paper: 7).")
+flags.DEFINE_float("hue_weight", 5.0, "lambda_H of the hue/chroma loss (paper: 5).")
+flags.DEFINE_boolean("lightness_weight", False,
+                     "Weight the chroma term by min(3L, 1, 3(1-L)) (released Caffe).")
+
+# Optimizer.
+flags.DEFINE_float("learning_rate", 0.001, "Initial SGD learning rate (released Caffe: 0.001).")
+flags.DEFINE_string("lr_drops", "0.5,0.75,0.875",
+                    "Steps where the rate drops, comma-separated; values < 1 are fractions of "
+                    "--train_steps (released Caffe: 1M,1.5M,1.75M of 2M).")
+flags.DEFINE_float("lr_drop_factor", 0.1, "Rate multiplier at each drop.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 5e-4, "L2 on kernels (released Caffe: 5e-4).")
+flags.DEFINE_float("head_weight_decay", -1.0,
+                   "L2 on the head's kernels; -1: same as --weight_decay (released TF: 1e-6 "
+                   "on the head and --weight_decay=0).")
+flags.DEFINE_float("bias_lr_multiplier", 2.0, "Bias learning-rate multiplier (Caffe lr_mult 2).")
+flags.DEFINE_float("clip_norm", 0.0, "Clip the global gradient norm; 0: off.")
+
+
+def config_from_flags(f=FLAGS):
+    """A ``tfcolor.config.PretrainConfig`` from the parsed flags (no validation here)."""
+    from tfcolor import config  # pylint: disable=import-outside-toplevel
+    on_device = {"auto": "auto", "true": True, "false": False}[f.targets_on_device]
+    return config.PretrainConfig(
+        model=config.ModelConfig(
+            arch=f.arch, taps=common.parse_taps(f.taps), fov=f.fov,
+            batch_norm=f.batch_norm or None, sync_batch_norm=f.sync_batch_norm, hidden=f.hidden,
+            dropout=f.dropout, convention=f.convention),
+        data=config.DataConfig(
+            data=f.data, batch_size=f.batch_size, crop_size=f.crop_size,
+            min_side=f.min_side or None, max_side=f.max_side or None, points=f.points,
+            edge_buffer=None if f.edge_buffer == -1 else f.edge_buffer,
+            targets_on_device=on_device, validation_images=f.validation_images),
+        loss=config.LossConfig(kind=f.loss, window=f.window, hue_weight=f.hue_weight,
+                               lightness_weight=f.lightness_weight),
+        optimizer=config.OptimizerConfig(
+            learning_rate=f.learning_rate, lr_drops=common.parse_float_list(f.lr_drops,
+                                                                            "lr_drops"),
+            lr_drop_factor=f.lr_drop_factor, momentum=f.momentum, weight_decay=f.weight_decay,
+            head_weight_decay=None if f.head_weight_decay < 0 else f.head_weight_decay,
+            bias_lr_multiplier=f.bias_lr_multiplier, clip_norm=f.clip_norm or None),
+        train=config.TrainConfig(
+            model_dir=f.model_dir, train_steps=f.train_steps, steps_per_loop=f.steps_per_loop,
+            checkpoint_every=f.checkpoint_every, keep_checkpoints=f.keep_checkpoints,
+            summary_every=f.summary_every, image_every=f.image_every, strategy=f.strategy,
+            tpu=f.tpu, mixed_precision=f.mixed_precision, deterministic=f.deterministic,
+            seed=f.seed, export=f.export))
+
+
+# Library field names that differ from the flag names.
+_FIELD_TO_FLAG = {"kind": "loss", "num_centers": "points", "min_short_side": "min_side",
+                  "max_short_side": "max_side"}
+
+
+def _flag_message(message):
+    for field, flag in _FIELD_TO_FLAG.items():
+        message = re.sub(rf"^{field}\b", flag, message)
+    message = re.sub(r"unknown architecture arch=", "unknown architecture --arch=", message)
+    message = re.sub(r"^data=", "--data=", message)
+    return common.name_flags(message, set(FLAGS))
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
+    from tfcolor import config  # pylint: disable=import-outside-toplevel
+    try:
+        cfg = config_from_flags().validate()
+    except (config.ConfigError, ValueError) as e:
+        common.die(_flag_message(str(e)))
+    from tfcolor import train  # pylint: disable=import-outside-toplevel
+    try:
+        result = train.pretrain(cfg)
+    except train.NonFiniteLossError as e:
+        logging.error("%s", e)
+        common.die(str(e), status=3)
+    except train.CheckpointError as e:
+        logging.error("%s", e)
+        common.die(str(e), status=4)
+    except config.ConfigError as e:
+        common.die(_flag_message(str(e)))
+    if result.stopped == "preempted":
+        logging.warning("preempted at step %d: checkpoint %s; rerun to resume",
+                        result.train.step, result.train.checkpoint)
+        return 0
+    logging.info("done: step %d, loss %.4f, checkpoint %s, colorizations %s, export %s",
+                 result.train.step, result.train.losses.get("loss", float("nan")),
+                 result.train.checkpoint, result.preview_png, result.export_dir)
+    return 0
+
+
+def run():
+    """Console-script entry point (``tfcolor-pretrain``)."""
+    sys.argv = common.resolve_flagfiles(sys.argv)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
