@@ -106,3 +106,33 @@ def test_fov_on_alexnet():
     assert list(models.tap_strides("alexnet", "fc7-fov2", fov=True).values()) == [32, 64, 128]
     out = model(np.zeros((1, 128, 128, 1), "float32"))
     assert [v.shape[1] for v in out.values()] == [4, 2, 1]
+
+
+def test_mirrored_strategy_training_step():
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
+    # See tests/models/test_trunk.py for why ReductionToOneDevice.
+    strategy = tf.distribute.MirroredStrategy(
+            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    with strategy.scope():
+        model = models.build_trunk("alexnet", taps="conv1-conv2", sync_batch_norm=True)
+        optimizer = keras.optimizers.SGD(0.01)
+    x = np.random.default_rng(3).uniform(0, 1, (4, 64, 64, 1)).astype("float32")
+    dataset = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices(x).batch(4))
+    before = model.get_layer("conv2").kernel.numpy().copy()
+
+    @tf.function
+    def step(batch):
+        def replica_step(b):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(b, training=True)["conv2"])) / 2.0
+            grads = tape.gradient(loss, model.trainable_weights)
+            optimizer.apply_gradients(zip(grads, model.trainable_weights))
+            return loss
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(batch,)), axis=None)
+
+    for batch in dataset:
+        assert np.isfinite(step(batch).numpy())
+    assert not np.allclose(model.get_layer("conv2").kernel.numpy(), before)  # grouped conv learns

@@ -104,3 +104,41 @@ def test_fov_and_round_trip():
     clone.set_weights(small.get_weights())
     x = np.random.default_rng(2).uniform(0, 1, (1, 24, 24, 1)).astype("float32")
     np.testing.assert_allclose(clone(x)["res2b"].numpy(), small(x)["res2b"].numpy(), atol=1e-6)
+
+
+def test_mirrored_strategy_and_mixed_precision():
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
+    # See tests/models/test_trunk.py for why ReductionToOneDevice.
+    strategy = tf.distribute.MirroredStrategy(
+            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope():
+            model = models.build_trunk("resnet152", taps=["conv1", "res2a"],
+                                       sync_batch_norm=True)
+            optimizer = keras.optimizers.SGD(0.01)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x = np.random.default_rng(3).uniform(0, 1, (4, 32, 32, 1)).astype("float32")
+    dataset = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices(x).batch(4))
+
+    @tf.function
+    def step(batch):
+        def replica_step(b):
+            with tf.GradientTape() as tape:
+                out = model(b, training=True)
+                loss = tf.reduce_mean(tf.cast(out["res2a"], tf.float32)) / 2.0
+            grads = tape.gradient(loss, model.trainable_weights)
+            optimizer.apply_gradients(zip(grads, model.trainable_weights))
+            return loss, out["res2a"].dtype == tf.float16
+        return strategy.run(replica_step, args=(batch,))
+
+    for batch in dataset:
+        losses, is_half = step(batch)
+        assert all(np.isfinite(v.numpy()) for v in strategy.experimental_local_results(losses))
+        assert all(bool(v) for v in strategy.experimental_local_results(is_half))
+    assert model.get_layer("res2a_branch2b").kernel.dtype == "float32"
+    assert model.get_layer("bn2a_branch2b").synchronized
