@@ -1,6 +1,8 @@
 """Robust decoding: every kind of bad or unusual file is decoded right or skipped with a reason."""
 import io
 import logging
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +10,9 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcolor.data import decode
-from tests.data.conftest import BAD_FOLDER_EXPECTED, encode, smooth_rgb
+
+sys.path.insert(0, os.path.dirname(__file__))
+from data_testlib import BAD_FOLDER_EXPECTED, encode, smooth_rgb  # noqa: E402
 
 
 def _decode_many(datas, **kwargs):

@@ -1,4 +1,7 @@
 """The evaluation pipeline: deterministic resize / centre crop / full image, no augmentation."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,7 +9,9 @@ from PIL import Image
 
 from tfcolor.data import SkipCounter, embedded
 from tfcolor.data import evaluate
-from tests.data.conftest import BAD_FOLDER_EXPECTED, smooth_rgb
+
+sys.path.insert(0, os.path.dirname(__file__))
+from data_testlib import BAD_FOLDER_EXPECTED, smooth_rgb  # noqa: E402
 
 
 def _all(ds):

@@ -1,5 +1,8 @@
 """The pretraining pipeline: the DESIGN.md contract, the paper's augmentation, determinism,
 bad input, caching and distribution."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,7 +11,9 @@ from tfcolor import config as config_lib
 from tfcolor.data import SkipCounter, SourceError, sources
 from tfcolor.data import pretrain
 from tfcolor.targets import TargetBuilder
-from tests.data.conftest import BAD_FOLDER_EXPECTED, smooth_rgb
+
+sys.path.insert(0, os.path.dirname(__file__))
+from data_testlib import BAD_FOLDER_EXPECTED, smooth_rgb  # noqa: E402
 
 SMALL = dict(batch_size=2, crop_size=48, min_short_side=48, max_short_side=64, num_centers=8)
 

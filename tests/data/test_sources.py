@@ -10,7 +10,9 @@ from PIL import Image
 
 from tfcolor.data import sources
 from tfcolor.data import stages
-from tests.data.conftest import encode, smooth_rgb
+
+sys.path.insert(0, os.path.dirname(__file__))
+from data_testlib import encode, smooth_rgb  # noqa: E402
 
 
 def _names(ds):
