@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfcolor import config as config_lib
-from tfcolor.data import SkipCounter, SourceError, sources
+from tfcolor.data import SkipCounter, SourceError
 from tfcolor.data import pretrain
 from tfcolor.targets import TargetBuilder
 
@@ -256,7 +256,8 @@ def test_under_mirrored_strategy(bad_image_folder):
 
 def test_iterator_checkpoint_round_trip(tmp_path):
     """The skip report (a py_function) must not block tf.train.Checkpoint(iterator=...)."""
-    ds = pretrain.pretrain_dataset(None, _config(targets_on_device=True), skip_counter=SkipCounter())
+    ds = pretrain.pretrain_dataset(None, _config(targets_on_device=True),
+                                   skip_counter=SkipCounter())
     iterator = iter(ds)
     next(iterator)
     checkpoint = tf.train.Checkpoint(iterator=iterator)

@@ -15,9 +15,10 @@ How each kind of input is handled (tested in ``tests/data/test_decode.py``):
 =================== ==========================================================================
 input               result
 =================== ==========================================================================
-JPEG (RGB)          decoded (accurate integer IDCT, as Pillow); huge JPEGs are decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
-                    when the short side stays >= ``min_short_side`` (no quality loss for the
-                    pipeline, which scales the short side to at most that size anyway)
+JPEG (RGB)          decoded (accurate integer IDCT, as Pillow); huge JPEGs are decoded at
+                    1/2, 1/4 or 1/8 scale in the DCT domain when the short side stays >=
+                    ``min_short_side`` (no quality loss for the pipeline, which scales the
+                    short side to at most that size anyway)
 greyscale JPEG/PNG  replicated to 3 channels
 CMYK / YCCK JPEG    decoded by libjpeg-turbo to RGB correctly (checked against Pillow)
 PNG 8 / 16 bit      16-bit PNGs keep their precision: values are ``v / 65535``
