@@ -22,7 +22,7 @@ the ReLU, as in the released ``selfsup/model/alex_bn.py``; the conv1/conv2 taps 
 outputs (before LRN). Convolutions keep their biases (see :mod:`tfcolor.models.vgg`).
 """
 from tfcolor import layers as tfcolor_layers
-from tfcolor.models import trunk
+import tfcolor.models.trunk as trunk
 
 ALEXNET_TAP_STRIDES = [("data", 1), ("conv1", 4), ("conv2", 8), ("conv3", 16), ("conv4", 16),
                        ("conv5", 16), ("fc6", 32), ("fc7", 32)]

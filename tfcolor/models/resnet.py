@@ -26,7 +26,7 @@ available. Convolutions have no bias when followed by BN (as in Caffe's ResNet),
 """
 import keras
 
-from tfcolor.models import trunk
+import tfcolor.models.trunk as trunk
 
 _STAGES = (  # (stage, blocks, bottleneck width, first stride)
         (2, 3, 64, 1),

@@ -25,7 +25,7 @@ Taps and strides: data 1, conv1_1 1, conv1_2 1, conv2_1 2, conv2_2 2, conv3_1-3 
 conv5_1-3 16, fc6 32, fc7 32: 12,417 channels (``vgg_tiny``: 785 channels, widths
 8, 16, 32, 64, 64 per block and 128 for fc6/fc7).
 """
-from tfcolor.models import trunk
+import tfcolor.models.trunk as trunk
 
 # (block, convs per block) of configuration D.
 _BLOCKS = ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
