@@ -118,7 +118,10 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
         trunk = models.build_trunk(arch, taps=taps, fov=fov,
                                    batch_norm=None if _is_resnet(arch) else "none")
         if rebalance_images is not None and not _is_resnet(arch):
-            surgery.rebalance(trunk, rebalance_images)
+            sample = tf.convert_to_tensor(rebalance_images, tf.float32)
+            if sample.shape[-1] == 3:  # the grey trunk (made RGB below) sees the desaturation
+                sample = tf.reduce_mean(sample, axis=-1, keepdims=True)
+            surgery.rebalance(trunk, sample)
         return prepare_trunk(trunk, arch=arch, absorb_bn=absorb_bn,
                              color_input=color_input), arch
     if kind == "imagenet":
