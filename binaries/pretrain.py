@@ -21,78 +21,100 @@ from absl import logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 
-# Run.
-flags.DEFINE_string("model_dir", "runs/pretrain",
-                    "Directory of checkpoints, TensorBoard summaries, the colorization grid and "
-                    "the SavedModel export.")
-flags.DEFINE_string("data", "embedded",
-                    "Training images: a folder, a glob, a TFRecord pattern, 'tfds:NAME[:SPLIT]' or "
-                    "'embedded' (the photos shipped with tfcolor).")
-flags.DEFINE_integer("train_steps", 2_000_000, "Total optimizer steps (released Caffe: 2M).")
-flags.DEFINE_string("strategy", "default",
-                    "default/one_device, mirrored, multi_worker (TF_CONFIG) or tpu.")
-flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
-flags.DEFINE_boolean("mixed_precision", False, "Train in mixed_float16 with loss scaling.")
-flags.DEFINE_boolean("deterministic", False,
-                     "Enable TF op determinism and a deterministic data order (same losses on "
-                     "every run).")
-flags.DEFINE_integer("seed", 0, "Random seed (initialization, data order, augmentation).")
-flags.DEFINE_boolean("export", True, "Export a SavedModel into model_dir/export at the end.")
-flags.DEFINE_integer("steps_per_loop", 50, "Steps per tf.function call.")
-flags.DEFINE_integer("checkpoint_every", 10_000, "Steps between checkpoints.")
-flags.DEFINE_integer("keep_checkpoints", 5, "Recent checkpoints kept.")
-flags.DEFINE_integer("summary_every", 100, "Steps between scalar summaries / progress lines.")
-flags.DEFINE_integer("image_every", 5_000,
-                     "Steps between colorized validation grids in TensorBoard (0: off).")
 
-# Model.
-flags.DEFINE_string("arch", "vgg16", "Trunk: vgg16, alexnet, resnet152, vgg_tiny, ...")
-flags.DEFINE_string("taps", "all",
-                    "Hypercolumn taps: 'all', a tap, a range 'conv4_1-fc7' or a comma list.")
-flags.DEFINE_boolean("fov", False, "Add the +FoV blocks (CVPR 2017).")
-flags.DEFINE_string("batch_norm", "",
-                    "parameter_free (paper), standard or none; empty: the architecture default.")
-flags.DEFINE_boolean("sync_batch_norm", True,
-                     "Batch statistics over the global batch (all replicas).")
-flags.DEFINE_integer("hidden", 1024, "Width of the head's hidden layer h_fc1.")
-flags.DEFINE_float("dropout", 0.5, "Dropout after h_fc1 (released Caffe: 0.5).")
-flags.DEFINE_enum("convention", "released", ["released", "half_pixel"],
-                  "Sparse hypercolumn sampling convention.")
+def define_flags(fv=FLAGS):
+    """Defines the program's flags on ``fv`` (the global FLAGS by default).
 
-# Data.
-flags.DEFINE_integer("batch_size", 8, "Global batch size (paper: 8).")
-flags.DEFINE_integer("crop_size", 352, "Square training crop (paper: 352).")
-flags.DEFINE_integer("min_side", 0, "Short side scaled into [min_side, max_side] before "
-                     "cropping; 0: crop_size (paper: 352).")
-flags.DEFINE_integer("max_side", 0, "0: crop_size * 600 / 352 (paper: 600).")
-flags.DEFINE_integer("points", 128, "Sampled pixels per image (paper: 128).")
-flags.DEFINE_integer("edge_buffer", -1,
-                     "Centres stay this far from the border; -1: released Caffe's 96/352 of "
-                     "the crop.")
-flags.DEFINE_enum("targets_on_device", "auto", ["auto", "true", "false"],
-                  "Build targets in the training step (auto: when a GPU/TPU is visible).")
-flags.DEFINE_integer("validation_images", 4, "Images in the colorization grids.")
+    Done at run time rather than import time, so that importing this module next to other
+    programs (e.g. in one test process) never clashes on shared flag names.
+    """
+    if "train_steps" in fv:
+        return fv
+    d = _Definer(fv)
+    # Run.
+    d.string("model_dir", "runs/pretrain",
+             "Directory of checkpoints, TensorBoard summaries, the colorization grid and "
+             "the SavedModel export.")
+    d.string("data", "embedded",
+             "Training images: a folder, a glob, a TFRecord pattern, 'tfds:NAME[:SPLIT]' or "
+             "'embedded' (the photos shipped with tfcolor).")
+    d.integer("train_steps", 2_000_000, "Total optimizer steps (released Caffe: 2M).")
+    d.string("strategy", "default",
+             "default/one_device, mirrored, multi_worker (TF_CONFIG) or tpu.")
+    d.string("tpu", "", "TPU name or address for --strategy=tpu.")
+    d.boolean("mixed_precision", False, "Train in mixed_float16 with loss scaling.")
+    d.boolean("deterministic", False,
+              "Enable TF op determinism and a deterministic data order (same losses on "
+              "every run).")
+    d.integer("seed", 0, "Random seed (initialization, data order, augmentation).")
+    d.boolean("export", True, "Export a SavedModel into model_dir/export at the end.")
+    d.integer("steps_per_loop", 50, "Steps per tf.function call.")
+    d.integer("checkpoint_every", 10_000, "Steps between checkpoints.")
+    d.integer("keep_checkpoints", 5, "Recent checkpoints kept.")
+    d.integer("summary_every", 100, "Steps between scalar summaries / progress lines.")
+    d.integer("image_every", 5_000,
+              "Steps between colorized validation grids in TensorBoard (0: off).")
 
-# Loss.
-flags.DEFINE_string("loss", "hue_chroma", "hue_chroma, lab_hist, lab_joint or lab_regression.")
-flags.DEFINE_integer("window", 7, "Target histogram window R (paper: 7).")
-flags.DEFINE_float("hue_weight", 5.0, "lambda_H of the hue/chroma loss (paper: 5).")
-flags.DEFINE_boolean("lightness_weight", False,
-                     "Weight the chroma term by min(3L, 1, 3(1-L)) (released Caffe).")
+    # Model.
+    d.string("arch", "vgg16", "Trunk: vgg16, alexnet, resnet152, vgg_tiny, ...")
+    d.string("taps", "all",
+             "Hypercolumn taps: 'all', a tap, a range 'conv4_1-fc7' or a comma list.")
+    d.boolean("fov", False, "Add the +FoV blocks (CVPR 2017).")
+    d.string("batch_norm", "",
+             "parameter_free (paper), standard or none; empty: the architecture default.")
+    d.boolean("sync_batch_norm", True,
+              "Batch statistics over the global batch (all replicas).")
+    d.integer("hidden", 1024, "Width of the head's hidden layer h_fc1.")
+    d.float("dropout", 0.5, "Dropout after h_fc1 (released Caffe: 0.5).")
+    d.enum("convention", "released", ["released", "half_pixel"],
+           "Sparse hypercolumn sampling convention.")
 
-# Optimizer.
-flags.DEFINE_float("learning_rate", 0.001, "Initial SGD learning rate (released Caffe: 0.001).")
-flags.DEFINE_string("lr_drops", "0.5,0.75,0.875",
-                    "Steps where the rate drops, comma-separated; values < 1 are fractions of "
-                    "--train_steps (released Caffe: 1M,1.5M,1.75M of 2M).")
-flags.DEFINE_float("lr_drop_factor", 0.1, "Rate multiplier at each drop.")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
-flags.DEFINE_float("weight_decay", 5e-4, "L2 on kernels (released Caffe: 5e-4).")
-flags.DEFINE_float("head_weight_decay", -1.0,
-                   "L2 on the head's kernels; -1: same as --weight_decay (released TF: 1e-6 "
-                   "on the head and --weight_decay=0).")
-flags.DEFINE_float("bias_lr_multiplier", 2.0, "Bias learning-rate multiplier (Caffe lr_mult 2).")
-flags.DEFINE_float("clip_norm", 0.0, "Clip the global gradient norm; 0: off.")
+    # Data.
+    d.integer("batch_size", 8, "Global batch size (paper: 8).")
+    d.integer("crop_size", 352, "Square training crop (paper: 352).")
+    d.integer("min_side", 0, "Short side scaled into [min_side, max_side] before "
+              "cropping; 0: crop_size (paper: 352).")
+    d.integer("max_side", 0, "0: crop_size * 600 / 352 (paper: 600).")
+    d.integer("points", 128, "Sampled pixels per image (paper: 128).")
+    d.integer("edge_buffer", -1,
+              "Centres stay this far from the border; -1: released Caffe's 96/352 of "
+              "the crop.")
+    d.enum("targets_on_device", "auto", ["auto", "true", "false"],
+           "Build targets in the training step (auto: when a GPU/TPU is visible).")
+    d.integer("validation_images", 4, "Images in the colorization grids.")
+
+    # Loss.
+    d.string("loss", "hue_chroma", "hue_chroma, lab_hist, lab_joint or lab_regression.")
+    d.integer("window", 7, "Target histogram window R (paper: 7).")
+    d.float("hue_weight", 5.0, "lambda_H of the hue/chroma loss (paper: 5).")
+    d.boolean("lightness_weight", False,
+              "Weight the chroma term by min(3L, 1, 3(1-L)) (released Caffe).")
+
+    # Optimizer.
+    d.float("learning_rate", 0.001, "Initial SGD learning rate (released Caffe: 0.001).")
+    d.string("lr_drops", "0.5,0.75,0.875",
+             "Steps where the rate drops, comma-separated; values < 1 are fractions of "
+             "--train_steps (released Caffe: 1M,1.5M,1.75M of 2M).")
+    d.float("lr_drop_factor", 0.1, "Rate multiplier at each drop.")
+    d.float("momentum", 0.9, "SGD momentum.")
+    d.float("weight_decay", 5e-4, "L2 on kernels (released Caffe: 5e-4).")
+    d.float("head_weight_decay", -1.0,
+            "L2 on the head's kernels; -1: same as --weight_decay (released TF: 1e-6 "
+            "on the head and --weight_decay=0).")
+    d.float("bias_lr_multiplier", 2.0, "Bias learning-rate multiplier (Caffe lr_mult 2).")
+    d.float("clip_norm", 0.0, "Clip the global gradient norm; 0: off.")
+    return fv
+
+
+class _Definer:
+    """``d.string(name, default, help)`` -> ``flags.DEFINE_string(..., flag_values=fv)``."""
+
+    def __init__(self, fv):
+        self._fv = fv
+
+    def __getattr__(self, kind):
+        define = getattr(flags, "DEFINE_" + kind)
+        return lambda *args, **kwargs: define(*args, flag_values=self._fv, **kwargs)
 
 
 def config_from_flags(f=FLAGS):
@@ -130,12 +152,25 @@ _FIELD_TO_FLAG = {"kind": "loss", "num_centers": "points", "min_short_side": "mi
                   "max_short_side": "max_side"}
 
 
-def _flag_message(message):
+def _flag_message(message, fv=FLAGS):
     for field, flag in _FIELD_TO_FLAG.items():
         message = re.sub(rf"^{field}\b", flag, message)
     message = re.sub(r"unknown architecture arch=", "unknown architecture --arch=", message)
     message = re.sub(r"^data=", "--data=", message)
-    return common.name_flags(message, set(FLAGS))
+    return common.name_flags(message, set(fv))
+
+
+class FlagError(ValueError):
+    """A flag value is invalid; the message names the flag."""
+
+
+def build_config(fv=FLAGS):
+    """The validated ``PretrainConfig`` of the parsed flags ``fv``; raises FlagError."""
+    from tfcolor import config  # pylint: disable=import-outside-toplevel
+    try:
+        return config_from_flags(fv).validate()
+    except (config.ConfigError, ValueError) as e:
+        raise FlagError(_flag_message(str(e), fv)) from e
 
 
 def main(argv):
@@ -143,9 +178,9 @@ def main(argv):
         common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
     from tfcolor import config  # pylint: disable=import-outside-toplevel
     try:
-        cfg = config_from_flags().validate()
-    except (config.ConfigError, ValueError) as e:
-        common.die(_flag_message(str(e)))
+        cfg = build_config(FLAGS)
+    except FlagError as e:
+        common.die(str(e))
     from tfcolor import train  # pylint: disable=import-outside-toplevel
     try:
         result = train.pretrain(cfg)
@@ -170,6 +205,7 @@ def main(argv):
 def run():
     """Console-script entry point (``tfcolor-pretrain``)."""
     sys.argv = common.resolve_flagfiles(sys.argv)
+    define_flags()
     app.run(main)
 
 
