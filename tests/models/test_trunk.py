@@ -33,6 +33,7 @@ def test_tap_table_order_and_strides():
         ("fc6-fc7", ["fc6", "fc7"]),
         ("conv4_1-fc7", VGG_ORDER[8:]),
         ("no_data", VGG_ORDER[1:]),
+        ("released", VGG_ORDER[1:]),
         (["fc7", "conv1_1", "fc7"], ["conv1_1", "fc7"]),  # hypercolumn order, no duplicates
         (["data", "conv5_1-conv5_3"], ["data", "conv5_1", "conv5_2", "conv5_3"]),
 ])

@@ -18,10 +18,12 @@ Selecting taps (``taps=``)
 ``None`` or ``"all"``: every tap (plus ``fov1``/``fov2`` with ``fov=True``), which is the paper's
 hypercolumn (12,417 channels for VGG-16). Otherwise a tap name, a range ``"first-last"``
 (inclusive, in hypercolumn order, e.g. ``"conv4_1-fc7"``, ``"fc6-fc7"``, ``"conv1_1-conv5_3"``), or
-a list mixing both. The papers' ablations over hypercolumn layers (e.g. "fc6 and fc7 only",
-"from conv4 up") are all ranges; ``TAP_PRESETS`` names a few for convenience. Selected taps are
-returned in hypercolumn order whatever order they were given in. Layers above the deepest
-selected tap are not built.
+a list mixing both. Ablations over hypercolumn layers (e.g. "fc6 and fc7 only", "from conv4
+up") are ranges; ``TAP_PRESETS[arch]`` names a few selections (``"hypercolumn"`` = all;
+for VGG-16 ``"released"`` = conv1_1-fc7, the layer list of the authors' TensorFlow code, which
+leaves out the data layer the paper includes; ``"block_heads"`` = the first conv of each block
+plus data and fc7). Selected taps are returned in hypercolumn order whatever order they were
+given in. Layers above the deepest selected tap are not built.
 
 Batch normalization
 -------------------

@@ -68,9 +68,12 @@ def _build_vgg(widths):
 
 
 # Named selections; any other ablation is a range such as "conv4_1-fc7" or "fc6-fc7".
+# "released": the authors' TensorFlow code (selfsup/multi/basenets/vgg16.py) reads conv1_1..fc7
+# without the data layer (12,416 channels); the paper's hypercolumn (the default) includes it.
 _PRESETS = {
         "hypercolumn": "all",
         "no_data": "conv1_1-fc7",
+        "released": "conv1_1-fc7",
         "block_heads": ["data", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1", "fc7"],
 }
 
