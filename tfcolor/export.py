@@ -71,6 +71,11 @@ import tensorflow as tf
 
 from tfcolor import colorize as colorize_lib
 
+try:  # keeps the Keras model out of the SavedModel's object graph (see ServingModule)
+    from tensorflow.python.trackable.data_structures import NoDependency
+except ImportError:  # pragma: no cover
+    NoDependency = None
+
 METADATA_FILE = "tfcolor_export.json"
 KERAS_FILE = "colorizer.keras"
 CONFIG_FILE = "config.json"
@@ -120,6 +125,11 @@ def _validated_gray(images):
     return gray
 
 
+def _tf_variables(variables):
+    """The tf.Variables behind Keras variables (or the tf.Variables themselves)."""
+    return [getattr(v, "value", v) if not isinstance(v, tf.Variable) else v for v in variables]
+
+
 class ServingModule(tf.Module):
     """``tf.Module`` with the serving functions of a Keras colorizer (module docstring).
 
@@ -141,7 +151,12 @@ class ServingModule(tf.Module):
     def __init__(self, model, kind=None, grid_factor=4, multiple=None, decode_options=None,
                  name="tfcolor_colorizer"):
         super().__init__(name=name)
-        self.model = model
+        # Keras 3 variables are saved through their underlying tf.Variable, never through the
+        # Keras objects: a SavedModel that tracks Keras variables/models directly loads fine with
+        # tf.saved_model.load but fails in TF1-style loaders (saved_model_cli run, TF Serving)
+        # with "Could not find variable ..." (keras-team/keras#20095, #19274). The Keras model
+        # is therefore held without tracking; the variables are tracked as tf.Variables.
+        self.model = NoDependency(model) if NoDependency is not None else model
         self.kind = kind or getattr(model, "kind", "hue_chroma")
         colorize_lib.group_sizes(self.kind)  # validates
         self.grid_factor = int(grid_factor)
@@ -153,10 +168,10 @@ class ServingModule(tf.Module):
             if key in self.decode_options:
                 raise ValueError(f"decode option {key!r} cannot be fixed in a SavedModel")
         self.from_logits = getattr(model, "head_activation", None) is None
-        self.variables = list(model.variables)
-        self.trainable_variables = list(model.trainable_variables)
+        self.variables = _tf_variables(model.variables)
+        self.trainable_variables = _tf_variables(model.trainable_variables)
         trunk = getattr(model, "trunk", None)
-        self.trunk_variables = list(trunk.trainable_variables) if trunk is not None else []
+        self.trunk_variables = _tf_variables(trunk.trainable_variables) if trunk is not None else []
         self.taps = list(getattr(model, "taps", []))
         self._build_functions()
 
@@ -249,6 +264,9 @@ class ServingModule(tf.Module):
         self.features = features
         self.hypercolumn = hypercolumn
         self.__call__ = call
+        spec = tf.TensorSpec([None, None, None, 1], tf.float32, name="gray")
+        for training in (False, True):  # saved with the module: callable after loading
+            call.get_concrete_function(spec, training=training)
 
     def signatures(self):
         """Concrete functions of every signature (module docstring), by name."""

@@ -1,0 +1,266 @@
+"""Tests for tfcolor.export: the TF Serving contract of the SavedModel, reuse for fine-tuning.
+
+One small colorizer (vgg_tiny trunk, narrow head) is exported once per module; every test reads it.
+"""
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfcolor import colorize, export
+from tfcolor.models.colorizer import Colorizer
+
+TAPS = ["data", "conv1_1", "conv2_2", "conv3_3", "conv5_3", "fc7"]  # small graph: fast tracing
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _images(shape=(2, 21, 35, 3), seed=0):
+    return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tf.keras.utils.set_random_seed(1)
+    model = Colorizer("vgg_tiny", kind="hue_chroma", hidden=16, dropout=0.0, taps=TAPS)
+    path = str(tmp_path_factory.mktemp("export") / "sm")
+    export.export_saved_model(model, path, grid_factor=4, decode_options={"fading": "released"},
+                              config={"note": "test"})
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(exported[1])
+
+
+def _spec_table(loaded):
+    table = {}
+    for name, fn in loaded.signatures.items():
+        _, kwargs = fn.structured_input_signature
+        inputs = {k: (v.dtype.name, None if v.shape.rank is None else v.shape.as_list())
+                  for k, v in kwargs.items()}
+        outputs = {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_outputs.items()}
+        table[name] = (inputs, outputs)
+    return table
+
+
+def test_signature_names_dtypes_and_shapes_are_stable(loaded):
+    table = _spec_table(loaded)
+    assert sorted(table) == sorted(export.SIGNATURES)
+    rgb_u8 = ({"images": ("uint8", None)}, {"rgb": ("uint8", [None, None, None, 3])})
+    assert table["serving_default"] == rgb_u8
+    assert table["colorize"] == rgb_u8
+    assert table["colorize_float"] == ({"images": ("float32", None)},
+                                       {"rgb": ("float32", [None, None, None, 3])})
+    assert table["colorize_bytes"] == ({"images": ("string", [None])},
+                                       {"rgb": ("uint8", [None, None, None, 3])})
+    assert table["histograms"] == ({"images": ("float32", None)}, {
+            "logits": ("float32", [None, None, None, 64]),
+            "hue": ("float32", [None, None, None, 32]),
+            "chroma": ("float32", [None, None, None, 32])})
+    inputs, outputs = table["features"]
+    assert inputs == {"images": ("float32", None)}
+    assert set(outputs) == set(TAPS)
+    assert outputs["conv1_1"] == ("float32", [None, None, None, 8])
+    assert table["hypercolumn"][1]["hypercolumn"][0] == "float32"
+
+
+def test_outputs_match_the_in_process_keras_model(exported, loaded):
+    model, path = exported
+    x = _images()
+    want = colorize.colorize_batch(model, x, kind="hue_chroma", fading="released").numpy()
+    got = loaded.signatures["colorize_float"](images=tf.constant(x))["rgb"].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # uint8 in, uint8 out: rounding of the same computation on the quantised input.
+    u8 = np.round(x * 255).astype(np.uint8)
+    got8 = loaded.signatures["serving_default"](images=tf.constant(u8))["rgb"].numpy()
+    want8 = colorize.colorize_batch(model, u8.astype(np.float32) / 255, fading="released").numpy()
+    assert np.abs(got8.astype(int) - np.round(want8 * 255)).max() <= 1
+    # Grey (1-channel) input gives the same as its RGB replica.
+    grey = x.mean(-1, keepdims=True)
+    a = loaded.colorize_float(grey)["rgb"].numpy()
+    b = loaded.colorize_float(np.repeat(grey, 3, -1))["rgb"].numpy()
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    # Lightness of the output is the input's.
+    np.testing.assert_allclose(got.mean(-1), x.mean(-1), atol=1e-5)
+    hist = loaded.histograms(x)
+    logits = colorize.predict_grid(model, tf.constant(grey), 4).numpy()
+    np.testing.assert_allclose(hist["logits"].numpy(), logits, atol=1e-4)
+    assert hist["hue"].shape == (2, 6, 9, 32)
+    np.testing.assert_allclose(hist["hue"].numpy().sum(-1), 1.0, atol=1e-5)
+    feats = loaded.features(x)
+    # The served features see the input mirror-padded to a multiple of 32 (then cropped back).
+    padded = colorize.reflect_pad(tf.constant(grey), 32)
+    maps = dict(zip(model.taps, model.features(padded, training=False)))
+    for name in ("conv1_1", "conv3_3", "fc7"):
+        s = model.tap_strides[name]
+        want_map = maps[name].numpy()[:, :-(-21 // s), :-(-35 // s)]
+        np.testing.assert_allclose(feats[name].numpy(), want_map, atol=1e-5)
+    assert feats["fc7"].shape[1:3] == (1, 2)  # ceil(21 / 32), ceil(35 / 32)
+    hc = loaded.hypercolumn(x)["hypercolumn"]
+    assert hc.shape == (2, 6, 9, sum(model.tap_channels))
+
+
+def test_any_size_and_batch(loaded):
+    for shape in [(1, 1, 1, 3), (3, 5, 64, 1), (1, 70, 33, 3)]:
+        out = loaded.colorize_float(_images(shape))["rgb"]
+        assert out.shape == shape[:3] + (3,)
+
+
+def _encode(array, fmt):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt, quality=95)
+    return buf.getvalue()
+
+
+def test_colorize_bytes_png_and_jpeg(loaded):
+    u8 = np.round(_images((2, 24, 30, 3), seed=3) * 255).astype(np.uint8)
+    png = [_encode(u8[0], "PNG"), _encode(u8[1], "PNG")]
+    got = loaded.signatures["colorize_bytes"](images=tf.constant(png))["rgb"].numpy()
+    want = loaded.signatures["colorize"](images=tf.constant(u8))["rgb"].numpy()
+    np.testing.assert_array_equal(got, want)
+    jpg = loaded.colorize_bytes(tf.constant([_encode(u8[0], "JPEG")]))["rgb"]
+    assert jpg.shape == (1, 24, 30, 3)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((21, 35, 3), np.float32), "rank-4 batch"),
+    (np.zeros((1, 2, 21, 35, 3), np.float32), "rank-4 batch"),
+    (np.zeros((1, 21, 35, 2), np.float32), "1 (grey) or 3 (RGB) channels"),
+    (np.zeros((1, 0, 35, 3), np.float32), "must not be empty"),
+    (np.full((1, 4, 4, 3), 2.0, np.float32), "float images must be in [0, 1]"),
+])
+def test_bad_serving_input_names_the_problem(loaded, bad, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[")
+                       .replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+        loaded.signatures["colorize_float"](images=tf.constant(bad))
+
+
+def test_bad_bytes_input(loaded):
+    u8 = np.zeros((10, 12, 3), np.uint8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same size"):
+        loaded.colorize_bytes(tf.constant([_encode(u8, "PNG"), _encode(u8[:5], "PNG")]))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        loaded.colorize_bytes(tf.constant([b"not an image"]))
+
+
+def test_fresh_process_load_and_call(exported, tmp_path):
+    model, path = exported
+    out = tmp_path / "out.npz"
+    script = f"""
+import numpy as np, tensorflow as tf
+loaded = tf.saved_model.load({path!r})
+x = np.random.default_rng(0).uniform(size=(2, 21, 35, 3)).astype(np.float32)
+res = {{}}
+for name, fn in loaded.signatures.items():
+    if name == "colorize_bytes":
+        continue
+    arg = np.round(x * 255).astype(np.uint8) if name in ("serving_default", "colorize") else x
+    for key, value in fn(images=tf.constant(arg)).items():
+        res[name + "/" + key] = value.numpy()
+np.savez({str(out)!r}, **res)
+"""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
+    res = np.load(out)
+    x = _images()
+    want = colorize.colorize_batch(model, x, fading="released").numpy()
+    np.testing.assert_allclose(res["colorize_float/rgb"], want, atol=1e-5)
+    assert res["serving_default/rgb"].dtype == np.uint8
+    assert res["histograms/logits"].shape == (2, 6, 9, 64)
+    assert "features/fc7" in res and "hypercolumn/hypercolumn" in res
+
+
+def _saved_model_cli():
+    exe = shutil.which("saved_model_cli")
+    if exe:
+        return [exe]
+    return [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    _, path = exported
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    show = subprocess.run(_saved_model_cli() + ["show", "--dir", path, "--all"], check=True,
+                          capture_output=True, text=True, env=env, timeout=300).stdout
+    for name in export.SIGNATURES:
+        assert f"signature_def['{name}']" in show
+    assert "DT_UINT8" in show and "DT_STRING" in show
+    np.save(tmp_path / "in.npy", np.full((1, 20, 24, 3), 128, np.uint8))
+    run = subprocess.run(
+            _saved_model_cli() + ["run", "--dir", path, "--tag_set", "serve", "--signature_def",
+                                  "serving_default", "--inputs", f"images={tmp_path / 'in.npy'}",
+                                  "--outdir", str(tmp_path / "cli"), "--overwrite"],
+            check=True, capture_output=True, text=True, env=env, timeout=300)
+    rgb = np.load(tmp_path / "cli" / "rgb.npy")
+    assert rgb.shape == (1, 20, 24, 3) and rgb.dtype == np.uint8, run.stdout[-500:]
+    # A mid-grey input keeps its lightness: the mean of every output pixel is ~128.
+    assert np.abs(rgb.astype(float).mean(-1) - 128).max() <= 1.0
+
+
+def test_fine_tuning_step_changes_trunk_variables(exported):
+    loaded = tf.saved_model.load(exported[1])  # own copy: this test changes its variables
+    assert loaded.trunk_variables and all(v.trainable for v in loaded.trunk_variables)
+    assert len(loaded.trainable_variables) > len(loaded.trunk_variables)
+    before = [v.numpy().copy() for v in loaded.trunk_variables]
+    gray = tf.constant(_images((2, 32, 32, 1), seed=5))
+    served_before = loaded.features(gray)["conv1_1"].numpy()
+    with tf.GradientTape() as tape:
+        maps = loaded(gray, training=False)
+        loss = tf.add_n([tf.reduce_mean(tf.square(m)) for m in maps.values()])
+    grads = tape.gradient(loss, loaded.trunk_variables)
+    assert all(g is not None for g in grads)
+    tf.keras.optimizers.SGD(0.1).apply_gradients(zip(grads, loaded.trunk_variables))
+    changed = [not np.allclose(b, v.numpy()) for b, v in zip(before, loaded.trunk_variables)]
+    assert sum(changed) >= len(changed) // 2
+    # The serving functions read the same (now changed) variables.
+    assert not np.allclose(loaded.features(gray)["conv1_1"].numpy(), served_before)
+
+
+def test_keras_model_beside_the_export(exported):
+    model, path = exported
+    keras_model = export.load_keras_model(path)
+    x = tf.constant(_images((1, 32, 32, 1)))
+    np.testing.assert_allclose(keras_model.dense(x).numpy(), model.dense(x).numpy(), atol=1e-5)
+    assert keras_model.trunk.trainable_variables
+    meta = export.read_metadata(path)
+    assert meta["kind"] == "hue_chroma" and meta["grid_factor"] == 4
+    assert meta["decode_options"] == {"fading": "released"} and meta["config"] == {"note": "test"}
+    assert meta["signatures"] == list(export.SIGNATURES)
+
+
+def test_export_from_checkpoint(tmp_path):
+    config = pytest.importorskip("tfcolor.config")
+    cfg = config.PretrainConfig()
+    cfg.model.arch = "vgg_tiny"
+    cfg.model.hidden = 8
+    model = export.build_model_from_config(cfg.to_dict())
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
+    for v in model.trainable_variables:
+        v.assign(tf.random.normal(v.shape, stddev=0.1, seed=1))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(model_dir), 3).save()
+    restored, kind = export.load_model(str(model_dir))
+    x = tf.constant(_images((1, 32, 32, 1)))
+    np.testing.assert_allclose(restored.dense(x).numpy(), model.dense(x).numpy(), atol=1e-5)
+    assert kind == "hue_chroma"
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        export.load_model(str(tmp_path))
+
+
+def test_bad_export_arguments():
+    model = Colorizer("vgg_tiny", kind="hue_chroma", hidden=4)
+    with pytest.raises(ValueError, match="grid_factor"):
+        export.ServingModule(model, grid_factor=0)
+    with pytest.raises(ValueError, match="kind"):
+        export.ServingModule(model, kind="rgb")
+    with pytest.raises(ValueError, match="cannot be fixed"):
+        export.ServingModule(model, decode_options={"seed": 1})
