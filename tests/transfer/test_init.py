@@ -1,0 +1,128 @@
+"""Tests for tfcolor.transfer.init: loading, BN absorption, grey -> RGB, freezing."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcolor import config as config_lib
+from tfcolor import models
+from tfcolor.transfer import init, tasks
+
+
+def _randomize_bn(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, n).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.2, 2.0, n).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def colorization_dir(tmp_path_factory):
+    """A colorization model_dir as pretraining writes it (config.json + checkpoint)."""
+    from tfcolor.train import pretraining
+    path = str(tmp_path_factory.mktemp("colorization"))
+    config = config_lib.PretrainConfig(
+            model=config_lib.ModelConfig(arch="vgg_tiny", taps="conv1_1-conv3_3", hidden=8,
+                                         sync_batch_norm=False))
+    model = pretraining.build_model(config)
+    _randomize_bn(model.trunk)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f)
+    tf.train.Checkpoint(model=model).save(os.path.join(path, "ckpt"))
+    return path, model
+
+
+def test_bn_absorbed_in_transfer_path_preserves_outputs(colorization_dir):
+    path, colorizer = colorization_dir
+    assert init.describe_init(path) == "colorization"
+    trunk, arch = init.load_trunk(path)
+    assert arch == "vgg_tiny"
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in trunk.layers)
+    x = tf.random.uniform([2, 20, 20, 1], seed=1)
+    before = colorizer.trunk(x, training=False)
+    after = trunk(x, training=False)
+    for name in before:
+        np.testing.assert_allclose(after[name], before[name], rtol=1e-4, atol=1e-4)
+    kept, _ = init.load_trunk(path, absorb_bn=False)
+    assert any(isinstance(l, keras.layers.BatchNormalization) for l in kept.layers)
+
+
+def test_gray_to_rgb_init_computes_the_grey_network_on_the_desaturation(colorization_dir):
+    path, _ = colorization_dir
+    grey, _ = init.load_trunk(path)
+    rgb, _ = init.load_trunk(path, color_input=True)
+    assert rgb.inputs[0].shape[-1] == 3
+    image = tf.random.uniform([1, 16, 16, 3], seed=2)
+    a = rgb(image, training=False)
+    b = grey(tf.reduce_mean(image, axis=-1, keepdims=True), training=False)
+    for name in a:
+        if name == "data":
+            continue
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+
+def test_freeze_below_freezes_exactly_the_lower_layers():
+    trunk = models.build_trunk("vgg_tiny", taps="conv1_1-conv3_3", batch_norm="none")
+    model = tasks.TransferModel(trunk, "classification", 3, dropout=0.0)
+    frozen = init.freeze_below(model, "conv2_1")
+    assert frozen == ["conv1_1", "conv1_2"]
+    trainable = {v.path.split("/")[0] for v in model.trainable_variables}
+    assert "conv1_1" not in trainable and "conv2_1" in trainable and "head" in trainable
+    # One SGD step leaves the frozen kernels untouched and moves the others.
+    before = {l.name: l.get_weights()[0].copy() for l in trunk.layers if l.weights}
+    opt = keras.optimizers.SGD(0.1)
+    x, y = tf.random.uniform([4, 16, 16, 1]), tf.one_hot([0, 1, 2, 0], 3)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, model.logits(x),
+                                                                    from_logits=True))
+    opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+    np.testing.assert_array_equal(trunk.get_layer("conv1_2").get_weights()[0],
+                                  before["conv1_2"])
+    assert not np.allclose(trunk.get_layer("conv3_3").get_weights()[0], before["conv3_3"])
+    assert len(init.freeze_below(tasks.TransferModel(
+            models.build_trunk("vgg_tiny", taps="conv1_1-conv2_2", batch_norm="none"),
+            "classification", 2), "head")) == 4
+    with pytest.raises(ValueError, match="no layer 'conv9_1'"):
+        init.freeze_below(model, "conv9_1")
+
+
+def test_random_init_rebalanced_has_unit_second_moment():
+    images = np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 1)).astype(np.float32)
+    trunk, _ = init.load_trunk("random", arch="vgg_tiny", taps="conv1_1-conv3_3",
+                               rebalance_images=images)
+    out = trunk(images, training=False)
+    for name in ("conv1_1", "conv2_2", "conv3_3"):
+        assert np.mean(np.square(out[name])) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_tap_strides_known_and_measured():
+    trunk = models.build_trunk("vgg_tiny", taps="conv1_1-conv3_1", batch_norm="none")
+    known = init.trunk_tap_strides(trunk, "vgg_tiny")
+    measured = init.trunk_tap_strides(trunk, None, probe_size=32)
+    assert known == measured == {"conv1_1": 1, "conv1_2": 1, "conv2_1": 2, "conv2_2": 2,
+                                 "conv3_1": 4}
+
+
+def test_describe_init_errors(tmp_path):
+    with pytest.raises(ValueError, match="neither 'random'"):
+        init.describe_init(str(tmp_path))
+    with pytest.raises(ValueError, match="imagenet_weights"):
+        init.load_trunk("imagenet", arch="vgg16")
+    with pytest.raises(ValueError, match="arch must be 'vgg16'"):
+        init.load_trunk("imagenet", arch="vgg_tiny", imagenet_weights="x.h5")
+
+
+def test_model_fn_segmentation_from_colorization(colorization_dir):
+    path, _ = colorization_dir
+    build = init.model_fn(path, "segmentation", 4, head_taps=["conv2_2", "conv3_3"],
+                          from_layer="conv3_1", hidden=8, seed=0)
+    model = build()
+    assert model.taps == ["conv2_2", "conv3_3"]
+    assert model.tap_strides == {"conv2_2": 2, "conv3_3": 4}
+    assert not model.trunk.get_layer("conv2_2").trainable
+    assert model.dense_logits(tf.zeros([1, 12, 12, 1])).shape == (1, 12, 12, 4)

@@ -1,0 +1,94 @@
+"""Tests for tfcolor.transfer.protocol: the plateau schedule and end-to-end fine-tuning."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcolor.transfer import data, init, protocol
+
+
+def test_plateau_schedule_scripted_scores():
+    s = protocol.PlateauSchedule(0.1, drop_factor=0.1, patience=1, max_drops=2)
+    scripted = [(10, 0.5), (20, 0.6), (30, 0.6), (40, 0.7), (50, 0.65), (60, 0.7)]
+    actions = [s.update(step, score) for step, score in scripted]
+    # 30: no gain -> first drop; 50: no gain -> second drop; 60: a tie is no gain and two
+    # drops were made already -> stop.
+    assert actions == ["improved", "improved", "drop", "improved", "drop", "stop"]
+    assert s.drop_steps == [30, 50]
+    assert s.learning_rate == pytest.approx(0.001)
+    assert s.best_score == 0.7 and s.best_step == 40
+    assert s.stopped
+    with pytest.raises(RuntimeError):
+        s.update(70, 0.9)
+
+
+def test_plateau_schedule_patience_and_min_delta():
+    s = protocol.PlateauSchedule(1.0, drop_factor=0.5, patience=2, max_drops=1, min_delta=0.05)
+    seq = [0.5, 0.52, 0.6, 0.61, 0.62, 0.7, 0.7, 0.7]
+    actions = [s.update(i, v) for i, v in enumerate(seq)]
+    assert actions == ["improved", "continue", "improved", "continue", "drop", "improved",
+                       "continue", "stop"]
+    assert s.learning_rate == 0.5 and s.drop_steps == [4]
+    # The rate recorded with each evaluation is the one used before it.
+    assert [h[2] for h in s.history] == [1.0] * 5 + [0.5] * 3
+
+
+def test_plateau_schedule_rejects_bad_values():
+    with pytest.raises(ValueError, match="drop_factor"):
+        protocol.PlateauSchedule(0.1, drop_factor=1.5)
+    with pytest.raises(ValueError, match="NaN"):
+        protocol.PlateauSchedule(0.1).update(1, float("nan"))
+    with pytest.raises(ValueError, match="val_fraction"):
+        protocol.FinetuneConfig(val_fraction=1.0).validate()
+
+
+def test_learning_rate_assignment_reaches_a_traced_step():
+    v = tf.Variable(1.0)
+    opt = keras.optimizers.SGD(learning_rate=0.5)
+    opt.build([v])
+
+    @tf.function
+    def step():
+        opt.apply([tf.constant(1.0)], [v])
+
+    step()
+    assert v.numpy() == pytest.approx(0.5)
+    protocol._set_learning_rate(opt, 0.1)  # pylint: disable=protected-access
+    step()
+    assert v.numpy() == pytest.approx(0.4)
+
+
+def _stripes(n, seed=0, size=16):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.uniform(0, 0.3, (n, size, size, 3)).astype(np.float32)
+    for i in range(n):
+        if y[i]:
+            x[i, :, ::4] += 0.6
+        else:
+            x[i, ::4, :] += 0.6
+    return data.from_arrays(np.clip(x, 0, 1), y)
+
+
+def test_tiny_finetune_beats_chance_and_retrains_on_full(tmp_path):
+    train, test = _stripes(96, seed=0), _stripes(40, seed=1)
+    sample = data.eval_dataset(train.subset(np.arange(16)), batch_size=16)
+    sample = next(iter(sample))["gray"].numpy()
+    fn = init.model_fn("random", "classification", 2, arch="vgg_tiny", taps="conv1_1-conv3_3",
+                       rebalance_images=sample, seed=0, dropout=0.0)
+    config = protocol.FinetuneConfig(batch_size=16, learning_rate=0.01, weight_decay=0.0,
+                                     eval_every=10, max_steps=60, patience=2,
+                                     retrain_full=True)
+    result = protocol.finetune(fn, train, test, config, model_dir=str(tmp_path))
+    assert result.test["top1"] >= 0.8  # chance is 0.5
+    assert result.test_full is not None and result.test_full["top1"] >= 0.7
+    assert result.stop_step <= 60
+    assert [h[0] for h in result.history] == list(range(10, result.stop_step + 1, 10))
+    with pytest.raises(ValueError, match="earlier run"):
+        protocol.finetune(fn, train, test, config, model_dir=str(tmp_path))
+
+
+def test_summarize():
+    s = protocol.summarize([0.5, 0.7])
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(np.sqrt(0.02))
+    assert protocol.summarize([0.3])["std"] == 0.0
