@@ -380,10 +380,12 @@ def test_eager_errors_name_function_and_problem():
         color.alphabeta_to_rgb(np.zeros((4, 2)), np.zeros((4, 3)))
     with pytest.raises(TypeError, match=r"rgb_to_lab: `rgb` must be a floating tensor.*uint8"):
         color.rgb_to_lab(np.zeros((2, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"lab_to_rgb: .*\(L\).*lie in"):
+    with pytest.raises(ValueError, match=r"lab_to_rgb: `lab` values must have L in \[0, 100\]"):
         color.lab_to_rgb(np.array([[120.0, 0.0, 0.0]]))
-    with pytest.raises(ValueError, match=r"hcl_to_rgb: .*chroma, lightness"):
+    with pytest.raises(ValueError, match=r"hcl_to_rgb: .*chroma, lightness in \[0, 1\].*max 1.5"):
         color.hcl_to_rgb(np.array([[0.2, 1.5, 0.5]]))
+    with pytest.raises(ValueError, match=r"alphabeta_to_rgb: `alphabeta` values must be finite"):
+        color.alphabeta_to_rgb(np.array([[np.inf, 0.0]]), np.array([[0.5]]))
     with pytest.raises(ValueError, match=r"hcl_to_rgb: `variant` must be one of"):
         color.hcl_to_rgb(np.zeros((1, 3)), variant="caffe")
     with pytest.raises(ValueError, match=r"hcl_to_rgb: `clip` applies to variant='paper'"):
