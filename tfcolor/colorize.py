@@ -196,7 +196,7 @@ def _quantile_decode(spec, probs, u):
     """Centre of the first bin whose cumulative probability reaches ``u`` (per-image scalar)."""
     cum = tf.math.cumsum(probs, axis=-1)
     u = tf.reshape(tf.cast(u, tf.float32), [-1] + [1] * (probs.shape.rank - 1))
-    index = tf.reduce_sum(tf.cast(cum < u[..., None] * cum[..., -1:], tf.int32), axis=-1)
+    index = tf.reduce_sum(tf.cast(cum < u * cum[..., -1:], tf.int32), axis=-1)
     index = tf.minimum(index, spec.num_bins - 1)
     return tf.gather(spec.centers_tensor(), index)
 
