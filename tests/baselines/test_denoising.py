@@ -1,0 +1,76 @@
+"""Tests for tfcolor.baselines.denoising."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcolor import baselines
+from tfcolor import data as data_lib
+from tfcolor.baselines import denoising
+from tfcolor.transfer import init
+
+
+def test_salt_and_pepper_statistics():
+    images = tf.fill([4, 100, 100, 3], 0.5)
+    noisy, corrupted = denoising.salt_and_pepper(images, 0.05, seed=(1, 2))
+    noisy, corrupted = noisy.numpy(), corrupted.numpy()[..., 0].astype(bool)
+    # 40,000 pixels: the corrupted fraction is 0.05 +- 3 binomial standard deviations.
+    assert abs(corrupted.mean() - 0.05) < 3 * np.sqrt(0.05 * 0.95 / corrupted.size)
+    values = noisy[corrupted]
+    assert set(np.unique(values)) <= {0.0, 1.0}
+    assert (values == values[:, :1]).all()  # all channels of a pixel get the same value
+    salt = (values[:, 0] == 1.0).mean()
+    assert abs(salt - 0.5) < 3 * np.sqrt(0.25 / values.shape[0])
+    np.testing.assert_array_equal(noisy[~corrupted], 0.5)
+    again, _ = denoising.salt_and_pepper(images, 0.05, seed=(1, 2))
+    other, _ = denoising.salt_and_pepper(images, 0.05, seed=(1, 3))
+    np.testing.assert_array_equal(again, noisy)
+    assert not np.array_equal(other, noisy)
+    with pytest.raises(ValueError, match="rate"):
+        denoising.salt_and_pepper(images, 1.5)
+
+
+def test_denoising_batches_targets_are_clean_values_at_centres():
+    gray = tf.random.uniform([2, 16, 16, 1], seed=3)
+    centers = tf.constant([[[1, 2], [3, 4]], [[5, 6], [7, 8]]], tf.int32)
+    ds = tf.data.Dataset.from_tensors({"gray": gray, "centers": centers})
+    batch = next(iter(denoising.denoising_batches(ds, rate=0.5, seed=1)))
+    clean = gray.numpy()[[0, 0, 1, 1], [1, 3, 5, 7], [2, 4, 6, 8], 0].reshape(2, 2)
+    np.testing.assert_allclose(batch["targets"][..., 0], clean)
+    noisy = batch["gray"].numpy()[[0, 0, 1, 1], [1, 3, 5, 7], [2, 4, 6, 8], 0].reshape(2, 2)
+    flag = batch["targets"][..., 1].numpy().astype(bool)
+    np.testing.assert_allclose(noisy[~flag], clean[~flag])
+    assert np.isin(noisy[flag], (0.0, 1.0)).all()
+
+
+def test_denoising_loss_weights_corrupted_pixels():
+    y = tf.constant([[[0.5, 0.0], [0.5, 1.0]]])
+    pred = tf.constant([[[0.7], [0.7]]])
+    loss = denoising.denoising_loss(corrupted_weight=3.0)(y, pred).numpy()
+    np.testing.assert_allclose(loss, [[0.04, 0.12]], rtol=1e-5)
+
+
+def test_build_model_leaves_out_the_data_tap():
+    model = denoising.build_model("vgg_tiny", hidden=8)
+    assert "data" not in model.taps and model.output_sizes == (1,)
+
+
+def test_pretrain_and_transfer(tmp_path):
+    images = (np.random.default_rng(0).uniform(0, 1, (4, 40, 40, 3)) * 255).astype(np.uint8)
+    config = data_lib.PretrainDataConfig(batch_size=2, crop_size=32, num_centers=8,
+                                         edge_buffer=4, min_short_side=32, max_short_side=36)
+    result = baselines.pretrain("denoising", images, str(tmp_path),
+                                model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2",
+                                                  hidden=8),
+                                data_config=config, train_steps=2, steps_per_loop=1)
+    assert np.isfinite(result.losses["loss"])
+    assert init.describe_init(str(tmp_path)) == "baseline"
+    trunk, arch = init.load_trunk(str(tmp_path))
+    loaded = baselines.load(str(tmp_path)).model
+    x = tf.random.uniform([1, 16, 16, 1])
+    expected = loaded.trunk(x, training=False)
+    got = trunk(x, training=False)
+    assert arch == "vgg_tiny"
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baselines.build("autoencoder")

@@ -1,0 +1,133 @@
+"""Tests for tfcolor.baselines.split_brain."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage import color as skcolor
+
+from tfcolor import baselines
+from tfcolor import data as data_lib
+from tfcolor.baselines import split_brain
+from tfcolor.transfer import init
+
+
+def test_quantize_hand_values():
+    v = tf.constant([[0.0], [0.0049], [0.015], [0.999], [1.0]])
+    np.testing.assert_array_equal(split_brain.quantize(v, 100), [0, 0, 1, 99, 99])
+    joint = tf.constant([[0.05, 0.95], [0.55, 0.31], [1.0, 0.0]])
+    np.testing.assert_array_equal(split_brain.quantize(joint, 10), [9, 53, 90])
+
+
+def test_lab_split_targets_match_skimage():
+    rgb = np.array([[[[1.0, 0.0, 0.0], [0.2, 0.6, 0.3]]]], np.float32)  # (1, 1, 2, 3)
+    lab = skcolor.rgb2lab(rgb[0])[0]
+    g1, g2 = split_brain.split_channels(rgb, "lab")
+    np.testing.assert_allclose(g1.numpy()[0, 0, :, 0], lab[:, 0] / 100.0, atol=2e-4)
+    np.testing.assert_allclose(g2.numpy()[0, 0], (lab[:, 1:] + 110.0) / 220.0, atol=2e-4)
+    centers = tf.constant([[[0, 0], [0, 1]]], tf.int32)
+    t = split_brain.split_brain_targets(rgb, centers, "lab").numpy()[0]
+    l_bins = np.floor(lab[:, 0]).astype(int)
+    a_bins = np.floor((lab[:, 1] + 110) / 22).astype(int)
+    b_bins = np.floor((lab[:, 2] + 110) / 22).astype(int)
+    np.testing.assert_array_equal(t[:, 0], l_bins)
+    np.testing.assert_array_equal(t[:, 1], a_bins * 10 + b_bins)
+
+
+def test_rescaled_lab_and_rgb_splits():
+    rgb = tf.random.uniform([2, 6, 6, 3], seed=4)
+    g1, g2 = split_brain.split_channels(rgb, "rescaled_lab")
+    both = tf.concat([g1, g2], -1).numpy()
+    np.testing.assert_allclose(both.min(axis=(1, 2)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(both.max(axis=(1, 2)), 1.0, atol=1e-5)
+    g1, g2 = split_brain.split_channels(rgb, "rgb")
+    np.testing.assert_array_equal(g1[..., 0], rgb[..., 1])
+    np.testing.assert_array_equal(g2, tf.gather(rgb, [0, 2], axis=-1))
+    with pytest.raises(ValueError, match="split must be"):
+        split_brain.split_channels(rgb, "hsv")
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return split_brain.SplitBrainAutoencoder("vgg_tiny", taps="conv1_1-conv2_2", hidden=8,
+                                             dropout=0.0, batch_norm="standard")
+
+
+def test_halves_are_disjoint_half_width_and_see_only_their_group(model):
+    assert split_brain.disjoint(model)
+    assert model.trunk_a.inputs[0].shape[-1] == 1 and model.trunk_b.inputs[0].shape[-1] == 2
+    assert model.trunk_a.output["conv1_1"].shape[-1] == 4  # vgg_tiny conv1: 8 channels
+    rgb = tf.random.uniform([2, 16, 16, 3], seed=5)
+    centers = tf.constant([[[3, 4], [8, 9]]] * 2, tf.int32)
+    n_a = model.ab_bins ** 2
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(rgb)
+        out = model.sparse(rgb, centers, training=False)
+        loss_a = tf.reduce_sum(out[..., :n_a])
+    assert out.shape == (2, 2, n_a + model.l_bins)
+    grads = tape.gradient(loss_a, model.trunk_b.trainable_variables + model.head_b.weights)
+    assert all(g is None or not np.any(g) for g in grads)
+    assert any(np.any(g) for g in tape.gradient(loss_a, model.trunk_a.trainable_variables))
+
+
+def test_each_half_sees_only_its_channels():
+    keras.utils.set_random_seed(1)
+    rgb_model = split_brain.SplitBrainAutoencoder("vgg_tiny", split="rgb", taps="conv1_1",
+                                                  hidden=8, dropout=0.0)
+    image = tf.random.uniform([1, 8, 8, 3], seed=8)
+    changed = tf.concat([image[..., :1] * 0.5, image[..., 1:2], image[..., 2:] * 0.3], -1)
+    centers = tf.constant([[[2, 3], [5, 6]]], tf.int32)
+    n_a = rgb_model.ab_bins ** 2
+    before = rgb_model.sparse(image, centers).numpy()
+    after = rgb_model.sparse(changed, centers).numpy()
+    np.testing.assert_allclose(after[..., :n_a], before[..., :n_a], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after[..., n_a:], before[..., n_a:])
+
+
+def test_loss_is_cross_entropy_of_both_halves(model):
+    n_a = model.ab_bins ** 2
+    logits = tf.random.normal([1, 2, n_a + model.l_bins], seed=6)
+    y = tf.constant([[[3.0, 17.0], [99.0, 0.0]]])
+    loss = model.loss_fn()(y, logits).numpy()
+    la = tf.nn.log_softmax(logits[..., :n_a]).numpy()
+    lb = tf.nn.log_softmax(logits[..., n_a:]).numpy()
+    expected = [-(la[0, 0, 17] + lb[0, 0, 3]), -(la[0, 1, 0] + lb[0, 1, 99])]
+    np.testing.assert_allclose(loss[0], expected, rtol=1e-5)
+
+
+def test_downstream_trunk_concatenates_halves(model):
+    trunk = model.downstream_trunk(absorb_bn=True, color_input=True)
+    assert list(trunk.output) == list(model.taps)
+    assert trunk.output["conv2_2"].shape[-1] == 16  # two halves of 8 = vgg_tiny's 16
+    assert not any(isinstance(l, keras.layers.BatchNormalization)
+                   for half in (trunk.get_layer("half_a"), trunk.get_layer("half_b"))
+                   for l in half.layers)
+    rgb = tf.random.uniform([1, 16, 16, 3], seed=7)
+    expected = model.downstream_features(rgb)
+    got = trunk(rgb, training=False)
+    for t in model.taps:
+        np.testing.assert_allclose(got[t], expected[t], rtol=1e-4, atol=1e-4)
+    grey = model.downstream_trunk(color_input=False)
+    assert grey.inputs[0].shape[-1] == 1
+    frozen = init.freeze_below(grey, "conv2_1")
+    assert frozen.count("conv1_1") == 2  # frozen in both halves
+
+
+def test_split_input_config_round_trip():
+    layer = split_brain.SplitInput("rgb")
+    clone = split_brain.SplitInput.from_config(layer.get_config())
+    assert clone.split == "rgb"
+
+
+def test_pretrain_and_load(tmp_path):
+    images = (np.random.default_rng(0).uniform(0, 1, (4, 40, 40, 3)) * 255).astype(np.uint8)
+    config = data_lib.PretrainDataConfig(batch_size=2, crop_size=32, num_centers=8,
+                                         edge_buffer=4, min_short_side=32, max_short_side=36)
+    result = baselines.pretrain("split_brain", images, str(tmp_path),
+                                model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2",
+                                                  hidden=8, split="rescaled_lab"),
+                                data_config=config, train_steps=2, steps_per_loop=1)
+    # Two cross-entropies over 100 classes start near 2 ln(100).
+    assert 0.5 * 2 * np.log(100) < result.losses["colorization"] < 2 * 2 * np.log(100)
+    trunk, arch = init.load_trunk(str(tmp_path), color_input=True)
+    assert trunk.inputs[0].shape[-1] == 3 and arch == "vgg_tiny"
