@@ -378,8 +378,8 @@ def load_model(model_dir, checkpoint=None):
     with tf.io.gfile.GFile(path) as f:
         config = json.load(f)
     try:
-        from tfcolor.train import pretrain  # pylint: disable=import-outside-toplevel
-        build = getattr(pretrain, "build_model", None)
+        from tfcolor.train import pretraining  # pylint: disable=import-outside-toplevel
+        build = getattr(pretraining, "build_model", None)
     except ImportError:
         build = None
     if build is not None:

@@ -257,3 +257,85 @@ def plot_curves(curves, path, title="Cumulative per-pixel error (alpha-beta)", s
         draw.text((x1 - 125, y1 - 26 - 16 * k), name, fill="black")
     img.save(path)
     return path
+
+
+def evaluate(source, inputs, options=None, *, t_max=DEFAULT_T_MAX, max_images=None,
+             recursive=False, progress=None):
+    """Colorization metrics of a model and of the grey baseline on colour images.
+
+    Args:
+        source: a histogram source of ``tfcolor.colorize`` (``KerasSource``, ``SavedModelSource``).
+        inputs: files, folders or globs of colour images (``tfcolor.colorize.expand_inputs``).
+        options: ``tfcolor.colorize.ColorizeOptions`` of the model's colorizations.
+        t_max: largest threshold of the cumulative error curve.
+        max_images: stop after this many readable images (None: all).
+        recursive: descend into folders.
+        progress: callable ``progress(i, n, path)`` after each image.
+
+    Returns:
+        ``(metrics, skipped)``: the filled :class:`ColorizationMetrics` (names ``"model"`` and
+        ``"gray"``) and the list of ``(path, reason)`` of unreadable files.
+    """
+    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    items = colorize.expand_inputs(inputs, recursive=recursive)
+    if not items:
+        raise ValueError(f"no image found in {inputs}")
+    acc = ColorizationMetrics(["model", "gray"], t_max=t_max)
+    skipped = []
+    done = 0
+    for i, (path, _) in enumerate(items):
+        if max_images is not None and done >= max_images:
+            break
+        try:
+            rgb = colorize.read_image(path)
+        except colorize.ImageReadError as e:
+            skipped.append((path, str(e)))
+            continue
+        pred = colorize.colorize_image(source, rgb, options)["rgb"]
+        acc.update("model", rgb, pred)
+        acc.update("gray", rgb, gray_baseline(rgb))
+        done += 1
+        if progress is not None:
+            progress(i + 1, len(items), path)
+    if done == 0:
+        raise ValueError(f"none of the {len(items)} input files could be read")
+    return acc, skipped
+
+
+def write_report(acc, output_dir, extra=None):
+    """Writes ``metrics.json`` and ``cumulative_error.png`` for a :class:`ColorizationMetrics`.
+
+    Infinite PSNRs are written as the string ``"inf"`` (JSON has no infinity).
+
+    Returns:
+        ``(json_path, png_path)``.
+    """
+    import json  # pylint: disable=import-outside-toplevel
+    import os  # pylint: disable=import-outside-toplevel
+    os.makedirs(output_dir, exist_ok=True)
+    result = acc.result()
+    curves = {name: acc.curve(name) for name in result}
+    report = {"metrics": result, "curves": {
+            name: {"thresholds": t[::10].tolist(), "fraction": f[::10].tolist()}
+            for name, (t, f) in curves.items()}, "definitions": {
+            "rmse_alphabeta": "mean over all pixels of the Euclidean alpha-beta error",
+            "pixel_rms_alphabeta": "sqrt of the pixel-mean squared alpha-beta error",
+            "psnr": "mean over images of 10 log10(1 / MSE_RGB), RGB in [0, 1]",
+            "auc": "area under the cumulative per-pixel error curve on [0, t_max], / t_max"}}
+    if extra:
+        report.update(extra)
+
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    json_path = os.path.join(output_dir, "metrics.json")
+    with open(json_path, "w") as f:
+        json.dump(clean(report), f, indent=2)
+    png_path = plot_curves(curves, os.path.join(output_dir, "cumulative_error.png"))
+    return json_path, png_path

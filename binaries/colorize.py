@@ -1,0 +1,178 @@
+r"""Colorizes images with a trained colorizer (a training model_dir or an exported SavedModel).
+
+    binaries/colorize --model_dir=runs/vgg16 photos/ old/*.jpg --output_dir=colorized
+    binaries/colorize --saved_model=runs/vgg16/export scan.png --fading=released --uncertainty
+    binaries/colorize --model_dir=runs/vgg16 beach.jpg --reference=sunset.jpg --transfer=bias
+
+Inputs are files, folders (their images; --recursive to descend) and globs; colour images are
+desaturated first. Each input gives ``NAME.png`` in --output_dir (plus ``NAME_uncertainty.png``
+with --uncertainty and ``NAME_sample1.png``... with --samples). Unreadable files are skipped with
+a warning; the exit status is 1 if any was skipped, 0 otherwise.
+
+Decoding (--mode): ``paper`` (default: chroma median, hue circular expectation), ``median``
+(same: the hue has no median), ``expectation``, ``mode`` or ``sample`` (each pixel drawn
+independently). --fading: ``paper`` (the printed formula, which never fades; default),
+``released`` (the authors' code, fades uncertain hues), ``none``. --lightness=exact keeps the
+input lightness exactly (mean of R, G, B = the grey input at every pixel).
+"""
+import sys
+
+from binaries import common
+
+common.quiet_tensorflow()
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+MODES = {
+        "paper": ("expectation", "median"),
+        "median": ("expectation", "median"),
+        "expectation": ("expectation", "expectation"),
+        "mode": ("mode", "mode"),
+        "sample": ("sample", "sample"),
+}
+
+
+def define_model_flags(fv):
+    if "saved_model" in fv:
+        return
+    flags.DEFINE_string("model_dir", None, "Training directory (config.json + checkpoints).",
+                        flag_values=fv)
+    flags.DEFINE_string("saved_model", None, "SavedModel written by tfcolor-export.",
+                        flag_values=fv)
+    flags.DEFINE_string("checkpoint", None, "Specific checkpoint in --model_dir (default latest).",
+                        flag_values=fv)
+
+
+def define_decode_flags(fv, runtime=True):
+    """Decoding flags shared by colorize, evaluate and export (``runtime=False``: without the
+    per-run --max_side and --seed)."""
+    if "fading" in fv:
+        return
+    flags.DEFINE_enum("mode", "paper", list(MODES), "How a colour is read off the histograms.",
+                      flag_values=fv)
+    flags.DEFINE_enum("fading", "paper", ["paper", "released", "none"],
+                      "Chromatic fading variant.", flag_values=fv)
+    flags.DEFINE_float("eta", 0.03, "Chromatic fading threshold.", flag_values=fv)
+    flags.DEFINE_enum("hcl_variant", "paper", ["paper", "released"],
+                      "Hue/chroma -> RGB reconstruction.", flag_values=fv)
+    flags.DEFINE_enum("lab_method", "", ["", "median", "expectation", "mode", "sample"],
+                      "Decoding of Lab histograms (default median; joint: expectation).",
+                      flag_values=fv)
+    flags.DEFINE_enum("lightness", "exact", ["exact", "released", "none"],
+                      "Lightness matching (exact: output lightness = input grey).",
+                      flag_values=fv)
+    flags.DEFINE_integer("grid_factor", 4, "Dense grid factor (input / g); fixed by the export "
+                         "for --saved_model.", lower_bound=1, flag_values=fv)
+    if not runtime:
+        return
+    flags.DEFINE_integer("max_side", 512, "Shrink the network input to this longer side (the "
+                         "output keeps the full resolution); 0 = never.", lower_bound=0,
+                         flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seed of sampled colorizations.", flag_values=fv)
+
+
+def define_flags(fv=FLAGS):
+    if "output_dir" in fv and "uncertainty" in fv:
+        return fv
+    define_model_flags(fv)
+    define_decode_flags(fv)
+    flags.DEFINE_string("output_dir", "colorized", "Where the PNGs go.", flag_values=fv)
+    flags.DEFINE_boolean("recursive", False, "Descend into folders (and ** in globs).",
+                         flag_values=fv)
+    flags.DEFINE_boolean("uncertainty", False, "Also write NAME_uncertainty.png (normalised hue "
+                         "entropy x chroma).", flag_values=fv)
+    flags.DEFINE_integer("samples", 0, "Also write this many sampled colorizations (one quantile "
+                         "per image: coherent alternatives).", lower_bound=0, flag_values=fv)
+    flags.DEFINE_string("reference", None, "Reference image for histogram transfer.",
+                        flag_values=fv)
+    flags.DEFINE_enum("transfer", "none", ["none", "quantile", "bias"],
+                      "Histogram transfer to --reference.", flag_values=fv)
+    flags.DEFINE_float("transfer_lambda", 10.0, "lambda of the bias transfer energy.",
+                       flag_values=fv)
+    flags.DEFINE_integer("transfer_steps", 300, "Gradient steps of the bias transfer.",
+                         lower_bound=1, flag_values=fv)
+    return fv
+
+
+def load_source(f):
+    """The histogram source named by --model_dir / --saved_model (exactly one)."""
+    from tfcolor import colorize, export  # pylint: disable=import-outside-toplevel
+    if bool(f.model_dir) == bool(f.saved_model):
+        common.die("give exactly one of --model_dir (training directory) or --saved_model")
+    try:
+        if f.saved_model:
+            source = colorize.SavedModelSource(f.saved_model)
+            if f["grid_factor"].present and f.grid_factor != source.grid_factor:
+                logging.warning("--grid_factor=%d ignored: the SavedModel was exported with %d",
+                                f.grid_factor, source.grid_factor)
+            return source
+        model, kind = export.load_model(f.model_dir, f.checkpoint)
+        return colorize.KerasSource(model, kind=kind, grid_factor=f.grid_factor)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        common.die(str(e))
+
+
+def options_from_flags(f, **extra):
+    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    hue_method, chroma_method = MODES[f.mode]
+    options = colorize.ColorizeOptions(
+            hue_method=hue_method, chroma_method=chroma_method, lab_method=f.lab_method or None,
+            fading=None if f.fading == "none" else f.fading, eta=f.eta,
+            hcl_variant=f.hcl_variant, lightness=None if f.lightness == "none" else f.lightness,
+            max_side=f.max_side or None, seed=f.seed, **extra)
+    try:
+        return options.validate()
+    except ValueError as e:
+        common.die(str(e))
+
+
+def main(argv):
+    inputs = argv[1:]
+    if not inputs:
+        common.die("no input: give image files, folders or globs after the flags")
+    if FLAGS.transfer != "none" and not FLAGS.reference:
+        common.die(f"--transfer={FLAGS.transfer} needs --reference=IMAGE")
+    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    options = options_from_flags(
+            FLAGS, samples=FLAGS.samples, uncertainty=FLAGS.uncertainty,
+            transfer=None if FLAGS.transfer == "none" else FLAGS.transfer,
+            transfer_lambda=FLAGS.transfer_lambda, transfer_steps=FLAGS.transfer_steps)
+    reference = None
+    if FLAGS.reference:
+        try:
+            reference = colorize.read_image(FLAGS.reference)
+        except colorize.ImageReadError as e:
+            common.die(str(e))
+    try:
+        colorize.expand_inputs(inputs, recursive=FLAGS.recursive)
+    except FileNotFoundError as e:
+        common.die(str(e))
+    source = load_source(FLAGS)
+
+    def progress(i, n, path, seconds):
+        print(f"[{i}/{n}] {path} ({seconds:.2f}s)", flush=True)
+
+    result = colorize.colorize_files(source, inputs, FLAGS.output_dir, options,
+                                     reference=reference, recursive=FLAGS.recursive,
+                                     progress=progress)
+    done = len(result["written"])
+    print(f"wrote {done} PNG(s) to {FLAGS.output_dir}; skipped {len(result['skipped'])} "
+          "unreadable file(s)", flush=True)
+    for path, reason in result["skipped"]:
+        print(f"skipped: {reason}", file=sys.stderr)
+    return 1 if result["skipped"] else 0
+
+
+def run():
+    """Console-script entry point (``tfcolor-colorize``)."""
+    sys.argv = common.resolve_flagfiles(sys.argv)
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
