@@ -16,7 +16,28 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from binaries import pretrain  # noqa: E402
+
+
+def _load_program(name):
+    """Imports ``binaries/<name>.py`` by path as ``binaries.<name>``.
+
+    Needed when ``tests/binaries`` is a package: pytest then imports this file as
+    ``binaries.test_pretrain`` and ``import binaries`` finds the test package, not the programs.
+    """
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        f"binaries.{name}", os.path.join(ROOT, "binaries", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"binaries.{name}"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+try:
+    from binaries import pretrain  # noqa: E402
+except ImportError:
+    _load_program("common")
+    pretrain = _load_program("pretrain")
 
 SHIM = os.path.join(ROOT, "binaries", "pretrain")
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.flags")))
