@@ -1,10 +1,11 @@
-"""Benchmark: sRGB -> CIE Lab (and back) throughput of tfcolor.color against OpenCV and skimage.
+"""Benchmark: sRGB -> CIE Lab (and back, and -> hue/chroma) throughput of tfcolor.color vs peers.
 
 Measured in one run on the same batch of real photographs (scikit-image's astronaut, coffee,
 chelsea and rocket, resized to --size): ``tfcolor.color.rgb_to_lab`` in a ``tf.function`` (graph
 mode, with and without the range check) and under XLA (``jit_compile=True``), OpenCV
 ``cv2.cvtColor(float32, COLOR_RGB2Lab)`` on the whole batch as one image (OpenCV's own threads),
-and ``skimage.color.rgb2lab``. Throughput in megapixels per second (wall clock, median), the
+and ``skimage.color.rgb2lab``; likewise Lab -> sRGB and sRGB -> (hue, chroma) (peers:
+``cvtColor(COLOR_RGB2HSV)`` with C = S * V, ``skimage.color.rgb2hsv`` with C = max - min). Throughput in megapixels per second (wall clock, median), the
 process CPU time per batch (all threads; more robust when the machine is shared), ratios of
 throughput against scikit-image and OpenCV, and the largest absolute difference to scikit-image in
 float64.
@@ -51,14 +52,25 @@ def _cpu_seconds(fn, repeats=5):
     return sorted(times)[len(times) // 2]
 
 
-def _rows(candidates, reference, megapixels, min_time):
+def _abs_diff(out, reference):
+    return np.abs(out - reference)
+
+
+def _hue_chroma_diff(out, reference):
+    """Circular difference for the hue channel, plain for chroma."""
+    diff = np.abs(out - reference)
+    diff[..., 0] = np.minimum(diff[..., 0] % 1.0, 1.0 - diff[..., 0] % 1.0)
+    return diff
+
+
+def _rows(candidates, reference, megapixels, min_time, distance=_abs_diff):
     """Times every candidate; returns rows (name, Mpx/s, wall ms, CPU ms, max |diff|)."""
     results = []
     for name, fn in candidates:
         out = np.asarray(fn())
         seconds = common.measure(fn, min_time=min_time)
         cpu = _cpu_seconds(fn)
-        error = float(np.abs(out.reshape(reference.shape) - reference).max())
+        error = float(distance(out.reshape(reference.shape), reference).max())
         results.append((name, megapixels / seconds, 1e3 * seconds, 1e3 * cpu, error))
     return results
 
@@ -110,6 +122,21 @@ def main():
             ("OpenCV cvtColor float32 Lab2RGB", lambda: cv2.cvtColor(lab_flat, cv2.COLOR_Lab2RGB)),
             ("scikit-image lab2rgb", lambda: skimage.color.lab2rgb(lab)),
     ], rgb_ref, megapixels, args.min_time)
+    def skimage_hue_chroma(x):
+        return np.stack([skimage.color.rgb2hsv(x)[..., 0], np.ptp(x, axis=-1)], axis=-1)
+
+    def opencv_hue_chroma(x):
+        hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)             # float: H in degrees, S, V
+        return np.stack([hsv[..., 0] / 360.0, hsv[..., 1] * hsv[..., 2]], axis=-1)
+
+    hcl_graph = tf.function(lambda x: color.rgb_to_hcl(x, validate=False)[..., :2])
+    hcl_xla = tf.function(lambda x: color.rgb_to_hcl(x)[..., :2], jit_compile=True)
+    hue_chroma = _rows([
+            ("tfcolor rgb_to_hcl, tf.function, validate=False", lambda: hcl_graph(rgb_tf).numpy()),
+            ("tfcolor rgb_to_hcl, XLA jit_compile", lambda: hcl_xla(rgb_tf).numpy()),
+            ("OpenCV cvtColor float32 RGB2HSV (C = S V)", lambda: opencv_hue_chroma(flat)),
+            ("scikit-image rgb2hsv (C = max - min)", lambda: skimage_hue_chroma(rgb)),
+    ], skimage_hue_chroma(rgb.astype(np.float64)), megapixels, args.min_time, _hue_chroma_diff)
     load_after = os.getloadavg()
 
     print(common.machine_description())
@@ -121,6 +148,9 @@ def main():
            "Lab")
     _table("Lab -> sRGB", inverse, ("scikit-image lab2rgb", "OpenCV cvtColor float32 Lab2RGB"),
            "RGB")
+    _table("sRGB -> hue, chroma", hue_chroma, ("scikit-image rgb2hsv (C = max - min)",
+                                               "OpenCV cvtColor float32 RGB2HSV (C = S V)"),
+           "H circular, C")
 
 
 if __name__ == "__main__":
