@@ -36,51 +36,73 @@ common.quiet_tensorflow()
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("data", None, "Labelled training data (see the module docstring).")
-flags.DEFINE_string("test_data", None, "Labelled test data (optional).")
-flags.DEFINE_enum("task", None, ["classification", "multilabel", "segmentation"],
-                  "Task; default: inferred from the data.")
-flags.DEFINE_integer("num_classes", 0, "Number of classes (0: from the data).")
-flags.DEFINE_integer("per_class", 0, "Use only N training images per class (drawn per seed).")
-flags.DEFINE_integer("test_count", 0, "Evaluate on the first N test images only (0: all).")
-flags.DEFINE_string("init", "random", "random | imagenet | colorization model_dir / export | "
-                    "baseline model_dir.")
-flags.DEFINE_string("imagenet_weights", None, "keras.applications VGG16 weights file for "
-                    "--init=imagenet.")
-flags.DEFINE_string("arch", "vgg16", "Trunk architecture for random / imagenet init.")
-flags.DEFINE_list("taps", None, "Trunk taps for random / imagenet init (default: all).")
-flags.DEFINE_list("head_taps", None, "Segmentation hypercolumn taps / classification tap.")
-flags.DEFINE_bool("color_input", False, "Colour input (grey conv1 replicated / 3).")
-flags.DEFINE_enum("absorb_bn", "auto", ["auto", "true", "false"], "Absorb BN (auto: not ResNet).")
-flags.DEFINE_string("from_layer", None, "Freeze every trunk layer below this one; 'head' "
-                    "freezes the whole trunk.")
-flags.DEFINE_bool("rebalance_random", True, "Re-balance a random init on training images.")
-flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_integer("crop_size", None, "Training crop (default: whole images).")
-flags.DEFINE_list("scale_range", None, "lo,hi: random short-side scaling before cropping.")
-flags.DEFINE_integer("eval_resize", None, "Evaluation: short side resized to this.")
-flags.DEFINE_integer("eval_crop", None, "Evaluation centre crop (default: --crop_size).")
-flags.DEFINE_integer("num_points", 256, "Segmentation: sampled pixels per image.")
-flags.DEFINE_float("learning_rate", 0.01, "Initial learning rate.")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
-flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels.")
-flags.DEFINE_float("drop_factor", 0.1, "Learning-rate drop factor.")
-flags.DEFINE_integer("patience", 1, "Evaluations without improvement before a drop.")
-flags.DEFINE_integer("max_drops", 2, "Drops before stopping at the next plateau.")
-flags.DEFINE_integer("eval_every", 100, "Steps between validation evaluations.")
-flags.DEFINE_integer("max_steps", 20000, "Maximum steps.")
-flags.DEFINE_float("val_fraction", 0.1, "Held-out fraction for validation.")
-flags.DEFINE_bool("retrain_full", False, "Retrain on 100% for the same steps and drops.")
-flags.DEFINE_bool("ten_crop", False, "10-crop testing (classification).")
-flags.DEFINE_enum("ap_method", "11point", ["11point", "area"], "VOC AP variant.")
-flags.DEFINE_integer("hidden", 1024, "Segmentation head hidden units.")
-flags.DEFINE_float("dropout", 0.5, "Head dropout.")
-flags.DEFINE_list("seeds", ["0"], "Seeds (one run each).")
-flags.DEFINE_string("output_dir", None, "Where runs and results.json go.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "Distribution strategy.")
+def define_flags(fv=flags.FLAGS):
+    """Defines the program's flags on ``fv`` (at run time, so that programs and tests
+    can each use their own FlagValues)."""
+    flags.DEFINE_string("data", None, "Labelled training data (see the module docstring).",
+                        flag_values=fv)
+    flags.DEFINE_string("test_data", None, "Labelled test data (optional).", flag_values=fv)
+    flags.DEFINE_enum("task", None, ["classification", "multilabel", "segmentation"],
+                      "Task; default: inferred from the data.", flag_values=fv)
+    flags.DEFINE_integer("num_classes", 0, "Number of classes (0: from the data).", flag_values=fv)
+    flags.DEFINE_integer("per_class", 0, "Use only N training images per class (drawn per seed).",
+                         flag_values=fv)
+    flags.DEFINE_integer("test_count", 0, "Evaluate on the first N test images only (0: all).",
+                         flag_values=fv)
+    flags.DEFINE_string("init", "random", "random | imagenet | colorization model_dir / export | "
+                        "baseline model_dir.", flag_values=fv)
+    flags.DEFINE_string("imagenet_weights", None, "keras.applications VGG16 weights file for "
+                        "--init=imagenet.", flag_values=fv)
+    flags.DEFINE_string("arch", "vgg16", "Trunk architecture for random / imagenet init.",
+                        flag_values=fv)
+    flags.DEFINE_list("taps", None, "Trunk taps for random / imagenet init (default: all).",
+                      flag_values=fv)
+    flags.DEFINE_list("head_taps", None, "Segmentation hypercolumn taps / classification tap.",
+                      flag_values=fv)
+    flags.DEFINE_bool("color_input", False, "Colour input (grey conv1 replicated / 3).",
+                      flag_values=fv)
+    flags.DEFINE_enum("absorb_bn", "auto", ["auto", "true", "false"],
+                      "Absorb BN (auto: not ResNet).", flag_values=fv)
+    flags.DEFINE_string("from_layer", None, "Freeze every trunk layer below this one; 'head' "
+                        "freezes the whole trunk.", flag_values=fv)
+    flags.DEFINE_bool("rebalance_random", True, "Re-balance a random init on training images.",
+                      flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "Batch size.", flag_values=fv)
+    flags.DEFINE_integer("crop_size", None, "Training crop (default: whole images).",
+                         flag_values=fv)
+    flags.DEFINE_list("scale_range", None, "lo,hi: random short-side scaling before cropping.",
+                      flag_values=fv)
+    flags.DEFINE_integer("eval_resize", None, "Evaluation: short side resized to this.",
+                         flag_values=fv)
+    flags.DEFINE_integer("eval_crop", None, "Evaluation centre crop (default: --crop_size).",
+                         flag_values=fv)
+    flags.DEFINE_integer("num_points", 256, "Segmentation: sampled pixels per image.",
+                         flag_values=fv)
+    flags.DEFINE_float("learning_rate", 0.01, "Initial learning rate.", flag_values=fv)
+    flags.DEFINE_float("momentum", 0.9, "SGD momentum.", flag_values=fv)
+    flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels.", flag_values=fv)
+    flags.DEFINE_float("drop_factor", 0.1, "Learning-rate drop factor.", flag_values=fv)
+    flags.DEFINE_integer("patience", 1, "Evaluations without improvement before a drop.",
+                         flag_values=fv)
+    flags.DEFINE_integer("max_drops", 2, "Drops before stopping at the next plateau.",
+                         flag_values=fv)
+    flags.DEFINE_integer("eval_every", 100, "Steps between validation evaluations.", flag_values=fv)
+    flags.DEFINE_integer("max_steps", 20000, "Maximum steps.", flag_values=fv)
+    flags.DEFINE_float("val_fraction", 0.1, "Held-out fraction for validation.", flag_values=fv)
+    flags.DEFINE_bool("retrain_full", False, "Retrain on 100% for the same steps and drops.",
+                      flag_values=fv)
+    flags.DEFINE_bool("ten_crop", False, "10-crop testing (classification).", flag_values=fv)
+    flags.DEFINE_enum("ap_method", "11point", ["11point", "area"], "VOC AP variant.",
+                      flag_values=fv)
+    flags.DEFINE_integer("hidden", 1024, "Segmentation head hidden units.", flag_values=fv)
+    flags.DEFINE_float("dropout", 0.5, "Head dropout.", flag_values=fv)
+    flags.DEFINE_list("seeds", ["0"], "Seeds (one run each).", flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Where runs and results.json go.", flag_values=fv)
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "Distribution strategy.",
+                      flag_values=fv)
 
-flags.mark_flag_as_required("data")
-flags.mark_flag_as_required("output_dir")
+    flags.mark_flag_as_required("data", flag_values=fv)
+    flags.mark_flag_as_required("output_dir", flag_values=fv)
 
 
 def _data(spec, task, num_classes):
@@ -97,8 +119,10 @@ def _rebalance_sample(train, color, count=32):
     return next(iter(ds))["gray"].numpy()
 
 
-def config_from_flags():
+def config_from_flags(fv=None):
+    """The :class:`tfcolor.transfer.protocol.FinetuneConfig` of the flags (validated)."""
     from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
+    FLAGS = fv or globals()["FLAGS"]  # pylint: disable=invalid-name,redefined-outer-name
     return protocol.FinetuneConfig(
             batch_size=FLAGS.batch_size, crop_size=FLAGS.crop_size,
             scale_range=tuple(int(v) for v in FLAGS.scale_range) if FLAGS.scale_range else None,
@@ -166,6 +190,7 @@ def _main():
 
 def run():
     sys.argv = common.resolve_flagfiles(sys.argv)
+    define_flags()
     app.run(main)
 
 

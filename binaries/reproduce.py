@@ -51,35 +51,49 @@ FLAGS = flags.FLAGS
 METHODS = ("random", "colorization", "lab_regression", "denoising", "split_brain")
 SETS = ("gcompris5", "fmnist10", "fmnist100")
 
-flags.DEFINE_string("corpus", "/tmp/corpus", "Output folder of build_corpus.py.")
-flags.DEFINE_string("output_dir", None, "Where everything is written.")
-flags.DEFINE_bool("fake_data", False, "Generate a tiny synthetic corpus (tests).")
-flags.DEFINE_list("methods", list(METHODS), f"Subset of {METHODS}.")
-flags.DEFINE_list("sets", list(SETS), f"Subset of {SETS}.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Fine-tuning seeds.")
-flags.DEFINE_string("arch", "vgg_tiny", "Trunk architecture.")
-flags.DEFINE_integer("hidden", 256, "Hidden units of the pretraining heads.")
-flags.DEFINE_integer("photo_side", 96, "Photos are downscaled to this short side first.")
-flags.DEFINE_integer("pretrain_crop", 64, "Pretraining crop.")
-flags.DEFINE_integer("pretrain_batch", 16, "Pretraining batch size.")
-flags.DEFINE_integer("pretrain_points", 64, "Sampled pixels per image in pretraining.")
-flags.DEFINE_integer("pretrain_steps", 1500, "Pretraining steps per method.")
-flags.DEFINE_float("pretrain_lr", 0.01, "Pretraining learning rate (dropped x0.1 at 60%, 85%).")
-flags.DEFINE_float("regression_lr_scale", 0.01, "Learning-rate multiplier for lab_regression "
-                   "(its loss is in squared Lab units, ~100x the histogram losses).")
-flags.DEFINE_float("clip_norm", 10.0, "Global gradient-norm clipping in pretraining.")
-flags.DEFINE_integer("ft_batch", 32, "Fine-tuning batch size.")
-flags.DEFINE_float("ft_lr", 0.01, "Fine-tuning learning rate.")
-flags.DEFINE_float("ft_weight_decay", 5e-4, "Fine-tuning weight decay.")
-flags.DEFINE_integer("ft_eval_every", 50, "Steps between validation evaluations.")
-flags.DEFINE_integer("ft_max_steps", 600, "Maximum fine-tuning steps.")
-flags.DEFINE_integer("patience", 2, "Evaluations without improvement before a drop.")
-flags.DEFINE_integer("gcompris_size", 64, "gcompris5 images are resized to this.")
-flags.DEFINE_integer("gcompris_crop", 56, "gcompris5 random / centre crop.")
-flags.DEFINE_integer("fmnist_test", 2000, "Fashion-MNIST test images used.")
-flags.DEFINE_integer("holdout_size", 96, "Holdout photos: centre crops of this side.")
+def define_flags(fv=flags.FLAGS):
+    """Defines the program's flags on ``fv`` (at run time, so that programs and tests
+    can each use their own FlagValues)."""
+    flags.DEFINE_string("corpus", "/tmp/corpus", "Output folder of build_corpus.py.",
+                        flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Where everything is written.", flag_values=fv)
+    flags.DEFINE_bool("fake_data", False, "Generate a tiny synthetic corpus (tests).",
+                      flag_values=fv)
+    flags.DEFINE_list("methods", list(METHODS), f"Subset of {METHODS}.", flag_values=fv)
+    flags.DEFINE_list("sets", list(SETS), f"Subset of {SETS}.", flag_values=fv)
+    flags.DEFINE_list("seeds", ["0", "1", "2"], "Fine-tuning seeds.", flag_values=fv)
+    flags.DEFINE_string("arch", "vgg_tiny", "Trunk architecture.", flag_values=fv)
+    flags.DEFINE_integer("hidden", 256, "Hidden units of the pretraining heads.", flag_values=fv)
+    flags.DEFINE_integer("photo_side", 96, "Photos are downscaled to this short side first.",
+                         flag_values=fv)
+    flags.DEFINE_integer("pretrain_crop", 64, "Pretraining crop.", flag_values=fv)
+    flags.DEFINE_integer("pretrain_batch", 16, "Pretraining batch size.", flag_values=fv)
+    flags.DEFINE_integer("pretrain_points", 64, "Sampled pixels per image in pretraining.",
+                         flag_values=fv)
+    flags.DEFINE_integer("pretrain_steps", 1500, "Pretraining steps per method.", flag_values=fv)
+    flags.DEFINE_float("pretrain_lr", 0.01, "Pretraining learning rate (dropped x0.1 at 60%, 85%).",
+                       flag_values=fv)
+    flags.DEFINE_float("regression_lr_scale", 0.01, "Learning-rate multiplier for lab_regression "
+                       "(its loss is in squared Lab units, ~100x the histogram losses).",
+                       flag_values=fv)
+    flags.DEFINE_float("clip_norm", 10.0, "Global gradient-norm clipping in pretraining.",
+                       flag_values=fv)
+    flags.DEFINE_integer("ft_batch", 32, "Fine-tuning batch size.", flag_values=fv)
+    flags.DEFINE_float("ft_lr", 0.01, "Fine-tuning learning rate.", flag_values=fv)
+    flags.DEFINE_float("ft_weight_decay", 5e-4, "Fine-tuning weight decay.", flag_values=fv)
+    flags.DEFINE_integer("ft_eval_every", 50, "Steps between validation evaluations.",
+                         flag_values=fv)
+    flags.DEFINE_integer("ft_max_steps", 600, "Maximum fine-tuning steps.", flag_values=fv)
+    flags.DEFINE_integer("patience", 2, "Evaluations without improvement before a drop.",
+                         flag_values=fv)
+    flags.DEFINE_integer("gcompris_size", 64, "gcompris5 images are resized to this.",
+                         flag_values=fv)
+    flags.DEFINE_integer("gcompris_crop", 56, "gcompris5 random / centre crop.", flag_values=fv)
+    flags.DEFINE_integer("fmnist_test", 2000, "Fashion-MNIST test images used.", flag_values=fv)
+    flags.DEFINE_integer("holdout_size", 96, "Holdout photos: centre crops of this side.",
+                         flag_values=fv)
 
-flags.mark_flag_as_required("output_dir")
+    flags.mark_flag_as_required("output_dir", flag_values=fv)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,6 +437,7 @@ def main(argv):
 
 def run():
     sys.argv = common.resolve_flagfiles(sys.argv)
+    define_flags()
     app.run(main)
 
 
