@@ -15,9 +15,9 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-from tfcolor.data import decode as decode_lib
-from tfcolor.data import sources as sources_lib
-from tfcolor.data import stages
+import tfcolor.data.decode as decode_lib
+import tfcolor.data.sources as sources_lib
+import tfcolor.data.stages as stages
 
 __all__ = ["EvalDataConfig", "eval_dataset", "load_images", "CROPS"]
 

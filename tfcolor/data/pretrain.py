@@ -44,9 +44,9 @@ import typing
 
 import tensorflow as tf
 
-from tfcolor.data import decode as decode_lib
-from tfcolor.data import sources as sources_lib
-from tfcolor.data import stages
+import tfcolor.data.decode as decode_lib
+import tfcolor.data.sources as sources_lib
+import tfcolor.data.stages as stages
 
 __all__ = ["PretrainDataConfig", "pretrain_dataset", "resolve_targets_on_device",
            "CAFFE_EDGE_BUFFER_FRACTION"]

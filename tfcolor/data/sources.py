@@ -39,6 +39,7 @@ TFDS sources, ``DATA`` for folders and arrays (TF's FILE policy only recognises 
 such as ``TFRecordDataset``, not ``tf.io.read_file``), see :meth:`ImageSource.auto_shard_policy`.
 """
 import glob as glob_lib
+import importlib
 import os
 
 import numpy as np
@@ -302,7 +303,7 @@ class ArraySource(_ListSource):
 
     def to_float_rgb(self, record, alpha_background=0.5):
         """The record's image as float32 (H, W, 3) in [0, 1]."""
-        from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
+        import tfcolor.data.decode as decode  # pylint: disable=import-outside-toplevel
         if "pixels" in record:
             hw = record["hw"]
             image = tf.reshape(record["pixels"], [hw[0], hw[1], self.channels])
@@ -399,8 +400,9 @@ class TFRecordSource(ImageSource):
 
 
 def _import_tfds():
+    # importlib: TFDS is an optional extra ("tfcolor[tfds]"), not a build dependency.
     try:
-        import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+        tfds = importlib.import_module("tensorflow_datasets")
     except ImportError as err:
         raise ImportError("TensorFlow Datasets sources ('tfds:NAME') need the optional "
                           "dependency tensorflow-datasets: pip install 'tfcolor[tfds]' "
@@ -514,7 +516,7 @@ def as_source(data=None, *, image_key=None, **kwargs):
     if isinstance(data, ImageSource):
         return data
     if data is None or (isinstance(data, str) and data.startswith("embedded")):
-        from tfcolor.data import embedded  # pylint: disable=import-outside-toplevel
+        import tfcolor.data.embedded as embedded  # pylint: disable=import-outside-toplevel
         split = "train"
         if isinstance(data, str) and ":" in data:
             split = data.split(":", 1)[1]

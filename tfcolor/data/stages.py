@@ -11,8 +11,8 @@
 """
 import tensorflow as tf
 
-from tfcolor.data import decode as decode_lib
-from tfcolor.data import sources as sources_lib
+import tfcolor.data.decode as decode_lib
+import tfcolor.data.sources as sources_lib
 
 __all__ = ["decoded_images", "scale_crop", "scaled_size", "shard_spec", "dataset_options",
            "RESIZE_KERNELS", "element_seed"]
