@@ -1,0 +1,74 @@
+"""End-to-end tests of binaries/colorize (shell shim, subprocesses with timeouts)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import tiny_model_dir  # noqa: E402
+
+SHIM = os.path.join(ROOT, "binaries", "colorize")
+
+
+def _run(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([SHIM] + list(args), capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd="/")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("colorize_bin")
+    tiny_model_dir.make_model_dir(str(base / "run"))
+    paths = tiny_model_dir.write_images(str(base / "in"), [(20, 30), (41, 17)], seed=1)
+    (base / "in" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    return base, paths
+
+
+def test_folder_with_a_corrupt_file(setup):
+    base, paths = setup
+    out = base / "out"
+    res = _run(f"--model_dir={base / 'run'}", str(base / "in"), f"--output_dir={out}",
+               "--uncertainty", "--samples=1", "--fading=released")
+    assert res.returncode == 1, res.stderr[-2000:]  # something was skipped
+    assert "corrupt.png" in res.stderr
+    assert "[1/3]" in res.stdout or "[2/3]" in res.stdout  # progress lines
+    assert sorted(os.listdir(out)) == sorted(
+            f"img{i}{s}.png" for i in (0, 1) for s in ("", "_uncertainty", "_sample1"))
+    for i, p in enumerate(paths):
+        got = np.asarray(Image.open(out / f"img{i}.png"), np.float32)
+        src = np.asarray(Image.open(p).convert("RGB"), np.float32)
+        assert got.shape == src.shape
+        # The output keeps the input lightness (up to 8-bit rounding).
+        assert np.abs(got.mean(-1) - src.mean(-1)).max() <= 1.5
+
+
+def test_saved_model_gives_the_same_colours(setup, tmp_path):
+    base, paths = setup
+    from tfcolor import export
+    export.export_from_checkpoint(str(base / "run"), str(tmp_path / "sm"), save_keras=False)
+    a = _run(f"--model_dir={base / 'run'}", paths[0], f"--output_dir={tmp_path / 'a'}")
+    b = _run(f"--saved_model={tmp_path / 'sm'}", paths[0], f"--output_dir={tmp_path / 'b'}")
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr[-1500:], b.stderr[-1500:])
+    x = np.asarray(Image.open(tmp_path / "a" / "img0.png"), np.int32)
+    y = np.asarray(Image.open(tmp_path / "b" / "img0.png"), np.int32)
+    assert np.abs(x - y).max() <= 1
+
+
+def test_usage_errors_name_the_problem(setup):
+    base, paths = setup
+    res = _run(f"--model_dir={base / 'run'}")
+    assert res.returncode == 2 and "no input" in res.stderr
+    res = _run(f"--model_dir={base / 'run'}", f"--saved_model={base}", paths[0])
+    assert res.returncode == 2 and "exactly one of --model_dir" in res.stderr
+    res = _run(f"--model_dir={base / 'run'}", "--transfer=bias", paths[0])
+    assert res.returncode == 2 and "--reference" in res.stderr
+    res = _run(f"--model_dir={base / 'run'}", str(base / "nothing_here.png"))
+    assert res.returncode == 2 and "neither a file" in res.stderr
+    res = _run(f"--model_dir={base}", paths[0])
+    assert res.returncode == 2 and "config.json" in res.stderr

@@ -1,0 +1,72 @@
+"""End-to-end tests of binaries/evaluate (shell shim, subprocesses with timeouts)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import tiny_model_dir  # noqa: E402
+
+SHIM = os.path.join(ROOT, "binaries", "evaluate")
+
+
+def _run(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([SHIM] + list(args), capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd="/")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("evaluate_bin")
+    tiny_model_dir.make_model_dir(str(base / "run"))
+    return base
+
+
+def test_evaluate_writes_json_and_plot(run_dir, tmp_path):
+    from tfcolor import metrics
+    paths = tiny_model_dir.write_images(str(tmp_path / "colour"), [(24, 24), (16, 40), (30, 20)],
+                                        seed=3)
+    res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path / 'colour'}",
+               f"--output_dir={tmp_path / 'eval'}", "--max_images=2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "RMSE(ab)" in res.stdout
+    report = json.load(open(tmp_path / "eval" / "metrics.json"))
+    model, gray = report["metrics"]["model"], report["metrics"]["gray"]
+    assert model["images"] == gray["images"] == 2
+    # The grey baseline numbers are those of tfcolor.metrics on the same two images.
+    acc = metrics.ColorizationMetrics(["gray"])
+    for p in paths[:2]:
+        rgb = np.asarray(Image.open(p).convert("RGB"), np.float32) / 255
+        acc.update("gray", rgb, metrics.gray_baseline(rgb))
+    want = acc.result()["gray"]
+    assert gray["rmse_alphabeta"] == pytest.approx(want["rmse_alphabeta"], rel=1e-5)
+    assert gray["psnr"] == pytest.approx(want["psnr"], rel=1e-5)
+    assert 0 < model["auc"] <= 1
+    plot = np.asarray(Image.open(tmp_path / "eval" / "cumulative_error.png"))
+    assert plot.ndim == 3 and plot.shape[2] == 3
+
+
+def test_grey_images_give_a_zero_error_baseline(run_dir, tmp_path):
+    tiny_model_dir.write_images(str(tmp_path / "grey"), [(16, 16), (16, 24)], seed=4, grey=True)
+    res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path / 'grey'}/*",
+               f"--output_dir={tmp_path / 'eval'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    gray = json.load(open(tmp_path / "eval" / "metrics.json"))["metrics"]["gray"]
+    assert gray["rmse_alphabeta"] == pytest.approx(0.0, abs=1e-6)
+    assert gray["auc"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_evaluate_usage_errors(run_dir, tmp_path):
+    res = _run(f"--model_dir={run_dir / 'run'}")
+    assert res.returncode == 2 and "--data is required" in res.stderr
+    res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path}/missing")
+    assert res.returncode == 2 and "neither a file" in res.stderr
+    res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path}", "--t_max=0")
+    assert res.returncode == 2 and "--t_max" in res.stderr
