@@ -299,3 +299,22 @@ def test_colorize_files_writes_pngs_and_skips_corrupt(model, tmp_path, caplog):
     assert out.shape == (33, 17, 3)
     grey_in = np.asarray(Image.open(src / "two.jpg").convert("L"), np.float32)
     assert np.abs(out.astype(np.float32).mean(-1) - grey_in).max() <= 1.5
+
+
+def test_mixed_precision_model_decodes_in_float32(model):
+    import keras
+    previous = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_float16")
+        half = Colorizer("vgg_tiny", kind="hue_chroma", hidden=8, dropout=0.0, taps=TAPS)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    half.set_weights(model.get_weights())
+    rgb = np.random.default_rng(13).uniform(size=(1, 24, 24, 3)).astype(np.float32)
+    logits = colorize.predict_grid(half, rgb.mean(-1, keepdims=True), 4)
+    assert logits.dtype == tf.float16
+    out = colorize.colorize_batch(half, rgb)
+    assert out.dtype == tf.float32
+    want = colorize.colorize_batch(model, rgb).numpy()
+    assert np.abs(out.numpy() - want).mean() < 0.02
+    np.testing.assert_allclose(out.numpy().mean(-1), rgb.mean(-1), atol=1e-5)
