@@ -8,6 +8,7 @@ histograms, chroma and lightness at the centre), batched by 8:
 * ``tfcolor``: :func:`tfcolor.data.pretrain_dataset` (TF ops, tf.data AUTOTUNE parallelism),
   with targets in the pipeline, and with ``targets_on_device=True`` (the pipeline part of a GPU
   run: everything but the targets);
+  and once restricted to one thread (per-core comparison with the single-threaded baseline);
 * ``baseline``: the straightforward re-implementation a student writes: Pillow decode and resize,
   NumPy crop and desaturation, ``skimage.color.rgb2hsv`` on the crop, and a NumPy histogram per
   centre, one image after the other in Python.
@@ -107,13 +108,20 @@ def baseline_rate(files, count, seed=0):
 # tfcolor
 # ------------------------------------------------------------------------------------------------
 
-def tfcolor_rate(folder, count, on_device):
+def tfcolor_rate(folder, count, on_device, single_thread=False):
+    import tensorflow as tf
     import tfcolor.data as data
+    parallel = dict(num_parallel_calls=1, prefetch=1) if single_thread else {}
     config = data.PretrainDataConfig(
         batch_size=BATCH, crop_size=CROP, min_short_side=MIN_SIDE, max_short_side=MAX_SIDE,
         num_centers=POINTS, edge_buffer=BUFFER, target_window=WINDOW,
-        targets_on_device=on_device, seed=0)
+        targets_on_device=on_device, seed=0, **parallel)
     ds = data.pretrain_dataset(folder, config, skip_counter=False)
+    if single_thread:   # one tf.data thread, one thread per op: a per-core comparison
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        options.threading.max_intra_op_parallelism = 1
+        ds = ds.with_options(options)
     iterator = iter(ds)
     for _ in range(3):   # warm-up: tracing, thread pools, autotuning
         next(iterator)
@@ -171,6 +179,7 @@ def main(argv=None):
         base = baseline_rate(files, args.baseline_images)
         ours = tfcolor_rate(folder, args.images, on_device=False)
         ours_device = tfcolor_rate(folder, args.images, on_device=True)
+        ours_single = tfcolor_rate(folder, args.images // 2, on_device=False, single_thread=True)
         base_after = baseline_rate(files, args.baseline_images, seed=1)
         load_after = load_average()
     base = (base + base_after) / 2
@@ -182,7 +191,8 @@ def main(argv=None):
         ["pipeline", "images/s", "vs baseline"],
         [["baseline: PIL + NumPy + skimage, per image", base, 1.0],
          ["tfcolor.data, targets in the pipeline", ours, ours / base],
-         ["tfcolor.data, targets_on_device=True (no targets)", ours_device, ours_device / base]],
+         ["tfcolor.data, targets_on_device=True (no targets)", ours_device, ours_device / base],
+         ["tfcolor.data, targets in the pipeline, 1 thread", ours_single, ours_single / base]],
         title="Pretraining input pipeline throughput")
 
 
