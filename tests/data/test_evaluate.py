@@ -78,3 +78,14 @@ def test_load_images():
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         evaluate.EvalDataConfig(**kwargs).validate()
+
+
+def test_input_context_splits_the_images():
+    cfg = evaluate.EvalDataConfig(short_side=16, batch_size=None, include_names=True)
+    parts = []
+    for index in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index)
+        ds = evaluate.eval_dataset(None, cfg, input_context=context, skip_counter=False)
+        parts.append([o["name"].decode() for o in _all(ds)])
+    assert not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == embedded.embedded_photos("validation")

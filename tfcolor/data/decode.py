@@ -40,6 +40,8 @@ truncated / corrupt ``corrupt`` (only via :func:`safe_decode_dataset`)
 =================== ==========================================================================
 
 Images smaller than the training crop are not rejected: the pipelines scale the short side up.
+EXIF orientation tags are not applied (as in ``tf.io.decode_jpeg``): a sideways camera photo
+stays sideways, which is still a valid colour photograph for pretraining.
 """
 import logging
 import threading
