@@ -70,10 +70,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("pretrain_batch", 16, "Pretraining batch size.", flag_values=fv)
     flags.DEFINE_integer("pretrain_points", 64, "Sampled pixels per image in pretraining.",
                          flag_values=fv)
-    flags.DEFINE_integer("pretrain_steps", 1500, "Pretraining steps per method.", flag_values=fv)
+    flags.DEFINE_integer("pretrain_steps", 2000, "Pretraining steps per method.", flag_values=fv)
     flags.DEFINE_float("pretrain_lr", 0.01, "Pretraining learning rate (dropped x0.1 at 60%, 85%).",
                        flag_values=fv)
-    flags.DEFINE_float("regression_lr_scale", 0.01, "Learning-rate multiplier for lab_regression "
+    flags.DEFINE_float("regression_lr_scale", 0.1, "Learning-rate multiplier for lab_regression "
                        "(its loss is in squared Lab units, ~100x the histogram losses).",
                        flag_values=fv)
     flags.DEFINE_float("clip_norm", 10.0, "Global gradient-norm clipping in pretraining.",
@@ -83,7 +83,7 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("ft_weight_decay", 5e-4, "Fine-tuning weight decay.", flag_values=fv)
     flags.DEFINE_integer("ft_eval_every", 50, "Steps between validation evaluations.",
                          flag_values=fv)
-    flags.DEFINE_integer("ft_max_steps", 600, "Maximum fine-tuning steps.", flag_values=fv)
+    flags.DEFINE_integer("ft_max_steps", 1500, "Maximum fine-tuning steps.", flag_values=fv)
     flags.DEFINE_integer("patience", 2, "Evaluations without improvement before a drop.",
                          flag_values=fv)
     flags.DEFINE_integer("gcompris_size", 64, "gcompris5 images are resized to this.",
