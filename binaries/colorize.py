@@ -105,7 +105,7 @@ def load_source(f):
         common.die("give exactly one of --model_dir (training directory) or --saved_model")
     try:
         if f.saved_model:
-            source = colorize.SavedModelSource(f.saved_model)
+            source = export.SavedModelSource(f.saved_model)
             if f["grid_factor"].present and f.grid_factor != source.grid_factor:
                 logging.warning("--grid_factor=%d ignored: the SavedModel was exported with %d",
                                 f.grid_factor, source.grid_factor)

@@ -70,6 +70,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcolor import bins as bins_lib
+from tfcolor import histogram_transfer
 
 logger = logging.getLogger(__name__)
 
@@ -181,15 +182,9 @@ def match_lightness(rgb, gray, mode="exact"):
         raise ValueError(f"lightness matching mode must be 'exact' or 'released', got {mode!r}")
     rgb = tf.cast(rgb, tf.float32)
     gray = tf.cast(gray, tf.float32)
-    offset = rgb - tf.reduce_mean(rgb, axis=-1, keepdims=True)
     if mode == "released":
-        return tf.clip_by_value(offset + gray, 0.0, 1.0)
-    gray = tf.clip_by_value(gray, 0.0, 1.0)
-    big = tf.fill(tf.shape(offset), np.float32(np.inf))
-    room_up = tf.where(offset > 0, (1.0 - gray) / tf.where(offset > 0, offset, 1.0), big)
-    room_down = tf.where(offset < 0, gray / tf.where(offset < 0, -offset, 1.0), big)
-    scale = tf.minimum(1.0, tf.reduce_min(tf.minimum(room_up, room_down), axis=-1, keepdims=True))
-    return tf.clip_by_value(gray + scale * offset, 0.0, 1.0)
+        return tf.clip_by_value(rgb - tf.reduce_mean(rgb, axis=-1, keepdims=True) + gray, 0.0, 1.0)
+    return histogram_transfer.desaturate_into_gamut(rgb, gray)
 
 
 def _quantile_decode(spec, probs, u):
@@ -420,7 +415,8 @@ def colorize_batch(model, images, *, kind="hue_chroma", grid_factor=4, multiple=
 # ------------------------------------------------------------------------------------------------
 
 class KerasSource:
-    """Grid predictions (logits) from a Keras colorizer."""
+    """Grid predictions (logits) from a Keras colorizer (``tfcolor.export.SavedModelSource``
+    is the same for an exported SavedModel; ``tfcolor.export.load_source`` picks either)."""
 
     from_logits = True
 
@@ -436,33 +432,6 @@ class KerasSource:
 
     def __call__(self, gray):
         return self._fn(tf.cast(gray, tf.float32))
-
-
-class SavedModelSource:
-    """Grid predictions from a SavedModel written by ``tfcolor.export`` (its ``histograms``
-    signature; the grid factor and kind are those of the export)."""
-
-    from_logits = True
-
-    def __init__(self, export_dir):
-        from tfcolor import export  # pylint: disable=import-outside-toplevel
-        self.loaded = tf.saved_model.load(export_dir)
-        meta = export.read_metadata(export_dir)
-        self.kind = meta["kind"]
-        self.grid_factor = int(meta["grid_factor"])
-
-    def __call__(self, gray):
-        return self.loaded.histograms(tf.cast(gray, tf.float32))["logits"]
-
-
-def load_source(path, grid_factor=4):
-    """A :class:`SavedModelSource` if ``path`` holds a SavedModel, else a :class:`KerasSource`
-    rebuilt from a training ``model_dir`` (see ``tfcolor.export.load_model``)."""
-    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-        return SavedModelSource(path)
-    from tfcolor import export  # pylint: disable=import-outside-toplevel
-    model, kind = export.load_model(path)
-    return KerasSource(model, kind=kind, grid_factor=grid_factor)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -527,7 +496,7 @@ def _network_input(gray, max_side):
 
 
 def _bias_transfer(histograms, kind, reference, options):
-    from tfcolor import histogram_transfer as transfer  # pylint: disable=import-outside-toplevel
+    transfer = histogram_transfer
     if kind == "lab_regression":
         raise ValueError("bias histogram transfer needs a histogram model, not lab_regression")
     channels = {"hue": "hue", "chroma": "chroma", "a": "a", "b": "b", "ab": "ab"}
@@ -550,8 +519,9 @@ def colorize_image(source, image, options=None, reference=None):
     """Colorizes one image (H, W, 3) RGB / (H, W) or (H, W, 1) grey, float in [0, 1] or uint8.
 
     Args:
-        source: a :class:`KerasSource` / :class:`SavedModelSource` (or anything with ``kind``,
-            ``grid_factor``, ``from_logits`` and ``__call__(gray) -> grid predictions``).
+        source: a :class:`KerasSource` / ``tfcolor.export.SavedModelSource`` (or anything with
+            ``kind``, ``grid_factor``, ``from_logits`` and ``__call__(gray) -> grid
+            predictions``).
         image: the input; colour is discarded (desaturated).
         options: :class:`ColorizeOptions`.
         reference: (H', W', 3) float RGB for histogram transfer.
@@ -580,8 +550,7 @@ def colorize_image(source, image, options=None, reference=None):
     decoded = decode(histograms, gray, seed=options.seed, **common, **options.decode_kwargs())
     rgb = decoded["rgb"][0]
     if options.transfer == "quantile":
-        from tfcolor import histogram_transfer as transfer  # pylint: disable=import-outside-toplevel
-        rgb = transfer.quantile_transfer(rgb, tf.convert_to_tensor(reference, tf.float32))
+        rgb = histogram_transfer.quantile_transfer(rgb, tf.convert_to_tensor(reference, tf.float32))
     out = {"rgb": rgb}
     if options.uncertainty:
         out["uncertainty"] = decoded["uncertainty"][0, ..., 0]

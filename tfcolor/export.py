@@ -348,7 +348,11 @@ def load_keras_model(export_dir):
 
 
 def build_model_from_config(config):
-    """A ``Colorizer`` from a ``PretrainConfig`` (or its dict form)."""
+    """A ``Colorizer`` from a ``PretrainConfig`` (or its dict form).
+
+    Same construction as ``tfcolor.train.pretraining.build_model`` (kept here so that export does
+    not depend on the training package, which itself calls the export at the end).
+    """
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     from tfcolor.models import colorizer  # pylint: disable=import-outside-toplevel
     if isinstance(config, dict):
@@ -356,8 +360,8 @@ def build_model_from_config(config):
     m = config.model
     return colorizer.Colorizer(
             m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden, dropout=m.dropout,
-            convention=m.convention, batch_norm=m.batch_norm, fov=m.fov,
-            input_mean=m.input_mean)
+            convention=m.convention, batch_norm=m.batch_norm, sync_batch_norm=m.sync_batch_norm,
+            fov=m.fov, input_mean=m.input_mean)
 
 
 def load_model(model_dir, checkpoint=None):
@@ -377,16 +381,7 @@ def load_model(model_dir, checkpoint=None):
                 "writes it; for another model build it yourself and call export_saved_model)")
     with tf.io.gfile.GFile(path) as f:
         config = json.load(f)
-    try:
-        from tfcolor.train import pretraining  # pylint: disable=import-outside-toplevel
-        build = getattr(pretraining, "build_model", None)
-    except ImportError:
-        build = None
-    if build is not None:
-        from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-        model = build(config_lib.PretrainConfig.from_dict(config))
-    else:
-        model = build_model_from_config(config)
+    model = build_model_from_config(config)
     ckpt = checkpoint or tf.train.latest_checkpoint(model_dir)
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir} (no 'checkpoint' state file)")
@@ -400,3 +395,29 @@ def export_from_checkpoint(model_dir, export_dir, checkpoint=None, **kwargs):
     with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE)) as f:
         config = json.load(f)
     return export_saved_model(model, export_dir, kind=kind, config=config, **kwargs)
+
+
+class SavedModelSource:
+    """Grid predictions from a SavedModel written by :func:`export_saved_model` (its
+    ``histograms`` signature), usable wherever ``tfcolor.colorize`` takes a source; the grid
+    factor and kind are those of the export."""
+
+    from_logits = True
+
+    def __init__(self, export_dir):
+        self.loaded = tf.saved_model.load(export_dir)
+        meta = read_metadata(export_dir)
+        self.kind = meta["kind"]
+        self.grid_factor = int(meta["grid_factor"])
+
+    def __call__(self, gray):
+        return self.loaded.histograms(tf.cast(gray, tf.float32))["logits"]
+
+
+def load_source(path, grid_factor=4, checkpoint=None):
+    """A :class:`SavedModelSource` if ``path`` holds a SavedModel, else a
+    ``tfcolor.colorize.KerasSource`` rebuilt from a training ``model_dir`` (:func:`load_model`)."""
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        return SavedModelSource(path)
+    model, kind = load_model(path, checkpoint)
+    return colorize_lib.KerasSource(model, kind=kind, grid_factor=grid_factor)

@@ -11,7 +11,7 @@ reference photo. Two methods are implemented:
    the reference (classic histogram specification, ties share their mean rank); the result is
    re-normalised to mean 1 and multiplied back by ``L``, so the lightness of every pixel is kept
    exactly (and brought back into the RGB gamut without changing it, see
-   ``tfcolor.colorize.match_lightness``). Pixels darker than ``min_lightness`` are left out of the
+   :func:`desaturate_into_gamut`). Pixels darker than ``min_lightness`` are left out of the
    statistics (their chromaticity is undefined). Normalising by lightness is what makes the
    transfer insensitive to the reference being darker or brighter than the target. This is our
    reading of the paper's one-line description; the authors did not release this code.
@@ -91,7 +91,6 @@ def quantile_transfer(rgb, reference_rgb, min_lightness=0.02):
     Returns:
         (H, W, 3) float32 in [0, 1] with exactly the lightness of ``rgb``.
     """
-    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
     rgb = _check_rgb("rgb", rgb)
     reference_rgb = _check_rgb("reference_rgb", reference_rgb)
     light = tf.reduce_mean(rgb, axis=-1, keepdims=True)
@@ -109,7 +108,31 @@ def quantile_transfer(rgb, reference_rgb, min_lightness=0.02):
     matched = matched / tf.maximum(tf.reduce_mean(matched, axis=-1, keepdims=True), 1e-6)
     out_chroma = tf.tensor_scatter_nd_update(chroma_rgb, tf.where(mask), matched)
     out = out_chroma * light
-    return colorize.match_lightness(out, light)
+    return desaturate_into_gamut(out, light)
+
+
+def desaturate_into_gamut(rgb, gray):
+    """``gray + s (rgb - mean(rgb))`` with the largest ``s`` in [0, 1] keeping [0, 1] RGB.
+
+    The result has exactly the lightness ``gray`` (mean of R, G, B) and the hue direction of
+    ``rgb``; colours outside the sRGB cube are desaturated towards the grey rather than clipped.
+    This is the ``lightness="exact"`` matching of ``tfcolor.colorize``.
+
+    Args:
+        rgb: (..., 3) float.
+        gray: (..., 1) float in [0, 1].
+
+    Returns:
+        (..., 3) float32 in [0, 1].
+    """
+    rgb = tf.cast(rgb, tf.float32)
+    gray = tf.clip_by_value(tf.cast(gray, tf.float32), 0.0, 1.0)
+    offset = rgb - tf.reduce_mean(rgb, axis=-1, keepdims=True)
+    big = tf.fill(tf.shape(offset), float("inf"))
+    room_up = tf.where(offset > 0, (1.0 - gray) / tf.where(offset > 0, offset, 1.0), big)
+    room_down = tf.where(offset < 0, gray / tf.where(offset < 0, -offset, 1.0), big)
+    scale = tf.minimum(1.0, tf.reduce_min(tf.minimum(room_up, room_down), axis=-1, keepdims=True))
+    return tf.clip_by_value(gray + scale * offset, 0.0, 1.0)
 
 
 def target_histogram(reference_rgb, spec, channel, hcl_variant="paper"):
