@@ -370,6 +370,12 @@ class Trainer:
         logging.info("checkpoint %s", path)
         return path
 
+    def run_steps(self, num_steps):
+        """Runs ``num_steps`` training steps (one ``tf.function`` call) and returns their mean
+        losses as floats, without checkpoints, summaries or checks (benchmarks, notebooks)."""
+        out = self._loop_fn(self._iterator, tf.constant(int(num_steps), tf.int32))
+        return {k: float(v) for k, v in out.items()}
+
     def request_stop(self):
         """Asks the loop to checkpoint and stop after the current loop (what SIGTERM does)."""
         self._stop_requested = True
