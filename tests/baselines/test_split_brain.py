@@ -131,3 +131,25 @@ def test_pretrain_and_load(tmp_path):
     assert 0.5 * 2 * np.log(100) < result.losses["colorization"] < 2 * 2 * np.log(100)
     trunk, arch = init.load_trunk(str(tmp_path), color_input=True)
     assert trunk.inputs[0].shape[-1] == 3 and arch == "vgg_tiny"
+
+
+def test_split_brain_under_mixed_precision_strategy_and_tf_function():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        m16 = split_brain.SplitBrainAutoencoder("vgg_tiny", taps="conv1_1", hidden=8)
+        out = m16.sparse(tf.random.uniform([1, 8, 8, 3]), tf.zeros([1, 2, 2], tf.int32))
+        assert out.dtype == tf.float16 and np.isfinite(out.numpy()).all()
+        trunk = m16.downstream_trunk()
+        assert trunk(tf.random.uniform([1, 8, 8, 3]))["conv1_1"].dtype == tf.float16
+    finally:
+        keras.config.set_dtype_policy("float32")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        m = split_brain.SplitBrainAutoencoder("vgg_tiny", taps="conv1_1", hidden=8)
+
+    @tf.function
+    def step(x, c):
+        return strategy.run(m.sparse, args=(x, c))
+
+    out = step(tf.random.uniform([2, 8, 8, 3]), tf.zeros([2, 2, 2], tf.int32))
+    assert all(t.shape[-2:] == (2, 200) for t in strategy.experimental_local_results(out))

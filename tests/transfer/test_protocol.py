@@ -92,3 +92,42 @@ def test_summarize():
     s = protocol.summarize([0.5, 0.7])
     assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(np.sqrt(0.02))
     assert protocol.summarize([0.3])["std"] == 0.0
+
+
+def _segmentation_data(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 0.2, (n, 16, 16, 3)).astype(np.float32)
+    masks = np.zeros((n, 16, 16), np.uint8)
+    x[:, :, 8:] += 0.7  # class 1 on the bright right half
+    masks[:, :, 8:] = 1
+    masks[:, :2] = 255
+    return data.LabeledData(np.clip(x, 0, 1), masks, "segmentation", 2)
+
+
+def test_segmentation_and_multilabel_protocol_runs(tmp_path):
+    seg = _segmentation_data()
+    fn = init.model_fn("random", "segmentation", 2, arch="vgg_tiny", taps="conv1_1-conv2_2",
+                       hidden=8, seed=0, dropout=0.0)
+    config = protocol.FinetuneConfig(batch_size=4, num_points=16, eval_every=2, max_steps=4,
+                                     val_fraction=0.25, learning_rate=0.01)
+    result = protocol.finetune(fn, seg, seg, config, model_dir=str(tmp_path / "seg"))
+    assert result.metric == "mean_iu" and 0.0 <= result.test["mean_iu"] <= 1.0
+    assert len(result.test["per_class_iu"]) == 2
+    y = np.array([[1, 0, -1], [0, 1, 1], [1, 1, 0], [0, 0, 1]] * 3)
+    x = np.random.default_rng(1).uniform(0, 1, (12, 8, 8, 1)).astype(np.float32)
+    multi = data.from_arrays(x, y, task="multilabel")
+    fn = init.model_fn("random", "multilabel", 3, arch="vgg_tiny", taps="conv1_1-conv2_2",
+                       seed=0)
+    config = protocol.FinetuneConfig(batch_size=4, eval_every=2, max_steps=4, ap_method="area")
+    result = protocol.finetune(fn, multi, multi, config, model_dir=str(tmp_path / "multi"))
+    assert result.metric == "mAP" and 0.0 <= result.test["mAP"] <= 1.0
+
+
+def test_finetune_under_mirrored_strategy(tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    fn = init.model_fn("random", "classification", 2, arch="vgg_tiny", taps="conv1_1-conv2_2",
+                       seed=0)
+    config = protocol.FinetuneConfig(batch_size=8, eval_every=2, max_steps=4)
+    result = protocol.finetune(fn, _stripes(40), _stripes(10, seed=2), config,
+                               model_dir=str(tmp_path), strategy=strategy)
+    assert result.stop_step <= 4 and 0.0 <= result.test["top1"] <= 1.0
