@@ -39,6 +39,7 @@ to shard explicitly (by file where the source has enough files, see
 batch is produced and the auto-shard policy is set for ``experimental_distribute_dataset``.
 """
 import dataclasses
+import logging
 import random
 import typing
 
@@ -47,6 +48,8 @@ import tensorflow as tf
 import tfcolor.data.decode as decode_lib
 import tfcolor.data.sources as sources_lib
 import tfcolor.data.stages as stages
+
+_LOG = logging.getLogger("tfcolor.data")
 
 __all__ = ["PretrainDataConfig", "pretrain_dataset", "resolve_targets_on_device",
            "CAFFE_EDGE_BUFFER_FRACTION"]
@@ -274,6 +277,13 @@ def pretrain_dataset(source=None, config=None, *, target_builder=None, input_con
                                        num_bins=config.target_bins)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2 ** 31)
     shard = stages.shard_spec(src, config.shard_policy, input_context)
+    if shard:
+        sharding = f"{shard[2]}, pipeline {shard[1] + 1} of {shard[0]}"
+    else:
+        options = stages.dataset_options(src, shard_policy=config.shard_policy)
+        sharding = f"auto-shard policy {options.experimental_distribute.auto_shard_policy.name}"
+    _LOG.info("tfcolor.data: pretraining on %r; sharding: %s; targets %s; seed %d", src,
+              sharding, "on device (rgb yielded)" if on_device else "in the pipeline", seed)
     stream = input_context.input_pipeline_id if input_context is not None else 0
     batch_size = (input_context.get_per_replica_batch_size(config.batch_size)
                   if input_context is not None else config.batch_size)
