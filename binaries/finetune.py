@@ -98,6 +98,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("dropout", 0.5, "Head dropout.", flag_values=fv)
     flags.DEFINE_list("seeds", ["0"], "Seeds (one run each).", flag_values=fv)
     flags.DEFINE_string("output_dir", None, "Where runs and results.json go.", flag_values=fv)
+    flags.DEFINE_integer("analysis_images", 0, "After the first seed, analyse the features on "
+                         "this many test images: feature shift table + plot, top activations.",
+                         flag_values=fv)
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "Distribution strategy.",
                       flag_values=fv)
 
@@ -117,6 +120,37 @@ def _rebalance_sample(train, color, count=32):
     ds = data.eval_dataset(train.subset(np.arange(min(count, len(train)))),
                            batch_size=count, crop_size=FLAGS.crop_size, color=color)
     return next(iter(ds))["gray"].numpy()
+
+
+def _analyse(initial, tuned, test, config, color):
+    """Feature shift (table + plot) and top-activation grids of the fine-tuned trunk."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from tfcolor.transfer import analysis  # pylint: disable=import-outside-toplevel
+    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
+    count = min(FLAGS.analysis_images, len(test))
+    crop = config.eval_crop or config.crop_size
+    subset = test.subset(np.arange(count))
+    if test.task == "segmentation" and not isinstance(test.images, np.ndarray):
+        crop = crop or 256  # images of different sizes: analyse centre crops
+        subset = data.LabeledData(subset.images, np.zeros(count, np.int64), "classification",
+                                  1)
+    ds = data.eval_dataset(subset, batch_size=count, resize=config.eval_resize, crop_size=crop,
+                           color=color)
+    images = next(iter(ds))["gray"].numpy()
+    rows = analysis.feature_shift(initial.trunk, tuned.trunk, images)
+    table = analysis.format_table(rows)
+    out_dir = FLAGS.output_dir
+    with open(os.path.join(out_dir, "feature_shift.md"), "w") as f:
+        f.write(table + "\n")
+    analysis.plot_feature_shift(rows, os.path.join(out_dir, "feature_shift.png"))
+    tap = rows[-1]["layer"] if rows else None
+    if tap is not None:
+        units = list(range(min(8, rows[-1]["units"])))
+        analysis.top_activations(tuned.trunk, images, tap, units, k=8,
+                                 path=os.path.join(out_dir, f"top_activations_{tap}.png"))
+    print(table)
+    return {"feature_shift": [{k: v for k, v in r.items() if k != "correlations"}
+                              for r in rows]}
 
 
 def config_from_flags(fv=None):
@@ -174,9 +208,19 @@ def _main():
                  else None)
     strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
                 else tf.distribute.get_strategy())
-    out = protocol.finetune_seeds(make_model_fn, train, test, config,
-                                  [int(s) for s in FLAGS.seeds], model_dir=FLAGS.output_dir,
-                                  strategy=strategy, color=color, subset_fn=subset_fn)
+    seeds = [int(s) for s in FLAGS.seeds]
+    analysis_out = {}
+
+    def on_result(seed, result):
+        if FLAGS.analysis_images and seed == seeds[0] and test is not None:
+            analysis_out.update(_analyse(make_model_fn(seed)(), result.model, test, config,
+                                         color))
+
+    out = protocol.finetune_seeds(make_model_fn, train, test, config, seeds,
+                                  model_dir=FLAGS.output_dir, strategy=strategy, color=color,
+                                  subset_fn=subset_fn, on_result=on_result)
+    if analysis_out:
+        out["analysis"] = analysis_out
     out["flags"] = {f.name: f.value for f in FLAGS.get_flags_for_module(__name__)}
     tf.io.gfile.makedirs(FLAGS.output_dir)
     path = os.path.join(FLAGS.output_dir, "results.json")

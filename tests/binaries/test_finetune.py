@@ -15,18 +15,21 @@ SHIM = os.path.join(ROOT, "binaries", "finetune")
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "finetune_*.flags")))
 
 
+def _load(name):
+    """Imports ``binaries/<name>.py`` by path as ``binaries.<name>`` (``tests/binaries`` is a
+    package, so ``import binaries`` finds the tests, not the programs)."""
+    spec = importlib.util.spec_from_file_location(
+            f"binaries.{name}", os.path.join(ROOT, "binaries", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"binaries.{name}"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _program():
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    try:
-        from binaries import finetune  # pylint: disable=import-outside-toplevel
-        return finetune
-    except ImportError:  # ``binaries`` resolved to a test package
-        spec = importlib.util.spec_from_file_location(
-                "tfcolor_finetune_program", os.path.join(ROOT, "binaries", "finetune.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+    if "binaries.common" not in sys.modules:
+        _load("common")
+    return _load("finetune")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
@@ -65,7 +68,7 @@ def test_end_to_end_run_writes_results(tmp_path):
             [SHIM, f"--data={npz}:train", f"--test_data={npz}:test", "--arch=vgg_tiny",
              "--taps=conv1_1-conv3_3", "--batch_size=16", "--eval_every=10", "--max_steps=40",
              "--patience=2", "--dropout=0", "--weight_decay=0", "--seeds=0",
-             f"--output_dir={out}"],
+             "--analysis_images=8", f"--output_dir={out}"],
             env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
@@ -73,6 +76,9 @@ def test_end_to_end_run_writes_results(tmp_path):
     assert results["test"]["n"] == 1
     assert results["test"]["mean"] > 0.7  # two classes: chance is 0.5
     assert "random: test top1" in proc.stdout
+    assert [r["layer"] for r in results["analysis"]["feature_shift"]][0] == "conv1_1"
+    assert (out / "feature_shift.png").exists() and (out / "top_activations_conv3_3.png").exists()
+    assert (out / "feature_shift.md").read_text().startswith("| layer |")
 
 
 def test_bad_flag_value_is_a_clear_error(tmp_path):

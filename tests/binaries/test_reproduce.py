@@ -16,18 +16,21 @@ TINY = ["--fake_data", "--pretrain_steps=4", "--pretrain_crop=32", "--photo_side
         "--gcompris_crop=28", "--holdout_size=40", "--fmnist_test=50"]
 
 
+def _load(name):
+    """Imports ``binaries/<name>.py`` by path as ``binaries.<name>`` (``tests/binaries`` is a
+    package, so ``import binaries`` finds the tests, not the programs)."""
+    spec = importlib.util.spec_from_file_location(
+            f"binaries.{name}", os.path.join(ROOT, "binaries", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"binaries.{name}"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _program():
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    try:
-        from binaries import reproduce  # pylint: disable=import-outside-toplevel
-        return reproduce
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(
-                "tfcolor_reproduce_program", os.path.join(ROOT, "binaries", "reproduce.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+    if "binaries.common" not in sys.modules:
+        _load("common")
+    return _load("reproduce")
 
 
 def test_flagfile_parses():

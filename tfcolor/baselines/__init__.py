@@ -90,8 +90,9 @@ def pretrain(kind, source, model_dir, *, model_kwargs=None, data_config=None, tr
         loss_fn = denoising.denoising_loss(corrupted_weight)
     else:
         from tfcolor.baselines import split_brain  # pylint: disable=import-outside-toplevel
-        probe = dict(l_bins=model_kwargs.get("l_bins", 100), ab_bins=model_kwargs.get("ab_bins", 10))
-        ds = split_brain.split_brain_batches(ds, model_kwargs.get("split", "lab"), **probe)
+        ds = split_brain.split_brain_batches(ds, model_kwargs.get("split", "lab"),
+                                             l_bins=model_kwargs.get("l_bins", 100),
+                                             ab_bins=model_kwargs.get("ab_bins", 10))
         loss_fn = None
     tf.io.gfile.makedirs(model_dir)
     with tf.io.gfile.GFile(os.path.join(model_dir, BASELINE_FILE), "w") as f:

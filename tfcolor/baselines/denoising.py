@@ -11,9 +11,10 @@ linear output: the clean grey value at that pixel, trained with a squared error.
 ``tfcolor.models.Colorizer(output_sizes=(1,))`` and the training loop, data pipeline, sampling
 and downstream transfer are exactly those of colorization pretraining: only the target differs,
 which is the controlled comparison the baseline is for. Because the hypercolumn reads shallow
-layers, copying the input would be trivial for the 95% clean pixels; the ``data`` tap is left out
-by default (``taps=None``: every tap but ``data``) and ``corrupted_weight`` (Vincent et al. 2010's "emphasised"
-denoising) can up-weight the corrupted pixels, whose value must be inferred from context.
+layers, copying the input would be trivial for the 95% clean pixels; the ``data`` tap is left
+out by default (``taps=None``: every tap but ``data``) and ``corrupted_weight`` (Vincent et al.
+2010's "emphasised" denoising) can up-weight the corrupted pixels, whose value must be inferred
+from context.
 
 Noise and targets are TF ops in the tf.data pipeline (:func:`denoising_batches`), stateless and
 seeded per batch.

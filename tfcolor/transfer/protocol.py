@@ -193,7 +193,9 @@ class FinetuneConfig:
 
 @dataclasses.dataclass
 class FinetuneResult:
-    """What :func:`finetune` returns (all plain Python values, JSON-serialisable)."""
+    """What :func:`finetune` returns. Everything but ``model`` (the fine-tuned network: the
+    retrained one with ``retrain_full``) is a plain Python value; :meth:`to_dict` leaves the
+    model out (JSON-serialisable)."""
     task: str
     metric: str
     history: list
@@ -204,9 +206,11 @@ class FinetuneResult:
     test: dict
     test_full: typing.Optional[dict]
     seconds: float
+    model: typing.Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "model"}
 
 
 def evaluate(model, data, config, *, color=False):
@@ -355,13 +359,14 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
                         _fresh_dir(os.path.join(model_dir, "full")), stop_step, config,
                         strategy, [], drops)
         full.train()
-        test_full = (evaluate(full.model, test_data, config, color=color)
+        model = full.model
+        test_full = (evaluate(model, test_data, config, color=color)
                      if test_data is not None else {})
     return FinetuneResult(
             task=train_data.task, metric=metric,
             history=[list(h) for h in schedule.history], drop_steps=list(schedule.drop_steps),
             stop_step=stop_step, best_step=schedule.best_step, best_val=schedule.best_score,
-            test=test, test_full=test_full, seconds=time.perf_counter() - start)
+            test=test, test_full=test_full, seconds=time.perf_counter() - start, model=model)
 
 
 def summarize(values):
@@ -374,7 +379,7 @@ def summarize(values):
 
 
 def finetune_seeds(make_model_fn, train_data, test_data, config, seeds, *, model_dir=None,
-                   strategy=None, color=False, subset_fn=None):
+                   strategy=None, color=False, subset_fn=None, on_result=None):
     """:func:`finetune` once per seed; returns ``{"runs": [...], "test": summary, ...}``.
 
     Args:
@@ -384,6 +389,8 @@ def finetune_seeds(make_model_fn, train_data, test_data, config, seeds, *, model
         model_dir: runs go to ``model_dir/seed_<seed>`` (None: temporary directories).
         subset_fn: optional ``(train_data, seed) -> train_data`` (e.g. N images per class drawn
             with the seed).
+        on_result: optional ``on_result(seed, FinetuneResult)`` called after each run (e.g. to
+            analyse ``result.model``); results are not kept otherwise.
     """
     runs = []
     model_dir = model_dir or tempfile.mkdtemp(prefix="tfcolor_finetune_")
@@ -394,6 +401,8 @@ def finetune_seeds(make_model_fn, train_data, test_data, config, seeds, *, model
                           model_dir=os.path.join(model_dir, f"seed_{seed}"), strategy=strategy,
                           color=color)
         runs.append(dict(result.to_dict(), seed=int(seed), train_examples=len(data)))
+        if on_result is not None:
+            on_result(int(seed), result)
     metric = runs[0]["metric"]
     out = {"metric": metric, "runs": runs,
            "test": summarize([r["test"][metric] for r in runs if r["test"]])}
