@@ -199,3 +199,44 @@ def test_skip_counter_tallies_and_logs(caplog):
     assert not any("b.jpg" in m for m in messages)
     counter.reset()
     assert counter.total == 0 and counter.counts == {} and counter.skipped == []
+
+
+def _with_exif(rgb, orientation, extra_tags=False):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    if extra_tags:   # the orientation is then not the first IFD0 entry
+        exif[0x010F] = "Maker"
+        exif[0x0110] = "Model"
+    return encode(Image.fromarray(rgb), "JPEG", quality=95, exif=exif.tobytes())
+
+
+def _big_endian_exif(data, orientation):
+    """Inserts a hand-built big-endian ("MM") APP1 Exif segment right after the SOI marker."""
+    tiff = (b"MM\x00\x2a" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big")
+            + b"\x01\x12" + b"\x00\x03" + (1).to_bytes(4, "big")
+            + orientation.to_bytes(2, "big") + b"\x00\x00" + b"\x00\x00\x00\x00")
+    payload = b"Exif\x00\x00" + tiff
+    return data[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:]
+
+
+def test_exif_orientation_matches_pillow_exif_transpose():
+    from PIL import ImageOps
+    rgb = smooth_rgb(24, 40, seed=5)
+    rgb[:6, :8] = [255, 0, 0]   # an asymmetric mark
+    datas = [_with_exif(rgb, o, extra) for o in range(1, 9) for extra in (False, True)]
+    datas += [_big_endian_exif(encode(Image.fromarray(rgb), "JPEG", quality=95), o)
+              for o in (3, 6)]
+    orientations = [int(decode.exif_orientation(d)) for d in datas]
+    assert orientations == [o for o in range(1, 9) for _ in range(2)] + [3, 6]
+    for data, (image, reason) in zip(datas, _decode_many(datas)):
+        reference = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+        assert reason == "ok"
+        np.testing.assert_allclose(image, np.asarray(reference, np.float32) / 255, atol=3 / 255)
+    image, _ = _decode_bytes(datas[10], exif_orientation=False)   # orientation 6, ignored
+    assert image.shape == (24, 40, 3)
+
+
+def test_no_exif_means_upright():
+    rgb = smooth_rgb(8, 8)
+    for data in (encode(Image.fromarray(rgb), "JPEG"), encode(Image.fromarray(rgb), "PNG"), b""):
+        assert int(decode.exif_orientation(data)) == 1

@@ -40,8 +40,8 @@ truncated / corrupt ``corrupt`` (only via :func:`safe_decode_dataset`)
 =================== ==========================================================================
 
 Images smaller than the training crop are not rejected: the pipelines scale the short side up.
-EXIF orientation tags are not applied (as in ``tf.io.decode_jpeg``): a sideways camera photo
-stays sideways, which is still a valid colour photograph for pretraining.
+JPEGs are turned upright according to their EXIF orientation tag (parsed in graph ops, checked
+against Pillow's ``ImageOps.exif_transpose``; ``tf.io.decode_jpeg`` alone ignores it).
 """
 import logging
 import threading
@@ -51,7 +51,8 @@ import tensorflow as tf
 __all__ = [
     "REASONS", "OK", "EMPTY", "UNKNOWN_FORMAT", "UNSUPPORTED", "TOO_LARGE", "CORRUPT",
     "FORMATS", "SkipCounter", "default_skip_counter", "sniff_format", "decode_image",
-    "to_rgb", "safe_decode_dataset", "DEFAULT_MAX_PIXELS",
+    "to_rgb", "safe_decode_dataset", "DEFAULT_MAX_PIXELS", "exif_orientation",
+    "apply_orientation",
 ]
 
 _LOG = logging.getLogger("tfcolor.data")
@@ -284,7 +285,82 @@ def _jpeg_ratio_index(contents, min_short_side):
     return index, tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64)
 
 
-def _decode_jpeg(contents, min_short_side):
+_EXIF_SEARCH_BYTES = 65536
+_EXIF_MAX_ENTRIES = 64
+
+
+def _bytes_at(contents, pos, length):
+    """int64 bytes of contents[pos:pos + length], zero-padded past the end."""
+    pos = tf.clip_by_value(tf.cast(pos, tf.int32), 0, tf.strings.length(contents))
+    chunk = tf.strings.substr(contents, pos, length)
+    chunk = tf.strings.substr(tf.strings.join([chunk, b"\0" * length]), 0, length)
+    return tf.reshape(tf.cast(tf.io.decode_raw(chunk, tf.uint8), tf.int64), [length])
+
+
+def exif_orientation(contents):
+    """The EXIF orientation (1 to 8; 1 = upright, also when absent or unreadable) of a JPEG.
+
+    Parses the APP1 ``Exif`` segment in graph ops: the TIFF header's byte order, IFD0, and its
+    tag 0x0112.
+    """
+    contents = tf.convert_to_tensor(contents, tf.string)
+    head = tf.strings.substr(contents, 0, _EXIF_SEARCH_BYTES)
+    parts = tf.strings.split(head, sep=b"Exif\0\0", maxsplit=1)
+    found = tf.equal(tf.size(parts), 2)
+    tiff = tf.strings.length(parts[0]) + 6
+    marker = _bytes_at(contents, tiff - 10, 2)          # APP1 marker before length + "Exif\0\0"
+    found = tf.logical_and(found, tf.reduce_all(tf.equal(marker, [0xFF, 0xE1])))
+    header = _bytes_at(contents, tiff, 8)
+    little = tf.reduce_all(tf.equal(header[:2], [0x49, 0x49]))     # "II"
+    big = tf.reduce_all(tf.equal(header[:2], [0x4D, 0x4D]))        # "MM"
+    found = tf.logical_and(found, tf.logical_or(little, big))
+
+    def number(raw):
+        """Unsigned int of the last axis of raw, in the TIFF byte order."""
+        weights_le = tf.constant([256 ** i for i in range(raw.shape[-1])], tf.int64)
+        weights = tf.where(little, weights_le, tf.reverse(weights_le, [0]))
+        return tf.reduce_sum(raw * weights, axis=-1)
+
+    ifd = tiff + tf.cast(number(header[4:8]), tf.int32)
+    count = number(_bytes_at(contents, ifd, 2))
+    entries = tf.reshape(_bytes_at(contents, ifd + 2, 12 * _EXIF_MAX_ENTRIES),
+                         [_EXIF_MAX_ENTRIES, 12])
+    tags = number(entries[:, 0:2])
+    in_ifd = tf.range(_EXIF_MAX_ENTRIES, dtype=tf.int64) < count
+    valid = tf.logical_and(tf.equal(tags, 0x0112), in_ifd)
+    value = tf.reduce_max(tf.where(valid, number(entries[:, 8:10]), 0))
+    ok = tf.logical_and(found, tf.logical_and(value >= 1, value <= 8))
+    return tf.where(ok, tf.cast(value, tf.int32), 1)
+
+
+def apply_orientation(image, orientation):
+    """Turns an (H, W, C) image stored with EXIF ``orientation`` upright (as Pillow's
+    ``ImageOps.exif_transpose``)."""
+    image = tf.convert_to_tensor(image)
+    transpose = lambda x: tf.transpose(x, [1, 0, 2])  # noqa: E731
+    branches = [
+        lambda: image,                                   # 1: upright
+        lambda: tf.reverse(image, [1]),                  # 2: mirrored
+        lambda: tf.reverse(image, [0, 1]),               # 3: rotated 180
+        lambda: tf.reverse(image, [0]),                  # 4: flipped vertically
+        lambda: transpose(image),                        # 5: transposed
+        lambda: tf.image.rot90(image, k=3),              # 6: rotated 90 clockwise to upright
+        lambda: tf.reverse(transpose(image), [0, 1]),    # 7: transversed
+        lambda: tf.image.rot90(image, k=1),              # 8: rotated 90 counter-clockwise
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+    out = tf.switch_case(index, branches)
+    return tf.ensure_shape(out, [None, None, image.shape[-1]])
+
+
+def _decode_jpeg(contents, min_short_side, exif=True):
+    image = _decode_jpeg_pixels(contents, min_short_side)
+    if exif:
+        image = apply_orientation(image, exif_orientation(contents))
+    return image
+
+
+def _decode_jpeg_pixels(contents, min_short_side):
     if not min_short_side:
         image = tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
     else:
@@ -317,7 +393,7 @@ def _decode_webp(contents, alpha_background):
 
 
 def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS,
-                 alpha_background=0.5):
+                 alpha_background=0.5, exif_orientation=True):
     """Decodes encoded image bytes to RGB, reporting bad input by a reason code.
 
     Args:
@@ -329,6 +405,7 @@ def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS
             disables the check.
         alpha_background: grey level that transparent pixels are composited over, or ``None``
             to drop alpha.
+        exif_orientation: turn JPEGs upright according to their EXIF orientation tag.
 
     Returns:
         ``(image, reason)``: float32 (H, W, 3) in [0, 1] and an int32 scalar, :data:`OK` when
@@ -336,6 +413,7 @@ def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS
         passes the header checks raises an error in the decoder op: use
         :func:`safe_decode_dataset` to turn it into ``reason == CORRUPT``.
     """
+    use_exif = exif_orientation
     contents = tf.convert_to_tensor(contents, tf.string)
     if contents.shape.rank not in (None, 0):
         raise ValueError(f"decode_image takes one encoded image (a scalar string), got shape "
@@ -368,7 +446,7 @@ def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS
     def decode():
         branches = [
             lambda: tf.zeros([1, 1, 3], tf.float32),
-            lambda: _decode_jpeg(contents, min_short_side),
+            lambda: _decode_jpeg(contents, min_short_side, use_exif),
             lambda: _decode_png(contents, alpha_background),
             lambda: _decode_gif(contents),
             lambda: _decode_bmp(contents),
@@ -386,7 +464,8 @@ def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS
 
 
 def safe_decode_dataset(element, *, read_file, min_short_side=None,
-                        max_pixels=DEFAULT_MAX_PIXELS, alpha_background=0.5):
+                        max_pixels=DEFAULT_MAX_PIXELS, alpha_background=0.5,
+                        exif_orientation=True):
     """One-element dataset decoding ``element`` without ever raising.
 
     Meant for ``Dataset.interleave``: ``element`` is a dict with ``"path"`` (when ``read_file``)
@@ -400,7 +479,8 @@ def safe_decode_dataset(element, *, read_file, min_short_side=None,
     def decode(data):
         contents = tf.io.read_file(data) if read_file else data
         return decode_image(contents, min_short_side=min_short_side, max_pixels=max_pixels,
-                            alpha_background=alpha_background)
+                            alpha_background=alpha_background,
+                            exif_orientation=exif_orientation)
 
     attempt = tf.data.Dataset.from_tensors(element[source_key]).map(decode).ignore_errors()
     fallback = tf.data.Dataset.from_tensors(

@@ -37,7 +37,8 @@ class EvalDataConfig:
         include_names: add ``"name"``.
         drop_remainder: drop a last partial batch.
         count: use only the first ``count`` decodable images (None: all).
-        resize_kernel, antialias, alpha_background, max_pixels: as in pretraining.
+        resize_kernel, antialias, alpha_background, max_pixels, exif_orientation: as in
+            pretraining.
         num_parallel_calls, prefetch: tf.data parallelism.
     """
     short_side: typing.Optional[int] = 256
@@ -51,6 +52,7 @@ class EvalDataConfig:
     antialias: bool = True
     alpha_background: typing.Optional[float] = 0.5
     max_pixels: typing.Optional[int] = decode_lib.DEFAULT_MAX_PIXELS
+    exif_orientation: bool = True
     num_parallel_calls: int = tf.data.AUTOTUNE
     prefetch: int = tf.data.AUTOTUNE
 
@@ -135,8 +137,8 @@ def eval_dataset(source=None, config=None, *, input_context=None, skip_counter=N
         kwargs["input_context"] = input_context
     ds = stages.decoded_images(
         src.records(**kwargs), src, skip_counter=skip_counter, max_pixels=config.max_pixels,
-        alpha_background=config.alpha_background, num_parallel_calls=config.num_parallel_calls,
-        deterministic=True)
+        alpha_background=config.alpha_background, exif_orientation=config.exif_orientation,
+        num_parallel_calls=config.num_parallel_calls, deterministic=True)
     if config.count is not None:
         ds = ds.take(config.count)
     ds = ds.map(_prepare(config), num_parallel_calls=config.num_parallel_calls,

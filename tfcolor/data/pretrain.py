@@ -95,6 +95,7 @@ class PretrainDataConfig:
             stays >= ``max_short_side``.
         alpha_background: grey that transparent pixels are composited over (None: drop alpha).
         max_pixels: skip images with more pixels (decompression bombs); None: no limit.
+        exif_orientation: turn JPEGs upright by their EXIF orientation tag.
         include_names: add the file names (``"name"``) to the batches.
         num_parallel_calls, prefetch: tf.data parallelism / prefetch depth (AUTOTUNE = -1).
     """
@@ -122,6 +123,7 @@ class PretrainDataConfig:
     jpeg_dct_downscale: bool = True
     alpha_background: typing.Optional[float] = 0.5
     max_pixels: typing.Optional[int] = decode_lib.DEFAULT_MAX_PIXELS
+    exif_orientation: bool = True
     include_names: bool = False
     num_parallel_calls: int = tf.data.AUTOTUNE
     prefetch: int = tf.data.AUTOTUNE
@@ -302,7 +304,8 @@ def pretrain_dataset(source=None, config=None, *, target_builder=None, input_con
         return stages.decoded_images(
             ds, src, skip_counter=skip_counter, min_short_side=min_side,
             max_pixels=config.max_pixels, alpha_background=config.alpha_background,
-            num_parallel_calls=parallel, deterministic=deterministic)
+            exif_orientation=config.exif_orientation, num_parallel_calls=parallel,
+            deterministic=deterministic)
 
     def with_index(ds):
         return ds.enumerate().map(lambda i, e: dict(e, index=i))

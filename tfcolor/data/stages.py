@@ -35,7 +35,8 @@ def _counter(skip_counter):
 
 def decoded_images(records, source, *, skip_counter=None, min_short_side=None,
                    max_pixels=decode_lib.DEFAULT_MAX_PIXELS, alpha_background=0.5,
-                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=None):
+                   exif_orientation=True, num_parallel_calls=tf.data.AUTOTUNE,
+                   deterministic=None):
     """Decodes records robustly; drops (and reports) the bad ones.
 
     Returns a dataset of the record dicts with ``"image"`` (float32 (H, W, 3) in [0, 1])
@@ -54,7 +55,7 @@ def decoded_images(records, source, *, skip_counter=None, min_short_side=None,
     def attempt(record):
         return decode_lib.safe_decode_dataset(
             record, read_file=read_file, min_short_side=min_short_side, max_pixels=max_pixels,
-            alpha_background=alpha_background)
+            alpha_background=alpha_background, exif_orientation=exif_orientation)
 
     ds = records.interleave(attempt, cycle_length=num_parallel_calls, block_length=1,
                             num_parallel_calls=num_parallel_calls, deterministic=deterministic)
