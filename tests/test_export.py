@@ -264,3 +264,18 @@ def test_bad_export_arguments():
         export.ServingModule(model, kind="rgb")
     with pytest.raises(ValueError, match="cannot be fixed"):
         export.ServingModule(model, decode_options={"seed": 1})
+
+
+@pytest.mark.parametrize("kind, groups", [("lab_hist", {"a": 32, "b": 32}),
+                                          ("lab_joint", {"ab": 256}),
+                                          ("lab_regression", {"ab": 2})])
+def test_serving_functions_for_every_loss_kind(kind, groups):
+    model = Colorizer("vgg_tiny", kind=kind, hidden=8, taps=["data", "conv1_1", "fc7"])
+    module = export.ServingModule(model)
+    x = _images((1, 20, 26, 3))
+    got = module.colorize_float(x)["rgb"].numpy()
+    np.testing.assert_allclose(got, colorize.colorize_batch(model, x, kind=kind).numpy(),
+                               atol=1e-5)
+    hist = module.histograms(x)
+    assert {k: v.shape[-1] for k, v in hist.items()} == dict(groups, logits=sum(groups.values()))
+    assert module.metadata()["group_sizes"] == list(groups.values())
