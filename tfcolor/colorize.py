@@ -363,8 +363,6 @@ def predict_grid(model, gray, grid_factor=4, multiple=None, training=False):
         training: passed to the model.
     """
     multiple = multiple or model_stride(model)
-    if multiple % grid_factor and grid_factor % multiple:
-        logger.debug("grid factor %d and padding multiple %d are not nested", grid_factor, multiple)
     gray = tf.convert_to_tensor(gray)
     hw = tf.shape(gray)[1:3]
     padded = reflect_pad(gray, multiple)
@@ -580,7 +578,8 @@ def expand_inputs(inputs, recursive=False):
 
     Folders contribute the images they contain (by extension; recursively with ``recursive``),
     named by their path relative to the folder; globs and files contribute themselves, named by
-    their base name. Duplicate stems get ``_2``, ``_3``... Missing paths raise ``FileNotFoundError``.
+    their base name. Duplicate stems get ``_2``, ``_3``... Missing paths raise
+    ``FileNotFoundError``.
     """
     if isinstance(inputs, str):
         inputs = [inputs]

@@ -385,7 +385,8 @@ def load_model(model_dir, checkpoint=None):
     ckpt = checkpoint or tf.train.latest_checkpoint(model_dir)
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir} (no 'checkpoint' state file)")
-    tf.train.Checkpoint(model=model).restore(ckpt).expect_partial().assert_existing_objects_matched()
+    status = tf.train.Checkpoint(model=model).restore(ckpt).expect_partial()
+    status.assert_existing_objects_matched()
     return model, model.kind
 
 

@@ -48,11 +48,13 @@ def _check_pair(rgb_true, rgb_pred):
     if not rgb_pred.dtype.is_floating:
         raise TypeError(f"rgb_pred must be a float tensor in [0, 1], got dtype {rgb_pred.dtype}")
     if rgb_true.shape.rank is not None and rgb_true.shape.rank not in (3, 4):
-        raise ValueError(f"rgb_true must have shape (H, W, 3) or (B, H, W, 3), got {rgb_true.shape}")
+        raise ValueError(
+                f"rgb_true must have shape (H, W, 3) or (B, H, W, 3), got {rgb_true.shape}")
     if rgb_true.shape.rank is not None and rgb_true.shape[-1] not in (None, 3):
         raise ValueError(f"rgb_true must have 3 channels (RGB), got shape {rgb_true.shape}")
     if not rgb_true.shape.is_compatible_with(rgb_pred.shape):
-        raise ValueError(f"rgb_true and rgb_pred shapes differ: {rgb_true.shape} vs {rgb_pred.shape}")
+        raise ValueError(
+                f"rgb_true and rgb_pred shapes differ: {rgb_true.shape} vs {rgb_pred.shape}")
     return tf.cast(rgb_true, tf.float32), tf.cast(rgb_pred, tf.float32)
 
 
@@ -76,7 +78,8 @@ def psnr(rgb_true, rgb_pred, max_val=1.0):
     """
     rgb_true, rgb_pred = _check_pair(rgb_true, rgb_pred)
     mse = tf.reduce_mean(tf.math.squared_difference(rgb_true, rgb_pred), axis=[-3, -2, -1])
-    return 10.0 * (2.0 * tf.math.log(tf.cast(max_val, tf.float32)) - tf.math.log(mse)) / math.log(10.0)
+    log_max = tf.math.log(tf.cast(max_val, tf.float32))
+    return 10.0 * (2.0 * log_max - tf.math.log(mse)) / math.log(10.0)
 
 
 def alphabeta_error(rgb_true, rgb_pred):
