@@ -267,3 +267,22 @@ def test_iterator_checkpoint_round_trip(tmp_path):
     again = next(iterator)
     for key in expected:
         np.testing.assert_array_equal(expected[key].numpy(), again[key].numpy())
+
+
+CORPUS = os.environ.get("TFCOLOR_PHOTO_CORPUS", "/tmp/corpus/photos")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(CORPUS), reason=f"shared photo corpus not built ({CORPUS})")
+def test_one_epoch_over_the_real_photo_corpus():
+    """Every photo of the shared corpus (/work/shared/data) goes through, none is skipped."""
+    counter = SkipCounter()
+    files = sorted(os.listdir(CORPUS))
+    cfg = _config(batch_size=8, crop_size=96, min_short_side=96, max_short_side=160,
+                  num_centers=32, repeat=False, drop_remainder=False, include_names=True)
+    batches = _take(pretrain.pretrain_dataset(CORPUS, cfg, skip_counter=counter), 10 ** 6)
+    names = sorted(os.path.basename(n.decode()) for b in batches for n in b["name"])
+    assert names == files and counter.total == 0
+    targets = np.concatenate([b["targets"] for b in batches])
+    np.testing.assert_allclose(targets[..., :64].reshape(-1, 2, 32).sum(-1), 1.0, atol=1e-5)
+    assert targets[..., 64].mean() > 0.05   # real colour photos: chroma at the centres
