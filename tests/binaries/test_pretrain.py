@@ -40,7 +40,9 @@ except ImportError:
     pretrain = _load_program("pretrain")
 
 SHIM = os.path.join(ROOT, "binaries", "pretrain")
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.flags")))
+# Pretraining flag files; finetune_*.flags and reproduce.flags belong to other programs.
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.flags"))
+                 if not os.path.basename(p).startswith(("finetune_", "reproduce")))
 
 
 def _parse(*args):
