@@ -112,6 +112,15 @@ def main():
         rows.append([f"VGG-16 colorizer, dense {method}", f"{args.size}x{args.size}",
                      f"{seconds * 1000:.0f}", f"{method_flops / 1e9:.0f}", f"{floor * 1000:.0f}",
                      f"{seconds / floor:.2f}", f"{first:.1f}"])
+    # The trunk alone (convolutions only), for the breakdown.
+    trunk_fn = tf.function(lambda g: model.features(g, training=False), input_signature=[spec])
+    trunk_flops = profiler_flops(trunk_fn.get_concrete_function())
+    seconds = common.measure(lambda: [t.numpy() for t in trunk_fn(gray)], warmup=1, min_time=0.0,
+                             min_repeats=args.runs)
+    floor = trunk_flops / (peak * 1e9)
+    rows.append([f"{args.arch} trunk only (conv1_1..fc7)", f"{args.size}x{args.size}",
+                 f"{seconds * 1000:.0f}", f"{trunk_flops / 1e9:.0f}", f"{floor * 1000:.0f}",
+                 f"{seconds / floor:.2f}", "-"])
     trunk_fl, head_fl = analytic_flops(model, args.size, args.grid_factor)
     load_after = os.getloadavg()
     print(common.machine_description())
