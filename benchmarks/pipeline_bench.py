@@ -6,18 +6,20 @@ centres (edge buffer 96) and the hue/chroma targets with R = 7 windows (32-bin h
 histograms, chroma and lightness at the centre), batched by 8:
 
 * ``tfcolor``: :func:`tfcolor.data.pretrain_dataset` (TF ops, tf.data AUTOTUNE parallelism),
-  with targets in the pipeline, and with ``targets_on_device=True`` (the pipeline part of a GPU
-  run: everything but the targets);
-  and once restricted to one thread (per-core comparison with the single-threaded baseline);
+  with targets in the pipeline, with ``targets_on_device=True`` (the pipeline part of a GPU run:
+  everything but the targets), and restricted to one thread (a per-core comparison with the
+  single-threaded baseline);
 * ``baseline``: the straightforward re-implementation a student writes: Pillow decode and resize,
   NumPy crop and desaturation, ``skimage.color.rgb2hsv`` on the crop, and a NumPy histogram per
   centre, one image after the other in Python.
 
-Both are measured in the same run on the same files; the baseline's targets are checked against
-tfcolor's ``TargetBuilder`` on the same crop first, so the two compute the same thing.
+Both are measured in the same run on the same files, in alternating rounds (the median is
+reported, so that load changes on a shared machine hit all rows alike); the baseline's targets are
+checked against tfcolor's ``TargetBuilder`` on the same crop first (max |diff| printed), so the
+two compute the same thing.
 
     python benchmarks/pipeline_bench.py                     # shared corpus if built, else embedded
-    python benchmarks/pipeline_bench.py --photos DIR --images 400 --baseline-images 60
+    python benchmarks/pipeline_bench.py --photos DIR --images 200 --baseline-images 40 --rounds 5
 """
 import argparse
 import os
@@ -92,23 +94,21 @@ def baseline_example(path, rng):
     return gray, centers, baseline_targets(rgb, centers)
 
 
-def baseline_rate(files, count, seed=0):
+def baseline_iterator(files, seed=0):
+    """Endless batches of the baseline (a generator, so rounds can alternate with tfcolor)."""
     rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    batch = []
-    for i in range(count):
-        batch.append(baseline_example(files[i % len(files)], rng))
-        if len(batch) == BATCH:
-            np.stack([b[0] for b in batch]), np.stack([b[2] for b in batch])
-            batch = []
-    return count / (time.perf_counter() - start)
+    i = 0
+    while True:
+        batch = [baseline_example(files[(i + k) % len(files)], rng) for k in range(BATCH)]
+        i += BATCH
+        yield np.stack([b[0] for b in batch]), np.stack([b[2] for b in batch])
 
 
 # ------------------------------------------------------------------------------------------------
 # tfcolor
 # ------------------------------------------------------------------------------------------------
 
-def tfcolor_rate(folder, count, on_device, single_thread=False):
+def tfcolor_iterator(folder, on_device, single_thread=False):
     import tensorflow as tf
     import tfcolor.data as data
     parallel = dict(num_parallel_calls=1, prefetch=1) if single_thread else {}
@@ -125,11 +125,19 @@ def tfcolor_rate(folder, count, on_device, single_thread=False):
     iterator = iter(ds)
     for _ in range(3):   # warm-up: tracing, thread pools, autotuning
         next(iterator)
-    batches = max(1, count // BATCH)
+    return iterator
+
+
+def rate(iterator, images, drain=4):
+    """Images per second drawing ``images`` (rounded up to batches) from ``iterator``, after
+    ``drain`` untimed batches that empty the prefetch buffers (steady state)."""
+    for _ in range(drain):
+        next(iterator)
+    batches = max(1, -(-images // BATCH))
     start = time.perf_counter()
     for _ in range(batches):
         batch = next(iterator)
-    _ = batch["gray"].numpy()
+    np.asarray(batch["gray"] if isinstance(batch, dict) else batch[0])
     return batches * BATCH / (time.perf_counter() - start)
 
 
@@ -158,8 +166,13 @@ def main(argv=None):
                         help="folder of photos (PNG/JPEG), converted to JPEG q90; falls back to "
                              "the embedded photos when missing")
     parser.add_argument("--max-photos", type=int, default=148)
-    parser.add_argument("--images", type=int, default=240, help="images timed for tfcolor")
-    parser.add_argument("--baseline-images", type=int, default=48)
+    parser.add_argument("--images", type=int, default=80,
+                        help="images timed per round for each tfcolor variant")
+    parser.add_argument("--baseline-images", type=int, default=24,
+                        help="images timed per round for the baseline")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds alternating all pipelines (the median is reported), so a "
+                             "change of load on a shared machine hits all of them alike")
     args = parser.parse_args(argv)
 
     import tensorflow as tf  # noqa: F401  (imported for the machine line)
@@ -176,16 +189,24 @@ def main(argv=None):
             label = f"{len(data.embedded_photos())} embedded photos"
         files = data.list_image_files(folder)
         load_before = load_average()
-        base = baseline_rate(files, args.baseline_images)
-        ours = tfcolor_rate(folder, args.images, on_device=False)
-        ours_device = tfcolor_rate(folder, args.images, on_device=True)
-        ours_single = tfcolor_rate(folder, args.images // 2, on_device=False, single_thread=True)
-        base_after = baseline_rate(files, args.baseline_images, seed=1)
+        variants = {"ours": dict(on_device=False), "device": dict(on_device=True),
+                    "single": dict(on_device=False, single_thread=True)}
+        results = {name: [] for name in ["base", *variants]}
+        baseline = baseline_iterator(files)
+        next(baseline)   # warm-up (imports, caches)
+        for _ in range(args.rounds):
+            results["base"].append(rate(baseline, args.baseline_images, drain=0))
+            for name, kwargs in variants.items():
+                iterator = tfcolor_iterator(folder, **kwargs)
+                results[name].append(rate(iterator, args.images))
+                del iterator   # no background prefetching while the others are timed
         load_after = load_average()
-    base = (base + base_after) / 2
+    base, ours, ours_device, ours_single = (float(np.median(results[k]))
+                                            for k in ("base", "ours", "device", "single"))
     print(common.machine_description())
     print(f"data: {label}; crop {CROP}, short side [{MIN_SIDE}, {MAX_SIDE}], {POINTS} centres, "
-          f"hue/chroma R={WINDOW}, batch {BATCH}; load average {load_before} -> {load_after}; "
+          f"hue/chroma R={WINDOW}, batch {BATCH}; median of {args.rounds} alternating rounds; "
+          f"load average {load_before} -> {load_after}; "
           f"baseline vs TargetBuilder max |diff| = {diff:.2e}")
     common.print_table(
         ["pipeline", "images/s", "vs baseline"],
