@@ -30,11 +30,16 @@ The full run (defaults, ``--flagfile=configs/reproduce.flags``)::
     binaries/reproduce --flagfile=configs/reproduce.flags --output_dir=runs/reproduce
 
 ``--fake_data`` generates a tiny synthetic corpus instead (tests, smoke runs).
+
+Interrupting: SIGTERM checkpoints the pretraining run in progress and exits (status 3); rerunning
+the same command resumes it, reuses finished pretraining runs (their checkpoints) and finished
+fine-tuning results (``finetune/<set>/<method>/results.json``) and redoes unfinished ones.
 """
 import csv
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 
@@ -188,6 +193,16 @@ def _optimizer(lr):
                                       clip_norm=FLAGS.clip_norm)
 
 
+class Preempted(RuntimeError):
+    """A pretraining run was stopped (SIGTERM) before its last step."""
+
+
+def _check_completed(method, stopped):
+    if stopped != "completed":
+        raise Preempted(f"pretraining {method} stopped early ({stopped}); its checkpoint is "
+                        f"kept: rerun the same command to resume.")
+
+
 def pretrain_method(method, photo_dir, model_dir):
     """Pretrains one method; returns ``(model_dir, model or None, info)``."""
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
@@ -213,6 +228,7 @@ def pretrain_method(method, photo_dir, model_dir):
                         checkpoint_every=steps, summary_every=min(50, steps), image_every=0,
                         export=False, seed=0))
         result = pretraining.pretrain(config)
+        _check_completed(method, result.train.stopped)
         model, losses = result.model, result.train.losses
     else:
         from tfcolor import baselines  # pylint: disable=import-outside-toplevel
@@ -228,8 +244,16 @@ def pretrain_method(method, photo_dir, model_dir):
                 method, photo_dir, model_dir, model_kwargs=kwargs, data_config=data_config,
                 train_steps=steps, optimizer_config=_optimizer(FLAGS.pretrain_lr),
                 steps_per_loop=min(50, steps))
+        _check_completed(method, result.stopped)
         model, losses = None, result.losses
     info = {"seconds": time.perf_counter() - start, "final_losses": losses, "steps": steps}
+    info_path = os.path.join(model_dir, "reproduce_info.json")
+    if not losses and os.path.exists(info_path):  # finished by an earlier invocation
+        with open(info_path) as f:
+            info = json.load(f)
+    else:
+        with open(info_path, "w") as f:
+            json.dump(info, f)
     logging.info("pretrained %s in %.0f s: %s", method, info["seconds"], losses)
     return model_dir, model, info
 
@@ -323,10 +347,19 @@ def run_finetunes(inits, sets, out_dir):
                                      arch=FLAGS.arch, color_input=color, rebalance_images=sample,
                                      seed=seed)
 
-            out = protocol.finetune_seeds(make, train, test, config, seeds,
-                                          model_dir=os.path.join(out_dir, set_name, method),
+            run_dir = os.path.join(out_dir, set_name, method)
+            done = os.path.join(run_dir, "results.json")
+            if os.path.exists(done):  # finished by an earlier (interrupted) invocation
+                with open(done) as f:
+                    results.setdefault(set_name, {})[method] = json.load(f)
+                continue
+            if os.path.exists(run_dir):  # an unfinished attempt of this program: start over
+                shutil.rmtree(run_dir)
+            out = protocol.finetune_seeds(make, train, test, config, seeds, model_dir=run_dir,
                                           color=color, subset_fn=subset_fn)
             out["seconds"] = time.perf_counter() - start
+            with open(done, "w") as f:
+                json.dump(out, f, indent=2)
             results.setdefault(set_name, {})[method] = out
             logging.info("%s / %s: top-1 %.4f +- %.4f (%.0f s)", set_name, method,
                          out["test"]["mean"], out["test"]["std"], out["seconds"])
@@ -433,6 +466,8 @@ def main(argv):
         _main()
     except (ValueError, FileNotFoundError) as e:
         common.die(common.name_flags(str(e), set(FLAGS)))
+    except Preempted as e:
+        common.die(str(e), status=3)
 
 
 def run():
