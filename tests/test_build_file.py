@@ -28,6 +28,9 @@ def _value(node):
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id == "requirement"):
         return "@pip//" + ast.literal_eval(node.args[0])
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "glob":
+        return sorted(p.relative_to(ROOT).as_posix() for pattern in ast.literal_eval(node.args[0])
+                      for p in ROOT.glob(pattern))
     return ast.literal_eval(node)
 
 
@@ -100,6 +103,13 @@ def test_internal_deps_follow_imports():
 def test_every_named_file_exists(rule):
     absent = sorted(s for s in _srcs(rule) if not (ROOT / s).is_file())
     assert not absent, f"{rule} targets name missing files: {absent}"
+
+
+def test_package_data_is_declared():
+    """The embedded photos ship with the data library (Bazel ``data``), and they exist."""
+    data = [kw.get("data", []) for _, kw in _targets() if "tfcolor/data/embedded.py" in kw["srcs"]]
+    assert data and any(f.endswith(".jpg") for f in data[0]), data
+    assert "tfcolor/data/photos/ATTRIBUTION.txt" in data[0]
 
 
 def test_deps_point_at_declared_targets():

@@ -38,9 +38,8 @@ def _target_name(path):
     parts = list(rel.parts)
     if parts[0] == "tfcolor":
         parts = parts[1:] or ["tfcolor"]
-        if parts[-1] == "__init__":
+        if parts[-1] == "__init__":  # a package is named after itself: "models", "data", ...
             parts = parts[:-1] or ["tfcolor"]
-            parts = parts if parts == ["tfcolor"] else parts + ["init"]
     elif parts[0] == "binaries" and parts[-1] == "__init__":
         parts = ["binaries_init"]
     elif parts[0] == "benchmarks":
@@ -48,6 +47,25 @@ def _target_name(path):
     elif parts[0] == "tests":
         parts = parts[1:]
     return "_".join(parts)
+
+
+def _label(path):
+    """Target name; tests' conftest/__init__ files get a "tests_" prefix to stay unique."""
+    name = _target_name(path)
+    if path.parts[len(ROOT.parts)] == "tests" and path.name in ("conftest.py", "__init__.py"):
+        name = "tests_" + name.replace("__init__", "init")
+    return name
+
+
+def _conftests(path):
+    """conftest.py files pytest loads for a test file: its folder and every parent up to tests/."""
+    out, folder = [], path.parent
+    while True:
+        if (folder / "conftest.py").is_file():
+            out.append(folder / "conftest.py")
+        if folder.name == "tests" or folder == ROOT:
+            return out[::-1]
+        folder = folder.parent
 
 
 def _imports(path):
@@ -78,8 +96,16 @@ def main():
         rel = p.relative_to(ROOT).as_posix()
         top = p.parts[len(ROOT.parts)]
         imports = _imports(p)
-        internal = sorted({":" + _target_name(by_module[m]) for m in imports
-                           if m in by_module and by_module[m] != p})
+        internal = {":" + _target_name(by_module[m]) for m in imports
+                    if m in by_module and by_module[m] != p}
+        # Sibling modules imported by plain name (test helpers put on sys.path by the tests).
+        internal |= {":" + _label(p.parent / f"{m}.py") for m in imports
+                     if "." not in m and (p.parent / f"{m}.py").is_file() and p.parent / f"{m}.py" != p}
+        if top == "tests" and p.parent.name == "binaries" and p.name.startswith("test_"):
+            program = ROOT / "binaries" / (p.name[len("test_"):])  # loaded by path in the test
+            if program.is_file():
+                internal.add(":" + _target_name(program))
+        internal = sorted(internal)
         external = sorted({THIRD_PARTY[m.split(".")[0]] for m in imports
                            if m.split(".")[0] in THIRD_PARTY})
         deps = [f'"{d}"' for d in internal] + [f'requirement("{d}")' for d in external]
@@ -96,12 +122,12 @@ def main():
             rule, extra = "py_binary", []
         else:
             rule, extra = "py_library", []
-        if top == "tests":
-            internal_test_deps = ['":tests_conftest"'] if p.name not in ("conftest.py", "bazel_pytest_main.py") else []
-            deps = internal_test_deps + deps
-        name = _target_name(p)
-        if top == "tests" and p.name in ("conftest.py", "__init__.py"):
-            name = "tests_" + name.replace("/", "_").replace(".", "_")
+        if top == "tests" and p.name not in ("conftest.py", "bazel_pytest_main.py"):
+            conftests = [f'":{_label(c)}"' for c in _conftests(p)]
+            deps = conftests + [d for d in deps if d not in conftests]
+        name = _label(p)
+        if rel == "tfcolor/data/embedded.py":
+            extra.append('data = glob(["tfcolor/data/photos/*"])')
         srcs = [rel] + ([PYTEST_MAIN] if rule == "py_test" else [])
         lines = [f"{rule}(", f'    name = "{name}",',
                  "    srcs = [" + ", ".join(f'"{s}"' for s in srcs) + "],"]
