@@ -100,3 +100,11 @@ def test_ten_crops():
     np.testing.assert_array_equal(crops[0, 0, :, :, 0], [[0, 1], [4, 5]])
     np.testing.assert_array_equal(crops[5, 0, :, :, 0], [[1, 0], [5, 4]])
     np.testing.assert_array_equal(crops[4, 0, :, :, 0], [[5, 6], [9, 10]])
+
+
+def test_scale_range_needs_a_crop():
+    with pytest.raises(ValueError, match="scale_range needs crop_size"):
+        data.train_dataset(_classes(), scale_range=(8, 12))
+    batch = next(iter(data.train_dataset(_classes(), batch_size=2, scale_range=(8, 12),
+                                         crop_size=7)))
+    assert batch["gray"].shape == (2, 7, 7, 1)

@@ -432,6 +432,9 @@ def train_dataset(data, *, batch_size=32, crop_size=None, scale_range=None, mirr
     """Fine-tuning batches for :class:`tfcolor.train.Trainer` (see the module docstring)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    if scale_range is not None and crop_size is None:
+        raise ValueError("scale_range needs crop_size: scaled images differ in size and must "
+                         "be cropped to be batched.")
     seg = data.task == "segmentation"
     ds = _elements(data)
     if repeat:
