@@ -4,6 +4,8 @@ One step = forward + backward + SGD (momentum 0.9) update with the hue/chroma KL
 (``tfcolor.losses.HueChromaLoss``, lambda_H = 5) on random target histograms, batch 2, on CPU,
 in a ``tf.function``. Configurations, each at 224 x 224 and 352 x 352:
 
+* ``trunk only`` (baseline): the trunk's step with a trivial loss on every tap, no hypercolumn
+  and no head; the last column subtracts its step memory from the others;
 * ``sparse``: ``Colorizer.sparse`` at 128 random centres per image (the paper's training);
 * ``dense concat``: ``Colorizer.dense(method="concat")`` on the input/4 grid, every grid cell a
   target: the full dense hypercolumn (12,417 channels per cell) is built, then the head;
@@ -29,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
 
-MODES = ("sparse", "dense_concat", "dense_factored")
+MODES = ("trunk_only", "sparse", "dense_concat", "dense_factored")
 
 
 def _current_rss_mib():
@@ -63,7 +65,19 @@ def worker(args):
         extra = rng.uniform(size=shape + (2,))
         return tf.constant(np.concatenate([hist, extra], -1).astype("f4"))
 
-    if args.mode == "sparse":
+    if args.mode == "trunk_only":
+        # Baseline: the same trunk step with a trivial loss touching every tap (no hypercolumn,
+        # no head), so "step memory - trunk-only step memory" is what the hypercolumn costs.
+        y_true = targets((batch, 1))
+
+        def predict():
+            maps = model.features(gray, training=True)
+            return tf.add_n([tf.reduce_mean(tf.cast(m, tf.float32)) for m in maps])
+
+        def loss_of(y, pred):
+            del y
+            return pred
+    elif args.mode == "sparse":
         centers = tf.constant(rng.integers(16, size - 16, size=(batch, points, 2)).astype("f4"))
         y_true = targets((batch, points))
 
@@ -77,12 +91,14 @@ def worker(args):
         def predict():
             return model.dense(gray, training=True, method=method)
 
+    if args.mode != "trunk_only":
+        loss_of = loss_fn
     count = float(np.prod(y_true.shape[:-1]))
 
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(loss_fn(y_true, predict())) / count
+            loss = tf.reduce_sum(loss_of(y_true, predict())) / count
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -131,18 +147,25 @@ def main():
     rows = []
     for size in args.sizes:
         base = results.get((size, "sparse"))
+        trunk = results.get((size, "trunk_only"))
         for mode in args.modes:
             r = results[(size, mode)]
-            row = [f"{size} x {size}", mode.replace("_", " "), r["targets"], r["seconds"],
+            targets = "-" if mode == "trunk_only" else r["targets"]
+            row = [f"{size} x {size}", mode.replace("_", " "), targets, r["seconds"],
                    r["peak"], r["step_mem"]]
-            if base is not None:
+            if base is not None and mode != "trunk_only":
                 row += [r["seconds"] / base["seconds"], r["step_mem"] / base["step_mem"]]
             else:
                 row += ["-", "-"]
+            if trunk is not None and mode != "trunk_only":
+                row.append(r["step_mem"] - trunk["step_mem"])
+            else:
+                row.append("-")
             rows.append(row)
     common.print_table(
             ["input", "hypercolumn", "targets/step", "step s", "peak RSS MiB",
-             "step memory MiB", "time / sparse", "step memory / sparse"],
+             "step memory MiB", "time / sparse", "step memory / sparse",
+             "step memory - trunk only MiB"],
             rows,
             title=(f"One SGD step of the {args.arch} colorizer (hue/chroma KL), batch "
                    f"{args.batch}, sparse = {args.points} points/image, dense = input/"
