@@ -31,6 +31,7 @@ from absl import flags
 from absl import logging
 
 from binaries import common
+from tfcolor.train.strategy import make_strategy
 
 common.quiet_tensorflow()
 
@@ -206,7 +207,7 @@ def _main():
 
     subset_fn = ((lambda d, s: d.per_class(FLAGS.per_class, seed=s)) if FLAGS.per_class
                  else None)
-    strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
+    strategy = (make_strategy("mirrored") if FLAGS.strategy == "mirrored"
                 else tf.distribute.get_strategy())
     seeds = [int(s) for s in FLAGS.seeds]
     analysis_out = {}

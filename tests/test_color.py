@@ -8,6 +8,7 @@ import skimage.data
 import tensorflow as tf
 
 from tfcolor import color
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
 def _cube(n):
@@ -453,7 +454,7 @@ def test_color_conversion_layer_mixed_precision_and_strategy():
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs two logical CPUs (tests/conftest.py)")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = make_strategy("mirrored", devices=[d.name for d in devices[:2]])
     with strategy.scope():
         layer = color.ColorConversion("rgb_to_lab")
     batch = tf.constant(np.concatenate([x, x]))

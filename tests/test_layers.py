@@ -7,6 +7,7 @@ import tensorflow as tf
 import keras
 
 from tfcolor import layers as L
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
 # ----------------------------------------------------------------------------------------------
@@ -467,7 +468,7 @@ def test_mirrored_strategy():
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(devices) < 2:
         pytest.skip("needs the two logical CPUs of tests/conftest.py")
-    strategy = tf.distribute.MirroredStrategy(devices[:2])
+    strategy = make_strategy("mirrored", devices=devices[:2])
     maps, centers = _maps_and_centers(batch=4)
     with strategy.scope():
         sparse = L.SparseHypercolumn(STRIDES)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfcolor import losses
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
 def _softmax(x):
@@ -155,7 +156,7 @@ def test_mixed_precision_model_and_strategy():
 
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs two logical CPUs (tests/conftest.py)")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     y = _softmax(np.random.default_rng(7).normal(size=(4, 3, 8))).astype(np.float32)
     logits = np.random.default_rng(8).normal(size=(4, 3, 8)).astype(np.float32)
     ds = strategy.experimental_distribute_dataset(

@@ -9,6 +9,7 @@ from tfcolor import baselines
 from tfcolor import data as data_lib
 from tfcolor.baselines import split_brain
 from tfcolor.transfer import init
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
 def test_quantize_hand_values():
@@ -143,7 +144,7 @@ def test_split_brain_under_mixed_precision_strategy_and_tf_function():
         assert trunk(tf.random.uniform([1, 8, 8, 3]))["conv1_1"].dtype == tf.float16
     finally:
         keras.config.set_dtype_policy("float32")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
         m = split_brain.SplitBrainAutoencoder("vgg_tiny", taps="conv1_1", hidden=8)
 

@@ -14,6 +14,7 @@ from tfcolor.targets import TargetBuilder
 
 sys.path.insert(0, os.path.dirname(__file__))
 from data_testlib import BAD_FOLDER_EXPECTED, smooth_rgb  # noqa: E402
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 SMALL = dict(batch_size=2, crop_size=48, min_short_side=48, max_short_side=64, num_centers=8)
 
@@ -220,7 +221,7 @@ def _mirrored():
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs two logical CPUs (tests/conftest.py)")
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    return make_strategy("mirrored", devices=[d.name for d in devices[:2]])
 
 
 def test_under_mirrored_strategy(bad_image_folder):

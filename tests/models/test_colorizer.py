@@ -9,6 +9,7 @@ import keras
 from tfcolor import layers as tfcolor_layers
 from tfcolor import losses
 from tfcolor.models.colorizer import Colorizer
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 ARCH = "vgg_tiny"
 HIDDEN = 32
@@ -199,7 +200,7 @@ def test_mirrored_strategy_matches_one_device():
     single_loss = tf.function(_train_step_fn(single, single_opt, loss_fn, 24.0))(
             gray, centers, targets)
 
-    strategy = tf.distribute.MirroredStrategy(devices[:2])
+    strategy = make_strategy("mirrored", devices=devices[:2])
     with strategy.scope():
         dist = Colorizer(ARCH, **kwargs)
         dist.set_weights(initial)

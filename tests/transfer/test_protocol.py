@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfcolor.transfer import data, init, protocol
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
 def test_plateau_schedule_scripted_scores():
@@ -124,7 +125,7 @@ def test_segmentation_and_multilabel_protocol_runs(tmp_path):
 
 
 def test_finetune_under_mirrored_strategy(tmp_path):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     fn = init.model_fn("random", "classification", 2, arch="vgg_tiny", taps="conv1_1-conv2_2",
                        seed=0)
     config = protocol.FinetuneConfig(batch_size=8, eval_every=2, max_steps=4)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tfcolor import models
 from tfcolor.transfer import tasks
+from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
 # -- top-k ---------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def test_model_rejects_bad_input():
 
 
 def test_model_under_mirrored_strategy_and_mixed_precision():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = tasks.TransferModel(_tiny_trunk(), "classification", 3, dropout=0.0)
 

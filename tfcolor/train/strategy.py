@@ -41,7 +41,9 @@ def make_strategy(name="default", *, tpu="", devices=None):
         if devices is None:
             gpus = tf.config.list_logical_devices("GPU")
             devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        key = tuple(devices)
+        # "/cpu:1", "/device:CPU:1" and "/job:localhost/replica:0/task:0/device:CPU:1" are one
+        # device: normalise so that they share one strategy.
+        key = tuple(_device_key(d) for d in devices)
         # One MirroredStrategy per device set and process: separate instances allocate the same
         # collective instance keys, and the runtime then mixes up their all-reduces ("Shape
         # mismatch in the collective instance ...") when several run in one process.
@@ -62,6 +64,12 @@ def make_strategy(name="default", *, tpu="", devices=None):
                 "TPU name/address with --tpu; use --strategy=default on CPU/GPU.") from e
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+
+
+def _device_key(device):
+    spec = tf.DeviceSpec.from_string(device)
+    return (spec.job or "localhost", spec.replica or 0, spec.task or 0,
+            (spec.device_type or "CPU").upper(), spec.device_index or 0)
 
 
 def _check_tf_config():
