@@ -83,7 +83,11 @@ def test_internal_deps_follow_imports():
         path = ROOT / src
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                base = ROOT / node.module.replace(".", "/")
+                names = [f"{node.module}.{a.name}"
+                         if ((base / a.name).with_suffix(".py").is_file()
+                             or (base / a.name / "__init__.py").is_file()) else node.module
+                         for a in node.names]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             else:
@@ -103,6 +107,26 @@ def test_internal_deps_follow_imports():
 def test_every_named_file_exists(rule):
     absent = sorted(s for s in _srcs(rule) if not (ROOT / s).is_file())
     assert not absent, f"{rule} targets name missing files: {absent}"
+
+
+def test_no_dependency_cycles():
+    """Bazel rejects cycles; find one by depth-first search over the internal deps."""
+    graph = {":" + kw["name"]: [d for d in kw.get("deps", []) if d.startswith(":")]
+             for _, kw in _targets()}
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for dep in graph.get(node, []):
+            if state.get(dep) == "open":
+                raise AssertionError("dependency cycle: " + " -> ".join(path + [node, dep]))
+            if dep not in state:
+                visit(dep, path + [node])
+        state[node] = "done"
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])
 
 
 def test_package_data_is_declared():

@@ -435,6 +435,29 @@ def gray_to_rgb_conv1(model_or_kernel, *, layer_name=None):
 CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
 
 
+def is_resnet(arch):
+    """True for the ResNet trunks, which keep their batch normalization downstream."""
+    return bool(arch) and str(arch).startswith("resnet")
+
+
+def prepare_trunk(trunk, *, arch=None, absorb_bn="auto", color_input=False):
+    """A pretrained grey trunk made ready for downstream training (a new model).
+
+    The paper's protocol: batch normalization is absorbed into the convolutions and training
+    continues without it, except for ResNet (``absorb_bn="auto"``); ``color_input=True``
+    converts the grey conv1 to RGB with :func:`gray_to_rgb_conv1`.
+    """
+    if absorb_bn == "auto":
+        absorb_bn = not is_resnet(arch)
+    if absorb_bn not in (True, False):
+        raise ValueError(f"absorb_bn must be True, False or 'auto'; got {absorb_bn!r}.")
+    if absorb_bn and any(isinstance(l, keras.layers.BatchNormalization) for l in trunk.layers):
+        trunk = absorb_batch_norm(trunk)
+    if color_input:
+        trunk = gray_to_rgb_conv1(trunk)
+    return trunk
+
+
 def _read_h5_group_legacy(group):
     """{layer name: [arrays]} from a Keras 2 / legacy HDF5 weights group."""
     out = {}

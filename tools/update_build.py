@@ -75,8 +75,15 @@ def _imports(path):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
+            # "from pkg import mod" depends on pkg.mod only, not on pkg's __init__ (which may
+            # import mod itself: a dependency cycle); "from pkg import name" depends on pkg.
+            base = ROOT / node.module.replace(".", "/")
+            for a in node.names:
+                sub = base / a.name
+                if sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file():
+                    names.add(f"{node.module}.{a.name}")
+                else:
+                    names.add(node.module)
     return names
 
 
@@ -122,7 +129,7 @@ def main():
             rule, extra = "py_binary", []
         else:
             rule, extra = "py_library", []
-        if top == "tests" and p.name not in ("conftest.py", "bazel_pytest_main.py"):
+        if top == "tests" and p.name.startswith("test_"):
             conftests = [f'":{_label(c)}"' for c in _conftests(p)]
             deps = conftests + [d for d in deps if d not in conftests]
         name = _label(p)

@@ -93,8 +93,8 @@ def denoising_batches(dataset, rate=DEFAULT_RATE, seed=0):
 
 def downstream_trunk(model, absorb_bn="auto", color_input=False):
     """The trunk of a trained denoising model, prepared for fine-tuning."""
-    from tfcolor.transfer import init  # pylint: disable=import-outside-toplevel
-    return init.prepare_trunk(model.trunk, arch=model.arch, absorb_bn=absorb_bn,
+    from tfcolor import surgery  # pylint: disable=import-outside-toplevel
+    return surgery.prepare_trunk(model.trunk, arch=model.arch, absorb_bn=absorb_bn,
                               color_input=color_input)
 
 

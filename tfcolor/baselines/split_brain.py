@@ -252,9 +252,9 @@ class SplitBrainAutoencoder(keras.Model):
         Each half is prepared (BN absorbed) separately. ``color_input=False`` takes grey
         (1-channel) images, replicated to RGB inside.
         """
-        from tfcolor.transfer import init  # pylint: disable=import-outside-toplevel
-        half_a = init.prepare_trunk(self.trunk_a, arch=self.arch, absorb_bn=absorb_bn)
-        half_b = init.prepare_trunk(self.trunk_b, arch=self.arch, absorb_bn=absorb_bn)
+        from tfcolor import surgery  # pylint: disable=import-outside-toplevel
+        half_a = surgery.prepare_trunk(self.trunk_a, arch=self.arch, absorb_bn=absorb_bn)
+        half_b = surgery.prepare_trunk(self.trunk_b, arch=self.arch, absorb_bn=absorb_bn)
         images = keras.Input((None, None, 3 if color_input else 1), name="images")
         g1, g2 = SplitInput(self.split, name="split_input")(images)
         fa, fb = half_a(g1), half_b(g2)

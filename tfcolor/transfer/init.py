@@ -41,6 +41,7 @@ import keras
 import tensorflow as tf
 
 from tfcolor.transfer import tasks as tasks_lib
+from tfcolor import surgery
 
 BASELINE_FILE = "tfcolor_baseline.json"
 EXPORT_FILE = "tfcolor_export.json"
@@ -48,7 +49,7 @@ CONFIG_FILE = "config.json"
 
 
 def _is_resnet(arch):
-    return bool(arch) and str(arch).startswith("resnet")
+    return surgery.is_resnet(arch)
 
 
 def trunk_tap_strides(trunk, arch=None, probe_size=128):
@@ -90,18 +91,9 @@ def describe_init(init):
                      f"{EXPORT_FILE}) nor a baseline model_dir (with {BASELINE_FILE}).")
 
 
-def prepare_trunk(trunk, *, arch=None, absorb_bn="auto", color_input=False):
-    """BN absorption and grey -> RGB conv1 on a pretrained grey trunk (a new model)."""
-    if absorb_bn == "auto":
-        absorb_bn = not _is_resnet(arch)
-    if absorb_bn not in (True, False):
-        raise ValueError(f"absorb_bn must be True, False or 'auto'; got {absorb_bn!r}.")
-    from tfcolor import surgery  # pylint: disable=import-outside-toplevel
-    if absorb_bn and any(isinstance(l, keras.layers.BatchNormalization) for l in trunk.layers):
-        trunk = surgery.absorb_batch_norm(trunk)
-    if color_input:
-        trunk = surgery.gray_to_rgb_conv1(trunk)
-    return trunk
+# BN absorption + grey -> RGB conv1 for downstream training lives in tfcolor.surgery (the
+# baselines use it too); re-exported here as part of the initialisation API.
+prepare_trunk = surgery.prepare_trunk
 
 
 def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="auto",
@@ -112,7 +104,6 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
         ``(trunk, arch)`` (``arch`` as found in the checkpoint, or the argument).
     """
     from tfcolor import models  # pylint: disable=import-outside-toplevel
-    from tfcolor import surgery  # pylint: disable=import-outside-toplevel
     kind = describe_init(init)
     if kind == "random":
         trunk = models.build_trunk(arch, taps=taps, fov=fov,
