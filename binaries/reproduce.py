@@ -29,8 +29,8 @@ The full run (defaults, ``--flagfile=configs/reproduce.flags``)::
         --cache /tmp/photo-cache --out /tmp/corpus
     binaries/reproduce --flagfile=configs/reproduce.flags --output_dir=runs/reproduce
 
-Expected duration: ~40-50 min on 2 CPU cores (a 1-seed run with 2000 pretraining steps took
-15.7 min on a shared 2-core machine: 11.1 min pretraining, 4.5 min for 15 fine-tuning runs).
+Expected duration: ~30-45 min on 2 CPU cores (measured: 31.3 min on a 2-core machine shared
+with other jobs, load 3-4: 15.2 min pretraining, 16.0 min for the 45 fine-tuning runs).
 
 ``--fake_data`` generates a tiny synthetic corpus instead (tests, smoke runs).
 
