@@ -199,6 +199,16 @@ def test_sigterm_writes_a_checkpoint_and_stops(tmp_path):
     assert resumed.stopped == "completed" and resumed.history[0][0] == 3
 
 
+def test_request_stop_from_a_hook_is_an_early_stop_not_a_preemption(tmp_path):
+    def stop(trainer, step, losses):
+        if step == 3:
+            trainer.request_stop()
+
+    r = _trainer(tmp_path, steps=10, steps_per_loop=1, checkpoint_every=5, hooks=[stop]).train()
+    assert r.stopped == "early_stop" and r.step == 3
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-3")
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
     # Batches of 4: step 4 reads elements 12..15, whose targets are NaN.
     t = _trainer(tmp_path, steps=8, steps_per_loop=1, checkpoint_every=2,

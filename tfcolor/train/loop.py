@@ -62,7 +62,8 @@ class TrainResult:
         step: global step reached.
         losses: mean of every loss term over the last loop (Python floats).
         checkpoint: path of the last checkpoint written (or restored), or None.
-        stopped: ``"completed"`` or ``"preempted"`` (SIGTERM).
+        stopped: ``"completed"``, ``"preempted"`` (SIGTERM) or the reason given to
+            :meth:`Trainer.request_stop` (``"early_stop"`` by default).
         images_per_second: training throughput over the run (excluding the first loop, which
             includes tracing), or None when too few loops ran.
         history: list of (step, losses) after every loop.
@@ -176,6 +177,7 @@ class Trainer:
         self.hooks = list(hooks)
         self.handle_sigterm = handle_sigterm
         self._stop_requested = False
+        self._stop_reason = "preempted"
 
         spec = dataset.element_spec
         self._check_spec(spec)
@@ -376,8 +378,15 @@ class Trainer:
         out = self._loop_fn(self._iterator, tf.constant(int(num_steps), tf.int32))
         return {k: float(v) for k, v in out.items()}
 
-    def request_stop(self):
-        """Asks the loop to checkpoint and stop after the current loop (what SIGTERM does)."""
+    def request_stop(self, reason="early_stop"):
+        """Asks the loop to checkpoint and stop after the current loop.
+
+        Args:
+            reason: what ``TrainResult.stopped`` will say. SIGTERM uses ``"preempted"``; hooks
+                that stop training on purpose (e.g. the fine-tuning protocol's early stopping)
+                keep the default ``"early_stop"``.
+        """
+        self._stop_reason = reason
         self._stop_requested = True
 
     def _next_chunk(self, step):
@@ -452,9 +461,13 @@ class Trainer:
                     hook(self, step, losses)
                 if self._stop_requested:
                     last_ckpt = self.save()
-                    logging.warning("stop requested (SIGTERM): checkpoint %s written at step %d; "
-                                    "rerun the same command to resume", last_ckpt, step)
-                    stopped = "preempted"
+                    stopped = self._stop_reason
+                    if stopped == "preempted":
+                        logging.warning("stop requested (SIGTERM): checkpoint %s written at step "
+                                        "%d; rerun the same command to resume", last_ckpt, step)
+                    else:
+                        logging.info("stopping at step %d (%s): checkpoint %s", step, stopped,
+                                     last_ckpt)
                     break
                 if step % self.checkpoint_every == 0 or step >= self.train_steps:
                     last_ckpt = self.save()
@@ -469,7 +482,7 @@ class Trainer:
 
     def _on_sigterm(self, signum, frame):  # pylint: disable=unused-argument
         logging.warning("SIGTERM received: checkpointing after the current loop")
-        self._stop_requested = True
+        self.request_stop("preempted")
 
     def _summarize(self, step, losses, images_per_second):
         lr = current_learning_rate(self.optimizer)
