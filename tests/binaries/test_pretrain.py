@@ -165,9 +165,12 @@ def test_tiny_end_to_end_run_on_generated_images(tmp_path):
     """Checkpoint, colorization grid, summaries, config.json; then a restart finds the run
     complete and does not train again. (The export is covered by the slow test below.)"""
     run, args = _tiny_args(tmp_path)
+    with open(tmp_path / "images" / "broken.jpg", "wb") as f:  # skipped and reported, no crash
+        f.write(b"\xff\xd8\xff\xe0 not really a JPEG")
     code, out = _run(args + ["--noexport"], tmp_path, 400)
     assert code == 0, out[-4000:]
     assert "step 4/4 (100.0%) loss" in out and "img/s" in out and "ETA" in out
+    assert "image(s) skipped (corrupt: " in out and "1 distinct file(s)" in out, out[-4000:]
     files = set(os.listdir(run))
     assert {"checkpoint", "ckpt-4.index", "config.json", "colorizations.png", "train"} <= files
     assert "export" not in files

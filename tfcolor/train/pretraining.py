@@ -194,6 +194,9 @@ def pretrain(config, *, strategy=None, hooks=(), export=None):
                      strategy.num_replicas_in_sync, config.data.batch_size, t.train_steps,
                      model_dir)
         result = trainer.train()
+        # Unreadable images were skipped by the pipeline: say how many and which kinds.
+        from tfcolor.data import decode as decode_lib  # pylint: disable=import-outside-toplevel
+        decode_lib.default_skip_counter().log_summary()
         out = PretrainResult(train=result, model=trainer.model)
         if result.stopped != "completed" or not chief:
             return out
