@@ -35,8 +35,11 @@ def machine_description():
         if module is not None:
             versions.append(f"{name} {getattr(module, '__version__', '?')}")
     mem = f", {mem_gib:.0f} GiB" if mem_gib else ""
+    flags = [f"{name}={os.environ[name]}" for name in ("XLA_FLAGS", "TF_XLA_FLAGS")
+             if os.environ.get(name)]
     return (f"machine: {cpu}, {os.cpu_count()} cores{mem}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}; " + ", ".join(versions))
+            f"{platform.release()}, Python {platform.python_version()}; " + ", ".join(versions)
+            + ("; " + ", ".join(flags) if flags else ""))
 
 
 def measure(fn, *, warmup=2, min_time=2.0, min_repeats=3):

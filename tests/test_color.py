@@ -1,4 +1,6 @@
 """Tests for tfcolor.color against scikit-image, OpenCV, hand-computed values and round trips."""
+import functools
+
 import cv2
 import keras
 import numpy as np
@@ -99,6 +101,120 @@ def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
     unclipped = color.lab_to_rgb(lab.astype(np.float32), clip=False).numpy()
     assert (unclipped < -1e-3).any() and (unclipped > 1 + 1e-3).any()   # out of gamut kept
     np.testing.assert_allclose(np.clip(unclipped, 0, 1), ours, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# Lab, implementation="polynomial" (the XLA path of implementation="auto")
+# ------------------------------------------------------------------------------------------------
+
+def test_decode_polynomial_constants_match_the_power_in_float64():
+    # The constants, evaluated in float64, against numpy's power, in the units the fit minimises:
+    # |error| * f'(Y) bounds the Lab a/b error divided by 1000.
+    x = np.linspace(color._SRGB_THRESHOLD, 1.0, 100001)
+    t = x * color._T_SCALE + color._T_OFFSET
+    assert t.min() >= -1 - 1e-12 and t.max() <= 1 + 1e-12
+    poly = np.polynomial.polynomial.polyval(t, color._DECODE_POLY)
+    exact = (x + 0.055) ** 2.4
+    linear = np.maximum(exact * color._DECODE_SCALE, color._LAB_EPSILON)
+    sensitivity = color._DECODE_SCALE / (3 * linear ** (2 / 3))
+    assert np.abs(poly - exact).max() < 1e-6
+    assert (np.abs(poly - exact) * sensitivity).max() < 5e-8
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3, 4, 7, 12, 13])
+def test_estrin_evaluates_the_same_polynomial_as_numpy(degree):
+    coefficients = tuple(np.random.default_rng(degree).normal(size=degree + 1))
+    t = np.linspace(-1.0, 1.0, 101)
+    ours = color._estrin(tf.constant(t), coefficients)
+    np.testing.assert_allclose(ours, np.polynomial.polynomial.polyval(t, coefficients),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_newton_cube_root_is_within_float32_rounding_and_has_exact_gradient():
+    t = np.exp(np.linspace(np.log(1e-6), np.log(1e6), 200001)).astype(np.float32)
+    tt = tf.constant(t)
+    with tf.GradientTape() as tape:
+        tape.watch(tt)
+        root = color._cbrt_newton(tt)
+    grad = tape.gradient(root, tt).numpy().astype(np.float64)
+    exact = np.cbrt(t.astype(np.float64))
+    assert np.abs(root.numpy() / exact - 1).max() < 2e-7          # ~1.7 float32 ulp
+    np.testing.assert_allclose(grad, exact / (3 * t.astype(np.float64)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_polynomial_lab_matches_skimage_on_cube_and_photos(jit):
+    forward = functools.partial(color.rgb_to_lab, implementation="polynomial")
+    inverse = functools.partial(color.lab_to_rgb, implementation="polynomial")
+    if jit:
+        forward = tf.function(forward, jit_compile=True)
+        inverse = tf.function(inverse, jit_compile=True)
+    cube = _cube(64)
+    lab = forward(tf.constant(cube, tf.float32)).numpy()
+    assert np.abs(lab - skimage.color.rgb2lab(cube)).max() < 1e-4
+    assert np.abs(inverse(tf.constant(lab)).numpy() - cube).max() < 1e-4
+    for image in _photos().values():
+        ours = forward(tf.constant(image[None], tf.float32)).numpy()[0]
+        assert np.abs(ours - skimage.color.rgb2lab(image)).max() < 1e-4
+    rng = np.random.default_rng(1)
+    ref_lab = np.stack([rng.uniform(0, 100, 5000), rng.uniform(-120, 120, 5000),
+                        rng.uniform(-120, 120, 5000)], axis=-1)
+    ref_lab = ref_lab[(ref_lab[:, 0] + 16) / 116 - ref_lab[:, 2] / 200 >= 0]
+    ours = inverse(tf.constant(ref_lab, tf.float32)).numpy()
+    assert np.abs(ours - skimage.color.lab2rgb(ref_lab)).max() < 1e-4
+
+
+def test_auto_implementation_is_polynomial_under_xla_only():
+    x = tf.constant(_cube(33)[None], tf.float32)
+
+    def run(implementation, jit):
+        fn = tf.function(lambda t: (color.rgb_to_lab(t, implementation=implementation),
+                                    color.lab_to_rgb(color.rgb_to_lab(t, implementation="pow"),
+                                                     implementation=implementation)),
+                         jit_compile=jit)
+        return [out.numpy() for out in fn(x)]
+
+    for jit in (False, True):
+        auto, pow_, polynomial = run("auto", jit), run("pow", jit), run("polynomial", jit)
+        expected = polynomial if jit else pow_
+        for a, e, other in zip(auto, expected, polynomial if not jit else pow_):
+            np.testing.assert_array_equal(a, e)
+            assert not np.array_equal(a, other)      # the two implementations do differ
+    eager = color.rgb_to_lab(x).numpy()
+    np.testing.assert_array_equal(eager, color.rgb_to_lab(x, implementation="pow").numpy())
+    # float64 stays exact under XLA: "auto" keeps the power there.
+    compiled = tf.function(color.rgb_to_lab, jit_compile=True)
+    np.testing.assert_allclose(compiled(tf.constant(_cube(9), tf.float64)).numpy(),
+                               skimage.color.rgb2lab(_cube(9)), atol=1e-9)
+
+
+def test_polynomial_gradients_agree_with_pow_gradients():
+    x = tf.constant(np.concatenate([SPECIAL, _cube(9)]), tf.float32)
+    weights = tf.constant([1.0, 2.0, 3.0])
+    grads = {}
+    for implementation in ("pow", "polynomial"):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            lab = color.rgb_to_lab(x, implementation=implementation)
+            forward = tf.reduce_sum(lab * weights)
+            back = tf.reduce_sum(color.lab_to_rgb(lab * 0.999, implementation=implementation)
+                                 * weights)
+        grads[implementation] = [tape.gradient(forward, x).numpy(), tape.gradient(back, x).numpy()]
+    for ours, ref in zip(grads["polynomial"], grads["pow"]):
+        assert np.isfinite(ours).all()
+        np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=1e-3)
+
+
+def test_implementation_errors():
+    with pytest.raises(ValueError, match=r"rgb_to_lab: `implementation` must be one of"):
+        color.rgb_to_lab(np.zeros((1, 3), np.float32), implementation="lut")
+    with pytest.raises(ValueError, match=r"lab_to_rgb: implementation='polynomial' is float32"):
+        color.lab_to_rgb(np.zeros((1, 3)), implementation="polynomial")
+    layer = color.ColorConversion("rgb_to_lab", options={"implementation": "polynomial"})
+    clone = color.ColorConversion.from_config(layer.get_config())
+    x = _photos()["coffee"][None, :8, :8].astype(np.float32)
+    np.testing.assert_array_equal(clone(x).numpy(),
+                                  color.rgb_to_lab(x, implementation="polynomial").numpy())
 
 
 # ------------------------------------------------------------------------------------------------
