@@ -21,7 +21,6 @@ from binaries import common
 
 common.quiet_tensorflow()
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
@@ -169,9 +168,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``tfcolor-colorize``)."""
-    sys.argv = common.resolve_flagfiles(sys.argv)
-    define_flags()
-    app.run(main)
+    common.run_program(define_flags, main)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import os
 import re
 import sys
 
+from absl import app
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -26,6 +28,17 @@ def resolve_flagfiles(argv):
                 arg = match.group(1) + candidate
         out.append(arg)
     return out
+
+
+def run_program(define_flags, main):
+    """A program's console-script entry point (``tfcolor-pretrain``, ...).
+
+    Makes relative ``--flagfile`` paths work from any directory, defines the program's flags and
+    runs ``main`` under ``absl.app``.
+    """
+    sys.argv = resolve_flagfiles(sys.argv)
+    define_flags()
+    app.run(main)
 
 
 def name_flags(message, flag_names):

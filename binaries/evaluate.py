@@ -8,14 +8,12 @@ averaged over pixels, PSNR in RGB averaged over images, and the area under the c
 per-pixel error curve (Larsson et al. 2016, after Deshpande et al. 2015; definitions in
 ``tfcolor.metrics``). Writes OUTPUT_DIR/metrics.json and OUTPUT_DIR/cumulative_error.png.
 """
-import sys
 
 from binaries import colorize as colorize_bin
 from binaries import common
 
 common.quiet_tensorflow()
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -82,9 +80,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``tfcolor-evaluate``)."""
-    sys.argv = common.resolve_flagfiles(sys.argv)
-    define_flags()
-    app.run(main)
+    common.run_program(define_flags, main)
 
 
 if __name__ == "__main__":

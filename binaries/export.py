@@ -7,14 +7,12 @@ Reads ``model_dir/config.json`` (written by pretraining) and the latest checkpoi
 colorize_bytes (encoded JPEG/PNG), histograms, features, hypercolumn; see ``tfcolor.export``.
 Decoding options are fixed at export time by the flags below.
 """
-import sys
 
 from binaries import colorize as colorize_bin
 from binaries import common
 
 common.quiet_tensorflow()
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -67,9 +65,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``tfcolor-export``)."""
-    sys.argv = common.resolve_flagfiles(sys.argv)
-    define_flags()
-    app.run(main)
+    common.run_program(define_flags, main)
 
 
 if __name__ == "__main__":

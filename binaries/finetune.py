@@ -24,9 +24,7 @@ metrics; mean and sample std over seeds) and prints a one-line summary.
 """
 import json
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -234,9 +232,8 @@ def _main():
 
 
 def run():
-    sys.argv = common.resolve_flagfiles(sys.argv)
-    define_flags()
-    app.run(main)
+    """Console-script entry point (``tfcolor-finetune``)."""
+    common.run_program(define_flags, main)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,11 @@ checkpoint and exits with status 0; rerun the same command to continue. At the e
 checkpoint, model_dir/colorizations.png and a SavedModel in model_dir/export.
 """
 import re
-import sys
 
 from binaries import common
 
 common.quiet_tensorflow()
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
@@ -204,9 +202,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``tfcolor-pretrain``)."""
-    sys.argv = common.resolve_flagfiles(sys.argv)
-    define_flags()
-    app.run(main)
+    common.run_program(define_flags, main)
 
 
 if __name__ == "__main__":

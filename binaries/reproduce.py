@@ -46,7 +46,6 @@ import shutil
 import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -474,9 +473,8 @@ def main(argv):
 
 
 def run():
-    sys.argv = common.resolve_flagfiles(sys.argv)
-    define_flags()
-    app.run(main)
+    """Console-script entry point (``tfcolor-reproduce``)."""
+    common.run_program(define_flags, main)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """Tests of binaries/finetune: flag files, errors, and an end-to-end run on generated data."""
 import glob
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,25 +10,16 @@ import pytest
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import program_loader  # noqa: E402
+
 SHIM = os.path.join(ROOT, "binaries", "finetune")
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "finetune_*.flags")))
 
 
-def _load(name):
-    """Imports ``binaries/<name>.py`` by path as ``binaries.<name>`` (``tests/binaries`` is a
-    package, so ``import binaries`` finds the tests, not the programs)."""
-    spec = importlib.util.spec_from_file_location(
-            f"binaries.{name}", os.path.join(ROOT, "binaries", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"binaries.{name}"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _program():
-    if "binaries.common" not in sys.modules:
-        _load("common")
-    return _load("finetune")
+    return program_loader.load_program("finetune")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])

@@ -15,29 +15,13 @@ from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-
-
-
-def _load_program(name):
-    """Imports ``binaries/<name>.py`` by path as ``binaries.<name>``.
-
-    Needed when ``tests/binaries`` is a package: pytest then imports this file as
-    ``binaries.test_pretrain`` and ``import binaries`` finds the test package, not the programs.
-    """
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        f"binaries.{name}", os.path.join(ROOT, "binaries", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"binaries.{name}"] = module
-    spec.loader.exec_module(module)
-    return module
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 try:
     from binaries import pretrain  # noqa: E402
 except ImportError:
-    _load_program("common")
-    pretrain = _load_program("pretrain")
+    import program_loader  # noqa: E402
+    pretrain = program_loader.load_program("pretrain")
 
 SHIM = os.path.join(ROOT, "binaries", "pretrain")
 # Pretraining flag files; finetune_*.flags and reproduce.flags belong to other programs.

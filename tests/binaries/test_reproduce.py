@@ -1,5 +1,4 @@
 """Tests of binaries/reproduce: its flag file and a tiny end-to-end run on generated data."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +8,10 @@ import pytest
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import program_loader  # noqa: E402
+
 SHIM = os.path.join(ROOT, "binaries", "reproduce")
 TINY = ["--fake_data", "--pretrain_steps=4", "--pretrain_crop=32", "--photo_side=40",
         "--pretrain_batch=4", "--pretrain_points=8", "--hidden=16", "--seeds=0",
@@ -16,21 +19,8 @@ TINY = ["--fake_data", "--pretrain_steps=4", "--pretrain_crop=32", "--photo_side
         "--gcompris_crop=28", "--holdout_size=40", "--fmnist_test=50"]
 
 
-def _load(name):
-    """Imports ``binaries/<name>.py`` by path as ``binaries.<name>`` (``tests/binaries`` is a
-    package, so ``import binaries`` finds the tests, not the programs)."""
-    spec = importlib.util.spec_from_file_location(
-            f"binaries.{name}", os.path.join(ROOT, "binaries", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"binaries.{name}"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _program():
-    if "binaries.common" not in sys.modules:
-        _load("common")
-    return _load("reproduce")
+    return program_loader.load_program("reproduce")
 
 
 def test_flagfile_parses():

@@ -108,13 +108,8 @@ def test_fov_on_alexnet():
     assert [v.shape[1] for v in out.values()] == [4, 2, 1]
 
 
-def test_mirrored_strategy_training_step():
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
-    # See tests/models/test_trunk.py for why ReductionToOneDevice.
-    strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+def test_mirrored_strategy_training_step(two_replica_strategy):
+    strategy = two_replica_strategy
     with strategy.scope():
         model = models.build_trunk("alexnet", taps="conv1-conv2", sync_batch_norm=True)
         optimizer = keras.optimizers.SGD(0.01)

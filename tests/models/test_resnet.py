@@ -106,13 +106,8 @@ def test_fov_and_round_trip():
     np.testing.assert_allclose(clone(x)["res2b"].numpy(), small(x)["res2b"].numpy(), atol=1e-6)
 
 
-def test_mirrored_strategy_and_mixed_precision():
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
-    # See tests/models/test_trunk.py for why ReductionToOneDevice.
-    strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+def test_mirrored_strategy_and_mixed_precision(two_replica_strategy):
+    strategy = two_replica_strategy
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         with strategy.scope():

@@ -156,15 +156,8 @@ def test_mixed_precision():
     assert all(np.isfinite(v.numpy().astype("float32")).all() for v in out.values())
 
 
-def test_mirrored_strategy_with_sync_batch_norm():
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
-    # ReductionToOneDevice: the default collective all-reduce of synchronized BN keys its
-    # collective instances per strategy object, so two strategies in one process (as in a test
-    # session) can collide ("Shape mismatch in the collective instance").
-    strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+def test_mirrored_strategy_with_sync_batch_norm(two_replica_strategy):
+    strategy = two_replica_strategy
     with strategy.scope():
         model = models.build_trunk("vgg_tiny", taps="conv2_1", sync_batch_norm=True)
         optimizer = keras.optimizers.SGD(0.1)
