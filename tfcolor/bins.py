@@ -257,8 +257,20 @@ class BinSpec:
         return self.sample(probs, seed=seed)
 
 
+class _MarginalBins(BinSpec):
+    """Bins of one value whose subclass stores ``_num_bins`` and the float64 ``_centers``."""
+
+    @property
+    def num_bins(self):
+        return self._num_bins
+
+    @property
+    def centers(self):
+        return self._centers.copy()
+
+
 @keras.saving.register_keras_serializable(package="tfcolor")
-class UniformBins(BinSpec):
+class UniformBins(_MarginalBins):
     """``num_bins`` equal bins on ``[low, high]`` (hue, chroma).
 
     Args:
@@ -275,14 +287,6 @@ class UniformBins(BinSpec):
         self.low, self.high, self.circular = low, high, bool(circular)
         k = np.arange(self._num_bins, dtype=np.float64)
         self._centers = low + (k + 0.5) / self._num_bins * (high - low)
-
-    @property
-    def num_bins(self):
-        return self._num_bins
-
-    @property
-    def centers(self):
-        return self._centers.copy()
 
     @property
     def edges(self):
@@ -314,7 +318,7 @@ class UniformBins(BinSpec):
 
 
 @keras.saving.register_keras_serializable(package="tfcolor")
-class GaussianQuantileBins(BinSpec):
+class GaussianQuantileBins(_MarginalBins):
     """``num_bins`` bins of equal probability under N(mean, stddev) (Lab a or b marginal).
 
     Edges ``mean + stddev * Phi^-1(k / K)``, centres ``mean + stddev * Phi^-1((k + 0.5) / K)``.
@@ -331,14 +335,6 @@ class GaussianQuantileBins(BinSpec):
         k = self._num_bins
         self._inner_edges = np.array([dist.inv_cdf(i / k) for i in range(1, k)], np.float64)
         self._centers = np.array([dist.inv_cdf((i + 0.5) / k) for i in range(k)], np.float64)
-
-    @property
-    def num_bins(self):
-        return self._num_bins
-
-    @property
-    def centers(self):
-        return self._centers.copy()
 
     @property
     def edges(self):

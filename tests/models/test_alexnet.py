@@ -108,7 +108,7 @@ def test_fov_on_alexnet():
     assert [v.shape[1] for v in out.values()] == [4, 2, 1]
 
 
-def test_mirrored_strategy_training_step(two_replica_strategy):
+def test_mirrored_strategy_training_step(two_replica_strategy, replica_training_step):
     strategy = two_replica_strategy
     with strategy.scope():
         model = models.build_trunk("alexnet", taps="conv1-conv2", sync_batch_norm=True)
@@ -118,16 +118,9 @@ def test_mirrored_strategy_training_step(two_replica_strategy):
             tf.data.Dataset.from_tensor_slices(x).batch(4))
     before = model.get_layer("conv2").kernel.numpy().copy()
 
-    @tf.function
-    def step(batch):
-        def replica_step(b):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(model(b, training=True)["conv2"])) / 2.0
-            grads = tape.gradient(loss, model.trainable_weights)
-            optimizer.apply_gradients(zip(grads, model.trainable_weights))
-            return loss
-        return strategy.reduce("SUM", strategy.run(replica_step, args=(batch,)), axis=None)
-
+    step = replica_training_step(strategy, model, optimizer,
+                                 lambda out: tf.reduce_mean(tf.square(out["conv2"])) / 2.0)
     for batch in dataset:
-        assert np.isfinite(step(batch).numpy())
+        loss, _ = step(batch)
+        assert np.isfinite(strategy.reduce("SUM", loss, axis=None).numpy())
     assert not np.allclose(model.get_layer("conv2").kernel.numpy(), before)  # grouped conv learns

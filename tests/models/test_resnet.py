@@ -106,7 +106,7 @@ def test_fov_and_round_trip():
     np.testing.assert_allclose(clone(x)["res2b"].numpy(), small(x)["res2b"].numpy(), atol=1e-6)
 
 
-def test_mirrored_strategy_and_mixed_precision(two_replica_strategy):
+def test_mirrored_strategy_and_mixed_precision(two_replica_strategy, replica_training_step):
     strategy = two_replica_strategy
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -120,20 +120,13 @@ def test_mirrored_strategy_and_mixed_precision(two_replica_strategy):
     dataset = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensor_slices(x).batch(4))
 
-    @tf.function
-    def step(batch):
-        def replica_step(b):
-            with tf.GradientTape() as tape:
-                out = model(b, training=True)
-                loss = tf.reduce_mean(tf.cast(out["res2a"], tf.float32)) / 2.0
-            grads = tape.gradient(loss, model.trainable_weights)
-            optimizer.apply_gradients(zip(grads, model.trainable_weights))
-            return loss, out["res2a"].dtype == tf.float16
-        return strategy.run(replica_step, args=(batch,))
-
+    step = replica_training_step(
+            strategy, model, optimizer,
+            lambda out: tf.reduce_mean(tf.cast(out["res2a"], tf.float32)) / 2.0)
     for batch in dataset:
-        losses, is_half = step(batch)
+        losses, outputs = step(batch)
         assert all(np.isfinite(v.numpy()) for v in strategy.experimental_local_results(losses))
-        assert all(bool(v) for v in strategy.experimental_local_results(is_half))
+        assert all(v.dtype == tf.float16
+                   for v in strategy.experimental_local_results(outputs["res2a"]))
     assert model.get_layer("res2a_branch2b").kernel.dtype == "float32"
     assert model.get_layer("bn2a_branch2b").synchronized

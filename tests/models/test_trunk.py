@@ -156,7 +156,7 @@ def test_mixed_precision():
     assert all(np.isfinite(v.numpy().astype("float32")).all() for v in out.values())
 
 
-def test_mirrored_strategy_with_sync_batch_norm(two_replica_strategy):
+def test_mirrored_strategy_with_sync_batch_norm(two_replica_strategy, replica_training_step):
     strategy = two_replica_strategy
     with strategy.scope():
         model = models.build_trunk("vgg_tiny", taps="conv2_1", sync_batch_norm=True)
@@ -170,18 +170,11 @@ def test_mirrored_strategy_with_sync_batch_norm(two_replica_strategy):
     dataset = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensor_slices(x).batch(4))
 
-    @tf.function
-    def step(batch):
-        def replica_step(b):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(model(b, training=True)["conv2_1"]) / 2.0
-            grads = tape.gradient(loss, model.trainable_weights)
-            optimizer.apply_gradients(zip(grads, model.trainable_weights))
-            return loss
-        return strategy.reduce("SUM", strategy.run(replica_step, args=(batch,)), axis=None)
-
+    step = replica_training_step(strategy, model, optimizer,
+                                 lambda out: tf.reduce_mean(out["conv2_1"]) / 2.0)
     for batch in dataset:
-        assert np.isfinite(step(batch).numpy())
+        loss, _ = step(batch)
+        assert np.isfinite(strategy.reduce("SUM", loss, axis=None).numpy())
     # Synchronised BN: each replica saw half the batch, yet the moving variance moved towards
     # the variance of the whole batch (per-replica variances would be smaller on average).
     bn = model.get_layer("conv1_1_bn")
