@@ -180,6 +180,13 @@ class ServingModule(tf.Module):
     def _grid(self, gray):
         return colorize_lib.predict_grid(self.model, gray, self.grid_factor, self.multiple)
 
+    def _padded_features(self, images):
+        """Validated grey input reflect-padded to the trunk's multiple: (input size, padded,
+        tap maps of the padded input in inference mode)."""
+        gray = _validated_gray(images)
+        padded = colorize_lib.reflect_pad(gray, self.multiple)
+        return tf.shape(gray)[1:3], padded, self.model.features(padded, training=False)
+
     def _colorize_gray(self, gray):
         logits = self._grid(gray)
         hist = colorize_lib.split_predictions(logits, self.kind, self.from_logits)
@@ -229,10 +236,7 @@ class ServingModule(tf.Module):
         @tf.function(input_signature=[_ANY])
         def features(images):
             """float32 images -> {tap: (B, ceil(H/s), ceil(W/s), C)} (inference mode)."""
-            gray = _validated_gray(images)
-            hw = tf.shape(gray)[1:3]
-            padded = colorize_lib.reflect_pad(gray, self.multiple)
-            maps = self.model.features(padded, training=False)
+            hw, _, maps = self._padded_features(images)
             out = {}
             for name, fmap in zip(self.taps, maps):
                 s = int(self.model.tap_strides[name])
@@ -243,10 +247,7 @@ class ServingModule(tf.Module):
         @tf.function(input_signature=[_ANY])
         def hypercolumn(images):
             """float32 images -> {"hypercolumn": (B, h, w, sum of tap channels)}."""
-            gray = _validated_gray(images)
-            hw = tf.shape(gray)[1:3]
-            padded = colorize_lib.reflect_pad(gray, self.multiple)
-            maps = self.model.features(padded, training=False)
+            hw, padded, maps = self._padded_features(images)
             hc = self.model.dense_hypercolumn(maps, padded, grid_factor=self.grid_factor)
             g = self.grid_factor
             return {"hypercolumn": tf.cast(
