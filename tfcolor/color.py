@@ -411,7 +411,9 @@ def rgb_to_lab(rgb, *, validate=True, implementation="auto", name=None):
             are computed, see "Performance" in the module docstring. ``"auto"`` picks
             ``"polynomial"`` when traced inside ``tf.function(jit_compile=True)`` and the
             input is not float64, ``"pow"`` otherwise. Both are within 1e-4 Lab of
-            scikit-image in float32.
+            scikit-image in float32 on [0, 1]. The polynomial is fitted on [0, 1]: values
+            above 1 (possible with ``validate=False``) are extrapolated, to ~1e-3 Lab up to
+            1.05 and ~0.05 at 1.2; use ``"pow"`` (or clip) for such inputs.
         name: optional name scope.
 
     Returns:
