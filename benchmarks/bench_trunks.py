@@ -4,9 +4,10 @@ For VGG-16 and ResNet-152, times an inference forward pass (``tf.function``, bat
 images) of the tfcolor trunk and of ``keras.applications`` (``include_top=False``, the same
 convolutions on 3 channels) on the same machine. The VGG-16 trunk is timed without BN (the same
 computation as Keras') and with parameter-free BN (the pretraining configuration), and with all
-taps as outputs (what the hypercolumn reads; the extra outputs cost no compute). The tfcolor
-trunks also build fc6/fc7 (VGG) which Keras' notop model lacks, so the "conv only" rows select
-``taps="conv1_1-conv5_3"``.
+taps as outputs (what the hypercolumn reads). The "conv5_3 output only" row returns one map like
+the peer; the rows with every tap also return (and copy to NumPy) the 12 earlier maps, which the
+hypercolumn needs. The tfcolor trunks also build fc6/fc7 (VGG) which Keras' notop model lacks,
+so the "conv" rows stop at conv5_3.
 
     python benchmarks/bench_trunks.py [--batch 2 --size 224 --min-time 3]
 """
@@ -50,6 +51,8 @@ def main():
         rows.append(["keras.applications.VGG16 (notop)", t_peer * 1e3, 1.0])
         del peer
         for label, kwargs in [
+                ("tfcolor vgg16, conv5_3 output only, no BN (like the peer)",
+                 dict(batch_norm="none", taps=["conv5_3"])),
                 ("tfcolor vgg16, conv only, no BN", dict(batch_norm="none",
                                                          taps="conv1_1-conv5_3")),
                 ("tfcolor vgg16, conv only, parameter-free BN", dict(taps="conv1_1-conv5_3")),
