@@ -102,7 +102,7 @@ two implementations of the same formulas, chosen by ``implementation``:
 * ``"polynomial"`` (float32 only): the sRGB decode ``(x + 0.055)^2.4`` on [0.04045, 1] is a
   degree-12 polynomial fitted to minimise the resulting Lab error
   (``tools/fit_srgb_decode.py``; 3e-5 Lab in exact arithmetic); cube roots start from the
-  float32 bit pattern and take three Newton steps (no division; ~1 ulp, exact gradient); the
+  float32 bit pattern and take three Newton steps (no division; ~1 ulp; exact gradient); the
   sRGB encode ``y^(1/2.4) = c sqrt(sqrt(c))`` with ``c = y^(1/3)``; mixes are multiply-adds of
   channel slices that XLA fuses.
 * ``"auto"`` (default): ``"polynomial"`` while traced inside ``tf.function(jit_compile=True)``
@@ -110,9 +110,10 @@ two implementations of the same formulas, chosen by ``implementation``:
 
 Both agree with scikit-image to ~1e-4 Lab in float32 (``"polynomial"`` 7e-5, ``"pow"`` 9e-5 on
 a 64^3 grid of the cube) and with each other to ~1e-4. Under XLA on CPU, ``"polynomial"``
-converts sRGB -> Lab about 2x faster than ``"pow"`` (and ~4x graph mode), at about OpenCV's speed;
-hue / chroma is ~5x faster than in graph mode (see ``benchmarks/color_bench.py`` and the README). Put conversions inside the jit-compiled
-training step (``targets_on_device=True``), or map a compiled function in ``tf.data``:
+converts sRGB -> Lab about 2x faster than ``"pow"`` (and ~4x graph mode), at about OpenCV's
+speed; hue / chroma is ~5x faster than in graph mode (see ``benchmarks/color_bench.py`` and the
+README). Put conversions inside the jit-compiled training step (``targets_on_device=True``), or
+map a compiled function in ``tf.data``:
 ``ds.map(tf.function(rgb_to_lab, jit_compile=True))`` works on CPU and compiles once per distinct
 input shape (so use it after cropping to a fixed size). XLA drops the range asserts.
 
