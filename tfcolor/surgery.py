@@ -68,6 +68,30 @@ def _histories(obj):
             yield from _histories(value)
 
 
+def _walk_consumers(model, consumers, start, is_target, passes_through):
+    """Follows the layers reading ``start``'s output, depth first.
+
+    A layer for which ``is_target(layer)`` holds is collected and not followed further; one for
+    which ``passes_through(layer)`` holds is followed; any other layer stops the walk along that
+    path. Returns ``(targets, others)``: the names of the target layers reached and of the
+    layers that stopped the walk.
+    """
+    targets, others, stack, seen = [], [], list(consumers[start]), set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        layer = model.get_layer(current)
+        if is_target(layer):
+            targets.append(current)
+        elif passes_through(layer):
+            stack.extend(consumers[current])
+        else:
+            others.append(current)
+    return targets, others
+
+
 def _graph(config):
     """({layer: [input layers]}, {layer: [consumer layers]}, {layer: class name}, outputs)."""
     inputs, consumers, classes = {}, {}, {}
@@ -204,22 +228,15 @@ def rebalance(model, sample_inputs, *, layers=None, epsilon=1e-12):
 
     def successors(name):
         """Weighted layers reading ``name``'s output through homogeneous layers, or a reason."""
-        found, stack, seen = [], list(consumers[name]), set()
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            layer = model.get_layer(current)
-            if isinstance(layer, _WEIGHTED):
-                if len(inputs[current]) != 1:
-                    return None, f"{current!r} has several inputs"
-                found.append(current)
-            elif _is_homogeneous(layer):
-                stack.extend(consumers[current])
-            else:
-                return None, f"its output reaches {current!r} ({classes[current]}), which does " \
-                             f"not commute with a positive scale"
+        found, blocking = _walk_consumers(model, consumers, name,
+                                          lambda layer: isinstance(layer, _WEIGHTED),
+                                          _is_homogeneous)
+        if blocking:
+            return None, f"its output reaches {blocking[0]!r} ({classes[blocking[0]]}), which " \
+                         f"does not commute with a positive scale"
+        several = [current for current in found if len(inputs[current]) != 1]
+        if several:
+            return None, f"{several[0]!r} has several inputs"
         return found, None
 
     plan = {}
@@ -394,17 +411,10 @@ def gray_to_rgb_conv1(model_or_kernel, *, layer_name=None):
     if layer_name is not None:
         targets = [layer_name]
     else:
-        targets, stack, seen = [], list(consumers[input_names[0]]), set()
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            layer = model.get_layer(current)
-            if isinstance(layer, keras.layers.Conv2D):
-                targets.append(current)
-            elif not layer.weights or isinstance(layer, keras.layers.Rescaling):
-                stack.extend(consumers[current])
+        targets, _ = _walk_consumers(
+                model, consumers, input_names[0],
+                lambda layer: isinstance(layer, keras.layers.Conv2D),
+                lambda layer: not layer.weights or isinstance(layer, keras.layers.Rescaling))
     if not targets:
         raise ValueError("gray_to_rgb_conv1: no Conv2D layer is fed by the model input.")
     for layer_config in config["layers"]:
