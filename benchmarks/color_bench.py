@@ -1,16 +1,20 @@
 """Benchmark: sRGB -> CIE Lab (and back, and -> hue/chroma) throughput of tfcolor.color vs peers.
 
 Measured in one run on the same batch of real photographs (scikit-image's astronaut, coffee,
-chelsea and rocket, resized to --size): ``tfcolor.color.rgb_to_lab`` in a ``tf.function`` (graph
-mode, with and without the range check) and under XLA (``jit_compile=True``; the default
-``implementation="auto"`` is the polynomial one there, and ``implementation="pow"`` is shown
-for comparison), OpenCV
-``cv2.cvtColor(float32, COLOR_RGB2Lab)`` on the whole batch as one image (OpenCV's own threads),
-and ``skimage.color.rgb2lab``; likewise Lab -> sRGB and sRGB -> (hue, chroma) (peers:
-``cvtColor(COLOR_RGB2HSV)`` with C = S * V, ``skimage.color.rgb2hsv`` with C = max - min). Throughput in megapixels per second (wall clock, median), the
-process CPU time per batch (all threads; more robust when the machine is shared), ratios of
-throughput against scikit-image and OpenCV, and the largest absolute difference to scikit-image in
-float64.
+chelsea and rocket, resized to --size):
+
+* ``tfcolor.color.rgb_to_lab`` in a ``tf.function`` (graph mode, with and without the range
+  check) and under XLA (``jit_compile=True``; the default ``implementation="auto"`` is the
+  polynomial one there, and ``implementation="pow"`` is shown for comparison);
+* OpenCV ``cv2.cvtColor(float32, COLOR_RGB2Lab)`` on the whole batch as one image (OpenCV's own
+  threads) and ``skimage.color.rgb2lab``;
+* likewise Lab -> sRGB, and sRGB -> (hue, chroma) (peers: ``cvtColor(COLOR_RGB2HSV)`` with
+  C = S * V, ``skimage.color.rgb2hsv`` with C = max - min).
+
+Reported: throughput in megapixels per second (wall clock; the median of three alternating
+rounds over the candidates of a table, each the median of its calls), the process CPU time per
+batch (all threads; more robust when the machine is shared), ratios of throughput against
+scikit-image and OpenCV, and the largest absolute difference to scikit-image in float64.
 
     python benchmarks/color_bench.py [--batch 4 --size 512 --min_time 2]
 """
@@ -65,15 +69,27 @@ def _hue_chroma_diff(out, reference):
     return diff
 
 
-def _rows(candidates, reference, megapixels, min_time, distance=_abs_diff):
-    """Times every candidate; returns rows (name, Mpx/s, wall ms, CPU ms, max |diff|)."""
-    results = []
-    for name, fn in candidates:
+def _rows(candidates, reference, megapixels, min_time, distance=_abs_diff, rounds=3):
+    """Times every candidate; returns rows (name, Mpx/s, wall ms, CPU ms, max |diff|).
+
+    The candidates are timed in ``rounds`` alternating rounds of ``min_time / rounds`` seconds
+    each, and each reports the median of its round medians, so that a change in the machine's
+    load during the run affects every candidate alike.
+    """
+    errors = []
+    for _, fn in candidates:
         out = np.asarray(fn())
-        seconds = common.measure(fn, min_time=min_time)
-        cpu = _cpu_seconds(fn)
-        error = float(distance(out.reshape(reference.shape), reference).max())
-        results.append((name, megapixels / seconds, 1e3 * seconds, 1e3 * cpu, error))
+        errors.append(float(distance(out.reshape(reference.shape), reference).max()))
+    walls = [[] for _ in candidates]
+    cpus = [[] for _ in candidates]
+    for _ in range(rounds):
+        for i, (_, fn) in enumerate(candidates):
+            walls[i].append(common.measure(fn, min_time=min_time / rounds))
+            cpus[i].append(_cpu_seconds(fn, repeats=3))
+    results = []
+    for (name, _), wall, cpu, error in zip(candidates, walls, cpus, errors):
+        seconds, cpu_seconds = float(np.median(wall)), float(np.median(cpu))
+        results.append((name, megapixels / seconds, 1e3 * seconds, 1e3 * cpu_seconds, error))
     return results
 
 
