@@ -4,6 +4,7 @@ References are independent of the implementation: the paper's integer formulas, 
 values via math.erf, a naive NumPy loop over windows, and hand-computed histograms.
 """
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -228,25 +229,71 @@ def test_window_histogram_bad_inputs():
 
 # ---------------------------------------------------------------------- decoding
 def test_mode_median_expectation_by_hand():
-    spec = bins.UniformBins(4)  # centres 0.125 0.375 0.625 0.875
+    spec = bins.UniformBins(4)  # edges 0 .25 .5 .75 1, centres 0.125 0.375 0.625 0.875
     probs = np.array([[0.1, 0.2, 0.3, 0.4],
                       [0.5, 0.0, 0.0, 0.5],
                       [0.3, 0.1, 0.5, 0.1]], np.float32)
     np.testing.assert_allclose(spec.decode(probs, "mode").numpy(), [0.875, 0.125, 0.625])
-    # cumulative sums: .1 .3 .6 1 -> bin 2; .5 -> bin 0; .3 .4 .9 -> bin 2
-    np.testing.assert_allclose(spec.decode(probs, "median").numpy(), [0.625, 0.125, 0.625])
+    # Released rule, cumulative sums: .1 .3 .6 1 -> bin 2; .5 -> bin 0; .3 .4 .9 -> bin 2.
+    np.testing.assert_allclose(spec.decode(probs, "median_bin_centre").numpy(),
+                               [0.625, 0.125, 0.625])
+    np.testing.assert_allclose(spec.median(probs, interpolation="bin_centre").numpy(),
+                               [0.625, 0.125, 0.625])
     np.testing.assert_allclose(spec.decode(probs, "expectation").numpy(),
                                [0.0125 + 0.075 + 0.1875 + 0.35, 0.5,
                                 0.0375 + 0.0375 + 0.3125 + 0.0875], rtol=1e-6)
 
 
-def test_gaussian_median_is_bin_centre_and_joint_expectation():
+def test_interpolated_median_by_hand():
+    # The paper's median: the CDF (0 at the lower edge, cumulative sums at the upper edges) is
+    # interpolated linearly; the median is where it reaches 0.5.
+    spec = bins.UniformBins(4)
+    probs = np.array([[0.1, 0.2, 0.3, 0.4],   # CDF .1 .3 .6: bin 2 at (.5-.3)/.3 = 2/3
+                      [0.5, 0.0, 0.0, 0.5],   # reaches .5 exactly at the upper edge of bin 0
+                      [0.3, 0.1, 0.5, 0.1],   # CDF .3 .4 .9: bin 2 at (.5-.4)/.5 = 1/5
+                      [0.0, 1.0, 0.0, 0.0],   # a delta: the middle of its bin
+                      [0.2, 0.4, 0.6, 0.8]],  # total 2: half the total mass, 1.0 -> 2/3 of bin 2
+                     np.float32)
+    want = [0.5 + (2 / 3) * 0.25, 0.25, 0.5 + 0.2 * 0.25, 0.375, 0.5 + (0.4 / 0.6) * 0.25]
+    np.testing.assert_allclose(spec.decode(probs, "median").numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(spec.median(probs).numpy(), want, rtol=1e-6)
+    # Chroma preset (K = 32 on [0, 1]): 0.7 in bin 12, 0.3 in bin 20 -> (12 + 0.5/0.7) / 32.
+    chroma = np.zeros(32, np.float32)
+    chroma[12], chroma[20] = 0.7, 0.3
+    np.testing.assert_allclose(bins.get("chroma").decode(chroma, "median").numpy(),
+                               (12 + 0.5 / 0.7) / 32, rtol=1e-6)
+    with pytest.raises(ValueError, match="interpolation"):
+        spec.median(probs, interpolation="nearest")
+
+
+def test_interpolated_median_is_continuous_where_the_bin_centre_rule_jumps():
+    # Moving mass from bin 1 to bin 2 moves the 0.5-crossing across the edge at 0.5: the
+    # interpolated median passes through it continuously (steps <= the mass step / density),
+    # the released rule jumps by a whole bin (0.375 -> 0.625).
+    spec = bins.UniformBins(4)
+    t = np.linspace(0.0, 0.4, 81, dtype=np.float32)
+    probs = np.stack([np.full_like(t, 0.1), 0.5 - t, 0.1 + t, np.full_like(t, 0.3)], axis=-1)
+    linear = spec.decode(probs, "median").numpy()
+    centre = spec.decode(probs, "median_bin_centre").numpy()
+    assert np.all(np.diff(linear) >= -1e-6)  # monotone as mass moves up
+    assert np.max(np.abs(np.diff(linear))) < 0.02
+    assert set(np.round(centre, 6)) == {0.375, 0.625}
+    np.testing.assert_allclose(linear[0], 0.25 + (0.4 / 0.5) * 0.25, rtol=1e-6)
+
+
+def test_gaussian_median_interpolates_in_quantile_space_and_joint_expectation():
     spec = bins.GaussianQuantileBins(8)
-    probs = np.zeros((2, 8), np.float32)
+    probs = np.zeros((3, 8), np.float32)
     probs[0, 2], probs[0, 6] = 0.6, 0.4
     probs[1, 5] = 1.0
-    np.testing.assert_allclose(spec.decode(probs, "median").numpy(),
-                               [spec.centers[2], spec.centers[5]], rtol=1e-6)
+    probs[2, 0] = 1.0  # unbounded end bin: still finite
+    np.testing.assert_allclose(spec.decode(probs, "median_bin_centre").numpy(),
+                               [spec.centers[2], spec.centers[5], spec.centers[0]], rtol=1e-6)
+    # Bins are uniform in u = Phi((v - 0)/25): bin 2 spans u in [2/8, 3/8]; the crossing is at
+    # 0.5/0.6 of it. A delta gives the bin's midpoint in u, which is the stored centre.
+    dist = statistics.NormalDist(0.0, 25.0)
+    want = [dist.inv_cdf((2 + 0.5 / 0.6) / 8), spec.centers[5], spec.centers[0]]
+    np.testing.assert_allclose(spec.decode(probs, "median").numpy(), want, rtol=1e-5)
     joint = bins.JointBins(bins.GaussianQuantileBins(4), bins.GaussianQuantileBins(4))
     p = np.zeros(16, np.float32)
     p[1 * 4 + 2], p[3 * 4 + 0] = 0.25, 0.75
@@ -260,6 +307,8 @@ def test_median_undefined_for_hue_and_joint():
         bins.get("hue").decode(np.full(32, 1 / 32, np.float32), "median")
     with pytest.raises(ValueError, match="joint"):
         bins.get("lab_ab").decode(np.full(256, 1 / 256, np.float32), "median")
+    with pytest.raises(ValueError, match="circular"):
+        bins.get("hue").decode(np.full(32, 1 / 32, np.float32), "median_bin_centre")
     with pytest.raises(ValueError, match="method"):
         bins.get("chroma").decode(np.full(32, 1 / 32, np.float32), "mean")
     with pytest.raises(ValueError, match="last axis of size 32"):
@@ -310,6 +359,23 @@ def test_chromatic_fading_factors_by_hand():
         bins.chromatic_fading_factor(mag, 0.0)
 
 
+def test_default_fading_reduces_the_chroma_of_a_flat_hue_histogram():
+    # A flat hue histogram has z = 0: the default (released, min) fading sends chroma to 0, the
+    # printed max form leaves it unchanged; a peaked one (|z| = 1/32 > eta) keeps its chroma.
+    hue_probs = np.zeros((3, 32), np.float32)
+    hue_probs[0] = 1.0 / 32
+    hue_probs[1, 7] = 1.0
+    hue_probs[2, 4:12] = 1.0 / 8  # 8 adjacent bins: 0 < |z| < eta
+    chroma = np.full(3, 0.6, np.float32)
+    faded = bins.apply_chromatic_fading(chroma, hue_probs).numpy()
+    mag = abs(sum(np.exp(1j * 2 * np.pi * (j + 0.5) / 32) for j in range(4, 12))) / 8 / 32
+    np.testing.assert_allclose(faded, [0.0, 0.6, 0.6 * mag / 0.03], atol=1e-6)
+    assert faded[2] < 0.6
+    printed = bins.apply_chromatic_fading(chroma, hue_probs, variant="paper").numpy()
+    assert np.all(printed >= chroma - 1e-7)  # max(|z|/eta, 1) never fades
+    assert bins.DEFAULT_FADING == "released"
+
+
 def test_sampling_is_seeded_and_follows_the_histogram():
     spec = bins.UniformBins(4)
     probs = np.tile(np.array([[0.1, 0.0, 0.6, 0.3]], np.float32), (20000, 1))
@@ -332,10 +398,16 @@ def test_decode_hue_chroma_and_entropy():
     chroma_probs = np.zeros((2, 32), np.float32)
     chroma_probs[:, 12] = 0.7
     chroma_probs[:, 20] = 0.3
+    median = (12 + 0.5 / 0.7) / 32  # interpolated chroma median (bin 12 holds 0.7)
     hue, chroma = bins.decode_hue_chroma(hue_probs, chroma_probs, fading="released")
     np.testing.assert_allclose(hue.numpy()[0], 10.5 / 32, atol=1e-6)
-    np.testing.assert_allclose(chroma.numpy(), [12.5 / 32, 0.0], atol=1e-6)
-    _, chroma_paper = bins.decode_hue_chroma(hue_probs, chroma_probs)
-    np.testing.assert_allclose(chroma_paper.numpy(), [12.5 / 32 * 0.03125 / 0.03, 12.5 / 32],
+    np.testing.assert_allclose(chroma.numpy(), [median, 0.0], atol=1e-6)
+    _, chroma_default = bins.decode_hue_chroma(hue_probs, chroma_probs)  # default: released
+    np.testing.assert_allclose(chroma_default.numpy(), chroma.numpy(), atol=1e-7)
+    _, chroma_paper = bins.decode_hue_chroma(hue_probs, chroma_probs, fading="paper")
+    np.testing.assert_allclose(chroma_paper.numpy(), [median * 0.03125 / 0.03, median],
                                rtol=1e-5)
+    _, chroma_centre = bins.decode_hue_chroma(hue_probs, chroma_probs, fading=None,
+                                              chroma_method="median_bin_centre")
+    np.testing.assert_allclose(chroma_centre.numpy(), [12.5 / 32, 12.5 / 32], atol=1e-6)
     np.testing.assert_allclose(bins.entropy(hue_probs).numpy(), [0.0, math.log(2)], atol=1e-6)
