@@ -1,0 +1,135 @@
+"""Paired per-image statistics: is a colorizer better than a baseline on the *same* images?
+
+Aggregate numbers (mean error of the model, mean error of the baseline) hide how consistent a
+difference is. For per-image values ``m_i`` (the model) and ``b_i`` (a baseline) of one metric on
+the same images, :func:`paired_statistics` reports
+
+- ``mean_difference``: the mean of ``d_i = m_i - b_i`` (negative is better for errors, positive
+  for PSNR);
+- ``fraction_improved``: the share of images where the model is strictly better
+  (``d_i < 0`` for lower-is-better metrics, ``d_i > 0`` for higher-is-better ones), with
+  ``fraction_tied`` the share of exact ties;
+- ``ci_low``, ``ci_high``: a percentile bootstrap confidence interval of the mean difference
+  (Efron & Tibshirani 1993, ch. 13): ``n_resamples`` resamples of the n images with replacement
+  (NumPy ``default_rng(seed)``, so the interval is reproducible), the mean difference of each,
+  and the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of those means
+  (``confidence=0.95``: the 2.5% and 97.5% quantiles);
+- ``n``, and ``excluded``: pairs dropped because a value is not finite (e.g. an infinite PSNR of
+  a perfect image: infinity minus infinity has no meaning), so they are counted, not hidden.
+
+:func:`paired_comparisons` applies it to a reference predictor against each baseline for every
+metric (what ``binaries/evaluate`` writes to ``metrics.json`` under ``"paired"``).
+"""
+import math
+
+import numpy as np
+
+__all__ = ["bootstrap_mean_ci", "paired_statistics", "paired_comparisons"]
+
+DEFAULT_RESAMPLES = 10000
+DEFAULT_CONFIDENCE = 0.95
+_CHUNK = 2 ** 22  # resampled values drawn at once (bounds memory for large n)
+
+
+def _check_common(n_resamples, confidence):
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
+            or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+def bootstrap_mean_ci(values, *, n_resamples=DEFAULT_RESAMPLES, confidence=DEFAULT_CONFIDENCE,
+                      seed=0):
+    """Percentile bootstrap confidence interval of the mean of ``values`` (1-D, finite).
+
+    Returns:
+        ``(low, high)`` floats.
+    """
+    _check_common(n_resamples, confidence)
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("bootstrap_mean_ci needs at least one value")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("bootstrap_mean_ci needs finite values")
+    n = values.size
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples, np.float64)
+    per_chunk = max(1, _CHUNK // n)
+    for start in range(0, n_resamples, per_chunk):
+        stop = min(n_resamples, start + per_chunk)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = values[idx].mean(axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(low), float(high)
+
+
+def paired_statistics(values, baseline, *, higher_is_better=False,
+                      n_resamples=DEFAULT_RESAMPLES, confidence=DEFAULT_CONFIDENCE, seed=0):
+    """Paired comparison of per-image ``values`` with ``baseline`` (module docstring).
+
+    Args:
+        values: the model's per-image metric, shape (n,).
+        baseline: the baseline's per-image metric on the same images, shape (n,).
+        higher_is_better: True for PSNR-like metrics, False for errors.
+        n_resamples, confidence, seed: of the bootstrap.
+
+    Returns:
+        dict with ``n``, ``excluded``, ``mean_difference``, ``median_difference``,
+        ``fraction_improved``, ``fraction_tied``, ``ci_low``, ``ci_high``, ``confidence``,
+        ``n_resamples``, ``higher_is_better``. With no finite pair the numbers are NaN.
+    """
+    _check_common(n_resamples, confidence)
+    values = np.asarray(values, dtype=np.float64).ravel()
+    baseline = np.asarray(baseline, dtype=np.float64).ravel()
+    if values.shape != baseline.shape:
+        raise ValueError(f"values and baseline must pair up image by image, got {values.size} "
+                         f"and {baseline.size} values")
+    finite = np.isfinite(values) & np.isfinite(baseline)
+    diff = values[finite] - baseline[finite]
+    out = {"n": int(diff.size), "excluded": int((~finite).sum()),
+           "higher_is_better": bool(higher_is_better), "confidence": float(confidence),
+           "n_resamples": int(n_resamples)}
+    if diff.size == 0:
+        nan = math.nan
+        out.update(mean_difference=nan, median_difference=nan, fraction_improved=nan,
+                   fraction_tied=nan, ci_low=nan, ci_high=nan)
+        return out
+    better = diff > 0 if higher_is_better else diff < 0
+    low, high = bootstrap_mean_ci(diff, n_resamples=n_resamples, confidence=confidence,
+                                  seed=seed)
+    out.update(mean_difference=float(diff.mean()), median_difference=float(np.median(diff)),
+               fraction_improved=float(better.mean()), fraction_tied=float((diff == 0).mean()),
+               ci_low=low, ci_high=high)
+    return out
+
+
+def paired_comparisons(per_image, reference="model", baselines=("gray", "prior"),
+                       higher_is_better=None, **kwargs):
+    """:func:`paired_statistics` of ``reference`` against each baseline, for every metric.
+
+    Args:
+        per_image: dict predictor name -> dict metric name -> per-image values (same images,
+            same order for every predictor).
+        reference: the predictor compared (``"model"``).
+        baselines: the predictors it is compared with (absent ones are skipped).
+        higher_is_better: dict metric name -> bool (default: only ``"psnr"`` is True).
+        **kwargs: ``n_resamples``, ``confidence``, ``seed``.
+
+    Returns:
+        dict ``"{reference}-{baseline}"`` -> metric name -> statistics.
+    """
+    if reference not in per_image:
+        raise KeyError(f"no per-image values for {reference!r}; have {sorted(per_image)}")
+    higher_is_better = dict(higher_is_better or {})
+    out = {}
+    for base in baselines:
+        if base not in per_image or base == reference:
+            continue
+        out[f"{reference}-{base}"] = {
+                metric: paired_statistics(per_image[reference][metric], per_image[base][metric],
+                                          higher_is_better=higher_is_better.get(
+                                                  metric, metric == "psnr"), **kwargs)
+                for metric in per_image[reference] if metric in per_image[base]}
+    return out
