@@ -7,6 +7,10 @@ r"""Pretrains a colorization network (Larsson, Maire & Shakhnarovich 2016/2017).
 Resumes automatically from the latest checkpoint in --model_dir. SIGTERM (preemption) writes a
 checkpoint and exits with status 0; rerun the same command to continue. At the end: a final
 checkpoint, model_dir/colorizations.png and a SavedModel in model_dir/export.
+
+One run per --model_dir: a second run on a directory in use exits with status 5 and a one-line
+message naming the owner (model_dir/.lock: pid, host, start time). The lock of a killed run on
+this host is taken over automatically; --force_unlock takes over another host's lock.
 """
 import re
 
@@ -52,6 +56,9 @@ def define_flags(fv=FLAGS):
     d.integer("summary_every", 100, "Steps between scalar summaries / progress lines.")
     d.integer("image_every", 5_000,
               "Steps between colorized validation grids in TensorBoard (0: off).")
+    d.boolean("force_unlock", False,
+              "Take over model_dir/.lock even if it names a run on another host (only when "
+              "that run is known to be gone; a dead run on this host is detected by itself).")
 
     # Model.
     d.string("arch", "vgg16", "Trunk: vgg16, alexnet, resnet152, vgg_tiny, ...")
@@ -181,7 +188,9 @@ def main(argv):
         common.die(str(e))
     from tfcolor import train  # pylint: disable=import-outside-toplevel
     try:
-        result = train.pretrain(cfg)
+        result = train.pretrain(cfg, force_unlock=FLAGS.force_unlock)
+    except train.ModelDirLockedError as e:
+        common.die(str(e), status=5)
     except train.NonFiniteLossError as e:
         logging.error("%s", e)
         common.die(str(e), status=3)

@@ -33,6 +33,13 @@ Randomness is stateless: every random draw of an image derives from ``(seed, wor
 in the stream)``, so a pipeline with a given seed produces the same crops, mirrors and centres
 whatever the parallelism (``deterministic=False`` only lets the *order* vary).
 
+Resuming (``start``, ``include_index``): a checkpoint holds no tf.data buffers, only the stream
+position (records consumed). The pipeline is rebuilt from the seed and fast-forwarded at the
+record level, before decoding, so the checkpoint stays small at any batch size or buffer depth
+and a resumed run sees the same elements and the same augmentations as an uninterrupted one.
+(``tf.data.Options.experimental_symbolic_checkpoint`` was measured as the alternative: the robust
+decoder's per-record ``ignore_errors`` is not supported by it, TF 2.21.)
+
 Multi-worker training: pass ``input_context`` (from ``strategy.distribute_datasets_from_function``)
 to shard explicitly (by file where the source has enough files, see
 :func:`tfcolor.data.sources.resolve_shard_policy`) and batch per replica; without it, the global
@@ -97,6 +104,15 @@ class PretrainDataConfig:
         max_pixels: skip images with more pixels (decompression bombs); None: no limit.
         exif_orientation: turn JPEGs upright by their EXIF orientation tag.
         include_names: add the file names (``"name"``) to the batches.
+        include_index: add ``"index"`` (B,) int64 to the batches: each element's position in
+            the record stream (the position its random draws are keyed by). A training loop
+            records ``max(index) + 1`` as its input position (see ``start``).
+        start: stream position to resume from (default 0): the pipeline is rebuilt with the
+            same seed and fast-forwarded past the first ``start`` records *before* they are
+            decoded (only file names / encoded records are skipped), so a resumed run sees
+            exactly the elements, crops, mirrors and centres an uninterrupted run would (in
+            deterministic order). With ``cache`` the decoded cache is built once (one pass over
+            the small set) and the position is skipped in it.
         num_parallel_calls, prefetch: tf.data parallelism / prefetch depth (AUTOTUNE = -1).
     """
     batch_size: int = 8
@@ -125,6 +141,8 @@ class PretrainDataConfig:
     max_pixels: typing.Optional[int] = decode_lib.DEFAULT_MAX_PIXELS
     exif_orientation: bool = True
     include_names: bool = False
+    include_index: bool = False
+    start: int = 0
     num_parallel_calls: int = tf.data.AUTOTUNE
     prefetch: int = tf.data.AUTOTUNE
 
@@ -184,6 +202,8 @@ class PretrainDataConfig:
         if self.max_pixels is not None and (not _is_int(self.max_pixels) or self.max_pixels <= 0):
             raise ValueError(f"max_pixels must be a positive integer or None, got "
                              f"{self.max_pixels!r}")
+        if not _is_int(self.start) or self.start < 0:
+            raise ValueError(f"start must be a non-negative integer, got {self.start!r}")
         for name in ("num_parallel_calls", "prefetch"):
             value = getattr(self, name)
             if not _is_int(value) or (value <= 0 and value != tf.data.AUTOTUNE):
@@ -246,6 +266,8 @@ def _augment(config, seed, stream):
         out = {"rgb": rgb, "gray": rgb_to_gray(rgb, validate=False), "centers": centers}
         if config.include_names:
             out["name"] = element["name"]
+        if config.include_index:
+            out["index"] = element["index"]
         return out
 
     return augment
@@ -307,9 +329,17 @@ def pretrain_dataset(source=None, config=None, *, target_builder=None, input_con
             exif_orientation=config.exif_orientation, num_parallel_calls=parallel,
             deterministic=deterministic)
 
-    def with_index(ds):
-        return ds.enumerate().map(lambda i, e: dict(e, index=i))
+    start = config.start
 
+    def with_index(ds):
+        # Resuming: the same seeded stream, fast-forwarded by ``start`` elements; the indices
+        # (which key every random draw) continue from ``start``.
+        if start:
+            ds = ds.skip(start)
+        return ds.enumerate(start=start).map(lambda i, e: dict(e, index=i))
+
+    if start:
+        _LOG.info("tfcolor.data: resuming the input stream at record %d", start)
     if config.cache is not False:
         ds = decode(records(shuffle=False, repeat=False))
         ds = ds.cache("" if config.cache is True else config.cache)
@@ -328,8 +358,9 @@ def pretrain_dataset(source=None, config=None, *, target_builder=None, input_con
         def add_targets(batch):
             out = {"gray": batch["gray"], "centers": batch["centers"],
                    "targets": tf.cast(target_builder(batch["rgb"], batch["centers"]), tf.float32)}
-            if "name" in batch:
-                out["name"] = batch["name"]
+            for key in ("name", "index"):
+                if key in batch:
+                    out[key] = batch[key]
             return out
         ds = ds.map(add_targets, num_parallel_calls=parallel, deterministic=deterministic)
     if config.prefetch:

@@ -7,10 +7,12 @@
   the final checkpoint, a PNG grid of colorizations and the export.
 * :func:`make_strategy` (:mod:`tfcolor.train.strategy`): strategies by name.
 * :mod:`tfcolor.train.checkpointing`: checkpoint validation and multi-worker saving.
+* :mod:`tfcolor.train.lock`: one run per ``model_dir`` (:class:`ModelDirLockedError`).
 * :mod:`tfcolor.train.summaries`: TensorBoard scalars/images, progress lines, image grids.
 """
 from tfcolor.train.checkpointing import (  # noqa: F401
         CheckpointError, Checkpointer, CorruptCheckpointError, validate_checkpoint)
+from tfcolor.train.lock import ModelDirLockedError  # noqa: F401
 from tfcolor.train.loop import (  # noqa: F401
         NonFiniteLossError, Trainer, TrainResult, current_learning_rate, make_optimizer,
         set_deterministic)

@@ -1,24 +1,36 @@
 """Checkpoints: save, find the latest, validate before restoring, multi-worker temporary copies.
 
-A checkpoint holds the model, the optimizer (slots, iteration count, loss scale), the global step
-and, where possible, the state of the input iterator (so that a resumed run sees the same data
-order as an uninterrupted one).
+A checkpoint holds the model, the optimizer (slots, iteration count, loss scale), the global step,
+the dropout RNG state and the *input position*: the number of records of the input stream
+consumed so far, one int64 (``input_position``). Given a ``dataset_fn(start)`` (see
+:class:`tfcolor.train.Trainer`), a resumed run rebuilds the deterministic pipeline from its seed
+and fast-forwards it to that position at the record level, so it sees exactly the data an
+uninterrupted run would. The checkpoint is therefore about the size of the variables and
+optimizer slots whatever the batch size and tf.data buffer depths. (Serializing the tf.data
+iterator instead, as earlier versions did, saved every prefetch and parallel-map buffer of
+decoded images: 15x the model at the quick start, gigabytes at the paper's setting. The
+serialized iterator is still used for a plain ``tf.data.Dataset`` passed to the Trainer, which
+has no other way to resume its position.)
 
 Validation: before restoring, every tensor of the checkpoint is read once through
 ``tf.train.load_checkpoint``; TensorFlow's tensor-bundle format stores a CRC32C per tensor in the
 ``.index`` file, so a truncated or altered ``.data`` shard, a missing ``.index`` or a missing shard
 raises :class:`CorruptCheckpointError` naming the files, instead of being silently reused. The
-run then stops; the message says how to go back to an earlier checkpoint. (TensorFlow writes a
-checkpoint to temporary files and renames them, then updates the ``checkpoint`` state file, so a
-run killed while saving leaves the previous checkpoint as the latest one.)
+run then stops; the message says how to go back to an earlier checkpoint.
 
-Iterator state: saved for single-worker strategies (``one_device``, ``mirrored``). Not saved for
-``multi_worker`` (each worker has its own input shard but only the chief's files are kept, so
-restoring the chief's iterator into other workers would be wrong) nor for ``tpu``; nor when the
-dataset cannot be serialized (e.g. it uses stateful random ops or ``py_function``). In these cases a
-resumed run continues with a freshly started (reshuffled) input pipeline.
+Crash consistency: TensorFlow writes a checkpoint into ``ckpt-N_temp/``, merges it into
+``ckpt-N.index`` / ``ckpt-N.data-*`` and only then atomically rewrites the ``checkpoint`` state
+file (write to a temporary file, rename). A run killed at any moment (SIGKILL, power loss of the
+process) therefore leaves the state file naming the previous complete checkpoint; the restart
+restores that one, logs the half-written files it ignored, and overwrites them when it saves
+step N again. ``tests/binaries/test_pretrain.py`` kills the real program during checkpoint writes.
+
+Input position: tracked for single-worker strategies (``one_device``, ``mirrored``). Not for
+``multi_worker`` (each worker has its own input shard but only the chief's files are kept) nor
+``tpu``: there a resumed run continues with a freshly started (reshuffled) input pipeline.
 """
 import os
+import re
 import shutil
 
 import tensorflow as tf
@@ -33,11 +45,38 @@ class CorruptCheckpointError(CheckpointError):
     """A checkpoint exists but is incomplete or damaged."""
 
 
-def _has_iterator(path):
+def _has_object(path, name):
+    """True when the checkpoint at ``path`` holds the top-level object ``name``."""
     try:
-        return any(name.startswith("iterator/") for name, _ in tf.train.list_variables(path))
+        return any(key.startswith(name + "/") for key, _ in tf.train.list_variables(path))
     except (tf.errors.OpError, ValueError):
         return False
+
+
+def _has_iterator(path):
+    return _has_object(path, "iterator")
+
+
+def checkpoint_number(path):
+    """N of a checkpoint prefix ``.../ckpt-N`` (None if it has no number)."""
+    match = re.search(r"-(\d+)$", os.path.basename(path or ""))
+    return int(match.group(1)) if match else None
+
+
+def half_written(directory, latest=None):
+    """Checkpoint files in ``directory`` that no complete checkpoint accounts for: temporary
+    ``ckpt-N_temp*`` entries of an interrupted save and ``ckpt-N`` files numbered after
+    ``latest`` (written, but the run died before the state file named them). Sorted names."""
+    newest = checkpoint_number(latest) if latest else -1
+    out = []
+    for name in tf.io.gfile.listdir(directory) if tf.io.gfile.isdir(directory) else []:
+        name = name.rstrip("/")
+        match = re.match(r"ckpt-(\d+)(_temp.*|\.index|\.data-.*)$", name)
+        if not match:
+            continue
+        if match.group(2).startswith("_temp") or int(match.group(1)) > (newest or 0):
+            out.append(name)
+    return sorted(out)
 
 
 def validate_checkpoint(path):
@@ -83,25 +122,33 @@ class Checkpointer:
         is_chief: False on non-chief multi-worker workers: they write to a temporary directory
             (the save is collective, so they must take part) which is removed after each save.
         worker_name: used in the temporary directory name of non-chief workers.
-        iterator: the input iterator to include, or None.
+        iterator: a tf.data iterator whose full state is saved (buffers included), or None.
+        input_position: an int64 ``tf.Variable`` holding the input stream position, or None.
         **trackables: the objects to save (model=..., optimizer=..., step=...).
+
+    ``iterator`` and ``input_position`` are optional parts: a checkpoint without them (e.g. from
+    an older version) is restored with a warning, the input then restarts from its beginning.
     """
 
     def __init__(self, directory, *, max_to_keep=5, is_chief=True, worker_name="worker_0",
-                 iterator=None, **trackables):
+                 iterator=None, input_position=None, **trackables):
         self.directory = directory
         self.is_chief = is_chief
         self._trackables = dict(trackables)
         self._iterator = iterator
+        self._input_position = input_position
         self._write_dir = directory if is_chief else os.path.join(
             directory, ".tmp_workers", worker_name)
         self._max_to_keep = max_to_keep
         self._make_manager()
 
+    def _optional(self):
+        parts = {"iterator": self._iterator, "input_position": self._input_position}
+        return {k: v for k, v in parts.items() if v is not None}
+
     def _make_manager(self):
         objects = dict(self._trackables)
-        if self._iterator is not None:
-            objects["iterator"] = self._iterator
+        objects.update(self._optional())
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._write_dir, max_to_keep=self._max_to_keep)
@@ -109,6 +156,10 @@ class Checkpointer:
     @property
     def saves_iterator(self):
         return self._iterator is not None
+
+    @property
+    def saves_input_position(self):
+        return self._input_position is not None
 
     def latest(self):
         """Path of the latest checkpoint in ``directory`` (the chief's), or None."""
@@ -149,17 +200,27 @@ class Checkpointer:
                     "from scratch.")
             return None
         validate_checkpoint(path)
+        leftovers = half_written(self.directory, path)
+        if leftovers:
+            logging.warning("ignoring half-written checkpoint files of an interrupted save in %s "
+                            "(%s); resuming from the last complete checkpoint %s, they are "
+                            "overwritten when that step is saved again", self.directory,
+                            ", ".join(leftovers[:6]) + (" ..." if len(leftovers) > 6 else ""),
+                            os.path.basename(path))
         objects = dict(self._trackables)
-        with_iterator = self._iterator is not None and _has_iterator(path)
-        if with_iterator:
-            objects["iterator"] = self._iterator
-        elif self._iterator is not None:
-            logging.warning("checkpoint %s has no input-iterator state: the data pipeline "
-                            "restarts from its beginning", path)
+        partial = False
+        for name, obj in self._optional().items():
+            if _has_object(path, name):
+                objects[name] = obj
+            else:
+                logging.warning("checkpoint %s has no %s: the data pipeline restarts from its "
+                                "beginning", path, name.replace("_", " "))
+        for name in ("iterator", "input_position"):
+            if name not in objects and _has_object(path, name):
+                partial = True  # saved by another configuration; deliberately left unused
         try:
             status = tf.train.Checkpoint(**objects).restore(path)
-            if _has_iterator(path) and not with_iterator:
-                # The saved iterator state is deliberately left unused.
+            if partial:
                 status.assert_existing_objects_matched()
                 status.expect_partial()
             else:

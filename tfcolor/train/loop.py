@@ -30,8 +30,17 @@ Safety: a non-finite loss stops the run with :class:`NonFiniteLossError` before 
 saved, and weights are checked to be finite before every checkpoint, so the last good checkpoint
 is never overwritten with NaN state. ``SIGTERM`` (preemption) finishes the current loop, writes a
 checkpoint and returns ``stopped="preempted"``. A damaged latest checkpoint stops the run with
-:class:`tfcolor.train.checkpointing.CorruptCheckpointError`.
+:class:`tfcolor.train.checkpointing.CorruptCheckpointError`. :meth:`Trainer.train` holds the
+``model_dir`` lock (:mod:`tfcolor.train.lock`): a second run on the same directory refuses with
+:class:`tfcolor.train.lock.ModelDirLockedError` instead of interleaving checkpoints.
+
+Input position: with a ``dataset`` *function* ``dataset(start)`` whose batches carry ``"index"``
+(each element's position in the record stream), every step records ``max(index) + 1`` in the
+``input_position`` variable, which is checkpointed (8 bytes) instead of the tf.data iterator and
+its buffers; on resume the Trainer calls ``dataset(input_position)``. See
+:mod:`tfcolor.train.checkpointing`.
 """
+import contextlib
 import dataclasses
 import math
 import os
@@ -46,6 +55,7 @@ from absl import logging
 
 from tfcolor.config import OptimizerConfig
 from tfcolor.train import checkpointing
+from tfcolor.train import lock as lock_lib
 from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import summaries
 
@@ -131,6 +141,12 @@ class Trainer:
             logits).
         dataset: a ``tf.data.Dataset`` of *global* batches: dicts with ``"gray"``, ``"centers"``
             and ``"targets"`` (or ``"rgb"`` with ``target_builder``). It should repeat forever.
+            Or, for small checkpoints with exact resume, a function ``dataset(start) ->
+            tf.data.Dataset`` of such batches that also carry ``"index"`` (B,) int64, each
+            element's position in a deterministic stream, the stream fast-forwarded to
+            ``start`` (e.g. :func:`tfcolor.data.pretrain_dataset` with ``include_index`` and
+            ``start``). A plain dataset is resumed by saving its serialized iterator, which
+            includes its prefetch and parallel-map buffers (large checkpoints).
         model_dir: checkpoints and summaries go here.
         train_steps: total steps.
         optimizer_config: a :class:`tfcolor.config.OptimizerConfig`.
@@ -144,16 +160,20 @@ class Trainer:
         mixed_precision: wrap the optimizer in a ``LossScaleOptimizer`` (set the Keras
             ``mixed_float16`` policy before building the model yourself, or use
             :func:`tfcolor.train.pretrain`).
-        checkpoint_iterator: ``"auto"`` (save the input iterator where possible), True or False.
+        checkpoint_iterator: ``"auto"`` (save the input position where possible: the position
+            with a dataset function, else the serialized iterator), True or False.
         hooks: callables ``hook(trainer, step, losses)`` run after every loop (e.g. in tests).
         handle_sigterm: install a SIGTERM handler while training (main thread only).
+        lock_model_dir: hold ``model_dir/.lock`` while training (:mod:`tfcolor.train.lock`).
+        force_unlock: take over the lock even if another host's run seems to hold it.
     """
 
     def __init__(self, *, strategy, model_fn, loss_fn, dataset, model_dir, train_steps,
                  optimizer_config=None, target_builder=None, terms_fn=None, steps_per_loop=10,
                  checkpoint_every=1000, keep_checkpoints=5, summary_every=100, image_every=0,
                  preview_images=None, preview_fn=None, mixed_precision=False,
-                 checkpoint_iterator="auto", hooks=(), handle_sigterm=True):
+                 checkpoint_iterator="auto", hooks=(), handle_sigterm=True, lock_model_dir=True,
+                 force_unlock=False):
         for name, value in (("train_steps", train_steps), ("steps_per_loop", steps_per_loop),
                             ("checkpoint_every", checkpoint_every),
                             ("summary_every", summary_every)):
@@ -178,7 +198,17 @@ class Trainer:
         self.handle_sigterm = handle_sigterm
         self._stop_requested = False
         self._stop_reason = "preempted"
+        self.lock_model_dir = lock_model_dir
+        self.force_unlock = force_unlock
 
+        self._dataset_fn = None
+        if callable(dataset) and not isinstance(dataset, tf.data.Dataset):
+            self._dataset_fn = dataset
+            dataset = dataset(0)
+            if not isinstance(dataset.element_spec, dict) or "index" not in dataset.element_spec:
+                raise ValueError("a dataset function must yield batches with 'index' (the "
+                                 "stream position of each element), got "
+                                 f"{dataset.element_spec}")
         spec = dataset.element_spec
         self._check_spec(spec)
         self.global_batch_size = spec["gray"].shape[0]
@@ -202,6 +232,8 @@ class Trainer:
             self.optimizer = make_optimizer(self.optimizer_config, train_steps,
                                             mixed_precision=mixed_precision)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.input_position = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                              name="input_position")
             self._build(spec)
             _disable_optimizer_all_reduce(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
@@ -211,18 +243,20 @@ class Trainer:
         elif checkpoint_iterator and (multi_worker or tpu):
             raise ValueError("checkpoint_iterator=True is not supported with multi-worker or TPU "
                              "strategies (see tfcolor.train.checkpointing)")
-        # Distributed iterators are not trackable; to checkpoint the input position, single-worker
-        # strategies read global batches from a plain (trackable) tf.data iterator and split them
-        # across replicas inside the step function.
+        # Distributed iterators are not trackable and their batches are split already; to follow
+        # the input position, single-worker strategies read global batches from a plain tf.data
+        # iterator and split them across replicas inside the step function.
         self._host_split = bool(checkpoint_iterator)
-        if self._host_split:
-            self._iterator = iter(dataset)
-        else:
-            self._iterator = iter(strategy.experimental_distribute_dataset(dataset))
+        self._track_position = self._host_split and self._dataset_fn is not None
+        self._dataset = dataset
+        self._iterator = None
+        if self._dataset_fn is None:
+            self._iterator = self._make_iterator(dataset)
         self.checkpointer = checkpointing.Checkpointer(
             model_dir, max_to_keep=keep_checkpoints, is_chief=self.is_chief,
             worker_name=f"{task_type}_{task_id}",
-            iterator=self._iterator if checkpoint_iterator else None,
+            iterator=self._iterator if checkpoint_iterator and not self._dataset_fn else None,
+            input_position=self.input_position if self._track_position else None,
             model=self.model, optimizer=self.optimizer, step=self.step,
             layer_rng=_rng_states(self.model))
         if self.is_chief:
@@ -230,6 +264,19 @@ class Trainer:
         else:
             self.writer = tf.summary.create_noop_writer()
         self._loop_fn = tf.function(self._train_loop)
+
+    def _make_iterator(self, dataset):
+        if self._host_split:
+            return iter(dataset)
+        return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+    def _input(self, restart=False):
+        """The input iterator; with a dataset function it is (re)built at ``input_position``."""
+        if self._iterator is None or (restart and self._track_position):
+            start = int(self.input_position.numpy()) if self._track_position else 0
+            dataset = self._dataset if start == 0 else self._dataset_fn(start)
+            self._iterator = self._make_iterator(dataset)
+        return self._iterator
 
     @staticmethod
     def _check_spec(spec):
@@ -342,7 +389,10 @@ class Trainer:
             "colorization/" + n for n in self.term_names]
         total = tf.zeros([len(names)], tf.float32)
         for _ in tf.range(num_steps):
-            batch = next(iterator)
+            batch = dict(next(iterator))
+            index = batch.pop("index", None)
+            if index is not None and self._track_position:
+                self.input_position.assign(tf.reduce_max(index) + 1)
             if self._host_split:
                 batch = self._split(batch)
             per_replica = self.strategy.run(self._replica_step, args=(batch,))
@@ -375,7 +425,7 @@ class Trainer:
     def run_steps(self, num_steps):
         """Runs ``num_steps`` training steps (one ``tf.function`` call) and returns their mean
         losses as floats, without checkpoints, summaries or checks (benchmarks, notebooks)."""
-        out = self._loop_fn(self._iterator, tf.constant(int(num_steps), tf.int32))
+        out = self._loop_fn(self._input(), tf.constant(int(num_steps), tf.int32))
         return {k: float(v) for k, v in out.items()}
 
     def request_stop(self, reason="early_stop"):
@@ -412,8 +462,20 @@ class Trainer:
                 tf.summary.image("colorization", grid[None])
 
     def train(self):
-        """Restores the latest checkpoint (if any) and trains up to ``train_steps``."""
+        """Takes the ``model_dir`` lock, restores the latest checkpoint (if any) and trains up to
+        ``train_steps``.
+
+        Raises:
+            tfcolor.train.lock.ModelDirLockedError: another run holds ``model_dir``.
+        """
+        held = (lock_lib.hold(self.model_dir, force=self.force_unlock)
+                if self.lock_model_dir and self.is_chief else contextlib.nullcontext())
+        with held:
+            return self._train()
+
+    def _train(self):
         restored = self.checkpointer.restore_latest()
+        iterator = self._input(restart=restored is not None)
         step = int(self.step.numpy())
         if restored:
             logging.info("resumed from %s at step %d", restored, step)
@@ -432,7 +494,7 @@ class Trainer:
             while step < self.train_steps:
                 n = self._next_chunk(step)
                 t0 = time.perf_counter()
-                out = self._loop_fn(self._iterator, tf.constant(n, tf.int32))
+                out = self._loop_fn(iterator, tf.constant(n, tf.int32))
                 losses = {k: float(v) for k, v in out.items()}
                 elapsed = time.perf_counter() - t0
                 new_step = int(self.step.numpy())

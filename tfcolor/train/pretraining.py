@@ -6,14 +6,25 @@ determinism with a deterministic data order), picks the strategy, builds the dat
 loss (:mod:`tfcolor.losses`) and runs the :class:`~tfcolor.train.loop.Trainer`. It resumes from
 the latest checkpoint of ``model_dir`` automatically. At the end of a completed run it writes the
 final checkpoint, ``model_dir/colorizations.png`` (grey | colorized | original for the preview
-images, decoded with the paper's defaults: median chroma, circular hue expectation, chromatic
-fading, input lightness; :func:`tfcolor.colorize.colorize_batch`) and a SavedModel in
+images, decoded with the library's defaults: interpolated median chroma, circular hue
+expectation, the released chromatic fading ``min(|z|/eta, 1)`` (the printed ``max`` never fades),
+input lightness; :func:`tfcolor.colorize.colorize_batch`) and a SavedModel in
 ``model_dir/export`` (:func:`tfcolor.export.export_saved_model`).
 
 ``model_dir/config.json`` holds the config (``PretrainConfig.to_dict()``), read back by
 :func:`tfcolor.export.load_model`. Restarting in a ``model_dir`` whose ``config.json`` has a
 different model or loss section is refused (the checkpoint would not fit); other sections (e.g.
 more ``train_steps``) may change between restarts.
+
+One run per ``model_dir``: :func:`pretrain` takes ``model_dir/.lock`` (pid, host, start time;
+:mod:`tfcolor.train.lock`) before writing anything and releases it at the end; a second run on
+the same directory raises :class:`tfcolor.train.lock.ModelDirLockedError`, the lock of a killed
+run on this host is taken over with a warning.
+
+Checkpoints hold the model, optimizer, step, RNG state and the input position (records consumed);
+the input pipeline is rebuilt at that position on resume (:func:`build_dataset` with ``start``),
+so checkpoints stay about the size of the variables and optimizer slots (README, "Checkpoint
+size").
 """
 import dataclasses
 import json
@@ -24,6 +35,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfcolor import config as config_lib
+from tfcolor.train import lock as lock_lib
 from tfcolor.train import loop
 from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import summaries
@@ -81,8 +93,13 @@ def build_loss(loss_config):
     return losses.LabRegressionLoss(), None
 
 
-def build_dataset(config):
-    """``(dataset, target_builder or None)``: global batches, targets in tf.data or on device."""
+def build_dataset(config, start=0, include_index=False):
+    """``(dataset, target_builder or None)``: global batches, targets in tf.data or on device.
+
+    ``start`` fast-forwards the (seeded) record stream to that position; ``include_index`` adds
+    each element's stream position ``"index"`` to the batches (see
+    :class:`tfcolor.data.PretrainDataConfig`).
+    """
     from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     from tfcolor import targets  # pylint: disable=import-outside-toplevel
     builder = targets.TargetBuilder(config.loss.kind, window=config.loss.window)
@@ -91,7 +108,8 @@ def build_dataset(config):
     data_config = data_lib.PretrainDataConfig.from_config(
         config.data, config.loss, targets_on_device=on_device, seed=config.train.seed,
         deterministic=True if config.train.deterministic else None,
-        cache=source == "embedded" or source.startswith("embedded:"))
+        cache=source == "embedded" or source.startswith("embedded:"), start=start,
+        include_index=include_index)
     dataset = data_lib.pretrain_dataset(None if source == "embedded" else source, data_config,
                                         target_builder=None if on_device else builder)
     return dataset, (builder if on_device else None)
@@ -114,11 +132,11 @@ def preview_images(config):
 
 
 def make_preview_fn(kind):
-    """``preview_fn(model, rgb) -> colorized rgb`` with the paper's default decoding."""
+    """``preview_fn(model, rgb) -> colorized rgb`` with the default decoding (released fading)."""
     from tfcolor import colorize  # pylint: disable=import-outside-toplevel
 
     def preview(model, rgb):
-        return colorize.colorize_batch(model, rgb, kind=kind)
+        return colorize.colorize_batch(model, rgb, kind=kind, fading="released")
     return preview
 
 
@@ -147,7 +165,7 @@ def _norm(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def pretrain(config, *, strategy=None, hooks=(), export=None):
+def pretrain(config, *, strategy=None, hooks=(), export=None, force_unlock=False):
     """Runs (or resumes) pretraining; see the module docstring.
 
     Args:
@@ -155,9 +173,13 @@ def pretrain(config, *, strategy=None, hooks=(), export=None):
         strategy: a ``tf.distribute.Strategy`` (default: ``config.train.strategy`` by name).
         hooks: passed to the :class:`~tfcolor.train.loop.Trainer`.
         export: override ``config.train.export``.
+        force_unlock: take over the ``model_dir`` lock even if another host's run holds it.
 
     Returns:
         A :class:`PretrainResult`.
+
+    Raises:
+        tfcolor.train.lock.ModelDirLockedError: another run is using ``model_dir``.
     """
     config.validate()
     t = config.train
@@ -169,6 +191,15 @@ def pretrain(config, *, strategy=None, hooks=(), export=None):
     strategy = strategy or strategy_lib.make_strategy(t.strategy, tpu=t.tpu)
     chief = strategy_lib.is_chief(strategy)
     tf.io.gfile.makedirs(model_dir)
+    if not chief:
+        return _pretrain(config, strategy, hooks, export, chief, force_unlock)
+    with lock_lib.hold(model_dir, force=force_unlock):
+        return _pretrain(config, strategy, hooks, export, chief, force_unlock)
+
+
+def _pretrain(config, strategy, hooks, export, chief, force_unlock):
+    t = config.train
+    model_dir = t.model_dir
     _check_model_dir(config, model_dir)
     if chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
@@ -177,18 +208,22 @@ def pretrain(config, *, strategy=None, hooks=(), export=None):
     if t.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        dataset, target_builder = build_dataset(config)
+        _, target_builder = build_dataset(config)
+
+        def dataset_fn(start):
+            return build_dataset(config, start=start, include_index=True)[0]
         loss_fn, terms_fn = build_loss(config.loss)
         images = preview_images(config)
         trainer = loop.Trainer(
             strategy=strategy, model_fn=lambda: build_model(config), loss_fn=loss_fn,
-            terms_fn=terms_fn, dataset=dataset, model_dir=model_dir, train_steps=t.train_steps,
+            terms_fn=terms_fn, dataset=dataset_fn, model_dir=model_dir,
+            train_steps=t.train_steps,
             optimizer_config=config.optimizer, target_builder=target_builder,
             steps_per_loop=t.steps_per_loop, checkpoint_every=t.checkpoint_every,
             keep_checkpoints=t.keep_checkpoints, summary_every=t.summary_every,
             image_every=t.image_every if images is not None else 0, preview_images=images,
             preview_fn=make_preview_fn(config.loss.kind), mixed_precision=t.mixed_precision,
-            hooks=hooks)
+            hooks=hooks, force_unlock=force_unlock)
         logging.info("pretraining %s (%s loss) on %s, %d replica(s), global batch %d, %d steps, "
                      "model_dir %s", config.model.arch, config.loss.kind, config.data.data,
                      strategy.num_replicas_in_sync, config.data.batch_size, t.train_steps,
