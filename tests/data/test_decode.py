@@ -149,12 +149,18 @@ def test_sniff_format():
         assert decode.FORMATS[int(decode.sniff_format(data))] == fmt
 
 
-def test_missing_file_is_corrupt(tmp_path):
-    ds = tf.data.Dataset.from_tensors({"path": str(tmp_path / "nope.jpg"), "name": "n"})
+def test_unreadable_paths_are_not_a_file_and_corrupt_data_is_corrupt(tmp_path):
+    """The read-only second attempt tells a path that cannot be read from broken data."""
+    (tmp_path / "dir.jpg").mkdir()
+    os.symlink(tmp_path / "absent.jpg", tmp_path / "dangling.jpg")
+    (tmp_path / "cut.jpg").write_bytes(encode(Image.fromarray(smooth_rgb(40, 40)), "JPEG")[:300])
+    names = ["nope.jpg", "dir.jpg", "dangling.jpg", "cut.jpg"]
+    ds = tf.data.Dataset.from_tensor_slices({"path": [str(tmp_path / n) for n in names],
+                                             "name": names})
     ds = ds.interleave(lambda e: decode.safe_decode_dataset(e, read_file=True))
-    (element,) = list(ds)
-    assert decode.REASONS[int(element["reason"])] == "corrupt"
-    assert element["name"].numpy() == b"n"
+    got = {e["name"].numpy().decode(): decode.REASONS[int(e["reason"])] for e in ds}
+    assert got == {"nope.jpg": "not_a_file", "dir.jpg": "not_a_file",
+                   "dangling.jpg": "not_a_file", "cut.jpg": "corrupt"}
 
 
 def test_to_rgb_channel_counts():

@@ -50,6 +50,7 @@ import tensorflow as tf
 
 __all__ = [
     "REASONS", "OK", "EMPTY", "UNKNOWN_FORMAT", "UNSUPPORTED", "TOO_LARGE", "CORRUPT",
+    "NOT_A_FILE", "BAD_RECORD", "CORRUPT_FILE",
     "FORMATS", "SkipCounter", "default_skip_counter", "sniff_format", "decode_image",
     "to_rgb", "safe_decode_dataset", "DEFAULT_MAX_PIXELS", "exif_orientation",
     "apply_orientation",
@@ -58,8 +59,10 @@ __all__ = [
 _LOG = logging.getLogger("tfcolor.data")
 
 #: Reason codes returned with every decoded image; the index is the code.
-REASONS = ("ok", "empty", "unknown_format", "unsupported", "too_large", "corrupt")
-OK, EMPTY, UNKNOWN_FORMAT, UNSUPPORTED, TOO_LARGE, CORRUPT = range(len(REASONS))
+REASONS = ("ok", "empty", "unknown_format", "unsupported", "too_large", "corrupt", "not_a_file",
+           "bad_record", "corrupt_file")
+(OK, EMPTY, UNKNOWN_FORMAT, UNSUPPORTED, TOO_LARGE, CORRUPT, NOT_A_FILE, BAD_RECORD,
+ CORRUPT_FILE) = range(len(REASONS))
 
 #: Container formats recognised from their magic bytes; the index is the format code.
 FORMATS = ("unknown", "jpeg", "png", "gif", "bmp", "webp")
@@ -219,8 +222,25 @@ def sniff_format(contents):
     return code
 
 
+def _webp_pixels(contents, raw):
+    """Width * height of a WebP from its first chunk (VP8, VP8L or VP8X); -1 if unknown."""
+    chunk = tf.strings.substr(_header(contents), 12, 4)
+    # VP8 (lossy): 14-bit width and height after the 3-byte frame tag and the start code.
+    vp8 = (_uint(raw, 26, 2, True) % 16384) * (_uint(raw, 28, 2, True) % 16384)
+    # VP8L (lossless): signature byte 0x2f, then width - 1 and height - 1 in 14 bits each.
+    bits = _uint(raw, 21, 4, True)
+    vp8l = (bits % 16384 + 1) * ((bits // 16384) % 16384 + 1)
+    # VP8X (extended): 24-bit canvas width - 1 and height - 1.
+    vp8x = (_uint(raw, 24, 3, True) + 1) * (_uint(raw, 27, 3, True) + 1)
+    return tf.where(tf.equal(chunk, b"VP8 "), vp8,
+                    tf.where(tf.equal(chunk, b"VP8L"), vp8l,
+                             tf.where(tf.equal(chunk, b"VP8X"), vp8x,
+                                      tf.constant(-1, tf.int64))))
+
+
 def _header_info(contents, fmt):
-    """(pixels, unsupported) from the header of PNG, GIF and BMP; pixels is -1 when unknown."""
+    """(pixels, unsupported) from the header of PNG, GIF, BMP and WebP; pixels is -1 when
+    unknown (JPEG: see :func:`decode_image`)."""
     raw = _header_bytes(_header(contents))
     png = _uint(raw, 16, 4, False) * _uint(raw, 20, 4, False)
     gif = _uint(raw, 6, 2, True) * _uint(raw, 8, 2, True)
@@ -232,7 +252,9 @@ def _header_info(contents, fmt):
     pixels = tf.where(tf.equal(fmt, _PNG), png,
                       tf.where(tf.equal(fmt, _GIF), gif,
                                tf.where(tf.equal(fmt, _BMP), bmp_w * bmp_h,
-                                        tf.constant(-1, tf.int64))))
+                                        tf.where(tf.equal(fmt, _WEBP),
+                                                 _webp_pixels(contents, raw),
+                                                 tf.constant(-1, tf.int64)))))
     # OS/2 BMPs (12-byte DIB header) and palette / low bit-depth BMPs are not decoded correctly
     # by TensorFlow's BMP decoder.
     bmp_bad = tf.logical_or(tf.equal(dib, 12), tf.logical_and(tf.not_equal(bpp, 24),
@@ -378,7 +400,9 @@ def _decode_png(contents, alpha_background):
 
 
 def _decode_gif(contents):
-    image = tf.io.decode_gif(contents)[0]
+    # decode_image(expand_animations=False) allocates the first frame only (decode_gif would
+    # return every frame of an animation as RGB).
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     return tf.image.convert_image_dtype(image, tf.float32)
 
 
@@ -471,7 +495,10 @@ def safe_decode_dataset(element, *, read_file, min_short_side=None,
     Meant for ``Dataset.interleave``: ``element`` is a dict with ``"path"`` (when ``read_file``)
     or ``"encoded"`` bytes, plus any other keys, which are passed through. The result has one
     dict with ``"image"`` and ``"reason"`` added (``"path"`` / ``"encoded"`` removed); when
-    reading or decoding raised, ``reason`` is :data:`CORRUPT` and the image a placeholder.
+    decoding raised, ``reason`` is :data:`CORRUPT` and the image a placeholder. When the file
+    itself cannot be read (missing, a dangling link, a directory, no permission), ``reason`` is
+    :data:`NOT_A_FILE`: a second, read-only attempt tells the two apart (it runs only for files
+    that failed).
     """
     source_key = "path" if read_file else "encoded"
     passthrough = {k: v for k, v in element.items() if k != source_key}
@@ -482,8 +509,16 @@ def safe_decode_dataset(element, *, read_file, min_short_side=None,
                             alpha_background=alpha_background,
                             exif_orientation=exif_orientation)
 
-    attempt = tf.data.Dataset.from_tensors(element[source_key]).map(decode).ignore_errors()
-    fallback = tf.data.Dataset.from_tensors(
-        (tf.zeros([1, 1, 3], tf.float32), tf.constant(CORRUPT, tf.int32)))
-    result = attempt.concatenate(fallback).take(1)
+    def failed(reason):
+        return (tf.zeros([1, 1, 3], tf.float32), tf.constant(reason, tf.int32))
+
+    source = tf.data.Dataset.from_tensors(element[source_key])
+    result = source.map(decode).ignore_errors()
+    if read_file:
+        readable = source.map(lambda p: tf.strings.length(tf.io.read_file(p))).ignore_errors()
+        result = result.concatenate(readable.map(lambda _: failed(CORRUPT)))
+        result = result.concatenate(tf.data.Dataset.from_tensors(failed(NOT_A_FILE)))
+    else:
+        result = result.concatenate(tf.data.Dataset.from_tensors(failed(CORRUPT)))
+    result = result.take(1)
     return result.map(lambda image, reason: dict(passthrough, image=image, reason=reason))

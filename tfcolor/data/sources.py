@@ -316,6 +316,14 @@ class ArraySource(_ListSource):
         return f"ArraySource({self._count} images, {self.channels} channel(s))"
 
 
+def _decode():
+    import tfcolor.data.decode as decode  # pylint: disable=import-outside-toplevel
+    return decode
+
+
+_END = -1  # status of the end-of-file check of a TFRecord file that was read completely
+
+
 class TFRecordSource(ImageSource):
     """TFRecord files of ``tf.train.Example`` holding encoded images.
 
@@ -326,9 +334,13 @@ class TFRecordSource(ImageSource):
         compression_type: ``None``/``""``, ``"GZIP"`` or ``"ZLIB"``.
         cycle_length: files read in parallel.
 
-    Record names are ``"<file>#<index in file>"``. A corrupt record (bad CRC, truncated file)
-    ends that file's stream with a TensorFlow warning instead of failing the run; it is not
-    counted by name (the image decoding errors are).
+    Record names are ``"<file>#<index in file>"``. Records carry a ``"status"`` (a
+    :data:`tfcolor.data.decode.REASONS` code) that the pipelines report: a record whose payload
+    is not a ``tf.train.Example`` is skipped as ``bad_record``; a truncated file or one with a
+    bad CRC ends that file's stream (TensorFlow cannot resynchronise) and is reported once as
+    ``corrupt_file`` with the file name and the byte where reading stopped, detected by
+    comparing the bytes read with the file size (local uncompressed files; remote or compressed
+    files end silently there). The other files are read on.
     """
 
     payload = "encoded"
@@ -365,20 +377,57 @@ class TFRecordSource(ImageSource):
     def auto_shard_policy(self):
         return tf.data.experimental.AutoShardPolicy.AUTO
 
-    def _read(self, path):
-        records = tf.data.TFRecordDataset(path, compression_type=self.compression_type)
-        records = records.ignore_errors(log_warning=True)
-        return records.enumerate().map(
-            lambda i, r: (tf.strings.join([path, "#", tf.strings.as_string(i)]), r))
+    def _file_sizes(self):
+        """Byte size of every uncompressed local file (-1: not checked)."""
+        if self.compression_type:
+            return [-1] * len(self.files)
+        return [-1 if _is_remote(f) else os.path.getsize(f) for f in self.files]
 
-    def _parse(self, name, serialized):
-        features = tf.io.parse_single_example(
-            serialized, {self.image_key: tf.io.FixedLenFeature([], tf.string, default_value="")})
-        return {"encoded": features[self.image_key], "name": name}
+    def _read(self, path, size):
+        """(name, serialized, status) of one file's records, then one (name, "", CORRUPT_FILE)
+        element if the records read do not add up to the file's size (truncated or bad CRC:
+        TFRecordDataset raises DataLossError there, or just stops at a cut record)."""
+        records = tf.data.TFRecordDataset(path, compression_type=self.compression_type)
+        records = records.ignore_errors().map(lambda r: (r, tf.constant(False)))
+        end = tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(True)))
+
+        def account(state, item):
+            consumed, count = state
+            serialized, is_end = item
+            name = tf.strings.join([path, "#", tf.strings.as_string(count)])
+            complete = tf.logical_or(tf.less(size, 0), tf.equal(consumed, size))
+            status = tf.where(is_end, tf.where(complete, _END, _decode().CORRUPT_FILE),
+                              _decode().OK)
+            end_name = tf.strings.join([
+                path, " (unreadable after record ", tf.strings.as_string(count - 1), ", byte ",
+                tf.strings.as_string(consumed), " of ", tf.strings.as_string(size), ")"])
+            # a record costs 8 (length) + 4 (length CRC) + data + 4 (data CRC) bytes
+            step = tf.cast(tf.strings.length(serialized), tf.int64) + 16
+            new_state = (consumed + tf.where(is_end, tf.constant(0, tf.int64), step),
+                         count + tf.where(is_end, tf.constant(0, tf.int64), 1))
+            return new_state, (tf.where(is_end, end_name, name), serialized, status)
+
+        ds = records.concatenate(end).scan(
+            (tf.constant(0, tf.int64), tf.constant(0, tf.int64)), account)
+        return ds.filter(lambda name, serialized, status: tf.not_equal(status, _END))
+
+    def _parse(self, name, serialized, status):
+        """A record dict; a payload that is not a ``tf.train.Example`` gets ``BAD_RECORD``."""
+        def parse(data):
+            features = tf.io.parse_single_example(
+                data, {self.image_key: tf.io.FixedLenFeature([], tf.string, default_value="")})
+            return features[self.image_key], status
+        bad = (tf.constant(b""), tf.where(tf.equal(status, _decode().OK),
+                                          _decode().BAD_RECORD, status))
+        parsed = (tf.data.Dataset.from_tensors(serialized).map(parse).ignore_errors()
+                  .concatenate(tf.data.Dataset.from_tensors(bad)).take(1))
+        return parsed.map(lambda encoded, code: {"encoded": encoded, "name": name,
+                                                 "status": code})
 
     def records(self, *, shuffle=False, seed=None, repeat=False, shard=None, shuffle_buffer=1024,
                 deterministic=None):
-        files = tf.data.Dataset.from_tensor_slices(self.files)
+        files = tf.data.Dataset.from_tensor_slices(
+            (self.files, tf.constant(self._file_sizes(), tf.int64)))
         policy = shard[2] if shard is not None else "off"
         if policy == "file":
             files = files.shard(shard[0], shard[1])
@@ -392,8 +441,8 @@ class TFRecordSource(ImageSource):
             ds = ds.shard(shard[0], shard[1])
         if shuffle:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        return ds.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE,
-                      deterministic=deterministic)
+        return ds.interleave(self._parse, cycle_length=tf.data.AUTOTUNE, block_length=1,
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
     def __repr__(self):
         return f"TFRecordSource({len(self.files)} files, image_key={self.image_key!r})"

@@ -61,14 +61,18 @@ def decoded_images(records, source, *, skip_counter=None, min_short_side=None,
                             num_parallel_calls=num_parallel_calls, deterministic=deterministic)
 
     def keep(element):
-        ok = tf.equal(element["reason"], decode_lib.OK)
+        reason = element["reason"]
+        if "status" in element:  # a source-level problem (TFRecord: bad record / file)
+            reason = tf.where(tf.equal(element["status"], decode_lib.OK), reason,
+                              element["status"])
+        ok = tf.equal(reason, decode_lib.OK)
         if counter is None:
             return ok
         return tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
-            counter._graph_record, [element["name"], element["reason"]], tf.bool))
+            counter._graph_record, [element["name"], reason], tf.bool))
 
     ds = ds.filter(keep)
-    return ds.map(lambda e: {k: v for k, v in e.items() if k != "reason"})
+    return ds.map(lambda e: {k: v for k, v in e.items() if k not in ("reason", "status")})
 
 
 def scaled_size(height, width, short_side):
