@@ -57,8 +57,11 @@ def test_missing_or_empty_sources_fail_fast_naming_the_path(photo_tree):
         sources.as_source(missing)
     with pytest.raises(sources.SourceError, match=r"no file matches"):
         sources.as_source(str(photo_tree / "*.gif"))
-    with pytest.raises(sources.SourceError, match="do not exist"):
-        sources.as_source([str(photo_tree / "c.Jpeg"), str(photo_tree / "gone.jpg")])
+    # a list keeps a missing entry (skipped as not_a_file when read) but not a list of nothing
+    listed = sources.as_source([str(photo_tree / "c.Jpeg"), str(photo_tree / "gone.jpg")])
+    assert listed.files == [str(photo_tree / "c.Jpeg"), str(photo_tree / "gone.jpg")]
+    with pytest.raises(sources.SourceError, match="none of the 2 listed.*gone.jpg"):
+        sources.as_source([str(photo_tree / "gone.jpg"), str(photo_tree / "empty")])
     with pytest.raises(sources.SourceError, match="empty"):
         sources.as_source([])
     with pytest.raises(sources.SourceError, match="cannot use"):
@@ -115,6 +118,48 @@ def test_tfrecord_missing_image_key_gives_empty_records_that_get_skipped(tmp_pat
     ds = stages.decoded_images(src.records(), src, skip_counter=counter)
     assert list(ds) == []
     assert counter.counts == {"empty": 2}
+
+
+def test_hostile_tfrecords_are_reported_by_file_and_the_rest_is_read(tmp_path):
+    """Garbage payloads, a truncated file and a bad CRC: each reported with its file name (and
+    where reading stopped); every good record of every file still comes through, in one run."""
+    from tfcolor.data.decode import SkipCounter
+    (good, damaged) = _write_tfrecords(tmp_path, 5, 2)
+    data = open(damaged, "rb").read()
+    record = len(data) // 5                    # the 5 records have the same size
+    with open(tmp_path / "truncated.tfrecord", "wb") as f:
+        f.write(data[:2 * record + record // 2])   # cut in the middle of record 2
+    flipped = bytearray(data)
+    flipped[3 * record + 20] ^= 0xFF           # payload byte of record 3: its CRC fails
+    with open(tmp_path / "bad_crc.tfrecord", "wb") as f:
+        f.write(bytes(flipped))
+    os.remove(damaged)
+    image = encode(Image.fromarray(np.full((8, 8, 3), 7, np.uint8)), "PNG")
+    with tf.io.TFRecordWriter(str(tmp_path / "garbage.tfrecord")) as writer:
+        writer.write(b"not a serialized tf.train.Example")
+        writer.write(tf.train.Example(features=tf.train.Features(feature={
+            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}))
+            .SerializeToString())
+        writer.write(tf.train.Example(features=tf.train.Features(feature={
+            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
+                value=[b"<html>404</html>"]))})).SerializeToString())
+    src = sources.as_source(str(tmp_path / "*.tfrecord"))
+    counter = SkipCounter()
+    ds = stages.decoded_images(src.records(), src, skip_counter=counter)
+    names = sorted(os.path.basename(n) for n in _names(ds))
+    assert names == sorted([f"part-0.tfrecord#{i}" for i in range(5)]
+                           + ["truncated.tfrecord#0", "truncated.tfrecord#1",
+                              "bad_crc.tfrecord#0", "bad_crc.tfrecord#1", "bad_crc.tfrecord#2",
+                              "garbage.tfrecord#1"])
+    skipped = {os.path.basename(n): r for n, r in counter.skipped}
+    size = len(data)
+    assert skipped == {
+        "garbage.tfrecord#0": "bad_record",
+        "garbage.tfrecord#2": "unknown_format",
+        f"truncated.tfrecord (unreadable after record 1, byte {2 * record} of "
+        f"{2 * record + record // 2})": "corrupt_file",
+        f"bad_crc.tfrecord (unreadable after record 2, byte {3 * record} of {size})":
+            "corrupt_file"}
 
 
 @pytest.mark.parametrize("policy,expected", [

@@ -16,13 +16,20 @@ a folder                                    every JPEG/PNG/BMP/GIF/WebP file bel
                                             folder holding only ``*.tfrecord*`` files is
                                             read as TFRecords
 a glob (``"photos/*.jpg"``, ``"**"`` ok)    the matching files
-an image file / a list of image files       those files
+an image file / a list of image files       those files (folders and globs in a list are
+                                            expanded; listed paths that cannot be read are
+                                            skipped as ``not_a_file``)
 ``*.tfrecord*`` / ``*.tfrec`` files, globs  :class:`TFRecordSource` (``tf.train.Example``)
 ``"tfds:NAME[/CONFIG][:SPLIT]"``            :class:`TFDSSource` (optional dependency)
 NumPy array (N, H, W[, C]) or list of them  :class:`ArraySource` (uint8, uint16 or float)
 =========================================== ==============================================
 
 An empty or missing source fails at construction with an error naming the path.
+
+A directory is never an image: folder listings recurse into every sub-folder (also one named
+``x.jpg``) and glob matches drop directories, so a directory is neither read nor reported. A
+listed name that is not a readable file when it is read (a dangling symbolic link, a file
+deleted since the listing, no permission) is skipped with the reason ``not_a_file``.
 
 Sharding for multi-worker training
 ----------------------------------
@@ -602,13 +609,20 @@ def as_source(data=None, *, image_key=None, **kwargs):
         paths = [os.fspath(p) for p in data]
         if all(_looks_like_tfrecord(p) for p in paths):
             return TFRecordSource(paths, **tf_kwargs)
-        files = []
+        files, empty = [], []
         for p in paths:
-            files += list_image_files(p) if (_is_glob(p) or _isdir(p)) else [p]
-        missing = [p for p in files if not _is_remote(p) and not os.path.exists(p)]
-        if missing:
-            raise SourceError(f"{len(missing)} listed image file(s) do not exist, e.g. "
-                              f"{missing[0]!r}")
+            if _is_glob(p) or _isdir(p):
+                try:
+                    files += list_image_files(p)
+                except SourceError:
+                    empty.append(p)  # a folder without images or an unmatched glob adds nothing
+            else:
+                files.append(p)
+        # Listed files that cannot be read are kept: they are skipped (``not_a_file``) and
+        # reported like any bad file, unless nothing in the list can be read at all.
+        if not [p for p in files if _is_remote(p) or os.path.isfile(p)]:
+            raise SourceError(f"none of the {len(paths)} listed image paths is a readable image "
+                              f"file, e.g. {(files or empty)[0]!r}")
         return FileSource(files)
     raise SourceError(f"cannot use {type(data).__name__} as an image source; pass a folder, a "
                       f"glob, files, TFRecords, 'tfds:NAME', a NumPy array or None (embedded)")
