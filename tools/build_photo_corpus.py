@@ -1,0 +1,902 @@
+#!/usr/bin/env python3
+"""Builds the real-photo corpus and a labelled colour classification set from Debian packages.
+
+Re-runnable and cached: ``apt-get download`` fetches each package once into ``CACHE/debs``, only
+the image paths (and the package's copyright file) are unpacked into ``CACHE/root/PACKAGE`` and
+Qt resource bundles (``.rcc``) are unpacked into ``CACHE/rcc``; a second run is offline::
+
+    apt-get update                                   # once, on a fresh machine
+    python tools/build_photo_corpus.py [--out ~/.cache/tfcolor-corpus] [--manifest-dir DIR]
+
+Stages:
+
+1. **collect**: every file of a package that matches a :class:`Source` pattern (the curated list
+   in :data:`SOURCES`: wallpaper collections, landscape panoramas, photo puzzles, educational data);
+2. **filter**: keep *photographs* only. Each image is measured on a nearest-neighbour thumbnail
+   of at most 256 x 256 pixels (see :func:`measure`) and rejected, with the reason recorded in
+   ``rejected.csv``, when
+
+   * ``small``: its short side is below ``--min-side`` (labelled set: ``--label-min-side``);
+   * ``alpha``: more than 2% of it is transparent after cropping to its fully opaque rows
+     (cut-outs, icons; the labelled set keeps cut-outs and lays them on grey);
+   * ``grey``: colourfulness (Hasler & Suesstrunk 2003) below ``--min-colourfulness``;
+   * ``few_colours``: fewer than ``--min-colours`` distinct colours at 5 bits per channel
+     (drawings, renders with flat fills);
+   * ``flat``: more than ``--max-flat`` of the pixels have an exactly zero gradient to their
+     right and lower neighbours (flat fills; camera noise makes this rare in photographs);
+   * ``palette``: the 8 most frequent 5-bit colours cover more than ``--max-top8`` of the image;
+   * ``curated``: dropped by name in :data:`CURATED_DROP` after looking at the contact sheets
+     (``--contact-sheets`` writes them) -- artwork that passes the statistics;
+3. **dedup**: exact duplicates (same sha256) and near-identical copies (16 x 16 difference
+   hash within ``--dup-bits`` of 256) keep only the largest copy;
+4. **group**: near-duplicates (within ``--group-bits``) and explicit same-scene rules (the
+   ``group_by`` of a source: slices of one panorama, one monument in two activities, one wallpaper
+   in several sizes) are merged into scene groups;
+5. **split** by group with a fixed ``--seed``: each group's place comes from a hash of the seed and
+   the group name, so adding photos never moves the old ones; groups that hold a photo of the
+   labelled set are ``labeled_only`` (never used for pretraining or selection);
+6. **write** ``OUT/photos/ID.png`` (EXIF-rotated, short side <= ``--max-side``), ``manifest.csv``
+   (id, package, package version, path inside the package, licence as stated by the package's
+   copyright file, sha256 of the source file, width, height, group, split), ``rejected.csv``,
+   ``OUT/labeled/NAME.npz`` with its ``labelled_manifest.csv``, ``report.json`` (counts, wall
+   time), and optionally ``pretrain_S.npy`` / ``val_S.npy`` / ``holdout_S.npy`` crops.
+
+The photos are not committed: ``--out`` may not lie inside a git work tree. ``--manifest-dir``
+writes a second copy of the two manifests (for instance into the repository).
+"""
+import argparse
+import csv
+import dataclasses
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import time
+import zlib
+from collections import Counter, defaultdict
+from multiprocessing import Pool
+
+import numpy as np
+from PIL import Image, ImageOps
+
+Image.MAX_IMAGE_PIXELS = None
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
+MANIFEST_FIELDS = ["id", "package", "version", "path", "licence", "sha256", "width", "height",
+                   "group", "split"]
+LABEL_FIELDS = MANIFEST_FIELDS[:-1] + ["class", "split"]
+GREY_BACKGROUND = (128, 128, 128)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Files of one Debian package to consider.
+
+    ``patterns`` are ``fnmatch`` patterns on paths inside the package (``usr/share/...``); a
+    pattern ``BUNDLE.rcc!MEMBER`` selects members of a Qt resource bundle. ``group_by`` is a
+    regular expression whose first group, found in the path, names a same-scene group.
+    ``label`` puts the matches in the labelled set under that class instead of the corpus.
+    """
+    package: str
+    patterns: tuple
+    group_by: str = ""
+    label: str = ""
+    exclude: tuple = ()
+
+
+_GC = "usr/share/gcompris-qt/rcc/{0}.rcc!gcompris/src/activities/{0}/resource/"
+_TP = "usr/share/tuxpaint/stamps/"
+_WALL = r"^(.*?)(?:[-_](?:\d+x\d+|\d+k|wide|dark|light|day|night|morning|evening|l|d))?\.\w+$"
+
+# Unlabelled corpus: wallpapers, landscapes, photo puzzles, educational photos, sample images.
+SOURCES = [
+    Source("mate-backgrounds", ("usr/share/backgrounds/mate/*/*",)),
+    Source("plasma-workspace-wallpapers", ("usr/share/wallpapers/*/contents/images*/*",),
+           group_by=r"wallpapers/([^/]+)/"),
+    Source("lomiri-wallpapers", ("usr/share/backgrounds/*",)),
+    Source("lomiri-wallpapers-16.04", ("usr/share/backgrounds/*",)),
+    Source("lomiri-wallpapers-20.04", ("usr/share/backgrounds/*",)),
+    Source("ukui-wallpapers", ("usr/share/backgrounds/*",)),
+    Source("gnome-backgrounds", ("usr/share/backgrounds/gnome/*",), group_by=_WALL),
+    Source("xfdesktop4-data", ("usr/share/backgrounds/xfce/*",)),
+    Source("lxqt-themes", ("usr/share/lxqt/wallpapers/*",)),
+    Source("palapeli-data", ("usr/share/palapeli/collection/*", "usr/share/palapeli/backgrounds/*")),
+    Source("jigzo-data", ("usr/share/games/jigzo/image/*",)),
+    Source("hugin-data", ("usr/share/hugin/xrc/data/*",)),
+    # horizon panoramas, several slices per site: one group per landscape
+    Source("stellarium-data", ("usr/share/stellarium/landscapes/*/*",),
+           group_by=r"landscapes/([^/]+)/"),
+    Source("extremetuxracer-data", ("usr/share/games/etr/env/*/*/*", "usr/share/games/etr/textures/*",
+                                    "usr/share/games/etr/terrains/*"),
+           group_by=r"env/etr/([^/]+)/"),
+    Source("opencv-doc", ("usr/share/doc/opencv-doc/examples/data/*",
+                          "usr/share/doc/opencv-doc/examples/hfs/data/*",
+                          "usr/share/doc/opencv-doc/examples/text/*",
+                          "usr/share/doc/opencv-doc/examples/alphamat/input_images/*",
+                          "usr/share/doc/opencv-doc/examples/dnn_superres/*",
+                          "usr/share/doc/opencv-doc/examples/reg/*"),
+           # stereo pairs and sequences of one scene
+           group_by=r"/((?:aloe|left|right|graf|box|basketball|Blender_Suzanne|aero|"
+                    r"stuff|rubberwhale|lena|leuven|home|pic|sudoku)[A-Za-z]*?)\d*[LR]?(?:_\w+)?\.\w+$"),
+    Source("gcompris-qt-data", tuple(_GC.format(a) + "*" for a in (
+        "erase", "explore_world_animals", "explore_farm_animals", "explore_world_music",
+        "explore_monuments", "clickgame", "lang", "louis-braille", "leftright", "babyshapes",
+        "solar_system")) + (_GC.format("explore_monuments") + "*/*",
+                            _GC.format("explore_world_animals") + "*/*",
+                            _GC.format("explore_farm_animals") + "*/*",
+                            _GC.format("explore_world_music") + "*/*",
+                            _GC.format("lang") + "*/*"),
+           group_by=r"monuments/.*/([a-z_]+?)\d*\.\w+$"),
+    Source("pysiogame", ("usr/share/games/pysiogame/res/images/*",
+                         "usr/share/games/pysiogame/res/images/memory/*",
+                         "usr/share/games/pysiogame/res/images/fc/*")),
+    Source("brainparty-data", ("usr/share/games/brainparty/*",)),
+]
+
+# Labelled set: class -> folders of real photos (tuxpaint stamps are cut-outs, laid on grey).
+_CLASS_FOLDERS = {
+    "mammals": [("tuxpaint-stamps-default", _TP + "animals/mammals/*"),
+                ("tuxpaint-stamps-default", _TP + "animals/marsupials/*"),
+                ("gcompris-qt-data", _GC.format("explore_world_animals") + "animals/*"),
+                ("gcompris-qt-data", _GC.format("explore_farm_animals") + "animals/*"),
+                ("ulcc", "usr/share/ulcc/dictionaries/african_animals/images/*"),
+                ("ulcc", "usr/share/ulcc/dictionaries/different_animals/images/*")],
+    "birds": [("tuxpaint-stamps-default", _TP + "animals/birds/*")],
+    "fish_and_sea_life": [("tuxpaint-stamps-default", _TP + "animals/fish/*"),
+                          ("tuxpaint-stamps-default", _TP + "animals/shellfish/*"),
+                          ("tuxpaint-stamps-default", _TP + "animals/mammals/aquatic/*"),
+                          ("gcompris-qt-data", "usr/share/gcompris-qt/rcc/categorization.rcc!"
+                           "gcompris/src/activities/categorization/resource/images/fishes/*")],
+    "insects": [("tuxpaint-stamps-default", _TP + "animals/insects/*")],
+    "fruit_and_vegetables": [("tuxpaint-stamps-default", _TP + "food/fruit/*"),
+                             ("tuxpaint-stamps-default", _TP + "food/vegetables/*"),
+                             ("tuxpaint-stamps-default", _TP + "food/nuts/*")],
+    "plants": [("tuxpaint-stamps-default", _TP + "plants/*"),
+               ("tuxpaint-stamps-default", _TP + "plants/flowers/*"),
+               ("tuxpaint-stamps-default", _TP + "plants/mushrooms/*"),
+               ("tuxpaint-stamps-default", _TP + "plants/trees/*")],
+    "monuments": [("gcompris-qt-data", "usr/share/gcompris-qt/rcc/categorization.rcc!"
+                   "gcompris/src/activities/categorization/resource/images/monuments/*"),
+                  ("gcompris-qt-data", _GC.format("explore_monuments") + "*/*")],
+    "tools": [("gcompris-qt-data", "usr/share/gcompris-qt/rcc/categorization.rcc!"
+               "gcompris/src/activities/categorization/resource/images/tools/*"),
+              ("tuxpaint-stamps-default", _TP + "household/tools/*")],
+    "renewable_energy": [("gcompris-qt-data", "usr/share/gcompris-qt/rcc/categorization.rcc!"
+                          "gcompris/src/activities/categorization/resource/images/renewable/*")],
+}
+LABEL_SOURCES = [Source(pkg, (pattern,), label=cls,
+                        group_by=r"monuments/.*?([a-z_]+?)\d*\.\w+$" if cls == "monuments" else "")
+                 for cls, folders in _CLASS_FOLDERS.items() for pkg, pattern in folders]
+
+# Dropped by name after looking at the contact sheets: artwork, renders and scans that pass the
+# statistics. fnmatch patterns on "package:path".
+CURATED_DROP = ()
+
+
+# ----------------------------------------------------------------------------------------------
+# Packages: download, unpack, copyright.
+
+
+def deb_file(debs_dir, package):
+    """The newest cached ``PACKAGE_*.deb`` in ``debs_dir`` or None."""
+    hits = sorted(f for f in os.listdir(debs_dir) if f.startswith(package + "_")
+                  and f.endswith(".deb")) if os.path.isdir(debs_dir) else []
+    return os.path.join(debs_dir, hits[-1]) if hits else None
+
+
+def download(packages, debs_dir, log=print):
+    """``apt-get download`` every package not cached yet (no dependencies, nothing installed)."""
+    os.makedirs(debs_dir, exist_ok=True)
+    missing = [p for p in packages if deb_file(debs_dir, p) is None]
+    if missing:
+        log(f"apt-get download {' '.join(missing)}")
+        run = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir,
+                             capture_output=True, text=True)
+        if run.returncode:
+            raise RuntimeError(f"apt-get download failed ({run.returncode}): "
+                               f"{run.stderr.strip()[-2000:]}\n(run `apt-get update` once first)")
+
+
+def _member_patterns(sources):
+    """package -> fnmatch patterns of the files to unpack (bundles for ``.rcc!`` patterns)."""
+    out = defaultdict(set)
+    for s in sources:
+        out[s.package].add(f"usr/share/doc/{s.package}/copyright")
+        for p in s.patterns:
+            out[s.package].add(p.split("!", 1)[0])
+    return out
+
+
+def unpack(deb, patterns, dest):
+    """Unpack the regular files of ``deb`` matching ``patterns`` into ``dest`` (cached).
+
+    Returns the package version. Uses ``dpkg-deb --fsys-tarfile`` and Python's tarfile, so only
+    the wanted members are written; a marker file records what was unpacked from which .deb.
+    """
+    marker = os.path.join(dest, ".tfcolor-unpacked.json")
+    want = {"deb": os.path.basename(deb), "patterns": sorted(patterns)}
+    if os.path.exists(marker):
+        with open(marker) as f:
+            done = json.load(f)
+        if {k: done.get(k) for k in want} == want:
+            return done["version"]
+    if os.path.isdir(dest):
+        shutil.rmtree(dest)
+    os.makedirs(dest)
+    version = subprocess.run(["dpkg-deb", "-f", deb, "Version"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+        for member in tar:
+            name = member.name[2:] if member.name.startswith("./") else member.name
+            if member.isfile() and any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                target = os.path.join(dest, name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with tar.extractfile(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    if proc.wait():
+        raise RuntimeError(f"dpkg-deb --fsys-tarfile {deb} failed ({proc.returncode}).")
+    with open(marker, "w") as f:
+        json.dump(dict(want, version=version), f)
+    return version
+
+
+def package_version(dest):
+    try:
+        with open(os.path.join(dest, ".tfcolor-unpacked.json")) as f:
+            return json.load(f)["version"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def parse_copyright(text):
+    """[(file patterns, licence)] of a machine-readable (DEP-5) copyright file, in file order.
+
+    A file that is not DEP-5 gives one catch-all entry whose licence names what the text states.
+    """
+    stanzas = [s for s in re.split(r"\n\s*\n", text) if s.strip()]
+    out = []
+    for stanza in stanzas:
+        fields, key = {}, None
+        for line in stanza.splitlines():
+            m = re.match(r"^([A-Za-z-]+):\s*(.*)$", line)
+            if m and not line[0].isspace():
+                key = m.group(1).lower()
+                fields[key] = m.group(2).strip()
+            elif key:
+                fields[key] += " " + line.strip()
+        if "files" in fields and fields.get("license"):
+            out.append((fields["files"].split(), fields["license"].split()[0] if fields["license"]
+                        else ""))
+    if out:
+        return out
+    found = sorted(set(re.findall(r"\b(CC[- ]BY(?:[- ]SA)?[- ]?\d(?:\.\d)?|GPL-?\d\+?|"
+                                  r"LGPL-?\d(?:\.\d)?\+?|public domain|CC0)", text, re.I)))
+    return [(["*"], "not DEP-5; states: " + (", ".join(found) or "see copyright"))]
+
+
+def licence_for(entries, path):
+    """Licence of the last stanza whose pattern matches a suffix or the name of ``path``."""
+    parts = path.replace("!", "/").split("/")
+    suffixes = ["/".join(parts[i:]) for i in range(len(parts))]
+    found = ""
+    for patterns, licence in entries:
+        for pat in patterns:
+            if pat == "*" or any(fnmatch.fnmatchcase(s, pat) for s in suffixes) or (
+                    "*" not in pat.rsplit("/", 1)[-1] and pat.rsplit("/", 1)[-1] == parts[-1]):
+                found = licence
+    return found or "see copyright"
+
+
+# ----------------------------------------------------------------------------------------------
+# Qt resource bundles (GCompris ships its images inside .rcc files).
+
+
+def rcc_members(blob):
+    """Yield ``(path, bytes)`` for every file in a Qt binary resource bundle."""
+    if blob[:4] != b"qres":
+        raise ValueError("not a Qt resource bundle (no 'qres' magic)")
+    version, tree, data, names = struct.unpack(">IIII", blob[4:20])
+    node_size = 22 if version >= 2 else 14
+
+    def name_at(offset):
+        (length,) = struct.unpack_from(">H", blob, names + offset)
+        return blob[names + offset + 6:names + offset + 6 + 2 * length].decode("utf-16-be")
+
+    stack = [(0, "")]
+    while stack:
+        index, prefix = stack.pop()
+        base = tree + index * node_size
+        name_offset, flags = struct.unpack_from(">IH", blob, base)
+        path = f"{prefix}/{name_at(name_offset)}".lstrip("/") if index else ""
+        if flags & 2:  # directory: child count, first child
+            count, first = struct.unpack_from(">II", blob, base + 6)
+            stack.extend((first + k, path) for k in range(count))
+            continue
+        (offset,) = struct.unpack_from(">I", blob, base + 10)
+        (size,) = struct.unpack_from(">I", blob, data + offset)
+        payload = blob[data + offset + 4:data + offset + 4 + size]
+        if flags & 4:  # zstd-compressed: not used by the bundles read here
+            continue
+        if flags & 1:  # zlib with a 4-byte length prefix
+            payload = zlib.decompress(payload[4:])
+        yield path, payload
+
+
+def unpack_rcc(bundle, dest):
+    """Unpack the images of a bundle into ``dest`` once; returns {member path: file}."""
+    index = os.path.join(dest, ".members.json")
+    if os.path.exists(index) and os.path.getmtime(index) >= os.path.getmtime(bundle):
+        with open(index) as f:
+            return json.load(f)
+    out = {}
+    with open(bundle, "rb") as f:
+        blob = f.read()
+    for member, payload in rcc_members(blob):
+        if member.lower().endswith(IMAGE_EXTS):
+            target = os.path.join(dest, member)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(payload)
+            out[member] = target
+    os.makedirs(dest, exist_ok=True)
+    with open(index, "w") as f:
+        json.dump(out, f)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Candidates.
+
+
+def collect(sources, root, rcc_cache):
+    """Candidate files: dicts with package, version, path, file, label, group_key."""
+    out, seen = [], set()
+    for s in sources:
+        pkg_root = os.path.join(root, s.package)
+        if not os.path.isdir(pkg_root):
+            continue
+        version = package_version(pkg_root)
+        files = []
+        for dirpath, _, names in os.walk(pkg_root):
+            for n in names:
+                full = os.path.join(dirpath, n)
+                if not os.path.islink(full):
+                    files.append(os.path.relpath(full, pkg_root).replace(os.sep, "/"))
+        files.sort()
+        for pattern in s.patterns:
+            if "!" in pattern:
+                bundle_pat, member_pat = pattern.split("!", 1)
+                hits = []
+                for bundle in (f for f in files if fnmatch.fnmatchcase(f, bundle_pat)):
+                    members = unpack_rcc(os.path.join(pkg_root, bundle),
+                                         os.path.join(rcc_cache, s.package, bundle))
+                    hits += [(f"{bundle}!{m}", members[m]) for m in sorted(members)
+                             if fnmatch.fnmatchcase(m, member_pat)]
+            else:
+                hits = [(f, os.path.join(pkg_root, f)) for f in files
+                        if fnmatch.fnmatchcase(f, pattern)]
+            for path, local in hits:
+                key = (s.package, path)
+                if (not path.lower().endswith(IMAGE_EXTS) or key in seen
+                        or any(fnmatch.fnmatchcase(path, e) for e in s.exclude)):
+                    continue
+                seen.add(key)
+                m = re.search(s.group_by, path) if s.group_by else None
+                out.append(dict(package=s.package, version=version, path=path, file=local,
+                                label=s.label,
+                                group_key=f"{s.package}:{m.group(1).lower()}" if m else ""))
+    return out
+
+
+def _opaque_rows(alpha):
+    """(top, bottom) of the longest run of rows that are >= 99% opaque, or None."""
+    good = (alpha >= 250).mean(1) >= 0.99
+    best, start = None, None
+    for i, g in enumerate(np.append(good, False)):
+        if g and start is None:
+            start = i
+        elif not g and start is not None:
+            if best is None or i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
+
+
+def load_image(path, max_side=None, for_label=False):
+    """RGB PIL image, EXIF-rotated; transparency cropped away (corpus) or laid on grey (labels).
+
+    Returns (image, original (w, h), transparent fraction after the crop).
+    """
+    with Image.open(path) as im:
+        if max_side and im.format == "JPEG":
+            im.draft("RGB", (max_side, max_side))  # DCT-domain downscale of huge JPEGs
+        size = im.size
+        orientation = im.getexif().get(0x0112, 1)
+        im = ImageOps.exif_transpose(im)
+        if orientation in (5, 6, 7, 8):
+            size = size[::-1]
+        if im.mode in ("P", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+        transparent = 0.0
+        if im.mode == "RGBA":
+            alpha = np.asarray(im.getchannel("A"))
+            if not for_label and (alpha < 250).mean() > 0.02:
+                rows = _opaque_rows(alpha)
+                if rows and rows[1] - rows[0] >= 0.25 * alpha.shape[0]:
+                    im = im.crop((0, rows[0], im.size[0], rows[1]))
+                    alpha = alpha[rows[0]:rows[1]]
+            transparent = float((alpha < 250).mean())
+            background = Image.new("RGBA", im.size, GREY_BACKGROUND + (255,))
+            im = Image.alpha_composite(background, im)
+        return im.convert("RGB"), size, transparent
+
+
+def thumbnail(im, area=256 * 256):
+    """Nearest-neighbour downscale to at most ``area`` pixels (keeps flat fills exactly flat)."""
+    w, h = im.size
+    s = min(1.0, (area / (w * h)) ** 0.5)
+    if s < 1:
+        im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.NEAREST)
+    return np.asarray(im)
+
+
+def measure(arr):
+    """Statistics that separate photographs from drawings (uint8 RGB thumbnail)."""
+    a = arr.astype(np.float32)
+    rg = a[..., 0] - a[..., 1]
+    yb = 0.5 * (a[..., 0] + a[..., 1]) - a[..., 2]
+    colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    q = (arr >> 3).astype(np.int32)
+    codes = (q[..., 0] << 10 | q[..., 1] << 5 | q[..., 2]).ravel()
+    counts = np.bincount(codes, minlength=1 << 15)
+    top8 = float(np.sort(counts)[-8:].sum() / codes.size)
+    d = arr.astype(np.int16)
+    flat = float(((np.abs(d[:-1, :-1] - d[:-1, 1:]).max(-1) == 0)
+                  & (np.abs(d[:-1, :-1] - d[1:, :-1]).max(-1) == 0)).mean())
+    return dict(colourfulness=round(colourfulness, 2), colours=int((counts > 0).sum()),
+                top8=round(top8, 4), flat=round(flat, 4))
+
+
+def dhash(arr, n=16):
+    """256-bit difference hash of the grey image (packed uint8)."""
+    g = np.asarray(Image.fromarray(arr).convert("L").resize((n + 1, n), Image.BILINEAR), np.int16)
+    return np.packbits((g[:, 1:] > g[:, :-1]).ravel())
+
+
+@dataclasses.dataclass
+class FilterConfig:
+    min_side: int = 256
+    label_min_side: int = 80
+    max_transparent: float = 0.02
+    min_colourfulness: float = 8.0
+    min_colours: int = 1200
+    max_flat: float = 0.25
+    max_top8: float = 0.35
+
+
+def reject_reasons(rec, cfg):
+    """Why a measured candidate is not a usable photograph (empty list: keep it)."""
+    out = []
+    label = bool(rec["label"])
+    if min(rec["width"], rec["height"]) < (cfg.label_min_side if label else cfg.min_side):
+        out.append("small")
+    if rec["transparent"] > (0.9 if label else cfg.max_transparent):
+        out.append("alpha")
+    if rec["colourfulness"] < cfg.min_colourfulness:
+        out.append("grey")
+    # cut-outs on a plain background: judge the colours of the object only
+    scale = 1.0 - rec["transparent"] if label else 1.0
+    if rec["colours"] < cfg.min_colours * (scale if label else 1.0):
+        out.append("few_colours")
+    if rec["flat"] - (rec["transparent"] if label else 0.0) > cfg.max_flat:
+        out.append("flat")
+    if rec["top8"] - (rec["transparent"] if label else 0.0) > cfg.max_top8:
+        out.append("palette")
+    if any(fnmatch.fnmatchcase(f"{rec['package']}:{rec['path']}", p) for p in CURATED_DROP):
+        out.append("curated")
+    return out
+
+
+def analyse(job):
+    """Worker: hash, measure and normalise one candidate (writes the PNG to ``staging``)."""
+    rec, staging, max_side = job
+    rec = dict(rec)
+    try:
+        with open(rec["file"], "rb") as f:
+            rec["sha256"] = hashlib.sha256(f.read()).hexdigest()
+        im, (w, h), transparent = load_image(rec["file"], 2 * max_side, bool(rec["label"]))
+    except Exception as e:  # pylint: disable=broad-except
+        rec.update(error=f"{type(e).__name__}: {e}", width=0, height=0)
+        return rec
+    rec.update(width=w, height=h, transparent=round(transparent, 4))
+    arr = thumbnail(im)
+    rec.update(measure(arr))
+    rec["dhash"] = dhash(arr).tolist()
+    s = max_side / min(im.size)
+    if s < 1:
+        im = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))),
+                       Image.LANCZOS)
+    rec["staged"] = os.path.join(staging, rec["sha256"][:16] + ".png")
+    if not os.path.exists(rec["staged"]):
+        tmp = rec["staged"] + f".{os.getpid()}.tmp"
+        im.save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, rec["staged"])
+    return rec
+
+
+# ----------------------------------------------------------------------------------------------
+# Dedup, groups, splits.
+
+
+class _UnionFind:
+    def __init__(self, n):
+        self.parent = list(range(n))
+
+    def find(self, x):
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a, b):
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+
+def hamming_matrix(hashes):
+    bits = np.unpackbits(np.asarray(hashes, np.uint8), axis=1).astype(np.int16)
+    return bits.shape[1] - (bits @ bits.T + (1 - bits) @ (1 - bits).T)
+
+
+def dedup_and_group(recs, dup_bits, group_bits):
+    """Drops duplicates (sets ``duplicate_of``) and sets ``group`` on the kept records."""
+    # labelled photos first, then largest first: the copy kept is labelled, else the largest
+    order = sorted(range(len(recs)), key=lambda i: (not recs[i]["label"],
+                                                    -recs[i]["width"] * recs[i]["height"],
+                                                    recs[i]["package"], recs[i]["path"]))
+    recs[:] = [recs[i] for i in order]
+    by_sha, kept = {}, []
+    for r in recs:
+        if r["sha256"] in by_sha:
+            r["duplicate_of"] = by_sha[r["sha256"]]
+        else:
+            by_sha[r["sha256"]] = f"{r['package']}:{r['path']}"
+            kept.append(r)
+    dist = hamming_matrix([r["dhash"] for r in kept]) if kept else np.zeros((0, 0))
+    alive = np.ones(len(kept), bool)
+    for i in range(len(kept)):
+        if not alive[i]:
+            continue
+        for j in np.nonzero(alive & (dist[i] <= dup_bits))[0]:
+            if j > i:
+                alive[j] = False
+                kept[j]["duplicate_of"] = f"{kept[i]['package']}:{kept[i]['path']}"
+                kept[j]["dup_bits"] = int(dist[i, j])
+    index = np.nonzero(alive)[0]
+    kept = [kept[i] for i in index]
+    dist = dist[np.ix_(index, index)]
+    uf = _UnionFind(len(kept))
+    pairs = []
+    for i, j in zip(*np.nonzero(np.triu(dist <= group_bits, 1))):
+        uf.union(i, j)
+        pairs.append((int(dist[i, j]), kept[i]["path"], kept[j]["path"]))
+    first = {}
+    for i, r in enumerate(kept):
+        if r["group_key"]:
+            uf.union(i, first.setdefault(r["group_key"], i))
+    for i, r in enumerate(kept):
+        root = kept[uf.find(i)]
+        r["group"] = "g" + hashlib.sha1(f"{root['package']}:{root['path']}".encode()).hexdigest()[:10]
+    return kept, pairs
+
+
+def unit_hash(seed, name):
+    return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16) / 16 ** 15
+
+
+def split_corpus(recs, seed, val_frac, holdout_frac):
+    """train / val / holdout per group; groups holding a labelled photo are ``labeled_only``."""
+    labelled_groups = {r["group"] for r in recs if r["label"]}
+    for r in recs:
+        u = unit_hash(seed, r["group"])
+        r["split"] = ("labeled_only" if r["group"] in labelled_groups else
+                      "holdout" if u < holdout_frac else
+                      "val" if u < holdout_frac + val_frac else "train")
+
+
+def split_labelled(recs, seed, test_frac, val_frac):
+    """Per class, whole groups in a seeded order: test first, then val, the rest train."""
+    by_class = defaultdict(lambda: defaultdict(list))
+    for r in recs:
+        by_class[r["label"]][r["group"]].append(r)
+    for cls, groups in by_class.items():
+        names = sorted(groups, key=lambda g: unit_hash(f"{seed}:{cls}", g))
+        n = sum(len(v) for v in groups.values())
+        done = 0
+        for g in names:
+            split = ("test" if done < test_frac * n else
+                     "val" if done < (test_frac + val_frac) * n else "train")
+            for r in groups[g]:
+                r["split"] = split
+            done += len(groups[g])
+
+
+# ----------------------------------------------------------------------------------------------
+# Outputs.
+
+
+def square_image(path, size):
+    """Labelled-set image: cut-outs (a grey border) padded to a square, photos centre-cropped."""
+    im = Image.open(path).convert("RGB")
+    arr = np.asarray(im)
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    if (np.abs(border.astype(int) - GREY_BACKGROUND).max(-1) <= 2).mean() > 0.9:
+        return np.asarray(ImageOps.pad(im, (size, size), Image.LANCZOS, color=GREY_BACKGROUND))
+    return np.asarray(ImageOps.fit(im, (size, size), Image.LANCZOS))
+
+
+def random_crops(path, k, size, seed, centre_first):
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    h, w = arr.shape[:2]
+    rng = np.random.default_rng(seed)
+    out = np.empty((k, size, size, 3), np.uint8)
+    m = min(h, w)
+    for j in range(k):
+        if centre_first and j == 0:
+            s, y, x = m, (h - m) // 2, (w - m) // 2
+        else:  # square side log-uniform in [min(size, m), m]
+            lo = min(size, m)
+            s = int(round(np.exp(rng.uniform(np.log(lo), np.log(m)))))
+            y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+        crop = Image.fromarray(arr[y:y + s, x:x + s])
+        out[j] = np.asarray(crop.resize((size, size), Image.BICUBIC if s < size else Image.BOX))
+    return out
+
+
+def contact_sheet(items, path, cell=128, cols=12):
+    """PNG grid of thumbnails, each captioned with its index in ``items`` [(file, caption)]."""
+    from PIL import ImageDraw  # pylint: disable=import-outside-toplevel
+    rows = max(1, -(-len(items) // cols))
+    sheet = Image.new("RGB", (cols * cell, rows * (cell + 12)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, (file, caption) in enumerate(items):
+        with Image.open(file) as im:
+            im = im.convert("RGB")
+            im.thumbnail((cell, cell))
+            x, y = (i % cols) * cell, (i // cols) * (cell + 12)
+            sheet.paste(im, (x + (cell - im.size[0]) // 2, y))
+            draw.text((x + 2, y + cell), f"{i} {caption}"[:22], fill=(0, 0, 0))
+    sheet.save(path)
+
+
+def _inside_git_tree(path):
+    p = os.path.abspath(path)
+    while True:
+        if os.path.exists(os.path.join(p, ".git")):
+            return p
+        parent = os.path.dirname(p)
+        if parent == p:
+            return None
+        p = parent
+
+
+def _write_csv(path, rows, fields):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    home = os.path.expanduser("~/.cache/tfcolor-corpus")
+    ap.add_argument("--out", default=home, help="output directory (never inside a git tree)")
+    ap.add_argument("--cache", default=None, help="downloaded .debs and unpacked trees "
+                    "(default: OUT/cache)")
+    ap.add_argument("--manifest-dir", default=None,
+                    help="also write manifest.csv and labelled_manifest.csv here")
+    ap.add_argument("--no-download", action="store_true",
+                    help="use only the .debs already in CACHE/debs (offline)")
+    ap.add_argument("--max-side", type=int, default=512, help="short side of the stored photos")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-frac", type=float, default=0.1)
+    ap.add_argument("--holdout-frac", type=float, default=0.15)
+    ap.add_argument("--label-name", default="debphoto9", help="name of the labelled .npz")
+    ap.add_argument("--label-size", type=int, default=128)
+    ap.add_argument("--label-test-frac", type=float, default=0.6)
+    ap.add_argument("--label-val-frac", type=float, default=0.12)
+    ap.add_argument("--dup-bits", type=int, default=10,
+                    help="dHash distance (of 256) at or below which two images are one photo")
+    ap.add_argument("--group-bits", type=int, default=40,
+                    help="dHash distance at or below which two photos share a scene group")
+    ap.add_argument("--sizes", default="", help="also write crop arrays for these sizes, e.g. 64,128")
+    ap.add_argument("--crops-per-photo", type=int, default=32, help="random crops per train photo")
+    ap.add_argument("--eval-crops", type=int, default=4,
+                    help="crops per val / holdout photo (the first is the centre crop)")
+    ap.add_argument("--contact-sheets", action="store_true",
+                    help="write OUT/sheets/*.png: kept and rejected images per package")
+    ap.add_argument("--workers", type=int, default=2)
+    for f in dataclasses.fields(FilterConfig):
+        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    a = ap.parse_args(argv)
+    for name in ("val_frac", "holdout_frac", "label_test_frac", "label_val_frac"):
+        if not 0 <= getattr(a, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be in [0, 1); got {getattr(a, name)}")
+    if a.val_frac + a.holdout_frac >= 1 or a.label_test_frac + a.label_val_frac >= 1:
+        ap.error("the split fractions leave no training data")
+    if a.max_side < 32 or a.label_size < 8:
+        ap.error("--max-side must be >= 32 and --label-size >= 8")
+    if _inside_git_tree(a.out):
+        ap.error(f"--out {a.out} is inside the git work tree {_inside_git_tree(a.out)}: the photos "
+                 f"are not committed; pass a directory outside it (--manifest-dir may be inside)")
+    a.cache = a.cache or os.path.join(a.out, "cache")
+    return a
+
+
+def build(a, sources=None, label_sources=None, log=print):
+    """Runs every stage; returns the report dict (also written to OUT/report.json)."""
+    t0 = time.time()
+    sources = SOURCES if sources is None else sources
+    label_sources = LABEL_SOURCES if label_sources is None else label_sources
+    every = list(label_sources) + list(sources)  # a file in both is a labelled photo
+    debs, root = os.path.join(a.cache, "debs"), os.path.join(a.cache, "root")
+    packages = sorted({s.package for s in every})
+    if not a.no_download:
+        download(packages, debs, log)
+    for pkg, patterns in sorted(_member_patterns(every).items()):
+        deb = deb_file(debs, pkg)
+        if deb is None:
+            log(f"skip {pkg}: no .deb in {debs}")
+            continue
+        unpack(deb, patterns, os.path.join(root, pkg))
+    log(f"[{time.time() - t0:6.1f}s] packages unpacked")
+
+    cands = collect(every, root, os.path.join(a.cache, "rcc"))
+    staging = os.path.join(a.cache, f"normalised-{a.max_side}")
+    os.makedirs(staging, exist_ok=True)
+    jobs = [(c, staging, a.max_side) for c in cands]
+    if a.workers > 1:
+        with Pool(a.workers) as pool:
+            recs = pool.map(analyse, jobs, chunksize=4)
+    else:
+        recs = [analyse(j) for j in jobs]
+    log(f"[{time.time() - t0:6.1f}s] {len(recs)} candidates measured "
+        f"from {len({r['package'] for r in recs})} packages")
+
+    cfg = FilterConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(FilterConfig)})
+    rejected, photos = [], []
+    for r in recs:
+        r["reason"] = "unreadable: " + r["error"] if "error" in r else " ".join(reject_reasons(r, cfg))
+        (rejected if r["reason"] else photos).append(r)
+    photos, pairs = dedup_and_group(photos, a.dup_bits, a.group_bits)
+    dups = [r for r in recs if r.get("duplicate_of")]
+    for r in dups:
+        r["reason"] = "duplicate of " + r["duplicate_of"]
+    rejected += dups
+    corpus = [r for r in photos if not r["label"]]
+    labelled = [r for r in photos if r["label"]]
+    # a scene in the labelled set keeps its corpus copies out of pretraining
+    split_corpus(photos, a.seed, a.val_frac, a.holdout_frac)
+    corpus = [r for r in photos if not r["label"]]
+    split_labelled(labelled, a.seed, a.label_test_frac, a.label_val_frac)
+
+    licences = {}
+    for pkg in packages:
+        try:
+            with open(os.path.join(root, pkg, "usr/share/doc", pkg, "copyright"),
+                      errors="replace") as f:
+                licences[pkg] = parse_copyright(f.read())
+        except OSError:
+            licences[pkg] = [(["*"], "copyright file missing")]
+    for r in photos:
+        r["licence"] = licence_for(licences[r["package"]], r["path"])
+        r["id"] = r["sha256"][:12]
+        r["class"] = r["label"]
+
+    # photos/ holds exactly the manifest's photos
+    out_photos = os.path.join(a.out, "photos")
+    os.makedirs(out_photos, exist_ok=True)
+    wanted = {r["id"] + ".png" for r in corpus}
+    for f in os.listdir(out_photos):
+        if f.endswith(".png") and f not in wanted:
+            os.remove(os.path.join(out_photos, f))
+    for r in corpus:
+        dst = os.path.join(out_photos, r["id"] + ".png")
+        if not os.path.exists(dst):
+            shutil.copyfile(r["staged"], dst)
+    corpus.sort(key=lambda r: (r["package"], r["path"]))
+    labelled.sort(key=lambda r: (r["label"], r["package"], r["path"]))
+    _write_csv(os.path.join(a.out, "manifest.csv"), corpus, MANIFEST_FIELDS)
+    _write_csv(os.path.join(a.out, "labelled_manifest.csv"), labelled, LABEL_FIELDS)
+    rejected.sort(key=lambda r: (r["package"], r["path"]))
+    _write_csv(os.path.join(a.out, "rejected.csv"), rejected,
+               ["package", "path", "reason", "width", "height", "transparent", "colourfulness",
+                "colours", "top8", "flat", "label"])
+    with open(os.path.join(a.out, "near_duplicates.txt"), "w") as f:
+        f.writelines(f"{d}\t{p}\t{q}\n" for d, p, q in sorted(pairs))
+    if a.manifest_dir:
+        os.makedirs(a.manifest_dir, exist_ok=True)
+        for n in ("manifest.csv", "labelled_manifest.csv"):
+            shutil.copyfile(os.path.join(a.out, n), os.path.join(a.manifest_dir, n))
+
+    classes = sorted({r["label"] for r in labelled})
+    if labelled:
+        lab = os.path.join(a.out, "labeled")
+        os.makedirs(lab, exist_ok=True)
+        x = np.stack([square_image(r["staged"], a.label_size) for r in labelled])
+        y = np.array([classes.index(r["label"]) for r in labelled], np.int64)
+        split = np.array([r["split"] for r in labelled])
+        arrays = dict(x=x, y=y, classes=np.array(classes),
+                      group=np.array([r["group"] for r in labelled]), split=split,
+                      id=np.array([r["id"] for r in labelled]))
+        for s in ("train", "val", "test"):
+            arrays[f"x_{s}"], arrays[f"y_{s}"] = x[split == s], y[split == s]
+        np.savez_compressed(os.path.join(lab, a.label_name + ".npz"), **arrays)
+
+    for size in [int(s) for s in a.sizes.split(",") if s.strip()]:
+        for split, k, centre in (("train", a.crops_per_photo, False),
+                                 ("val", a.eval_crops, True), ("holdout", a.eval_crops, True)):
+            rows = [r for r in corpus if r["split"] == split]
+            if not rows:
+                continue
+            crops = np.concatenate([random_crops(r["staged"], k, size,
+                                                 unit_hash(a.seed, r["id"] + split) * 2 ** 32 // 1,
+                                                 centre) for r in rows])
+            if split == "train":
+                crops = crops[np.random.default_rng(a.seed).permutation(len(crops))]
+            np.save(os.path.join(a.out, f"{'pretrain' if split == 'train' else split}_{size}.npy"),
+                    crops)
+            with open(os.path.join(a.out, f"{split}_{size}_ids.txt"), "w") as f:
+                f.writelines(f"{r['id']}\n" for r in rows for _ in range(k))
+
+    if a.contact_sheets:
+        sheets = os.path.join(a.out, "sheets")
+        os.makedirs(sheets, exist_ok=True)
+        for pkg in packages:
+            for kind, rows in (("kept", [r for r in corpus + labelled if r["package"] == pkg]),
+                               ("rejected", [r for r in rejected if r["package"] == pkg
+                                             and r.get("staged")])):
+                if rows:
+                    contact_sheet([(r["staged"], (r.get("split") or r["reason"])[:10])
+                                   for r in rows[:240]], os.path.join(sheets, f"{pkg}-{kind}.png"))
+
+    report = dict(
+        wall_seconds=round(time.time() - t0, 1),
+        candidates=len(recs),
+        corpus_photos=len(corpus),
+        corpus_groups=len({r["group"] for r in corpus}),
+        corpus_by_split=dict(Counter(r["split"] for r in corpus)),
+        corpus_by_package={p: dict(Counter(r["split"] for r in corpus if r["package"] == p))
+                           for p in sorted({r["package"] for r in corpus})},
+        licences=dict(Counter(r["licence"] for r in corpus + labelled)),
+        rejected_by_reason=dict(Counter(r["reason"].split(":")[0].split(" of ")[0]
+                                        for r in rejected)),
+        labelled_name=a.label_name, labelled_images=len(labelled),
+        labelled_by_split=dict(Counter(r["split"] for r in labelled)),
+        labelled_by_class={c: dict(Counter(r["split"] for r in labelled if r["label"] == c))
+                           for c in classes},
+        labelled_by_package=dict(Counter(r["package"] for r in labelled)))
+    with open(os.path.join(a.out, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    log(f"[{time.time() - t0:6.1f}s] done: {json.dumps(report)}")
+    return report
+
+
+def main(argv=None):
+    build(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
