@@ -227,6 +227,94 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
         t.save()
 
 
+def _keys(path):
+    return {name for name, _ in tf.train.list_variables(path)}
+
+
+def test_dataset_function_resume_reaches_the_same_state_and_saves_only_the_position(tmp_path):
+    """With a dataset function the checkpoint holds the input position, not the iterator; the
+    resumed pipeline is rebuilt at that position (records dropped on the way, like unreadable
+    images, make it differ from step x batch) and the run ends where an uninterrupted one does."""
+    fn = si.make_dataset_fn(drop_every=3)
+    full = _trainer(tmp_path / "full", steps=6, dropout=0.3, dataset=fn)
+    r_full = full.train()
+    first = _trainer(tmp_path / "cut", steps=4, dropout=0.3, dataset=fn)
+    first.train()
+    ckpt4 = tf.train.latest_checkpoint(str(tmp_path / "cut"))
+    keys = _keys(ckpt4)
+    assert not any(k.startswith("iterator/") for k in keys)
+    # 16 elements in 4 batches of 4, every 3rd record (0, 3, 6, ...) dropped: the kept ones
+    # are 1, 2, 4, 5, ..., 22, 23 (16 of them), so the next record to read is 24.
+    position = tf.train.load_checkpoint(ckpt4).get_tensor(
+        "input_position/.ATTRIBUTES/VARIABLE_VALUE")
+    assert position == 24
+    second = _trainer(tmp_path / "cut", steps=6, dropout=0.3, seed=99, dataset=fn)
+    r_second = second.train()
+    assert r_second.history[0][0] == 6 and len(r_second.history) == 1
+    np.testing.assert_allclose(r_second.losses["loss"], r_full.losses["loss"], rtol=1e-6)
+    for a, b in zip(_weights(full), _weights(second)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert int(second.input_position.numpy()) == int(full.input_position.numpy())
+
+
+def test_dataset_function_must_yield_the_stream_index(tmp_path):
+    with pytest.raises(ValueError, match="must yield batches with 'index'"):
+        _trainer(tmp_path, dataset=lambda start: si.make_dataset())
+
+
+def _tiny_pretrain_config(tmp_path, batch_size):
+    from tfcolor import config as cfg
+    return cfg.PretrainConfig(
+        model=cfg.ModelConfig(arch="vgg_tiny", taps=("conv1_2", "conv3_3", "fc7"), hidden=64,
+                              dropout=0.0),
+        data=cfg.DataConfig(data=str(tmp_path / "images"), batch_size=batch_size, crop_size=32,
+                            points=8, validation_images=0, targets_on_device=False),
+        loss=cfg.LossConfig(kind="hue_chroma"), optimizer=cfg.OptimizerConfig(lr_drops=[]),
+        train=cfg.TrainConfig(model_dir=str(tmp_path / f"run{batch_size}"), train_steps=3,
+                              steps_per_loop=1, checkpoint_every=3, summary_every=3,
+                              image_every=0, export=False, deterministic=True)).validate()
+
+
+@pytest.mark.parametrize("batch_size,prefetch", [(2, 1), (16, 8)])
+def test_checkpoint_is_at_most_1_2x_the_variables_at_any_batch_size_and_buffer_depth(
+        tmp_path, batch_size, prefetch):
+    """The real pretraining pipeline (files, parallel decode, prefetch) after a few steps: the
+    checkpoint's files weigh at most 1.2x the bytes of what must be saved (model variables,
+    optimizer slots, step, RNG state, input position)."""
+    from PIL import Image
+    from tfcolor import data as data_lib
+    from tfcolor.train import pretraining
+    os.makedirs(tmp_path / "images")
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (48 + i, 56, 3), dtype=np.uint8)).save(
+            tmp_path / "images" / f"{i}.png")
+    config = _tiny_pretrain_config(tmp_path, batch_size)
+    loss_fn, _ = pretraining.build_loss(config.loss)
+
+    def dataset_fn(start):
+        data_config = data_lib.PretrainDataConfig.from_config(
+            config.data, config.loss, targets_on_device=False, seed=0, deterministic=True,
+            include_index=True, start=start, prefetch=prefetch, num_parallel_calls=4)
+        return data_lib.pretrain_dataset(config.data.data, data_config, skip_counter=False)
+
+    t = train.Trainer(strategy=train.make_strategy("default"),
+                      model_fn=lambda: pretraining.build_model(config), loss_fn=loss_fn,
+                      dataset=dataset_fn, model_dir=config.train.model_dir, train_steps=3,
+                      steps_per_loop=1, checkpoint_every=3, summary_every=3)
+    result = t.train()
+    import time
+    time.sleep(1.0)  # let the prefetch buffers fill before saving again
+    path = t.save()
+    assert result.step == 3 and path.endswith("ckpt-3")
+    ckpt_bytes = sum(os.path.getsize(f) for f in tf.io.gfile.glob(path + ".*"))
+    saved = (list(t.model.variables) + list(t.optimizer.variables) + [t.step, t.input_position])
+    var_bytes = sum(np.asarray(v.value if hasattr(v, "value") else v).nbytes for v in saved)
+    assert var_bytes > 100_000  # a real model, so that 1.2x is a meaningful bound
+    assert ckpt_bytes <= 1.2 * var_bytes, (ckpt_bytes, var_bytes)
+    assert not any(k.startswith("iterator/") for k in _keys(path))
+
+
 def _checkpoint_files(tmp_path):
     path = tf.train.latest_checkpoint(str(tmp_path))
     return path, tf.io.gfile.glob(path + ".data-*")[0], path + ".index"

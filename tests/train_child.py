@@ -31,12 +31,18 @@ def main():
     parser.add_argument("--kill_at", type=int, default=0, help="SIGKILL self after this step")
     parser.add_argument("--strategy", default="default")
     parser.add_argument("--deterministic", action="store_true")
+    parser.add_argument("--input", default="position", choices=["position", "iterator"],
+                        help="position: a dataset function (input position checkpointed); "
+                             "iterator: a plain dataset (serialized iterator checkpointed)")
     args = parser.parse_args()
 
     if args.deterministic:
         train.set_deterministic(7)
     strategy = train.make_strategy(args.strategy)
-    dataset = si.make_dataset(batch_size=4, size=8, points=5)
+    if args.input == "position" and args.strategy != "multi_worker":
+        dataset = si.make_dataset_fn(batch_size=4, size=8, points=5, drop_every=5)
+    else:
+        dataset = si.make_dataset(batch_size=4, size=8, points=5)
     if args.strategy == "multi_worker":
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -77,6 +77,28 @@ def make_dataset(batch_size=4, size=8, points=5, seed=0, nan_from=None, on_devic
     return ds.batch(batch_size, drop_remainder=True)
 
 
+def make_dataset_fn(batch_size=4, size=8, points=5, seed=0, drop_every=0, prefetch=2):
+    """``dataset(start)`` for the Trainer's input-position checkpoints: the stream of
+    :func:`make_dataset` from record ``start`` on, each element with its ``"index"``.
+    ``drop_every``: records whose index is a multiple of it are dropped (like unreadable images),
+    so batches are not aligned with ``step * batch_size``."""
+    def dataset(start):
+        ds = tf.data.Dataset.range(start, 1 << 30)
+        if drop_every:
+            ds = ds.filter(lambda i: i % drop_every != 0)
+
+        def element(i):
+            s = tf.stack([tf.cast(seed, tf.int64), i])
+            rgb = tf.random.stateless_uniform([size, size, 3], s + 2)
+            centers = tf.random.stateless_uniform([points, 2], s + 1, 0, size, dtype=tf.int32)
+            return {"gray": tf.random.stateless_uniform([size, size, 1], s),
+                    "centers": centers, "index": i,
+                    "targets": targets_from_rgb(rgb[None], centers[None])[0]}
+        ds = ds.map(element, num_parallel_calls=2, deterministic=True)
+        return ds.batch(batch_size, drop_remainder=True).prefetch(prefetch)
+    return dataset
+
+
 def targets_from_rgb(rgb, centers):
     """A stand-in TargetBuilder: softmax of the RGB (+ mean) at the centres, (B, P, DEPTH)."""
     px = tf.gather_nd(rgb, tf.cast(centers, tf.int32), batch_dims=1)
