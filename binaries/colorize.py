@@ -6,8 +6,12 @@ r"""Colorizes images with a trained colorizer (a training model_dir or an export
 
 Inputs are files, folders (their images; --recursive to descend) and globs; colour images are
 desaturated first. Each input gives ``NAME.png`` in --output_dir (plus ``NAME_uncertainty.png``
-with --uncertainty and ``NAME_sample1.png``... with --samples). Unreadable files are skipped with
-a warning; the exit status is 1 if any was skipped, 0 otherwise.
+with --uncertainty and ``NAME_sample1.png``... with --samples). An input that cannot be used
+(not a file, empty, unknown format, corrupt, above 1e8 pixels, or its colorization failed) is
+logged as one line ``skipped PATH: reason: detail`` and the others go on; the exit status is 1 if
+any was skipped, 0 otherwise. PNGs are written atomically (temporary name, then rename), and an
+existing output is never replaced without --overwrite (that input is left alone: re-running a
+killed run finishes it).
 
 Decoding (--mode): ``paper`` (default: chroma median, hue circular expectation), ``median``
 (same: the hue has no median), ``expectation``, ``mode`` or ``sample`` (each pixel drawn
@@ -15,7 +19,6 @@ independently). --fading: ``paper`` (the printed formula, which never fades; def
 ``released`` (the authors' code, fades uncertain hues), ``none``. --lightness=exact keeps the
 input lightness exactly (mean of R, G, B = the grey input at every pixel).
 """
-import sys
 
 from binaries import common
 
@@ -80,6 +83,9 @@ def define_flags(fv=FLAGS):
     define_model_flags(fv)
     define_decode_flags(fv)
     flags.DEFINE_string("output_dir", "colorized", "Where the PNGs go.", flag_values=fv)
+    flags.DEFINE_boolean("overwrite", False, "Replace existing outputs (default: an input whose "
+                         "output exists is left alone, so a re-run finishes a killed run).",
+                         flag_values=fv)
     flags.DEFINE_boolean("recursive", False, "Descend into folders (and ** in globs).",
                          flag_values=fv)
     flags.DEFINE_boolean("uncertainty", False, "Also write NAME_uncertainty.png (normalised hue "
@@ -111,8 +117,8 @@ def load_source(f):
             return source
         model, kind = export.load_model(f.model_dir, f.checkpoint)
         return colorize.KerasSource(model, kind=kind, grid_factor=f.grid_factor)
-    except (FileNotFoundError, OSError, ValueError) as e:
-        common.die(str(e))
+    except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
+        common.die(common.model_error(f.saved_model or f.model_dir, e))
 
 
 def options_from_flags(f, **extra):
@@ -145,7 +151,7 @@ def main(argv):
         try:
             reference = colorize.read_image(FLAGS.reference)
         except colorize.ImageReadError as e:
-            common.die(str(e))
+            common.die(f"--reference={FLAGS.reference}: {e}")
     try:
         colorize.expand_inputs(inputs, recursive=FLAGS.recursive)
     except FileNotFoundError as e:
@@ -157,12 +163,12 @@ def main(argv):
 
     result = colorize.colorize_files(source, inputs, FLAGS.output_dir, options,
                                      reference=reference, recursive=FLAGS.recursive,
-                                     progress=progress)
+                                     progress=progress, overwrite=FLAGS.overwrite)
     done = len(result["written"])
-    print(f"wrote {done} PNG(s) to {FLAGS.output_dir}; skipped {len(result['skipped'])} "
-          "unreadable file(s)", flush=True)
-    for path, reason in result["skipped"]:
-        print(f"skipped: {reason}", file=sys.stderr)
+    kept = f"; kept {len(result['kept'])} existing (--overwrite replaces them)" if \
+        result["kept"] else ""
+    print(f"wrote {done} PNG(s) to {FLAGS.output_dir}{kept}; "
+          f"{common.skip_summary(result['skipped'])}", flush=True)
     return 1 if result["skipped"] else 0
 
 

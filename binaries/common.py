@@ -84,3 +84,29 @@ def die(message, status=2):
         program = "tfcolor"
     sys.stderr.write(f"{program}: error: {message}\n")
     sys.exit(status)
+
+
+def one_line(error):
+    """``Type: first line of the message`` of an exception (TensorFlow's span many lines)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
+
+
+def model_error(path, error):
+    """One line saying why the model at ``path`` (a model_dir or a SavedModel) cannot be used."""
+    if isinstance(error, (FileNotFoundError, ValueError)) and not type(error).__module__.startswith(
+            ("tensorflow", "google")):
+        return str(error).strip().splitlines()[0]
+    return f"cannot load the model at {path} (damaged or incomplete?): {one_line(error)}"
+
+
+def skip_summary(skipped):
+    """``skipped 3 input(s) (corrupt 2, too_large 1)`` from ``[(path, "reason: detail"), ...]``."""
+    if not skipped:
+        return "skipped 0 inputs"
+    counts = {}
+    for _, message in skipped:
+        reason = str(message).split(":", 1)[0]
+        counts[reason] = counts.get(reason, 0) + 1
+    detail = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+    return f"skipped {len(skipped)} input(s) ({detail}; one 'skipped PATH: reason' line each above)"

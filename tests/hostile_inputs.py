@@ -127,6 +127,11 @@ def write_image_cases(folder, *, camera=True):
     photo = smooth_rgb(512, 683, seed=2)
     add("photo_683x512.jpg", _encode(Image.fromarray(photo), "JPEG", quality=90), "ok",
         "ordinary photo whose long side exceeds the default max_side", (512, 683))
+    highlights = photo.copy()
+    highlights[100:300, 200:500] = 255  # a blown-out sky: shrinking it overshot 1.0 (issue #11)
+    add("highlights_683x512.jpg", _encode(Image.fromarray(highlights), "JPEG", quality=90), "ok",
+        "683 x 512 photo with pure-white highlights, longer than the default max_side",
+        (512, 683))
     add("exif_portrait_small.jpg", _exif_jpeg(rgb, 8), "ok",
         "small JPEG with EXIF orientation 8", (160, 120))
     add("one_pixel.png", _encode(Image.fromarray(rgb[:1, :1]), "PNG"), "ok", "1 x 1 PNG", (1, 1))
