@@ -1,0 +1,224 @@
+"""The marginal-prior baseline: the training set's mean target histogram, decoded like a model.
+
+A colorizer that ignores its input and always predicts the average colour distribution of the
+training data is the honest "knows the data set, sees nothing" baseline: beating the grey
+baseline only shows that *some* colour helps, beating the marginal prior shows that the model
+reads the image.
+
+:func:`marginal_prior` computes it with the training recipe itself: the pretraining pipeline
+(:func:`tfcolor.data.pretrain_dataset`) over one pass of the training source (same crops, same
+sampled centres, same :class:`tfcolor.targets.TargetBuilder` and bins), and the mean of the
+targets over every sampled point. So the result is exactly the mean of the histograms the loss
+compares the model with (for ``hue_chroma`` the hue and chroma groups, unweighted; for
+``lab_regression`` the mean (a, b)). The pass is deterministic: ``shuffle=False``, no repeat,
+the config's ``seed`` for crops and centres; ``max_images`` keeps the first images of the source.
+
+:class:`MarginalPrior` holds the groups (``to_dict``/``from_dict`` for JSON), gives the constant
+prediction vector in the head's layout (:meth:`MarginalPrior.probabilities`) and a histogram
+source (:class:`PriorSource`) that :func:`tfcolor.colorize.colorize_image` decodes with the same
+options as the model (so the prior's colorization is a constant hue/chroma, or a/b, per pixel,
+recombined with each image's own lightness).
+
+>>> prior = marginal_prior("embedded", PretrainDataConfig(crop_size=128, num_centers=64))
+>>> rgb = colorize.colorize_image(prior.source(), image, options)["rgb"]
+"""
+import dataclasses
+import logging
+import math
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["MarginalPrior", "PriorSource", "marginal_prior", "data_config_from_run_config"]
+
+logger = logging.getLogger(__name__)
+
+
+def _group_layout(kind, target_builder):
+    """[(group name, start, size)] of the histogram groups in the packed target, and the
+    prediction depth D (the head's output size)."""
+    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    names = [name for name, _ in colorize.GROUPS[kind]]
+    sizes = list(target_builder.output_sizes)
+    if len(names) != len(sizes):
+        raise ValueError(f"kind {kind!r} has groups {names} but the target builder gives sizes "
+                         f"{sizes}")
+    layout, start = [], 0
+    for name, size in zip(names, sizes):
+        layout.append((name, start, size))
+        start += size
+    return layout, start
+
+
+@dataclasses.dataclass
+class MarginalPrior:
+    """The mean target of a training set, per output group.
+
+    Attributes:
+        kind: loss kind (``tfcolor.targets.KINDS``).
+        groups: dict group name (``"hue"``, ``"chroma"``, ``"a"``, ``"b"``, ``"ab"``) -> float64
+            array: a probability vector (sums to 1) for histogram kinds, the mean (a, b) for
+            ``lab_regression``.
+        points: number of sampled points averaged.
+        images: number of images they came from.
+        origin: description of the training source (for reports).
+    """
+    kind: str
+    groups: dict
+    points: int = 0
+    images: int = 0
+    origin: str = ""
+
+    def probabilities(self):
+        """The constant prediction in the head's layout (groups concatenated), float32 (D,)."""
+        from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+        return np.concatenate([np.asarray(self.groups[name], np.float32)
+                               for name, _ in colorize.GROUPS[self.kind]])
+
+    def source(self, grid_factor=4):
+        """A :class:`PriorSource` for :func:`tfcolor.colorize.colorize_image`."""
+        return PriorSource(self, grid_factor)
+
+    def to_dict(self):
+        return {"kind": self.kind, "points": int(self.points), "images": int(self.images),
+                "origin": self.origin, "groups": {k: [float(x) for x in np.asarray(v)]
+                                                  for k, v in self.groups.items()}}
+
+    @classmethod
+    def from_dict(cls, d):
+        from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+        kind = d.get("kind")
+        if kind not in colorize.KINDS:
+            raise ValueError(f"prior kind must be one of {colorize.KINDS}, got {kind!r}")
+        groups = {k: np.asarray(v, np.float64) for k, v in dict(d.get("groups", {})).items()}
+        want = [name for name, _ in colorize.GROUPS[kind]]
+        if sorted(groups) != sorted(want):
+            raise ValueError(f"a {kind} prior needs groups {want}, got {sorted(groups)}")
+        sizes = dict(zip(want, colorize.group_sizes(kind)))
+        for name, values in groups.items():
+            if values.shape != (sizes[name],) or not np.all(np.isfinite(values)):
+                raise ValueError(f"prior group {name!r} must be {sizes[name]} finite numbers, "
+                                 f"got shape {values.shape}")
+        return cls(kind=kind, groups=groups, points=int(d.get("points", 0)),
+                   images=int(d.get("images", 0)), origin=str(d.get("origin", "")))
+
+
+class PriorSource:
+    """A histogram source (``tfcolor.colorize``) predicting the prior at every grid cell.
+
+    ``source(gray)`` -> ``(B, ceil(H/g), ceil(W/g), D)`` probabilities (``from_logits=False``),
+    the same vector everywhere, so :func:`tfcolor.colorize.colorize_image` decodes it with any
+    :class:`tfcolor.colorize.ColorizeOptions`.
+    """
+
+    from_logits = False
+
+    def __init__(self, prior, grid_factor=4):
+        if isinstance(grid_factor, bool) or not isinstance(grid_factor, int) or grid_factor < 1:
+            raise ValueError(f"grid_factor must be a positive integer, got {grid_factor!r}")
+        self.kind = prior.kind
+        self.grid_factor = grid_factor
+        self._vector = tf.constant(prior.probabilities(), tf.float32)
+
+    def __call__(self, gray):
+        gray = tf.convert_to_tensor(gray)
+        shape = tf.shape(gray)
+        g = self.grid_factor
+        out_shape = tf.stack([shape[0], (shape[1] + g - 1) // g, (shape[2] + g - 1) // g,
+                              tf.size(self._vector)])
+        return tf.broadcast_to(self._vector, out_shape)
+
+
+def data_config_from_run_config(run_config, **overrides):
+    """``(source, PretrainDataConfig)`` of a training run's ``config.json`` dict (or a
+    ``tfcolor.config.PretrainConfig``): its data source, crops, points, loss kind, window and
+    seed. ``overrides`` replace ``PretrainDataConfig`` fields."""
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    if isinstance(run_config, dict):
+        run_config = config_lib.PretrainConfig.from_dict(run_config)
+    fields = dict(seed=run_config.train.seed)
+    fields.update(overrides)
+    data_config = data_lib.PretrainDataConfig.from_config(run_config.data, run_config.loss,
+                                                          **fields)
+    return run_config.data.data, data_config
+
+
+def marginal_prior(source=None, config=None, *, target_builder=None, max_images=None,
+                   skip_counter=None):
+    """The mean training target per group: see the module docstring.
+
+    Args:
+        source: the training source (anything :func:`tfcolor.data.as_source` takes; ``None`` or
+            ``"embedded"``: the shipped train photos).
+        config: the training's :class:`tfcolor.data.PretrainDataConfig` (crop size, points,
+            edge buffer, target kind/window/bins, seed). Shuffling, repetition, dropping the last
+            batch and on-device targets are turned off; everything else is used as given.
+        target_builder: the training's ``TargetBuilder`` (default: from ``config``).
+        max_images: average over the first this many images only (None: one whole pass).
+        skip_counter: as in :func:`tfcolor.data.pretrain_dataset`.
+
+    Returns:
+        A :class:`MarginalPrior`.
+    """
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    from tfcolor import targets as targets_lib  # pylint: disable=import-outside-toplevel
+    config = config or data_lib.PretrainDataConfig()
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
+                                   or max_images <= 0):
+        raise ValueError(f"max_images must be a positive integer or None, got {max_images!r}")
+    if target_builder is None:
+        target_builder = targets_lib.TargetBuilder(config.target_kind, window=config.target_window,
+                                                   num_bins=config.target_bins)
+    kind = target_builder.kind
+    config = dataclasses.replace(config, shuffle=False, repeat=False, drop_remainder=False,
+                                 targets_on_device=False, seed=config.seed or 0,
+                                 deterministic=True)
+    if isinstance(source, str) and source == "embedded":
+        source = None
+    ds = data_lib.pretrain_dataset(source, config, target_builder=target_builder,
+                                   skip_counter=skip_counter)
+    layout, depth = _group_layout(kind, target_builder)
+    total = np.zeros(depth, np.float64)
+    points = images = 0
+    for batch in ds:
+        t = batch["targets"].numpy().astype(np.float64)
+        if max_images is not None:
+            t = t[:max_images - images]
+        images += t.shape[0]
+        points += t.shape[0] * t.shape[1]
+        total += t.reshape(-1, t.shape[-1])[:, :depth].sum(axis=0)
+        if max_images is not None and images >= max_images:
+            break
+    if points == 0:
+        raise ValueError(f"no decodable image in {source!r}: cannot compute a marginal prior")
+    mean = total / points
+    groups = {}
+    for name, start, size in layout:
+        values = mean[start:start + size]
+        if kind != "lab_regression":
+            values = values / values.sum()
+        groups[name] = values
+    desc = "embedded" if source is None else (
+            str(source) if isinstance(source, (str, list, tuple)) else repr(type(source)))
+    logger.info("marginal prior (%s) from %d points of %d images of %s", kind, points, images, desc)
+    return MarginalPrior(kind=kind, groups=groups, points=points, images=images, origin=desc)
+
+
+def histogram_kl(prior, targets, target_builder=None):
+    """Mean per-point KL of the prior's prediction to packed targets (B, P, D) (or (N, D)):
+    the sum over histogram groups of ``KL(target || prior)``, ``tfcolor.losses.HistogramKL``
+    with probabilities. Empty prior bins are floored at the smallest float32 (as the losses do),
+    so a target with mass there gives a large, finite KL."""
+    from tfcolor import losses  # pylint: disable=import-outside-toplevel
+    from tfcolor import targets as targets_lib  # pylint: disable=import-outside-toplevel
+    if prior.kind == "lab_regression":
+        raise ValueError("histogram_kl needs a histogram prior, not lab_regression")
+    builder = target_builder or targets_lib.TargetBuilder(prior.kind)
+    sizes = builder.output_sizes
+    depth = sum(sizes)
+    targets = tf.cast(tf.convert_to_tensor(targets), tf.float32)[..., :depth]
+    pred = tf.broadcast_to(tf.constant(prior.probabilities()), tf.shape(targets))
+    kl = losses.HistogramKL(sizes, from_logits=False)(targets, pred)
+    value = float(tf.reduce_mean(kl))
+    return value if math.isfinite(value) else math.inf
