@@ -33,12 +33,17 @@ class Case:
         expected: ``"ok"`` or the reason of the skip.
         note: what the file is, for test ids and messages.
         size: (height, width) of the upright image for valid cases, else None.
+        listed: whether listing the folder (or a glob such as ``folder/*``) returns it. A
+            directory is a sub-folder, never an image: tfcolor's folder listings recurse into
+            it and globs drop it, so ``folder.jpg`` is neither read nor reported there; its
+            ``expected`` is what a program given that path explicitly as one input must do.
     """
     name: str
     path: str
     expected: str
     note: str
     size: tuple = None
+    listed: bool = True
 
     @property
     def valid(self):
@@ -168,7 +173,7 @@ def write_image_cases(folder, *, camera=True):
         f"decompression bomb: {BOMB_SIDE} x {BOMB_SIDE} PNG in ~100 KB")
     os.mkdir(os.path.join(folder, "folder.jpg"))
     cases.append(Case("folder.jpg", os.path.join(folder, "folder.jpg"), "not_a_file",
-                      "a directory named x.jpg"))
+                      "a directory named x.jpg", listed=False))
     os.symlink(os.path.join(folder, "missing_target.jpg"), os.path.join(folder, "dangling.jpg"))
     cases.append(Case("dangling.jpg", os.path.join(folder, "dangling.jpg"), "not_a_file",
                       "a broken symbolic link"))
