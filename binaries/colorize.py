@@ -13,11 +13,16 @@ any was skipped, 0 otherwise. PNGs are written atomically (temporary name, then 
 existing output is never replaced without --overwrite (that input is left alone: re-running a
 killed run finishes it).
 
-Decoding (--mode): ``paper`` (default: chroma median, hue circular expectation), ``median``
-(same: the hue has no median), ``expectation``, ``mode`` or ``sample`` (each pixel drawn
-independently). --fading: ``paper`` (the printed formula, which never fades; default),
-``released`` (the authors' code, fades uncertain hues), ``none``. --lightness=exact keeps the
-input lightness exactly (mean of R, G, B = the grey input at every pixel).
+Decoding (--mode): ``paper`` (default: chroma median interpolated inside the bin where the
+cumulative histogram crosses 0.5, hue circular expectation), ``median`` (same: the hue has no
+median), ``released`` (the released code's median: centre of the bin where the cumulative
+histogram reaches 0.5), ``expectation``, ``mode`` or ``sample`` (each pixel drawn independently).
+Lab histograms (--lab_method) default to the expectation, the paper's best for Lab.
+--fading: ``released`` (default: min(|z|/eta, 1), the authors' code and what the paper's
+"+fading" numbers and images use; without it hue/chroma only ties the grey baseline),
+``paper`` (the printed max(|z|/eta, 1), a misprint that never fades), ``none``.
+--lightness=exact keeps the input lightness exactly (mean of R, G, B = the grey input at every
+pixel).
 """
 
 from binaries import common
@@ -32,6 +37,7 @@ FLAGS = flags.FLAGS
 MODES = {
         "paper": ("expectation", "median"),
         "median": ("expectation", "median"),
+        "released": ("expectation", "median_bin_centre"),
         "expectation": ("expectation", "expectation"),
         "mode": ("mode", "mode"),
         "sample": ("sample", "sample"),
@@ -56,13 +62,15 @@ def define_decode_flags(fv, runtime=True):
         return
     flags.DEFINE_enum("mode", "paper", list(MODES), "How a colour is read off the histograms.",
                       flag_values=fv)
-    flags.DEFINE_enum("fading", "paper", ["paper", "released", "none"],
-                      "Chromatic fading variant.", flag_values=fv)
+    flags.DEFINE_enum("fading", "released", ["released", "paper", "none"],
+                      "Chromatic fading: released = min(|z|/eta, 1) (fades uncertain hues); "
+                      "paper = the printed max(|z|/eta, 1), which never fades.", flag_values=fv)
     flags.DEFINE_float("eta", 0.03, "Chromatic fading threshold.", flag_values=fv)
     flags.DEFINE_enum("hcl_variant", "paper", ["paper", "released"],
                       "Hue/chroma -> RGB reconstruction.", flag_values=fv)
-    flags.DEFINE_enum("lab_method", "", ["", "median", "expectation", "mode", "sample"],
-                      "Decoding of Lab histograms (default median; joint: expectation).",
+    flags.DEFINE_enum("lab_method", "", ["", "expectation", "median", "median_bin_centre", "mode",
+                                         "sample"],
+                      "Decoding of Lab histograms (default: expectation, the paper's best).",
                       flag_values=fv)
     flags.DEFINE_enum("lightness", "exact", ["exact", "released", "none"],
                       "Lightness matching (exact: output lightness = input grey).",

@@ -116,6 +116,30 @@ def test_lab_hist_one_hot_decodes_to_bin_centres():
     assert lab[0] == pytest.approx(want_l, abs=0.05)
 
 
+def test_lab_hist_defaults_to_the_expectation_and_hue_chroma_to_released_fading():
+    # a: 0.5 on bin 4, 0.5 on bin 27 (expectation ~ 0, median at the upper edge of bin 4);
+    # b: a delta on bin 16 (both rules give its centre).
+    spec = bins.get("lab_a")
+    pa = np.zeros(32, np.float32)
+    pa[4], pa[27] = 0.5, 0.5
+    pb = np.zeros(32, np.float32)
+    pb[16] = 1.0
+    probs = tf.constant(np.concatenate([pa, pb])[None, None, None])
+    gray = np.full((1, 1, 1, 1), 0.5, np.float32)
+    rgb = colorize.decode_rgb(probs, gray, kind="lab_hist", lightness=None,
+                              from_logits=False).numpy()
+    lab = skcolor.rgb2lab(rgb[0].astype(np.float64))[0, 0]
+    want_a = 0.5 * spec.centers[4] + 0.5 * spec.centers[27]
+    assert lab[1] == pytest.approx(want_a, abs=0.05)
+    assert lab[2] == pytest.approx(spec.centers[16], abs=0.05)
+    rgb_median = colorize.decode_rgb(probs, gray, kind="lab_hist", lightness=None,
+                                     from_logits=False, lab_method="median").numpy()
+    lab_median = skcolor.rgb2lab(rgb_median[0].astype(np.float64))[0, 0]
+    assert lab_median[1] == pytest.approx(spec.edges[5], abs=0.05)
+    assert colorize.ColorizeOptions().fading == "released"
+    assert colorize.ColorizeOptions().lab_method is None  # -> expectation in decode
+
+
 @pytest.mark.parametrize("kind, depth", [("lab_joint", 256), ("lab_regression", 2)])
 def test_other_kinds_decode_with_exact_lightness(kind, depth):
     pred = np.random.default_rng(4).normal(size=(2, 3, 3, depth)).astype(np.float32) * 10
@@ -164,9 +188,11 @@ def test_sample_quantile_half_is_the_median_and_samples_differ():
     logits[..., 32 + 20:] -= 30.0  # chroma < 0.63: feasible at lightness 0.5 for every hue
     hist = colorize.split_predictions(logits)
     gray = np.full((1, 12, 12, 1), 0.5, np.float32)
-    median = colorize.decode(hist, gray, fading=None)["rgb"].numpy()
-    # Quantile 0.5 equals the median chroma; hue then is the median of the circular histogram,
-    # so compare chroma only.
+    median = colorize.decode(hist, gray, fading=None,
+                             chroma_method="median_bin_centre")["rgb"].numpy()
+    # Quantile 0.5 picks the centre of the bin where the CDF reaches 0.5, i.e. the released
+    # bin-centre median (the default median interpolates inside that bin); hue then is the
+    # median of the circular histogram, so compare chroma only.
     q = colorize.decode(hist, gray, fading=None, sample_quantile=0.5)["rgb"].numpy()
     c_med = tfc.rgb_to_hcl(tf.constant(median)).numpy()[..., 1]
     c_q = tfc.rgb_to_hcl(tf.constant(q)).numpy()[..., 1]

@@ -72,3 +72,23 @@ def test_usage_errors_name_the_problem(setup):
     assert res.returncode == 2 and "neither a file" in res.stderr
     res = _run(f"--model_dir={base}", paths[0])
     assert res.returncode == 2 and "config.json" in res.stderr
+
+
+def test_decode_flag_defaults_are_the_methods_best_choices():
+    # Shared by colorize, evaluate and export: released fading (min), interpolated chroma
+    # median, Lab by expectation (lab_method None -> expectation in tfcolor.colorize.decode).
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    import program_loader  # pylint: disable=import-outside-toplevel
+    program = program_loader.load_program("colorize")
+    fv = flags.FlagValues()
+    program.define_flags(fv)
+    fv(["colorize"])
+    options = program.options_from_flags(fv)
+    assert (options.fading, options.hue_method, options.chroma_method, options.lab_method) == (
+            "released", "expectation", "median", None)
+    fv2 = flags.FlagValues()
+    program.define_flags(fv2)
+    fv2(["colorize", "--fading=paper", "--mode=released", "--lab_method=median_bin_centre"])
+    options = program.options_from_flags(fv2)
+    assert (options.fading, options.chroma_method, options.lab_method) == (
+            "paper", "median_bin_centre", "median_bin_centre")
