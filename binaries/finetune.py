@@ -107,9 +107,17 @@ def define_flags(fv=flags.FLAGS):
     flags.mark_flag_as_required("output_dir", flag_values=fv)
 
 
-def _data(spec, task, num_classes):
+#: Part of the fine-tuning pipeline's error when no labelled image file of a pass decodes.
+_NO_IMAGE = "labelled image files could be decoded"
+
+
+def _data(spec, task, num_classes, flag="data"):
+    """The labelled set of a data spec; any problem is a ValueError naming ``--flag``."""
     from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
-    return data.load(spec, task=task, num_classes=num_classes)
+    try:
+        return data.load(spec, task=task, num_classes=num_classes)
+    except (ValueError, FileNotFoundError) as e:
+        raise ValueError(f"--{flag}={spec}: {e}") from None
 
 
 def _rebalance_sample(train, color, count=32):
@@ -171,10 +179,19 @@ def config_from_flags(fv=None):
 def main(argv):
     if len(argv) > 1:
         common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
     try:
         _main()
     except (ValueError, FileNotFoundError, ImportError) as e:
         common.die(common.name_flags(str(e), set(FLAGS)))
+    except tf.errors.InvalidArgumentError as e:
+        line = next((l for l in str(e).splitlines() if _NO_IMAGE in l), None)
+        if line is None:
+            raise
+        common.die(f"--data/--test_data: {line[line.index('none of the'):].rstrip(']')}")
+    finally:
+        decode.default_skip_counter().log_summary()
 
 
 def _main():
@@ -183,7 +200,8 @@ def _main():
     from tfcolor.transfer import init  # pylint: disable=import-outside-toplevel
     from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
     train = _data(FLAGS.data, FLAGS.task, FLAGS.num_classes)
-    test = _data(FLAGS.test_data, train.task, train.num_classes) if FLAGS.test_data else None
+    test = (_data(FLAGS.test_data, train.task, train.num_classes, flag="test_data")
+            if FLAGS.test_data else None)
     if test is not None and FLAGS.test_count:
         test = test.subset(np.arange(min(FLAGS.test_count, len(test))))
     config = config_from_flags()

@@ -108,3 +108,132 @@ def test_scale_range_needs_a_crop():
     batch = next(iter(data.train_dataset(_classes(), batch_size=2, scale_range=(8, 12),
                                          crop_size=7)))
     assert batch["gray"].shape == (2, 7, 7, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Hostile data specs.
+
+def _hostile():
+    import sys  # pylint: disable=import-outside-toplevel
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import hostile_inputs  # pylint: disable=import-outside-toplevel
+    return hostile_inputs
+
+
+def test_class_folder_of_the_hostile_matrix(tmp_path, caplog):
+    """Header-bad files are left out at load (logged); data-bad ones (truncated, bomb) are
+    skipped by the pipeline and reported; every valid image gives one example with its label."""
+    from tfcolor.data import decode
+    hostile = _hostile()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cases = hostile.write_image_cases(tmp_path / "a", camera=False)
+    for i in range(2):
+        Image.fromarray(hostile.smooth_rgb(20, 30, seed=i)).save(tmp_path / "b" / f"{i}.png")
+    d = data.load(str(tmp_path))
+    assert d.class_names == ["a", "b"]
+    names = {os.path.basename(p) for p in d.images}
+    header_bad = {"zero_bytes.jpg", "text.jpg", "page.png", "dangling.jpg"}
+    assert names == {n for n, c in cases.items() if c.listed} - header_bad | {"0.png", "1.png"}
+    assert "left out 4 file(s)" in caplog.text
+    counter = decode.default_skip_counter()
+    counter.reset()
+    labels = [int(b["label"][0]) for b in data.eval_dataset(d, batch_size=1, resize=16,
+                                                              crop_size=16)]
+    valid = sum(c.valid for c in cases.values())
+    assert labels == [0] * valid + [1, 1]
+    assert {os.path.basename(n): r for n, r in counter.skipped} == {
+        "truncated.jpg": "corrupt", "truncated.png": "corrupt", "bomb.png": "too_large"}
+
+
+def test_a_pass_without_any_decodable_image_raises_instead_of_spinning(tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
+    d = data.LabeledData([str(tmp_path / f"{i}.jpg") for i in range(3)], [0, 1, 0])
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="none of the 3 labelled image files could be decoded"):
+        next(iter(data.train_dataset(d, batch_size=2, crop_size=8)))
+
+
+def test_segmentation_files_with_a_bad_or_mismatched_mask_are_skipped(tmp_path):
+    from tfcolor.data import decode
+    images, masks = [], []
+    for i, (size, mask) in enumerate([((12, 16), "ok"), ((12, 16), "small"), ((12, 16), "text"),
+                                      ((10, 10), "ok")]):
+        image = tmp_path / f"{i}.png"
+        Image.fromarray(np.full(size + (3,), 60 * i, np.uint8)).save(image)
+        label = tmp_path / f"{i}_mask.png"
+        if mask == "text":
+            label.write_bytes(b"not a png")
+        else:
+            shape = size if mask == "ok" else (4, 4)
+            Image.fromarray(np.full(shape, i % 2, np.uint8), mode="L").save(label)
+        images.append(str(image))
+        masks.append(str(label))
+    d = data.LabeledData(images, masks, "segmentation", 2)
+    counter = decode.default_skip_counter()
+    counter.reset()
+    shapes = [b["label"].shape[1:3] for b in data.eval_dataset(d, batch_size=1)]
+    assert shapes == [(12, 16), (10, 10)]
+    assert sorted(os.path.basename(n).split(" ")[0] for n, _ in counter.skipped) == [
+        "1_mask.png", "2_mask.png"]
+
+
+def test_folder_spec_errors_name_the_folder(tmp_path):
+    with pytest.raises(ValueError, match="no such file or folder"):
+        data.load(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="has no class sub-folders"):
+        data.load(str(tmp_path / "empty"))
+    (tmp_path / "tree" / "cats").mkdir(parents=True)
+    (tmp_path / "tree" / "dogs").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "tree" / "cats" / "0.png")
+    (tmp_path / "tree" / "dogs" / "0.jpg").write_bytes(b"<html>404</html>")
+    with pytest.raises(ValueError, match=r"class folder '.*dogs' holds no usable image"):
+        data.load(str(tmp_path / "tree"))
+    with pytest.raises(FileNotFoundError, match="ImageSets/Segmentation/train.txt"):
+        data.load(f"voc:{tmp_path}")
+    (tmp_path / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Segmentation" / "train.txt").write_text("2007_000032\n")
+    with pytest.raises(ValueError, match=r"1 image/mask file\(s\) listed .* missing.*2007_000032"):
+        (tmp_path / "JPEGImages").mkdir()
+        (tmp_path / "JPEGImages" / "2007_000032.jpg").write_bytes(b"\xff\xd8\xff")
+        data.load(f"voc:{tmp_path}")
+
+
+_X = np.zeros((3, 4, 4), np.uint8)
+_NPZ_CASES = {
+    "no image key": (dict(pictures=_X, y=[0, 1, 0]), "", "none of the image keys"),
+    "no label key": (dict(x=_X, classes=["a", "b"]), "", "has the images 'x' but no labels 'y'"),
+    "no split": (dict(x_train=_X, y_train=[0, 1, 0]), ":test", "no split 'test': no key 'x_test'"),
+    "count mismatch": (dict(x=_X, y=[0, 1]), "", "'x' has 3 images but 'y' has 2 labels"),
+    "image rank": (dict(x=np.zeros((3, 4), np.uint8), y=[0, 1, 0]), "", "key 'x': images must"),
+    "image dtype": (dict(x=_X.astype(np.int32), y=[0, 1, 0]), "", "key 'x': images must be uint8"),
+    "NaN image": (dict(x=np.full((3, 4, 4), np.nan, np.float32), y=[0, 1, 0]), "",
+                  "key 'x': float images must be finite"),
+    "NaN label": (dict(x=_X, y=[0.0, np.nan, 1.0]), "", "key 'y': classification labels must be "
+                                                         "integers, got NaN"),
+    "fractional label": (dict(x=_X, y=[0.0, 0.5, 1.0]), "", "key 'y'.*fractional"),
+    "label out of range": (dict(x=_X, y=[0, 1, -1]), "", r"key 'y'.*labels must be in \[0, 2\)"),
+    "label strings": (dict(x=_X, y=np.array(["a", "b", "a"])), "", "key 'y'.*dtype <U1"),
+    "label rank": (dict(x=_X, y=np.zeros((3, 2, 2))), "", "key 'y'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NPZ_CASES))
+def test_npz_errors_name_the_key(tmp_path, name):
+    arrays, split, message = _NPZ_CASES[name]
+    path = tmp_path / "set.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=message) as info:
+        data.load(str(path) + split)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_npz_that_is_not_an_archive_or_holds_objects(tmp_path):
+    (tmp_path / "fake.npz").write_text("<html>not a zip</html>")
+    with pytest.raises(ValueError, match=r"cannot read '.*fake.npz' as an .npz archive"):
+        data.load(str(tmp_path / "fake.npz"))
+    np.savez(tmp_path / "objects.npz", x=np.array([np.zeros(2), None], dtype=object), y=[0, 1])
+    with pytest.raises(ValueError, match="key 'x' cannot be read"):
+        data.load(str(tmp_path / "objects.npz"))

@@ -37,6 +37,7 @@ Pipelines (TF ops, per element):
   images share a size).
 """
 import dataclasses
+import logging
 import os
 import typing
 
@@ -46,6 +47,22 @@ import tensorflow as tf
 from tfcolor.transfer import tasks as tasks_lib
 
 IGNORE_LABEL = tasks_lib.IGNORE_LABEL
+_LOG = logging.getLogger("tfcolor.transfer")
+
+
+def _check_label_values(labels, what):
+    """Integer-valued labels: numeric, finite and whole (floats such as 1.0 are fine)."""
+    labels = np.asarray(labels)
+    if labels.dtype == object or not (np.issubdtype(labels.dtype, np.integer)
+                                      or np.issubdtype(labels.dtype, np.floating)
+                                      or labels.dtype == bool):
+        raise ValueError(f"{what} must be integers, got dtype {labels.dtype}.")
+    if np.issubdtype(labels.dtype, np.floating):
+        if not np.isfinite(labels).all():
+            raise ValueError(f"{what} must be integers, got NaN or infinite values.")
+        if not np.equal(np.round(labels), labels).all():
+            raise ValueError(f"{what} must be integers, got fractional values.")
+    return labels
 
 
 @dataclasses.dataclass
@@ -66,14 +83,18 @@ class LabeledData:
         if len(self.labels) != n:
             raise ValueError(f"LabeledData: {n} images but {len(self.labels)} labels.")
         if self.task == "classification":
-            self.labels = np.asarray(self.labels).astype(np.int64).reshape(-1)
+            labels = _check_label_values(self.labels, "classification labels")
+            if labels.ndim > 1 and labels.size != n:
+                raise ValueError(f"classification labels must be (N,) class indices; got shape "
+                                 f"{labels.shape}.")
+            self.labels = labels.astype(np.int64).reshape(-1)
             if not self.num_classes:
                 self.num_classes = int(self.labels.max()) + 1
             if self.labels.min() < 0 or self.labels.max() >= self.num_classes:
                 raise ValueError(f"classification labels must be in [0, {self.num_classes}); "
                                  f"got [{self.labels.min()}, {self.labels.max()}].")
         elif self.task == "multilabel":
-            self.labels = np.asarray(self.labels).astype(np.int64)
+            self.labels = _check_label_values(self.labels, "multilabel labels").astype(np.int64)
             if self.labels.ndim != 2:
                 raise ValueError(f"multilabel labels must be (N, C); got {self.labels.shape}.")
             self.labels[self.labels == IGNORE_LABEL] = -1
@@ -171,21 +192,31 @@ def from_arrays(images, labels, task="classification", num_classes=0, class_name
         if images.dtype != np.uint8:
             if not np.issubdtype(images.dtype, np.floating):
                 raise ValueError(f"images must be uint8 or float in [0, 1]; got {images.dtype}.")
-            if images.min() < 0 or images.max() > 1:
-                raise ValueError("float images must be in [0, 1].")
+            if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+                raise ValueError("float images must be finite and in [0, 1].")
     return LabeledData(images, labels, task, num_classes, class_names, groups)
 
 
 def load_npz(path, split=None, task=None, num_classes=0):
-    """A ``.npz`` labelled set (see the module docstring); ``split`` selects ``x_<split>``."""
+    """A ``.npz`` labelled set (see the module docstring); ``split`` selects ``x_<split>``.
+
+    Every problem is a one-line ``ValueError`` naming the file and the key: an unreadable
+    archive, a missing image or label key, pickled (object) arrays, wrong ranks or dtypes,
+    NaN/infinite values, labels out of range, image and label counts that differ.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such .npz file: {path!r}.")
-    data = np.load(path, allow_pickle=False)
-    keys = set(data.files)
+    try:
+        data = np.load(path, allow_pickle=False)
+        keys = set(data.files)
+    except Exception as err:  # BadZipFile, OSError, ValueError, ...  pylint: disable=broad-except
+        raise ValueError(f"cannot read {path!r} as an .npz archive "
+                         f"({type(err).__name__}: {err}).") from None
     if split:
         xk, yk = f"x_{split}", f"y_{split}"
         if xk not in keys:
-            raise ValueError(f"{path!r} has no split {split!r} (keys: {sorted(keys)}).")
+            raise ValueError(f"{path!r} has no split {split!r}: no key {xk!r} (keys: "
+                             f"{sorted(keys)}).")
     else:
         for xk, yk in (("x", "y"), ("images", "labels"), ("x_train", "y_train")):
             if xk in keys:
@@ -193,39 +224,89 @@ def load_npz(path, split=None, task=None, num_classes=0):
         else:
             raise ValueError(f"{path!r} holds none of the image keys x, images, x_train; keys: "
                              f"{sorted(keys)}.")
-    masks = None
-    for mk in ("masks", f"masks_{split}" if split else "masks_train"):
-        if mk in keys:
-            masks = data[mk]
-    images = data[xk]
+
+    def array(key):
+        try:
+            return data[key]
+        except Exception as err:  # object arrays need pickle  pylint: disable=broad-except
+            raise ValueError(f"{path!r}: key {key!r} cannot be read ({type(err).__name__}: "
+                             f"{err}).") from None
+
+    masks, mk = None, None
+    for key in ("masks", f"masks_{split}" if split else "masks_train"):
+        if key in keys:
+            masks, mk = array(key), key
+    if masks is None and task == "segmentation":
+        raise ValueError(f"{path!r}: segmentation needs a 'masks' key; keys: {sorted(keys)}.")
+    if masks is None and yk not in keys:
+        raise ValueError(f"{path!r} has the images {xk!r} but no labels {yk!r}; keys: "
+                         f"{sorted(keys)}.")
+    images = array(xk)
+    labels = masks if masks is not None and task in (None, "segmentation") else array(yk)
+    lk = mk if labels is masks else yk
     if task is None:
         task = "segmentation" if masks is not None else (
-            "multilabel" if yk in keys and data[yk].ndim == 2 else "classification")
-    labels = masks if task == "segmentation" else data[yk]
-    names = [str(c) for c in data["classes"]] if "classes" in keys else None
-    groups = data["group"] if "group" in keys and not split else None
-    return from_arrays(images, labels, task, num_classes or (len(names) if names else 0),
-                       names, groups)
+            "multilabel" if labels.ndim == 2 and labels.shape[1] > 1 else "classification")
+    if len(images) != len(labels):
+        raise ValueError(f"{path!r}: {xk!r} has {len(images)} images but {lk!r} has "
+                         f"{len(labels)} labels.")
+    names = [str(c) for c in array("classes")] if "classes" in keys else None
+    groups = array("group") if "group" in keys and not split else None
+    try:
+        return from_arrays(images, labels, task, num_classes or (len(names) if names else 0),
+                           names, groups)
+    except ValueError as err:
+        key = xk if "images" in str(err) else lk
+        raise ValueError(f"{path!r}: key {key!r}: {err}") from None
+
+
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
+
+
+def _readable_image(path):
+    """Whether ``path`` is a readable file that starts like a JPEG/PNG/GIF/BMP/WebP (a cheap
+    header check at load time; broken data past the header is skipped by the pipelines)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:  # a directory, a dangling link, no permission
+        return False
+    return head.startswith(_MAGIC)
 
 
 def load_folder(root):
-    """Class-per-folder tree: every sub-folder of ``root`` is a class (sorted names)."""
+    """Class-per-folder tree: every sub-folder of ``root`` is a class (sorted names).
+
+    Files whose header is not an image (empty, text, HTML, unreadable) are left out with one
+    logged line per class; a class folder with no usable image is an error naming it.
+    """
     from tfcolor.data import sources  # pylint: disable=import-outside-toplevel
-    if not os.path.isdir(root):
+    if not os.path.exists(root):
         raise FileNotFoundError(f"no such folder: {root!r}.")
+    if not os.path.isdir(root):
+        raise ValueError(f"{root!r} is a file, not a folder of class sub-folders.")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not classes:
-        raise ValueError(f"{root!r} has no class sub-folders.")
+        raise ValueError(f"{root!r} has no class sub-folders (expected ROOT/CLASS/IMAGE).")
     paths, labels = [], []
     for i, name in enumerate(classes):
+        folder = os.path.join(root, name)
         try:
-            files = sources.list_image_files(os.path.join(root, name))
+            files = sources.list_image_files(folder)
         except sources.SourceError:
             files = []
-        paths.extend(files)
-        labels.extend([i] * len(files))
-    if not paths:
-        raise ValueError(f"no image file under {root!r}.")
+        good = [f for f in files if _readable_image(f)]
+        if len(good) < len(files):
+            kept = set(good)
+            bad = [f for f in files if f not in kept]
+            _LOG.warning("tfcolor.transfer: class %r: left out %d file(s) that are not images "
+                         "(e.g. %s)", name, len(bad), bad[0])
+        if not good:
+            raise ValueError(f"class folder {folder!r} holds no usable image file ("
+                             f"{len(files)} file(s) with an image extension, none readable as "
+                             f"an image).")
+        paths.extend(good)
+        labels.extend([i] * len(good))
     return LabeledData(paths, np.array(labels), "classification", len(classes), classes)
 
 
@@ -243,8 +324,14 @@ def load_voc_segmentation(root, split="train"):
                                 f"SegmentationClass/.")
     with open(listing) as f:
         ids = [line.strip() for line in f if line.strip()]
+    if not ids:
+        raise ValueError(f"{listing!r} lists no image.")
     images = [os.path.join(root, "JPEGImages", i + ".jpg") for i in ids]
     masks = [os.path.join(root, "SegmentationClass", i + ".png") for i in ids]
+    missing = [p for pair in zip(images, masks) for p in pair if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"{len(missing)} image/mask file(s) listed in {listing!r} are missing, "
+                         f"e.g. {missing[0]!r}.")
     return LabeledData(images, masks, "segmentation", 21, ["background"] + list(VOC_CLASSES))
 
 
@@ -318,8 +405,9 @@ def load(spec, split=None, task=None, num_classes=0):
         return load_npz(path, nsplit or split, task=task, num_classes=num_classes)
     if os.path.isdir(spec):
         return load_folder(spec)
-    raise ValueError(f"cannot read labelled data {spec!r}: expected FILE.npz[:split], a "
-                     f"class-per-folder directory, voc:ROOT[:split] or tfds:NAME[:split].")
+    what = "a file" if os.path.exists(spec) else "no such file or folder"
+    raise ValueError(f"cannot read labelled data {spec!r} ({what}): expected FILE.npz[:split], "
+                     f"a class-per-folder directory, voc:ROOT[:split] or tfds:NAME[:split].")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,18 +415,49 @@ def load(spec, split=None, task=None, num_classes=0):
 
 
 def _read_mask(path):
+    """A label map as uint8 (H, W); an unreadable file gives an empty (0, 0) map (skipped)."""
     from PIL import Image  # pylint: disable=import-outside-toplevel
-    with Image.open(path.decode() if isinstance(path, bytes) else path) as im:
-        if im.mode not in ("P", "L"):
-            im = im.convert("L")
-        return np.asarray(im, np.uint8)
+    try:
+        with Image.open(path.decode() if isinstance(path, bytes) else path) as im:
+            if im.mode not in ("P", "L"):
+                im = im.convert("L")
+            return np.asarray(im, np.uint8)
+    except Exception:  # PIL raises many types for bad files  pylint: disable=broad-except
+        return np.zeros((0, 0), np.uint8)
 
 
-def _read_image(path):
+def _decoded_files(paths, skip_counter=None):
+    """{"image", "name", "index"} of the image files that decode, in order; the others are
+    skipped and reported to the SkipCounter (default: the process-wide one). A pass in which
+    no file decodes raises (instead of a repeating pipeline spinning forever)."""
     from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
-    image, reason = decode.decode_image(tf.io.read_file(path))
-    tf.debugging.assert_equal(reason, 0, message="cannot decode a labelled image")
-    return image
+    counter = decode.default_skip_counter() if skip_counter is None else skip_counter
+    count = len(paths)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"path": list(paths), "name": list(paths), "index": np.arange(count, dtype=np.int64)})
+    ds = ds.interleave(lambda e: decode.safe_decode_dataset(e, read_file=True),
+                       cycle_length=tf.data.AUTOTUNE, block_length=1,
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def guard(bad_so_far, e):
+        bad = tf.not_equal(e["reason"], decode.OK)
+        total = bad_so_far + tf.cast(bad, tf.int64)
+        check = tf.debugging.Assert(
+            tf.less(total, count),
+            [f"none of the {count} labelled image files could be decoded, e.g. {paths[0]!r}; "
+             f"see the logged skips"])
+        with tf.control_dependencies([check]):
+            return tf.identity(total), e
+
+    ds = ds.scan(tf.constant(0, tf.int64), guard)
+
+    def keep(e):
+        ok = tf.equal(e["reason"], decode.OK)
+        return tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
+            counter._graph_record, [e["name"], e["reason"]], tf.bool))
+
+    return ds.filter(keep).map(lambda e: {"image": e["image"], "index": e["index"],
+                                          "name": e["name"]})
 
 
 def _float_rgb(image):
@@ -359,17 +478,35 @@ def _elements(data):
         return ds.map(lambda e: {"image": _float_rgb(e["image"]),
                                  "label": e["label"][..., None] if seg else e["label"]})
     if not isinstance(images, np.ndarray) and all(isinstance(p, str) for p in images):
-        paths = tf.data.Dataset.from_tensor_slices(list(images))
-        if seg and all(isinstance(m, str) for m in labels):
-            masks = tf.data.Dataset.from_tensor_slices(list(labels)).map(
-                lambda p: tf.numpy_function(_read_mask, [p], tf.uint8)[..., None])
-        elif seg:
-            masks = tf.data.Dataset.from_generator(
-                lambda: (np.asarray(m, np.uint8)[..., None] for m in labels),
-                output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+        decoded = _decoded_files(images)
+        if not seg:
+            table = tf.constant(np.asarray(labels))
+            return decoded.map(lambda e: {"image": e["image"],
+                                          "label": tf.gather(table, e["index"])})
+        if all(isinstance(m, str) for m in labels):
+            mask_paths = tf.constant(list(labels))
+
+            def read(e):
+                path = tf.gather(mask_paths, e["index"])
+                mask = tf.numpy_function(_read_mask, [path], tf.uint8, stateful=False)
+                return {"image": e["image"], "label": tf.ensure_shape(mask, [None, None])[
+                    ..., None], "name": path}
+            with_masks = decoded.map(read)
         else:
-            masks = tf.data.Dataset.from_tensor_slices(labels)
-        return tf.data.Dataset.zip({"image": paths.map(_read_image), "label": masks})
+            arrays = [np.asarray(m, np.uint8) for m in labels]
+            with_masks = decoded.map(lambda e: dict(e, label=tf.ensure_shape(tf.numpy_function(
+                lambda i: arrays[int(i)], [e["index"]], tf.uint8), [None, None])[..., None]))
+
+        from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
+
+        def matching(e):
+            ok = tf.reduce_all(tf.equal(tf.shape(e["label"])[:2], tf.shape(e["image"])[:2]))
+            return tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
+                decode.default_skip_counter()._graph_record,
+                [tf.strings.join([e["name"], " (label map unreadable or not the image's size)"]),
+                 decode.CORRUPT], tf.bool))
+        return with_masks.filter(matching).map(lambda e: {"image": e["image"],
+                                                          "label": e["label"]})
 
     def gen():
         for image, label in zip(images, labels):
