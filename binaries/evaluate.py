@@ -3,10 +3,12 @@ r"""Colorization metrics of a trained colorizer against the grey baseline, on co
     binaries/evaluate --model_dir=runs/vgg16 --data=/data/imagenet/cval1k --output_dir=eval
     binaries/evaluate --saved_model=runs/vgg16/export --data='photos/*.jpg' --fading=released
 
-Reports, for the model and for the no-colour (grey) baseline side by side: RMSE in alpha-beta
-averaged over pixels, PSNR in RGB averaged over images, and the area under the cumulative
-per-pixel error curve (Larsson et al. 2016, after Deshpande et al. 2015; definitions in
-``tfcolor.metrics``). Writes OUTPUT_DIR/metrics.json and OUTPUT_DIR/cumulative_error.png.
+Reports, for the model and for the no-colour (grey) baseline side by side: the alpha-beta
+error averaged over pixels, as its mean distance (``ab mean``: what the papers call "RMSE",
+their 0.343 / 0.299) and its root mean square (``ab RMS``), PSNR in RGB averaged over images,
+and the area under the cumulative per-pixel error curve (Larsson et al. 2016, after Deshpande
+et al. 2015; definitions in ``tfcolor.metrics``). Writes OUTPUT_DIR/metrics.json and
+OUTPUT_DIR/cumulative_error.png.
 """
 
 from binaries import colorize as colorize_bin
@@ -69,10 +71,10 @@ def main(argv):
                 "skipped": [p for p, _ in skipped]}
     json_path, png_path = metrics.write_report(acc, FLAGS.output_dir, {"settings": settings})
     result = acc.result()
-    print(f"{'':8} {'images':>7} {'RMSE(ab)':>9} {'PSNR(dB)':>9} {'AuC':>6}")
+    print(f"{'':8} {'images':>7} {'ab mean':>9} {'ab RMS':>9} {'PSNR(dB)':>9} {'AuC':>6}")
     for name, r in result.items():
-        print(f"{name:8} {r['images']:7d} {r['rmse_alphabeta']:9.4f} {r['psnr']:9.2f} "
-              f"{r['auc']:6.3f}")
+        print(f"{name:8} {r['images']:7d} {r['alphabeta_mean']:9.4f} "
+              f"{r['alphabeta_rms']:9.4f} {r['psnr']:9.2f} {r['auc']:6.3f}")
     print(f"wrote {json_path} and {png_path}; skipped {len(skipped)} unreadable file(s)",
           flush=True)
     return 0

@@ -47,7 +47,29 @@ def test_alphabeta_error_hand_computed_single_pixel():
     assert want > 0
     assert err[0, 1, 2] == pytest.approx(want, rel=1e-5)
     assert np.count_nonzero(err) == 1
-    assert metrics.rmse_alphabeta(base, pred).numpy()[0] == pytest.approx(want / 20, rel=1e-5)
+    # One pixel of 20 wrong by d: mean distance d / 20, root mean square sqrt(d^2 / 20).
+    assert metrics.alphabeta_mean(base, pred).numpy()[0] == pytest.approx(want / 20, rel=1e-5)
+    assert metrics.alphabeta_rms(base, pred).numpy()[0] == pytest.approx(want / math.sqrt(20),
+                                                                         rel=1e-5)
+
+
+def test_rms_is_at_least_the_mean_distance_with_equality_only_for_constant_errors():
+    pytest.importorskip("tfcolor.color")
+    grey = np.full((1, 6, 7, 3), 0.5, np.float32)
+    shifted = grey + np.array([0.1, -0.05, 0.0], np.float32)  # the same colour error everywhere
+    err = metrics.alphabeta_error(grey, shifted).numpy()
+    assert err.min() > 0 and np.ptp(err) < 1e-6
+    assert metrics.alphabeta_rms(grey, shifted).numpy()[0] == pytest.approx(
+            metrics.alphabeta_mean(grey, shifted).numpy()[0], rel=1e-5)
+    a, b = _rng_images(6), _rng_images(7)  # errors that vary from pixel to pixel
+    mean = metrics.alphabeta_mean(a, b).numpy()
+    rms = metrics.alphabeta_rms(a, b).numpy()
+    assert np.all(rms > mean * (1 + 1e-3))
+    m = metrics.ColorizationMetrics(["model"])
+    m.update("model", a, b)
+    r = m.result()["model"]
+    assert r["alphabeta_rms"] > r["alphabeta_mean"]
+    assert not any("rmse" in key for key in r)  # the ambiguous name is gone
 
 
 def test_gray_baseline_of_gray_image_has_zero_error():
@@ -56,7 +78,7 @@ def test_gray_baseline_of_gray_image_has_zero_error():
     m = metrics.ColorizationMetrics(["gray"])
     m.update("gray", gray, metrics.gray_baseline(gray))
     r = m.result()["gray"]
-    assert r["rmse_alphabeta"] == pytest.approx(0.0, abs=1e-6)
+    assert r["alphabeta_mean"] == pytest.approx(0.0, abs=1e-6)
     # (x + x + x) / 3 can differ from x in the last float32 bit: "zero" up to rounding.
     assert r["psnr"] > 120
     _, f = m.curve("gray")
@@ -78,8 +100,8 @@ def test_accumulator_matches_direct_computation_and_curve():
     r = m.result()["model"]
     err = metrics.alphabeta_error(a, b).numpy()
     assert r["images"] == 2 and r["pixels"] == err.size
-    assert r["rmse_alphabeta"] == pytest.approx(err.mean(), rel=1e-5)
-    assert r["pixel_rms_alphabeta"] == pytest.approx(np.sqrt((err ** 2).mean()), rel=1e-5)
+    assert r["alphabeta_mean"] == pytest.approx(err.mean(), rel=1e-5)
+    assert r["alphabeta_rms"] == pytest.approx(np.sqrt((err ** 2).mean()), rel=1e-5)
     want_psnr = np.mean([peak_signal_noise_ratio(a[i], b[i], data_range=1.0) for i in range(2)])
     assert r["psnr"] == pytest.approx(want_psnr, rel=1e-5)
     # The histogram-based curve equals the exact empirical CDF at the bin edges (up to one pixel

@@ -36,7 +36,7 @@ def test_evaluate_writes_json_and_plot(run_dir, tmp_path):
     res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path / 'colour'}",
                f"--output_dir={tmp_path / 'eval'}", "--max_images=2")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "RMSE(ab)" in res.stdout
+    assert "ab mean" in res.stdout and "ab RMS" in res.stdout
     report = json.load(open(tmp_path / "eval" / "metrics.json"))
     model, gray = report["metrics"]["model"], report["metrics"]["gray"]
     assert model["images"] == gray["images"] == 2
@@ -46,7 +46,8 @@ def test_evaluate_writes_json_and_plot(run_dir, tmp_path):
         rgb = np.asarray(Image.open(p).convert("RGB"), np.float32) / 255
         acc.update("gray", rgb, metrics.gray_baseline(rgb))
     want = acc.result()["gray"]
-    assert gray["rmse_alphabeta"] == pytest.approx(want["rmse_alphabeta"], rel=1e-5)
+    assert gray["alphabeta_mean"] == pytest.approx(want["alphabeta_mean"], rel=1e-5)
+    assert gray["alphabeta_rms"] == pytest.approx(want["alphabeta_rms"], rel=1e-5)
     assert gray["psnr"] == pytest.approx(want["psnr"], rel=1e-5)
     assert 0 < model["auc"] <= 1
     plot = np.asarray(Image.open(tmp_path / "eval" / "cumulative_error.png"))
@@ -59,7 +60,7 @@ def test_grey_images_give_a_zero_error_baseline(run_dir, tmp_path):
                f"--output_dir={tmp_path / 'eval'}")
     assert res.returncode == 0, res.stderr[-2000:]
     gray = json.load(open(tmp_path / "eval" / "metrics.json"))["metrics"]["gray"]
-    assert gray["rmse_alphabeta"] == pytest.approx(0.0, abs=1e-6)
+    assert gray["alphabeta_mean"] == pytest.approx(0.0, abs=1e-6)
     assert gray["auc"] == pytest.approx(1.0, abs=1e-3)
 
 
