@@ -48,6 +48,7 @@ import argparse
 import csv
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import io
 import json
@@ -108,7 +109,6 @@ SOURCES = [
     Source("lxqt-themes", ("usr/share/lxqt/wallpapers/*",)),
     Source("palapeli-data", ("usr/share/palapeli/collection/*", "usr/share/palapeli/backgrounds/*")),
     Source("jigzo-data", ("usr/share/games/jigzo/image/*",)),
-    Source("hugin-data", ("usr/share/hugin/xrc/data/*",)),
     # horizon panoramas, several slices per site: one group per landscape
     Source("stellarium-data", ("usr/share/stellarium/landscapes/*/*",),
            group_by=r"landscapes/([^/]+)/"),
@@ -133,10 +133,6 @@ SOURCES = [
                             _GC.format("explore_world_music") + "*/*",
                             _GC.format("lang") + "*/*"),
            group_by=r"monuments/.*/([a-z_]+?)\d*\.\w+$"),
-    Source("pysiogame", ("usr/share/games/pysiogame/res/images/*",
-                         "usr/share/games/pysiogame/res/images/memory/*",
-                         "usr/share/games/pysiogame/res/images/fc/*")),
-    Source("brainparty-data", ("usr/share/games/brainparty/*",)),
 ]
 
 # Labelled set: class -> folders of real photos (tuxpaint stamps are cut-outs, laid on grey).
@@ -174,13 +170,26 @@ LABEL_SOURCES = [Source(pkg, (pattern,), label=cls,
                         group_by=r"monuments/.*?([a-z_]+?)\d*\.\w+$" if cls == "monuments" else "")
                  for cls, folders in _CLASS_FOLDERS.items() for pkg, pattern in folders]
 
-# Dropped by name after looking at the contact sheets: artwork, renders and scans that pass the
-# statistics. fnmatch patterns on "package:path".
+# Decided by looking at the contact sheets (--contact-sheets), fnmatch patterns on
+# "package:path". DROP: renders, artwork and screenshots that pass the statistics. KEEP:
+# photographs that the flat / palette tests reject (studio shots on white, clipped skies).
 CURATED_DROP = ()
+CURATED_KEEP = ()
 
 
 # ----------------------------------------------------------------------------------------------
 # Packages: download, unpack, copyright.
+
+
+@functools.lru_cache(maxsize=None)
+def _glob_regex(pattern):
+    return re.compile("".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c)
+                              for c in pattern))
+
+
+def path_match(path, pattern):
+    """Shell-style match in which ``*`` and ``?`` never cross a ``/`` (unlike fnmatch)."""
+    return _glob_regex(pattern).fullmatch(path) is not None
 
 
 def deb_file(debs_dir, package):
@@ -235,7 +244,7 @@ def unpack(deb, patterns, dest):
     with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
         for member in tar:
             name = member.name[2:] if member.name.startswith("./") else member.name
-            if member.isfile() and any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            if member.isfile() and any(path_match(name, p) for p in patterns):
                 target = os.path.join(dest, name)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with tar.extractfile(member) as src, open(target, "wb") as dst:
@@ -374,18 +383,18 @@ def collect(sources, root, rcc_cache):
             if "!" in pattern:
                 bundle_pat, member_pat = pattern.split("!", 1)
                 hits = []
-                for bundle in (f for f in files if fnmatch.fnmatchcase(f, bundle_pat)):
+                for bundle in (f for f in files if path_match(f, bundle_pat)):
                     members = unpack_rcc(os.path.join(pkg_root, bundle),
                                          os.path.join(rcc_cache, s.package, bundle))
                     hits += [(f"{bundle}!{m}", members[m]) for m in sorted(members)
-                             if fnmatch.fnmatchcase(m, member_pat)]
+                             if path_match(m, member_pat)]
             else:
                 hits = [(f, os.path.join(pkg_root, f)) for f in files
-                        if fnmatch.fnmatchcase(f, pattern)]
+                        if path_match(f, pattern)]
             for path, local in hits:
                 key = (s.package, path)
                 if (not path.lower().endswith(IMAGE_EXTS) or key in seen
-                        or any(fnmatch.fnmatchcase(path, e) for e in s.exclude)):
+                        or any(path_match(path, e) for e in s.exclude)):
                     continue
                 seen.add(key)
                 m = re.search(s.group_by, path) if s.group_by else None
@@ -476,13 +485,22 @@ class FilterConfig:
     label_min_side: int = 80
     max_transparent: float = 0.02
     min_colourfulness: float = 8.0
-    min_colours: int = 1200
+    min_colours: int = 64
     max_flat: float = 0.25
-    max_top8: float = 0.35
+    max_top8: float = 0.75
+
+
+def _curated(rec, patterns):
+    return any(fnmatch.fnmatchcase(f"{rec['package']}:{rec['path']}", p) for p in patterns)
 
 
 def reject_reasons(rec, cfg):
-    """Why a measured candidate is not a usable photograph (empty list: keep it)."""
+    """Why a measured candidate is not a usable photograph (empty list: keep it).
+
+    Labelled candidates come from folders of photographs (cartoon sub-folders are not listed)
+    and are often cut-outs on a white or transparent background, so only the size, emptiness,
+    grey and posterisation tests apply to them.
+    """
     out = []
     label = bool(rec["label"])
     if min(rec["width"], rec["height"]) < (cfg.label_min_side if label else cfg.min_side):
@@ -491,43 +509,53 @@ def reject_reasons(rec, cfg):
         out.append("alpha")
     if rec["colourfulness"] < cfg.min_colourfulness:
         out.append("grey")
-    # cut-outs on a plain background: judge the colours of the object only
-    scale = 1.0 - rec["transparent"] if label else 1.0
-    if rec["colours"] < cfg.min_colours * (scale if label else 1.0):
+    if rec["colours"] < cfg.min_colours:
         out.append("few_colours")
-    if rec["flat"] - (rec["transparent"] if label else 0.0) > cfg.max_flat:
-        out.append("flat")
-    if rec["top8"] - (rec["transparent"] if label else 0.0) > cfg.max_top8:
-        out.append("palette")
-    if any(fnmatch.fnmatchcase(f"{rec['package']}:{rec['path']}", p) for p in CURATED_DROP):
+    if not label and not _curated(rec, CURATED_KEEP):
+        if rec["flat"] > cfg.max_flat:
+            out.append("flat")
+        if rec["top8"] > cfg.max_top8:
+            out.append("palette")
+    if _curated(rec, CURATED_DROP):
         out.append("curated")
     return out
 
 
 def analyse(job):
-    """Worker: hash, measure and normalise one candidate (writes the PNG to ``staging``)."""
+    """Worker: hash, measure and normalise one candidate (cached by sha256 in ``staging``)."""
     rec, staging, max_side = job
     rec = dict(rec)
     try:
         with open(rec["file"], "rb") as f:
             rec["sha256"] = hashlib.sha256(f.read()).hexdigest()
-        im, (w, h), transparent = load_image(rec["file"], 2 * max_side, bool(rec["label"]))
-    except Exception as e:  # pylint: disable=broad-except
+    except OSError as e:
         rec.update(error=f"{type(e).__name__}: {e}", width=0, height=0)
         return rec
-    rec.update(width=w, height=h, transparent=round(transparent, 4))
+    key = os.path.join(staging, rec["sha256"][:16] + ("-label" if rec["label"] else ""))
+    rec["staged"] = key + ".png"
+    if os.path.exists(key + ".json") and os.path.exists(rec["staged"]):
+        with open(key + ".json") as f:
+            rec.update(json.load(f))
+        return rec
+    try:
+        im, (w, h), transparent = load_image(rec["file"], 2 * max_side, bool(rec["label"]))
+    except Exception as e:  # pylint: disable=broad-except  # any decoder error: skip, reported
+        rec.update(error=f"{type(e).__name__}: {e}", width=0, height=0)
+        return rec
     arr = thumbnail(im)
-    rec.update(measure(arr))
-    rec["dhash"] = dhash(arr).tolist()
+    stats = dict(width=w, height=h, transparent=round(transparent, 4), **measure(arr),
+                 dhash=dhash(arr).tolist())
     s = max_side / min(im.size)
     if s < 1:
         im = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))),
                        Image.LANCZOS)
-    rec["staged"] = os.path.join(staging, rec["sha256"][:16] + ".png")
-    if not os.path.exists(rec["staged"]):
-        tmp = rec["staged"] + f".{os.getpid()}.tmp"
-        im.save(tmp, format="PNG", compress_level=1)
-        os.replace(tmp, rec["staged"])
+    tmp = f"{key}.{os.getpid()}.tmp"
+    im.save(tmp, format="PNG", compress_level=1)
+    os.replace(tmp, rec["staged"])
+    with open(tmp, "w") as f:
+        json.dump(stats, f)
+    os.replace(tmp, key + ".json")
+    rec.update(stats)
     return rec
 
 
