@@ -62,6 +62,46 @@ def test_mean_average_precision_skips_classes_without_positives():
     assert np.isnan(per_class[2])
 
 
+def test_constant_predictor_scores_the_class_prior_not_the_list_order():
+    # The paper perturbs scores before AP because a trivial solution otherwise reaches ~53% mAP.
+    # A constant score on a set listed positives-first: input-order tie-breaking gives AP 1;
+    # the default (seeded random order of ties = an infinitesimal perturbation) gives about the
+    # class prior, the AP of a ranking that carries no information.
+    n, prior = 4000, 0.25
+    labels = np.zeros(n, np.int64)
+    labels[:int(prior * n)] = 1
+    constant = np.zeros(n)
+    assert tasks.average_precision(constant, labels, "area", ties="stable") == pytest.approx(1.0)
+    for seed in range(3):
+        area = tasks.average_precision(constant, labels, "area", seed=seed)
+        eleven = tasks.average_precision(constant, labels, "11point", seed=seed)
+        assert abs(area - prior) < 0.03
+        # 11-point: the t = 0 point takes the best precision anywhere (the first few ranks).
+        assert abs(eleven - prior) < 0.05
+    assert tasks.average_precision(constant, labels, seed=5) == tasks.average_precision(
+            constant, labels, seed=5)
+    # Twenty VOC-like classes (priors 2-30%), images listed by number of positives: the
+    # constant predictor's mAP stays near the mean prior, nowhere near 53%.
+    rng = np.random.default_rng(0)
+    priors = rng.uniform(0.02, 0.3, 20)
+    multi = (rng.uniform(size=(n, 20)) < priors).astype(np.int64)
+    multi = multi[np.argsort(-multi.sum(axis=1), kind="stable")]
+    m, _ = tasks.mean_average_precision(np.zeros((n, 20)), multi)
+    assert abs(m - priors.mean()) < 0.05 and m < 0.3
+    with pytest.raises(ValueError, match="ties"):
+        tasks.average_precision(constant, labels, ties="random")
+
+
+def test_tie_breaking_never_reorders_distinct_scores():
+    # Scores 1e-12 apart are not ties: the perturbed AP equals the hand example's exactly.
+    scores = 0.5 + 1e-12 * np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    labels = np.array([1, 0, 1, 0, 1])
+    for method in ("area", "11point"):
+        stable = tasks.average_precision(scores, labels, method, ties="stable")
+        for seed in range(5):
+            assert tasks.average_precision(scores, labels, method, seed=seed) == stable
+
+
 # -- mean IU ----------------------------------------------------------------------------------
 
 def test_confusion_and_mean_iu_with_ignore_label():

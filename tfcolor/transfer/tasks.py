@@ -43,6 +43,8 @@ from tfcolor import layers as tfcolor_layers
 TASKS = ("classification", "multilabel", "segmentation")
 IGNORE_LABEL = 255
 AP_METHODS = ("11point", "area")
+#: How tied scores are ordered before AP: "perturb" (default) or "stable" (input order).
+AP_TIES = ("perturb", "stable")
 POOLS = ("avg", "max")
 PRIMARY_METRIC = {"classification": "top1", "multilabel": "mAP", "segmentation": "mean_iu"}
 
@@ -88,10 +90,20 @@ def top_k_accuracy(scores, labels, k=1):
     return float(np.mean(rank < int(k)))
 
 
-def average_precision(scores, labels, method="11point"):
+def average_precision(scores, labels, method="11point", ties="perturb", seed=0):
     """Average precision of one class, as the PASCAL VOC devkit computes it.
 
     Examples are sorted by decreasing score; precision and recall are computed at every rank.
+
+    Tied scores (CVPR 2017, Table 3.1 caption: the author "perturbs the detection scores before
+    computing mAP, since otherwise even a trivial solution can incorrectly get around 53%"): with
+    ``ties="perturb"`` (the default) examples with equal scores are put in a seeded random order,
+    which is adding an infinitesimal random perturbation to the scores (the order of unequal
+    scores never changes, whatever their gap). A constant predictor then scores about the class
+    prior instead of whatever the order of the evaluation set gives it. ``ties="stable"`` keeps
+    tied examples in input order (what a plain stable sort does; a constant predictor on a set
+    listed positives-first gets AP 1). The perturbation's kind and size are not given in the
+    paper; this is the limit of a small one.
 
     * ``"11point"`` (VOC 2007 devkit, the default and what VOC 2007 classification results are
       reported with): mean over t in {0, 0.1, ..., 1} of the maximum precision at recall >= t
@@ -103,12 +115,16 @@ def average_precision(scores, labels, method="11point"):
         scores: (N,) scores.
         labels: (N,) 1 positive, 0 negative, -1 or ``IGNORE_LABEL`` ignored ("difficult").
         method: ``"11point"`` or ``"area"``.
+        ties: ``"perturb"`` or ``"stable"`` (see above).
+        seed: seed of the random order of tied scores.
 
     Returns:
         AP as float, or NaN when there is no positive example.
     """
     if method not in AP_METHODS:
         raise ValueError(f"method must be one of {AP_METHODS}; got {method!r}.")
+    if ties not in AP_TIES:
+        raise ValueError(f"ties must be one of {AP_TIES}; got {ties!r}.")
     scores = np.asarray(scores, np.float64).reshape(-1)
     labels = np.asarray(labels).reshape(-1)
     if scores.shape != labels.shape:
@@ -123,7 +139,11 @@ def average_precision(scores, labels, method="11point"):
     positives = int(labels.sum())
     if positives == 0:
         return float("nan")
-    order = np.argsort(-scores, kind="stable")
+    if ties == "perturb":
+        tie_break = np.random.default_rng(seed).permutation(scores.size)
+        order = np.lexsort((tie_break, -scores))  # by score, then a random rank among ties
+    else:
+        order = np.argsort(-scores, kind="stable")
     hits = labels[order].astype(np.float64)
     tp = np.cumsum(hits)
     fp = np.cumsum(1.0 - hits)
@@ -143,13 +163,14 @@ def average_precision(scores, labels, method="11point"):
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
 
-def mean_average_precision(scores, labels, method="11point"):
+def mean_average_precision(scores, labels, method="11point", ties="perturb", seed=0):
     """Mean over classes of :func:`average_precision`; classes without positives are skipped.
 
     Args:
         scores: (N, C).
         labels: (N, C) with 1 / 0 / -1 or 255 (ignored).
-        method: see :func:`average_precision`.
+        method, ties: see :func:`average_precision`.
+        seed: class ``c`` breaks ties with seed ``seed + c``.
 
     Returns:
         ``(mAP, per_class)`` with ``per_class`` a length-C array (NaN for skipped classes).
@@ -159,7 +180,8 @@ def mean_average_precision(scores, labels, method="11point"):
     if scores.ndim != 2 or scores.shape != labels.shape:
         raise ValueError(f"scores and labels must both be (N, C); got {scores.shape} and "
                          f"{labels.shape}.")
-    per_class = np.array([average_precision(scores[:, c], labels[:, c], method)
+    per_class = np.array([average_precision(scores[:, c], labels[:, c], method, ties=ties,
+                                            seed=seed + c)
                           for c in range(scores.shape[1])])
     valid = per_class[~np.isnan(per_class)]
     return (float(valid.mean()) if valid.size else float("nan")), per_class
