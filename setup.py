@@ -34,21 +34,25 @@ setup(
     include_package_data=True,
     package_data={"tfcolor.data": ["photos/*.jpg", "photos/*.png", "photos/*.txt", "photos/*.csv"]},
     install_requires=TENSORFLOW + [
-        "keras>=3.15,<3.16",
-        "absl-py>=2.1",
-        "tensorboard>=2.21,<2.22",
-        "numpy>=1.26,<3",
-        "Pillow>=10",  # writing PNG grids and colorized images from the programs
+        "keras>=3.15,<3.16",          # trained against this Keras; saved-model formats move
+        "absl-py>=2.1,<3",            # absl.flags / absl.app / absl.logging in the programs
+        "tensorboard>=2.21,<2.22",    # `tensorboard --logdir`: the release matching TensorFlow
+        "numpy>=1.26,<3",             # TensorFlow 2.21's own range
+        "h5py>=3.11,<4",              # tfcolor.surgery reads Keras HDF5 / .weights.h5 files
+        "Pillow>=10,<14",             # writing PNG grids and colorized images from the programs
     ],
     extras_require={
         "test": [
-            "pytest>=8",
-            "pytest-timeout>=2.3",
-            "scikit-image>=0.24",
-            "opencv-python-headless>=4.9",
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            # The colour tests compare against scikit-image at 1e-9: a new minor release is
+            # checked before it is allowed in.
+            "scikit-image>=0.24,<0.27",
+            "opencv-python-headless>=4.9,<6",
+            "packaging>=22",          # tests/test_packaging.py: version ranges and markers
         ],
-        "tfds": ["tensorflow-datasets>=4.9"],
-        "bench": ["torch==2.13.0", "scikit-image>=0.24", "opencv-python-headless>=4.9"],
+        "tfds": ["tensorflow-datasets>=4.9,<5"],
+        "bench": ["torch==2.13.0", "scikit-image>=0.24,<0.27", "opencv-python-headless>=4.9,<6"],
     },
     entry_points={
         "console_scripts": [f"tfcolor-{b}=binaries.{b}:run" for b in BINARIES],
