@@ -79,3 +79,45 @@ def test_bad_flag_value_is_a_clear_error(tmp_path):
                           timeout=120)
     assert proc.returncode == 2
     assert "val_fraction must be in [0, 1)" in proc.stderr
+
+
+def test_bad_data_specs_are_one_line_errors_naming_the_flag(tmp_path):
+    """A missing path, an empty folder, a class folder of bad files, mismatched counts and a
+    set whose images all fail to decode: exit status 2, one line naming the flag, no
+    traceback (the programs run in parallel)."""
+    from PIL import Image
+    npz = str(tmp_path / "stripes.npz")
+    _stripes(npz)
+    (tmp_path / "empty").mkdir()
+    for name in ("cats", "dogs"):
+        (tmp_path / "tree" / name).mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "tree" / "cats" / "0.png")
+    (tmp_path / "tree" / "dogs" / "0.jpg").write_text("not an image")
+    np.savez(tmp_path / "mismatch.npz", x=np.zeros((3, 8, 8), np.uint8), y=[0, 1])
+    for name in ("a", "b"):
+        (tmp_path / "cut" / name).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "cut" / name / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    cases = {
+        "missing": ([f"--data={tmp_path / 'nowhere'}"], "--data=.*no such file or folder"),
+        "empty": ([f"--data={tmp_path / 'empty'}"], "--data=.*has no class sub-folders"),
+        "bad class": ([f"--data={tmp_path / 'tree'}"],
+                      "--data=.*class folder .*dogs' holds no usable image"),
+        "mismatch": ([f"--data={npz}:train", f"--test_data={tmp_path / 'mismatch.npz'}"],
+                     "--test_data=.*'x' has 3 images but 'y' has 2 labels"),
+        "undecodable": ([f"--data={tmp_path / 'cut'}", "--crop_size=8", "--max_steps=2"],
+                        "--data/--test_data: none of the 4 labelled image files could be "
+                        "decoded"),
+    }
+    procs = {name: subprocess.Popen(
+        [SHIM, *args, "--arch=vgg_tiny", f"--output_dir={tmp_path / 'out' / name}"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, (args, _) in cases.items()}
+    import re
+    for name, proc in procs.items():
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 2, (name, stderr[-2000:])
+        errors = [line for line in stderr.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and re.search(cases[name][1], errors[0]), (name, stderr[-2000:])
+        assert "Traceback" not in stderr, (name, stderr[-2000:])
+        assert not os.path.exists(tmp_path / "out" / name / "results.json")

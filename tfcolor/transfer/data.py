@@ -439,22 +439,25 @@ def _decoded_files(paths, skip_counter=None):
                        cycle_length=tf.data.AUTOTUNE, block_length=1,
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
+    def report(e):
+        ok = tf.equal(e["reason"], decode.OK)
+        recorded = tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
+            counter._graph_record, [e["name"], e["reason"]], tf.bool))
+        return dict(e, ok=tf.logical_or(ok, recorded))  # recorded is False: keeps ok's value
+
     def guard(bad_so_far, e):
-        bad = tf.not_equal(e["reason"], decode.OK)
-        total = bad_so_far + tf.cast(bad, tf.int64)
+        total = bad_so_far + tf.cast(tf.logical_not(e["ok"]), tf.int64)
         check = tf.debugging.Assert(
             tf.less(total, count),
-            [f"none of the {count} labelled image files could be decoded, e.g. {paths[0]!r}; "
+            [f"none of the {count} labelled image files could be decoded, e.g. {paths[0]}; "
              f"see the logged skips"])
         with tf.control_dependencies([check]):
             return tf.identity(total), e
 
-    ds = ds.scan(tf.constant(0, tf.int64), guard)
+    ds = ds.map(report).scan(tf.constant(0, tf.int64), guard)
 
     def keep(e):
-        ok = tf.equal(e["reason"], decode.OK)
-        return tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
-            counter._graph_record, [e["name"], e["reason"]], tf.bool))
+        return e["ok"]
 
     return ds.filter(keep).map(lambda e: {"image": e["image"], "index": e["index"],
                                           "name": e["name"]})
