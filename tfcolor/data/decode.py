@@ -7,10 +7,15 @@ rejected without raising (reason ``empty``, ``unknown_format``, ``unsupported``,
 ``too_large``); a file whose header looks right but whose data is broken (a truncated JPEG, a
 corrupt PNG) makes the decoder op raise. :func:`safe_decode_dataset` runs the whole decode of one
 file inside its own tiny ``tf.data`` pipeline with ``ignore_errors``, so that such an error
-becomes the reason ``corrupt`` (with the file name) instead of killing the input pipeline. The
-pipelines then drop invalid images and report them to a :class:`SkipCounter`.
+becomes the reason ``corrupt`` (with the file name) instead of killing the input pipeline, or
+``not_a_file`` when the path itself cannot be read. The pipelines then drop invalid images and
+report them to a :class:`SkipCounter`. Two more reasons come from TFRecord sources
+(:class:`tfcolor.data.TFRecordSource`): ``bad_record`` (a record that is not a
+``tf.train.Example``) and ``corrupt_file`` (a truncated file or a bad CRC: the rest of that file).
 
-How each kind of input is handled (tested in ``tests/data/test_decode.py``):
+How each kind of input is handled (tested in ``tests/data/test_decode.py`` and, for the shared
+hostile-input matrix ``tests/hostile_inputs.py`` through the pipelines, in
+``tests/data/test_hostile.py``):
 
 =================== ==========================================================================
 input               result
@@ -27,16 +32,23 @@ RGBA / LA / alpha   composited over a uniform grey ``alpha_background`` (default
                     same neutral grey as the shared photo corpus), so transparent regions are
                     achromatic instead of showing the arbitrary colours hidden under alpha 0;
                     ``alpha_background=None`` drops the alpha channel instead
-GIF                 first frame
+GIF                 first frame (animations: only the first frame is allocated as RGB; giflib
+                    still reads every frame's palette indices)
 BMP 24 / 32 bit     decoded; the 4th channel of 32-bit BMPs is ignored (usually padding)
 BMP <= 8 bit        ``unsupported`` (TensorFlow's BMP decoder ignores the palette and would
                     return palette indices as grey values)
-WebP                decoded (``tf.io.decode_image`` supports WebP since TF 2.16)
+WebP                decoded (``tf.io.decode_image`` supports WebP since TF 2.16; first frame)
+1 x 1, 7 x 5, ...   decoded (the pipelines scale small images up)
 empty file          ``empty``
-not an image        ``unknown_format`` (e.g. a text file named ``.jpg``)
+not an image        ``unknown_format`` (e.g. a text or HTML file named ``.jpg``)
 truncated / corrupt ``corrupt`` (only via :func:`safe_decode_dataset`)
-> ``max_pixels``    ``too_large`` (checked from the header of PNG, GIF, BMP and JPEG before
-                    decoding; WebP is not checked)
+unreadable path     ``not_a_file``: a dangling link, a directory, a vanished file, no
+                    permission (only via :func:`safe_decode_dataset` with ``read_file``)
+> ``max_pixels``    ``too_large``, checked from the header of PNG, GIF, BMP, WebP (VP8, VP8L,
+                    VP8X) and JPEG before anything is decoded, so a decompression bomb (a
+                    100 KB PNG declaring 30000 x 30000) costs no memory. Default
+                    :data:`DEFAULT_MAX_PIXELS` = 100,000,000 (the ``max_pixels`` field of
+                    ``PretrainDataConfig`` / ``EvalDataConfig``; ``None`` disables it)
 =================== ==========================================================================
 
 Images smaller than the training crop are not rejected: the pipelines scale the short side up.

@@ -101,7 +101,9 @@ class PretrainDataConfig:
         jpeg_dct_downscale: decode huge JPEGs at 1/2, 1/4 or 1/8 size when their short side
             stays >= ``max_short_side``.
         alpha_background: grey that transparent pixels are composited over (None: drop alpha).
-        max_pixels: skip images with more pixels (decompression bombs); None: no limit.
+        max_pixels: skip images with more pixels as ``too_large``, judged from the file header
+            before decoding (decompression bombs); default
+            ``tfcolor.data.decode.DEFAULT_MAX_PIXELS`` = 100,000,000; None: no limit.
         exif_orientation: turn JPEGs upright by their EXIF orientation tag.
         include_names: add the file names (``"name"``) to the batches.
         include_index: add ``"index"`` (B,) int64 to the batches: each element's position in

@@ -542,7 +542,8 @@ def _resize_short(image, short, method="bilinear"):
     size = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
     size = tf.maximum(size, short)
     out = tf.image.resize(image, size, method=method, antialias=method == "bilinear")
-    return tf.cast(out, image.dtype) if method == "nearest" else out
+    # float rounding of the resampling may step just outside [0, 1]
+    return tf.cast(out, image.dtype) if method == "nearest" else tf.clip_by_value(out, 0.0, 1.0)
 
 
 def sample_valid_centers(mask, num_points, seed):
