@@ -35,7 +35,65 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_float("t_max", 1.0, "Largest threshold of the cumulative error curve "
                        "(alpha-beta units).", flag_values=fv)
     flags.DEFINE_boolean("recursive", False, "Descend into folders.", flag_values=fv)
+    flags.DEFINE_string("prior_source", "config", "Training images of the marginal-prior "
+                        "baseline (the training set's mean target histogram, decoded like the "
+                        "model): 'config' = the data source of the run's config.json "
+                        "(--model_dir) or of the training config stored in the SavedModel "
+                        "(skipped with a warning when there is none or it cannot be read); a "
+                        "folder, glob or 'embedded'; 'none' = no prior.", flag_values=fv)
+    flags.DEFINE_integer("prior_max_images", 1000, "The prior averages the training targets of "
+                         "at most this many images (the first ones of the source).",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("bootstrap_resamples", 10000, "Resamples of the bootstrap CI of the "
+                         "per-image paired differences.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap.", flag_values=fv)
     return fv
+
+
+def _run_config(f):
+    """The training config dict of --model_dir / --saved_model, or None."""
+    import json  # pylint: disable=import-outside-toplevel
+    import os  # pylint: disable=import-outside-toplevel
+    from tfcolor import export  # pylint: disable=import-outside-toplevel
+    try:
+        if f.saved_model:
+            return export.read_metadata(f.saved_model).get("config")
+        with open(os.path.join(f.model_dir, "config.json")) as fh:
+            return json.load(fh)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def marginal_prior_from_flags(f, source):
+    """``(MarginalPrior or None, description)`` per --prior_source (see its help)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from absl import logging  # pylint: disable=import-outside-toplevel
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    from tfcolor import prior as prior_lib  # pylint: disable=import-outside-toplevel
+    if f.prior_source == "none":
+        return None, "none (--prior_source=none)"
+    run_config = _run_config(f)
+    from_config = f.prior_source == "config"
+    try:
+        if run_config is not None:
+            data, data_config = prior_lib.data_config_from_run_config(run_config)
+        elif from_config:
+            raise ValueError("the model has no training config to take the training data from "
+                             "(give --prior_source=DIR)")
+        else:
+            data, data_config = None, data_lib.PretrainDataConfig(target_kind=source.kind)
+        data = data if from_config else f.prior_source
+        prior = prior_lib.marginal_prior(data, data_config, max_images=f.prior_max_images)
+        if prior.kind != source.kind:
+            raise ValueError(f"the prior's kind {prior.kind!r} differs from the model's "
+                             f"{source.kind!r}")
+    except (ValueError, OSError, config_lib.ConfigError, tf.errors.OpError) as e:
+        if not from_config:
+            common.die(f"--prior_source={f.prior_source}: {e}")
+        logging.warning("no marginal-prior baseline: %s", e)
+        return None, f"skipped: {e}"
+    return prior, f"{prior.origin} ({prior.images} images, {prior.points} points)"
 
 
 def main(argv):
@@ -58,23 +116,34 @@ def main(argv):
         if i % 10 == 0 or i == n:
             print(f"[{i}/{n}] {path}", flush=True)
 
+    from tfcolor import evaluation  # pylint: disable=import-outside-toplevel
+    prior, prior_desc = marginal_prior_from_flags(FLAGS, source)
     try:
-        acc, skipped = metrics.evaluate(source, inputs, options, t_max=FLAGS.t_max,
-                                        max_images=FLAGS.max_images or None,
-                                        recursive=FLAGS.recursive, progress=progress)
+        evaluated = evaluation.evaluate_with_baselines(
+                source, inputs, options, prior=prior, t_max=FLAGS.t_max,
+                max_images=FLAGS.max_images or None, recursive=FLAGS.recursive,
+                progress=progress, n_resamples=FLAGS.bootstrap_resamples,
+                seed=FLAGS.bootstrap_seed)
     except ValueError as e:
         common.die(str(e))
+    acc, skipped = evaluated.metrics, evaluated.skipped
     settings = {"data": inputs, "mode": FLAGS.mode, "fading": FLAGS.fading,
                 "lightness": FLAGS.lightness, "max_side": FLAGS.max_side,
                 "grid_factor": source.grid_factor, "kind": source.kind,
                 "model": FLAGS.saved_model or FLAGS.model_dir,
-                "skipped": [p for p, _ in skipped]}
-    json_path, png_path = metrics.write_report(acc, FLAGS.output_dir, {"settings": settings})
+                "skipped": [p for p, _ in skipped], "prior_source": prior_desc}
+    json_path, png_path = metrics.write_report(acc, FLAGS.output_dir,
+                                               {"settings": settings, **evaluated.report()})
     result = acc.result()
     print(f"{'':8} {'images':>7} {'ab mean':>9} {'ab RMS':>9} {'PSNR(dB)':>9} {'AuC':>6}")
     for name, r in result.items():
         print(f"{name:8} {r['images']:7d} {r['alphabeta_mean']:9.4f} "
               f"{r['alphabeta_rms']:9.4f} {r['psnr']:9.2f} {r['auc']:6.3f}")
+    for pair, by_metric in evaluated.paired.items():
+        for metric, st in by_metric.items():
+            print(f"{pair:12} {metric:15} mean diff {st['mean_difference']:+9.4f} "
+                  f"95% CI [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}] "
+                  f"improved {st['fraction_improved']:6.1%} of {st['n']} images")
     print(f"wrote {json_path} and {png_path}; skipped {len(skipped)} unreadable file(s)",
           flush=True)
     return 0

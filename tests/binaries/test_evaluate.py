@@ -71,3 +71,54 @@ def test_evaluate_usage_errors(run_dir, tmp_path):
     assert res.returncode == 2 and "neither a file" in res.stderr
     res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path}", "--t_max=0")
     assert res.returncode == 2 and "--t_max" in res.stderr
+
+
+def test_evaluate_reports_the_marginal_prior_and_paired_statistics(run_dir, tmp_path):
+    # The prior comes from --prior_source (here a folder of two solid-red images): a constant red
+    # prediction, so on red-ish photos it must beat grey on every image.
+    red = np.zeros((48, 48, 3), np.uint8)
+    red[..., 0] = 200
+    os.makedirs(tmp_path / "train")
+    for i in range(2):
+        Image.fromarray(red).save(tmp_path / "train" / f"r{i}.png")
+    reddish = np.zeros((24, 30, 3), np.uint8)
+    reddish[..., 0], reddish[..., 1:] = 170, 60
+    os.makedirs(tmp_path / "colour")
+    for i in range(3):
+        Image.fromarray(reddish + 10 * i).save(tmp_path / "colour" / f"c{i}.png")
+    res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path / 'colour'}",
+               f"--output_dir={tmp_path / 'eval'}", f"--prior_source={tmp_path / 'train'}",
+               "--bootstrap_resamples=500")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "model-prior" in res.stdout and "95% CI" in res.stdout
+    report = json.load(open(tmp_path / "eval" / "metrics.json"))
+    assert sorted(report["metrics"]) == ["gray", "model", "prior"]
+    assert report["prior"]["images"] == 2 and report["prior"]["kind"] == "hue_chroma"
+    assert report["prior"]["groups"]["hue"][0] == pytest.approx(1.0)   # all red: hue bin 0
+    assert len(report["per_image"]["images"]) == 3
+    prior_vs_gray = (np.array(report["per_image"]["prior"]["alphabeta_mean"])
+                     < np.array(report["per_image"]["gray"]["alphabeta_mean"]))
+    assert prior_vs_gray.all()
+    for pair in ("model-gray", "model-prior"):
+        for metric in ("alphabeta_mean", "alphabeta_rms", "psnr"):
+            st = report["paired"][pair][metric]
+            assert st["n"] == 3 and 0 <= st["fraction_improved"] <= 1
+            assert st["ci_low"] <= st["mean_difference"] <= st["ci_high"]
+    model = np.array(report["per_image"]["model"]["psnr"])
+    gray = np.array(report["per_image"]["gray"]["psnr"])
+    assert report["paired"]["model-gray"]["psnr"]["mean_difference"] == pytest.approx(
+            (model - gray).mean(), abs=1e-9)
+
+
+def test_prior_source_none_and_bad_prior_source(run_dir, tmp_path):
+    paths = tiny_model_dir.write_images(str(tmp_path / "colour"), [(16, 16)], seed=5)
+    res = _run(f"--model_dir={run_dir / 'run'}", f"--data={paths[0]}",
+               f"--output_dir={tmp_path / 'eval'}", "--prior_source=none")
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.load(open(tmp_path / "eval" / "metrics.json"))
+    assert sorted(report["metrics"]) == ["gray", "model"] and report["prior"] is None
+    assert list(report["paired"]) == ["model-gray"]
+    res = _run(f"--model_dir={run_dir / 'run'}", f"--data={paths[0]}",
+               f"--output_dir={tmp_path / 'eval2'}", f"--prior_source={tmp_path}/missing")
+    assert res.returncode == 2 and "--prior_source" in res.stderr
+    assert not os.path.exists(tmp_path / "eval2" / "metrics.json")
