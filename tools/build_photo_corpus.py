@@ -880,7 +880,7 @@ def build(a, sources=None, label_sources=None, log=print):
             if not rows:
                 continue
             crops = np.concatenate([random_crops(r["staged"], k, size,
-                                                 unit_hash(a.seed, r["id"] + split) * 2 ** 32 // 1,
+                                                 int(unit_hash(a.seed, r["id"] + split) * 2 ** 32),
                                                  centre) for r in rows])
             if split == "train":
                 crops = crops[np.random.default_rng(a.seed).permutation(len(crops))]
