@@ -507,6 +507,8 @@ def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(tmp_path):
     meta_cut, w_cut = _result(cut_out)
     assert meta_cut["history"] == list(range(7, 13))  # resumed after step 6
     assert meta_cut["losses"] == meta_full["losses"]
+    # Bit-identical on purpose: both runs are on this machine in --deterministic mode, so any
+    # difference is resume state that was lost (not BLAS / CPU rounding).
     for a, b in zip(w_full, w_cut):
         np.testing.assert_array_equal(a, b)
 
@@ -548,6 +550,7 @@ def test_two_workers_multi_worker_mirrored_end_with_identical_weights(tmp_path):
     meta1, w1 = _result(str(tmp_path / "w1.npz"))
     assert meta0["step"] == meta1["step"] == 6
     assert meta0["losses"] == meta1["losses"]
+    # Bit-identical on purpose: synchronous workers apply the same all-reduced update.
     for a, b in zip(w0, w1):
         np.testing.assert_array_equal(a, b)
     # Only the chief's checkpoints remain; the other worker's temporary copies are removed.
