@@ -16,8 +16,11 @@ Examples::
 
 Data (``--data``/``--test_data``): ``FILE.npz[:split]``, a class-per-folder directory,
 ``voc:ROOT[:split]`` (segmentation) or ``tfds:NAME[:split]`` (needs tensorflow-datasets).
-Initialisation (``--init``): ``random``, ``imagenet`` (with ``--imagenet_weights``), a
-colorization ``model_dir`` or export, or a baseline ``model_dir`` (``tfcolor.baselines``).
+Initialisation (``--init``): ``random``, ``imagenet`` (with ``--imagenet_weights``; re-balanced
+on training images as in the paper unless ``--norebalance_imagenet``), a colorization
+``model_dir`` or export, or a baseline ``model_dir`` (``tfcolor.baselines``). ``--fov``
+(segmentation) adds the paper's +FoV blocks on top of any of them: +FoV is a downstream
+addition; pretraining with ``--fov`` is possible but is not the paper's +FoV.
 
 Writes ``OUTPUT_DIR/results.json`` (every run: validation history, LR drops, stop step, test
 metrics; mean and sample std over seeds) and prints a one-line summary.
@@ -65,6 +68,12 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("from_layer", None, "Freeze every trunk layer below this one; 'head' "
                         "freezes the whole trunk.", flag_values=fv)
     flags.DEFINE_bool("rebalance_random", True, "Re-balance a random init on training images.",
+                      flag_values=fv)
+    flags.DEFINE_bool("rebalance_imagenet", True, "Re-balance --init=imagenet on training images "
+                      "(unit second moment per layer, as the paper does for ImageNet VGG-16).",
+                      flag_values=fv)
+    flags.DEFINE_bool("fov", False, "Segmentation: add the paper's two fresh +FoV blocks (2x2 "
+                      "max-pool, 3x3 conv 1024, ReLU) on top of the trunk, for any --init.",
                       flag_values=fv)
     flags.DEFINE_integer("batch_size", 32, "Batch size.", flag_values=fv)
     flags.DEFINE_integer("crop_size", None, "Training crop (default: whole images).",
@@ -121,7 +130,7 @@ def _data(spec, task, num_classes, flag="data"):
 
 
 def _rebalance_sample(train, color, count=32):
-    """A batch of training images (grey or RGB) for re-balancing a random init."""
+    """A batch of training images (grey or RGB) for re-balancing a random / ImageNet init."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
     ds = data.eval_dataset(train.subset(np.arange(min(count, len(train)))),
@@ -207,8 +216,9 @@ def _main():
     config = config_from_flags()
     color = FLAGS.color_input
     kind = init.describe_init(FLAGS.init)
-    sample = (_rebalance_sample(train, color) if kind == "random" and FLAGS.rebalance_random
-              else None)
+    rebalance = ((kind == "random" and FLAGS.rebalance_random)
+                 or (kind == "imagenet" and FLAGS.rebalance_imagenet))
+    sample = _rebalance_sample(train, color) if rebalance else None
     absorb = {"auto": "auto", "true": True, "false": False}[FLAGS.absorb_bn]
     head_taps = FLAGS.head_taps
     if head_taps is not None and train.task != "segmentation":
@@ -217,9 +227,9 @@ def _main():
     def make_model_fn(seed):
         return init.model_fn(FLAGS.init, train.task, train.num_classes, arch=FLAGS.arch,
                              taps=FLAGS.taps, head_taps=head_taps, color_input=color,
-                             absorb_bn=absorb, from_layer=FLAGS.from_layer,
+                             absorb_bn=absorb, from_layer=FLAGS.from_layer, fov=FLAGS.fov,
                              imagenet_weights=FLAGS.imagenet_weights, rebalance_images=sample,
-                             seed=seed, hidden=FLAGS.hidden, dropout=FLAGS.dropout)
+                             rebalance_imagenet=FLAGS.rebalance_imagenet, seed=seed, hidden=FLAGS.hidden, dropout=FLAGS.dropout)
 
     subset_fn = ((lambda d, s: d.per_class(FLAGS.per_class, seed=s)) if FLAGS.per_class
                  else None)

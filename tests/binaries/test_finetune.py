@@ -121,3 +121,19 @@ def test_bad_data_specs_are_one_line_errors_naming_the_flag(tmp_path):
         assert len(errors) == 1 and re.search(cases[name][1], errors[0]), (name, stderr[-2000:])
         assert "Traceback" not in stderr, (name, stderr[-2000:])
         assert not os.path.exists(tmp_path / "out" / name / "results.json")
+
+
+def test_fov_and_imagenet_rebalancing_flags():
+    # +FoV is a downstream flag of finetune (the VOC 2012 segmentation config uses it, as the
+    # paper's segmentation numbers do); --init=imagenet is re-balanced unless told otherwise.
+    program = _program()
+    fv = flags.FlagValues()
+    program.define_flags(fv)
+    voc = os.path.join(ROOT, "configs", "finetune_voc12_segmentation.flags")
+    fv(["finetune", f"--flagfile={voc}"])
+    assert fv.fov and fv.task == "segmentation"
+    assert fv.rebalance_imagenet
+    fv2 = flags.FlagValues()
+    program.define_flags(fv2)
+    fv2(["finetune", "--data=x.npz", "--output_dir=runs/x"])
+    assert not fv2.fov

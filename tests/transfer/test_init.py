@@ -126,3 +126,70 @@ def test_model_fn_segmentation_from_colorization(colorization_dir):
     assert model.tap_strides == {"conv2_2": 2, "conv3_3": 4}
     assert not model.trunk.get_layer("conv2_2").trainable
     assert model.dense_logits(tf.zeros([1, 12, 12, 1])).shape == (1, 12, 12, 4)
+
+
+def test_fov_adds_two_fresh_blocks_on_a_pretrained_trunk(colorization_dir):
+    # +FoV is downstream: on a colorization trunk (pretrained without it) the two blocks are
+    # max-pool 2x2/2 -> conv 3x3 (1024) -> ReLU on the deepest tap, and the pretrained taps are
+    # unchanged.
+    path, _ = colorization_dir
+    plain, _ = init.load_trunk(path)
+    trunk, _ = init.load_trunk(path, fov=True)
+    assert set(trunk.output) == set(plain.output) | {"fov1", "fov2"}
+    strides = init.trunk_tap_strides(trunk, "vgg_tiny")
+    assert strides["conv3_3"] == 4 and strides["fov1"] == 8 and strides["fov2"] == 16
+    x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
+    out, ref = trunk(x, training=False), plain(x, training=False)
+    for name in plain.output:
+        np.testing.assert_allclose(out[name].numpy(), ref[name].numpy(), rtol=1e-5, atol=1e-5)
+    deep = ref["conv3_3"]
+    for name in ("fov1", "fov2"):
+        kernel, bias = trunk.get_layer(name).get_weights()
+        assert kernel.shape == (3, 3, deep.shape[-1], 1024)
+        pooled = tf.nn.max_pool2d(deep, 2, 2, "SAME")
+        deep = tf.nn.relu(tf.nn.conv2d(pooled, kernel, 1, "SAME") + bias)
+        np.testing.assert_allclose(out[name].numpy(), deep.numpy(), rtol=1e-4, atol=1e-5)
+    model = init.model_fn(path, "segmentation", 3, fov=True, hidden=8, seed=0)()
+    assert model.taps[-2:] == ["fov1", "fov2"]
+    assert model.dense_logits(tf.zeros([1, 32, 32, 1])).shape == (1, 32, 32, 3)
+    with pytest.raises(ValueError, match="segmentation"):
+        init.model_fn(path, "classification", 3, fov=True)
+    with pytest.raises(ValueError, match="already has the \\+FoV taps"):
+        init.add_fov_blocks(trunk, "vgg_tiny")
+
+
+@pytest.fixture(scope="module")
+def vgg16_weights_file(tmp_path_factory):
+    """A keras.applications VGG16 (no top) weights file with random weights and biases."""
+    model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if layer.weights:
+            k, b = layer.get_weights()
+            layer.set_weights([k, rng.normal(0, 0.05, b.shape).astype("float32")])
+    path = str(tmp_path_factory.mktemp("vgg16") / "vgg16.weights.h5")
+    model.save_weights(path)
+    return path
+
+
+def test_imagenet_init_is_rebalanced_to_unit_second_moment(vgg16_weights_file):
+    # The paper re-balances an ImageNet VGG-16 used as downstream initialisation.
+    images = np.random.default_rng(2).uniform(0, 1, (4, 32, 32, 3)).astype(np.float32)
+    taps = "conv1_1-conv5_3"
+    trunk, _ = init.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file,
+                               rebalance_images=images)
+    gray = images.mean(axis=-1, keepdims=True)
+    out = trunk(gray, training=False)
+    for name in ("conv1_1", "conv2_2", "conv3_3", "conv4_3", "conv5_3"):
+        assert np.mean(np.square(out[name])) == pytest.approx(1.0, rel=1e-3)
+    raw, _ = init.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file,
+                             rebalance_imagenet=False)
+    raw_out = raw(gray, training=False)
+    assert abs(np.mean(np.square(raw_out["conv5_3"])) - 1.0) > 0.1  # it was not balanced
+    # Re-balancing only rescales each layer: every tap is a positive multiple of the raw one.
+    new, old = out["conv4_3"].numpy(), raw_out["conv4_3"].numpy()
+    scale = np.sum(new * old) / np.sum(old * old)
+    assert scale > 0
+    np.testing.assert_allclose(new, scale * old, rtol=1e-3, atol=1e-3 * np.abs(new).max())
+    with pytest.raises(ValueError, match="re-balanced"):
+        init.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file)

@@ -12,7 +12,8 @@ fine-tuning, from one of these ``init`` values:
 ``"imagenet"``                  VGG-16 with the ImageNet weights of a user-supplied
                                 ``keras.applications.VGG16`` file (``imagenet_weights=``), via
                                 :func:`tfcolor.surgery.load_vgg16_imagenet_weights` (conv1 summed
-                                to grey). The supervised upper bound of the paper's tables.
+                                to grey), then **re-balanced** on ``rebalance_images`` (see
+                                below). The supervised upper bound of the paper's tables.
 a colorization ``model_dir``    (holds ``config.json`` and checkpoints, written by pretraining):
                                 the colorizer is rebuilt and restored with
                                 :func:`tfcolor.export.load_model`; its trunk is taken.
@@ -23,6 +24,27 @@ a baseline ``model_dir``        (holds ``tfcolor_baseline.json``: :mod:`tfcolor.
 =============================== =================================================================
 
 Then, following the paper's protocol:
+
+* **Re-balancing an ImageNet VGG-16** (``rebalance_imagenet=True``, the default): the paper
+  (CVPR 2017, section 3; METHOD_CH4 errata (d)) re-balances a downstream initialisation that
+  was trained without BN and is poorly balanced across layers, "e.g., ImageNet-pretrained
+  VGG-16", "so that each layer's activation has unit variance"; its formula
+  ``m = 1 / sqrt(E[x^2])`` is the unit *second moment*, which is what
+  :func:`tfcolor.surgery.rebalance` does (one scale per layer, estimated on
+  ``rebalance_images``, grey or RGB: the grey trunk sees their desaturation). ``init="imagenet"``
+  without ``rebalance_images`` is refused unless ``rebalance_imagenet=False`` (the un-rebalanced
+  network, not the paper's protocol). Networks trained with BN have their BN absorbed instead.
+* **+FoV** (``fov=True``; segmentation only): the paper's "+FoV" is a *downstream* change (CVPR
+  2017, section 3.3.2; errata (c)): two fresh blocks, 2x2 max-pool stride 2 then a 3x3
+  convolution with 1024 features and a ReLU (Xavier initialisation; the paper gives neither the
+  initialisation nor the activation), on top of the trunk's deepest tap, each enlarging the
+  receptive field; their outputs are the taps ``fov1`` and ``fov2`` and join the segmentation
+  hypercolumn unless ``head_taps`` leaves them out. They are added to *any* initialisation
+  (:func:`add_fov_blocks`): random and ImageNet trunks are built with them, pretrained trunks
+  (colorization, baselines) get them after loading. The paper reports +FoV only for segmentation
+  ("the '+FoV' only affects the segmentation results"), so other tasks refuse it. Pretraining
+  with ``--fov`` is still possible, but that is not the paper's +FoV; a pretrained trunk that
+  already has ``fov1``/``fov2`` keeps its own (logged).
 
 * **BN absorption** (``absorb_bn="auto"``: yes, except ResNet, where the paper keeps BN): the
   BN statistics are folded into the convolutions (:func:`tfcolor.surgery.absorb_batch_norm`) and
@@ -39,6 +61,7 @@ import os
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from tfcolor.transfer import tasks as tasks_lib
 from tfcolor import surgery
@@ -55,7 +78,8 @@ def _is_resnet(arch):
 def trunk_tap_strides(trunk, arch=None, probe_size=128):
     """Ordered {tap: stride} of a trunk's outputs.
 
-    From ``TAP_STRIDES[arch]`` (+FoV taps) when the architecture is known; otherwise measured
+    From ``TAP_STRIDES[arch]`` when the architecture is known (the +FoV taps ``fov1``/``fov2``
+    at 2x / 4x the deepest other tap, where :func:`add_fov_blocks` puts them); otherwise measured
     by running the trunk on a ``probe_size`` square (which must be a multiple of the largest
     stride).
     """
@@ -63,8 +87,10 @@ def trunk_tap_strides(trunk, arch=None, probe_size=128):
     names = list(trunk.output)
     if arch in models.TAP_STRIDES:
         table = dict(models.TAP_STRIDES[arch])
-        table.update(models.FOV_TAP_STRIDES[arch])
-        if all(n in table for n in names):
+        base = [n for n in names if n not in FOV_TAPS]
+        if base and all(n in table for n in base):
+            deepest = max(int(table[n]) for n in base)
+            table.update({"fov1": 2 * deepest, "fov2": 4 * deepest})
             return {n: int(table[n]) for n in names}
     channels = int(trunk.inputs[0].shape[-1])
     out = trunk(tf.zeros([1, probe_size, probe_size, channels]), training=False)
@@ -91,14 +117,65 @@ def describe_init(init):
                      f"{EXPORT_FILE}) nor a baseline model_dir (with {BASELINE_FILE}).")
 
 
+FOV_TAPS = ("fov1", "fov2")
+
+
+def add_fov_blocks(trunk, arch=None, *, channels=None, kernel_initializer="glorot_uniform"):
+    """The trunk with the two fresh "+FoV" blocks on top of its deepest tap (a new model).
+
+    Each block is a 2x2 max-pool with stride 2, then a 3x3 convolution (``channels``, default
+    1024, "same" padding, ``kernel_initializer``) and a ReLU; the outputs ``fov1`` and ``fov2``
+    (strides 2x and 4x the deepest tap's) are added to the trunk's taps. The graph stays flat
+    (one functional model), so surgery and :func:`freeze_below` see the new layers.
+
+    Raises:
+        ValueError: if the trunk already has ``fov1`` / ``fov2`` taps.
+    """
+    present = [t for t in FOV_TAPS if t in trunk.output]
+    if present:
+        raise ValueError(f"the trunk already has the +FoV taps {present}")
+    from tfcolor.models import trunk as trunk_lib  # pylint: disable=import-outside-toplevel
+    channels = trunk_lib.FOV_CHANNELS if channels is None else int(channels)
+    strides = trunk_tap_strides(trunk, arch)
+    deepest = max(strides, key=lambda name: (strides[name], list(strides).index(name)))
+    outputs = dict(trunk.output)
+    x = outputs[deepest]
+    for name in FOV_TAPS:
+        x = keras.layers.MaxPooling2D(2, strides=2, padding="same", name=f"{name}_pool")(x)
+        x = keras.layers.Conv2D(channels, 3, padding="same", name=name,
+                                kernel_initializer=kernel_initializer)(x)
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+        outputs[name] = x
+    return keras.Model(trunk.inputs, outputs, name=trunk.name)
+
+
+def _with_fov(trunk, arch):
+    if any(t in trunk.output for t in FOV_TAPS):
+        logging.warning("the pretrained trunk already has +FoV blocks (pretrained with --fov); "
+                        "fine-tuning those instead of adding fresh ones")
+        return trunk
+    return add_fov_blocks(trunk, arch)
+
+
 # BN absorption + grey -> RGB conv1 for downstream training lives in tfcolor.surgery (the
 # baselines use it too); re-exported here as part of the initialisation API.
 prepare_trunk = surgery.prepare_trunk
 
 
+def _grey_sample(images):
+    sample = tf.convert_to_tensor(images, tf.float32)
+    if sample.shape[-1] == 3:  # the grey trunk (made RGB later) sees the desaturation
+        sample = tf.reduce_mean(sample, axis=-1, keepdims=True)
+    return sample
+
+
 def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="auto",
-               color_input=False, imagenet_weights=None, rebalance_images=None):
+               color_input=False, imagenet_weights=None, rebalance_images=None,
+               rebalance_imagenet=True):
     """A trunk ready for fine-tuning (see the module docstring).
+
+    ``rebalance_images`` (grey or RGB batch) re-balance a random init (when given) and an
+    ImageNet init (required unless ``rebalance_imagenet=False``). ``fov`` adds the +FoV blocks.
 
     Returns:
         ``(trunk, arch)`` (``arch`` as found in the checkpoint, or the argument).
@@ -109,10 +186,7 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
         trunk = models.build_trunk(arch, taps=taps, fov=fov,
                                    batch_norm=None if _is_resnet(arch) else "none")
         if rebalance_images is not None and not _is_resnet(arch):
-            sample = tf.convert_to_tensor(rebalance_images, tf.float32)
-            if sample.shape[-1] == 3:  # the grey trunk (made RGB below) sees the desaturation
-                sample = tf.reduce_mean(sample, axis=-1, keepdims=True)
-            surgery.rebalance(trunk, sample)
+            surgery.rebalance(trunk, _grey_sample(rebalance_images))
         return prepare_trunk(trunk, arch=arch, absorb_bn=absorb_bn,
                              color_input=color_input), arch
     if kind == "imagenet":
@@ -123,13 +197,21 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
             raise ValueError("init='imagenet' needs imagenet_weights=PATH (a keras.applications "
                              "VGG16 weights file, e.g. vgg16_weights_tf_dim_ordering_tf_kernels"
                              ".h5; tfcolor downloads nothing).")
+        if rebalance_imagenet and rebalance_images is None:
+            raise ValueError("init='imagenet' is re-balanced to unit second moment per layer "
+                             "before fine-tuning, as in the paper: pass rebalance_images=BATCH "
+                             "(training images), or rebalance_imagenet=False to fine-tune the "
+                             "un-rebalanced network.")
         trunk = models.build_trunk("vgg16", taps=taps, fov=fov, batch_norm="none")
         surgery.load_vgg16_imagenet_weights(trunk, imagenet_weights)
+        if rebalance_imagenet:
+            surgery.rebalance(trunk, _grey_sample(rebalance_images))
         return prepare_trunk(trunk, arch=arch, absorb_bn=False, color_input=color_input), arch
     if kind == "baseline":
         from tfcolor import baselines  # pylint: disable=import-outside-toplevel
         model = baselines.load(init)
-        return model.downstream_trunk(absorb_bn=absorb_bn, color_input=color_input), model.arch
+        trunk = model.downstream_trunk(absorb_bn=absorb_bn, color_input=color_input)
+        return (_with_fov(trunk, model.arch) if fov else trunk), model.arch
     from tfcolor import export  # pylint: disable=import-outside-toplevel
     if kind == "export":
         path = init if tf.io.gfile.exists(os.path.join(init, EXPORT_FILE)) else os.path.join(
@@ -138,8 +220,9 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
     else:
         colorizer, _ = export.load_model(init)
     found = getattr(colorizer, "arch", None) or arch
-    return prepare_trunk(colorizer.trunk, arch=found, absorb_bn=absorb_bn,
-                         color_input=color_input), found
+    trunk = prepare_trunk(colorizer.trunk, arch=found, absorb_bn=absorb_bn,
+                          color_input=color_input)
+    return (_with_fov(trunk, found) if fov else trunk), found
 
 
 def freeze_below(model, from_layer):
@@ -182,15 +265,17 @@ def freeze_below(model, from_layer):
 
 def model_fn(init, task, num_classes, *, arch="vgg16", taps=None, fov=False, head_taps=None,
              color_input=False, absorb_bn="auto", from_layer=None, imagenet_weights=None,
-             rebalance_images=None, seed=None, **head_kwargs):
+             rebalance_images=None, rebalance_imagenet=True, seed=None, **head_kwargs):
     """``() -> TransferModel`` for :func:`tfcolor.transfer.protocol.finetune`.
 
     Args:
         init: see :func:`load_trunk`.
         task, num_classes: the downstream task.
-        arch, taps, fov: trunk for ``init="random"``/``"imagenet"``.
+        arch, taps: trunk for ``init="random"``/``"imagenet"``.
+        fov: add the +FoV blocks (any init; segmentation only, see the module docstring).
         head_taps: segmentation hypercolumn taps (default: all), or the classification tap.
-        color_input, absorb_bn, imagenet_weights, rebalance_images: see :func:`load_trunk`.
+        color_input, absorb_bn, imagenet_weights, rebalance_images, rebalance_imagenet: see
+            :func:`load_trunk`.
         from_layer: :func:`freeze_below` (None: fine-tune everything).
         seed: seeds Keras before building (the head's and a random trunk's weights).
         **head_kwargs: :class:`tfcolor.transfer.tasks.TransferModel` options (``hidden``,
@@ -198,13 +283,17 @@ def model_fn(init, task, num_classes, *, arch="vgg16", taps=None, fov=False, hea
     """
     tasks_lib.check_task(task)
     describe_init(init)
+    if fov and task != "segmentation":
+        raise ValueError(f"+FoV (fov=True) is a segmentation addition (the paper: it 'only "
+                         f"affects the segmentation results'); task is {task!r}.")
 
     def build():
         if seed is not None:
             keras.utils.set_random_seed(int(seed))
         trunk, found = load_trunk(init, arch=arch, taps=taps, fov=fov, absorb_bn=absorb_bn,
                                   color_input=color_input, imagenet_weights=imagenet_weights,
-                                  rebalance_images=rebalance_images)
+                                  rebalance_images=rebalance_images,
+                                  rebalance_imagenet=rebalance_imagenet)
         strides = trunk_tap_strides(trunk, found)
         kwargs = dict(head_kwargs)
         if task == "segmentation":
