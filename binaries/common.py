@@ -94,9 +94,9 @@ def one_line(error):
 
 def model_error(path, error):
     """One line saying why the model at ``path`` (a model_dir or a SavedModel) cannot be used."""
-    if isinstance(error, (FileNotFoundError, ValueError)) and not type(error).__module__.startswith(
-            ("tensorflow", "google")):
-        return str(error).strip().splitlines()[0]
+    lines = str(error).strip().splitlines()
+    if isinstance(error, FileNotFoundError) and lines and str(path) in lines[0]:
+        return lines[0]  # tfcolor's own message (config.json / checkpoint missing)
     return f"cannot load the model at {path} (damaged or incomplete?): {one_line(error)}"
 
 

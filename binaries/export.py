@@ -6,6 +6,12 @@ Reads ``model_dir/config.json`` (written by pretraining) and the latest checkpoi
 --checkpoint). Signatures: serving_default / colorize (uint8 images), colorize_float,
 colorize_bytes (encoded JPEG/PNG), histograms, features, hypercolumn; see ``tfcolor.export``.
 Decoding options are fixed at export time by the flags below.
+
+An existing, non-empty --export_dir is never replaced unless --overwrite; the SavedModel is
+written to a temporary sibling folder and renamed into place when complete, so a failed or
+killed export leaves no partial SavedModel and an earlier export stays whole until the new one
+replaces it. A --model_dir without a model (no config.json, no checkpoint, a damaged checkpoint)
+is a one-line error (exit status 2).
 """
 
 from binaries import colorize as colorize_bin
@@ -28,6 +34,9 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string("export_dir", None, "Output directory (default: MODEL_DIR/export).",
                         flag_values=fv)
     flags.DEFINE_boolean("keras", True, "Also write colorizer.keras beside the SavedModel.",
+                         flag_values=fv)
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing export in --export_dir (the "
+                         "new one is written beside it and swapped in when complete).",
                          flag_values=fv)
     colorize_bin.define_decode_flags(fv, runtime=False)
     return fv
@@ -52,12 +61,20 @@ def main(argv):
     import os  # pylint: disable=import-outside-toplevel
     from tfcolor import export  # pylint: disable=import-outside-toplevel
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
+    if os.path.isdir(export_dir) and os.listdir(export_dir) and not FLAGS.overwrite:
+        common.die(f"{export_dir} already exists: not replacing an earlier export (--overwrite "
+                   "replaces it once the new one is complete, or choose another --export_dir)")
+    options = decode_options(FLAGS)
+    try:
+        model, kind = export.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+    except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
+        common.die(common.model_error(FLAGS.model_dir, e))
     try:
         export.export_from_checkpoint(
                 FLAGS.model_dir, export_dir, checkpoint=FLAGS.checkpoint,
-                grid_factor=FLAGS.grid_factor, decode_options=decode_options(FLAGS),
-                save_keras=FLAGS.keras)
-    except (FileNotFoundError, ValueError) as e:
+                grid_factor=FLAGS.grid_factor, decode_options=options,
+                save_keras=FLAGS.keras, overwrite=FLAGS.overwrite, model=(model, kind))
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         common.die(str(e))
     print(f"SavedModel written to {export_dir}", flush=True)
     return 0

@@ -36,10 +36,20 @@ export time (``decode_options``) and recorded in the metadata. Shapes of ``image
 declared fully unknown (rank too), so that a wrong rank reaches the checks below instead of a
 shape error at the signature boundary.
 
-Bad input fails with ``InvalidArgumentError`` whose message names the problem (tested):
-``images must be a rank-4 batch (batch, height, width, channels)``, ``images must have 1 (grey)
-or 3 (RGB) channels``, ``images must not be empty``, ``float images must be in [0, 1]``,
-``colorize_bytes: all images of a batch must have the same size``.
+Bad input fails with ``InvalidArgumentError`` whose message names the problem (tested, also in
+a fresh process and through ``saved_model_cli run``): ``images must be a rank-4 batch (batch,
+height, width, channels)``, ``images must have 1 (grey) or 3 (RGB) channels``, ``images must not
+be empty`` (a zero batch, height or width), ``float images must be in [0, 1] (no NaN or Inf)``
+(negative, above 1, NaN, +-Inf), ``colorize_bytes: all images of a batch must have the same
+size``, ``colorize_bytes: an image cannot be decoded; reason by batch index: ok,too_large``
+(the reasons of ``tfcolor.data.decode``: empty, unknown_format, unsupported, too_large above
+``max_pixels`` = 1e8 pixels read from the header, so a decompression bomb is never decoded;
+corrupt data that passes the header checks fails in the decoder op). A wrong dtype (float64,
+int32, float for the uint8 signatures) is refused at the signature boundary (``expected to be a
+float tensor but is a double tensor``). Valid input never fails: nothing inside resizes before
+the range check, and ``colorize_bytes`` clips its decoded pixels. ``colorize_bytes`` decodes
+with ``tfcolor.data.decode.decode_image`` (JPEG EXIF orientation applied, alpha composited over
+mid-grey, the first frame of an animated GIF).
 
 Reuse in Python (fine-tuning)
 -----------------------------
@@ -66,10 +76,12 @@ as JSON, written by pretraining) and restores the latest checkpoint (the model u
 """
 import json
 import os
+import shutil
 
 import tensorflow as tf
 
 from tfcolor import colorize as colorize_lib
+from tfcolor.data import decode as decode_lib
 
 try:  # keeps the Keras model out of the SavedModel's object graph (see ServingModule)
     from tensorflow.python.trackable.data_structures import NoDependency
@@ -110,9 +122,10 @@ def _validated_gray(images):
     if images.dtype == tf.uint8:
         x = x / 255.0
     else:
-        in_range = tf.logical_or(tf.equal(tf.size(x), 0), tf.logical_and(
-                tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0))
-        tf.debugging.Assert(in_range, ["float images must be in [0, 1]; got min", tf.reduce_min(
+        in_range = tf.logical_or(tf.equal(tf.size(x), 0), tf.reduce_all(tf.logical_and(
+                x >= 0.0, x <= 1.0)))  # False for NaN too (every comparison with NaN is)
+        tf.debugging.Assert(in_range, [
+                "float images must be in [0, 1] (no NaN or Inf); got min", tf.reduce_min(
                 tf.concat([tf.reshape(x, [-1]), [0.0]], 0)), "max", tf.reduce_max(
                 tf.concat([tf.reshape(x, [-1]), [0.0]], 0))])
 
@@ -123,6 +136,11 @@ def _validated_gray(images):
     gray = tf.cond(ok, good, lambda: tf.zeros([1, 8, 8, 1], tf.float32))
     gray.set_shape([None, None, None, 1])
     return gray
+
+
+def _to_uint8(rgb):
+    """[0, 1] floats -> uint8, clipped first (a cast of an out-of-range float is undefined)."""
+    return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)
 
 
 def _tf_variables(variables):
@@ -149,7 +167,7 @@ class ServingModule(tf.Module):
     trainable_variables = None
 
     def __init__(self, model, kind=None, grid_factor=4, multiple=None, decode_options=None,
-                 name="tfcolor_colorizer"):
+                 name="tfcolor_colorizer", max_pixels=decode_lib.DEFAULT_MAX_PIXELS):
         super().__init__(name=name)
         # Keras 3 variables are saved through their underlying tf.Variable, never through the
         # Keras objects: a SavedModel that tracks Keras variables/models directly loads fine with
@@ -163,6 +181,7 @@ class ServingModule(tf.Module):
         if self.grid_factor < 1:
             raise ValueError(f"grid_factor must be a positive integer, got {grid_factor}")
         self.multiple = int(multiple or colorize_lib.model_stride(model))
+        self.max_pixels = None if max_pixels is None else int(max_pixels)
         self.decode_options = dict(decode_options or {})
         for key in ("sample_quantile", "seed", "network_size"):
             if key in self.decode_options:
@@ -198,7 +217,7 @@ class ServingModule(tf.Module):
         def colorize(images):
             """uint8 (B, H, W, 1|3) -> {"rgb": uint8 (B, H, W, 3)}."""
             rgb = self._colorize_gray(_validated_gray(images))
-            return {"rgb": tf.cast(tf.round(rgb * 255.0), tf.uint8)}
+            return {"rgb": _to_uint8(rgb)}
 
         @tf.function(input_signature=[_ANY])
         def colorize_float(images):
@@ -209,21 +228,34 @@ class ServingModule(tf.Module):
         def colorize_bytes(images):
             """string (B,) encoded images of one size -> {"rgb": uint8 (B, H, W, 3)}."""
             tf.debugging.Assert(tf.size(images) > 0, ["colorize_bytes: empty batch"])
-            decoded = tf.map_fn(
-                    lambda s: tf.RaggedTensor.from_tensor(
-                            tf.io.decode_image(s, channels=3, expand_animations=False)),
-                    images, fn_output_signature=tf.RaggedTensorSpec(
-                            shape=[None, None, 3], dtype=tf.uint8, ragged_rank=1))
+
+            def decode_one(contents):
+                # tfcolor's decoder: format and pixel count from the header first (a
+                # decompression bomb is refused unread), EXIF orientation, alpha over grey.
+                image, reason = decode_lib.decode_image(contents, max_pixels=self.max_pixels)
+                u8 = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+                return tf.RaggedTensor.from_tensor(u8), reason
+
+            decoded, reasons = tf.map_fn(decode_one, images, fn_output_signature=(
+                    tf.RaggedTensorSpec(shape=[None, None, 3], dtype=tf.uint8, ragged_rank=1),
+                    tf.TensorSpec([], tf.int32)))
+            decodable = tf.reduce_all(tf.equal(reasons, decode_lib.OK))
+            tf.debugging.Assert(decodable, [
+                    "colorize_bytes: an image cannot be decoded; reason by batch index:",
+                    tf.strings.reduce_join(tf.gather(tf.constant(decode_lib.REASONS), reasons),
+                                           separator=","),
+                    f"(too_large means above {self.max_pixels} pixels)"])
             sizes = decoded.row_lengths(axis=1)
             widths = tf.reshape(decoded.values.row_lengths(), [-1])
             same = tf.logical_and(tf.reduce_all(tf.equal(sizes, sizes[0])),
                                   tf.reduce_all(tf.equal(widths, widths[0])))
-            tf.debugging.Assert(same, ["colorize_bytes: all images of a batch must have the same "
-                                       "size (send one image per request or resize first)"])
-            dense = tf.cond(same, lambda: decoded.to_tensor(),
+            tf.debugging.Assert(tf.logical_or(tf.logical_not(decodable), same), [
+                    "colorize_bytes: all images of a batch must have the same size (send one "
+                    "image per request or resize first)"])
+            dense = tf.cond(decodable & same, lambda: decoded.to_tensor(),
                             lambda: tf.zeros([1, 8, 8, 3], tf.uint8))
             rgb = self._colorize_gray(_validated_gray(dense))
-            return {"rgb": tf.cast(tf.round(rgb * 255.0), tf.uint8)}
+            return {"rgb": _to_uint8(rgb)}
 
         @tf.function(input_signature=[_ANY])
         def histograms(images):
@@ -288,6 +320,7 @@ class ServingModule(tf.Module):
                 "kind": self.kind,
                 "grid_factor": self.grid_factor,
                 "padding_multiple": self.multiple,
+                "max_pixels": self.max_pixels,
                 "from_logits": self.from_logits,
                 "group_sizes": list(colorize_lib.group_sizes(self.kind)),
                 "decode_options": self.decode_options,
@@ -300,13 +333,25 @@ class ServingModule(tf.Module):
         }
 
 
+def _local(path):
+    return "://" not in str(path)
+
+
 def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=None,
-                       decode_options=None, config=None, save_keras=True):
+                       decode_options=None, config=None, save_keras=True, overwrite=True):
     """Writes a SavedModel of ``model`` with the signatures of the module docstring.
+
+    On a local disk the export is written to a temporary sibling folder
+    (``export_dir.tmp-PID``) and renamed to ``export_dir`` only when complete, so a failed or
+    killed export never leaves a partial SavedModel under the final name, and an earlier
+    export is replaced only once the new one is whole (it is moved aside, the new one renamed
+    in, then the old one deleted).
 
     Args:
         model: a ``tfcolor.models.Colorizer``.
-        export_dir: output directory (created; an existing SavedModel there is overwritten).
+        export_dir: output directory (created).
+        overwrite: replace an existing, non-empty ``export_dir`` (default, as pretraining's
+            end-of-run export needs); ``False`` raises ``FileExistsError`` instead.
         kind: loss kind (default ``model.kind``).
         grid_factor: dense grid factor g of every signature (paper: 4).
         multiple: padding multiple (default: the model's largest stride).
@@ -318,14 +363,37 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
     Returns:
         ``export_dir``.
     """
+    export_dir = str(export_dir)
+    exists = tf.io.gfile.isdir(export_dir) and bool(tf.io.gfile.listdir(export_dir))
+    if exists and not overwrite:
+        raise FileExistsError(f"{export_dir} already exists and is not empty: not replacing an "
+                              "earlier export (choose another directory or allow overwriting)")
+    if not exists and tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
+        raise FileExistsError(f"{export_dir} exists and is not a directory")
     module = ServingModule(model, kind=kind, grid_factor=grid_factor, multiple=multiple,
                            decode_options=decode_options)
-    tf.io.gfile.makedirs(export_dir)
-    tf.saved_model.save(module, export_dir, signatures=module.signatures())
-    if save_keras:
-        model.save(os.path.join(export_dir, KERAS_FILE))
-    with tf.io.gfile.GFile(os.path.join(export_dir, METADATA_FILE), "w") as f:
-        json.dump(module.metadata(config), f, indent=2, default=str)
+    target = export_dir.rstrip("/") or export_dir
+    staging = f"{target}.tmp-{os.getpid()}" if _local(export_dir) else export_dir
+    if staging != export_dir and os.path.lexists(staging):
+        shutil.rmtree(staging)
+    try:
+        tf.io.gfile.makedirs(staging)
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        if save_keras:
+            model.save(os.path.join(staging, KERAS_FILE))
+        with tf.io.gfile.GFile(os.path.join(staging, METADATA_FILE), "w") as f:
+            json.dump(module.metadata(config), f, indent=2, default=str)
+    except BaseException:
+        if staging != export_dir:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if staging != export_dir:
+        old = f"{target}.old-{os.getpid()}"
+        if os.path.lexists(target):
+            os.rename(target, old)  # the earlier export stays whole until the new one is in
+        os.rename(staging, target)
+        if os.path.lexists(old):
+            shutil.rmtree(old)
     return export_dir
 
 
@@ -391,9 +459,10 @@ def load_model(model_dir, checkpoint=None):
     return model, model.kind
 
 
-def export_from_checkpoint(model_dir, export_dir, checkpoint=None, **kwargs):
-    """:func:`load_model` then :func:`export_saved_model` (config stored in the metadata)."""
-    model, kind = load_model(model_dir, checkpoint)
+def export_from_checkpoint(model_dir, export_dir, checkpoint=None, model=None, **kwargs):
+    """:func:`load_model` (unless ``model`` is its result already) then
+    :func:`export_saved_model` (config stored in the metadata)."""
+    model, kind = model or load_model(model_dir, checkpoint)
     with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE)) as f:
         config = json.load(f)
     return export_saved_model(model, export_dir, kind=kind, config=config, **kwargs)
