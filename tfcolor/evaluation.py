@@ -18,7 +18,7 @@ values of three metrics:
 - ``alphabeta_rms``: the root of the image's pixel-mean squared alpha-beta error;
 - ``psnr``: the image's RGB PSNR (:func:`tfcolor.metrics.psnr`; ``inf`` for a perfect image);
 
-and :func:`tfcolor.statistics.paired_comparisons` turns them into model - gray and model - prior
+and :func:`tfcolor.paired_statistics.paired_comparisons` turns them into model - gray and model - prior
 statistics per metric (mean difference, fraction of images improved, bootstrap 95% CI).
 Unreadable files are skipped and listed, as in :func:`tfcolor.metrics.evaluate`.
 """
@@ -46,7 +46,7 @@ class EvaluationResult:
         per_image: predictor name -> metric name -> list of per-image values (image order).
         images: paths of the evaluated images, in that order.
         skipped: ``(path, reason)`` of unreadable files.
-        paired: :func:`tfcolor.statistics.paired_comparisons` of the model against the baselines.
+        paired: :func:`tfcolor.paired_statistics.paired_comparisons` of the model against the baselines.
         prior: the :class:`tfcolor.prior.MarginalPrior` used, or None.
     """
     metrics: object
@@ -109,12 +109,12 @@ def evaluate_with_baselines(source, inputs, options=None, *, prior=None, t_max=N
         max_images: stop after this many readable images (None: all).
         recursive: descend into folders.
         progress: callable ``progress(i, n, path)`` after each image.
-        n_resamples, confidence, seed: of the bootstrap (:mod:`tfcolor.statistics`).
+        n_resamples, confidence, seed: of the bootstrap (:mod:`tfcolor.paired_statistics`).
 
     Returns:
         An :class:`EvaluationResult`.
     """
-    from tfcolor import colorize, metrics, statistics  # pylint: disable=import-outside-toplevel
+    from tfcolor import colorize, metrics, paired_statistics  # pylint: disable=import-outside-toplevel
     if prior is not None and prior.kind != source.kind:
         raise ValueError(f"the prior is of kind {prior.kind!r} but the model predicts "
                          f"{source.kind!r}")
@@ -148,7 +148,7 @@ def evaluate_with_baselines(source, inputs, options=None, *, prior=None, t_max=N
             progress(i + 1, len(items), path)
     if not done:
         raise ValueError(f"none of the {len(items)} input files could be read")
-    paired = statistics.paired_comparisons(per_image, "model", ("gray", "prior"),
+    paired = paired_statistics.paired_comparisons(per_image, "model", ("gray", "prior"),
                                            higher_is_better=HIGHER_IS_BETTER,
                                            n_resamples=n_resamples, confidence=confidence,
                                            seed=seed)

@@ -1,10 +1,10 @@
-"""Tests of tfcolor.statistics: paired per-image statistics and the percentile bootstrap."""
+"""Tests of tfcolor.paired_statistics: paired per-image statistics and the percentile bootstrap."""
 import itertools
 
 import numpy as np
 import pytest
 
-from tfcolor import statistics
+from tfcolor import paired_statistics as statistics
 
 
 def test_hand_computed_paired_case():
