@@ -70,6 +70,7 @@ def test_paper_flagfiles_hold_the_paper_constants():
     res = _config(f"--flagfile={ROOT}/configs/resnet152_224.flags", "--data=embedded")
     assert (res.model.arch, res.data.crop_size, res.model.batch_norm) == (
         "resnet152", 224, "standard")
+    assert res.model.taps in ("res5c", ["res5c"])  # pretrained without a hypercolumn
     quick = _config(f"--flagfile={ROOT}/configs/quickstart.flags")
     assert quick.data.data == "embedded" and quick.model.arch == "vgg_tiny"
 

@@ -193,3 +193,29 @@ def test_imagenet_init_is_rebalanced_to_unit_second_moment(vgg16_weights_file):
     np.testing.assert_allclose(new, scale * old, rtol=1e-3, atol=1e-3 * np.abs(new).max())
     with pytest.raises(ValueError, match="re-balanced"):
         init.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file)
+
+
+def test_trunk_pretrained_from_its_top_tap_exposes_the_downstream_taps(tmp_path):
+    # As ResNet-152 in the paper: pretrained from the top tap only (no hypercolumn), fine-tuned
+    # with a hypercolumn of lower taps: those come from the pretrained weights.
+    from tfcolor.train import pretraining
+    config = config_lib.PretrainConfig(
+            model=config_lib.ModelConfig(arch="vgg_tiny", taps="conv3_3", hidden=8,
+                                         sync_batch_norm=False))
+    model = pretraining.build_model(config)
+    _randomize_bn(model.trunk)
+    assert list(model.trunk.output) == ["conv3_3"]
+    with open(os.path.join(tmp_path, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f)
+    tf.train.Checkpoint(model=model).save(os.path.join(tmp_path, "ckpt"))
+    trunk, _ = init.load_trunk(str(tmp_path))
+    want = list(models.TAP_STRIDES["vgg_tiny"])
+    assert sorted(trunk.output) == sorted(want[:want.index("conv3_3") + 1])
+    x = np.random.default_rng(4).uniform(0, 1, (2, 16, 16, 1)).astype(np.float32)
+    out = trunk(x, training=False)
+    src = model.trunk
+    inner = keras.Model(src.input, src.get_layer("conv2_2_relu").output)
+    np.testing.assert_allclose(out["conv2_2"].numpy(), inner(x, training=False).numpy(),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["conv3_3"].numpy(), src(x, training=False)["conv3_3"].numpy(),
+                               rtol=1e-4, atol=1e-4)

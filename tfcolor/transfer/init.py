@@ -16,7 +16,10 @@ fine-tuning, from one of these ``init`` values:
                                 below). The supervised upper bound of the paper's tables.
 a colorization ``model_dir``    (holds ``config.json`` and checkpoints, written by pretraining):
                                 the colorizer is rebuilt and restored with
-                                :func:`tfcolor.export.load_model`; its trunk is taken.
+                                :func:`tfcolor.export.load_model`; its trunk is taken, with
+                                every tap up to its deepest one exposed
+                                (:func:`with_downstream_taps`: ResNet-152 is pretrained from
+                                ``res5c`` alone but its downstream hypercolumn uses more).
 a colorization export           (holds ``tfcolor_export.json`` and ``colorizer.keras``):
                                 :func:`tfcolor.export.load_keras_model`; its trunk is taken.
 a baseline ``model_dir``        (holds ``tfcolor_baseline.json``: :mod:`tfcolor.baselines`):
@@ -149,6 +152,45 @@ def add_fov_blocks(trunk, arch=None, *, channels=None, kernel_initializer="gloro
     return keras.Model(trunk.inputs, outputs, name=trunk.name)
 
 
+def with_downstream_taps(colorizer, arch):
+    """The pretrained trunk of ``colorizer`` exposing every tap of ``arch`` up to its deepest one.
+
+    A colorizer may be pretrained with fewer taps than the downstream hypercolumn uses: the
+    paper pretrains ResNet-152 *without* a hypercolumn ("hypercolumn training may disrupt
+    residual training"; ``configs/resnet152_224.flags`` predicts from ``res5c`` only), while its
+    segmentation hypercolumn reads ``conv1``, ``res2a-c``, ``res3b1/4/7``,
+    ``res4b5/10/.../35`` and ``res5c``. Those layers are all in the pretrained trunk, which only
+    does not output them; the trunk is rebuilt with the taps and the pretrained weights (BN
+    statistics included) copied by layer name. A trunk that already outputs them (or that has
+    +FoV taps) is returned as is.
+    """
+    from tfcolor.models import trunk as trunk_lib  # pylint: disable=import-outside-toplevel
+    trunk = colorizer.trunk
+    if arch not in trunk_lib.TAP_STRIDES or any(t in trunk.output for t in FOV_TAPS):
+        return trunk
+    order = list(trunk_lib.TAP_STRIDES[arch])
+    have = [t for t in trunk.output if t in order]
+    if not have:
+        return trunk
+    wanted = order[:max(order.index(t) for t in have) + 1]
+    if set(wanted) <= set(trunk.output):
+        return trunk
+    options = {k: v for k, v in getattr(colorizer, "trunk_options", {}).items()
+               if k in ("batch_norm", "input_mean")}
+    full = trunk_lib.build_trunk(arch, taps=wanted, **options)
+    source = {layer.name: layer for layer in trunk.layers}
+    for layer in full.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in source:
+            raise ValueError(f"cannot expose the downstream taps of the pretrained {arch} trunk: "
+                             f"it has no layer {layer.name!r}")
+        layer.set_weights(source[layer.name].get_weights())
+    logging.info("pretrained %s trunk (taps %s) exposes the downstream taps %s", arch, have,
+                 wanted)
+    return full
+
+
 def _with_fov(trunk, arch):
     if any(t in trunk.output for t in FOV_TAPS):
         logging.warning("the pretrained trunk already has +FoV blocks (pretrained with --fov); "
@@ -220,8 +262,8 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
     else:
         colorizer, _ = export.load_model(init)
     found = getattr(colorizer, "arch", None) or arch
-    trunk = prepare_trunk(colorizer.trunk, arch=found, absorb_bn=absorb_bn,
-                          color_input=color_input)
+    trunk = prepare_trunk(with_downstream_taps(colorizer, found), arch=found,
+                          absorb_bn=absorb_bn, color_input=color_input)
     return (_with_fov(trunk, found) if fov else trunk), found
 
 
