@@ -64,7 +64,8 @@ def define_flags(fv=FLAGS):
     d.string("arch", "vgg16", "Trunk: vgg16, alexnet, resnet152, vgg_tiny, ...")
     d.string("taps", "all",
              "Hypercolumn taps: 'all', a tap, a range 'conv4_1-fc7' or a comma list.")
-    d.boolean("fov", False, "Add the +FoV blocks (CVPR 2017).")
+    d.boolean("fov", False, "Pretrain with two extra blocks on top (fov1, fov2). Not the paper's "
+              "+FoV, which is added at fine-tuning time: binaries/finetune --fov.")
     d.string("batch_norm", "",
              "parameter_free (paper), standard or none; empty: the architecture default.")
     d.boolean("sync_batch_norm", True,

@@ -84,7 +84,9 @@ class ModelConfig:
         arch: trunk name (``vgg16``, ``alexnet``, ``resnet152``, ``vgg_tiny``, ...).
         taps: hypercolumn taps: ``None``/"all" (paper), a tap name, a range ``"first-last"``, or a
             list of those (see :func:`tfcolor.models.resolve_taps`).
-        fov: add the "+FoV" blocks (CVPR 2017) to the hypercolumn.
+        fov: pretrain with the two "+FoV" blocks on top, in the hypercolumn. The paper's +FoV is
+            a downstream (segmentation) addition, ``tfcolor.transfer.init.add_fov_blocks`` /
+            ``binaries/finetune --fov``; pretraining with it is possible but is not the paper's.
         batch_norm: ``"parameter_free"`` (paper), ``"standard"`` or ``"none"``; ``None`` uses the
             architecture's default.
         sync_batch_norm: synchronize BN batch statistics across replicas (no effect on one
