@@ -202,3 +202,225 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
     assert proc.returncode == 0, out[-4000:]
     assert "SIGTERM received" in out and "preempted at step" in out
     assert os.path.exists(os.path.join(run, "checkpoint"))
+
+
+# --------------------------------------------------------------------------------------------
+# One run per model_dir; crash consistency under SIGKILL.
+
+def test_second_run_on_a_model_dir_in_use_refuses_with_one_line(tmp_path):
+    """A live process named by model_dir/.lock (a sleeping child of this test, on this host)
+    makes the program exit with status 5 and a one-line message naming the owner; nothing is
+    written to the directory."""
+    import json
+    import socket
+    from tfcolor.train import lock
+    run, args = _tiny_args(tmp_path)
+    os.makedirs(run)
+    owner = subprocess.Popen(["sleep", "300"])
+    try:
+        record = dict(lock.owner_record(), pid=owner.pid, start_ticks=None)
+        with open(os.path.join(run, ".lock"), "w") as f:
+            json.dump(record, f)
+        code, out = _run(args + ["--noexport"], tmp_path, 300)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert code == 5, out[-3000:]
+    errors = [line for line in out.splitlines() if ": error: " in line]
+    assert len(errors) == 1, out[-3000:]
+    assert f"is in use by another run (pid {owner.pid} on host {socket.gethostname()!r}" \
+        in errors[0]
+    assert sorted(os.listdir(run)) == [".lock"]
+
+
+def _checkpoint_state(run):
+    """The checkpoint number the state file names (None without one)."""
+    import re
+    try:
+        with open(os.path.join(run, "checkpoint")) as f:
+            match = re.search(r'^model_checkpoint_path: ".*?ckpt-(\d+)"', f.read(), re.M)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _write_in_progress(run):
+    """Names showing a checkpoint write under way: ``ckpt-N_temp*`` (TensorFlow's sharded save)
+    or a ``ckpt-N.index`` newer than the checkpoint the state file names."""
+    import re
+    try:
+        names = os.listdir(run)
+    except OSError:
+        return []
+    state = _checkpoint_state(run)
+    out = []
+    for name in names:
+        match = re.match(r"ckpt-(\d+)(_temp.*|\.index)$", name)
+        if match and (match.group(2) != ".index" or state is None
+                      or int(match.group(1)) > state):
+            out.append(name)
+    return out
+
+
+def _kill_during_checkpoint_write(proc, run, deadline, after_first=True):
+    """Polls ``run`` until a checkpoint write is under way (``after_first``: one after the first
+    complete checkpoint), freezes the program (SIGSTOP), checks the write is still under way and
+    SIGKILLs it. Returns (in-progress names, state-file number at the kill) or None when the
+    program ended first / the deadline passed."""
+    import signal
+    import time
+    _wait_for_restore(proc, deadline)
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _write_in_progress(run) and (not after_first or _checkpoint_state(run) is not None):
+            os.killpg(proc.pid, signal.SIGSTOP)
+            frozen = _write_in_progress(run)
+            if frozen:
+                state = _checkpoint_state(run)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return frozen, state
+            os.killpg(proc.pid, signal.SIGCONT)  # missed it: try the next checkpoint
+        time.sleep(0.0005)
+    return None
+
+
+def _wait_for_restore(proc, deadline):
+    """Until the program has restored its checkpoint (or found none): from then on, checkpoint
+    files being written are its own (it has removed earlier runs' temporary files)."""
+    import time
+    while time.monotonic() < deadline and proc.poll() is None:
+        out = _output(proc)
+        if "resumed from " in out or "training from step 0" in out:
+            return
+        time.sleep(0.05)
+
+
+def _crash_args(tmp_path, name, steps):
+    images = tmp_path / "images"
+    if not images.exists():
+        _write_images(str(images), count=7)
+        with open(images / "broken.jpg", "wb") as f:  # skipped: the record stream has a gap
+            f.write(b"\xff\xd8\xff\xe0 not really a JPEG")
+    run = str(tmp_path / name)
+    return run, [f"--data={images}", f"--model_dir={run}", "--arch=vgg_tiny", "--hidden=512",
+                 "--taps=conv1_2,conv3_3,fc7",
+                 "--dropout=0", "--crop_size=32", "--points=8", "--batch_size=2",
+                 f"--train_steps={steps}", "--steps_per_loop=1", "--checkpoint_every=2",
+                 f"--summary_every={steps}", "--image_every=0", "--validation_images=0",
+                 "--lr_drops=0.5", "--learning_rate=0.01", "--keep_checkpoints=3",
+                 "--deterministic", "--noexport"]
+
+
+def _start(args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("PYTHONPATH", None)
+    import tempfile
+    log = tempfile.NamedTemporaryFile("w+", dir=cwd, prefix="log", suffix=".txt", delete=False)
+    proc = subprocess.Popen([SHIM] + args, cwd=cwd, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.log = log
+    return proc
+
+
+def _output(proc):
+    with open(proc.log.name) as f:  # own offset: the child's writes are never moved
+        return f.read()
+
+
+def _crash_and_resume(tmp_path, steps, kills, seed):
+    """Runs the program, SIGKILLing it per ``kills`` ("write": during a checkpoint write;
+    "random": at a random moment after training started), restarting after each kill, then lets
+    it finish. Checks every restart resumed from the checkpoint the state file named at the kill
+    (complete: restored and validated) and never from the one being written. Returns (run dir,
+    outputs, number of kills made during a write)."""
+    import random
+    import signal
+    import time
+    rng = random.Random(seed)
+    run, args = _crash_args(tmp_path, "crashed", steps)
+    outputs, during_write, expected_resume = [], 0, None
+    deadline = time.monotonic() + 600
+    for kind in list(kills) + ["finish"]:
+        proc = _start(args, str(tmp_path))
+        try:
+            killed = None
+            if kind in ("write", "first_write"):
+                killed = _kill_during_checkpoint_write(proc, run, deadline,
+                                                       after_first=kind == "write")
+            elif kind == "random":
+                # A random moment after the restore: while the step is traced or trained.
+                _wait_for_restore(proc, deadline)
+                time.sleep(rng.uniform(2.0, 16.0))
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    killed = ([], _checkpoint_state(run))
+            else:
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        out = _output(proc)
+        if outputs:  # a restart after a SIGKILL: the dead run's lock is taken over
+            assert "taking over the lock of pid" in out and "is not running" in out, out[-4000:]
+        outputs.append((kind, killed, out))
+        if expected_resume:
+            assert f"resumed from {os.path.join(run, f'ckpt-{expected_resume}')} " \
+                   f"at step {expected_resume}" in out, out[-4000:]
+        if killed is None:
+            assert proc.returncode == 0, out[-4000:]
+            break
+        assert proc.returncode == -signal.SIGKILL
+        in_progress, state = killed
+        if in_progress:
+            during_write += 1
+            numbers = {int(n.split("-")[1].split("_")[0].split(".")[0]) for n in in_progress}
+            assert state is None or all(n > state for n in numbers), (in_progress, state)
+        expected_resume = state
+    return run, outputs, during_write
+
+
+def _final_tensors(run, steps):
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(os.path.join(run, f"ckpt-{steps}"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_dtype_map()
+            if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_and_during_checkpoint_writes_then_identical_weights(tmp_path):
+    """The real program (deterministic, a skipped broken image) is SIGKILLed five times: three
+    times while a checkpoint is being written (frozen with SIGSTOP first, so the half-written
+    files are seen at the kill) and twice at random moments; each restart resumes from the last
+    complete checkpoint, takes over the dead run's lock, and the final checkpoint equals an
+    uninterrupted run's tensor for tensor (weights, optimizer slots, step, input position)."""
+    steps = 24
+    ref_run, ref_args = _crash_args(tmp_path, "reference", steps)
+    reference = _start(ref_args, str(tmp_path))
+    try:
+        run, outputs, during_write = _crash_and_resume(
+            tmp_path, steps, ["first_write", "random", "write", "random", "write"], seed=11)
+        reference.wait(timeout=600)
+    finally:
+        if reference.poll() is None:
+            os.killpg(reference.pid, 9)
+            reference.wait()
+    assert reference.returncode == 0, _output(reference)[-4000:]
+    assert during_write >= 2, [(k, w) for k, w, _ in outputs]
+    assert any("ignoring half-written checkpoint files" in out for _, _, out in outputs)
+    assert not os.path.exists(os.path.join(run, ".lock"))  # released by the finished run
+    want, got = _final_tensors(ref_run, steps), _final_tensors(run, steps)
+    assert sorted(want) == sorted(got)
+    assert any(name.startswith("input_position") for name in got)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_sigkill_during_a_checkpoint_write_then_resume_from_the_previous_one(tmp_path):
+    """Fast variant: one SIGKILL while a checkpoint is being written; the restart ignores the
+    half-written files, resumes from the previous complete checkpoint and finishes."""
+    run, outputs, during_write = _crash_and_resume(tmp_path, 8, ["write"], seed=3)
+    assert during_write == 1, [(k, w) for k, w, _ in outputs]
+    assert "ignoring half-written checkpoint files" in outputs[-1][2]
+    assert _checkpoint_state(run) == 8

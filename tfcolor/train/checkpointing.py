@@ -53,30 +53,39 @@ def _has_object(path, name):
         return False
 
 
-def _has_iterator(path):
-    return _has_object(path, "iterator")
-
-
 def checkpoint_number(path):
     """N of a checkpoint prefix ``.../ckpt-N`` (None if it has no number)."""
     match = re.search(r"-(\d+)$", os.path.basename(path or ""))
     return int(match.group(1)) if match else None
 
 
+_TEMPORARY = re.compile(r"(ckpt-\d+_temp.*|ckpt-\d+\..*\.tempstate.*|checkpoint\.tmp.*)$")
+_ORPHAN = re.compile(r"ckpt-(\d+)(\.index|\.data-.*)$")
+
+
 def half_written(directory, latest=None):
-    """Checkpoint files in ``directory`` that no complete checkpoint accounts for: temporary
-    ``ckpt-N_temp*`` entries of an interrupted save and ``ckpt-N`` files numbered after
-    ``latest`` (written, but the run died before the state file named them). Sorted names."""
-    newest = checkpoint_number(latest) if latest else -1
-    out = []
-    for name in tf.io.gfile.listdir(directory) if tf.io.gfile.isdir(directory) else []:
-        name = name.rstrip("/")
-        match = re.match(r"ckpt-(\d+)(_temp.*|\.index|\.data-.*)$", name)
-        if not match:
-            continue
-        if match.group(2).startswith("_temp") or int(match.group(1)) > (newest or 0):
-            out.append(name)
-    return sorted(out)
+    """Leftovers of interrupted saves in ``directory``: ``(temporary, orphans)``, sorted names.
+
+    ``temporary``: TensorFlow's temporary files and directories of a save (``ckpt-N_temp/``,
+    ``*.tempstate*``, ``checkpoint.tmp*``), never part of a complete checkpoint. ``orphans``:
+    ``ckpt-N`` files numbered after ``latest`` (written, but the run died before the state
+    file named them; the next save of step N overwrites them).
+    """
+    newest = checkpoint_number(latest) if latest else None
+    temporary, orphans = [], []
+    names = tf.io.gfile.listdir(directory) if tf.io.gfile.isdir(directory) else []
+    for name in (n.rstrip("/") for n in names):
+        if _TEMPORARY.match(name):
+            temporary.append(name)
+        else:
+            match = _ORPHAN.match(name)
+            if match and newest is not None and int(match.group(1)) > newest:
+                orphans.append(name)
+    return sorted(temporary), sorted(orphans)
+
+
+def _short(names):
+    return ", ".join(names[:6]) + (" ..." if len(names) > 6 else "")
 
 
 def validate_checkpoint(path):
@@ -186,6 +195,8 @@ class Checkpointer:
             CheckpointError: it does not match the model/optimizer being trained.
         """
         path = self.latest()
+        if self.is_chief:
+            self._clean_interrupted_saves(path)
         if path is None:
             state = os.path.join(self.directory, "checkpoint")
             stray = tf.io.gfile.glob(os.path.join(self.directory, "ckpt-*.index"))
@@ -200,13 +211,6 @@ class Checkpointer:
                     "from scratch.")
             return None
         validate_checkpoint(path)
-        leftovers = half_written(self.directory, path)
-        if leftovers:
-            logging.warning("ignoring half-written checkpoint files of an interrupted save in %s "
-                            "(%s); resuming from the last complete checkpoint %s, they are "
-                            "overwritten when that step is saved again", self.directory,
-                            ", ".join(leftovers[:6]) + (" ..." if len(leftovers) > 6 else ""),
-                            os.path.basename(path))
         objects = dict(self._trackables)
         partial = False
         for name, obj in self._optional().items():
@@ -232,6 +236,29 @@ class Checkpointer:
         except (tf.errors.OpError, ValueError) as e:
             raise CorruptCheckpointError(f"restoring {path} failed: {e}. " + _advice(path)) from e
         return path
+
+    def _clean_interrupted_saves(self, latest):
+        """Removes the temporary files of saves that were interrupted (never a complete
+        checkpoint) and reports checkpoint files newer than ``latest`` (ignored)."""
+        temporary, orphans = half_written(self.directory, latest)
+        if temporary:
+            logging.warning("ignoring half-written checkpoint files of an interrupted save in %s "
+                            "(removed: %s)", self.directory, _short(temporary))
+            for name in temporary:
+                full = os.path.join(self.directory, name)
+                try:
+                    if tf.io.gfile.isdir(full):
+                        tf.io.gfile.rmtree(full)
+                    else:
+                        tf.io.gfile.remove(full)
+                except tf.errors.OpError as e:
+                    logging.warning("could not remove %s: %s", full, e)
+        if orphans:
+            logging.warning("ignoring half-written checkpoint files of an interrupted save in %s "
+                            "(%s, newer than the last complete checkpoint %s, which the run "
+                            "resumes from; overwritten when those steps are saved again)",
+                            self.directory, _short(orphans),
+                            os.path.basename(latest) if latest else "none")
 
     def save(self, step):
         """Writes a checkpoint numbered ``step``; returns the chief's checkpoint path."""

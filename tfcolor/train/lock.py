@@ -28,7 +28,6 @@ import socket
 import threading
 import time
 
-import tensorflow as tf
 from absl import logging
 
 LOCK_FILE = ".lock"
@@ -75,14 +74,30 @@ def _is_local(path):
     return "://" not in path
 
 
+def _gfile():
+    # TensorFlow only for non-local paths (gs://...): local locking stays importable without it.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf
+
+
 def _read(path):
     """The owner record in ``path``: a dict, {} when unreadable/garbled, None when absent."""
     try:
-        with tf.io.gfile.GFile(path) as f:
-            text = f.read()
-    except tf.errors.NotFoundError:
+        if _is_local(path):
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        else:
+            tf = _gfile()
+            try:
+                with tf.io.gfile.GFile(path) as f:
+                    text = f.read()
+            except tf.errors.NotFoundError:
+                return None
+            except tf.errors.OpError:
+                return {}
+    except FileNotFoundError:
         return None
-    except (tf.errors.OpError, OSError):
+    except (OSError, UnicodeDecodeError):
         return {}
     try:
         record = json.loads(text)
@@ -151,6 +166,7 @@ def _create_local(path, record):
 def _create(path, record):
     if _is_local(path):
         return _create_local(path, record)
+    tf = _gfile()
     if tf.io.gfile.exists(path):
         return False
     with tf.io.gfile.GFile(path, "w") as f:
@@ -162,7 +178,7 @@ def _take_over(path, seen):
     """Removes the stale lock ``path`` whose content was ``seen``; False if it changed (another
     process took it over first)."""
     if not _is_local(path):
-        tf.io.gfile.remove(path)
+        _gfile().io.gfile.remove(path)
         return True
     aside = f"{path}.stale.{os.getpid()}"
     try:
@@ -192,7 +208,10 @@ def acquire(model_dir, *, force=False, attempts=5):
     Raises:
         ModelDirLockedError: another live process (or another host) owns ``model_dir``.
     """
-    tf.io.gfile.makedirs(model_dir)
+    if _is_local(model_dir):
+        os.makedirs(model_dir, exist_ok=True)
+    else:
+        _gfile().io.gfile.makedirs(model_dir)
     path = os.path.join(model_dir, LOCK_FILE)
     with _MUTEX:
         if _HELD.get(path):
@@ -242,8 +261,13 @@ def release(model_dir):
         _HELD.pop(path, None)
         seen = _read(path)
         if seen and seen.get("pid") == os.getpid() and seen.get("host") == socket.gethostname():
-            with contextlib.suppress(tf.errors.NotFoundError, OSError):
-                tf.io.gfile.remove(path)
+            if _is_local(path):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            else:
+                tf = _gfile()
+                with contextlib.suppress(tf.errors.OpError):
+                    tf.io.gfile.remove(path)
 
 
 @contextlib.contextmanager

@@ -479,6 +479,8 @@ class Trainer:
         step = int(self.step.numpy())
         if restored:
             logging.info("resumed from %s at step %d", restored, step)
+        else:
+            logging.info("no checkpoint in %s: training from step 0", self.model_dir)
         last_ckpt = restored
         previous_handler = None
         install = self.handle_sigterm and threading.current_thread() is threading.main_thread()

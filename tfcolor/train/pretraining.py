@@ -208,9 +208,12 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
     if t.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        _, target_builder = build_dataset(config)
+        first, target_builder = build_dataset(config, include_index=True)
 
         def dataset_fn(start):
+            # The Trainer resumes the input at the checkpoint's position by calling this.
+            if start == 0:
+                return first
             return build_dataset(config, start=start, include_index=True)[0]
         loss_fn, terms_fn = build_loss(config.loss)
         images = preview_images(config)
