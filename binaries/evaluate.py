@@ -8,8 +8,15 @@ error averaged over pixels, as its mean distance (``ab mean``: what the papers c
 their 0.343 / 0.299) and its root mean square (``ab RMS``), PSNR in RGB averaged over images,
 and the area under the cumulative per-pixel error curve (Larsson et al. 2016, after Deshpande
 et al. 2015; definitions in ``tfcolor.metrics``). Writes OUTPUT_DIR/metrics.json and
-OUTPUT_DIR/cumulative_error.png.
+OUTPUT_DIR/cumulative_error.png (atomically; an earlier report there is not replaced without
+--overwrite). Inputs that cannot be read (``tfcolor.colorize.read_image``'s reasons, e.g.
+corrupt or above 1e8 pixels) are reported as ``skipped PATH: reason`` and left out; the exit
+status is then 1.
 """
+import os
+import shutil
+import sys
+import tempfile
 
 from binaries import colorize as colorize_bin
 from binaries import common
@@ -35,6 +42,9 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_float("t_max", 1.0, "Largest threshold of the cumulative error curve "
                        "(alpha-beta units).", flag_values=fv)
     flags.DEFINE_boolean("recursive", False, "Descend into folders.", flag_values=fv)
+    flags.DEFINE_boolean("overwrite", False, "Replace the metrics.json and plot of an earlier "
+                         "evaluation in --output_dir (default: refuse before evaluating).",
+                         flag_values=fv)
     flags.DEFINE_string("prior_source", "config", "Training images of the marginal-prior "
                         "baseline (the training set's mean target histogram, decoded like the "
                         "model): 'config' = the data source of the run's config.json "
@@ -110,6 +120,10 @@ def main(argv):
     except FileNotFoundError as e:
         common.die(str(e))
     options = colorize_bin.options_from_flags(FLAGS)
+    existing = _existing_report(FLAGS.output_dir)
+    if existing and not FLAGS.overwrite:
+        common.die(f"{existing} exists: not replacing an earlier evaluation (--overwrite, or "
+                   "choose another --output_dir)")
     source = colorize_bin.load_source(FLAGS)
 
     def progress(i, n, path):
@@ -132,8 +146,8 @@ def main(argv):
                 "grid_factor": source.grid_factor, "kind": source.kind,
                 "model": FLAGS.saved_model or FLAGS.model_dir,
                 "skipped": [p for p, _ in skipped], "prior_source": prior_desc}
-    json_path, png_path = metrics.write_report(acc, FLAGS.output_dir,
-                                               {"settings": settings, **evaluated.report()})
+    json_path, png_path = _write_report_atomically(
+            metrics, acc, FLAGS.output_dir, {"settings": settings, **evaluated.report()})
     result = acc.result()
     print(f"{'':8} {'images':>7} {'ab mean':>9} {'ab RMS':>9} {'PSNR(dB)':>9} {'AuC':>6}")
     for name, r in result.items():
@@ -144,9 +158,37 @@ def main(argv):
             print(f"{pair:12} {metric:15} mean diff {st['mean_difference']:+9.4f} "
                   f"95% CI [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}] "
                   f"improved {st['fraction_improved']:6.1%} of {st['n']} images")
-    print(f"wrote {json_path} and {png_path}; skipped {len(skipped)} unreadable file(s)",
-          flush=True)
-    return 0
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"wrote {json_path} and {png_path}; {common.skip_summary(skipped)}", flush=True)
+    return 1 if skipped else 0
+
+
+REPORT_FILES = ("metrics.json", "cumulative_error.png")
+
+
+def _existing_report(output_dir):
+    for name in REPORT_FILES:
+        if os.path.lexists(os.path.join(output_dir, name)):
+            return os.path.join(output_dir, name)
+    return None
+
+
+def _write_report_atomically(metrics, acc, output_dir, extra):
+    """``metrics.write_report`` into a hidden temporary folder of ``output_dir``, then each
+    file renamed into place: a killed run never leaves a truncated metrics.json."""
+    os.makedirs(output_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".evaluate-", dir=output_dir)
+    try:
+        paths = metrics.write_report(acc, staging, extra)
+        out = []
+        for path in paths:
+            final = os.path.join(output_dir, os.path.basename(path))
+            os.replace(path, final)
+            out.append(final)
+        return tuple(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run():
