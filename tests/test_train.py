@@ -257,6 +257,18 @@ def test_dataset_function_resume_reaches_the_same_state_and_saves_only_the_posit
     assert int(second.input_position.numpy()) == int(full.input_position.numpy())
 
 
+@needs_two_cpus
+def test_mirrored_input_position_equals_single_device(tmp_path):
+    fn = si.make_dataset_fn(drop_every=4)
+    one = _trainer(tmp_path / "one", steps=4, dataset=fn)
+    one.train()
+    two = _trainer(tmp_path / "two", strategy="mirrored", steps=4, dataset=fn)
+    two.train()
+    assert int(two.input_position.numpy()) == int(one.input_position.numpy()) == 22
+    for a, b in zip(_weights(one), _weights(two)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_dataset_function_must_yield_the_stream_index(tmp_path):
     with pytest.raises(ValueError, match="must yield batches with 'index'"):
         _trainer(tmp_path, dataset=lambda start: si.make_dataset())
@@ -499,7 +511,13 @@ def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(tmp_path):
     assert full.returncode == 0, outs[0]
     assert cut.returncode == -signal.SIGKILL, outs[1]
     assert not os.path.exists(cut_out)
-    assert tf.train.latest_checkpoint(str(tmp_path / "cut")).endswith("ckpt-6")
+    ckpt6 = tf.train.latest_checkpoint(str(tmp_path / "cut"))
+    assert ckpt6.endswith("ckpt-6")
+    # The child's dataset function drops every 5th record: 24 kept records are 1..29 minus
+    # 5, 10, 15, 20, 25, so the input position after 6 batches of 4 is 30. No iterator state.
+    assert not any(k.startswith("iterator/") for k in _keys(ckpt6))
+    assert tf.train.load_checkpoint(ckpt6).get_tensor(
+        "input_position/.ATTRIBUTES/VARIABLE_VALUE") == 30
     resumed = _spawn(common + ["--model_dir", str(tmp_path / "cut"), "--out", cut_out])
     out = _finish([resumed], timeout=180)[0]
     assert resumed.returncode == 0, out
