@@ -42,6 +42,12 @@ def test_folder_is_listed_recursively_and_sorted(photo_tree):
     assert [r["path"].numpy().decode() for r in records] == files
 
 
+def test_symbolic_link_loops_are_listed_once(photo_tree):
+    os.symlink(photo_tree / "a", photo_tree / "a" / "b" / "back_to_a")
+    files = sources.list_image_files(str(photo_tree / "a"))
+    assert [os.path.relpath(f, photo_tree) for f in files] == ["a/1.jpg", "a/b/2.PNG"]
+
+
 def test_glob_and_file_lists(photo_tree):
     src = sources.as_source(str(photo_tree / "**" / "*.jpg"))
     assert [os.path.basename(f) for f in src.files] == ["1.jpg"]

@@ -104,7 +104,13 @@ def list_image_files(path, extensions=IMAGE_EXTENSIONS):
         for root, _, names in tf.io.gfile.walk(path):
             files += [os.path.join(root, n) for n in names if n.lower().endswith(exts)]
     else:
+        visited = set()
         for root, dirs, names in os.walk(path, followlinks=True):
+            real = os.path.realpath(root)
+            if real in visited:  # a symbolic link back to a folder already listed (a loop)
+                dirs[:] = []
+                continue
+            visited.add(real)
             dirs.sort()
             files += [os.path.join(root, n) for n in names if n.lower().endswith(exts)]
     if not files:
@@ -388,7 +394,12 @@ class TFRecordSource(ImageSource):
         """Byte size of every uncompressed local file (-1: not checked)."""
         if self.compression_type:
             return [-1] * len(self.files)
-        return [-1 if _is_remote(f) else os.path.getsize(f) for f in self.files]
+        def size(path):
+            try:
+                return -1 if _is_remote(path) else os.path.getsize(path)
+            except OSError:  # gone since the listing: TFRecordDataset reports nothing either
+                return -1
+        return [size(f) for f in self.files]
 
     def _read(self, path, size):
         """(name, serialized, status) of one file's records, then one (name, "", CORRUPT_FILE)
