@@ -83,38 +83,49 @@ class Source:
     pattern ``BUNDLE.rcc!MEMBER`` selects members of a Qt resource bundle. ``group_by`` is a
     regular expression whose first group, found in the path, names a same-scene group.
     ``label`` puts the matches in the labelled set under that class instead of the corpus.
+    ``exclude`` skips paths; ``keep_only`` (curated on the contact sheets) rejects, as
+    ``curated``, every match outside it: the artwork of a mixed wallpaper collection.
     """
     package: str
     patterns: tuple
     group_by: str = ""
     label: str = ""
     exclude: tuple = ()
+    keep_only: tuple = ()
 
 
 _GC = "usr/share/gcompris-qt/rcc/{0}.rcc!gcompris/src/activities/{0}/resource/"
 _TP = "usr/share/tuxpaint/stamps/"
 _WALL = r"^(.*?)(?:[-_](?:\d+x\d+|\d+k|wide|dark|light|day|night|morning|evening|l|d))?\.\w+$"
 
-# Unlabelled corpus: wallpapers, landscapes, photo puzzles, educational photos, sample images.
+# Unlabelled corpus: wallpapers, landscape panoramas, photo puzzles, educational photos, sample
+# images. Mixed collections list their photographs in ``keep_only`` (decided on the contact
+# sheets); inspected and left out whole: ukui-wallpapers, gnome-backgrounds, xfdesktop4-data,
+# lomiri-wallpapers, desktop-base, sway-backgrounds (artwork and renders), extremetuxracer-data
+# (rendered sky boxes, composited textures), pysiogame, brainparty-data, ulcc, GCompris lang
+# words (drawings), GCompris paintings / details (photographs of paintings), stellarium-data
+# nebulae (astronomical false colour), hugin-data (screenshots).
+_PLASMA_PHOTOS = ("BytheWater", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Kite",
+                  "OneStandsOut", "Path", "summer_1am", "ColdRipple", "Grey")
+_LXQT_PHOTOS = ("Butterfly-Kenneth-Wimer", "Valendas", "after-the-rain", "appleflower",
+                "butterfly", "cloud", "drop", "flowers", "fog", "this-is-not-windows")
+_SKIMAGE = "usr/lib/python3/dist-packages/skimage/data/"
 SOURCES = [
-    Source("mate-backgrounds", ("usr/share/backgrounds/mate/*/*",)),
+    Source("mate-backgrounds", ("usr/share/backgrounds/mate/nature/*",)),
     Source("plasma-workspace-wallpapers", ("usr/share/wallpapers/*/contents/images*/*",),
-           group_by=r"wallpapers/([^/]+)/"),
-    Source("lomiri-wallpapers", ("usr/share/backgrounds/*",)),
-    Source("lomiri-wallpapers-16.04", ("usr/share/backgrounds/*",)),
-    Source("lomiri-wallpapers-20.04", ("usr/share/backgrounds/*",)),
-    Source("ukui-wallpapers", ("usr/share/backgrounds/*",)),
-    Source("gnome-backgrounds", ("usr/share/backgrounds/gnome/*",), group_by=_WALL),
-    Source("xfdesktop4-data", ("usr/share/backgrounds/xfce/*",)),
-    Source("lxqt-themes", ("usr/share/lxqt/wallpapers/*",)),
-    Source("palapeli-data", ("usr/share/palapeli/collection/*", "usr/share/palapeli/backgrounds/*")),
-    Source("jigzo-data", ("usr/share/games/jigzo/image/*",)),
+           group_by=r"wallpapers/([^/]+)/",
+           keep_only=tuple(f"*/wallpapers/{n}/*" for n in _PLASMA_PHOTOS)),
+    Source("lomiri-wallpapers-16.04", ("usr/share/backgrounds/*",),
+           exclude=("*/analogpattern_*", "*/umang_*", "*/warty-final-*")),
+    Source("lomiri-wallpapers-20.04", ("usr/share/backgrounds/Kleiber_*",)),
+    Source("lxqt-themes", ("usr/share/lxqt/wallpapers/*",),
+           keep_only=tuple(f"*/wallpapers/{n}.*" for n in _LXQT_PHOTOS)),
+    Source("palapeli-data", ("usr/share/palapeli/collection/*",)),
     # horizon panoramas, several slices per site: one group per landscape
-    Source("stellarium-data", ("usr/share/stellarium/landscapes/*/*",),
+    Source("stellarium-data", tuple(f"usr/share/stellarium/landscapes/{n}/*" for n in (
+        "garching", "grossmugl", "guereins", "hurricane", "trees")),
            group_by=r"landscapes/([^/]+)/"),
-    Source("extremetuxracer-data", ("usr/share/games/etr/env/*/*/*", "usr/share/games/etr/textures/*",
-                                    "usr/share/games/etr/terrains/*"),
-           group_by=r"env/etr/([^/]+)/"),
+    Source("tuxpaint-data", ("usr/share/tuxpaint/templates/*",)),
     Source("opencv-doc", ("usr/share/doc/opencv-doc/examples/data/*",
                           "usr/share/doc/opencv-doc/examples/hfs/data/*",
                           "usr/share/doc/opencv-doc/examples/text/*",
@@ -123,30 +134,31 @@ SOURCES = [
                           "usr/share/doc/opencv-doc/examples/reg/*"),
            # stereo pairs and sequences of one scene
            group_by=r"/((?:aloe|left|right|graf|box|basketball|Blender_Suzanne|aero|"
-                    r"stuff|rubberwhale|lena|leuven|home|pic|sudoku)[A-Za-z]*?)\d*[LR]?(?:_\w+)?\.\w+$"),
+                    r"stuff|rubberwhale|lena|leuven|home|pic|sudoku)[A-Za-z]*?)\d*[LR]?(?:_\w+)?\.\w+$",
+           exclude=("*/starry_night.jpg", "*/notes.png", "*/HappyFish.jpg")),
+    Source("python3-skimage", tuple(_SKIMAGE + n for n in (
+        "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
+        "rocket.jpg")), group_by=r"/(motorcycle)_"),
+    Source("python3-sklearn", ("usr/lib/python3/dist-packages/sklearn/datasets/images/*",)),
+    Source("imagemagick-6-doc", ("usr/share/doc/imagemagick-6-common/html/images/bluebells_*",
+                                 "usr/share/doc/imagemagick-6-common/html/images/rose.jpg"),
+           group_by=r"/(bluebells)_"),
     Source("gcompris-qt-data", tuple(_GC.format(a) + "*" for a in (
-        "erase", "explore_world_animals", "explore_farm_animals", "explore_world_music",
-        "explore_monuments", "clickgame", "lang", "louis-braille", "leftright", "babyshapes",
-        "solar_system")) + (_GC.format("explore_monuments") + "*/*",
-                            _GC.format("explore_world_animals") + "*/*",
-                            _GC.format("explore_farm_animals") + "*/*",
-                            _GC.format("explore_world_music") + "*/*",
-                            _GC.format("lang") + "*/*"),
-           group_by=r"monuments/.*/([a-z_]+?)\d*\.\w+$"),
+        "erase", "clickgame", "lang", "louis-braille", "leftright", "babyshapes", "solar_system"))
+           + (_GC.format("lang") + "*/*",)),
 ]
 
 # Labelled set: class -> folders of real photos (tuxpaint stamps are cut-outs, laid on grey).
+# Sub-folders are not included (tuxpaint keeps its drawings in .../cartoon/).
 _CLASS_FOLDERS = {
     "mammals": [("tuxpaint-stamps-default", _TP + "animals/mammals/*"),
+                ("tuxpaint-stamps-default", _TP + "animals/mammals/*/*"),
                 ("tuxpaint-stamps-default", _TP + "animals/marsupials/*"),
                 ("gcompris-qt-data", _GC.format("explore_world_animals") + "animals/*"),
-                ("gcompris-qt-data", _GC.format("explore_farm_animals") + "animals/*"),
-                ("ulcc", "usr/share/ulcc/dictionaries/african_animals/images/*"),
-                ("ulcc", "usr/share/ulcc/dictionaries/different_animals/images/*")],
+                ("gcompris-qt-data", _GC.format("explore_farm_animals") + "animals/*")],
     "birds": [("tuxpaint-stamps-default", _TP + "animals/birds/*")],
     "fish_and_sea_life": [("tuxpaint-stamps-default", _TP + "animals/fish/*"),
                           ("tuxpaint-stamps-default", _TP + "animals/shellfish/*"),
-                          ("tuxpaint-stamps-default", _TP + "animals/mammals/aquatic/*"),
                           ("gcompris-qt-data", "usr/share/gcompris-qt/rcc/categorization.rcc!"
                            "gcompris/src/activities/categorization/resource/images/fishes/*")],
     "insects": [("tuxpaint-stamps-default", _TP + "animals/insects/*")],
@@ -165,15 +177,36 @@ _CLASS_FOLDERS = {
               ("tuxpaint-stamps-default", _TP + "household/tools/*")],
     "renewable_energy": [("gcompris-qt-data", "usr/share/gcompris-qt/rcc/categorization.rcc!"
                           "gcompris/src/activities/categorization/resource/images/renewable/*")],
+    "musical_instruments": [("tuxpaint-stamps-default", _TP + "hobbies/music/*/*"),
+                            ("gcompris-qt-data", _GC.format("explore_world_music") + "*/*")],
+    "vehicles": [("tuxpaint-stamps-default", _TP + "vehicles/*"),
+                 ("tuxpaint-stamps-default", _TP + "vehicles/*/*"),
+                 ("tuxpaint-stamps-default", _TP + "vehicles/flight/planes/*"),
+                 ("tuxpaint-stamps-default", _TP + "military/vehicles/*")],
+    "coins": [("tuxpaint-stamps-default", _TP + "symbols/money/*/coins/*"),
+              ("tuxpaint-stamps-default", _TP + "symbols/money/japanese/*")],
+    "household_objects": [("tuxpaint-stamps-default", _TP + "household/*"),
+                          ("tuxpaint-stamps-default", _TP + "household/dishes/*"),
+                          ("tuxpaint-stamps-default", _TP + "household/dishes/utensils/*")],
+    "sports_equipment": [("tuxpaint-stamps-default", _TP + "sports/*")],
+    "lab_equipment": [("kalzium-data", "usr/share/kalzium/data/toolpics/*")],
 }
-LABEL_SOURCES = [Source(pkg, (pattern,), label=cls,
+# Drawings and renders inside the photo folders (seen on the contact sheets).
+_LABEL_DROP = tuple(_TP + n for n in (
+    "animals/fish/bluegroper.*", "animals/fish/butterflyfish.*", "animals/fish/clownfish.*",
+    "animals/fish/coraltrout.*", "animals/fish/dolphinfish.*", "animals/fish/stripedfish.*",
+    "animals/mammals/aquatic/whale.*", "animals/mammals/hedgehog.*",
+    "vehicles/hot_air_balloon*", "vehicles/ship/chinese_junk*", "vehicles/*/*balloon*"))
+LABEL_SOURCES = [Source(pkg, (pattern,), label=cls, exclude=_LABEL_DROP,
                         group_by=r"monuments/.*?([a-z_]+?)\d*\.\w+$" if cls == "monuments" else "")
                  for cls, folders in _CLASS_FOLDERS.items() for pkg, pattern in folders]
 
-# Decided by looking at the contact sheets (--contact-sheets), fnmatch patterns on
-# "package:path". DROP: renders, artwork and screenshots that pass the statistics. KEEP:
-# photographs that the flat / palette tests reject (studio shots on white, clipped skies).
-CURATED_DROP = ()
+# Dropped by name after looking at the contact sheets (fnmatch on "package:path"): artwork,
+# renders and synthetic images that pass the statistics. KEEP: photographs that the flat /
+# palette tests reject (none needed so far).
+CURATED_DROP = ("opencv-doc:*/examples/data/*noise*", "opencv-doc:*/examples/data/pic*",
+                "tuxpaint-data:*/templates/frog*", "tuxpaint-data:*/templates/street*",
+                "tuxpaint-data:*/templates/tux_*", "tuxpaint-data:*/templates/worldmap*")
 CURATED_KEEP = ()
 
 
@@ -398,8 +431,10 @@ def collect(sources, root, rcc_cache):
                     continue
                 seen.add(key)
                 m = re.search(s.group_by, path) if s.group_by else None
+                curated = bool(s.keep_only) and not any(fnmatch.fnmatchcase(path, k)
+                                                         for k in s.keep_only)
                 out.append(dict(package=s.package, version=version, path=path, file=local,
-                                label=s.label,
+                                label=s.label, curated_out=curated,
                                 group_key=f"{s.package}:{m.group(1).lower()}" if m else ""))
     return out
 
@@ -482,7 +517,7 @@ def dhash(arr, n=16):
 @dataclasses.dataclass
 class FilterConfig:
     min_side: int = 256
-    label_min_side: int = 80
+    label_min_side: int = 40
     max_transparent: float = 0.02
     min_colourfulness: float = 8.0
     min_colours: int = 64
@@ -516,7 +551,7 @@ def reject_reasons(rec, cfg):
             out.append("flat")
         if rec["top8"] > cfg.max_top8:
             out.append("palette")
-    if _curated(rec, CURATED_DROP):
+    if _curated(rec, CURATED_DROP) or rec.get("curated_out"):
         out.append("curated")
     return out
 
@@ -741,9 +776,10 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-frac", type=float, default=0.1)
     ap.add_argument("--holdout-frac", type=float, default=0.15)
-    ap.add_argument("--label-name", default="debphoto9", help="name of the labelled .npz")
+    ap.add_argument("--label-name", default="",
+                    help="name of the labelled .npz (default debphotoK, K = number of classes)")
     ap.add_argument("--label-size", type=int, default=128)
-    ap.add_argument("--label-test-frac", type=float, default=0.6)
+    ap.add_argument("--label-test-frac", type=float, default=0.66)
     ap.add_argument("--label-val-frac", type=float, default=0.12)
     ap.add_argument("--dup-bits", type=int, default=10,
                     help="dHash distance (of 256) at or below which two images are one photo")
@@ -860,6 +896,7 @@ def build(a, sources=None, label_sources=None, log=print):
             shutil.copyfile(os.path.join(a.out, n), os.path.join(a.manifest_dir, n))
 
     classes = sorted({r["label"] for r in labelled})
+    label_name = a.label_name or f"debphoto{len(classes)}"
     if labelled:
         lab = os.path.join(a.out, "labeled")
         os.makedirs(lab, exist_ok=True)
@@ -871,7 +908,7 @@ def build(a, sources=None, label_sources=None, log=print):
                       id=np.array([r["id"] for r in labelled]))
         for s in ("train", "val", "test"):
             arrays[f"x_{s}"], arrays[f"y_{s}"] = x[split == s], y[split == s]
-        np.savez_compressed(os.path.join(lab, a.label_name + ".npz"), **arrays)
+        np.savez_compressed(os.path.join(lab, label_name + ".npz"), **arrays)
 
     for size in [int(s) for s in a.sizes.split(",") if s.strip()]:
         for split, k, centre in (("train", a.crops_per_photo, False),
@@ -911,7 +948,7 @@ def build(a, sources=None, label_sources=None, log=print):
         licences=dict(Counter(r["licence"] for r in corpus + labelled)),
         rejected_by_reason=dict(Counter(r["reason"].split(":")[0].split(" of ")[0]
                                         for r in rejected)),
-        labelled_name=a.label_name, labelled_images=len(labelled),
+        labelled_name=label_name, labelled_images=len(labelled),
         labelled_by_split=dict(Counter(r["split"] for r in labelled)),
         labelled_by_class={c: dict(Counter(r["split"] for r in labelled if r["label"] == c))
                            for c in classes},
