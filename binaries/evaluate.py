@@ -12,6 +12,13 @@ OUTPUT_DIR/cumulative_error.png (atomically; an earlier report there is not repl
 --overwrite). Inputs that cannot be read (``tfcolor.colorize.read_image``'s reasons, e.g.
 corrupt or above 1e8 pixels) are reported as ``skipped PATH: reason`` and left out; the exit
 status is then 1.
+
+Beside grey, a marginal-prior baseline (``prior``): the training set's mean target histogram
+(``tfcolor.prior.marginal_prior``, from --prior_source: by default the training data named in the
+run's config), predicted everywhere and decoded with the same flags as the model. Per image, the
+model is compared with grey and with the prior (``tfcolor.evaluation``): mean difference,
+fraction of images improved and a seeded percentile bootstrap 95% CI of the mean difference of
+each metric, printed and written under ``paired`` in metrics.json.
 """
 import os
 import shutil
