@@ -361,6 +361,7 @@ def run_finetunes(inits, sets, out_dir):
             out = protocol.finetune_seeds(make, train, test, config, seeds, model_dir=run_dir,
                                           color=color, subset_fn=subset_fn)
             out["seconds"] = time.perf_counter() - start
+            out["color_input"] = bool(color)
             with open(done, "w") as f:
                 json.dump(out, f, indent=2)
             results.setdefault(set_name, {})[method] = out
@@ -390,16 +391,25 @@ def write_report(out_dir, report):
     lines.append("| method | " + " | ".join(sets) + " |")
     lines.append("| --- |" + " ---: |" * len(sets))
     methods = [m for m in FLAGS.methods]
+    handicapped = False
     for method in methods:
         cells = []
         for s in sets:
             r = report["finetune"][s].get(method)
-            cells.append(f"{100 * r['test']['mean']:.1f} +- {100 * r['test']['std']:.1f}"
+            mark = ""
+            if r and method == "split_brain" and not r.get("color_input", s != "gcompris5"):
+                mark, handicapped = " (g)", True
+            cells.append(f"{100 * r['test']['mean']:.1f} +- {100 * r['test']['std']:.1f}{mark}"
                          if r else "-")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     chance = {"gcompris5": 20.0, "fmnist10": 10.0, "fmnist100": 10.0}
     lines += ["", "Chance: " + ", ".join(f"{s} {chance.get(s, float('nan')):.0f}%"
                                          for s in sets) + ".", ""]
+    if handicapped:
+        from tfcolor.baselines import split_brain  # pylint: disable=import-outside-toplevel
+        lines += [f"(g) grey data: {split_brain.grey_input_handicap('lab')} (the ab half's "
+                  "features do not depend on the image; the number understates split-brain).",
+                  ""]
     if report.get("colorization"):
         lines += ["## Colorization on the holdout photos", "",
                   "| model | alpha-beta mean distance | alpha-beta RMS | PSNR (dB) | AuC |",

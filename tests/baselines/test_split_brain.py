@@ -154,3 +154,21 @@ def test_split_brain_under_mixed_precision_strategy_and_tf_function():
 
     out = step(tf.random.uniform([2, 8, 8, 3]), tf.zeros([2, 2, 2], tf.int32))
     assert all(t.shape[-2:] == (2, 200) for t in strategy.experimental_local_results(out))
+
+
+def test_grey_input_leaves_the_ab_half_constant_and_the_handicap_is_reported(model, caplog):
+    # On grey data the Lab split's half b sees a = b = 0: its features do not depend on the
+    # image (the documented handicap), while half a's do.
+    with caplog.at_level("WARNING"):
+        trunk = model.downstream_trunk(color_input=False)
+    assert "half b sees a = b = 0" in caplog.text
+    rng = np.random.default_rng(3)
+    g1 = rng.uniform(0, 1, (1, 16, 16, 1)).astype(np.float32)
+    g2 = rng.uniform(0, 1, (1, 16, 16, 1)).astype(np.float32)
+    f1, f2 = trunk(g1, training=False)["conv2_2"].numpy(), trunk(g2, training=False)["conv2_2"]
+    half = f1.shape[-1] // 2
+    np.testing.assert_allclose(f1[..., half:], f2.numpy()[..., half:], atol=1e-3)
+    assert np.abs(f1[..., :half] - f2.numpy()[..., :half]).max() > 1e-2
+    assert split_brain.grey_input_handicap("lab") and split_brain.grey_input_handicap(
+            "rescaled_lab")
+    assert split_brain.grey_input_handicap("rgb") is None  # R = G = B: half b sees the grey

@@ -61,6 +61,14 @@ def test_tiny_end_to_end_all_methods(tmp_path):
     report = _check(tmp_path, methods, ["fmnist10"])
     assert set(report["colorization"]) == {"colorization", "lab_regression", "gray"}
     assert set(report["pretrain"]) == set(methods) - {"random"}
+    # Grey data: the split-brain number carries the ab-half handicap note; colorization
+    # metrics report the alpha-beta mean distance and RMS under their own names.
+    assert report["finetune"]["fmnist10"]["split_brain"]["color_input"] is False
+    text = (tmp_path / "results.md").read_text()
+    assert "(g) grey data: split-brain (lab)" in text
+    assert "| alpha-beta mean distance | alpha-beta RMS |" in text
+    for r in report["colorization"].values():
+        assert r["alphabeta_rms"] >= r["alphabeta_mean"] > 0 or r["alphabeta_mean"] == 0
 
 
 @pytest.mark.slow

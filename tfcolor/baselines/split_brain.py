@@ -31,15 +31,24 @@ proxy tasks differ only in their targets and in the split.
 Downstream (:meth:`SplitBrainAutoencoder.downstream_trunk`) the two halves run side by side on
 the image (converted to the split space inside the model, TF ops) and every tap is the
 concatenation of both halves' maps, so a half-width split-brain trunk has the tap names, strides
-and channel counts of the full-width trunk. A grey downstream input is replicated to RGB (for
-Lab, a = b = 0: half ``b`` sees a constant image).
+and channel counts of the full-width trunk.
+
+Grey downstream data (e.g. Fashion-MNIST) is a handicap for the Lab splits: the grey image is
+replicated to RGB, so a = b = 0 everywhere and half ``b`` sees a constant image; its features
+do not depend on the input, so half of the concatenated features carry no information (the
+``"rgb"`` split is not affected: R = G = B, half ``b`` sees the grey twice). Zhang et al. evaluate
+their split-brain features on colour images; we found no grey-input protocol of theirs to
+follow, so the trunk is fed as is and the handicap is *reported*: :func:`grey_input_handicap`
+says whether a split has it, :meth:`SplitBrainAutoencoder.downstream_trunk` logs it for
+``color_input=False``, and ``binaries/reproduce`` marks the split-brain numbers on grey sets
+with it.
 
 The halves are built by :func:`resized_trunk`, which edits the functional config of a
-``build_trunk`` model (filters scaled, input channels changed); see
-/tmp/notes_transfer_requests.md for the requested ``build_trunk`` options.
+``build_trunk`` model (filters scaled, input channels changed).
 """
 import keras
 import tensorflow as tf
+from absl import logging
 
 from tfcolor import layers as tfcolor_layers
 
@@ -51,6 +60,15 @@ def _check_split(split):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
     return split
+
+
+def grey_input_handicap(split):
+    """A sentence describing the handicap of ``split`` on grey downstream data, or None."""
+    _check_split(split)
+    if split == "rgb":
+        return None
+    return (f"split-brain ({split}) on grey data: half b sees a = b = 0, nothing of the image, "
+            "so half of its features carry no information")
 
 
 def split_channels(rgb, split="lab", eps=1e-6):
@@ -250,8 +268,12 @@ class SplitBrainAutoencoder(keras.Model):
         """A functional trunk image -> {tap: concat(half a, half b)} for fine-tuning.
 
         Each half is prepared (BN absorbed) separately. ``color_input=False`` takes grey
-        (1-channel) images, replicated to RGB inside.
+        (1-channel) images, replicated to RGB inside: for the Lab splits half ``b`` then sees a
+        constant image (logged; see :func:`grey_input_handicap`).
         """
+        handicap = None if color_input else grey_input_handicap(self.split)
+        if handicap:
+            logging.warning("%s", handicap)
         from tfcolor import surgery  # pylint: disable=import-outside-toplevel
         half_a = surgery.prepare_trunk(self.trunk_a, arch=self.arch, absorb_bn=absorb_bn)
         half_b = surgery.prepare_trunk(self.trunk_b, arch=self.arch, absorb_bn=absorb_bn)
@@ -278,6 +300,6 @@ def disjoint(model):
     return not (a & b)
 
 
-__all__ = ["SPLITS", "split_channels", "quantize", "split_brain_targets",
+__all__ = ["SPLITS", "grey_input_handicap", "split_channels", "quantize", "split_brain_targets",
            "split_brain_batches", "resized_trunk", "SplitInput", "SplitBrainAutoencoder",
            "disjoint"]
