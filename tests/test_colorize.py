@@ -2,6 +2,8 @@
 import logging
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -298,8 +300,9 @@ def test_read_image_modes(tmp_path):
     Image.fromarray(np.full((2, 3), 65535, np.uint16)).save(tmp_path / "deep.png")
     np.testing.assert_allclose(colorize.read_image(str(tmp_path / "deep.png")), 1.0)
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
-    with pytest.raises(colorize.ImageReadError, match="bad.jpg"):
+    with pytest.raises(colorize.ImageReadError, match="^unknown_format: ") as info:
         colorize.read_image(str(tmp_path / "bad.jpg"))
+    assert info.value.path == str(tmp_path / "bad.jpg") and info.value.reason == "unknown_format"
 
 
 def test_colorize_files_writes_pngs_and_skips_corrupt(model, tmp_path, caplog):
@@ -344,3 +347,135 @@ def test_mixed_precision_model_decodes_in_float32(model):
     want = colorize.colorize_batch(model, rgb).numpy()
     assert np.abs(out.numpy() - want).mean() < 0.02
     np.testing.assert_allclose(out.numpy().mean(-1), rgb.mean(-1), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- hostile input
+
+def _hostile_inputs():
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    spec = importlib.util.spec_from_file_location(
+            "hostile_inputs", os.path.join(os.path.dirname(__file__), "hostile_inputs.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shrunk_network_input_stays_in_range():
+    # Issue #11: an all-white 683 x 512 image shrunk to 512 x 384 by the antialiased area
+    # resize came out at 1.0000075, which the SavedModel's range check refused.
+    white = tf.ones([1, 512, 683, 1])
+    net, net_hw = colorize._network_input(white, 512)  # pylint: disable=protected-access
+    assert net_hw == (384, 512)
+    assert float(tf.reduce_max(net)) == 1.0  # clipped, not 1.0000075
+    assert float(tf.reduce_min(net)) == pytest.approx(1.0, abs=1e-4)  # still white
+    rng = np.random.default_rng(3)
+    noise = tf.constant((rng.uniform(size=(1, 700, 333, 1)) > 0.5).astype(np.float32))
+    net, _ = colorize._network_input(noise, 100)  # pylint: disable=protected-access
+    assert 0.0 <= float(tf.reduce_min(net)) and float(tf.reduce_max(net)) <= 1.0
+
+
+def test_read_image_on_the_hostile_matrix(tmp_path):
+    hostile = _hostile_inputs()
+    cases = hostile.write_image_cases(tmp_path, camera=False)
+    for case in cases.values():
+        if case.valid:
+            image = colorize.read_image(case.path)
+            assert image.shape == tuple(case.size) + (3,), case.note
+            assert image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+        else:
+            with pytest.raises(colorize.ImageReadError) as info:
+                colorize.read_image(case.path)
+            assert info.value.reason == case.expected, (case.note, str(info.value))
+            assert "\n" not in str(info.value)
+    # The limit is read from the header, whatever the size: 7 x 5 = 35 pixels.
+    with pytest.raises(colorize.ImageReadError, match="^too_large: 7 x 5 = 35 pixels"):
+        colorize.read_image(cases["seven_by_five.jpg"].path, max_pixels=34)
+    assert colorize.read_image(cases["seven_by_five.jpg"].path, max_pixels=35).shape == (5, 7, 3)
+    assert colorize.MAX_PIXELS == 100_000_000
+    # Folders list the non-files named like images, so that they are reported, not dropped.
+    listed = [os.path.basename(p) for p, _ in colorize.expand_inputs([str(tmp_path)])]
+    assert "folder.jpg" in listed and "dangling.jpg" in listed
+    assert sorted(listed) == sorted(cases)
+
+
+def test_a_bomb_is_refused_without_being_decoded(tmp_path):
+    # In a child process, so that its peak memory is its own: importing TensorFlow takes
+    # ~0.6 GB; decoding the 30000 x 30000 PNG would add >= 0.9 GB (Pillow, 1 byte per pixel).
+    hostile = _hostile_inputs()
+    path = tmp_path / "bomb.png"
+    path.write_bytes(hostile.png_bomb())
+    script = (
+        "import resource, sys\n"
+        "from tfcolor import colorize\n"
+        "try:\n"
+        "    colorize.read_image(sys.argv[1])\n"
+        "except colorize.ImageReadError as e:\n"
+        "    print(e.reason, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                         text=True, timeout=300,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=root))
+    reason, max_rss_kb = res.stdout.split()
+    assert reason == "too_large", res.stderr[-2000:]
+    assert int(max_rss_kb) < 1024 * 1024, max_rss_kb
+
+
+class _FailingOnWide:
+    """A histogram source that fails (like a broken op) on inputs wider than 30 pixels."""
+
+    def __init__(self, source):
+        self.inner = source
+        self.kind, self.grid_factor, self.from_logits = source.kind, 4, True
+
+    def __call__(self, gray):
+        if gray.shape[2] > 30:
+            raise tf.errors.InvalidArgumentError(None, None, "boom\nsecond line")
+        return self.inner(gray)
+
+
+def test_colorize_files_skips_a_failing_input_and_keeps_existing_outputs(model, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(14)
+    _write(src / "narrow.png", (rng.uniform(size=(20, 30, 3)) * 255).astype(np.uint8))
+    _write(src / "wide.png", (rng.uniform(size=(20, 40, 3)) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    source = _FailingOnWide(colorize.KerasSource(model))
+    opts = colorize.ColorizeOptions(uncertainty=True)
+    res = colorize.colorize_files(source, [str(src)], str(out), opts)
+    assert res["skipped"] == [(str(src / "wide.png"),
+                               "failed: InvalidArgumentError: boom")]
+    assert sorted(os.listdir(out)) == ["narrow.png", "narrow_uncertainty.png"]
+    # A second run keeps what exists (and finishes nothing else: wide still fails).
+    stamp = {n: os.stat(out / n).st_mtime_ns for n in os.listdir(out)}
+    (out / "narrow.png").write_bytes(b"user's file")
+    again = colorize.colorize_files(source, [str(src)], str(out), opts)
+    assert again["kept"] == [(str(src / "narrow.png"), str(out / "narrow_uncertainty.png"))]
+    assert (out / "narrow.png").read_bytes() == b"user's file"
+    assert os.stat(out / "narrow_uncertainty.png").st_mtime_ns == stamp["narrow_uncertainty.png"]
+    # overwrite=True replaces them; an output that would be the input itself is never written.
+    third = colorize.colorize_files(colorize.KerasSource(model), [str(src)], str(out), opts,
+                                    overwrite=True)
+    assert len(third["written"]) == 4 and not third["skipped"]
+    assert Image.open(out / "narrow.png").size == (30, 20)
+    in_place = colorize.colorize_files(colorize.KerasSource(model), [str(src / "wide.png")],
+                                       str(src), colorize.ColorizeOptions(), overwrite=True)
+    assert in_place["skipped"][0][1].startswith("output_is_input")
+    assert Image.open(src / "wide.png").size == (40, 20)
+
+
+def test_save_png_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "x.png"
+    colorize.save_png(np.full((4, 5, 3), 0.5, np.float32), str(target))
+    before = target.read_bytes()
+
+    def broken_save(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        colorize.save_png(np.zeros((4, 5, 3), np.float32), str(target))
+    assert target.read_bytes() == before  # the earlier file is whole
+    assert os.listdir(tmp_path) == ["x.png"]  # no temporary file left
