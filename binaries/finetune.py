@@ -229,7 +229,8 @@ def _main():
                              taps=FLAGS.taps, head_taps=head_taps, color_input=color,
                              absorb_bn=absorb, from_layer=FLAGS.from_layer, fov=FLAGS.fov,
                              imagenet_weights=FLAGS.imagenet_weights, rebalance_images=sample,
-                             rebalance_imagenet=FLAGS.rebalance_imagenet, seed=seed, hidden=FLAGS.hidden, dropout=FLAGS.dropout)
+                             rebalance_imagenet=FLAGS.rebalance_imagenet, seed=seed,
+                             hidden=FLAGS.hidden, dropout=FLAGS.dropout)
 
     subset_fn = ((lambda d, s: d.per_class(FLAGS.per_class, seed=s)) if FLAGS.per_class
                  else None)

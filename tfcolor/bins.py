@@ -110,8 +110,8 @@ __all__ = [
         "BinSpec", "UniformBins", "GaussianQuantileBins", "JointBins", "serialize", "deserialize",
         "get", "window_offsets", "gather_windows", "histogram_from_indices", "window_histogram",
         "circular_expectation", "chromatic_fading_factor", "apply_chromatic_fading",
-        "decode_hue_chroma", "entropy", "DECODE_METHODS", "MEDIAN_INTERPOLATIONS", "HISTOGRAM_METHODS",
-        "FADING_VARIANTS", "DEFAULT_FADING",
+        "decode_hue_chroma", "entropy", "DECODE_METHODS", "MEDIAN_INTERPOLATIONS",
+        "HISTOGRAM_METHODS", "FADING_VARIANTS", "DEFAULT_FADING",
 ]
 
 DECODE_METHODS = ("expectation", "mode", "median", "median_bin_centre", "sample")
