@@ -113,6 +113,8 @@ def _fake_files():
     }
     for i in range(12):
         files[f"backgrounds/fake/other{i:02d}.jpg"] = _jpeg(_photo(100 + i))
+    files["wallpapers/keep_me.jpg"] = _jpeg(_photo(50))
+    files["wallpapers/artwork.jpg"] = _jpeg(_photo(51))   # photo-like, but not in keep_only
     for cls in ("cats", "cars"):
         for i in range(10):
             files[f"stamps/{cls}/{i}.jpg"] = _jpeg(_photo(hash((cls, i)) % 10000, 90, 90))
@@ -122,7 +124,8 @@ def _fake_files():
 
 def _sources():
     corpus = [tool.Source("fake-photos", ("usr/share/backgrounds/fake/*",),
-                          group_by=r"/(scene_[a-z])\d\.jpg$")]
+                          group_by=r"/(scene_[a-z])\d\.jpg$"),
+              tool.Source("fake-photos", ("usr/share/wallpapers/*",), keep_only=("*/keep_*",))]
     labelled = [tool.Source("fake-photos", (f"usr/share/stamps/{c}/*",), label=c)
                 for c in ("cats", "cars")]
     return corpus, labelled
@@ -165,6 +168,11 @@ def test_drawing_is_rejected_and_photos_kept(built):
     assert {"photo.jpg", "rotated.jpg", "scene_a1.jpg", "scene_a2.jpg"} <= set(kept)
     assert sum(n.startswith("other") for n in kept) == 12
     assert not any("cartoon" in r["path"] for r in built["labelled"])
+
+
+def test_keep_only_curates_a_mixed_collection(built):
+    assert "keep_me.jpg" in _by_name(built["manifest"])
+    assert built["rejected"]["usr/share/wallpapers/artwork.jpg"]["reason"] == "curated"
 
 
 def test_exact_and_near_duplicates_keep_one_copy(built):

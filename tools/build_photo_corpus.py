@@ -50,7 +50,6 @@ import dataclasses
 import fnmatch
 import functools
 import hashlib
-import io
 import json
 import os
 import re
@@ -134,7 +133,8 @@ SOURCES = [
                           "usr/share/doc/opencv-doc/examples/reg/*"),
            # stereo pairs and sequences of one scene
            group_by=r"/((?:aloe|left|right|graf|box|basketball|Blender_Suzanne|aero|"
-                    r"stuff|rubberwhale|lena|leuven|home|pic|sudoku)[A-Za-z]*?)\d*[LR]?(?:_\w+)?\.\w+$",
+                    r"stuff|rubberwhale|lena|leuven|home|pic|sudoku)[A-Za-z]*?)"
+                    r"\d*[LR]?(?:_\w+)?\.\w+$",
            exclude=("*/starry_night.jpg", "*/notes.png", "*/HappyFish.jpg")),
     Source("python3-skimage", tuple(_SKIMAGE + n for n in (
         "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
@@ -143,6 +143,8 @@ SOURCES = [
     Source("imagemagick-6-doc", ("usr/share/doc/imagemagick-6-common/html/images/bluebells_*",
                                  "usr/share/doc/imagemagick-6-common/html/images/rose.jpg"),
            group_by=r"/(bluebells)_"),
+    Source("scribus-template", ("usr/share/scribus/templates/*/*.jpg",),
+           keep_only=tuple(f"*/{n}.jpg" for n in ("nature", "sunset", "teriyaki", "pizza"))),
     Source("gcompris-qt-data", tuple(_GC.format(a) + "*" for a in (
         "erase", "clickgame", "lang", "louis-braille", "leftright", "babyshapes", "solar_system"))
            + (_GC.format("lang") + "*/*",)),
@@ -195,8 +197,9 @@ _CLASS_FOLDERS = {
 _LABEL_DROP = tuple(_TP + n for n in (
     "animals/fish/bluegroper.*", "animals/fish/butterflyfish.*", "animals/fish/clownfish.*",
     "animals/fish/coraltrout.*", "animals/fish/dolphinfish.*", "animals/fish/stripedfish.*",
-    "animals/mammals/aquatic/whale.*", "animals/mammals/hedgehog.*",
-    "vehicles/hot_air_balloon*", "vehicles/ship/chinese_junk*", "vehicles/*/*balloon*"))
+    "animals/mammals/aquatic/whale.*", "animals/mammals/hedgehog.*", "vehicles/*balloon*",
+    "vehicles/*/*junk*", "vehicles/*/*walnut*", "vehicles/*/*sedan_police*")) + (
+    "*_mirror.*",)   # tuxpaint's mirrored copies of a stamp
 LABEL_SOURCES = [Source(pkg, (pattern,), label=cls, exclude=_LABEL_DROP,
                         group_by=r"monuments/.*?([a-z_]+?)\d*\.\w+$" if cls == "monuments" else "")
                  for cls, folders in _CLASS_FOLDERS.items() for pkg, pattern in folders]
@@ -208,6 +211,8 @@ CURATED_DROP = ("opencv-doc:*/examples/data/*noise*", "opencv-doc:*/examples/dat
                 "tuxpaint-data:*/templates/frog*", "tuxpaint-data:*/templates/street*",
                 "tuxpaint-data:*/templates/tux_*", "tuxpaint-data:*/templates/worldmap*")
 CURATED_KEEP = ()
+# Packages whose /usr/share/doc folder is a symlink to another package's: copyright from there.
+COPYRIGHT_FROM = {"imagemagick-6-doc": "imagemagick-6-common"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -657,7 +662,8 @@ def dedup_and_group(recs, dup_bits, group_bits):
             uf.union(i, first.setdefault(r["group_key"], i))
     for i, r in enumerate(kept):
         root = kept[uf.find(i)]
-        r["group"] = "g" + hashlib.sha1(f"{root['package']}:{root['path']}".encode()).hexdigest()[:10]
+        name = f"{root['package']}:{root['path']}".encode()
+        r["group"] = "g" + hashlib.sha1(name).hexdigest()[:10]
     return kept, pairs
 
 
@@ -783,9 +789,10 @@ def parse_args(argv=None):
     ap.add_argument("--label-val-frac", type=float, default=0.12)
     ap.add_argument("--dup-bits", type=int, default=10,
                     help="dHash distance (of 256) at or below which two images are one photo")
-    ap.add_argument("--group-bits", type=int, default=40,
+    ap.add_argument("--group-bits", type=int, default=24,
                     help="dHash distance at or below which two photos share a scene group")
-    ap.add_argument("--sizes", default="", help="also write crop arrays for these sizes, e.g. 64,128")
+    ap.add_argument("--sizes", default="",
+                    help="also write crop arrays for these sizes, e.g. 64,128")
     ap.add_argument("--crops-per-photo", type=int, default=32, help="random crops per train photo")
     ap.add_argument("--eval-crops", type=int, default=4,
                     help="crops per val / holdout photo (the first is the centre crop)")
@@ -817,9 +824,13 @@ def build(a, sources=None, label_sources=None, log=print):
     every = list(label_sources) + list(sources)  # a file in both is a labelled photo
     debs, root = os.path.join(a.cache, "debs"), os.path.join(a.cache, "root")
     packages = sorted({s.package for s in every})
+    doc_of = {p: COPYRIGHT_FROM.get(p, p) for p in packages}
     if not a.no_download:
-        download(packages, debs, log)
-    for pkg, patterns in sorted(_member_patterns(every).items()):
+        download(sorted(set(packages) | set(doc_of.values())), debs, log)
+    members = _member_patterns(every)
+    for p in set(doc_of.values()) - set(packages):
+        members[p] = {f"usr/share/doc/{p}/copyright"}
+    for pkg, patterns in sorted(members.items()):
         deb = deb_file(debs, pkg)
         if deb is None:
             log(f"skip {pkg}: no .deb in {debs}")
@@ -842,7 +853,8 @@ def build(a, sources=None, label_sources=None, log=print):
     cfg = FilterConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(FilterConfig)})
     rejected, photos = [], []
     for r in recs:
-        r["reason"] = "unreadable: " + r["error"] if "error" in r else " ".join(reject_reasons(r, cfg))
+        r["reason"] = ("unreadable: " + r["error"] if "error" in r
+                       else " ".join(reject_reasons(r, cfg)))
         (rejected if r["reason"] else photos).append(r)
     photos, pairs = dedup_and_group(photos, a.dup_bits, a.group_bits)
     dups = [r for r in recs if r.get("duplicate_of")]
@@ -859,7 +871,7 @@ def build(a, sources=None, label_sources=None, log=print):
     licences = {}
     for pkg in packages:
         try:
-            with open(os.path.join(root, pkg, "usr/share/doc", pkg, "copyright"),
+            with open(os.path.join(root, doc_of[pkg], "usr/share/doc", doc_of[pkg], "copyright"),
                       errors="replace") as f:
                 licences[pkg] = parse_copyright(f.read())
         except OSError:
