@@ -108,7 +108,9 @@ def test_tfrecord_source_reads_examples(tmp_path):
     records = list(src.records(deterministic=True))
     names = [r["name"].numpy().decode() for r in records]
     assert sorted(names) == sorted(f"{p}#{i}" for p in paths for i in range(3))
-    values = sorted(int(tf.io.decode_png(r["encoded"])[0, 0, 0]) for r in records)
+    assert src.payload == "example"
+    values = sorted(int(tf.io.decode_png(src.image_bytes(r["encoded"]))[0, 0, 0])
+                    for r in records)
     assert values == list(range(6))
     # a folder of TFRecords is recognised too
     assert isinstance(sources.as_source(str(tmp_path), image_key="jpeg"), sources.TFRecordSource)

@@ -499,7 +499,7 @@ def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS
     return image, reason
 
 
-def safe_decode_dataset(element, *, read_file, min_short_side=None,
+def safe_decode_dataset(element, *, read_file, parse=None, min_short_side=None,
                         max_pixels=DEFAULT_MAX_PIXELS, alpha_background=0.5,
                         exif_orientation=True):
     """One-element dataset decoding ``element`` without ever raising.
@@ -509,15 +509,20 @@ def safe_decode_dataset(element, *, read_file, min_short_side=None,
     dict with ``"image"`` and ``"reason"`` added (``"path"`` / ``"encoded"`` removed); when
     decoding raised, ``reason`` is :data:`CORRUPT` and the image a placeholder. When the file
     itself cannot be read (missing, a dangling link, a directory, no permission), ``reason`` is
-    :data:`NOT_A_FILE`: a second, read-only attempt tells the two apart (it runs only for files
-    that failed).
+    :data:`NOT_A_FILE`. ``parse`` (optional) maps the payload to the image bytes inside the same
+    error-safe attempt (TFRecord sources: the serialized ``tf.train.Example``); when it fails,
+    ``reason`` is :data:`BAD_RECORD`. A second attempt without the decoder tells these apart
+    from :data:`CORRUPT`; it runs only for elements that failed.
     """
     source_key = "path" if read_file else "encoded"
     passthrough = {k: v for k, v in element.items() if k != source_key}
 
-    def decode(data):
+    def load(data):
         contents = tf.io.read_file(data) if read_file else data
-        return decode_image(contents, min_short_side=min_short_side, max_pixels=max_pixels,
+        return parse(contents) if parse is not None else contents
+
+    def decode(data):
+        return decode_image(load(data), min_short_side=min_short_side, max_pixels=max_pixels,
                             alpha_background=alpha_background,
                             exif_orientation=exif_orientation)
 
@@ -526,10 +531,11 @@ def safe_decode_dataset(element, *, read_file, min_short_side=None,
 
     source = tf.data.Dataset.from_tensors(element[source_key])
     result = source.map(decode).ignore_errors()
-    if read_file:
-        readable = source.map(lambda p: tf.strings.length(tf.io.read_file(p))).ignore_errors()
-        result = result.concatenate(readable.map(lambda _: failed(CORRUPT)))
-        result = result.concatenate(tf.data.Dataset.from_tensors(failed(NOT_A_FILE)))
+    if read_file or parse is not None:
+        loadable = source.map(lambda d: tf.strings.length(load(d))).ignore_errors()
+        result = result.concatenate(loadable.map(lambda _: failed(CORRUPT)))
+        result = result.concatenate(tf.data.Dataset.from_tensors(
+            failed(NOT_A_FILE if read_file else BAD_RECORD)))
     else:
         result = result.concatenate(tf.data.Dataset.from_tensors(failed(CORRUPT)))
     result = result.take(1)

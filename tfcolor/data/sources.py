@@ -1,8 +1,9 @@
 """Where images come from: folders and globs, TFRecord files, TensorFlow Datasets, NumPy arrays.
 
 A *source* yields *records*: dicts with a ``"name"`` (file path, ``file#index`` or array index,
-for skip reports) and one of ``"path"`` (a file to read), ``"encoded"`` (image bytes) or
-``"image"`` (a decoded array). The pipelines (:mod:`tfcolor.data.pretrain`,
+for skip reports) and ``"path"`` (a file to read), ``"encoded"`` (image bytes, or a serialized
+``tf.train.Example`` for TFRecord sources, whose ``payload`` is ``"example"``) or ``"image"`` (a
+decoded array). The pipelines (:mod:`tfcolor.data.pretrain`,
 :mod:`tfcolor.data.evaluate`) decode records robustly (:mod:`tfcolor.data.decode`) and augment
 them. :func:`as_source` turns what a user passes into a source:
 
@@ -158,7 +159,8 @@ def resolve_shard_policy(policy, num_files, num_shards):
 class ImageSource:
     """Base class of the sources. Subclasses implement :meth:`records`."""
 
-    #: "path", "encoded" or "image": the payload key of the records.
+    #: What the records carry: "path", "encoded" (image bytes), "example" (a serialized
+    #: tf.train.Example in "encoded", see TFRecordSource.image_bytes) or "image".
     payload = "path"
 
     def __len__(self):
@@ -347,16 +349,18 @@ class TFRecordSource(ImageSource):
         compression_type: ``None``/``""``, ``"GZIP"`` or ``"ZLIB"``.
         cycle_length: files read in parallel.
 
-    Record names are ``"<file>#<index in file>"``. Records carry a ``"status"`` (a
-    :data:`tfcolor.data.decode.REASONS` code) that the pipelines report: a record whose payload
-    is not a ``tf.train.Example`` is skipped as ``bad_record``; a truncated file or one with a
+    Records hold the serialized Example in ``"encoded"`` (payload ``"example"``: the
+    pipelines take the image out with :meth:`image_bytes` inside their error-safe decode, so a
+    record whose payload is not a ``tf.train.Example`` is skipped as ``bad_record``). Record
+    names are ``"<file>#<index in file>"``. Records carry a ``"status"`` (a
+    :data:`tfcolor.data.decode.REASONS` code) that the pipelines report: a truncated file or one with a
     bad CRC ends that file's stream (TensorFlow cannot resynchronise) and is reported once as
     ``corrupt_file`` with the file name and the byte where reading stopped, detected by
     comparing the bytes read with the file size (local uncompressed files; remote or compressed
     files end silently there). The other files are read on.
     """
 
-    payload = "encoded"
+    payload = "example"
 
     def __init__(self, files, image_key="image/encoded", compression_type=None, cycle_length=4):
         if isinstance(files, (str, os.PathLike)):
@@ -429,18 +433,12 @@ class TFRecordSource(ImageSource):
             (tf.constant(0, tf.int64), tf.constant(0, tf.int64)), account)
         return ds.filter(lambda name, serialized, status: tf.not_equal(status, _END))
 
-    def _parse(self, name, serialized, status):
-        """A record dict; a payload that is not a ``tf.train.Example`` gets ``BAD_RECORD``."""
-        def parse(data):
-            features = tf.io.parse_single_example(
-                data, {self.image_key: tf.io.FixedLenFeature([], tf.string, default_value="")})
-            return features[self.image_key], status
-        bad = (tf.constant(b""), tf.where(tf.equal(status, _decode().OK),
-                                          _decode().BAD_RECORD, status))
-        parsed = (tf.data.Dataset.from_tensors(serialized).map(parse).ignore_errors()
-                  .concatenate(tf.data.Dataset.from_tensors(bad)).take(1))
-        return parsed.map(lambda encoded, code: {"encoded": encoded, "name": name,
-                                                 "status": code})
+    def image_bytes(self, serialized):
+        """The encoded image of one serialized ``tf.train.Example`` (``""`` when the feature is
+        missing); raises an op error when the record is not an Example."""
+        features = tf.io.parse_single_example(
+            serialized, {self.image_key: tf.io.FixedLenFeature([], tf.string, default_value="")})
+        return features[self.image_key]
 
     def records(self, *, shuffle=False, seed=None, repeat=False, shard=None, shuffle_buffer=1024,
                 deterministic=None):
@@ -459,8 +457,8 @@ class TFRecordSource(ImageSource):
             ds = ds.shard(shard[0], shard[1])
         if shuffle:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        return ds.interleave(self._parse, cycle_length=tf.data.AUTOTUNE, block_length=1,
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        return ds.map(lambda name, serialized, status: {
+            "encoded": serialized, "name": name, "status": status})
 
     def __repr__(self):
         return f"TFRecordSource({len(self.files)} files, image_key={self.image_key!r})"

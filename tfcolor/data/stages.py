@@ -51,11 +51,13 @@ def decoded_images(records, source, *, skip_counter=None, min_short_side=None,
                            deterministic=deterministic)
 
     read_file = source.payload == "path"
+    parse = source.image_bytes if source.payload == "example" else None
 
     def attempt(record):
         return decode_lib.safe_decode_dataset(
-            record, read_file=read_file, min_short_side=min_short_side, max_pixels=max_pixels,
-            alpha_background=alpha_background, exif_orientation=exif_orientation)
+            record, read_file=read_file, parse=parse, min_short_side=min_short_side,
+            max_pixels=max_pixels, alpha_background=alpha_background,
+            exif_orientation=exif_orientation)
 
     ds = records.interleave(attempt, cycle_length=num_parallel_calls, block_length=1,
                             num_parallel_calls=num_parallel_calls, deterministic=deterministic)
