@@ -149,3 +149,48 @@ def test_webp_pixel_limit_is_read_from_the_header(kwargs, chunk):
     reasons = [decode.REASONS[int(decode.decode_image(tf.constant(data), max_pixels=m)[1])]
                for m in (37 * 53 - 1, 37 * 53)]
     assert reasons == ["too_large", "ok"]
+
+
+def test_pretraining_on_tfrecords_of_the_matrix_runs_on_over_epochs(tmp_path):
+    """Every readable case as a TFRecord Example, plus a garbage record and a truncated file:
+    a repeating pipeline keeps producing batches over several epochs and reports each bad
+    record once by name."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    cases = hostile_inputs.write_image_cases(tmp_path, camera=False)
+    readable = {n: c for n, c in cases.items() if os.path.isfile(c.path)}
+
+    def example(data):
+        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
+        return tf.train.Example(features=tf.train.Features(
+            feature={"image/encoded": feature})).SerializeToString()
+
+    names = sorted(readable)
+    with tf.io.TFRecordWriter(str(tmp_path / "matrix.tfrecord")) as writer:
+        for name in names:
+            with open(readable[name].path, "rb") as f:
+                writer.write(example(f.read()))
+        writer.write(b"\x00garbage, not an Example")
+    with tf.io.TFRecordWriter(str(tmp_path / "cut.tfrecord")) as writer:
+        for name in ("grey.jpg", "palette.png"):
+            with open(readable[name].path, "rb") as f:
+                writer.write(example(f.read()))
+    cut = (tmp_path / "cut.tfrecord").read_bytes()
+    (tmp_path / "cut.tfrecord").write_bytes(cut[:len(cut) - 40])
+    counter = SkipCounter()
+    config = pretrain.PretrainDataConfig(
+        batch_size=4, crop_size=32, min_short_side=32, max_short_side=40, num_centers=4,
+        include_names=True, targets_on_device=True, shuffle=False)
+    valid = [n for n in names if readable[n].valid]
+    batches = list(pretrain.pretrain_dataset(str(tmp_path / "*.tfrecord"), config,
+                                             skip_counter=counter).take(3 * len(valid) // 4))
+    assert len(batches) == 3 * len(valid) // 4           # about three epochs, no error
+    seen = {n.decode() for b in batches for n in b["name"].numpy()}
+    index = {f"{tmp_path / 'matrix.tfrecord'}#{i}": n for i, n in enumerate(names)}
+    assert {index[n] for n in seen if n in index} == set(valid)
+    skipped = {os.path.basename(n): r for n, r in counter.skipped}
+    expected = {f"matrix.tfrecord#{i}": readable[n].expected for i, n in enumerate(names)
+                if not readable[n].valid}
+    expected[f"matrix.tfrecord#{len(names)}"] = "bad_record"
+    corrupt = [n for n in skipped if n.startswith("cut.tfrecord (unreadable after record 0")]
+    assert len(corrupt) == 1 and skipped.pop(corrupt[0]) == "corrupt_file"
+    assert skipped == expected
