@@ -353,11 +353,11 @@ class TFRecordSource(ImageSource):
     pipelines take the image out with :meth:`image_bytes` inside their error-safe decode, so a
     record whose payload is not a ``tf.train.Example`` is skipped as ``bad_record``). Record
     names are ``"<file>#<index in file>"``. Records carry a ``"status"`` (a
-    :data:`tfcolor.data.decode.REASONS` code) that the pipelines report: a truncated file or one with a
-    bad CRC ends that file's stream (TensorFlow cannot resynchronise) and is reported once as
-    ``corrupt_file`` with the file name and the byte where reading stopped, detected by
-    comparing the bytes read with the file size (local uncompressed files; remote or compressed
-    files end silently there). The other files are read on.
+    :data:`tfcolor.data.decode.REASONS` code) that the pipelines report: a truncated file or
+    one with a bad CRC ends that file's stream (TensorFlow cannot resynchronise) and is
+    reported once as ``corrupt_file`` with the file name and the byte where reading stopped,
+    detected by comparing the bytes read with the file size (local uncompressed files; remote
+    or compressed files end silently there). The other files are read on.
     """
 
     payload = "example"
