@@ -1,5 +1,7 @@
-"""Tests of tfcolor.prior: the marginal-prior baseline (the training set's mean target histogram)."""
+"""Tests of tfcolor.prior: the marginal-prior baseline (the training set's mean target histogram),
+and the "learns" tests: a tiny colorizer overfits one photo and beats the prior on held-out photos."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -102,3 +104,109 @@ def test_data_config_from_a_run_config():
     assert (data_config.crop_size, data_config.num_centers) == (128, 64)
     assert (data_config.target_kind, data_config.target_window, data_config.seed) == (
             "lab_hist", 5, 7)
+
+
+# ------------------------------------------------------------------------------------------------
+# The colorizer learns: it overfits one photo, and after a short run on the shipped train photos
+# it beats the marginal prior (the train photos' mean histogram) on the held-out shipped photos.
+#
+# Split: tfcolor.data.embedded's own split by scene, 41 "train" / 8 "validation" photos (the
+# MANIFEST.csv column). Model and recipe, chosen from learning curves measured on seeds 0-2 (README,
+# "Does it learn?"): vgg_tiny with the conv1_1-conv3_3 hypercolumn, a 32-wide head, the hue/chroma
+# loss, 96-pixel crops, 32 points, batch 8, SGD lr 0.01 dropped x0.1 at 60% of the run. KL is
+# KL(target || prediction) per group, averaged over fixed held-out crops and centres; the mean
+# histogram is the best constant predictor of exactly this quantity, so it is the strictest
+# input-blind baseline. TFCOLOR_LEARN_SEED / TFCOLOR_LEARN_STEPS rerun the check at other seeds.
+# ------------------------------------------------------------------------------------------------
+
+LEARN_STEPS = int(os.environ.get("TFCOLOR_LEARN_STEPS", "200"))
+LEARN_SEED = int(os.environ.get("TFCOLOR_LEARN_SEED", "0"))
+_LEARN_DATA = dict(batch_size=8, crop_size=96, num_centers=32)
+
+
+@pytest.fixture
+def deterministic_ops():
+    """TF op determinism for one test, switched off again afterwards."""
+    from tensorflow.python.framework import config as tf_config
+    was = tf_config.is_op_determinism_enabled()
+    tf_config.enable_op_determinism()
+    yield
+    if not was:
+        tf_config.disable_op_determinism()
+
+
+def _learning_trainer(files, seed, steps, model_dir):
+    import keras
+    from tfcolor import config, data, losses
+    from tfcolor.models import Colorizer
+    from tfcolor.train import loop
+    keras.utils.set_random_seed(seed)
+    dataset = data.pretrain_dataset(files, PretrainDataConfig(
+            seed=seed, targets_on_device=False, cache=True, deterministic=True, **_LEARN_DATA))
+    return loop.Trainer(
+            strategy=tf.distribute.get_strategy(),
+            model_fn=lambda: Colorizer("vgg_tiny", taps="conv1_1-conv3_3", kind="hue_chroma",
+                                       hidden=32, dropout=0.0, trunk_options={"bn_momentum": 0.9}),
+            loss_fn=losses.HueChromaLoss(), dataset=dataset, model_dir=str(model_dir),
+            train_steps=steps, steps_per_loop=steps, checkpoint_every=10 ** 6,
+            summary_every=10 ** 6, handle_sigterm=False,
+            optimizer_config=config.OptimizerConfig(learning_rate=0.01, lr_drops=(0.6,)))
+
+
+def _fixed_batches(files, repeats):
+    """Fixed crops and centres (seed 1234, no mirror) of ``files`` for measuring the KL."""
+    from tfcolor import data
+    cfg = PretrainDataConfig(batch_size=8, crop_size=96, num_centers=64, seed=1234,
+                             targets_on_device=False, shuffle=False, repeat=False,
+                             drop_remainder=False, deterministic=True, random_mirror=False)
+    return list(data.pretrain_dataset(list(files) * repeats, cfg))
+
+
+def _kl(batches, predict, from_logits):
+    """(hue + chroma KL, chroma KL, hue KL): means over the points of the batches."""
+    from tfcolor import losses
+    y = tf.concat([b["targets"] for b in batches], 0)
+    q = tf.concat([predict(b) for b in batches], 0)
+    hue = float(tf.reduce_mean(losses.kl_divergence(y[..., :32], q[..., :32], from_logits)))
+    chroma = float(tf.reduce_mean(losses.kl_divergence(y[..., 32:64], q[..., 32:], from_logits)))
+    return hue + chroma, chroma, hue
+
+
+def _model_predict(model):
+    return lambda b: model.sparse(b["gray"], b["centers"], training=False)
+
+
+def test_tiny_colorizer_overfits_one_photo(tmp_path, deterministic_ops):
+    from tfcolor.data import embedded
+    photo = embedded.embedded_photos("train")[:1]
+    trainer = _learning_trainer(photo, LEARN_SEED, 100, tmp_path)
+    held_in = _fixed_batches(photo, 2)
+    start = _kl(held_in, _model_predict(trainer.model), True)[0]
+    trainer.run_steps(100)
+    end = _kl(held_in, _model_predict(trainer.model), True)[0]
+    print(f"held-in KL: start {start:.3f}, after 100 steps {end:.3f} ({end / start:.2f} x)")
+    assert end < 0.5 * start   # measured 0.23-0.25 x on seeds 0-2
+
+
+def test_tiny_colorizer_beats_the_marginal_prior_on_held_out_photos(tmp_path, deterministic_ops):
+    """Chroma KL on held-out photos: the model beats the prior by a margin (measured 0.11-0.17
+    nats on seeds 0-2). The hue group is not learned in so short a run (the model's hue KL stays
+    0.01-0.14 nats *above* the prior's), so the hue + chroma total is only near parity (model
+    better by 0.03-0.10 nats at 200 steps, by 0.002-0.10 at 300: not robust across seeds, so not
+    evidence) and is printed, not asserted."""
+    from tfcolor.data import embedded
+    train, held_out = embedded.embedded_photos("train"), embedded.embedded_photos("validation")
+    prior = prior_lib.marginal_prior(train, PretrainDataConfig(seed=LEARN_SEED, **_LEARN_DATA))
+    batches = _fixed_batches(held_out, 3)
+    vector = tf.constant(prior.probabilities())
+    prior_kl = _kl(batches, lambda b: tf.broadcast_to(vector, [*b["targets"].shape[:2], 64]),
+                   False)
+    trainer = _learning_trainer(train, LEARN_SEED, LEARN_STEPS, tmp_path)
+    before = _kl(batches, _model_predict(trainer.model), True)
+    trainer.run_steps(LEARN_STEPS)
+    after = _kl(batches, _model_predict(trainer.model), True)
+    print("held-out KL (hue + chroma, chroma, hue): prior " + " ".join(f"{v:.3f}" for v in prior_kl)
+          + "; model before " + " ".join(f"{v:.3f}" for v in before)
+          + f"; after {LEARN_STEPS} steps " + " ".join(f"{v:.3f}" for v in after))
+    assert before[0] > prior_kl[0] and before[1] > prior_kl[1]   # untrained: worse than the prior
+    assert after[1] < prior_kl[1] - 0.05                         # trained: better on chroma
