@@ -115,9 +115,9 @@ def _fake_files():
         files[f"backgrounds/fake/other{i:02d}.jpg"] = _jpeg(_photo(100 + i))
     files["wallpapers/keep_me.jpg"] = _jpeg(_photo(50))
     files["wallpapers/artwork.jpg"] = _jpeg(_photo(51))   # photo-like, but not in keep_only
-    for cls in ("cats", "cars"):
+    for k, cls in enumerate(("cats", "cars")):
         for i in range(10):
-            files[f"stamps/{cls}/{i}.jpg"] = _jpeg(_photo(hash((cls, i)) % 10000, 90, 90))
+            files[f"stamps/{cls}/{i}.jpg"] = _jpeg(_photo(1000 + 100 * k + i, 90, 90))
         files[f"stamps/{cls}/cartoon/toon.png"] = _png(_drawing())  # sub-folder: not matched
     return files
 
@@ -367,3 +367,32 @@ def test_real_build_from_cached_packages(tmp_path):
     assert report["labelled_by_split"]["test"] >= 300
     assert report["labelled_by_split"]["val"] >= 50
     assert len(report["labelled_by_class"]) >= 5
+
+
+def test_existing_sets_keep_the_shared_builder_layout(tmp_path):
+    import gzip
+    root = tmp_path / "root"
+    fm = root / "dataset-fashion-mnist" / tool._FMNIST
+    fm.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    labels = np.array([3, 1, 4, 1, 5, 9], np.uint8)
+    for split in ("train", "t10k"):   # idx files: 16-byte / 8-byte headers, then the bytes
+        with gzip.open(fm / f"{split}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(bytes(16) + images.tobytes())
+        with gzip.open(fm / f"{split}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(bytes(8) + labels.tobytes())
+    digits = np.zeros((1000, 2000), np.uint8)
+    digits[20 * 5:20 * 6, 20 * 7:20 * 8] = 255    # row 5, column 7: the 508th digit, a "1"
+    path = root / "opencv-doc" / tool._DIGITS
+    path.parent.mkdir(parents=True)
+    Image.fromarray(digits).save(path)
+    lab = tmp_path / "labeled"
+    assert tool.write_existing_sets(str(root), str(tmp_path), str(lab), []) == [
+        "fashion_mnist", "digits_opencv"]
+    f = np.load(lab / "fashion_mnist.npz")
+    np.testing.assert_array_equal(f["x_test"], images)
+    np.testing.assert_array_equal(f["y_train"], labels)
+    d = np.load(lab / "digits_opencv.npz")
+    assert d["x"].shape == (5000, 20, 20) and d["y"][507] == 1
+    assert d["x"][507].min() == 255 and d["x"].sum() == 255 * 400

@@ -211,6 +211,15 @@ CURATED_DROP = ("opencv-doc:*/examples/data/*noise*", "opencv-doc:*/examples/dat
                 "tuxpaint-data:*/templates/frog*", "tuxpaint-data:*/templates/street*",
                 "tuxpaint-data:*/templates/tux_*", "tuxpaint-data:*/templates/worldmap*")
 CURATED_KEEP = ()
+# The labelled sets that /work/shared/data/build_corpus.py also writes, same keys.
+_FMNIST = "usr/share/datasets/fashion-mnist/"
+_DIGITS = "usr/share/doc/opencv-doc/examples/data/digits.png"
+_GC5 = ("usr/share/gcompris-qt/rcc/categorization.rcc",
+        "gcompris/src/activities/categorization/resource/images/")
+GCOMPRIS5 = ("fishes", "monuments", "others", "renewable", "tools")
+EXISTING_SET_MEMBERS = {"dataset-fashion-mnist": {_FMNIST + "*"}, "opencv-doc": {_DIGITS},
+                        "gcompris-qt-data": {_GC5[0]}}
+
 # Packages whose /usr/share/doc folder is a symlink to another package's: copyright from there.
 COPYRIGHT_FROM = {"imagemagick-6-doc": "imagemagick-6-common"}
 
@@ -746,6 +755,56 @@ def contact_sheet(items, path, cell=128, cols=12):
     sheet.save(path)
 
 
+def write_existing_sets(root, cache, lab, recs):
+    """fashion_mnist.npz, digits_opencv.npz and gcompris5.npz as the shared builder writes them.
+
+    gcompris5: the 140 photos of GCompris' categorisation activity (5 folder labels), centre
+    cropped to 128 x 128; ``group`` / ``photo_split`` come from this build's manifests, so a
+    split can respect the pretraining holdout (the "others" folder is in no manifest).
+    """
+    import gzip  # pylint: disable=import-outside-toplevel
+    os.makedirs(lab, exist_ok=True)
+    written = []
+    fm = os.path.join(root, "dataset-fashion-mnist", _FMNIST)
+    if os.path.isdir(fm):
+        def idx(name, offset):
+            with gzip.open(os.path.join(fm, name)) as f:
+                return np.frombuffer(f.read(), np.uint8, offset=offset)
+        np.savez_compressed(
+            os.path.join(lab, "fashion_mnist.npz"),
+            x_train=idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28),
+            y_train=idx("train-labels-idx1-ubyte.gz", 8),
+            x_test=idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28),
+            y_test=idx("t10k-labels-idx1-ubyte.gz", 8))
+        written.append("fashion_mnist")
+    digits = os.path.join(root, "opencv-doc", _DIGITS)
+    if os.path.exists(digits):   # 50 x 100 grid of 20 x 20 digits, 500 of each in order
+        im = np.asarray(Image.open(digits).convert("L"))
+        x = im.reshape(50, 20, 100, 20).transpose(0, 2, 1, 3).reshape(-1, 20, 20)
+        np.savez_compressed(os.path.join(lab, "digits_opencv.npz"), x=x,
+                            y=np.repeat(np.arange(10), 500))
+        written.append("digits_opencv")
+    bundle = os.path.join(root, "gcompris-qt-data", _GC5[0])
+    if os.path.exists(bundle):
+        files = unpack_rcc(bundle, os.path.join(cache, "rcc", "gcompris-qt-data", _GC5[0]))
+        known = {r["path"]: r for r in recs if r["package"] == "gcompris-qt-data"}
+        xs, ys, gs, ss = [], [], [], []
+        for c, name in enumerate(GCOMPRIS5):
+            for m in sorted(f for f in files if path_match(f, _GC5[1] + name + "/*")):
+                r = known.get(f"{_GC5[0]}!{m}", {})
+                im = load_image(files[m], for_label=True)[0]
+                xs.append(np.asarray(ImageOps.fit(im, (128, 128), Image.LANCZOS)))
+                ys.append(c)
+                gs.append(r.get("group") or "gc5_" + hashlib.sha1(m.encode()).hexdigest()[:10])
+                ss.append(r.get("split") or "labeled_only")
+        if xs:
+            np.savez_compressed(os.path.join(lab, "gcompris5.npz"), x=np.stack(xs),
+                                y=np.array(ys), classes=np.array(GCOMPRIS5), group=np.array(gs),
+                                photo_split=np.array(ss))
+            written.append("gcompris5")
+    return written
+
+
 def _inside_git_tree(path):
     p = os.path.abspath(path)
     while True:
@@ -796,6 +855,8 @@ def parse_args(argv=None):
     ap.add_argument("--crops-per-photo", type=int, default=32, help="random crops per train photo")
     ap.add_argument("--eval-crops", type=int, default=4,
                     help="crops per val / holdout photo (the first is the centre crop)")
+    ap.add_argument("--no-existing-sets", dest="existing_sets", action="store_false",
+                    help="skip labeled/fashion_mnist.npz, digits_opencv.npz and gcompris5.npz")
     ap.add_argument("--contact-sheets", action="store_true",
                     help="write OUT/sheets/*.png: kept and rejected images per package")
     ap.add_argument("--workers", type=int, default=2)
@@ -826,8 +887,12 @@ def build(a, sources=None, label_sources=None, log=print):
     packages = sorted({s.package for s in every})
     doc_of = {p: COPYRIGHT_FROM.get(p, p) for p in packages}
     if not a.no_download:
-        download(sorted(set(packages) | set(doc_of.values())), debs, log)
+        extra = set(EXISTING_SET_MEMBERS) if a.existing_sets else set()
+        download(sorted(set(packages) | set(doc_of.values()) | extra), debs, log)
     members = _member_patterns(every)
+    if a.existing_sets:
+        for p, patterns in EXISTING_SET_MEMBERS.items():
+            members[p] = members.get(p, set()) | patterns | {f"usr/share/doc/{p}/copyright"}
     for p in set(doc_of.values()) - set(packages):
         members[p] = {f"usr/share/doc/{p}/copyright"}
     for pkg, patterns in sorted(members.items()):
@@ -921,6 +986,10 @@ def build(a, sources=None, label_sources=None, log=print):
         for s in ("train", "val", "test"):
             arrays[f"x_{s}"], arrays[f"y_{s}"] = x[split == s], y[split == s]
         np.savez_compressed(os.path.join(lab, label_name + ".npz"), **arrays)
+
+    if a.existing_sets:
+        log("existing sets: " + ", ".join(write_existing_sets(root, a.cache, os.path.join(
+            a.out, "labeled"), photos + rejected)))
 
     for size in [int(s) for s in a.sizes.split(",") if s.strip()]:
         for split, k, centre in (("train", a.crops_per_photo, False),
