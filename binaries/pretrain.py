@@ -188,8 +188,11 @@ def main(argv):
     except FlagError as e:
         common.die(str(e))
     from tfcolor import train  # pylint: disable=import-outside-toplevel
+    from tfcolor.data.sources import SourceError  # pylint: disable=import-outside-toplevel
     try:
         result = train.pretrain(cfg, force_unlock=FLAGS.force_unlock)
+    except SourceError as e:  # e.g. a folder without any image file
+        common.die(f"--data={FLAGS.data!r}: {e}")
     except train.ModelDirLockedError as e:
         common.die(str(e), status=5)
     except train.NonFiniteLossError as e:
