@@ -279,3 +279,41 @@ def test_serving_functions_for_every_loss_kind(kind, groups):
     hist = module.histograms(x)
     assert {k: v.shape[-1] for k, v in hist.items()} == dict(groups, logits=sum(groups.values()))
     assert module.metadata()["group_sizes"] == list(groups.values())
+
+
+def test_export_is_atomic_and_can_refuse_to_replace(exported, tmp_path, monkeypatch):
+    model, _ = exported
+    path = tmp_path / "sm"
+    export.export_saved_model(model, str(path), save_keras=False)
+    before = (path / "saved_model.pb").read_bytes()
+    with pytest.raises(FileExistsError, match="already exists"):
+        export.export_saved_model(model, str(path), save_keras=False, overwrite=False)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the export were interrupted half-way
+
+    monkeypatch.setattr(tf.saved_model, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_saved_model(model, str(path), save_keras=False)
+    monkeypatch.undo()
+    assert (path / "saved_model.pb").read_bytes() == before  # the earlier export is whole
+    assert os.listdir(tmp_path) == ["sm"]  # and no partial folder is left beside it
+    export.export_saved_model(model, str(path), save_keras=False, grid_factor=2)
+    assert export.read_metadata(str(path))["grid_factor"] == 2
+    assert export.read_metadata(str(path))["max_pixels"] == 100_000_000
+    assert os.listdir(tmp_path) == ["sm"]
+    reloaded = tf.saved_model.load(str(path))
+    assert reloaded.colorize_float(_images((1, 9, 9, 3)))["rgb"].shape == (1, 9, 9, 3)
+
+
+def test_colorize_bytes_refuses_a_decompression_bomb_unread(loaded):
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    spec = importlib.util.spec_from_file_location(
+            "hostile_inputs", os.path.join(ROOT, "tests", "hostile_inputs.py"))
+    hostile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hostile)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cannot be decoded.*too_large"):
+        loaded.colorize_bytes(tf.constant([hostile.png_bomb()]))
+    u8 = np.zeros((10, 12, 3), np.uint8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ok.*empty"):
+        loaded.colorize_bytes(tf.constant([_encode(u8, "PNG"), b""]))
