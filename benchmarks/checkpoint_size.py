@@ -15,6 +15,13 @@ Modes:
   setting, whose steps take minutes and tens of GB of activations on a CPU; the checkpoint
   holds the same variables and, before, the same kind of buffers).
 
+``--mode=restart``: the cost of resuming the input at a late position, for ``--files`` file names
+(default: ImageNet's 1,281,167) at ``--position`` (default 16,000,000 = 2M steps x batch 8):
+time to the first 8 records of the position-keyed order of ``tfcolor.data.pretrain`` at 0 and at
+the position, and the time ``skip`` takes through a seeded ``shuffle`` of the list (the
+fast-forward without a position-keyed order) for ``--skip_epochs`` epochs.
+
+    python benchmarks/checkpoint_size.py --mode=restart
     python benchmarks/checkpoint_size.py --mode=train --steps=50 -- \
         --flagfile=configs/quickstart.flags
     python benchmarks/checkpoint_size.py --mode=pull --steps=3 -- --arch=vgg16 \
@@ -45,11 +52,16 @@ def _nbytes(variables):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["train", "pull"], default="train")
+    parser.add_argument("--mode", choices=["train", "pull", "restart"], default="train")
+    parser.add_argument("--files", type=int, default=1_281_167)
+    parser.add_argument("--position", type=int, default=16_000_000)
+    parser.add_argument("--skip_epochs", type=int, default=1)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--settle", type=float, default=20.0)
     parser.add_argument("flags", nargs="*", help="binaries/pretrain flags (after --)")
     args = parser.parse_args()
+    if args.mode == "restart":
+        return restart_cost(args)
     fv = flags.FlagValues()
     program.define_flags(fv)
     model_dir = tempfile.mkdtemp(prefix="ckpt_size_")
@@ -99,6 +111,23 @@ def main():
     print(f"checkpoint {os.path.basename(path)}: {ckpt / 1e6:.2f} MB "
           f"({ckpt / (model + optimizer):.2f}x), written in {save_seconds:.2f} s")
     shutil.rmtree(model_dir, ignore_errors=True)
+
+
+def restart_cost(args):
+    from tfcolor.data import pretrain as data_pretrain  # pylint: disable=import-outside-toplevel
+    from tfcolor.data import sources  # pylint: disable=import-outside-toplevel
+    files = [f"/data/imagenet/train/n{i // 1300:08d}/{i:08d}.JPEG" for i in range(args.files)]
+    for position in (0, args.position):
+        start = time.perf_counter()
+        list(data_pretrain._position_keyed_files(  # pylint: disable=protected-access
+            files, 0, True, True, position).take(8))
+        print(f"position-keyed order, {args.files} files, first 8 records at position "
+              f"{position}: {time.perf_counter() - start:.2f} s")
+    skip = args.skip_epochs * args.files
+    start = time.perf_counter()
+    list(sources.FileSource(files).records(shuffle=True, seed=0, repeat=True).skip(skip).take(1))
+    print(f"skip through a seeded shuffle: {skip} records ({args.skip_epochs} epoch(s)) in "
+          f"{time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":
