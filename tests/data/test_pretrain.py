@@ -287,3 +287,27 @@ def test_one_epoch_over_the_real_photo_corpus():
     targets = np.concatenate([b["targets"] for b in batches])
     np.testing.assert_allclose(targets[..., :64].reshape(-1, 2, 32).sum(-1), 1.0, atol=1e-5)
     assert targets[..., 64].mean() > 0.05   # real colour photos: chroma at the centres
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_source_without_any_decodable_image_fails_instead_of_spinning(tmp_path, cache):
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_text(f"not an image {i}")
+    counter = SkipCounter()
+    ds = pretrain.pretrain_dataset(str(tmp_path), _config(cache=cache, targets_on_device=True),
+                                   skip_counter=counter)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="no decodable image"):
+        next(iter(ds))
+    assert counter.distinct == 3
+
+
+def test_one_good_file_among_bad_ones_keeps_a_shuffled_repeating_pipeline_going(tmp_path):
+    """The guard against sources without any decodable image does not fire when one good
+    image sits at opposite ends of two consecutive shuffled epochs."""
+    for i in range(5):
+        (tmp_path / f"{i}.jpg").write_text(f"not an image {i}")
+    from PIL import Image
+    Image.fromarray(smooth_rgb(60, 60)).save(tmp_path / "good.png")
+    ds = pretrain.pretrain_dataset(str(tmp_path), _config(batch_size=1, targets_on_device=True),
+                                   skip_counter=SkipCounter())
+    assert len(_take(ds, 30)) == 30

@@ -236,6 +236,11 @@ class PretrainDataConfig:
         return cls(**fields)
 
 
+#: Bad records in a row after which a source of unknown length (TFRecord, TFDS) is declared
+#: to hold no decodable image.
+_UNKNOWN_LENGTH_SKIP_LIMIT = 100_000
+
+
 def resolve_targets_on_device(value="auto"):
     """``True``/``False`` as given; ``"auto"``: True when a GPU or TPU is visible."""
     if value == "auto":
@@ -352,12 +357,23 @@ def pretrain_dataset(source=None, config=None, *, target_builder=None, input_con
             kwargs["input_context"] = input_context
         return src.records(**kwargs)
 
-    def decode(ds):
+    # No decodable image in a whole pass means none ever will be: fail instead of repeating an
+    # empty epoch forever. A pass over n records holds them all once; with repetition, one good
+    # record can be first in one epoch and last in the next, so the limit is 2n bad records in a
+    # row (n for the single pass that fills a cache).
+    try:
+        num_records = max(len(src), 1)
+    except TypeError:  # TFRecord / TFDS: no known length
+        num_records = None
+
+    def decode(ds, passes=2):
+        limit = (_UNKNOWN_LENGTH_SKIP_LIMIT if num_records is None
+                 else passes * num_records)
         return stages.decoded_images(
             ds, src, skip_counter=skip_counter, min_short_side=min_side,
             max_pixels=config.max_pixels, alpha_background=config.alpha_background,
             exif_orientation=config.exif_orientation, num_parallel_calls=parallel,
-            deterministic=deterministic)
+            deterministic=deterministic, max_consecutive_skips=limit)
 
     start = config.start
 
@@ -374,7 +390,7 @@ def pretrain_dataset(source=None, config=None, *, target_builder=None, input_con
         # Position-keyed: resuming at ``start`` skips nothing at all.
         ds = decode(_position_keyed_files(src.files, seed, config.shuffle, config.repeat, start))
     elif config.cache is not False:
-        ds = decode(records(shuffle=False, repeat=False))
+        ds = decode(records(shuffle=False, repeat=False), passes=1)
         ds = ds.cache("" if config.cache is True else config.cache)
         if config.shuffle:
             ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

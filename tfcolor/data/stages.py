@@ -15,7 +15,10 @@ import tfcolor.data.decode as decode_lib
 import tfcolor.data.sources as sources_lib
 
 __all__ = ["decoded_images", "scale_crop", "scaled_size", "shard_spec", "dataset_options",
-           "RESIZE_KERNELS", "element_seed"]
+           "RESIZE_KERNELS", "element_seed", "NO_DECODABLE_IMAGE"]
+
+#: Start of the error of a pipeline that meets ``max_consecutive_skips`` bad records in a row.
+NO_DECODABLE_IMAGE = "no decodable image"
 
 #: Kernels of ``tf.raw_ops.ScaleAndTranslate`` ("triangle" is bilinear).
 RESIZE_KERNELS = ("triangle", "keyscubic", "mitchellcubic", "lanczos3", "lanczos5", "box",
@@ -36,11 +39,14 @@ def _counter(skip_counter):
 def decoded_images(records, source, *, skip_counter=None, min_short_side=None,
                    max_pixels=decode_lib.DEFAULT_MAX_PIXELS, alpha_background=0.5,
                    exif_orientation=True, num_parallel_calls=tf.data.AUTOTUNE,
-                   deterministic=None):
+                   deterministic=None, max_consecutive_skips=None):
     """Decodes records robustly; drops (and reports) the bad ones.
 
     Returns a dataset of the record dicts with ``"image"`` (float32 (H, W, 3) in [0, 1])
-    replacing the payload; other keys pass through.
+    replacing the payload; other keys pass through. ``max_consecutive_skips``: raise an
+    ``InvalidArgumentError`` (message: :data:`NO_DECODABLE_IMAGE`) after that many bad records
+    in a row, so that a repeating pipeline over data without a single decodable image fails
+    instead of spinning forever; None: no limit.
     """
     counter = _counter(skip_counter)
     if source.payload == "image":
@@ -62,19 +68,34 @@ def decoded_images(records, source, *, skip_counter=None, min_short_side=None,
     ds = records.interleave(attempt, cycle_length=num_parallel_calls, block_length=1,
                             num_parallel_calls=num_parallel_calls, deterministic=deterministic)
 
-    def keep(element):
+    def judge(element):
+        """Adds "ok"; a bad element is reported to the counter (in a py_function run only for
+        bad elements, so that valid images never leave the graph)."""
         reason = element["reason"]
         if "status" in element:  # a source-level problem (TFRecord: bad record / file)
             reason = tf.where(tf.equal(element["status"], decode_lib.OK), reason,
                               element["status"])
         ok = tf.equal(reason, decode_lib.OK)
-        if counter is None:
-            return ok
-        return tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
-            counter._graph_record, [element["name"], reason], tf.bool))
+        if counter is not None:  # _graph_record records and returns False
+            ok = tf.cond(ok, lambda: tf.constant(True), lambda: tf.py_function(
+                counter._graph_record, [element["name"], reason], tf.bool))
+        return dict(element, ok=tf.ensure_shape(ok, []))
 
-    ds = ds.filter(keep)
-    return ds.map(lambda e: {k: v for k, v in e.items() if k not in ("reason", "status")})
+    ds = ds.map(judge)
+    if max_consecutive_skips is not None:
+        limit = int(max_consecutive_skips)
+
+        def guard(run, element):
+            run = tf.where(element["ok"], tf.zeros_like(run), run + 1)
+            check = tf.debugging.Assert(tf.less(run, limit), [
+                f"{NO_DECODABLE_IMAGE}: {limit} bad records in a row (the whole source?); see "
+                f"the logged skips"])
+            with tf.control_dependencies([check]):
+                return tf.identity(run), element
+
+        ds = ds.scan(tf.constant(0, tf.int64), guard)
+    ds = ds.filter(lambda element: element["ok"])
+    return ds.map(lambda e: {k: v for k, v in e.items() if k not in ("reason", "status", "ok")})
 
 
 def scaled_size(height, width, short_side):
