@@ -269,6 +269,35 @@ def test_mirrored_input_position_equals_single_device(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_first_checkpoint_without_state_file_is_adopted_but_several_are_refused(tmp_path):
+    """Killed after the first checkpoint's files were complete but before the state file was
+    written: the single (validated) checkpoint is used; with two unnamed checkpoints (e.g. a
+    deleted state file) the run refuses instead of guessing."""
+    fn = si.make_dataset_fn()
+    _trainer(tmp_path / "one", steps=2, dataset=fn).train()
+    os.remove(tmp_path / "one" / "checkpoint")
+    resumed = _trainer(tmp_path / "one", steps=4, dataset=fn)
+    r = resumed.train()
+    assert [s for s, _ in r.history] == [4]  # continued after step 2
+    assert tf.train.latest_checkpoint(str(tmp_path / "one")).endswith("ckpt-4")
+    full = _trainer(tmp_path / "full", steps=4, dataset=fn)
+    full.train()
+    for a, b in zip(_weights(full), _weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    os.remove(tmp_path / "one" / "checkpoint")  # now ckpt-2 and ckpt-4 are unnamed
+    with pytest.raises(checkpointing.CorruptCheckpointError, match="no 'checkpoint' state file"):
+        _trainer(tmp_path / "one", steps=6, dataset=fn).train()
+
+
+def test_without_input_checkpointing_the_index_is_dropped_and_not_saved(tmp_path):
+    """checkpoint_iterator=False (what multi-worker and TPU get): batches go through the
+    distributed-dataset path without their "index", and no input position is saved."""
+    t = _trainer(tmp_path, steps=2, dataset=si.make_dataset_fn(), checkpoint_iterator=False)
+    assert t.train().step == 2
+    keys = _keys(tf.train.latest_checkpoint(str(tmp_path)))
+    assert not any(k.startswith(("input_position/", "iterator/")) for k in keys)
+
+
 def test_dataset_function_must_yield_the_stream_index(tmp_path):
     with pytest.raises(ValueError, match="must yield batches with 'index'"):
         _trainer(tmp_path, dataset=lambda start: si.make_dataset())

@@ -22,8 +22,10 @@ Crash consistency: TensorFlow writes a checkpoint into ``ckpt-N_temp/``, merges 
 ``ckpt-N.index`` / ``ckpt-N.data-*`` and only then atomically rewrites the ``checkpoint`` state
 file (write to a temporary file, rename). A run killed at any moment (SIGKILL, power loss of the
 process) therefore leaves the state file naming the previous complete checkpoint; the restart
-restores that one, logs the half-written files it ignored, and overwrites them when it saves
-step N again. ``tests/binaries/test_pretrain.py`` kills the real program during checkpoint writes.
+restores that one, removes the temporary files, logs the newer files it ignored and overwrites
+them when it saves step N again. A run killed while saving its *first* checkpoint, after the
+merge but before the state file, leaves one complete ``ckpt-N`` and no state file: that single
+checkpoint is validated and adopted (several unnamed checkpoints are refused, not guessed at). ``tests/binaries/test_pretrain.py`` kills the real program during checkpoint writes.
 
 Input position: tracked for single-worker strategies (``one_device``, ``mirrored``). Not for
 ``multi_worker`` (each worker has its own input shard but only the chief's files are kept) nor
@@ -201,6 +203,9 @@ class Checkpointer:
             state = os.path.join(self.directory, "checkpoint")
             stray = tf.io.gfile.glob(os.path.join(self.directory, "ckpt-*.index"))
             if stray and not tf.io.gfile.exists(state):
+                path = self._adopt_first(stray)
+        if path is None:
+            if stray and not tf.io.gfile.exists(state):
                 raise CorruptCheckpointError(
                     f"{self.directory} holds checkpoint files ({len(stray)}) but no 'checkpoint' "
                     "state file naming the latest one; refusing to start from scratch over them. "
@@ -236,6 +241,27 @@ class Checkpointer:
         except (tf.errors.OpError, ValueError) as e:
             raise CorruptCheckpointError(f"restoring {path} failed: {e}. " + _advice(path)) from e
         return path
+
+    def _adopt_first(self, stray):
+        """A run killed after writing its *first* checkpoint but before naming it in the state
+        file leaves exactly one complete ``ckpt-N``: adopted (state file written) if it validates.
+        Several checkpoints without a state file (e.g. the state file was deleted) are not
+        guessed at. Returns the adopted path or None."""
+        prefixes = sorted({p[:-len(".index")] for p in stray})
+        if len(prefixes) != 1:
+            return None
+        try:
+            validate_checkpoint(prefixes[0])
+        except CorruptCheckpointError:
+            return None
+        logging.warning("%s holds one complete checkpoint (%s) that the state file does not name "
+                        "yet (the run was stopped while saving it): resuming from it",
+                        self.directory, os.path.basename(prefixes[0]))
+        if self.is_chief:
+            tf.compat.v1.train.update_checkpoint_state(
+                self.directory, prefixes[0], all_model_checkpoint_paths=[prefixes[0]])
+            self._make_manager()  # so that max_to_keep counts it
+        return prefixes[0]
 
     def _clean_interrupted_saves(self, latest):
         """Removes the temporary files of saves that were interrupted (never a complete

@@ -268,6 +268,8 @@ class Trainer:
     def _make_iterator(self, dataset):
         if self._host_split:
             return iter(dataset)
+        if "index" in dataset.element_spec:  # not followed here (multi-worker, TPU): drop it
+            dataset = dataset.map(lambda b: {k: v for k, v in b.items() if k != "index"})
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 
     def _input(self, restart=False):
