@@ -98,8 +98,14 @@ def test_other_host_is_refused_unless_forced(tmp_path):
 
 def test_garbled_lock_file_is_stale(tmp_path):
     d = str(tmp_path)
-    with open(os.path.join(d, lock.LOCK_FILE), "w") as f:
+    path = os.path.join(d, lock.LOCK_FILE)
+    with open(path, "w") as f:
         f.write("{not json")
+    # Just written: possibly a racing run still writing it -> not taken over yet.
+    with pytest.raises(lock.ModelDirLockedError, match="could not take the lock"):
+        lock.acquire(d, attempts=2)
+    old = os.path.getmtime(path) - 60
+    os.utime(path, (old, old))
     with lock.hold(d):
         assert _read_lock(d)["pid"] == os.getpid()
 

@@ -8,6 +8,8 @@ Two training processes on one ``model_dir`` would interleave their checkpoints a
 * Creation is atomic: the owner record is written to a private temporary file, then hard-linked
   to ``.lock`` (``link`` fails if the name exists, like ``O_CREAT | O_EXCL``, and the lock is
   never seen half-written); where hard links are unsupported, ``O_CREAT | O_EXCL`` is used.
+* A lock file that cannot be parsed is stale once it is a few seconds old (a younger one may be
+  being written by a racing run where hard links are unavailable).
 * Stale locks: a lock of *this* host whose pid is dead, or alive but started at another time
   than the one recorded (the pid was reused; Linux ``/proc/<pid>/stat``), is stale. It is taken
   over with a warning (renamed away first, so two restarts racing for one stale lock cannot both
@@ -131,6 +133,21 @@ def stale_reason(record, host=None):
     return None
 
 
+_YOUNG_SECONDS = 5.0
+
+
+def _age(path):
+    """Seconds since ``path`` was last modified (0 if unknown)."""
+    try:
+        if _is_local(path):
+            mtime = os.path.getmtime(path)
+        else:
+            mtime = _gfile().io.gfile.stat(path).mtime_nsec / 1e9
+    except Exception:  # pylint: disable=broad-except
+        return 0.0
+    return max(0.0, time.time() - mtime)
+
+
 def _create_local(path, record):
     """Atomically creates ``path`` holding ``record``; False if it already exists."""
     data = (json.dumps(record) + "\n").encode()
@@ -229,11 +246,12 @@ def acquire(model_dir, *, force=False, attempts=5):
                     and seen.get("start_ticks") == record["start_ticks"]:
                 _HELD[path] = 1  # ours (e.g. held by a previous call that was not released)
                 return path
-            reason = stale_reason(seen)
-            if reason is None and not seen:
-                # Unreadable: give a racing creator a moment to finish writing (gfile paths).
-                time.sleep(0.2)
+            if not seen and _age(path) < _YOUNG_SECONDS and not force:
+                # Unreadable and new: a racing creator may still be writing it (only possible
+                # without hard links or on gfile paths); look again.
+                time.sleep(_YOUNG_SECONDS / attempts)
                 continue
+            reason = stale_reason(seen)
             if reason is None and not force:
                 other_host = seen.get("host") != record["host"]
                 raise ModelDirLockedError(
