@@ -189,6 +189,8 @@ def main(argv):
         common.die(str(e))
     from tfcolor import train  # pylint: disable=import-outside-toplevel
     from tfcolor.data.sources import SourceError  # pylint: disable=import-outside-toplevel
+    from tfcolor.data.stages import NO_DECODABLE_IMAGE  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     try:
         result = train.pretrain(cfg, force_unlock=FLAGS.force_unlock)
     except SourceError as e:  # e.g. a folder without any image file
@@ -203,6 +205,12 @@ def main(argv):
         common.die(str(e), status=4)
     except config.ConfigError as e:
         common.die(_flag_message(str(e)))
+    except tf.errors.InvalidArgumentError as e:
+        # The input pipeline found no decodable image in a whole pass (see the logged skips).
+        line = next((l for l in str(e).splitlines() if NO_DECODABLE_IMAGE in l), None)
+        if line is None:
+            raise
+        common.die(f"--data={FLAGS.data!r}: {line[line.index(NO_DECODABLE_IMAGE):].rstrip(']')}")
     if result.stopped == "preempted":
         logging.warning("preempted at step %d: checkpoint %s; rerun to resume",
                         result.train.step, result.train.checkpoint)
