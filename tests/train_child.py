@@ -3,6 +3,9 @@
 Trains the stand-in model of tests/train_standins.py with tfcolor.train.Trainer and writes the
 final losses and weights to ``--out`` (``.npz``). Options make it kill itself with SIGKILL after a
 given step (a crash between checkpoints) or run as one worker of a MultiWorkerMirroredStrategy.
+The input is a dataset function (``--input=position``, default: the checkpoint holds the input
+position) or a plain dataset (``--input=iterator``: the serialized iterator; always for
+multi-worker).
 """
 import argparse
 import json
