@@ -105,7 +105,7 @@ def marginal_prior_from_flags(f, source):
         if prior.kind != source.kind:
             raise ValueError(f"the prior's kind {prior.kind!r} differs from the model's "
                              f"{source.kind!r}")
-    except (ValueError, OSError, config_lib.ConfigError, tf.errors.OpError) as e:
+    except (ValueError, OSError, ImportError, config_lib.ConfigError, tf.errors.OpError) as e:
         if not from_config:
             common.die(f"--prior_source={f.prior_source}: {e}")
         logging.warning("no marginal-prior baseline: %s", e)

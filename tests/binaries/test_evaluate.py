@@ -122,3 +122,23 @@ def test_prior_source_none_and_bad_prior_source(run_dir, tmp_path):
                f"--output_dir={tmp_path / 'eval2'}", f"--prior_source={tmp_path}/missing")
     assert res.returncode == 2 and "--prior_source" in res.stderr
     assert not os.path.exists(tmp_path / "eval2" / "metrics.json")
+
+
+def test_unreadable_training_data_skips_the_prior_with_a_warning(run_dir, tmp_path):
+    # The run's config names training data that is gone: the evaluation still runs (model and
+    # grey), says why there is no prior, and leaves the model_dir untouched.
+    import shutil
+    moved = tmp_path / "run"
+    shutil.copytree(run_dir / "run", moved)
+    config = json.load(open(moved / "config.json"))
+    config["data"]["data"] = str(tmp_path / "gone")
+    json.dump(config, open(moved / "config.json", "w"))
+    before = sorted(os.listdir(moved))
+    paths = tiny_model_dir.write_images(str(tmp_path / "colour"), [(16, 16)], seed=6)
+    res = _run(f"--model_dir={moved}", f"--data={paths[0]}", f"--output_dir={tmp_path / 'eval'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "no marginal-prior baseline" in res.stderr
+    report = json.load(open(tmp_path / "eval" / "metrics.json"))
+    assert report["prior"] is None and sorted(report["metrics"]) == ["gray", "model"]
+    assert report["settings"]["prior_source"].startswith("skipped")
+    assert sorted(os.listdir(moved)) == before
