@@ -25,11 +25,18 @@ Stages:
    * ``flat``: more than ``--max-flat`` of the pixels have an exactly zero gradient to their
      right and lower neighbours (flat fills; camera noise makes this rare in photographs);
    * ``palette``: the 8 most frequent 5-bit colours cover more than ``--max-top8`` of the image;
-   * ``curated``: dropped by name in :data:`CURATED_DROP` after looking at the contact sheets
-     (``--contact-sheets`` writes them) -- artwork that passes the statistics;
+   * ``curated``: outside the ``keep_only`` list of its source or named in
+     :data:`CURATED_DROP`, both decided by looking at the contact sheets (``--contact-sheets``
+     writes them) -- artwork and renders that pass the statistics.
+
+   The statistics reject drawings, icons, cut-outs and grey images reliably; they cannot tell a
+   smooth render from a smooth photograph (a shallow-focus photo has few colours too), hence
+   the curation. Labelled candidates come from folders of photographs and are judged on size,
+   emptiness, grey and colour count only (studio shots on white are flat by design);
 3. **dedup**: exact duplicates (same sha256) and near-identical copies (16 x 16 difference
-   hash within ``--dup-bits`` of 256) keep only the largest copy;
-4. **group**: near-duplicates (within ``--group-bits``) and explicit same-scene rules (the
+   hash within ``--dup-bits`` of 256) keep one copy: the labelled one, else the largest;
+4. **group**: near-duplicates (within ``--group-bits``; same-scene pairs measured <= 17 bits
+   here, unrelated pairs >= 33) and explicit same-scene rules (the
    ``group_by`` of a source: slices of one panorama, one monument in two activities, one wallpaper
    in several sizes) are merged into scene groups;
 5. **split** by group with a fixed ``--seed``: each group's place comes from a hash of the seed and
@@ -38,8 +45,14 @@ Stages:
 6. **write** ``OUT/photos/ID.png`` (EXIF-rotated, short side <= ``--max-side``), ``manifest.csv``
    (id, package, package version, path inside the package, licence as stated by the package's
    copyright file, sha256 of the source file, width, height, group, split), ``rejected.csv``,
-   ``OUT/labeled/NAME.npz`` with its ``labelled_manifest.csv``, ``report.json`` (counts, wall
-   time), and optionally ``pretrain_S.npy`` / ``val_S.npy`` / ``holdout_S.npy`` crops.
+   ``OUT/labeled/debphotoK.npz`` (K classes; ``x``, ``y``, ``classes``, ``group``, ``split``
+   and ``x_train`` / ``y_train`` / ``x_val`` / ... / ``y_test``, split by group inside each
+   class) with its ``labelled_manifest.csv``, the existing sets of ``/work/shared/data``
+   (``gcompris5.npz``, ``fashion_mnist.npz``, ``digits_opencv.npz``, same keys),
+   ``near_duplicates.txt``, ``report.json`` (counts per package / split / class, licences,
+   wall time), and with ``--sizes`` the crop arrays ``pretrain_S.npy`` (``--crops-per-photo``
+   random crops per train photo) / ``val_S.npy`` / ``holdout_S.npy`` (``--eval-crops`` per
+   photo, the first centred) with ``*_ids.txt``.
 
 The photos are not committed: ``--out`` may not lie inside a git work tree. ``--manifest-dir``
 writes a second copy of the two manifests (for instance into the repository).
