@@ -1,0 +1,34 @@
+"""binaries/pretrain with --data that holds no usable image: a one-line error naming --data.
+
+(The program's other tests are in test_pretrain.py; these cover the data-layer failures that
+surface only once the input pipeline is built or read.)
+"""
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIM = os.path.join(ROOT, "binaries", "pretrain")
+
+
+def test_folders_without_a_usable_image_are_one_line_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad").mkdir()
+    for i in range(3):
+        (tmp_path / "bad" / f"{i}.jpg").write_text(f"<html>{i}</html>")
+    cases = {"empty": "--data='.*empty': no image file .* found under",
+             "bad": "--data='.*bad': no decodable image: 6 bad records in a row"}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    procs = {name: subprocess.Popen(
+        [SHIM, "--flagfile=" + os.path.join(ROOT, "configs", "quickstart.flags"),
+         f"--data={tmp_path / name}", f"--model_dir={tmp_path / ('run_' + name)}",
+         "--train_steps=4", "--steps_per_loop=1", "--lr_drops=2", "--batch_size=2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name in cases}
+    import re  # pylint: disable=import-outside-toplevel
+    for name, proc in procs.items():
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 2, (name, stderr[-2000:])
+        errors = [line for line in stderr.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and re.search(cases[name], errors[0]), (name, stderr[-2000:])
+        assert "Traceback" not in stderr, (name, stderr[-2000:])
