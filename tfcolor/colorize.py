@@ -60,9 +60,13 @@ recombined with the original, full-resolution lightness, so no detail is lost.
 Files (:func:`expand_inputs`, :func:`read_image`, :func:`colorize_files`)
 ------------------------------------------------------------------------
 Inputs are files, folders (all images inside, sorted; ``recursive=True`` to descend) or globs.
-Colour inputs are desaturated first (the network and the output only use their grey). Unreadable
-or corrupt files are skipped with a logged warning. Outputs are PNGs named after the input
-(``name.png``, ``name_uncertainty.png``, ``name_sample1.png``, ...).
+Colour inputs are desaturated first (the network and the output only use their grey). An input
+that cannot be used is skipped with one logged line ``skipped PATH: reason: detail``, the reason
+being ``not_a_file``, ``empty``, ``unknown_format``, ``too_large`` (above :data:`MAX_PIXELS` =
+``tfcolor.data.decode.DEFAULT_MAX_PIXELS``, read from the header: never decoded), ``corrupt``,
+``unreadable`` or ``failed`` (an error while colorizing it). Outputs are PNGs named after the
+input (``name.png``, ``name_uncertainty.png``, ``name_sample1.png``, ...), written atomically
+(temporary name, then ``os.replace``); existing outputs are kept unless ``overwrite=True``.
 """
 import dataclasses
 import glob
