@@ -266,8 +266,9 @@ class _FakeReadConfig:
 class _FakeBuilder:
     """Quacks like a tfds DatasetBuilder over a few encoded PNGs."""
 
-    def __init__(self, prepared=True):
+    def __init__(self, prepared=True, extra=()):
         self.prepared = prepared
+        self.extra = list(extra)  # more encoded "images" (e.g. hostile bytes) after the PNGs
         self.calls = []
         self.info = types.SimpleNamespace(features={"image": None, "label": None})
         self.data_dir = "/fake/tfds/dir"
@@ -280,9 +281,10 @@ class _FakeBuilder:
                                read_config=read_config.kwargs, decoders=decoders))
         assert isinstance(decoders["image"], _FakeSkipDecoding)
         images = [encode(Image.fromarray(np.full((6, 6, 3), 40 * k, np.uint8)), "PNG")
-                  for k in range(3)]
+                  for k in range(3)] + self.extra
         return tf.data.Dataset.from_tensor_slices({
-            "image": images, "label": [0, 1, 2], "tfds_id": ["t0", "t1", "t2"]})
+            "image": images, "label": list(range(len(images))),
+            "tfds_id": [f"t{i}" for i in range(len(images))]})
 
 
 class _FakeSkipDecoding:
@@ -309,6 +311,21 @@ def test_tfds_adapter_with_a_fake_builder():
         f"tfds:fake_ds:train[:3]#t{i}" for i in range(3)]
     values = sorted(int(tf.io.decode_png(r["encoded"])[0, 0, 0]) for r in records)
     assert values == [0, 40, 80]
+
+
+def test_tfds_records_with_hostile_bytes_are_skipped_by_name():
+    from tfcolor.data.decode import SkipCounter
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import hostile_inputs  # pylint: disable=import-outside-toplevel
+    extra = [b"", b"<html>404</html>", hostile_inputs.png_bomb(),
+             encode(Image.fromarray(smooth_rgb(20, 20)), "JPEG")[:200]]
+    src = sources.TFDSSource("fake_ds", tfds_module=_fake_tfds(_FakeBuilder(extra=extra)))
+    counter = SkipCounter()
+    names = _names(stages.decoded_images(src.records(), src, skip_counter=counter))
+    assert sorted(names) == [f"tfds:fake_ds:train#t{i}" for i in range(3)]
+    assert dict(counter.skipped) == {
+        "tfds:fake_ds:train#t3": "empty", "tfds:fake_ds:train#t4": "unknown_format",
+        "tfds:fake_ds:train#t5": "too_large", "tfds:fake_ds:train#t6": "corrupt"}
 
 
 def test_tfds_unprepared_or_wrong_key_fails_clearly():
