@@ -31,10 +31,14 @@ def test_prior_of_solid_colours_is_their_hand_computed_histogram():
     assert p.images == 3 and p.points == 3 * 8 and p.kind == "hue_chroma"
 
 
-def test_max_images_keeps_the_first_images_and_lab_groups_are_distributions():
+def test_max_images_takes_a_seeded_sample_and_lab_groups_are_distributions():
     images = np.stack([_solid((255, 0, 0)), _solid((0, 0, 255)), _solid((0, 255, 0))])
     first = prior_lib.marginal_prior(images, PretrainDataConfig(**SMALL), max_images=1)
-    assert first.images == 1 and first.groups["hue"][0] == pytest.approx(1.0)
+    again = prior_lib.marginal_prior(images, PretrainDataConfig(**SMALL), max_images=1)
+    assert first.images == 1 and first.points == 8
+    # One solid image: a one-hot hue at red (bin 0), green (bin 10) or blue (bin 21).
+    assert np.argmax(first.groups["hue"]) in (0, 10, 21) and first.groups["hue"].max() == 1.0
+    np.testing.assert_array_equal(first.groups["hue"], again.groups["hue"])   # seeded
     lab = prior_lib.marginal_prior(images, PretrainDataConfig(target_kind="lab_hist", **SMALL))
     assert sorted(lab.groups) == ["a", "b"]
     for values in lab.groups.values():

@@ -10,8 +10,9 @@ reads the image.
 sampled centres, same :class:`tfcolor.targets.TargetBuilder` and bins), and the mean of the
 targets over every sampled point. So the result is exactly the mean of the histograms the loss
 compares the model with (for ``hue_chroma`` the hue and chroma groups, unweighted; for
-``lab_regression`` the mean (a, b)). The pass is deterministic: ``shuffle=False``, no repeat,
-the config's ``seed`` for crops and centres; ``max_images`` keeps the first images of the source.
+``lab_regression`` the mean (a, b)). The pass is deterministic: no repeat, the config's ``seed``
+for the image order, crops and centres; ``max_images`` keeps the first images of that seeded
+shuffle (a representative sample even of a source sorted by class, such as an ImageNet folder).
 
 :class:`MarginalPrior` holds the groups (``to_dict``/``from_dict`` for JSON), gives the constant
 prediction vector in the head's layout (:meth:`MarginalPrior.probabilities`) and a histogram
@@ -29,7 +30,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["MarginalPrior", "PriorSource", "marginal_prior", "data_config_from_run_config"]
+__all__ = ["MarginalPrior", "PriorSource", "marginal_prior", "data_config_from_run_config",
+           "histogram_kl"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,10 +154,12 @@ def marginal_prior(source=None, config=None, *, target_builder=None, max_images=
         source: the training source (anything :func:`tfcolor.data.as_source` takes; ``None`` or
             ``"embedded"``: the shipped train photos).
         config: the training's :class:`tfcolor.data.PretrainDataConfig` (crop size, points,
-            edge buffer, target kind/window/bins, seed). Shuffling, repetition, dropping the last
-            batch and on-device targets are turned off; everything else is used as given.
+            edge buffer, target kind/window/bins, seed). The images are shuffled with the seed;
+            repetition, dropping the last batch and on-device targets are turned off;
+            everything else is used as given.
         target_builder: the training's ``TargetBuilder`` (default: from ``config``).
-        max_images: average over the first this many images only (None: one whole pass).
+        max_images: average over the first this many images of the seeded shuffle only
+            (None: one whole pass).
         skip_counter: as in :func:`tfcolor.data.pretrain_dataset`.
 
     Returns:
@@ -171,7 +175,7 @@ def marginal_prior(source=None, config=None, *, target_builder=None, max_images=
         target_builder = targets_lib.TargetBuilder(config.target_kind, window=config.target_window,
                                                    num_bins=config.target_bins)
     kind = target_builder.kind
-    config = dataclasses.replace(config, shuffle=False, repeat=False, drop_remainder=False,
+    config = dataclasses.replace(config, shuffle=True, repeat=False, drop_remainder=False,
                                  targets_on_device=False, seed=config.seed or 0,
                                  deterministic=True)
     if isinstance(source, str) and source == "embedded":
