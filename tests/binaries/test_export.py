@@ -56,3 +56,15 @@ def test_export_usage_errors(model_dir, tmp_path):
     assert res.returncode == 2 and "cannot be exported" in res.stderr
     res = _run(f"--model_dir={tmp_path}")
     assert res.returncode == 2 and "config.json" in res.stderr
+
+
+def test_an_earlier_export_is_never_replaced_without_overwrite(model_dir, tmp_path):
+    path, _ = model_dir
+    out = tmp_path / "exported"
+    out.mkdir()
+    (out / "saved_model.pb").write_bytes(b"an earlier export")
+    res = _run(f"--model_dir={path}", f"--export_dir={out}")
+    assert res.returncode == 2 and "not replacing an earlier export" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert (out / "saved_model.pb").read_bytes() == b"an earlier export"
+    assert os.listdir(tmp_path) == ["exported"]
