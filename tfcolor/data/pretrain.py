@@ -115,11 +115,11 @@ class PretrainDataConfig:
             the record stream (the position its random draws are keyed by). A training loop
             records ``max(index) + 1`` as its input position (see ``start``).
         start: stream position to resume from (default 0): the pipeline is rebuilt with the
-            same seed and fast-forwarded past the first ``start`` records *before* they are
-            decoded (only file names / encoded records are skipped), so a resumed run sees
-            exactly the elements, crops, mirrors and centres an uninterrupted run would (in
-            deterministic order). With ``cache`` the decoded cache is built once (one pass over
-            the small set) and the position is skipped in it.
+            same seed at that position, so a resumed run sees exactly the elements, crops,
+            mirrors and centres an uninterrupted run would (in deterministic order). A file list
+            (unsharded, uncached) starts there directly (position-keyed order); other sources
+            skip the first ``start`` records *before* decoding; with ``cache`` the decoded cache
+            is built once (one pass over the small set) and the position is skipped in it.
         num_parallel_calls, prefetch: tf.data parallelism / prefetch depth (AUTOTUNE = -1).
     """
     batch_size: int = 8
