@@ -125,7 +125,7 @@ def _data(spec, task, num_classes, flag="data"):
     from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
     try:
         return data.load(spec, task=task, num_classes=num_classes)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:  # ImportError: tfds: specs
         raise ValueError(f"--{flag}={spec}: {e}") from None
 
 
