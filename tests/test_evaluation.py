@@ -119,3 +119,28 @@ def test_prior_is_decoded_with_the_models_options(reddish):
                                                 prior=flat, n_resamples=200)
     np.testing.assert_allclose(result.per_image["prior"]["alphabeta_mean"],
                                result.per_image["gray"]["alphabeta_mean"], atol=1e-3)
+
+
+class _FailsOnWideImages:
+    """A prior source whose network raises (as a failing op would) on images wider than 30."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.kind, self.grid_factor, self.from_logits = inner.kind, inner.grid_factor, False
+
+    def __call__(self, gray):
+        if gray.shape[2] > 30:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating\nstack")
+        return self._inner(gray)
+
+
+def test_an_input_whose_colorization_fails_is_skipped_and_the_rest_evaluated(reddish):
+    _write(reddish, "wide.png", np.full((24, 40, 3), 128, np.uint8))
+    source = _FailsOnWideImages(_red_prior().source())
+    result = evaluation.evaluate_with_baselines(source, [reddish], n_resamples=200)
+    reasons = dict(result.skipped)
+    wide = os.path.join(reddish, "wide.png")
+    assert reasons[wide] == "failed: ResourceExhaustedError: OOM when allocating"
+    assert os.path.join(reddish, "broken.png") in reasons
+    assert len(result.images) == 5 and wide not in result.images
+    assert all(len(v) == 5 for v in result.per_image["model"].values())

@@ -20,7 +20,8 @@ values of three metrics:
 
 and :func:`tfcolor.paired_statistics.paired_comparisons` turns them into model - gray and model - prior
 statistics per metric (mean difference, fraction of images improved, bootstrap 95% CI).
-Unreadable files are skipped and listed, as in :func:`tfcolor.metrics.evaluate`.
+Unreadable files, and inputs whose colorization fails, are skipped and listed with their reason
+(as ``binaries/colorize`` does); the run goes on with the others.
 """
 import dataclasses
 
@@ -45,7 +46,7 @@ class EvaluationResult:
             ``"gray"`` and, with a prior, ``"prior"``).
         per_image: predictor name -> metric name -> list of per-image values (image order).
         images: paths of the evaluated images, in that order.
-        skipped: ``(path, reason)`` of unreadable files.
+        skipped: ``(path, reason)`` of unreadable files and of inputs whose colorization failed.
         paired: :func:`tfcolor.paired_statistics.paired_comparisons` of the model against the baselines.
         prior: the :class:`tfcolor.prior.MarginalPrior` used, or None.
     """
@@ -135,10 +136,15 @@ def evaluate_with_baselines(source, inputs, options=None, *, prior=None, t_max=N
         except colorize.ImageReadError as e:
             skipped.append((path, str(e)))
             continue
-        predictions = {"model": colorize.colorize_image(source, rgb, options)["rgb"],
-                       "gray": metrics.gray_baseline(rgb)}
-        if prior_source is not None:
-            predictions["prior"] = colorize.colorize_image(prior_source, rgb, options)["rgb"]
+        try:
+            predictions = {"model": colorize.colorize_image(source, rgb, options)["rgb"],
+                           "gray": metrics.gray_baseline(rgb)}
+            if prior_source is not None:
+                predictions["prior"] = colorize.colorize_image(prior_source, rgb, options)["rgb"]
+        except (tf.errors.OpError, ValueError) as e:  # one input must not end the run
+            message = str(e).strip().splitlines()
+            skipped.append((path, f"failed: {type(e).__name__}: {message[0] if message else ''}"))
+            continue
         for name in names:
             acc.update(name, rgb, predictions[name])
             for metric, values in per_image_metrics(rgb, predictions[name]).items():

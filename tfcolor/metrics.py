@@ -275,49 +275,6 @@ def plot_curves(curves, path, title="Cumulative per-pixel error (alpha-beta)", s
     return path
 
 
-def evaluate(source, inputs, options=None, *, t_max=DEFAULT_T_MAX, max_images=None,
-             recursive=False, progress=None):
-    """Colorization metrics of a model and of the grey baseline on colour images.
-
-    Args:
-        source: a histogram source of ``tfcolor.colorize`` (``KerasSource``, ``SavedModelSource``).
-        inputs: files, folders or globs of colour images (``tfcolor.colorize.expand_inputs``).
-        options: ``tfcolor.colorize.ColorizeOptions`` of the model's colorizations.
-        t_max: largest threshold of the cumulative error curve.
-        max_images: stop after this many readable images (None: all).
-        recursive: descend into folders.
-        progress: callable ``progress(i, n, path)`` after each image.
-
-    Returns:
-        ``(metrics, skipped)``: the filled :class:`ColorizationMetrics` (names ``"model"`` and
-        ``"gray"``) and the list of ``(path, reason)`` of unreadable files.
-    """
-    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
-    items = colorize.expand_inputs(inputs, recursive=recursive)
-    if not items:
-        raise ValueError(f"no image found in {inputs}")
-    acc = ColorizationMetrics(["model", "gray"], t_max=t_max)
-    skipped = []
-    done = 0
-    for i, (path, _) in enumerate(items):
-        if max_images is not None and done >= max_images:
-            break
-        try:
-            rgb = colorize.read_image(path)
-        except colorize.ImageReadError as e:
-            skipped.append((path, str(e)))
-            continue
-        pred = colorize.colorize_image(source, rgb, options)["rgb"]
-        acc.update("model", rgb, pred)
-        acc.update("gray", rgb, gray_baseline(rgb))
-        done += 1
-        if progress is not None:
-            progress(i + 1, len(items), path)
-    if done == 0:
-        raise ValueError(f"none of the {len(items)} input files could be read")
-    return acc, skipped
-
-
 def write_report(acc, output_dir, extra=None):
     """Writes ``metrics.json`` and ``cumulative_error.png`` for a :class:`ColorizationMetrics`.
 
