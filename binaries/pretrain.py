@@ -87,6 +87,11 @@ def define_flags(fv=FLAGS):
               "the crop.")
     d.enum("targets_on_device", "auto", ["auto", "true", "false"],
            "Build targets in the training step (auto: when a GPU/TPU is visible).")
+    d.string("heldout_data", "",
+             "Photos never trained on, for the held-out loss curve (same forms as --data, e.g. "
+             "embedded:validation or a holdout folder); empty: none.")
+    d.integer("heldout_images", 64, "Held-out images (fixed crops and centres) per evaluation.")
+    d.integer("eval_every", 1000, "Steps between held-out loss evaluations (--heldout_data).")
     d.integer("validation_images", 4, "Images in the colorization grids.")
 
     # Loss.
@@ -136,7 +141,8 @@ def config_from_flags(f=FLAGS):
             data=f.data, batch_size=f.batch_size, crop_size=f.crop_size,
             min_side=f.min_side or None, max_side=f.max_side or None, points=f.points,
             edge_buffer=None if f.edge_buffer == -1 else f.edge_buffer,
-            targets_on_device=on_device, validation_images=f.validation_images),
+            targets_on_device=on_device, validation_images=f.validation_images,
+            heldout_data=f.heldout_data or None, heldout_images=f.heldout_images),
         loss=config.LossConfig(kind=f.loss, window=f.window, hue_weight=f.hue_weight,
                                lightness_weight=f.lightness_weight),
         optimizer=config.OptimizerConfig(
@@ -150,7 +156,7 @@ def config_from_flags(f=FLAGS):
             checkpoint_every=f.checkpoint_every, keep_checkpoints=f.keep_checkpoints,
             summary_every=f.summary_every, image_every=f.image_every, strategy=f.strategy,
             tpu=f.tpu, mixed_precision=f.mixed_precision, deterministic=f.deterministic,
-            seed=f.seed, export=f.export))
+            seed=f.seed, export=f.export, eval_every=f.eval_every))
 
 
 # Library field names that differ from the flag names.

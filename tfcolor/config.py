@@ -140,6 +140,10 @@ class DataConfig:
             True, False or ``"auto"`` (on when a GPU/TPU is visible).
         shuffle_buffer: tf.data shuffle buffer (images).
         validation_images: images kept aside for the summary/preview colorization grid.
+        heldout_data: a source of photos never trained on (same forms as ``data``, e.g.
+            ``"embedded:validation"`` or a holdout folder) for the held-out loss curve
+            (:mod:`tfcolor.train.heldout`); ``None``: no held-out loss.
+        heldout_images: how many held-out images (fixed crops and centres) each evaluation uses.
     """
     data: str = "embedded"
     batch_size: int = 8
@@ -151,6 +155,8 @@ class DataConfig:
     targets_on_device: typing.Union[bool, str] = "auto"
     shuffle_buffer: int = 1024
     validation_images: int = 4
+    heldout_data: typing.Optional[str] = None
+    heldout_images: int = 64
 
     def validate(self):
         if not isinstance(self.data, str) or not self.data.strip():
@@ -161,6 +167,15 @@ class DataConfig:
         _positive_int("crop_size", self.crop_size)
         _positive_int("points", self.points)
         _positive_int("shuffle_buffer", self.shuffle_buffer)
+        _positive_int("heldout_images", self.heldout_images)
+        if self.heldout_data is not None:
+            if not isinstance(self.heldout_data, str) or not self.heldout_data.strip():
+                raise ConfigError("heldout_data must name a data source or be None, got "
+                                  f"{self.heldout_data!r}")
+            try:
+                _check_data_source(self.heldout_data)
+            except ConfigError as e:
+                raise ConfigError("heldout_" + str(e)) from e
         if self.targets_on_device not in (True, False, "auto"):
             raise ConfigError(f"targets_on_device must be True, False or 'auto', got "
                               f"{self.targets_on_device!r}")
@@ -307,6 +322,7 @@ class TrainConfig:
         deterministic: seed everything and enable TF op determinism (same losses run to run).
         seed: random seed.
         export: write a SavedModel into ``model_dir/export`` at the end.
+        eval_every: steps between held-out loss evaluations (with ``DataConfig.heldout_data``).
     """
     model_dir: str = "runs/pretrain"
     train_steps: int = 2_000_000
@@ -321,12 +337,13 @@ class TrainConfig:
     deterministic: bool = False
     seed: int = 0
     export: bool = True
+    eval_every: int = 1000
 
     def validate(self):
         if not isinstance(self.model_dir, str) or not self.model_dir.strip():
             raise ConfigError("model_dir must be a directory path, got an empty value")
         for name in ("train_steps", "steps_per_loop", "checkpoint_every", "keep_checkpoints",
-                     "summary_every"):
+                     "summary_every", "eval_every"):
             _positive_int(name, getattr(self, name))
         if isinstance(self.image_every, bool) or not isinstance(
                 self.image_every, int) or self.image_every < 0:

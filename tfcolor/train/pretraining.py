@@ -11,6 +11,11 @@ expectation, the released chromatic fading ``min(|z|/eta, 1)`` (the printed ``ma
 input lightness; :func:`tfcolor.colorize.colorize_batch`) and a SavedModel in
 ``model_dir/export`` (:func:`tfcolor.export.export_saved_model`).
 
+With ``config.data.heldout_data`` set, the held-out loss (fixed crops and centres of photos
+never trained on) is computed every ``config.train.eval_every`` steps and at the end, logged,
+written to TensorBoard (``heldout/loss``) and appended to ``model_dir/heldout.jsonl``
+(:mod:`tfcolor.train.heldout`).
+
 ``model_dir/config.json`` holds the config (``PretrainConfig.to_dict()``), read back by
 :func:`tfcolor.export.load_model`. Restarting in a ``model_dir`` whose ``config.json`` has a
 different model or loss section is refused (the checkpoint would not fit); other sections (e.g.
@@ -54,6 +59,7 @@ class PretrainResult:
     preview_png: str = None
     export_dir: str = None
     model: object = None
+    heldout_curve: list = None
 
     @property
     def stopped(self):
@@ -101,18 +107,43 @@ def build_dataset(config, start=0, include_index=False):
     :class:`tfcolor.data.PretrainDataConfig`).
     """
     from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor import targets  # pylint: disable=import-outside-toplevel
-    builder = targets.TargetBuilder(config.loss.kind, window=config.loss.window)
+    builder = build_target_builder(config)
     on_device = data_lib.resolve_targets_on_device(config.data.targets_on_device)
     source = config.data.data
-    data_config = data_lib.PretrainDataConfig.from_config(
-        config.data, config.loss, targets_on_device=on_device, seed=config.train.seed,
-        deterministic=True if config.train.deterministic else None,
-        cache=source == "embedded" or source.startswith("embedded:"), start=start,
-        include_index=include_index)
+    data_config = _data_config(config, targets_on_device=on_device, start=start,
+                               include_index=include_index)
     dataset = data_lib.pretrain_dataset(None if source == "embedded" else source, data_config,
                                         target_builder=None if on_device else builder)
     return dataset, (builder if on_device else None)
+
+
+def build_target_builder(config):
+    """The :class:`tfcolor.targets.TargetBuilder` of the run's loss kind and window."""
+    from tfcolor import targets  # pylint: disable=import-outside-toplevel
+    return targets.TargetBuilder(config.loss.kind, window=config.loss.window)
+
+
+def _data_config(config, **overrides):
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    source = config.data.data
+    return data_lib.PretrainDataConfig.from_config(
+        config.data, config.loss, seed=config.train.seed,
+        deterministic=True if config.train.deterministic else None,
+        cache=source == "embedded" or source.startswith("embedded:"), **overrides)
+
+
+def heldout_hook(config, loss_fn, terms_fn=None):
+    """The :class:`tfcolor.train.heldout.HeldOutLoss` hook of ``config.data.heldout_data``
+    (None when it is not set), writing ``model_dir/heldout.jsonl``."""
+    if not config.data.heldout_data:
+        return None
+    from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
+    source = config.data.heldout_data
+    batches = heldout.heldout_batches(None if source == "embedded" else source,
+                                      _data_config(config), build_target_builder(config),
+                                      images=config.data.heldout_images)
+    return heldout.HeldOutLoss(batches, loss_fn, terms_fn, every=config.train.eval_every,
+                               path=os.path.join(config.train.model_dir, heldout.CURVE_FILE))
 
 
 def preview_images(config):
@@ -217,6 +248,9 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
             return build_dataset(config, start=start, include_index=True)[0]
         loss_fn, terms_fn = build_loss(config.loss)
         images = preview_images(config)
+        heldout = heldout_hook(config, loss_fn, terms_fn) if chief else None
+        if heldout is not None:
+            hooks = list(hooks) + [heldout]
         trainer = loop.Trainer(
             strategy=strategy, model_fn=lambda: build_model(config), loss_fn=loss_fn,
             terms_fn=terms_fn, dataset=dataset_fn, model_dir=model_dir,
@@ -235,7 +269,8 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
         # Unreadable images were skipped by the pipeline: say how many and which kinds.
         from tfcolor.data import decode as decode_lib  # pylint: disable=import-outside-toplevel
         decode_lib.default_skip_counter().log_summary()
-        out = PretrainResult(train=result, model=trainer.model)
+        out = PretrainResult(train=result, model=trainer.model,
+                             heldout_curve=heldout.curve if heldout is not None else None)
         if result.stopped != "completed" or not chief:
             return out
         grid = trainer.colorize_preview()

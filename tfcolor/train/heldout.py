@@ -1,0 +1,167 @@
+"""Held-out loss during pretraining: the learning curve on photos the model never trains on.
+
+The training loss of a colorizer says little about what it learned: with a few hundred photos a
+network overfits them long before its colorizations of new photos stop improving.
+:class:`HeldOutLoss` is a :class:`~tfcolor.train.loop.Trainer` hook that, at the first loop of a
+run (the start of its curve), every ``every`` steps and at the last step, computes the mean
+per-point loss (and its terms, e.g. hue and chroma) of the model on a *fixed* set of held-out
+batches:
+
+- the batches are built once, by :func:`heldout_batches`, with the training pipeline's crop
+  size, centres, loss kind and window, but without shuffling or mirroring and with a fixed seed
+  (:data:`HELDOUT_SEED`), so every evaluation of every run of the same data configuration sees
+  the same crops and centres and the curves of different runs are comparable;
+- the model runs with ``training=False`` (dropout off, batch-norm statistics frozen);
+- each value goes to TensorBoard (``heldout/loss``, ``heldout/<term>``), to the log, and as one
+  JSON line ``{"step", "loss", "terms", "images", "points"}`` to ``model_dir/heldout.jsonl``
+  (appended; after a resume from an earlier checkpoint a step can appear twice: the last line
+  wins, see :func:`read_curve`).
+
+Multi-worker runs evaluate on the chief only.
+"""
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfcolor.train import summaries
+
+__all__ = ["HELDOUT_SEED", "CURVE_FILE", "heldout_batches", "HeldOutLoss", "read_curve"]
+
+#: Seed of the held-out crops and centres (the same for every run, whatever its training seed).
+HELDOUT_SEED = 20160525
+#: The learning curve file in ``model_dir``.
+CURVE_FILE = "heldout.jsonl"
+
+
+def heldout_batches(source, data_config, target_builder, *, images=64):
+    """The fixed held-out set as a list of NumPy batch dicts (``gray``, ``centers``, ``targets``).
+
+    Args:
+        source: any data source of :func:`tfcolor.data.pretrain_dataset` (a folder, a glob,
+            ``"embedded:validation"``, ...).
+        data_config: the training run's :class:`tfcolor.data.PretrainDataConfig`; its crop,
+            scale range, centres and batch size are kept, its randomness is replaced (no shuffle,
+            no mirror, seed :data:`HELDOUT_SEED`, one pass).
+        target_builder: the training run's :class:`tfcolor.targets.TargetBuilder`.
+        images: how many images (fewer if the source has fewer decodable images).
+
+    Raises:
+        ValueError: ``images`` is not a positive integer, or no image of ``source`` decodes.
+    """
+    import dataclasses  # pylint: disable=import-outside-toplevel
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    if isinstance(images, bool) or not isinstance(images, int) or images <= 0:
+        raise ValueError(f"heldout_images must be a positive integer, got {images!r}")
+    config = dataclasses.replace(
+        data_config, shuffle=False, random_mirror=False, repeat=False, drop_remainder=False,
+        seed=HELDOUT_SEED, targets_on_device=False, cache=False, include_index=False, start=0,
+        batch_size=min(data_config.batch_size, images), deterministic=True)
+    dataset = data_lib.pretrain_dataset(source, config, target_builder=target_builder)
+    batches, count = [], 0
+    for batch in dataset:
+        take = min(images - count, int(batch["gray"].shape[0]))
+        batches.append({k: batch[k].numpy()[:take] for k in ("gray", "centers", "targets")})
+        count += take
+        if count >= images:
+            break
+    if not batches:
+        raise ValueError(f"heldout_data={source!r}: no decodable image")
+    return batches
+
+
+class HeldOutLoss:
+    """Trainer hook: held-out loss every ``every`` steps (see the module docstring).
+
+    Args:
+        batches: from :func:`heldout_batches`.
+        loss_fn: the training loss, ``loss_fn(y_true, y_pred) -> (B, P)``.
+        terms_fn: optional ``terms_fn(y_true, y_pred) -> {name: (B, P)}``.
+        every: steps between evaluations (a positive integer); the last step is always evaluated.
+        path: the JSON-lines file (None: not written).
+
+    Attributes:
+        curve: ``[(step, loss, terms)]`` of this process's evaluations.
+    """
+
+    def __init__(self, batches, loss_fn, terms_fn=None, *, every=1000, path=None):
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise ValueError(f"eval_every must be a positive integer, got {every!r}")
+        if not batches:
+            raise ValueError("HeldOutLoss needs at least one batch")
+        self.batches = batches
+        self.loss_fn = loss_fn
+        self.terms_fn = terms_fn
+        self.every = every
+        self.path = path
+        self.curve = []
+        self._last = None
+        self._fn = None
+        self._model = None
+
+    @property
+    def images(self):
+        return sum(int(b["gray"].shape[0]) for b in self.batches)
+
+    def evaluate(self, model):
+        """``(loss, terms)``: means over every held-out point, as Python floats."""
+        if self._fn is None or self._model is not model:
+            self._model = model
+            self._fn = tf.function(self._sums)
+        total, count, terms = 0.0, 0, {}
+        for batch in self.batches:
+            loss_sum, n, term_sums = self._fn(batch["gray"], batch["centers"], batch["targets"])
+            total += float(loss_sum)
+            count += int(n)
+            for name, value in term_sums.items():
+                terms[name] = terms.get(name, 0.0) + float(value)
+        return total / count, {name: value / count for name, value in terms.items()}
+
+    def _sums(self, gray, centers, targets):
+        logits = tf.cast(self._model.sparse(gray, centers, training=False), tf.float32)
+        per_point = self.loss_fn(targets, logits)
+        terms = self.terms_fn(targets, logits) if self.terms_fn is not None else {}
+        return (tf.reduce_sum(per_point), tf.size(per_point),
+                {name: tf.reduce_sum(v) for name, v in terms.items()})
+
+    def __call__(self, trainer, step, losses):  # pylint: disable=unused-argument
+        due = self._last is None or step // self.every > self._last // self.every
+        if not (due or step >= trainer.train_steps) or step == self._last:
+            return
+        if not getattr(trainer, "is_chief", True):
+            self._last = step
+            return
+        loss, terms = self.evaluate(trainer.model)
+        self._last = step
+        self.curve.append((step, loss, terms))
+        scalars = {"heldout/loss": loss}
+        scalars.update({"heldout/" + name: value for name, value in terms.items()})
+        summaries.write_scalars(trainer.writer, step, scalars)
+        logging.info("held-out loss at step %d: %.4f%s (%d images)", step, loss,
+                     "".join(f", {k} {v:.4f}" for k, v in sorted(terms.items())), self.images)
+        if self.path is not None and math.isfinite(loss):
+            line = {"step": int(step), "loss": loss, "terms": terms, "images": self.images,
+                    "points": int(sum(np.prod(b["centers"].shape[:2]) for b in self.batches))}
+            with tf.io.gfile.GFile(self.path, "a") as f:
+                f.write(json.dumps(line) + "\n")
+
+
+def read_curve(model_dir):
+    """``[(step, loss, terms)]`` from ``model_dir/heldout.jsonl``, one entry per step (the last
+    line written for a step wins), sorted by step; ``[]`` when there is no file. Lines that do not
+    parse (a run killed mid-write) are skipped."""
+    path = os.path.join(model_dir, CURVE_FILE)
+    if not tf.io.gfile.exists(path):
+        return []
+    by_step = {}
+    with tf.io.gfile.GFile(path) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+                by_step[int(entry["step"])] = (float(entry["loss"]), dict(entry.get("terms", {})))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return [(step, loss, terms) for step, (loss, terms) in sorted(by_step.items())]
