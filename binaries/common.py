@@ -77,12 +77,27 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def die(message, status=2):
-    """Prints ``program: error: message`` to stderr and exits with ``status``."""
+def die(message, status=2, *, hard=False):
+    """Prints ``program: error: message`` to stderr and exits with ``status``.
+
+    ``hard=True`` (for errors raised once TensorFlow input pipelines are running) flushes the
+    logs and output and ends the process with ``os._exit``, without the interpreter's
+    finalization: destroying a ``tf.data`` iterator whose pipeline has just failed can wait
+    forever for its in-flight parallel calls (seen with TF 2.21 after a "no decodable image"
+    error), which would leave a finished run hanging instead of exiting. Everything a run must
+    keep (checkpoints, the lock's release) is done before the error reaches the program.
+    """
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "tfcolor"
     if program in ("__main__.py", "-m", "-c"):
         program = "tfcolor"
     sys.stderr.write(f"{program}: error: {message}\n")
+    if hard:
+        import logging as std_logging  # pylint: disable=import-outside-toplevel
+        for handler in std_logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)  # pylint: disable=protected-access
     sys.exit(status)
 
 

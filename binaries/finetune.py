@@ -198,7 +198,9 @@ def main(argv):
         line = next((l for l in str(e).splitlines() if _NO_IMAGE in l), None)
         if line is None:
             raise
-        common.die(f"--data/--test_data: {line[line.index('none of the'):].rstrip(']')}")
+        decode.default_skip_counter().log_summary()  # os._exit below skips the finally
+        common.die(f"--data/--test_data: {line[line.index('none of the'):].rstrip(']')}",
+                   hard=True)  # a failed pipeline's iterator can hang the interpreter's exit
     finally:
         decode.default_skip_counter().log_summary()
 

@@ -200,23 +200,24 @@ def main(argv):
     try:
         result = train.pretrain(cfg, force_unlock=FLAGS.force_unlock)
     except SourceError as e:  # e.g. a folder without any image file
-        common.die(f"--data={FLAGS.data!r}: {e}")
+        common.die(f"--data={FLAGS.data!r}: {e}", hard=True)
     except train.ModelDirLockedError as e:
-        common.die(str(e), status=5)
+        common.die(str(e), status=5, hard=True)
     except train.NonFiniteLossError as e:
         logging.error("%s", e)
-        common.die(str(e), status=3)
+        common.die(str(e), status=3, hard=True)
     except train.CheckpointError as e:
         logging.error("%s", e)
-        common.die(str(e), status=4)
+        common.die(str(e), status=4, hard=True)
     except config.ConfigError as e:
-        common.die(_flag_message(str(e)))
+        common.die(_flag_message(str(e)), hard=True)
     except tf.errors.InvalidArgumentError as e:
         # The input pipeline found no decodable image in a whole pass (see the logged skips).
         line = next((l for l in str(e).splitlines() if NO_DECODABLE_IMAGE in l), None)
         if line is None:
             raise
-        common.die(f"--data={FLAGS.data!r}: {line[line.index(NO_DECODABLE_IMAGE):].rstrip(']')}")
+        common.die(f"--data={FLAGS.data!r}: {line[line.index(NO_DECODABLE_IMAGE):].rstrip(']')}",
+                   hard=True)
     if result.stopped == "preempted":
         logging.warning("preempted at step %d: checkpoint %s; rerun to resume",
                         result.train.step, result.train.checkpoint)

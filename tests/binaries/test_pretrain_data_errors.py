@@ -27,7 +27,13 @@ def test_folders_without_a_usable_image_are_one_line_errors(tmp_path):
         for name in cases}
     import re  # pylint: disable=import-outside-toplevel
     for name, proc in procs.items():
-        _, stderr = proc.communicate(timeout=600)
+        try:
+            _, stderr = proc.communicate(timeout=240)
+        except subprocess.TimeoutExpired:  # e.g. an exit that hangs on a failed tf.data iterator
+            proc.kill()
+            _, stderr = proc.communicate()
+            raise AssertionError(f"{name}: the program did not exit within 240 s; stderr:\n"
+                                 f"{stderr[-2000:]}") from None
         assert proc.returncode == 2, (name, stderr[-2000:])
         errors = [line for line in stderr.splitlines() if ": error: " in line]
         assert len(errors) == 1 and re.search(cases[name], errors[0]), (name, stderr[-2000:])
