@@ -15,19 +15,20 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import train_standins as si  # noqa: E402
 
+from tfcolor import run_dir  # noqa: E402
 from tfcolor.train import lock  # noqa: E402
 
 
 def _write_lock(model_dir, **fields):
     os.makedirs(model_dir, exist_ok=True)
     record = dict(lock.owner_record(), **fields)
-    with open(os.path.join(model_dir, lock.LOCK_FILE), "w") as f:
+    with open(os.path.join(model_dir, run_dir.LOCK_FILE), "w") as f:
         json.dump(record, f)
     return record
 
 
 def _read_lock(model_dir):
-    with open(os.path.join(model_dir, lock.LOCK_FILE)) as f:
+    with open(os.path.join(model_dir, run_dir.LOCK_FILE)) as f:
         return json.load(f)
 
 
@@ -54,8 +55,8 @@ def test_lock_holds_this_process_and_is_released(tmp_path):
         assert record["started"].endswith("+00:00")
         with lock.hold(d):  # re-entrant within the process
             pass
-        assert os.path.exists(os.path.join(d, lock.LOCK_FILE))  # still held by the outer hold
-    assert not os.path.exists(os.path.join(d, lock.LOCK_FILE))
+        assert os.path.exists(os.path.join(d, run_dir.LOCK_FILE))  # still held by the outer hold
+    assert not os.path.exists(os.path.join(d, run_dir.LOCK_FILE))
     assert os.listdir(d) == []  # no temporary files left behind
 
 
@@ -98,7 +99,7 @@ def test_other_host_is_refused_unless_forced(tmp_path):
 
 def test_garbled_lock_file_is_stale(tmp_path):
     d = str(tmp_path)
-    path = os.path.join(d, lock.LOCK_FILE)
+    path = os.path.join(d, run_dir.LOCK_FILE)
     with open(path, "w") as f:
         f.write("{not json")
     # Just written: possibly a racing run still writing it -> not taken over yet.
@@ -147,12 +148,12 @@ def test_trainer_refuses_a_model_dir_in_use_and_keeps_its_checkpoints(tmp_path, 
             optimizer_config=config.OptimizerConfig(learning_rate=0.1, lr_drops=[]))
 
     trainer(2).train()
-    assert not os.path.exists(os.path.join(tmp_path, lock.LOCK_FILE))  # released at the end
+    assert not os.path.exists(os.path.join(tmp_path, run_dir.LOCK_FILE))  # released at the end
     before = sorted(os.listdir(tmp_path))
     data = [f for f in before if f.startswith("ckpt-2.data")][0]
     content = open(tmp_path / data, "rb").read()
     _write_lock(str(tmp_path), pid=live_pid, start_ticks=None)
-    before.append(lock.LOCK_FILE)
+    before.append(run_dir.LOCK_FILE)
     with pytest.raises(train.ModelDirLockedError, match=f"pid {live_pid}"):
         trainer(4).train()
     assert sorted(os.listdir(tmp_path)) == sorted(before)

@@ -38,6 +38,8 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
+from tfcolor.run_dir import CHECKPOINT_PREFIX, CHECKPOINT_STATE_FILE, WORKER_TEMP_DIR
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used."""
@@ -61,8 +63,9 @@ def checkpoint_number(path):
     return int(match.group(1)) if match else None
 
 
-_TEMPORARY = re.compile(r"(ckpt-\d+_temp.*|ckpt-\d+\..*\.tempstate.*|checkpoint\.tmp.*)$")
-_ORPHAN = re.compile(r"ckpt-(\d+)(\.index|\.data-.*)$")
+_TEMPORARY = re.compile(rf"({CHECKPOINT_PREFIX}-\d+_temp.*|{CHECKPOINT_PREFIX}-\d+\..*\.tempstate.*"
+                        rf"|{CHECKPOINT_STATE_FILE}\.tmp.*)$")
+_ORPHAN = re.compile(rf"{CHECKPOINT_PREFIX}-(\d+)(\.index|\.data-.*)$")
 
 
 def half_written(directory, latest=None):
@@ -120,8 +123,87 @@ def validate_checkpoint(path):
 
 def _advice(path):
     directory = os.path.dirname(path)
-    return (f"It was not used. Delete its files (and point the 'checkpoint' file in {directory} "
-            "at an earlier checkpoint, or remove it to start from scratch), then rerun.")
+    return (f"It was not used. Delete its files (and point the '{CHECKPOINT_STATE_FILE}' file in "
+            f"{directory} at an earlier checkpoint, or remove it to start from scratch), then "
+            "rerun.")
+
+
+def state_checkpoint(directory):
+    """The checkpoint that ``directory``'s state file names (a prefix), or None (no state file,
+    or one naming nothing). The files of that checkpoint are not looked at.
+
+    Not ``tf.train.latest_checkpoint``: it returns None when the named checkpoint's files are
+    missing, which would silently restart training from scratch (or load nothing).
+
+    Raises:
+        CorruptCheckpointError: the state file cannot be read.
+    """
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+        if state is None or not state.model_checkpoint_path:
+            return None
+        path = state.model_checkpoint_path
+        if not os.path.isabs(path) and "://" not in path:
+            path = os.path.join(directory, path)
+        return path
+    except (tf.errors.OpError, ValueError) as e:
+        raise CorruptCheckpointError(
+            f"the checkpoint state file {os.path.join(directory, CHECKPOINT_STATE_FILE)} cannot "
+            f"be read ({e}); delete it to start from scratch or fix the path it names.") from e
+
+
+def unnamed_checkpoints(directory):
+    """Sorted prefixes of the ``ckpt-N`` checkpoints (with an ``.index``) of ``directory`` when
+    it has no state file; [] when it has one. A run stopped while saving its first checkpoint
+    leaves exactly one."""
+    if tf.io.gfile.exists(os.path.join(directory, CHECKPOINT_STATE_FILE)):
+        return []
+    stray = tf.io.gfile.glob(os.path.join(directory, f"{CHECKPOINT_PREFIX}-*.index"))
+    return sorted({p[:-len(".index")] for p in stray})
+
+
+def _unnamed_error(directory, count):
+    return CorruptCheckpointError(
+        f"{directory} holds checkpoint files ({count}) but no '{CHECKPOINT_STATE_FILE}' state "
+        "file naming the latest one; refusing to start from scratch over them. Restore the state "
+        "file or use an empty model_dir.")
+
+
+def _names_nothing_error(directory):
+    return CorruptCheckpointError(
+        f"the checkpoint state file {os.path.join(directory, CHECKPOINT_STATE_FILE)} names no "
+        "checkpoint; delete it to start from scratch.")
+
+
+def latest_complete_checkpoint(directory, *, validate=True):
+    """The latest complete checkpoint of ``directory``, read-only (nothing is written or removed):
+    the one its state file names, or, without a state file, its only checkpoint; None when it
+    has no checkpoint at all. ``validate`` reads every tensor (:func:`validate_checkpoint`); the
+    only unnamed checkpoint is always validated. Leftovers of interrupted saves
+    (:func:`half_written`) are never returned.
+
+    Raises:
+        CorruptCheckpointError: the state file is unreadable or names no checkpoint, the named
+            checkpoint is missing or damaged, or several checkpoints exist without a state file.
+    """
+    path = state_checkpoint(directory)
+    if path is None:
+        if tf.io.gfile.exists(os.path.join(directory, CHECKPOINT_STATE_FILE)):
+            raise _names_nothing_error(directory)
+        unnamed = unnamed_checkpoints(directory)
+        if not unnamed:
+            return None
+        if len(unnamed) > 1:
+            raise _unnamed_error(directory, len(unnamed))
+        validate_checkpoint(unnamed[0])
+        return unnamed[0]
+    if validate:
+        validate_checkpoint(path)
+    elif not tf.io.gfile.exists(path + ".index"):
+        raise CorruptCheckpointError(
+            f"checkpoint {path} is incomplete: its index file {path}.index is missing. "
+            + _advice(path))
+    return path
 
 
 class Checkpointer:
@@ -149,7 +231,7 @@ class Checkpointer:
         self._iterator = iterator
         self._input_position = input_position
         self._write_dir = directory if is_chief else os.path.join(
-            directory, ".tmp_workers", worker_name)
+            directory, WORKER_TEMP_DIR, worker_name)
         self._max_to_keep = max_to_keep
         self._make_manager()
 
@@ -162,7 +244,8 @@ class Checkpointer:
         objects.update(self._optional())
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self._write_dir, max_to_keep=self._max_to_keep)
+            self.checkpoint, self._write_dir, max_to_keep=self._max_to_keep,
+            checkpoint_name=CHECKPOINT_PREFIX)
 
     @property
     def saves_iterator(self):
@@ -173,21 +256,9 @@ class Checkpointer:
         return self._input_position is not None
 
     def latest(self):
-        """Path of the latest checkpoint in ``directory`` (the chief's), or None."""
-        try:
-            # Not tf.train.latest_checkpoint: it returns None when the named checkpoint's files
-            # are missing, which would silently restart training from scratch.
-            state = tf.train.get_checkpoint_state(self.directory)
-            if state is None or not state.model_checkpoint_path:
-                return None
-            path = state.model_checkpoint_path
-            if not os.path.isabs(path) and "://" not in path:
-                path = os.path.join(self.directory, path)
-            return path
-        except (tf.errors.OpError, ValueError) as e:
-            raise CorruptCheckpointError(
-                f"the checkpoint state file {os.path.join(self.directory, 'checkpoint')} cannot be "
-                f"read ({e}); delete it to start from scratch or fix the path it names.") from e
+        """Path of the latest checkpoint in ``directory`` (the chief's), or None
+        (:func:`state_checkpoint`)."""
+        return state_checkpoint(self.directory)
 
     def restore_latest(self):
         """Restores the latest checkpoint if there is one; returns its path or None.
@@ -200,21 +271,15 @@ class Checkpointer:
         if self.is_chief:
             self._clean_interrupted_saves(path)
         if path is None:
-            state = os.path.join(self.directory, "checkpoint")
-            stray = tf.io.gfile.glob(os.path.join(self.directory, "ckpt-*.index"))
-            if stray and not tf.io.gfile.exists(state):
-                path = self._adopt_first(stray)
-        if path is None:
-            if stray and not tf.io.gfile.exists(state):
-                raise CorruptCheckpointError(
-                    f"{self.directory} holds checkpoint files ({len(stray)}) but no 'checkpoint' "
-                    "state file naming the latest one; refusing to start from scratch over them. "
-                    "Restore the state file or use an empty model_dir.")
-            if tf.io.gfile.exists(state):
-                raise CorruptCheckpointError(
-                    f"the checkpoint state file {state} names no checkpoint; delete it to start "
-                    "from scratch.")
-            return None
+            unnamed = unnamed_checkpoints(self.directory)
+            if unnamed:
+                path = self._adopt_first(unnamed)
+                if path is None:
+                    raise _unnamed_error(self.directory, len(unnamed))
+            elif tf.io.gfile.exists(os.path.join(self.directory, CHECKPOINT_STATE_FILE)):
+                raise _names_nothing_error(self.directory)
+            else:
+                return None
         validate_checkpoint(path)
         objects = dict(self._trackables)
         partial = False
@@ -242,12 +307,11 @@ class Checkpointer:
             raise CorruptCheckpointError(f"restoring {path} failed: {e}. " + _advice(path)) from e
         return path
 
-    def _adopt_first(self, stray):
+    def _adopt_first(self, prefixes):
         """A run killed after writing its *first* checkpoint but before naming it in the state
         file leaves exactly one complete ``ckpt-N``: adopted (state file written) if it validates.
         Several checkpoints without a state file (e.g. the state file was deleted) are not
-        guessed at. Returns the adopted path or None."""
-        prefixes = sorted({p[:-len(".index")] for p in stray})
+        guessed at. ``prefixes``: :func:`unnamed_checkpoints`. Returns the adopted path or None."""
         if len(prefixes) != 1:
             return None
         try:

@@ -32,7 +32,7 @@ import time
 
 from absl import logging
 
-LOCK_FILE = ".lock"
+from tfcolor import run_dir  # the file's name (tfcolor.run_dir.LOCK_FILE); imports no TensorFlow
 
 _HELD = {}  # lock path -> hold count of this process
 _MUTEX = threading.Lock()
@@ -229,7 +229,7 @@ def acquire(model_dir, *, force=False, attempts=5):
         os.makedirs(model_dir, exist_ok=True)
     else:
         _gfile().io.gfile.makedirs(model_dir)
-    path = os.path.join(model_dir, LOCK_FILE)
+    path = run_dir.lock_path(model_dir)
     with _MUTEX:
         if _HELD.get(path):
             _HELD[path] += 1
@@ -270,7 +270,7 @@ def acquire(model_dir, *, force=False, attempts=5):
 def release(model_dir):
     """Gives up this process's hold on the lock of ``model_dir``; deletes the file at the last
     hold if it still names this process."""
-    path = os.path.join(model_dir, LOCK_FILE)
+    path = run_dir.lock_path(model_dir)
     with _MUTEX:
         count = _HELD.get(path, 0)
         if count > 1:

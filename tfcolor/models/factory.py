@@ -1,0 +1,80 @@
+"""The one model factory: the colorizer a configuration describes.
+
+:func:`build_colorizer` is the only place that turns a :class:`tfcolor.config.PretrainConfig`
+(or its dict form, ``config.json`` of a run directory) into a :class:`Colorizer`: pretraining,
+export, fine-tuning initialisation and the programs all build through it, so a checkpoint written
+by one always fits the model rebuilt by another.
+"""
+from tfcolor.models import trunk as trunk_lib
+from tfcolor.models.colorizer import Colorizer
+
+__all__ = ["build_colorizer"]
+
+
+def _config_error(message):
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    return config_lib.ConfigError(message)
+
+
+def _as_config(config):
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    if isinstance(config, config_lib.PretrainConfig):
+        return config
+    if isinstance(config, dict):
+        bad = sorted(k for k, v in config.items() if not isinstance(v, dict))
+        if bad:
+            raise _config_error(f"config sections must be dicts; {bad} are not")
+        return config_lib.PretrainConfig.from_dict(config)
+    raise TypeError(f"build_colorizer takes a tfcolor.config.PretrainConfig or its dict "
+                    f"(config.json); got {type(config).__name__}")
+
+
+def _validate(section_name, section):
+    """``section.validate()``, with any error it lets through re-raised as a ConfigError naming
+    the section (e.g. ``float('x')`` of a string where a number belongs)."""
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    try:
+        section.validate()
+    except config_lib.ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise _config_error(f"{section_name}: a value has the wrong type or form ({e})") from e
+
+
+def build_colorizer(config):
+    """The colorizer of ``config``; call inside ``strategy.scope()`` when training distributed.
+
+    Args:
+        config: a :class:`tfcolor.config.PretrainConfig` or its dict (``to_dict()``, as in a run
+            directory's ``config.json``). Its ``model`` section gives the trunk (``arch``,
+            ``taps``, ``fov``, ``batch_norm``, ``sync_batch_norm``, ``input_mean``) and head
+            (``hidden``, ``dropout``, ``convention``); ``loss.kind`` the output groups. Other
+            sections (data, optimizer, train) are not looked at, so the model of a run whose
+            data is gone can still be rebuilt.
+
+    Returns:
+        A new :class:`tfcolor.models.Colorizer`.
+
+    Raises:
+        tfcolor.config.ConfigError: a bad value (the message names the field, e.g.
+            ``model.taps``), unknown keys or sections.
+        TypeError: ``config`` is neither a ``PretrainConfig`` nor a dict.
+    """
+    config = _as_config(config)
+    m = config.model
+    _validate("model", m)
+    _validate("loss", config.loss)
+    for name in ("fov", "sync_batch_norm"):
+        if not isinstance(getattr(m, name), bool):
+            raise _config_error(f"model.{name} must be true or false, got {getattr(m, name)!r}")
+    try:
+        trunk_lib.resolve_taps(m.arch, m.taps, fov=m.fov)
+    except (TypeError, ValueError) as e:
+        raise _config_error(f"model.taps={m.taps!r} does not fit arch={m.arch!r}: {e}") from e
+    try:
+        return Colorizer(m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden,
+                         dropout=m.dropout, convention=m.convention, batch_norm=m.batch_norm,
+                         sync_batch_norm=m.sync_batch_norm, fov=m.fov, input_mean=m.input_mean)
+    except ValueError as e:
+        raise _config_error(f"the model section {config.model} does not describe a colorizer: "
+                            f"{e}") from e

@@ -1,0 +1,228 @@
+"""The run directory (``model_dir``): the name of every file a run writes, defined once.
+
+================================ ==================================================================
+``config.json``                  :data:`CONFIG_FILE`: the run's ``PretrainConfig.to_dict()``
+                                 (:func:`write_config` / :func:`read_config`); what
+                                 :func:`load_model` rebuilds the colorizer from
+``checkpoint``, ``ckpt-N.*``     :data:`CHECKPOINT_STATE_FILE`, :data:`CHECKPOINT_PREFIX`:
+                                 TensorFlow's checkpoint state file and checkpoints
+                                 (:mod:`tfcolor.train.checkpointing`; :func:`latest_checkpoint`)
+``.tmp_workers/``                :data:`WORKER_TEMP_DIR`: non-chief multi-worker saves, removed
+                                 after each save
+``.lock``                        :data:`LOCK_FILE`: one run per directory
+                                 (:mod:`tfcolor.train.lock`)
+``colorizations.png``            :data:`PREVIEW_FILE`: grey | colorized | original at the end of
+                                 a completed run
+``heldout.jsonl``                :data:`HELDOUT_CURVE_FILE`: the held-out loss curve
+                                 (:mod:`tfcolor.train.heldout`)
+``export/``                      :data:`EXPORT_DIR`: the SavedModel written at the end of a run
+``tfcolor_export.json``          :data:`EXPORT_METADATA_FILE`: an export's metadata (inside an
+                                 export directory; :mod:`tfcolor.export`)
+``colorizer.keras``              :data:`EXPORT_KERAS_FILE`: the Keras colorizer beside an export
+``tfcolor_baseline.json``        :data:`BASELINE_FILE`: a baseline run's kind and model arguments
+                                 (:mod:`tfcolor.baselines`)
+================================ ==================================================================
+
+:func:`load_model` rebuilds the colorizer of a colorization run (:func:`read_config`, then
+:func:`tfcolor.models.build_colorizer`) and restores its latest *complete* checkpoint
+(:func:`latest_checkpoint`: the one named by the state file, which TensorFlow rewrites atomically
+only once a checkpoint is whole, validated tensor by tensor; never a half-written one).
+
+This module imports TensorFlow only inside its functions, so that :mod:`tfcolor.train.lock` (which
+takes its file name from here) stays importable without it.
+"""
+import json
+import os
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_STATE_FILE = "checkpoint"
+CHECKPOINT_PREFIX = "ckpt"
+WORKER_TEMP_DIR = ".tmp_workers"
+LOCK_FILE = ".lock"
+PREVIEW_FILE = "colorizations.png"
+HELDOUT_CURVE_FILE = "heldout.jsonl"
+EXPORT_DIR = "export"
+EXPORT_METADATA_FILE = "tfcolor_export.json"
+EXPORT_KERAS_FILE = "colorizer.keras"
+BASELINE_FILE = "tfcolor_baseline.json"
+
+__all__ = [
+        "CONFIG_FILE", "CHECKPOINT_STATE_FILE", "CHECKPOINT_PREFIX", "WORKER_TEMP_DIR",
+        "LOCK_FILE", "PREVIEW_FILE", "HELDOUT_CURVE_FILE", "EXPORT_DIR", "EXPORT_METADATA_FILE",
+        "EXPORT_KERAS_FILE", "BASELINE_FILE", "config_path", "export_path", "preview_path",
+        "heldout_curve_path", "lock_path", "write_config", "read_config", "describe",
+        "latest_checkpoint", "load_model"]
+
+
+def config_path(model_dir):
+    """``model_dir/config.json``."""
+    return os.path.join(str(model_dir), CONFIG_FILE)
+
+
+def export_path(model_dir):
+    """``model_dir/export``: the end-of-run SavedModel."""
+    return os.path.join(str(model_dir), EXPORT_DIR)
+
+
+def preview_path(model_dir):
+    """``model_dir/colorizations.png``."""
+    return os.path.join(str(model_dir), PREVIEW_FILE)
+
+
+def heldout_curve_path(model_dir):
+    """``model_dir/heldout.jsonl``."""
+    return os.path.join(str(model_dir), HELDOUT_CURVE_FILE)
+
+
+def lock_path(model_dir):
+    """``model_dir/.lock``."""
+    return os.path.join(str(model_dir), LOCK_FILE)
+
+
+def _gfile():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.io.gfile
+
+
+def write_config(model_dir, config):
+    """Writes ``config`` (a ``PretrainConfig`` or its dict) to ``model_dir/config.json`` (the
+    directory is created); returns the path.
+
+    Written to a temporary file and renamed on a local disk, so that a run killed while writing
+    never leaves a truncated ``config.json`` behind.
+    """
+    payload = config if isinstance(config, dict) else config.to_dict()
+    text = json.dumps(payload, indent=2)
+    gfile = _gfile()
+    gfile.makedirs(str(model_dir))
+    path = config_path(model_dir)
+    if "://" in path:
+        with gfile.GFile(path, "w") as f:
+            f.write(text)
+        return path
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def read_config(model_dir, *, as_dict=False):
+    """The run's config from ``model_dir/config.json``.
+
+    Args:
+        model_dir: a run directory.
+        as_dict: return the parsed JSON dict instead of a ``PretrainConfig``.
+
+    Returns:
+        A :class:`tfcolor.config.PretrainConfig` (not validated: the data it names may be gone;
+        :func:`tfcolor.models.build_colorizer` validates the model and loss sections), or a dict.
+
+    Raises:
+        FileNotFoundError: there is no ``config.json`` (the message names the path).
+        tfcolor.config.ConfigError: it is not valid JSON, not a JSON object, or holds unknown
+            sections or keys (the message names the file and the problem).
+    """
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    path = config_path(model_dir)
+    gfile = _gfile()
+    if not gfile.exists(path):
+        raise FileNotFoundError(
+                f"{path} is missing: cannot tell which model {model_dir} holds (pretraining "
+                "writes it; for another model build it yourself and call export_saved_model)")
+    with gfile.GFile(path, "rb") as f:
+        raw = f.read()
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise config_lib.ConfigError(f"{path} is not UTF-8 text ({e})") from e
+    except json.JSONDecodeError as e:
+        raise config_lib.ConfigError(
+                f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                "it should hold the run's PretrainConfig as written by pretraining") from e
+    if not isinstance(payload, dict):
+        raise config_lib.ConfigError(
+                f"{path} must hold a JSON object (the run's PretrainConfig), got "
+                f"{type(payload).__name__}")
+    if as_dict:
+        return payload
+    bad = sorted(k for k, v in payload.items() if not isinstance(v, dict))
+    if bad:
+        raise config_lib.ConfigError(f"{path}: config sections must be JSON objects; {bad} "
+                                     "are not")
+    try:
+        return config_lib.PretrainConfig.from_dict(payload)
+    except config_lib.ConfigError as e:
+        raise config_lib.ConfigError(f"{path}: {e}") from e
+
+
+def describe(path):
+    """What the directory ``path`` holds: ``"baseline"`` (``tfcolor_baseline.json``),
+    ``"export"`` (``tfcolor_export.json``, or a run directory without ``config.json`` whose
+    ``export/`` has one), ``"colorization"`` (a run directory with ``config.json``) or None."""
+    gfile = _gfile()
+    path = str(path)
+    if not gfile.isdir(path):
+        return None
+    if gfile.exists(os.path.join(path, BASELINE_FILE)):
+        return "baseline"
+    if gfile.exists(os.path.join(path, EXPORT_METADATA_FILE)):
+        return "export"
+    if gfile.exists(config_path(path)):
+        return "colorization"
+    if gfile.exists(os.path.join(export_path(path), EXPORT_METADATA_FILE)):
+        return "export"
+    return None
+
+
+def latest_checkpoint(model_dir, *, validate=True):
+    """The latest complete checkpoint of ``model_dir`` (a prefix ``.../ckpt-N``), or None if it
+    has none.
+
+    The one the ``checkpoint`` state file names (TensorFlow rewrites it atomically only after a
+    checkpoint is whole, so leftovers of an interrupted save, ``ckpt-N_temp/`` and newer
+    ``ckpt-M`` files, are never chosen); without a state file, a single checkpoint (a run stopped
+    while saving its first one). Unlike ``tf.train.latest_checkpoint`` this never returns None
+    for a checkpoint that is named but damaged or missing: that raises. Nothing is written.
+
+    Args:
+        model_dir: a run directory.
+        validate: read every tensor once and check its CRC32C
+            (:func:`tfcolor.train.checkpointing.validate_checkpoint`).
+
+    Raises:
+        tfcolor.train.checkpointing.CorruptCheckpointError: the state file is unreadable or
+            names no checkpoint, the named checkpoint is missing or damaged, or several
+            checkpoints exist without a state file.
+    """
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    return checkpointing.latest_complete_checkpoint(str(model_dir), validate=validate)
+
+
+def load_model(model_dir, checkpoint=None):
+    """Rebuilds the colorizer of a run directory and restores a checkpoint into it.
+
+    Args:
+        model_dir: the run directory (``config.json`` and checkpoints).
+        checkpoint: a checkpoint prefix (default: :func:`latest_checkpoint`).
+
+    Returns:
+        ``(model, kind)``: the :class:`tfcolor.models.Colorizer` and its loss kind.
+
+    Raises:
+        FileNotFoundError: no ``config.json``, or no checkpoint (messages name ``model_dir``).
+        tfcolor.config.ConfigError: a garbled ``config.json`` or a bad value in it (named).
+        tfcolor.train.checkpointing.CorruptCheckpointError: the checkpoint is damaged.
+        AssertionError: the checkpoint does not fit the configured model.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
+    config = read_config(model_dir)
+    model = factory.build_colorizer(config)
+    path = checkpoint or latest_checkpoint(model_dir)
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {model_dir} (no 'checkpoint' state file and "
+                                f"no {CHECKPOINT_PREFIX}-N files)")
+    status = tf.train.Checkpoint(model=model).restore(str(path)).expect_partial()
+    status.assert_existing_objects_matched()
+    return model, model.kind
