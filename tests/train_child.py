@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 import train_standins as si  # noqa: E402
 from tfcolor import config  # noqa: E402
 from tfcolor import train  # noqa: E402
+from tfcolor.tasks.colorization import ColorizationTask  # noqa: E402
 
 
 def main():
@@ -59,9 +60,9 @@ def main():
         if args.kill_at and step >= args.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    task = ColorizationTask(model_fn=model_fn, loss_fn=si.per_point_loss, dataset=dataset)
     trainer = train.Trainer(
-        strategy=strategy, model_fn=model_fn, loss_fn=si.per_point_loss, dataset=dataset,
-        model_dir=args.model_dir, train_steps=args.steps, steps_per_loop=1,
+        task, strategy=strategy, model_dir=args.model_dir, train_steps=args.steps, steps_per_loop=1,
         checkpoint_every=args.checkpoint_every, summary_every=args.steps,
         optimizer_config=config.OptimizerConfig(learning_rate=0.05, lr_drops=[0.5],
                                                 weight_decay=1e-3),

@@ -1,22 +1,24 @@
-"""Pretraining: the custom training loop under ``tf.distribute``, checkpoints, summaries.
+"""Training: a generic trainer for any task under ``tf.distribute``, checkpoints, summaries.
 
-* :class:`Trainer` (:mod:`tfcolor.train.loop`): the loop itself, for any model with a
-  ``sparse(gray, centers, training)`` method, any per-point loss and any dataset of batches.
-* :func:`pretrain` (:mod:`tfcolor.train.pretraining`): a whole run from a
-  :class:`tfcolor.config.PretrainConfig`: builds the strategy, data, model, loss, trains, writes
-  the final checkpoint, a PNG grid of colorizations and the export.
+* :class:`Trainer` (:mod:`tfcolor.train.trainer`): the custom loop for any
+  :class:`tfcolor.tasks.base.Task` (strategy, replica step, optimizer, weight decay, clipping,
+  mixed precision, checkpoints, resume, preemption, NaN guard, summaries).
+* :func:`run` (:mod:`tfcolor.train.experiment`): the one entry point that trains a task.
+* :func:`pretrain` (:mod:`tfcolor.train.pretraining`): a whole colorization pretraining run from
+  a :class:`tfcolor.config.PretrainConfig` (the task, held-out loss, preview PNG, export).
 * :func:`make_strategy` (:mod:`tfcolor.train.strategy`): strategies by name.
 * :mod:`tfcolor.train.checkpointing`: checkpoint validation and multi-worker saving.
 * :mod:`tfcolor.train.lock`: one run per ``model_dir`` (:class:`ModelDirLockedError`).
+* :mod:`tfcolor.train.heldout`: the held-out loss curve hook.
 * :mod:`tfcolor.train.summaries`: TensorBoard scalars/images, progress lines, image grids.
 """
 from tfcolor.train.checkpointing import (  # noqa: F401
         CheckpointError, Checkpointer, CorruptCheckpointError, validate_checkpoint)
 from tfcolor.train.lock import ModelDirLockedError  # noqa: F401
-from tfcolor.train.loop import (  # noqa: F401
+from tfcolor.train.trainer import (  # noqa: F401
         NonFiniteLossError, Trainer, TrainResult, current_learning_rate, make_optimizer,
         set_deterministic)
+from tfcolor.train.experiment import RunResult, run, seed_everything  # noqa: F401
 from tfcolor.train.strategy import STRATEGY_NAMES, is_chief, make_strategy  # noqa: F401
 from tfcolor.train.summaries import image_grid, write_png  # noqa: F401
-from tfcolor.train.pretraining import (  # noqa: F401
-        PretrainResult, build_dataset, build_loss, build_model, pretrain)
+from tfcolor.train.pretraining import PretrainResult, pretrain  # noqa: F401

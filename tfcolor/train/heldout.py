@@ -1,11 +1,11 @@
-"""Held-out loss during pretraining: the learning curve on photos the model never trains on.
+"""Held-out loss during training: the learning curve on data the model never trains on.
 
 The training loss of a colorizer says little about what it learned: with a few hundred photos a
 network overfits them long before its colorizations of new photos stop improving.
-:class:`HeldOutLoss` is a :class:`~tfcolor.train.loop.Trainer` hook that, at the first loop of a
-run (the start of its curve), every ``every`` steps and at the last step, computes the mean
-per-point loss (and its terms, e.g. hue and chroma) of the model on a *fixed* set of held-out
-batches:
+:class:`HeldOutLoss` is a :class:`~tfcolor.train.trainer.Trainer` hook that, at the first loop of
+a run (the start of its curve), every ``every`` steps and at the last step, computes the task's
+mean loss (and its terms, e.g. hue and chroma) with ``training=False`` on a *fixed* list of
+held-out batches (for colorization: the mean per-point loss):
 
 - the batches are built once, by :func:`heldout_batches`, with the training pipeline's crop
   size, centres, loss kind and window, but without shuffling or mirroring and with a fixed seed
@@ -77,9 +77,11 @@ class HeldOutLoss:
     """Trainer hook: held-out loss every ``every`` steps (see the module docstring).
 
     Args:
-        batches: from :func:`heldout_batches`.
-        loss_fn: the training loss, ``loss_fn(y_true, y_pred) -> (B, P)``.
-        terms_fn: optional ``terms_fn(y_true, y_pred) -> {name: (B, P)}``.
+        batches: a list of batch dicts (NumPy or tensors) the task's ``compute_loss`` accepts,
+            e.g. from :func:`heldout_batches`.
+        task: the :class:`tfcolor.tasks.base.Task` being trained (its ``compute_loss`` with
+            ``training=False``; each batch is its own global batch, and batches are weighted by
+            their rows).
         every: steps between evaluations (a positive integer); the last step is always evaluated.
         path: the JSON-lines file (None: not written).
 
@@ -87,14 +89,13 @@ class HeldOutLoss:
         curve: ``[(step, loss, terms)]`` of this process's evaluations.
     """
 
-    def __init__(self, batches, loss_fn, terms_fn=None, *, every=1000, path=None):
+    def __init__(self, batches, task, *, every=1000, path=None):
         if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
             raise ValueError(f"eval_every must be a positive integer, got {every!r}")
         if not batches:
             raise ValueError("HeldOutLoss needs at least one batch")
         self.batches = batches
-        self.loss_fn = loss_fn
-        self.terms_fn = terms_fn
+        self.task = task
         self.every = every
         self.path = path
         self.curve = []
@@ -102,30 +103,33 @@ class HeldOutLoss:
         self._fn = None
         self._model = None
 
+    @staticmethod
+    def _rows(batch):
+        return int(tf.nest.flatten(batch)[0].shape[0])
+
     @property
     def images(self):
-        return sum(int(b["gray"].shape[0]) for b in self.batches)
+        return sum(self._rows(b) for b in self.batches)
 
     def evaluate(self, model):
-        """``(loss, terms)``: means over every held-out point, as Python floats."""
+        """``(loss, terms)``: means over the held-out set, as Python floats."""
         if self._fn is None or self._model is not model:
             self._model = model
-            self._fn = tf.function(self._sums)
+            self._fn = tf.function(self._means)
         total, count, terms = 0.0, 0, {}
         for batch in self.batches:
-            loss_sum, n, term_sums = self._fn(batch["gray"], batch["centers"], batch["targets"])
-            total += float(loss_sum)
-            count += int(n)
-            for name, value in term_sums.items():
-                terms[name] = terms.get(name, 0.0) + float(value)
+            rows = self._rows(batch)
+            loss, term_means = self._fn(batch)
+            total += float(loss) * rows
+            count += rows
+            for name, value in term_means.items():
+                terms[name] = terms.get(name, 0.0) + float(value) * rows
         return total / count, {name: value / count for name, value in terms.items()}
 
-    def _sums(self, gray, centers, targets):
-        logits = tf.cast(self._model.sparse(gray, centers, training=False), tf.float32)
-        per_point = self.loss_fn(targets, logits)
-        terms = self.terms_fn(targets, logits) if self.terms_fn is not None else {}
-        return (tf.reduce_sum(per_point), tf.size(per_point),
-                {name: tf.reduce_sum(v) for name, v in terms.items()})
+    def _means(self, batch):
+        rows = tf.nest.flatten(batch)[0].shape[0]
+        compute = tf.autograph.experimental.do_not_convert(self.task.compute_loss)
+        return compute(self._model, batch, training=False, global_batch_size=rows)
 
     def __call__(self, trainer, step, losses):  # pylint: disable=unused-argument
         due = self._last is None or step // self.every > self._last // self.every
@@ -143,8 +147,9 @@ class HeldOutLoss:
         logging.info("held-out loss at step %d: %.4f%s (%d images)", step, loss,
                      "".join(f", {k} {v:.4f}" for k, v in sorted(terms.items())), self.images)
         if self.path is not None and math.isfinite(loss):
-            line = {"step": int(step), "loss": loss, "terms": terms, "images": self.images,
-                    "points": int(sum(np.prod(b["centers"].shape[:2]) for b in self.batches))}
+            line = {"step": int(step), "loss": loss, "terms": terms, "images": self.images}
+            if all("centers" in b for b in self.batches):
+                line["points"] = int(sum(np.prod(b["centers"].shape[:2]) for b in self.batches))
             with tf.io.gfile.GFile(self.path, "a") as f:
                 f.write(json.dumps(line) + "\n")
 

@@ -1,7 +1,8 @@
-"""Tests of the custom training loop (tfcolor.train) on a tiny stand-in model and dataset.
+"""Tests of the generic trainer (tfcolor.train.trainer) on a tiny stand-in model and dataset.
 
 The stand-ins (tests/train_standins.py) follow the DESIGN.md contracts but are independent of
-tfcolor.models / losses / data, so these tests exercise only the loop. References: a hand-computed
+tfcolor.models / losses / data; they are trained as a ColorizationTask (tfcolor.tasks), so these
+tests exercise only the loop and the task's loss normalisation. References: a hand-computed
 SGD update, a single device for the distributed step, an uninterrupted run for resumption.
 """
 import os
@@ -13,11 +14,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 import train_standins as si  # noqa: E402
 
 from tfcolor import config  # noqa: E402
 from tfcolor import train  # noqa: E402
+from tfcolor.tasks.colorization import ColorizationTask  # noqa: E402
 from tfcolor.train import checkpointing  # noqa: E402
 
 needs_two_cpus = pytest.mark.skipif(len(tf.config.list_logical_devices("CPU")) < 2,
@@ -38,10 +40,13 @@ def _trainer(model_dir, *, strategy="default", steps=4, seed=1, sync=True, dropo
 
     args = dict(steps_per_loop=2, checkpoint_every=2, summary_every=2)
     args.update(kw)
-    return train.Trainer(
-        strategy=train.make_strategy(strategy), model_fn=model_fn, loss_fn=si.per_point_loss,
-        dataset=dataset if dataset is not None else si.make_dataset(),
-        model_dir=str(model_dir), train_steps=steps, optimizer_config=opt or _opt(), **args)
+    task_args = {k: args.pop(k) for k in ("target_builder", "terms_fn", "preview_images",
+                                          "preview_fn") if k in args}
+    task = ColorizationTask(model_fn=model_fn, loss_fn=si.per_point_loss,
+                            dataset=dataset if dataset is not None else si.make_dataset(),
+                            **task_args)
+    return train.Trainer(task, strategy=train.make_strategy(strategy), model_dir=str(model_dir),
+                         train_steps=steps, optimizer_config=opt or _opt(), **args)
 
 
 def _weights(trainer):
@@ -324,14 +329,14 @@ def test_checkpoint_is_at_most_1_2x_the_variables_at_any_batch_size_and_buffer_d
     optimizer slots, step, RNG state, input position)."""
     from PIL import Image
     from tfcolor import data as data_lib
-    from tfcolor.train import pretraining
+    from tfcolor.tasks import colorization
     os.makedirs(tmp_path / "images")
     rng = np.random.default_rng(0)
     for i in range(12):
         Image.fromarray(rng.integers(0, 256, (48 + i, 56, 3), dtype=np.uint8)).save(
             tmp_path / "images" / f"{i}.png")
     config = _tiny_pretrain_config(tmp_path, batch_size)
-    loss_fn, _ = pretraining.build_loss(config.loss)
+    loss_fn, _ = colorization.build_loss(config.loss)
 
     def dataset_fn(start):
         data_config = data_lib.PretrainDataConfig.from_config(
@@ -339,9 +344,10 @@ def test_checkpoint_is_at_most_1_2x_the_variables_at_any_batch_size_and_buffer_d
             include_index=True, start=start, prefetch=prefetch, num_parallel_calls=4)
         return data_lib.pretrain_dataset(config.data.data, data_config, skip_counter=False)
 
-    t = train.Trainer(strategy=train.make_strategy("default"),
-                      model_fn=lambda: pretraining.build_model(config), loss_fn=loss_fn,
-                      dataset=dataset_fn, model_dir=config.train.model_dir, train_steps=3,
+    task = ColorizationTask(model_fn=lambda: colorization.build_colorizer(config),
+                            loss_fn=loss_fn, dataset=dataset_fn)
+    t = train.Trainer(task, strategy=train.make_strategy("default"),
+                      model_dir=config.train.model_dir, train_steps=3,
                       steps_per_loop=1, checkpoint_every=3, summary_every=3)
     result = t.train()
     import time
@@ -395,8 +401,9 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     def other():
         return si.StandInColorizer(batch_norm=False)
 
-    t = train.Trainer(strategy=train.make_strategy("default"), model_fn=other,
-                      loss_fn=si.per_point_loss, dataset=si.make_dataset(),
+    task = ColorizationTask(model_fn=other, loss_fn=si.per_point_loss,
+                            dataset=si.make_dataset())
+    t = train.Trainer(task, strategy=train.make_strategy("default"),
                       model_dir=str(tmp_path), train_steps=4, optimizer_config=_opt())
     with pytest.raises(checkpointing.CheckpointError, match="does not match"):
         t.train()
@@ -428,7 +435,7 @@ def test_summaries_hold_losses_learning_rate_speed_and_images(tmp_path):
                 "learning_rate", "images_per_second"):
         assert tags.get(tag) == [2, 4], tag
     assert tags["colorization"] == [4]
-    grid = t.colorize_preview()
+    grid = t.preview()
     assert grid.shape == (2 * 8 + 2, 3 * 8 + 2 * 2, 3)
 
 
@@ -488,7 +495,8 @@ def test_make_strategy_by_name(monkeypatch):
 # --------------------------------------------------------------------------------------------
 # Multi-process: crash and resume, multi-worker. Child processes always killed in `finally`.
 
-_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_child.py")
+_CHILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "train_child.py")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -9,7 +9,12 @@ import tensorflow as tf
 from tfcolor import config as cfg
 from tfcolor import data as data_lib
 from tfcolor import losses, targets
+from tfcolor.tasks.colorization import ColorizationTask
 from tfcolor.train import heldout, pretraining
+
+
+def _task(loss_fn, terms_fn=None):
+    return ColorizationTask(loss_fn=loss_fn, terms_fn=terms_fn)
 
 
 def _data_config(**kw):
@@ -54,7 +59,7 @@ def test_uniform_predictor_scores_log_k_minus_the_target_entropy(tmp_path):
     t = np.concatenate([b["targets"].reshape(-1, 256) for b in batches]).astype(np.float64)
     entropy = -np.sum(np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0)), 0.0), axis=1)
     expected = float(np.mean(np.log(256.0) - entropy))
-    hook = heldout.HeldOutLoss(batches, losses.HistogramKL((256,)), every=10)
+    hook = heldout.HeldOutLoss(batches, _task(losses.HistogramKL((256,))), every=10)
     loss, terms = hook.evaluate(_UniformModel())
     assert loss == pytest.approx(expected, rel=1e-5) and terms == {}
     assert hook.images == 5
@@ -62,8 +67,9 @@ def test_uniform_predictor_scores_log_k_minus_the_target_entropy(tmp_path):
 
 def test_hook_evaluates_every_n_steps_and_at_the_end_and_writes_the_curve(tmp_path):
     path = str(tmp_path / heldout.CURVE_FILE)
-    hook = heldout.HeldOutLoss(_batches(), losses.HistogramKL((256,)), every=100, path=path,
-                               terms_fn=lambda y, p: {"a": losses.HistogramKL((256,))(y, p)})
+    task = _task(losses.HistogramKL((256,)),
+                 terms_fn=lambda y, p: {"a": losses.HistogramKL((256,))(y, p)})
+    hook = heldout.HeldOutLoss(_batches(), task, every=100, path=path)
     trainer = _Trainer(_UniformModel(), 230, tf.summary.create_noop_writer())
     for step in (30, 60, 90, 120, 150, 180, 210, 230):
         hook(trainer, step, {})
@@ -81,7 +87,7 @@ def test_hook_evaluates_every_n_steps_and_at_the_end_and_writes_the_curve(tmp_pa
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="eval_every must be a positive integer"):
-        heldout.HeldOutLoss(_batches(images=1), losses.HistogramKL((256,)), every=0)
+        heldout.HeldOutLoss(_batches(images=1), _task(losses.HistogramKL((256,))), every=0)
     with pytest.raises(ValueError, match="heldout_images must be a positive integer"):
         _batches(images=0)
     with pytest.raises(cfg.ConfigError, match="heldout_data='/no/such/dir'"):

@@ -1,0 +1,24 @@
+"""Training objectives as tasks on one generic trainer (:mod:`tfcolor.train.trainer`).
+
+* :class:`~tfcolor.tasks.base.Task` (:mod:`tfcolor.tasks.base`): the contract.
+* :class:`~tfcolor.tasks.colorization.ColorizationTask`: the paper's pretraining objective.
+
+Submodules are imported on first use, so importing the contract never imports every task's
+dependencies.
+"""
+import importlib
+
+_EXPORTS = {
+    "Task": "base",
+    "ColorizationTask": "colorization",
+}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'tfcolor.tasks' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

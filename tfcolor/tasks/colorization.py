@@ -1,0 +1,258 @@
+"""Colorization as a :class:`~tfcolor.tasks.base.Task`: the paper's pretraining objective.
+
+A batch holds lightness crops ``"gray"`` (B, S, S, 1), sampled pixel centres ``"centers"``
+(B, P, 2) and either the targets at those centres ``"targets"`` (B, P, D), built in tf.data, or
+the colour crops ``"rgb"``, from which a :class:`tfcolor.targets.TargetBuilder` builds the targets
+on the device inside the step. The model is any colorizer with
+``model.sparse(gray, centers, training)`` returning logits (B, P, D) (a
+:class:`tfcolor.models.Colorizer`); the loss returns one value per point and the data loss is
+their sum over the replica divided by the *global* number of points (global batch x P), the
+contract's normalisation. Logged terms are the loss kind's parts (hue and chroma for
+``hue_chroma``, a and b for ``lab_hist``).
+
+:meth:`ColorizationTask.from_config` builds the whole task of a
+:class:`tfcolor.config.PretrainConfig` (data pipeline, colorizer, loss, preview photos);
+the constructor takes the pieces, for custom models, losses or datasets.
+"""
+import tensorflow as tf
+from absl import logging
+
+from tfcolor.tasks import base
+from tfcolor.train import summaries
+
+__all__ = ["ColorizationTask", "build_loss", "build_target_builder", "build_dataset",
+           "preview_images", "PREVIEW_MAX_SIZE"]
+
+#: Largest side of the preview photos (the grid in TensorBoard and ``colorizations.png``).
+PREVIEW_MAX_SIZE = 256
+
+
+class ColorizationTask(base.Task):
+    """Predict the colour histograms (or Lab values) of sampled pixels from lightness.
+
+    Args:
+        model_fn: ``model_fn() -> model`` with ``model.sparse(gray, centers, training)``; an
+            optional ``model.head`` layer gets ``head_weight_decay``.
+        loss_fn: ``loss_fn(y_true, y_pred) -> (B, P)`` per-point losses (``y_pred``: float32
+            logits).
+        dataset: a function ``dataset(start) -> tf.data.Dataset`` of global batches (dicts with
+            ``"gray"``, ``"centers"``, ``"targets"`` or ``"rgb"``, and ``"index"``, each
+            element's position in a deterministic stream, the stream fast-forwarded to
+            ``start``: exact resume with small checkpoints), or a ``tf.data.Dataset`` of such
+            batches (its ``"index"``, if any, is dropped: the trainer then checkpoints the
+            iterator). It should repeat forever. ``model_fn`` and ``dataset`` may be None for a
+            task used only to compute losses (e.g. by :class:`tfcolor.train.heldout.HeldOutLoss`).
+        target_builder: ``target_builder(rgb, centers) -> y_true`` for on-device targets.
+        terms_fn: optional ``terms_fn(y_true, y_pred) -> {name: (B, P) values}``: parts of the
+            loss to log (e.g. hue and chroma).
+        preview_images: (N, H, W, 3) RGB images in [0, 1] for the preview grid.
+        preview_fn: ``preview_fn(model, rgb) -> colorized rgb`` (with ``preview_images``).
+    """
+
+    name = "colorization"
+
+    def __init__(self, *, loss_fn, model_fn=None, dataset=None, target_builder=None,
+                 terms_fn=None, preview_images=None, preview_fn=None):
+        self.model_fn = model_fn
+        self.loss_fn = loss_fn
+        self.target_builder = target_builder
+        self.terms_fn = terms_fn
+        self.preview_images = preview_images
+        self.preview_fn = preview_fn
+        if isinstance(dataset, tf.data.Dataset):
+            if isinstance(dataset.element_spec, dict) and "index" in dataset.element_spec:
+                dataset = dataset.map(lambda b: {k: v for k, v in b.items() if k != "index"})
+            self._dataset, self._dataset_fn = dataset, None
+        elif callable(dataset) or dataset is None:
+            self._dataset, self._dataset_fn = None, dataset
+        else:
+            raise TypeError("dataset must be a tf.data.Dataset or a function start -> Dataset, "
+                            f"got {type(dataset).__name__}")
+
+    @classmethod
+    def from_config(cls, config):
+        """The task of a :class:`tfcolor.config.PretrainConfig` (pipeline, colorizer, loss,
+        preview photos decoded with the library's defaults)."""
+        loss_fn, terms_fn = build_loss(config.loss)
+        first, target_builder = build_dataset(config, include_index=True)
+
+        def dataset_fn(start):
+            if start == 0:
+                return first
+            return build_dataset(config, start=start, include_index=True)[0]
+        return cls(model_fn=lambda: build_colorizer(config), loss_fn=loss_fn,
+                   dataset=dataset_fn, target_builder=target_builder, terms_fn=terms_fn,
+                   preview_images=preview_images(config),
+                   preview_fn=make_preview_fn(config.loss.kind))
+
+    # -- the Task contract ----------------------------------------------------------------
+
+    def build_model(self):
+        if self.model_fn is None:
+            raise ValueError("this ColorizationTask has no model_fn")
+        return self.model_fn()
+
+    def build_inputs(self, start=0):
+        if self._dataset is not None:
+            return self._dataset
+        if self._dataset_fn is None:
+            raise ValueError("this ColorizationTask has no dataset")
+        dataset = self._dataset_fn(start)
+        if not isinstance(dataset.element_spec, dict) or "index" not in dataset.element_spec:
+            raise ValueError("a dataset function must yield batches with 'index' (the stream "
+                             f"position of each element), got {dataset.element_spec}")
+        return dataset
+
+    def check_inputs(self, element_spec):
+        super().check_inputs(element_spec)
+        missing = [k for k in ("gray", "centers") if k not in element_spec]
+        if missing:
+            raise ValueError(f"dataset elements lack {missing}; expected keys 'gray', 'centers' "
+                             f"and 'targets' (or 'rgb'), got {sorted(element_spec)}")
+        if "targets" not in element_spec and not (
+                "rgb" in element_spec and self.target_builder is not None):
+            raise ValueError("dataset elements have no 'targets'; with 'rgb' (targets on device) "
+                             "pass target_builder=")
+        gray, centers = element_spec["gray"], element_spec["centers"]
+        if gray.shape[0] is None or centers.shape[1] is None:
+            raise ValueError("the dataset must have a static batch size and number of points "
+                             f"(batch with drop_remainder=True); got gray {gray.shape}, "
+                             f"centers {centers.shape}")
+
+    def batch_size(self, element_spec):
+        return element_spec["gray"].shape[0]
+
+    def targets(self, batch):
+        """The batch's targets: given, or built on the device from ``"rgb"``."""
+        if "targets" in batch:
+            return batch["targets"]
+        return self.target_builder(batch["rgb"], batch["centers"])
+
+    def compute_loss(self, model, batch, *, training, global_batch_size):
+        centers = batch["centers"]
+        global_points = float(global_batch_size * centers.shape[1])
+        y_true = self.targets(batch)
+        logits = tf.cast(model.sparse(batch["gray"], centers, training=training), tf.float32)
+        per_point = tf.cast(self.loss_fn(y_true, logits), tf.float32)
+        if per_point.shape.rank != 2:
+            raise ValueError("loss_fn must return one value per point, shape (B, P); got "
+                             f"{per_point.shape} (use reduction=None)")
+        terms = {}
+        if self.terms_fn is not None:
+            for name, value in self.terms_fn(y_true, logits).items():
+                terms[name] = tf.reduce_sum(tf.cast(value, tf.float32)) / global_points
+        return tf.reduce_sum(per_point) / global_points, terms
+
+    def preview(self, model):
+        """Grid of the preview images (grey | colorized | original), or None without previews."""
+        if self.preview_images is None or self.preview_fn is None:
+            return None
+        rgb = tf.convert_to_tensor(self.preview_images, tf.float32)
+        colorized = self.preview_fn(model, rgb)
+        gray = tf.reduce_mean(rgb, axis=-1, keepdims=True)
+        return summaries.image_grid([gray, colorized, rgb])
+
+
+# -- pieces built from a PretrainConfig ----------------------------------------------------
+
+def build_colorizer(config):
+    """The colorizer of ``config`` (a ``PretrainConfig``); call inside a strategy scope."""
+    from tfcolor.models import Colorizer  # pylint: disable=import-outside-toplevel
+    m = config.model
+    return Colorizer(m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden,
+                     dropout=m.dropout, convention=m.convention, batch_norm=m.batch_norm,
+                     sync_batch_norm=m.sync_batch_norm, fov=m.fov, input_mean=m.input_mean)
+
+
+def build_loss(loss_config):
+    """``(loss_fn, terms_fn)`` for the loss kind: per-point losses and their logged parts."""
+    from tfcolor import losses  # pylint: disable=import-outside-toplevel
+    kind = loss_config.kind
+    if kind == "hue_chroma":
+        loss = losses.HueChromaLoss(hue_weight=loss_config.hue_weight,
+                                    lightness_weight=loss_config.lightness_weight)
+        chroma_only = losses.HueChromaLoss(hue_weight=0.0,
+                                           lightness_weight=loss_config.lightness_weight)
+
+        def terms(y_true, y_pred):
+            chroma = chroma_only(y_true, y_pred)
+            return {"chroma": chroma, "hue": loss(y_true, y_pred) - chroma}
+        return loss, terms
+    if kind == "lab_hist":
+        loss = losses.HistogramKL((32, 32))
+        a_only = losses.HistogramKL((32, 32), group_weights=[1.0, 0.0])
+        b_only = losses.HistogramKL((32, 32), group_weights=[0.0, 1.0])
+        return loss, lambda y, p: {"a": a_only(y, p), "b": b_only(y, p)}
+    if kind == "lab_joint":
+        return losses.HistogramKL((256,)), None
+    return losses.LabRegressionLoss(), None
+
+
+def build_target_builder(config):
+    """The :class:`tfcolor.targets.TargetBuilder` of the run's loss kind and window."""
+    from tfcolor import targets  # pylint: disable=import-outside-toplevel
+    return targets.TargetBuilder(config.loss.kind, window=config.loss.window)
+
+
+def data_config(config, **overrides):
+    """The pipeline configuration of a :class:`tfcolor.config.PretrainConfig`."""
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    source = config.data.data
+    return data_lib.PretrainDataConfig.from_config(
+        config.data, config.loss, seed=config.train.seed,
+        deterministic=True if config.train.deterministic else None,
+        cache=source == "embedded" or source.startswith("embedded:"), **overrides)
+
+
+def build_dataset(config, start=0, include_index=False):
+    """``(dataset, target_builder or None)``: global batches, targets in tf.data or on device.
+
+    ``start`` fast-forwards the (seeded) record stream to that position; ``include_index`` adds
+    each element's stream position ``"index"`` to the batches.
+    """
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    builder = build_target_builder(config)
+    on_device = data_lib.resolve_targets_on_device(config.data.targets_on_device)
+    source = config.data.data
+    pipeline = data_config(config, targets_on_device=on_device, start=start,
+                           include_index=include_index)
+    dataset = data_lib.pretrain_dataset(None if source == "embedded" else source, pipeline,
+                                        target_builder=None if on_device else builder)
+    return dataset, (builder if on_device else None)
+
+
+def heldout_batches(config):
+    """The fixed held-out batches of ``config.data.heldout_data`` (None when it is not set);
+    see :func:`tfcolor.train.heldout.heldout_batches`."""
+    if not config.data.heldout_data:
+        return None
+    from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
+    source = config.data.heldout_data
+    return heldout.heldout_batches(None if source == "embedded" else source, data_config(config),
+                                   build_target_builder(config),
+                                   images=config.data.heldout_images)
+
+
+def preview_images(config):
+    """The validation images of the colorization grids, (N, S, S, 3) in [0, 1], or None."""
+    count = config.data.validation_images
+    if not count:
+        return None
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    source = config.data.data
+    source = None if source == "embedded" or source.startswith("embedded:") else source
+    size = min(config.data.crop_size, PREVIEW_MAX_SIZE)
+    try:
+        return data_lib.load_images(source, count=count, size=size)
+    except (ValueError, OSError, tf.errors.OpError) as e:
+        logging.warning("no preview images (%s): colorization grids are skipped", e)
+        return None
+
+
+def make_preview_fn(kind):
+    """``preview_fn(model, rgb) -> colorized rgb`` with the default decoding (released fading)."""
+    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+
+    def preview(model, rgb):
+        return colorize.colorize_batch(model, rgb, kind=kind, fading="released")
+    return preview
