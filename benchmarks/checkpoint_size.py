@@ -43,7 +43,9 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from binaries import pretrain as program  # noqa: E402
-from tfcolor.train import loop, pretraining  # noqa: E402
+from tfcolor.tasks import colorization  # noqa: E402
+from tfcolor.train import experiment  # noqa: E402
+from tfcolor.train import trainer as trainer_lib  # noqa: E402
 
 
 def _nbytes(variables):
@@ -69,29 +71,19 @@ def main():
                                     "--validation_images=0", "--image_every=0"])
     config = program.build_config(fv)
     t = config.train
-    loop.set_deterministic(t.seed) if t.deterministic else tf.keras.utils.set_random_seed(t.seed)
-    new = hasattr(loop.Trainer, "_input")
-    first, target_builder = pretraining.build_dataset(
-        config, **({"include_index": True} if new else {}))
-    if new:
-        def dataset(start):
-            return first if start == 0 else pretraining.build_dataset(
-                config, start=start, include_index=True)[0]
-    else:
-        dataset = first
-    loss_fn, _ = pretraining.build_loss(config.loss)
+    experiment.seed_everything(t.seed, t.deterministic)
+    task = colorization.ColorizationTask.from_config(config)
     steps = args.steps if args.mode == "train" else 1
-    trainer = loop.Trainer(
-        strategy=tf.distribute.get_strategy(), model_fn=lambda: pretraining.build_model(config),
-        loss_fn=loss_fn, dataset=dataset, model_dir=model_dir, train_steps=max(steps, 1),
-        optimizer_config=config.optimizer, target_builder=target_builder,
+    trainer = trainer_lib.Trainer(
+        task, strategy=tf.distribute.get_strategy(), model_dir=model_dir,
+        train_steps=max(steps, 1), optimizer_config=config.optimizer,
         steps_per_loop=min(t.steps_per_loop, steps), checkpoint_every=10 ** 9,
         summary_every=max(steps, 1), keep_checkpoints=1)
     start = time.perf_counter()
     if args.mode == "train":
         trainer.train()
     else:
-        iterator = trainer._input() if new else trainer._iterator  # pylint: disable=protected-access
+        iterator = trainer._input()  # pylint: disable=protected-access
         for _ in range(args.steps):
             next(iterator)
         time.sleep(args.settle)

@@ -99,12 +99,13 @@ def make_batch(size, batch, points, seed=0):
 def make_tf_trainer(batch, model_dir):
     from tfcolor import config, losses, train
     from tfcolor.models import Colorizer
+    from tfcolor.tasks.colorization import ColorizationTask
     dataset = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in batch.items()})
     dataset = dataset.repeat()
+    task = ColorizationTask(model_fn=lambda: Colorizer("vgg16", kind="hue_chroma", dropout=0.5),
+                            loss_fn=losses.HueChromaLoss(), dataset=dataset)
     trainer = train.Trainer(
-        strategy=train.make_strategy("default"),
-        model_fn=lambda: Colorizer("vgg16", kind="hue_chroma", dropout=0.5),
-        loss_fn=losses.HueChromaLoss(), dataset=dataset, model_dir=model_dir,
+        task, strategy=train.make_strategy("default"), model_dir=model_dir,
         train_steps=10 ** 9, steps_per_loop=1, checkpoint_iterator=False,
         optimizer_config=config.OptimizerConfig(learning_rate=1e-3, lr_drops=[],
                                                 weight_decay=5e-4, bias_lr_multiplier=1.0))
