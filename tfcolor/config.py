@@ -28,52 +28,105 @@ trunk: select it with ``weight_decay=0, head_weight_decay=1e-6``.
 Weight decay is implemented as an L2 term in the loss, ``0.5 * wd * sum(w ** 2)`` over kernels
 (Caffe's ``grad += wd * w``), not as decoupled decay; biases and batch-normalization statistics
 are not decayed.
+
+One vocabulary
+--------------
+Each value has one name from the program flag to the dataclass field to the library argument:
+``binaries/pretrain --points=64`` is ``DataConfig.points`` is ``pretrain_dataset(...,
+points)``; the only flag named otherwise is ``--loss`` for ``LossConfig.kind``. The allowed
+values are defined once, by the module that owns the concept, and imported here:
+:data:`tfcolor.losses.LOSS_KINDS`, :data:`tfcolor.models.trunk.BATCH_NORM_CHOICES`,
+:data:`tfcolor.layers.CONVENTIONS`, :data:`tfcolor.train.strategy.STRATEGY_NAMES`.
+A :class:`ConfigError` names the field at fault (``field``, or ``section.field`` from
+:meth:`PretrainConfig.validate`) in its message and in its ``field`` attribute, which the
+programs turn into the flag's name.
 """
 import dataclasses
 import math
 import os
 import typing
 
-LOSS_KINDS = ("hue_chroma", "lab_hist", "lab_joint", "lab_regression")
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
-BATCH_NORM_CHOICES = ("parameter_free", "standard", "none")
-HYPERCOLUMN_CONVENTIONS = ("released", "half_pixel")
-_FALLBACK_ARCHS = ("vgg16", "vgg_tiny", "alexnet", "resnet152")
+from tfcolor.layers import CONVENTIONS
+from tfcolor.losses import LOSS_KINDS
+from tfcolor.models.trunk import BATCH_NORM_CHOICES, DEFAULT_INPUT_MEAN
+
+# tfcolor.train.strategy.STRATEGY_NAMES is imported where it is used (TrainConfig.validate):
+# the tfcolor.train package imports this module.
+
+#: Released Caffe: centres uniform in [96, 256) on a 352 crop (``DataConfig.edge_buffer=None``).
+CAFFE_EDGE_BUFFER_FRACTION = 96.0 / 352.0
+#: The paper scales the short side into [352, 600] for 352 crops (``DataConfig.max_side=None``).
+PAPER_MAX_SIDE_FRACTION = 600.0 / 352.0
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and the allowed values."""
+    """A configuration value is invalid; the message names the field and the allowed values.
+
+    Args:
+        message: the message; when ``field`` is given it starts with the field's name (``field``
+            itself or its last dotted part, e.g. ``"batch_size must be ..."``).
+        field: the field at fault, ``"field"`` or ``"section.field"`` (``"data.batch_size"``);
+            None when the error is not about one field.
+
+    Attributes:
+        field: as given; the message then starts with it.
+    """
+
+    def __init__(self, message, field=None):
+        self.field = field
+        self._rest = None
+        if field is not None:
+            for prefix in (field, field.rsplit(".", 1)[-1]):
+                if message.startswith(prefix):
+                    self._rest = message[len(prefix):]
+                    message = field + self._rest
+                    break
+        super().__init__(message)
+
+    def naming(self, name):
+        """The message with the field called ``name`` instead (e.g. its flag, ``"--points"``)."""
+        return str(self) if self._rest is None else name + self._rest
+
+    def in_section(self, section):
+        """The same error with the field qualified by its section: ``data.batch_size``."""
+        if self.field is None or self._rest is None:
+            return self
+        field = f"{section}.{self.field}"
+        return ConfigError(field + self._rest, field)
 
 
 def known_architectures():
     """Names accepted by ``ModelConfig.arch``: the trunks registered in :mod:`tfcolor.models`."""
-    try:
-        from tfcolor.models import trunk  # pylint: disable=import-outside-toplevel
-        return tuple(trunk.architectures())
-    except (ImportError, AttributeError):
-        return _FALLBACK_ARCHS
+    from tfcolor.models import trunk  # pylint: disable=import-outside-toplevel
+    return tuple(trunk.architectures())
 
 
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}", name)
+
+
+def _non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}", name)
 
 
 def _non_negative_float(name, value):
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)
             or value < 0):
-        raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        raise ConfigError(f"{name} must be a non-negative number, got {value!r}", name)
 
 
 def _positive_float(name, value):
     _non_negative_float(name, value)
     if value == 0:
-        raise ConfigError(f"{name} must be positive, got {value!r}")
+        raise ConfigError(f"{name} must be positive, got {value!r}", name)
 
 
 def _choice(name, value, choices):
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        raise ConfigError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}", name)
 
 
 @dataclasses.dataclass
@@ -104,27 +157,38 @@ class ModelConfig:
     sync_batch_norm: bool = True
     hidden: int = 1024
     dropout: float = 0.5
-    input_mean: float = 0.4488
+    input_mean: float = DEFAULT_INPUT_MEAN
     convention: str = "released"
 
     def validate(self):
         archs = known_architectures()
         if self.arch not in archs:
-            raise ConfigError(f"unknown architecture arch={self.arch!r}; known: {', '.join(archs)}")
+            raise ConfigError(f"arch={self.arch!r} is not a known architecture; known: "
+                              f"{', '.join(archs)}", "arch")
         if self.batch_norm is not None:
             _choice("batch_norm", self.batch_norm, BATCH_NORM_CHOICES)
         _positive_int("hidden", self.hidden)
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not 0.0 <= float(self.input_mean) <= 1.0:
-            raise ConfigError(f"input_mean must be in [0, 1], got {self.input_mean!r}")
-        _choice("convention", self.convention, HYPERCOLUMN_CONVENTIONS)
+        _fraction("dropout", self.dropout, "[0, 1)", upper_open=True)
+        _fraction("input_mean", self.input_mean, "[0, 1]", upper_open=False)
+        _choice("convention", self.convention, CONVENTIONS)
         return self
+
+
+def _fraction(name, value, shown, *, upper_open):
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (
+        0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0)
+    if not ok:
+        raise ConfigError(f"{name} must be in {shown}, got {value!r}", name)
 
 
 @dataclasses.dataclass
 class DataConfig:
-    """The pretraining data.
+    """The pretraining data: what :func:`tfcolor.data.pretrain_dataset` computes per image.
+
+    How the pipeline runs (seed, order determinism, caching, resuming, decoding limits) is given
+    to :func:`~tfcolor.data.pretrain_dataset` as keyword options
+    (:class:`tfcolor.data.pretrain.PipelineOptions`); the targets' kind and window are the
+    :class:`LossConfig`'s ``kind`` and ``window``.
 
     Attributes:
         data: ``"embedded"`` (the photos shipped with tfcolor), a folder, a glob, a TFRecord
@@ -138,7 +202,8 @@ class DataConfig:
             96 at 352, i.e. centres in [96, 256)); ``None``: the same fraction of the crop.
         targets_on_device: build targets inside the training step instead of in tf.data:
             True, False or ``"auto"`` (on when a GPU/TPU is visible).
-        shuffle_buffer: tf.data shuffle buffer (images).
+        shuffle_buffer: tf.data shuffle buffer (records) of TFRecord/TFDS sources and of a
+            cache.
         validation_images: images kept aside for the summary/preview colorization grid.
         heldout_data: a source of photos never trained on (same forms as ``data``, e.g.
             ``"embedded:validation"`` or a holdout folder) for the held-out loss curve
@@ -158,11 +223,33 @@ class DataConfig:
     heldout_data: typing.Optional[str] = None
     heldout_images: int = 64
 
-    def validate(self):
+    @property
+    def side_range(self):
+        """``(min_side, max_side)`` after defaults: ``crop_size`` and
+        ``round(crop_size * 600 / 352)`` for None."""
+        lo = self.crop_size if self.min_side is None else self.min_side
+        hi = (int(round(self.crop_size * PAPER_MAX_SIDE_FRACTION)) if self.max_side is None
+              else self.max_side)
+        return lo, hi
+
+    @property
+    def resolved_edge_buffer(self):
+        """``edge_buffer`` after its default, ``round(crop_size * 96 / 352)`` (released Caffe)."""
+        if self.edge_buffer is None:
+            return int(round(self.crop_size * CAFFE_EDGE_BUFFER_FRACTION))
+        return self.edge_buffer
+
+    def validate(self, *, sources=True):
+        """Raises :class:`ConfigError` naming the first bad field; returns self.
+
+        ``sources=False`` skips the checks that ``data`` and ``heldout_data`` exist (for a
+        pipeline reading another source; opening a missing one fails with its own error).
+        """
         if not isinstance(self.data, str) or not self.data.strip():
             raise ConfigError("data must name a data source (path, glob, TFRecord pattern, "
-                              "'tfds:NAME' or 'embedded'), got an empty value")
-        _check_data_source(self.data)
+                              "'tfds:NAME' or 'embedded'), got an empty value", "data")
+        if sources:
+            _check_data_source("data", self.data)
         _positive_int("batch_size", self.batch_size)
         _positive_int("crop_size", self.crop_size)
         _positive_int("points", self.points)
@@ -171,53 +258,50 @@ class DataConfig:
         if self.heldout_data is not None:
             if not isinstance(self.heldout_data, str) or not self.heldout_data.strip():
                 raise ConfigError("heldout_data must name a data source or be None, got "
-                                  f"{self.heldout_data!r}")
-            try:
-                _check_data_source(self.heldout_data)
-            except ConfigError as e:
-                raise ConfigError("heldout_" + str(e)) from e
+                                  f"{self.heldout_data!r}", "heldout_data")
+            if sources:
+                _check_data_source("heldout_data", self.heldout_data)
         if self.targets_on_device not in (True, False, "auto"):
             raise ConfigError(f"targets_on_device must be True, False or 'auto', got "
-                              f"{self.targets_on_device!r}")
-        if isinstance(self.validation_images, bool) or not isinstance(
-                self.validation_images, int) or self.validation_images < 0:
-            raise ConfigError(
-                f"validation_images must be a non-negative integer, got {self.validation_images!r}")
+                              f"{self.targets_on_device!r}", "targets_on_device")
+        _non_negative_int("validation_images", self.validation_images)
         for name in ("min_side", "max_side"):
             value = getattr(self, name)
             if value is not None:
                 _positive_int(name, value)
                 if value < self.crop_size:
-                    raise ConfigError(f"{name}={value} is smaller than crop_size={self.crop_size}")
-        if (self.min_side is not None and self.max_side is not None
-                and self.max_side < self.min_side):
-            raise ConfigError(f"max_side={self.max_side} < min_side={self.min_side}")
+                    raise ConfigError(f"{name}={value} is smaller than crop_size="
+                                      f"{self.crop_size}: the crop would not fit", name)
+        lo, hi = self.side_range
+        if hi < lo:
+            shown = "" if self.max_side is not None else " (the default for this crop_size)"
+            raise ConfigError(f"max_side={hi}{shown} is smaller than min_side={lo}", "max_side")
         if self.edge_buffer is not None:
-            if isinstance(self.edge_buffer, bool) or not isinstance(
-                    self.edge_buffer, int) or self.edge_buffer < 0:
-                raise ConfigError(
-                    f"edge_buffer must be a non-negative integer, got {self.edge_buffer!r}")
-            if 2 * self.edge_buffer >= self.crop_size:
-                raise ConfigError(f"edge_buffer={self.edge_buffer} leaves no room for centres in a "
-                                  f"crop_size={self.crop_size} crop (need 2 * edge_buffer < crop)")
+            _non_negative_int("edge_buffer", self.edge_buffer)
+        buffer = self.resolved_edge_buffer
+        if 2 * buffer >= self.crop_size:
+            raise ConfigError(f"edge_buffer={buffer} leaves no room for centres in a "
+                              f"crop_size={self.crop_size} crop (need 2 * edge_buffer < crop)",
+                              "edge_buffer")
         return self
 
 
-def _check_data_source(data):
-    """Raises ConfigError when a local data source obviously does not exist."""
+def _check_data_source(name, data):
+    """Raises ConfigError naming ``name`` when a local data source obviously does not exist."""
     if data == "embedded" or data.startswith("embedded:") or data.startswith("tfds:"):
         if data.startswith("tfds:") and len(data) <= len("tfds:"):
-            raise ConfigError("data='tfds:' needs a dataset name, e.g. 'tfds:imagenet2012'")
+            raise ConfigError(f"{name}='tfds:' needs a dataset name, e.g. 'tfds:imagenet2012'",
+                              name)
         return
     if "://" in data:  # gs://, s3://: checked when opened
         return
     if any(c in data for c in "*?["):
         import glob  # pylint: disable=import-outside-toplevel
         if not glob.glob(os.path.expanduser(data)):
-            raise ConfigError(f"data={data!r}: the pattern matches no file")
+            raise ConfigError(f"{name}={data!r}: the pattern matches no file", name)
         return
     if not os.path.exists(os.path.expanduser(data)):
-        raise ConfigError(f"data={data!r}: no such file or directory")
+        raise ConfigError(f"{name}={data!r}: no such file or directory", name)
 
 
 @dataclasses.dataclass
@@ -238,10 +322,11 @@ class LossConfig:
     lightness_weight: bool = False
 
     def validate(self):
-        _choice("loss", self.kind, LOSS_KINDS)
+        _choice("kind", self.kind, LOSS_KINDS)
         _positive_int("window", self.window)
         if self.window % 2 == 0:
-            raise ConfigError(f"window must be odd (centred on the pixel), got {self.window}")
+            raise ConfigError(f"window must be odd (centred on the pixel), got {self.window}",
+                              "window")
         _non_negative_float("hue_weight", self.hue_weight)
         return self
 
@@ -275,8 +360,7 @@ class OptimizerConfig:
     def validate(self):
         _positive_float("learning_rate", self.learning_rate)
         _positive_float("lr_drop_factor", self.lr_drop_factor)
-        if not 0.0 <= float(self.momentum) < 1.0:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        _fraction("momentum", self.momentum, "[0, 1)", upper_open=True)
         _non_negative_float("weight_decay", self.weight_decay)
         if self.head_weight_decay is not None:
             _non_negative_float("head_weight_decay", self.head_weight_decay)
@@ -286,7 +370,8 @@ class OptimizerConfig:
         for d in self.lr_drops:
             if isinstance(d, bool) or not isinstance(d, (int, float)) or d <= 0:
                 raise ConfigError(f"lr_drops must be positive numbers (steps, or fractions of "
-                                  f"train_steps in (0, 1)); got {list(self.lr_drops)!r}")
+                                  f"train_steps in (0, 1)); got {list(self.lr_drops)!r}",
+                                  "lr_drops")
         return self
 
     def drop_steps(self, train_steps):
@@ -340,17 +425,16 @@ class TrainConfig:
     eval_every: int = 1000
 
     def validate(self):
+        from tfcolor.train.strategy import STRATEGY_NAMES  # pylint: disable=import-outside-toplevel
         if not isinstance(self.model_dir, str) or not self.model_dir.strip():
-            raise ConfigError("model_dir must be a directory path, got an empty value")
+            raise ConfigError("model_dir must be a directory path, got an empty value",
+                              "model_dir")
         for name in ("train_steps", "steps_per_loop", "checkpoint_every", "keep_checkpoints",
                      "summary_every", "eval_every"):
             _positive_int(name, getattr(self, name))
-        if isinstance(self.image_every, bool) or not isinstance(
-                self.image_every, int) or self.image_every < 0:
-            raise ConfigError(f"image_every must be a non-negative integer, got {self.image_every!r}")
-        _choice("strategy", self.strategy, STRATEGIES)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        _non_negative_int("image_every", self.image_every)
+        _choice("strategy", self.strategy, STRATEGY_NAMES)
+        _non_negative_int("seed", self.seed)
         return self
 
 
@@ -364,14 +448,19 @@ class PretrainConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def validate(self):
-        """Checks every part and their combinations; returns self or raises ConfigError."""
-        for part in (self.model, self.data, self.loss, self.optimizer, self.train):
-            part.validate()
+        """Checks every part and their combinations; returns self or raises a ConfigError whose
+        field is ``section.field`` (``"data.batch_size"``)."""
+        for f in dataclasses.fields(self):
+            try:
+                getattr(self, f.name).validate()
+            except ConfigError as e:
+                raise e.in_section(f.name) from None
         drops = self.optimizer.drop_steps(self.train.train_steps)
         late = [d for d in drops if d >= self.train.train_steps]
         if late:
             raise ConfigError(f"lr_drops {late} are at or after train_steps="
-                              f"{self.train.train_steps}: the rate would never drop")
+                              f"{self.train.train_steps}: the rate would never drop",
+                              "optimizer.lr_drops")
         return self
 
     def to_dict(self):

@@ -27,7 +27,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["HistogramKL", "HueChromaLoss", "LabRegressionLoss", "kl_divergence"]
+__all__ = ["LOSS_KINDS", "HistogramKL", "HueChromaLoss", "LabRegressionLoss", "kl_divergence"]
+
+#: The colorization loss kinds (``tfcolor.config.LossConfig.kind``, the targets, the head and the
+#: read-out all use these names): hue/chroma KL (the paper's best), KL of the a and b marginal
+#: histograms, KL of the joint ab histogram, and the Lab L2 regression baseline.
+LOSS_KINDS = ("hue_chroma", "lab_hist", "lab_joint", "lab_regression")
 
 _TINY = float(np.finfo(np.float32).tiny)
 
