@@ -376,3 +376,63 @@ def test_real_build_from_cached_packages(tmp_path):
     for r in rows:
         groups.setdefault(r["group"], set()).add(r["split"])
     assert all(len(s) == 1 for s in groups.values())
+
+
+def _pzl(name="bike-3x4", region=(0, 0, 90, 120), atlas_size=(256, 256), image_line=True):
+    """A Jigzo puzzle file: header, texture map, thumbnail, piece mask and atlas, in which the
+    photo (``region``, x y w h) is red with a dark one-pixel frame and the pieces are blue."""
+    x, y, w, h = region
+    atlas = np.zeros(atlas_size[::-1] + (3,), np.uint8)
+    atlas[...] = (20, 40, 220)
+    atlas[y:y + h, x:x + w] = (30, 30, 30)
+    atlas[y + 1:y + h - 1, x + 1:x + w - 1] = (220, 40, 30)
+    thumb = _jpeg(np.full((40, 30, 3), 128, np.uint8))
+    mask = _png(np.zeros((64, 64, 3), np.uint8))
+    text = "#texture map data\ncrop000 100 0 50 60 20 20 0 0 0 0\n"
+    if image_line:
+        text += f"image {x} {y} {w} {h} 1 1    \n"
+    head = f"PzlF\n0.1\n{name}\nhttp://example.org/\n{name}.map\n{len(text)}\n{text}"
+    blob = head.encode()
+    for member, data in ((f"{name}-t.jpg", thumb), (f"{name}.png", mask),
+                         (f"{name}.jpg", _jpeg(atlas, quality=95))):
+        blob += f"{member}\n{len(data)}\n".encode() + data
+    return blob
+
+
+def test_pzl_photo_is_the_image_region_of_the_atlas_without_its_frame():
+    im = tool.pzl_photo(_pzl(region=(10, 20, 90, 120)))
+    assert im.size == (90 - 6, 120 - 6) and im.mode == "RGB"
+    arr = np.asarray(im, np.float64)
+    # all red: no blue piece and no dark frame pixel came along (JPEG error is a few levels)
+    assert np.abs(arr - (220, 40, 30)).max() < 40
+    assert np.abs(arr.mean((0, 1)) - (220, 40, 30)).max() < 4
+
+
+def test_pzl_reader_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="PzlF"):
+        tool.pzl_photo(b"qres" + bytes(100))
+    with pytest.raises(ValueError, match="image"):
+        tool.pzl_photo(_pzl(image_line=False))
+    with pytest.raises(ValueError, match="outside"):
+        tool.pzl_photo(_pzl(region=(200, 0, 90, 120)))
+
+
+def test_pzl_bundle_pattern_collects_the_puzzle_photo(tmp_path):
+    pkg = tmp_path / "root" / "fake-puzzles"
+    folder = pkg / "usr/share/games/p/puzzles/default"
+    folder.mkdir(parents=True)
+    (folder / "bike-3x4.pzl").write_bytes(_pzl())
+    (folder / "nc-1x1.pzl").write_bytes(_pzl("nc-1x1"))
+    source = tool.Source("fake-puzzles", ("usr/share/games/p/puzzles/*/*.pzl!" + tool.PZL_MEMBER,),
+                         exclude=("usr/share/games/p/puzzles/*/nc-1x1.pzl!*",))
+    cands = tool.collect([source], str(tmp_path / "root"), str(tmp_path / "bundles"))
+    assert [c["path"] for c in cands] == [
+        "usr/share/games/p/puzzles/default/bike-3x4.pzl!image.png"]
+    with Image.open(cands[0]["file"]) as im:
+        assert im.size == (84, 114)
+    entries = tool.parse_copyright(COPYRIGHT + "\nFiles: puzzles/default/bike-3x4.pzl\n"
+                                   "Copyright: 2005 Someone\nLicense: GPL-2\n")
+    # a bundle member takes the stanza that names its bundle file
+    assert tool.licence_for(entries, cands[0]["path"]) == "GPL-2"
+    assert tool.licence_for(entries, "usr/share/games/p/puzzles/default/x.pzl!image.png") == \
+        "GPL-2+"

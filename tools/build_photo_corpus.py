@@ -85,6 +85,7 @@ MANIFEST_FIELDS = ["id", "package", "version", "path", "licence", "sha256", "wid
                    "group", "split"]
 LABEL_FIELDS = MANIFEST_FIELDS[:-1] + ["class", "split"]
 GREY_BACKGROUND = (128, 128, 128)
+PZL_MEMBER = "image.png"   # the photo of a Jigzo puzzle, as a bundle member
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +93,8 @@ class Source:
     """Files of one Debian package to consider.
 
     ``patterns`` are ``fnmatch`` patterns on paths inside the package (``usr/share/...``); a
-    pattern ``BUNDLE.rcc!MEMBER`` selects members of a Qt resource bundle. ``group_by`` is a
+    pattern ``BUNDLE.rcc!MEMBER`` selects members of a Qt resource bundle and
+    ``PUZZLE.pzl!image.png`` the photo of a Jigzo puzzle (:func:`pzl_photo`). ``group_by`` is a
     regular expression whose first group, found in the path, names a same-scene group.
     ``label`` puts the matches in the labelled set under that class instead of the corpus.
     ``exclude`` skips paths; ``keep_only`` (curated on the contact sheets) rejects, as
@@ -116,7 +118,10 @@ _WALL = r"^(.*?)(?:[-_](?:\d+x\d+|\d+k|wide|dark|light|day|night|morning|evening
 # lomiri-wallpapers, desktop-base, sway-backgrounds (artwork and renders), extremetuxracer-data
 # (rendered sky boxes, composited textures), pysiogame, brainparty-data, ulcc, GCompris lang
 # words (drawings), GCompris paintings / details (photographs of paintings), stellarium-data
-# nebulae (astronomical false colour), hugin-data (screenshots).
+# nebulae (astronomical false colour), hugin-data (screenshots), stellarium ocean (render),
+# GCompris photo_hunter / instruments / chronos (SVG drawings), kdegames-mahjongg-data-kf5
+# (SVG), mypaint-data-extras (paper textures), digikam-data, kphotoalbum (screenshots),
+# rawtherapee-data (no photos).
 _PLASMA_PHOTOS = ("BytheWater", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Kite",
                   "OneStandsOut", "Path", "summer_1am", "ColdRipple", "Grey")
 _LXQT_PHOTOS = ("Butterfly-Kenneth-Wimer", "Valendas", "after-the-rain", "appleflower",
@@ -158,6 +163,10 @@ SOURCES = [
            group_by=r"/(bluebells)_"),
     Source("scribus-template", ("usr/share/scribus/templates/*/*.jpg",),
            keep_only=tuple(f"*/{n}.jpg" for n in ("nature", "sunset", "teriyaki", "pizza"))),
+    # photo puzzles: the photo is cut out of each puzzle's texture atlas; penguin-3x2 is
+    # CC-BY-NC-SA-1.0 (non-commercial), left out so the corpus stays free to ship a model from
+    Source("jigzo-data", ("usr/share/games/jigzo/puzzles/*/*.pzl!" + PZL_MEMBER,),
+           exclude=("usr/share/games/jigzo/puzzles/*/penguin-3x2.pzl!*",)),
     Source("gcompris-qt-data", tuple(_GC.format(a) + "*" for a in (
         "erase", "clickgame", "lang", "louis-braille", "leftright", "babyshapes", "solar_system"))
            + (_GC.format("lang") + "*/*",)),
@@ -273,7 +282,7 @@ def download(packages, debs_dir, log=print):
 
 
 def _member_patterns(sources):
-    """package -> fnmatch patterns of the files to unpack (bundles for ``.rcc!`` patterns)."""
+    """package -> fnmatch patterns of the files to unpack (bundles for ``!`` patterns)."""
     out = defaultdict(set)
     for s in sources:
         out[s.package].add(f"usr/share/doc/{s.package}/copyright")
@@ -351,15 +360,21 @@ def parse_copyright(text):
 
 
 def licence_for(entries, path):
-    """Licence of the last stanza whose pattern matches a suffix or the name of ``path``."""
-    parts = path.replace("!", "/").split("/")
-    suffixes = ["/".join(parts[i:]) for i in range(len(parts))]
+    """Licence of the last stanza whose pattern matches a suffix or the name of ``path``.
+
+    A bundle member (``BUNDLE!MEMBER``) also takes the stanzas that name its bundle file.
+    """
+    names = [path] + ([path.split("!", 1)[0]] if "!" in path else [])
     found = ""
     for patterns, licence in entries:
         for pat in patterns:
-            if pat == "*" or any(fnmatch.fnmatchcase(s, pat) for s in suffixes) or (
-                    "*" not in pat.rsplit("/", 1)[-1] and pat.rsplit("/", 1)[-1] == parts[-1]):
-                found = licence
+            for name in names:
+                parts = name.replace("!", "/").split("/")
+                suffixes = ["/".join(parts[i:]) for i in range(len(parts))]
+                if pat == "*" or any(fnmatch.fnmatchcase(s, pat) for s in suffixes) or (
+                        "*" not in pat.rsplit("/", 1)[-1]
+                        and pat.rsplit("/", 1)[-1] == parts[-1]):
+                    found = licence
     return found or "see copyright"
 
 
@@ -421,6 +436,70 @@ def unpack_rcc(bundle, dest):
 
 
 # ----------------------------------------------------------------------------------------------
+# Jigzo puzzles (``.pzl``): the photo sits in a texture atlas next to the cut pieces.
+
+
+
+def pzl_photo(blob):
+    """The photograph of a Jigzo puzzle file as a PIL image.
+
+    Layout (jigzo 0.6): the lines ``PzlF``, version, name, URL, map name and map size, the map
+    text (``cropNNN ...`` piece lines and ``image X Y W H ...``: where the whole photo lies in
+    the atlas), then files, each as a name line, a size line and the bytes: a thumbnail
+    ``NAME-t.jpg``, the piece mask ``NAME.png`` and the atlas ``NAME.jpg``.
+    """
+    import io  # pylint: disable=import-outside-toplevel
+    if not blob.startswith(b"PzlF\n"):
+        raise ValueError("not a Jigzo puzzle (no 'PzlF' magic)")
+    pos, lines = 0, []
+    for _ in range(6):
+        end = blob.index(b"\n", pos)
+        lines.append(blob[pos:end].decode("latin-1").strip())
+        pos = end + 1
+    name, map_size = lines[2], int(lines[5])
+    text = blob[pos:pos + map_size].decode("latin-1")
+    pos += map_size
+    m = re.search(r"^image\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", text, re.M)
+    if not m:
+        raise ValueError("Jigzo puzzle without an 'image' line in its map")
+    x, y, w, h = (int(v) for v in m.groups())
+    if w > 64 and h > 64:   # the atlas draws a dark frame around the photo: cut it off
+        x, y, w, h = x + 3, y + 3, w - 6, h - 6
+    files = {}
+    while pos < len(blob):
+        end = blob.index(b"\n", pos)
+        member = blob[pos:end].decode("latin-1").strip()
+        end2 = blob.index(b"\n", end + 1)
+        size = int(blob[end + 1:end2])
+        files[member] = blob[end2 + 1:end2 + 1 + size]
+        pos = end2 + 1 + size
+    if name + ".jpg" not in files:
+        raise ValueError(f"Jigzo puzzle without its atlas {name}.jpg")
+    atlas = Image.open(io.BytesIO(files[name + ".jpg"])).convert("RGB")
+    if x + w > atlas.width or y + h > atlas.height or w < 1 or h < 1:
+        raise ValueError(f"image region {x},{y} {w}x{h} outside the {atlas.size} atlas")
+    return atlas.crop((x, y, x + w, y + h))
+
+
+def unpack_pzl(puzzle, dest):
+    """Write the photo of a Jigzo puzzle to ``dest/image.png`` once; returns {member: file}."""
+    target = os.path.join(dest, PZL_MEMBER)
+    if not (os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(puzzle)):
+        with open(puzzle, "rb") as f:
+            im = pzl_photo(f.read())
+        os.makedirs(dest, exist_ok=True)
+        tmp = target + ".tmp"
+        im.save(tmp, format="PNG")
+        os.replace(tmp, target)
+    return {PZL_MEMBER: target}
+
+
+def unpack_bundle(bundle, dest):
+    """Members of a bundle file: a Qt resource bundle or a Jigzo puzzle (by extension)."""
+    return unpack_pzl(bundle, dest) if bundle.endswith(".pzl") else unpack_rcc(bundle, dest)
+
+
+# ----------------------------------------------------------------------------------------------
 # Candidates.
 
 
@@ -444,8 +523,8 @@ def collect(sources, root, rcc_cache):
                 bundle_pat, member_pat = pattern.split("!", 1)
                 hits = []
                 for bundle in (f for f in files if path_match(f, bundle_pat)):
-                    members = unpack_rcc(os.path.join(pkg_root, bundle),
-                                         os.path.join(rcc_cache, s.package, bundle))
+                    members = unpack_bundle(os.path.join(pkg_root, bundle),
+                                            os.path.join(rcc_cache, s.package, bundle))
                     hits += [(f"{bundle}!{m}", members[m]) for m in sorted(members)
                              if path_match(m, member_pat)]
             else:
