@@ -19,6 +19,7 @@ import train_standins as si  # noqa: E402
 
 from tfcolor import config  # noqa: E402
 from tfcolor import train  # noqa: E402
+from tfcolor.tasks import base as tfcolor_tasks_base  # noqa: E402
 from tfcolor.tasks.colorization import ColorizationTask  # noqa: E402
 from tfcolor.train import checkpointing  # noqa: E402
 
@@ -611,3 +612,57 @@ def test_two_workers_multi_worker_mirrored_end_with_identical_weights(tmp_path):
     # Only the chief's checkpoints remain; the other worker's temporary copies are removed.
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-6")
     assert not os.listdir(tmp_path / "run" / ".tmp_workers")
+
+
+# --------------------------------------------------------------------------------------------
+# The trainer knows nothing of colour: any Task trains.
+
+class _RegressionTask(tfcolor_tasks_base.Task):
+    """A least-squares task with batches {"x", "y"}: nothing the trainer could special-case."""
+
+    name = "regression"
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def build_model(self):
+        keras.utils.set_random_seed(5)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        return model
+
+    def build_inputs(self, start=0):
+        return tf.data.Dataset.from_tensors({"x": self.x, "y": self.y}).repeat()
+
+    def compute_loss(self, model, batch, *, training, global_batch_size):
+        err = tf.reduce_sum(tf.square(model(batch["x"], training=training) - batch["y"]), -1)
+        return (tf.reduce_sum(err) / global_batch_size,
+                {"first": tf.reduce_sum(err[:1]) / global_batch_size})
+
+
+@pytest.mark.parametrize("strategy", ["default", pytest.param("mirrored", marks=needs_two_cpus)])
+def test_any_task_trains_and_one_step_is_the_hand_computed_sgd_update(tmp_path, strategy):
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 3)), tf.float32)
+    y = tf.constant(np.random.default_rng(1).normal(size=(4, 2)), tf.float32)
+    lr, wd = 0.1, 1e-2
+    t = train.Trainer(_RegressionTask(x, y), strategy=train.make_strategy(strategy),
+                      model_dir=str(tmp_path), train_steps=1, steps_per_loop=1,
+                      optimizer_config=_opt(learning_rate=lr, weight_decay=wd))
+    kernel, bias = [v.numpy().astype(np.float64) for v in t.model.trainable_variables]
+    xn, yn = x.numpy().astype(np.float64), y.numpy().astype(np.float64)
+    residual = xn @ kernel + bias - yn                     # (4, 2)
+    grad_kernel = 2 * xn.T @ residual / 4 + wd * kernel    # mean over the 4 rows + L2 on kernels
+    grad_bias = 2 * residual.sum(0) / 4
+    result = t.train()
+    assert t.loss_names == ["loss", "regression", "weight_decay", "regression/first"]
+    assert set(result.losses) == set(t.loss_names)
+    np.testing.assert_allclose(result.losses["regression"],
+                               np.mean(np.sum(residual ** 2, -1)), rtol=1e-5)
+    new_kernel, new_bias = [v.numpy() for v in t.model.trainable_variables]
+    np.testing.assert_allclose(new_kernel, kernel - lr * grad_kernel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_bias, bias - lr * 2.0 * grad_bias, rtol=1e-5, atol=1e-6)
+
+
+def test_trainer_refuses_what_is_not_a_task(tmp_path):
+    with pytest.raises(TypeError, match="must be a tfcolor.tasks.base.Task"):
+        train.Trainer(object(), strategy=train.make_strategy("default"),
+                      model_dir=str(tmp_path), train_steps=1)
