@@ -213,16 +213,23 @@ def load_model(model_dir, checkpoint=None):
         FileNotFoundError: no ``config.json``, or no checkpoint (messages name ``model_dir``).
         tfcolor.config.ConfigError: a garbled ``config.json`` or a bad value in it (named).
         tfcolor.train.checkpointing.CorruptCheckpointError: the checkpoint is damaged.
-        AssertionError: the checkpoint does not fit the configured model.
+        tfcolor.train.checkpointing.CheckpointError: it does not fit the configured model.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
     model = factory.build_colorizer(config)
     path = checkpoint or latest_checkpoint(model_dir)
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir} (no 'checkpoint' state file and "
                                 f"no {CHECKPOINT_PREFIX}-N files)")
-    status = tf.train.Checkpoint(model=model).restore(str(path)).expect_partial()
-    status.assert_existing_objects_matched()
+    try:
+        status = tf.train.Checkpoint(model=model).restore(str(path)).expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        raise checkpointing.CheckpointError(
+                f"checkpoint {path} does not fit the model that {config_path(model_dir)} "
+                f"describes (another architecture, taps, head or loss kind?): "
+                f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from e
     return model, model.kind

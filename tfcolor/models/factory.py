@@ -76,5 +76,5 @@ def build_colorizer(config):
                          dropout=m.dropout, convention=m.convention, batch_norm=m.batch_norm,
                          sync_batch_norm=m.sync_batch_norm, fov=m.fov, input_mean=m.input_mean)
     except ValueError as e:
-        raise _config_error(f"the model section {config.model} does not describe a colorizer: "
-                            f"{e}") from e
+        raise _config_error(f"model: {e} (the model section {config.model} does not describe a "
+                            "colorizer)") from e
