@@ -2,9 +2,10 @@
 
 Colorizes one ``--size`` x ``--size`` grey image (default 512) with the paper's VGG-16 colorizer
 (full hypercolumn, h_fc1 = 1024, hue/chroma head, dense grid input/4, ``dense_method="factored"``
-and, for comparison, ``"concat"``) -- trunk, dense hypercolumn, head and the decode step
-(softmax, hue/chroma decoding with fading, bilinear upsampling, recombination with the input
-lightness) in one ``tf.function`` -- and reports the median latency after warm-up.
+and, for comparison, ``"concat"``) -- trunk, dense hypercolumn, head and the readout
+(``tfcolor.predictors.colorize_batch``: softmax, hue/chroma point estimates with fading,
+bilinear upsampling, recombination with the input lightness) in one ``tf.function`` -- and
+reports the median latency after warm-up.
 
 The floor: the network's float operations (counted by the TensorFlow profiler on the traced graph
 of the same function, i.e. of the trunk's convolutions, the head's projections and everything
@@ -27,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from tfcolor import colorize  # noqa: E402
+from tfcolor import predictors  # noqa: E402
 from tfcolor.models.colorizer import Colorizer  # noqa: E402
 
 
@@ -95,9 +96,8 @@ def main():
 
         @tf.function(input_signature=[spec])
         def run(g):
-            logits = colorize.predict_grid(model, g, args.grid_factor)
-            return colorize.decode_rgb(logits, g, grid_factor=args.grid_factor,
-                                       fading="released")
+            return predictors.colorize_batch(model, g, grid_factor=args.grid_factor,
+                                             fading="released")
 
         concrete = run.get_concrete_function()
         method_flops = profiler_flops(concrete)

@@ -13,7 +13,7 @@ any was skipped, 0 otherwise. PNGs are written atomically (temporary name, then 
 existing output is never replaced without --overwrite (that input is left alone: re-running a
 killed run finishes it).
 
-Decoding (--mode): ``paper`` (default: chroma median interpolated inside the bin where the
+Readout (--mode): ``paper`` (default: chroma median interpolated inside the bin where the
 cumulative histogram crosses 0.5, hue circular expectation), ``median`` (same: the hue has no
 median), ``released`` (the released code's median: centre of the bin where the cumulative
 histogram reaches 0.5), ``expectation``, ``mode`` or ``sample`` (each pixel drawn independently).
@@ -55,8 +55,9 @@ def define_model_flags(fv):
                         flag_values=fv)
 
 
-def define_decode_flags(fv, runtime=True):
-    """Decoding flags shared by colorize, evaluate and export (``runtime=False``: without the
+def define_readout_flags(fv, runtime=True):
+    """Readout flags (how colours are read off the predicted histograms, ``tfcolor.readout``)
+    shared by colorize, evaluate and export (``runtime=False``: without the
     per-run --max_side and --seed)."""
     if "fading" in fv:
         return
@@ -70,7 +71,8 @@ def define_decode_flags(fv, runtime=True):
                       "Hue/chroma -> RGB reconstruction.", flag_values=fv)
     flags.DEFINE_enum("lab_method", "", ["", "expectation", "median", "median_bin_centre", "mode",
                                          "sample"],
-                      "Decoding of Lab histograms (default: expectation, the paper's best).",
+                      "Point estimate of Lab histograms (default: expectation, the paper's "
+                      "best).",
                       flag_values=fv)
     flags.DEFINE_enum("lightness", "exact", ["exact", "released", "none"],
                       "Lightness matching (exact: output lightness = input grey).",
@@ -89,7 +91,7 @@ def define_flags(fv=FLAGS):
     if "output_dir" in fv and "uncertainty" in fv:
         return fv
     define_model_flags(fv)
-    define_decode_flags(fv)
+    define_readout_flags(fv)
     flags.DEFINE_string("output_dir", "colorized", "Where the PNGs go.", flag_values=fv)
     flags.DEFINE_boolean("overwrite", False, "Replace existing outputs (default: an input whose "
                          "output exists is left alone, so a re-run finishes a killed run).",
@@ -111,28 +113,29 @@ def define_flags(fv=FLAGS):
     return fv
 
 
-def load_source(f):
-    """The histogram source named by --model_dir / --saved_model (exactly one)."""
-    from tfcolor import colorize, export  # pylint: disable=import-outside-toplevel
+def load_predictor(f):
+    """The predictor (``tfcolor.predictors``) named by --model_dir / --saved_model (exactly
+    one)."""
+    from tfcolor import predictors  # pylint: disable=import-outside-toplevel
     if bool(f.model_dir) == bool(f.saved_model):
         common.die("give exactly one of --model_dir (training directory) or --saved_model")
     try:
         if f.saved_model:
-            source = export.SavedModelSource(f.saved_model)
-            if f["grid_factor"].present and f.grid_factor != source.grid_factor:
+            predictor = predictors.SavedModelPredictor(f.saved_model)
+            if f["grid_factor"].present and f.grid_factor != predictor.grid_factor:
                 logging.warning("--grid_factor=%d ignored: the SavedModel was exported with %d",
-                                f.grid_factor, source.grid_factor)
-            return source
-        model, kind = export.load_model(f.model_dir, f.checkpoint)
-        return colorize.KerasSource(model, kind=kind, grid_factor=f.grid_factor)
+                                f.grid_factor, predictor.grid_factor)
+            return predictor
+        return predictors.KerasPredictor.from_model_dir(f.model_dir, checkpoint=f.checkpoint,
+                                                        grid_factor=f.grid_factor)
     except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
         common.die(common.model_error(f.saved_model or f.model_dir, e))
 
 
 def options_from_flags(f, **extra):
-    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    from tfcolor import predictors  # pylint: disable=import-outside-toplevel
     hue_method, chroma_method = MODES[f.mode]
-    options = colorize.ColorizeOptions(
+    options = predictors.ColorizeOptions(
             hue_method=hue_method, chroma_method=chroma_method, lab_method=f.lab_method or None,
             fading=None if f.fading == "none" else f.fading, eta=f.eta,
             hcl_variant=f.hcl_variant, lightness=None if f.lightness == "none" else f.lightness,
@@ -149,7 +152,7 @@ def main(argv):
         common.die("no input: give image files, folders or globs after the flags")
     if FLAGS.transfer != "none" and not FLAGS.reference:
         common.die(f"--transfer={FLAGS.transfer} needs --reference=IMAGE")
-    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    from tfcolor import image_files  # pylint: disable=import-outside-toplevel
     options = options_from_flags(
             FLAGS, samples=FLAGS.samples, uncertainty=FLAGS.uncertainty,
             transfer=None if FLAGS.transfer == "none" else FLAGS.transfer,
@@ -157,21 +160,21 @@ def main(argv):
     reference = None
     if FLAGS.reference:
         try:
-            reference = colorize.read_image(FLAGS.reference)
-        except colorize.ImageReadError as e:
+            reference = image_files.read_image(FLAGS.reference)
+        except image_files.ImageReadError as e:
             common.die(f"--reference={FLAGS.reference}: {e}")
     try:
-        colorize.expand_inputs(inputs, recursive=FLAGS.recursive)
+        image_files.expand_inputs(inputs, recursive=FLAGS.recursive)
     except FileNotFoundError as e:
         common.die(str(e))
-    source = load_source(FLAGS)
+    predictor = load_predictor(FLAGS)
 
     def progress(i, n, path, seconds):
         print(f"[{i}/{n}] {path} ({seconds:.2f}s)", flush=True)
 
-    result = colorize.colorize_files(source, inputs, FLAGS.output_dir, options,
-                                     reference=reference, recursive=FLAGS.recursive,
-                                     progress=progress, overwrite=FLAGS.overwrite)
+    result = image_files.colorize_files(predictor, inputs, FLAGS.output_dir, options,
+                                        reference=reference, recursive=FLAGS.recursive,
+                                        progress=progress, overwrite=FLAGS.overwrite)
     done = len(result["written"])
     kept = f"; kept {len(result['kept'])} existing (--overwrite replaces them)" if \
         result["kept"] else ""

@@ -9,13 +9,13 @@ their 0.343 / 0.299) and its root mean square (``ab RMS``), PSNR in RGB averaged
 and the area under the cumulative per-pixel error curve (Larsson et al. 2016, after Deshpande
 et al. 2015; definitions in ``tfcolor.metrics``). Writes OUTPUT_DIR/metrics.json and
 OUTPUT_DIR/cumulative_error.png (atomically; an earlier report there is not replaced without
---overwrite). Inputs that cannot be read (``tfcolor.colorize.read_image``'s reasons, e.g.
+--overwrite). Inputs that cannot be read (``tfcolor.image_files.read_image``'s reasons, e.g.
 corrupt or above 1e8 pixels) are reported as ``skipped PATH: reason`` and left out; the exit
 status is then 1.
 
 Beside grey, a marginal-prior baseline (``prior``): the training set's mean target histogram
 (``tfcolor.prior.marginal_prior``, from --prior_source: by default the training data named in the
-run's config), predicted everywhere and decoded with the same flags as the model. Per image, the
+run's config), predicted everywhere and read out with the same flags as the model. Per image, the
 model is compared with grey and with the prior (``tfcolor.evaluation``): mean difference,
 fraction of images improved and a seeded percentile bootstrap 95% CI of the mean difference of
 each metric, printed and written under ``paired`` in metrics.json.
@@ -39,7 +39,7 @@ def define_flags(fv=FLAGS):
     if "t_max" in fv:
         return fv
     colorize_bin.define_model_flags(fv)
-    colorize_bin.define_decode_flags(fv)
+    colorize_bin.define_readout_flags(fv)
     flags.DEFINE_string("data", None, "Colour images: a folder or a glob (comma-separated list "
                         "allowed).", flag_values=fv)
     flags.DEFINE_string("output_dir", "evaluation", "Where metrics.json and the plot go.",
@@ -53,7 +53,7 @@ def define_flags(fv=FLAGS):
                          "evaluation in --output_dir (default: refuse before evaluating).",
                          flag_values=fv)
     flags.DEFINE_string("prior_source", "config", "Training images of the marginal-prior "
-                        "baseline (the training set's mean target histogram, decoded like the "
+                        "baseline (the training set's mean target histogram, read out like the "
                         "model): 'config' = the data source of the run's config.json "
                         "(--model_dir) or of the training config stored in the SavedModel "
                         "(skipped with a warning when there is none or it cannot be read); a "
@@ -81,7 +81,7 @@ def _run_config(f):
         return None
 
 
-def marginal_prior_from_flags(f, source):
+def marginal_prior_from_flags(f, predictor):
     """``(MarginalPrior or None, description)`` per --prior_source (see its help)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from absl import logging  # pylint: disable=import-outside-toplevel
@@ -99,12 +99,12 @@ def marginal_prior_from_flags(f, source):
             raise ValueError("the model has no training config to take the training data from "
                              "(give --prior_source=DIR)")
         else:
-            data, data_config = None, data_lib.PretrainDataConfig(target_kind=source.kind)
+            data, data_config = None, data_lib.PretrainDataConfig(target_kind=predictor.kind)
         data = data if from_config else f.prior_source
         prior = prior_lib.marginal_prior(data, data_config, max_images=f.prior_max_images)
-        if prior.kind != source.kind:
+        if prior.kind != predictor.kind:
             raise ValueError(f"the prior's kind {prior.kind!r} differs from the model's "
-                             f"{source.kind!r}")
+                             f"{predictor.kind!r}")
     except (ValueError, OSError, ImportError, config_lib.ConfigError, tf.errors.OpError) as e:
         if not from_config:
             common.die(f"--prior_source={f.prior_source}: {e}")
@@ -120,10 +120,10 @@ def main(argv):
         common.die("--data is required (a folder or glob of colour images)")
     if not FLAGS.t_max > 0:
         common.die(f"--t_max must be positive, got {FLAGS.t_max}")
-    from tfcolor import colorize, metrics  # pylint: disable=import-outside-toplevel
+    from tfcolor import image_files, metrics  # pylint: disable=import-outside-toplevel
     inputs = [d for d in FLAGS.data.split(",") if d]
     try:
-        colorize.expand_inputs(inputs, recursive=FLAGS.recursive)
+        image_files.expand_inputs(inputs, recursive=FLAGS.recursive)
     except FileNotFoundError as e:
         common.die(str(e))
     options = colorize_bin.options_from_flags(FLAGS)
@@ -131,17 +131,17 @@ def main(argv):
     if existing and not FLAGS.overwrite:
         common.die(f"{existing} exists: not replacing an earlier evaluation (--overwrite, or "
                    "choose another --output_dir)")
-    source = colorize_bin.load_source(FLAGS)
+    predictor = colorize_bin.load_predictor(FLAGS)
 
     def progress(i, n, path):
         if i % 10 == 0 or i == n:
             print(f"[{i}/{n}] {path}", flush=True)
 
     from tfcolor import evaluation  # pylint: disable=import-outside-toplevel
-    prior, prior_desc = marginal_prior_from_flags(FLAGS, source)
+    prior, prior_desc = marginal_prior_from_flags(FLAGS, predictor)
     try:
         evaluated = evaluation.evaluate_with_baselines(
-                source, inputs, options, prior=prior, t_max=FLAGS.t_max,
+                predictor, inputs, options, prior=prior, t_max=FLAGS.t_max,
                 max_images=FLAGS.max_images or None, recursive=FLAGS.recursive,
                 progress=progress, n_resamples=FLAGS.bootstrap_resamples,
                 seed=FLAGS.bootstrap_seed)
@@ -150,7 +150,7 @@ def main(argv):
     acc, skipped = evaluated.metrics, evaluated.skipped
     settings = {"data": inputs, "mode": FLAGS.mode, "fading": FLAGS.fading,
                 "lightness": FLAGS.lightness, "max_side": FLAGS.max_side,
-                "grid_factor": source.grid_factor, "kind": source.kind,
+                "grid_factor": predictor.grid_factor, "kind": predictor.kind,
                 "model": FLAGS.saved_model or FLAGS.model_dir,
                 "skipped": [p for p, _ in skipped], "prior_source": prior_desc}
     json_path, png_path = _write_report_atomically(

@@ -5,7 +5,8 @@ r"""Exports a trained colorizer as a SavedModel for TF Serving and for reuse.
 Reads ``model_dir/config.json`` (written by pretraining) and the latest checkpoint (or
 --checkpoint). Signatures: serving_default / colorize (uint8 images), colorize_float,
 colorize_bytes (encoded JPEG/PNG), histograms, features, hypercolumn; see ``tfcolor.export``.
-Decoding options are fixed at export time by the flags below.
+Readout options (how colours are read off the histograms) are fixed at export time by the
+flags below.
 
 An existing, non-empty --export_dir is never replaced unless --overwrite; the SavedModel is
 written to a temporary sibling folder and renamed into place when complete, so a failed or
@@ -38,12 +39,12 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_boolean("overwrite", False, "Replace an existing export in --export_dir (the "
                          "new one is written beside it and swapped in when complete).",
                          flag_values=fv)
-    colorize_bin.define_decode_flags(fv, runtime=False)
+    colorize_bin.define_readout_flags(fv, runtime=False)
     return fv
 
 
-def decode_options(f):
-    """Decoding options fixed in the SavedModel (the colorize program's flags)."""
+def readout_options(f):
+    """Readout options fixed in the SavedModel (the colorize program's flags)."""
     hue_method, chroma_method = colorize_bin.MODES[f.mode]
     if "sample" in (hue_method, chroma_method):
         common.die("--mode=sample cannot be exported (serving is deterministic)")
@@ -64,7 +65,7 @@ def main(argv):
     if os.path.isdir(export_dir) and os.listdir(export_dir) and not FLAGS.overwrite:
         common.die(f"{export_dir} already exists: not replacing an earlier export (--overwrite "
                    "replaces it once the new one is complete, or choose another --export_dir)")
-    options = decode_options(FLAGS)
+    options = readout_options(FLAGS)
     try:
         model, kind = export.load_model(FLAGS.model_dir, FLAGS.checkpoint)
     except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
@@ -72,7 +73,7 @@ def main(argv):
     try:
         export.export_from_checkpoint(
                 FLAGS.model_dir, export_dir, checkpoint=FLAGS.checkpoint,
-                grid_factor=FLAGS.grid_factor, decode_options=options,
+                grid_factor=FLAGS.grid_factor, readout_options=options,
                 save_keras=FLAGS.keras, overwrite=FLAGS.overwrite, model=(model, kind))
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         common.die(str(e))

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcolor import colorize, evaluation, prior as prior_lib
+from tfcolor import evaluation, image_files, predictors, prior as prior_lib
 
 
 def _red_prior():
@@ -59,7 +59,7 @@ def test_per_image_metrics_against_numpy():
 
 def test_model_equal_to_the_prior_has_zero_paired_difference(reddish):
     prior = _red_prior()
-    model = prior.source(grid_factor=4)     # a "model" that predicts exactly the prior
+    model = prior.predictor(grid_factor=4)  # a "model" that predicts exactly the prior
     result = evaluation.evaluate_with_baselines(model, [reddish], prior=prior, n_resamples=500)
     assert len(result.images) == 5
     assert [os.path.basename(p) for p, _ in result.skipped] == ["broken.png"]
@@ -76,7 +76,7 @@ def test_model_equal_to_the_prior_has_zero_paired_difference(reddish):
 
 def test_right_hue_beats_grey_and_a_wrong_prior_on_every_image(reddish):
     # Red-ish photos: a constant red prediction is closer than grey, a constant blue one is not.
-    model = _red_prior().source()
+    model = _red_prior().predictor()
     result = evaluation.evaluate_with_baselines(model, [reddish], prior=_blue_prior(),
                                                 n_resamples=500)
     for base in ("model-gray", "model-prior"):
@@ -91,7 +91,7 @@ def test_right_hue_beats_grey_and_a_wrong_prior_on_every_image(reddish):
 
 
 def test_without_prior_and_errors(reddish, tmp_path):
-    model = _red_prior().source()
+    model = _red_prior().predictor()
     result = evaluation.evaluate_with_baselines(model, [reddish], max_images=2, n_resamples=200)
     assert list(result.paired) == ["model-gray"] and result.prior is None
     assert len(result.images) == 2 and result.report()["prior"] is None
@@ -106,23 +106,23 @@ def test_without_prior_and_errors(reddish, tmp_path):
         evaluation.evaluate_with_baselines(model, [bad])
 
 
-def test_prior_is_decoded_with_the_models_options(reddish):
-    # fading="released" fades an uncertain hue: a flat hue histogram decodes to grey.
+def test_prior_is_read_out_with_the_models_options(reddish):
+    # fading="released" fades an uncertain hue: a flat hue histogram reads out as grey.
     flat = prior_lib.MarginalPrior("hue_chroma", {"hue": np.full(32, 1 / 32),
                                                   "chroma": np.eye(32)[12]})
-    image = colorize.read_image(os.path.join(reddish, "im0.png"))
-    options = colorize.ColorizeOptions(fading="released")
-    rgb = colorize.colorize_image(flat.source(), image, options)["rgb"]
+    image = image_files.read_image(os.path.join(reddish, "im0.png"))
+    options = predictors.ColorizeOptions(fading="released")
+    rgb = predictors.colorize_image(flat.predictor(), image, options)["rgb"]
     np.testing.assert_allclose(rgb, tf.repeat(tf.reduce_mean(rgb, -1, keepdims=True), 3, -1),
                                atol=1e-3)
-    result = evaluation.evaluate_with_baselines(_red_prior().source(), [reddish], options,
+    result = evaluation.evaluate_with_baselines(_red_prior().predictor(), [reddish], options,
                                                 prior=flat, n_resamples=200)
     np.testing.assert_allclose(result.per_image["prior"]["alphabeta_mean"],
                                result.per_image["gray"]["alphabeta_mean"], atol=1e-3)
 
 
 class _FailsOnWideImages:
-    """A prior source whose network raises (as a failing op would) on images wider than 30."""
+    """A prior predictor whose network raises (as a failing op would) on images wider than 30."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -136,8 +136,8 @@ class _FailsOnWideImages:
 
 def test_an_input_whose_colorization_fails_is_skipped_and_the_rest_evaluated(reddish):
     _write(reddish, "wide.png", np.full((24, 40, 3), 128, np.uint8))
-    source = _FailsOnWideImages(_red_prior().source())
-    result = evaluation.evaluate_with_baselines(source, [reddish], n_resamples=200)
+    predictor = _FailsOnWideImages(_red_prior().predictor())
+    result = evaluation.evaluate_with_baselines(predictor, [reddish], n_resamples=200)
     reasons = dict(result.skipped)
     wide = os.path.join(reddish, "wide.png")
     assert reasons[wide] == "failed: ResourceExhaustedError: OOM when allocating"

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcolor import colorize, export
+from tfcolor import export, predictors
 from tfcolor.models.colorizer import Colorizer
 
 TAPS = ["data", "conv1_1", "conv2_2", "conv3_3", "conv5_3", "fc7"]  # small graph: fast tracing
@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
     tf.keras.utils.set_random_seed(1)
     model = Colorizer("vgg_tiny", kind="hue_chroma", hidden=16, dropout=0.0, taps=TAPS)
     path = str(tmp_path_factory.mktemp("export") / "sm")
-    export.export_saved_model(model, path, grid_factor=4, decode_options={"fading": "released"},
+    export.export_saved_model(model, path, grid_factor=4, readout_options={"fading": "released"},
                               config={"note": "test"})
     return model, path
 
@@ -75,13 +75,14 @@ def test_signature_names_dtypes_and_shapes_are_stable(loaded):
 def test_outputs_match_the_in_process_keras_model(exported, loaded):
     model, path = exported
     x = _images()
-    want = colorize.colorize_batch(model, x, kind="hue_chroma", fading="released").numpy()
+    want = predictors.colorize_batch(model, x, kind="hue_chroma", fading="released").numpy()
     got = loaded.signatures["colorize_float"](images=tf.constant(x))["rgb"].numpy()
     np.testing.assert_allclose(got, want, atol=1e-5)
     # uint8 in, uint8 out: rounding of the same computation on the quantised input.
     u8 = np.round(x * 255).astype(np.uint8)
     got8 = loaded.signatures["serving_default"](images=tf.constant(u8))["rgb"].numpy()
-    want8 = colorize.colorize_batch(model, u8.astype(np.float32) / 255, fading="released").numpy()
+    want8 = predictors.colorize_batch(model, u8.astype(np.float32) / 255,
+                                      fading="released").numpy()
     assert np.abs(got8.astype(int) - np.round(want8 * 255)).max() <= 1
     # Grey (1-channel) input gives the same as its RGB replica.
     grey = x.mean(-1, keepdims=True)
@@ -91,13 +92,13 @@ def test_outputs_match_the_in_process_keras_model(exported, loaded):
     # Lightness of the output is the input's.
     np.testing.assert_allclose(got.mean(-1), x.mean(-1), atol=1e-5)
     hist = loaded.histograms(x)
-    logits = colorize.predict_grid(model, tf.constant(grey), 4).numpy()
+    logits = predictors.predict_grid(model, tf.constant(grey), 4).numpy()
     np.testing.assert_allclose(hist["logits"].numpy(), logits, atol=1e-4)
     assert hist["hue"].shape == (2, 6, 9, 32)
     np.testing.assert_allclose(hist["hue"].numpy().sum(-1), 1.0, atol=1e-5)
     feats = loaded.features(x)
     # The served features see the input mirror-padded to a multiple of 32 (then cropped back).
-    padded = colorize.reflect_pad(tf.constant(grey), 32)
+    padded = predictors.reflect_pad(tf.constant(grey), 32)
     maps = dict(zip(model.taps, model.features(padded, training=False)))
     for name in ("conv1_1", "conv3_3", "fc7"):
         s = model.tap_strides[name]
@@ -171,7 +172,7 @@ np.savez({str(out)!r}, **res)
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
     res = np.load(out)
     x = _images()
-    want = colorize.colorize_batch(model, x, fading="released").numpy()
+    want = predictors.colorize_batch(model, x, fading="released").numpy()
     np.testing.assert_allclose(res["colorize_float/rgb"], want, atol=1e-5)
     assert res["serving_default/rgb"].dtype == np.uint8
     assert res["histograms/logits"].shape == (2, 6, 9, 64)
@@ -232,7 +233,7 @@ def test_keras_model_beside_the_export(exported):
     assert keras_model.trunk.trainable_variables
     meta = export.read_metadata(path)
     assert meta["kind"] == "hue_chroma" and meta["grid_factor"] == 4
-    assert meta["decode_options"] == {"fading": "released"} and meta["config"] == {"note": "test"}
+    assert meta["readout_options"] == {"fading": "released"} and meta["config"] == {"note": "test"}
     assert meta["signatures"] == list(export.SIGNATURES)
 
 
@@ -254,6 +255,32 @@ def test_export_from_checkpoint(tmp_path):
     assert kind == "hue_chroma"
     with pytest.raises(FileNotFoundError, match="config.json"):
         export.load_model(str(tmp_path))
+    # load_predictor: a model_dir (no saved_model.pb) gives the restored Keras colorizer.
+    predictor = predictors.load_predictor(str(model_dir), grid_factor=2)
+    assert isinstance(predictor, predictors.KerasPredictor)
+    assert (predictor.kind, predictor.grid_factor, predictor.from_logits) == ("hue_chroma", 2, True)
+    np.testing.assert_allclose(predictor(x).numpy(),
+                               predictors.predict_grid(model, x, 2).numpy(), atol=1e-5)
+
+
+def test_the_savedmodel_and_the_keras_model_are_the_same_predictor(exported):
+    model, path = exported
+    served = predictors.load_predictor(path, grid_factor=2)  # the export's own g (4) wins
+    assert isinstance(served, predictors.SavedModelPredictor)
+    keras_predictor = predictors.KerasPredictor(model)
+    assert (served.kind, served.grid_factor, served.from_logits) == (
+            keras_predictor.kind, keras_predictor.grid_factor, keras_predictor.from_logits)
+    gray = tf.constant(_images((2, 21, 35, 1), seed=3))
+    np.testing.assert_allclose(served(gray).numpy(), keras_predictor(gray).numpy(), atol=1e-4)
+    hist = served.histograms(gray)
+    assert sorted(hist) == ["chroma", "hue"] and hist["hue"].shape == (2, 6, 9, 32)
+    np.testing.assert_allclose(hist["chroma"].numpy().sum(-1), 1.0, atol=1e-5)
+    image = _images((1, 30, 50, 3), seed=4)[0]
+    options = predictors.ColorizeOptions(uncertainty=True)
+    a = predictors.colorize_image(served, image, options)
+    b = predictors.colorize_image(keras_predictor, image, options)
+    np.testing.assert_allclose(a["rgb"].numpy(), b["rgb"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(a["uncertainty"].numpy(), b["uncertainty"].numpy(), atol=1e-4)
 
 
 def test_bad_export_arguments():
@@ -263,7 +290,7 @@ def test_bad_export_arguments():
     with pytest.raises(ValueError, match="kind"):
         export.ServingModule(model, kind="rgb")
     with pytest.raises(ValueError, match="cannot be fixed"):
-        export.ServingModule(model, decode_options={"seed": 1})
+        export.ServingModule(model, readout_options={"seed": 1})
 
 
 @pytest.mark.parametrize("kind, groups", [("lab_hist", {"a": 32, "b": 32}),
@@ -274,7 +301,7 @@ def test_serving_functions_for_every_loss_kind(kind, groups):
     module = export.ServingModule(model)
     x = _images((1, 20, 26, 3))
     got = module.colorize_float(x)["rgb"].numpy()
-    np.testing.assert_allclose(got, colorize.colorize_batch(model, x, kind=kind).numpy(),
+    np.testing.assert_allclose(got, predictors.colorize_batch(model, x, kind=kind).numpy(),
                                atol=1e-5)
     hist = module.histograms(x)
     assert {k: v.shape[-1] for k, v in hist.items()} == dict(groups, logits=sum(groups.values()))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcolor import colorize, prior as prior_lib
+from tfcolor import bins, predictors, prior as prior_lib
 from tfcolor.data import PretrainDataConfig
 
 SMALL = dict(batch_size=2, crop_size=32, num_centers=8, min_short_side=32, max_short_side=40)
@@ -45,7 +45,7 @@ def test_max_images_takes_a_seeded_sample_and_lab_groups_are_distributions():
         assert values.shape == (32,) and values.sum() == pytest.approx(1.0)
     # CIE Lab of the sRGB primaries: red (a, b) = (80, 67), green (-86, 83), blue (79, -108),
     # so two thirds of the mass of each marginal lies above 0.
-    centres = colorize.bins_lib.get("lab_a").centers
+    centres = bins.get("lab_a").centers
     assert (lab.groups["a"] * (centres > 0)).sum() == pytest.approx(2 / 3, abs=1e-6)
     assert (lab.groups["b"] * (centres > 0)).sum() == pytest.approx(2 / 3, abs=1e-6)
     reg = prior_lib.marginal_prior(images, PretrainDataConfig(target_kind="lab_regression",
@@ -55,21 +55,22 @@ def test_max_images_takes_a_seeded_sample_and_lab_groups_are_distributions():
         prior_lib.marginal_prior(images, PretrainDataConfig(**SMALL), max_images=0)
 
 
-def test_prior_source_is_constant_and_decodes_like_a_model():
+def test_prior_predictor_is_constant_and_reads_out_like_a_model():
     hue, chroma = np.zeros(32), np.zeros(32)
     hue[0], chroma[16] = 1.0, 1.0          # always red, chroma ~0.52
     p = prior_lib.MarginalPrior("hue_chroma", {"hue": hue, "chroma": chroma})
-    src = p.source(grid_factor=4)
+    src = p.predictor(grid_factor=4)
+    assert isinstance(src, predictors.PriorPredictor) and src.from_logits is False
     grid = src(tf.zeros([2, 10, 13, 1]))
     assert grid.shape == (2, 3, 4, 64)
     np.testing.assert_allclose(grid.numpy(), np.broadcast_to(p.probabilities(), (2, 3, 4, 64)))
     image = np.full((20, 24, 3), 0.5, np.float32)
-    rgb = colorize.colorize_image(src, image, colorize.ColorizeOptions())["rgb"].numpy()
+    rgb = predictors.colorize_image(src, image, predictors.ColorizeOptions())["rgb"].numpy()
     np.testing.assert_allclose(rgb.mean(-1), 0.5, atol=1e-5)   # the input lightness is kept
     assert np.all(rgb[..., 0] > rgb[..., 1] + 0.2)              # red everywhere
     np.testing.assert_allclose(rgb, np.broadcast_to(rgb[0, 0], rgb.shape), atol=1e-5)
     with pytest.raises(ValueError, match="grid_factor"):
-        p.source(grid_factor=0)
+        p.predictor(grid_factor=0)
 
 
 def test_round_trip_and_validation_of_the_json_form():

@@ -12,8 +12,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "baselines", "bins", "color", "colorize", "config", "data", "export", "histogram_transfer",
-    "layers", "losses", "metrics", "models", "surgery", "targets", "train", "transfer",
+    "baselines", "bins", "color", "config", "data", "export", "histogram_transfer",
+    "image_files", "layers", "losses", "metrics", "models", "predictors", "readout", "surgery",
+    "targets", "train", "downstream",
 )
 
 

@@ -3,12 +3,13 @@
 :func:`evaluate_with_baselines` colorizes every readable image of the inputs with the model and
 scores, on the same images and with the metrics of :mod:`tfcolor.metrics`:
 
-- ``"model"``: the colorizer, decoded with the given :class:`tfcolor.colorize.ColorizeOptions`;
+- ``"model"``: the colorizer (a ``tfcolor.predictors.Predictor``), read out with the given
+  :class:`tfcolor.predictors.ColorizeOptions`;
 - ``"gray"``: no colour at all (:func:`tfcolor.metrics.gray_baseline`);
 - ``"prior"`` (when a :class:`tfcolor.prior.MarginalPrior` is given): the training set's mean
-  histogram at every pixel, decoded with the *same* options as the model
-  (:class:`tfcolor.prior.PriorSource`), i.e. a constant hue/chroma (or a/b) recombined with
-  each image's own lightness. It sees the data set but not the image.
+  histogram at every pixel, read out with the *same* options as the model
+  (:class:`tfcolor.predictors.PriorPredictor`), i.e. a constant hue/chroma (or a/b) recombined
+  with each image's own lightness. It sees the data set but not the image.
 
 Besides the aggregate metrics (a :class:`tfcolor.metrics.ColorizationMetrics`), it keeps per-image
 values of three metrics:
@@ -94,16 +95,16 @@ def per_image_metrics(rgb_true, rgb_pred):
             "psnr": metrics.psnr(rgb_true, rgb_pred).numpy().astype(np.float64).reshape(-1)}
 
 
-def evaluate_with_baselines(source, inputs, options=None, *, prior=None, t_max=None,
+def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, t_max=None,
                             max_images=None, recursive=False, progress=None,
                             n_resamples=10000, confidence=0.95, seed=0):
     """The model, the grey baseline and the marginal prior on colour images (module docstring).
 
     Args:
-        source: a histogram source of ``tfcolor.colorize`` (``KerasSource``,
-            ``SavedModelSource``).
+        predictor: the model, a ``tfcolor.predictors.Predictor`` (``KerasPredictor``,
+            ``SavedModelPredictor``; see ``tfcolor.predictors.load_predictor``).
         inputs: files, folders or globs of colour images.
-        options: ``tfcolor.colorize.ColorizeOptions`` (used for the model and the prior).
+        options: ``tfcolor.predictors.ColorizeOptions`` (used for the model and the prior).
         prior: a :class:`tfcolor.prior.MarginalPrior` of the model's kind, or None.
         t_max: largest threshold of the cumulative error curve (default
             ``tfcolor.metrics.DEFAULT_T_MAX``).
@@ -115,32 +116,34 @@ def evaluate_with_baselines(source, inputs, options=None, *, prior=None, t_max=N
     Returns:
         An :class:`EvaluationResult`.
     """
-    from tfcolor import colorize, metrics, paired_statistics  # pylint: disable=import-outside-toplevel
-    if prior is not None and prior.kind != source.kind:
+    # pylint: disable=import-outside-toplevel
+    from tfcolor import image_files, metrics, paired_statistics, predictors
+    if prior is not None and prior.kind != predictor.kind:
         raise ValueError(f"the prior is of kind {prior.kind!r} but the model predicts "
-                         f"{source.kind!r}")
-    items = colorize.expand_inputs(inputs, recursive=recursive)
+                         f"{predictor.kind!r}")
+    items = image_files.expand_inputs(inputs, recursive=recursive)
     if not items:
         raise ValueError(f"no image found in {inputs}")
     names = ["model", "gray"] + (["prior"] if prior is not None else [])
     acc = metrics.ColorizationMetrics(names, t_max=metrics.DEFAULT_T_MAX if t_max is None
                                       else t_max)
-    prior_source = prior.source(source.grid_factor) if prior is not None else None
+    prior_predictor = prior.predictor(predictor.grid_factor) if prior is not None else None
     per_image = {n: {m: [] for m in PER_IMAGE_METRICS} for n in names}
     done, skipped = [], []
     for i, (path, _) in enumerate(items):
         if max_images is not None and len(done) >= max_images:
             break
         try:
-            rgb = colorize.read_image(path)
-        except colorize.ImageReadError as e:
+            rgb = image_files.read_image(path)
+        except image_files.ImageReadError as e:
             skipped.append((path, str(e)))
             continue
         try:
-            predictions = {"model": colorize.colorize_image(source, rgb, options)["rgb"],
+            predictions = {"model": predictors.colorize_image(predictor, rgb, options)["rgb"],
                            "gray": metrics.gray_baseline(rgb)}
-            if prior_source is not None:
-                predictions["prior"] = colorize.colorize_image(prior_source, rgb, options)["rgb"]
+            if prior_predictor is not None:
+                predictions["prior"] = predictors.colorize_image(prior_predictor, rgb,
+                                                                 options)["rgb"]
         except (tf.errors.OpError, ValueError) as e:  # one input must not end the run
             message = str(e).strip().splitlines()
             skipped.append((path, f"failed: {type(e).__name__}: {message[0] if message else ''}"))

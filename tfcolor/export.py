@@ -28,11 +28,13 @@ signature          inputs                                       outputs
 
 ``h, w = ceil(H / g), ceil(W / g)`` with the export's grid factor ``g`` (default 4); grid cell
 ``(i, j)`` is input pixel ``(i g, j g)``. Every signature accepts any image size (padded inside by
-mirror reflection to a multiple of the trunk's largest stride, see ``tfcolor.colorize``) and any
+mirror reflection to a multiple of the trunk's largest stride, see ``tfcolor.predictors``) and any
 batch size; the B, H, W dimensions are dynamic (-1 in ``saved_model_cli``). Colour inputs are
 desaturated (``(R + G + B) / 3``) first. The colour output has the input's lightness exactly.
-Decoding options (hue expectation, chroma median, chromatic fading variant, ...) are fixed at
-export time (``decode_options``) and recorded in the metadata. Shapes of ``images`` are
+The colour signatures run one function, ``tfcolor.predictors.colorize_batch`` (pad, predict,
+read the colours off the histograms with ``tfcolor.readout``). Readout options (hue
+expectation, chroma median, chromatic fading variant, ...) are fixed at export time
+(``readout_options``) and recorded in the metadata. Shapes of ``images`` are
 declared fully unknown (rank too), so that a wrong rank reaches the checks below instead of a
 shape error at the signature boundary.
 
@@ -65,7 +67,7 @@ Reuse in Python (fine-tuning)
 * ``export_dir/colorizer.keras``: the Keras colorizer itself, ``load_keras_model(export_dir)``
   returns it (``model.trunk`` is the Keras trunk: a functional model grey -> {tap: map}).
 
-``export_dir/tfcolor_export.json`` holds the metadata (kind, grid factor, padding multiple, decode
+``export_dir/tfcolor_export.json`` holds the metadata (kind, grid factor, padding multiple, readout
 options, taps and strides, the training config if given, the signature table).
 
 From a training directory
@@ -80,7 +82,8 @@ import shutil
 
 import tensorflow as tf
 
-from tfcolor import colorize as colorize_lib
+from tfcolor import predictors
+from tfcolor import readout as readout_lib
 from tfcolor.data import decode as decode_lib
 
 try:  # keeps the Keras model out of the SavedModel's object graph (see ServingModule)
@@ -157,8 +160,9 @@ class ServingModule(tf.Module):
         kind: loss kind (default: ``model.kind``).
         grid_factor: dense grid factor g (4).
         multiple: padding multiple (default: the model's largest stride).
-        decode_options: keyword arguments of ``tfcolor.colorize.decode`` (hue_method,
-            chroma_method, fading, hcl_variant, lightness, ...).
+        readout_options: keyword arguments of ``tfcolor.readout.readout``
+            (``tfcolor.readout.READOUT_OPTIONS``: hue_method, chroma_method, fading,
+            hcl_variant, lightness, ...).
     """
 
     # Plain attributes (not tf.Module's properties), so that they are saved and restored: the
@@ -166,7 +170,7 @@ class ServingModule(tf.Module):
     variables = None
     trainable_variables = None
 
-    def __init__(self, model, kind=None, grid_factor=4, multiple=None, decode_options=None,
+    def __init__(self, model, kind=None, grid_factor=4, multiple=None, readout_options=None,
                  name="tfcolor_colorizer", max_pixels=decode_lib.DEFAULT_MAX_PIXELS):
         super().__init__(name=name)
         # Keras 3 variables are saved through their underlying tf.Variable, never through the
@@ -176,16 +180,16 @@ class ServingModule(tf.Module):
         # is therefore held without tracking; the variables are tracked as tf.Variables.
         self.model = NoDependency(model) if NoDependency is not None else model
         self.kind = kind or getattr(model, "kind", "hue_chroma")
-        colorize_lib.group_sizes(self.kind)  # validates
+        readout_lib.group_sizes(self.kind)  # validates
         self.grid_factor = int(grid_factor)
         if self.grid_factor < 1:
             raise ValueError(f"grid_factor must be a positive integer, got {grid_factor}")
-        self.multiple = int(multiple or colorize_lib.model_stride(model))
+        self.multiple = int(multiple or predictors.model_stride(model))
         self.max_pixels = None if max_pixels is None else int(max_pixels)
-        self.decode_options = dict(decode_options or {})
+        self.readout_options = dict(readout_options or {})
         for key in ("sample_quantile", "seed", "network_size"):
-            if key in self.decode_options:
-                raise ValueError(f"decode option {key!r} cannot be fixed in a SavedModel")
+            if key in self.readout_options:
+                raise ValueError(f"readout option {key!r} cannot be fixed in a SavedModel")
         self.from_logits = getattr(model, "head_activation", None) is None
         self.variables = _tf_variables(model.variables)
         self.trainable_variables = _tf_variables(model.trainable_variables)
@@ -197,20 +201,19 @@ class ServingModule(tf.Module):
     # -- graph pieces -------------------------------------------------------------------------
 
     def _grid(self, gray):
-        return colorize_lib.predict_grid(self.model, gray, self.grid_factor, self.multiple)
+        return predictors.predict_grid(self.model, gray, self.grid_factor, self.multiple)
 
     def _padded_features(self, images):
         """Validated grey input reflect-padded to the trunk's multiple: (input size, padded,
         tap maps of the padded input in inference mode)."""
         gray = _validated_gray(images)
-        padded = colorize_lib.reflect_pad(gray, self.multiple)
+        padded = predictors.reflect_pad(gray, self.multiple)
         return tf.shape(gray)[1:3], padded, self.model.features(padded, training=False)
 
     def _colorize_gray(self, gray):
-        logits = self._grid(gray)
-        hist = colorize_lib.split_predictions(logits, self.kind, self.from_logits)
-        return colorize_lib.decode(hist, gray, kind=self.kind, grid_factor=self.grid_factor,
-                                   **self.decode_options)["rgb"]
+        return predictors.colorize_batch(
+                self.model, gray, kind=self.kind, grid_factor=self.grid_factor,
+                multiple=self.multiple, from_logits=self.from_logits, **self.readout_options)
 
     def _build_functions(self):
         @tf.function(input_signature=[_ANY_U8])
@@ -261,7 +264,7 @@ class ServingModule(tf.Module):
         def histograms(images):
             """float32 images -> {"logits": (B, h, w, D), <group>: probabilities (B, h, w, K)}."""
             logits = tf.cast(self._grid(_validated_gray(images)), tf.float32)
-            out = colorize_lib.split_predictions(logits, self.kind, self.from_logits)
+            out = readout_lib.split_predictions(logits, self.kind, self.from_logits)
             out["logits"] = logits
             return out
 
@@ -316,14 +319,14 @@ class ServingModule(tf.Module):
 
     def metadata(self, config=None):
         return {
-                "format": "tfcolor-savedmodel-1",
+                "format": "tfcolor-savedmodel-2",
                 "kind": self.kind,
                 "grid_factor": self.grid_factor,
                 "padding_multiple": self.multiple,
                 "max_pixels": self.max_pixels,
                 "from_logits": self.from_logits,
-                "group_sizes": list(colorize_lib.group_sizes(self.kind)),
-                "decode_options": self.decode_options,
+                "group_sizes": list(readout_lib.group_sizes(self.kind)),
+                "readout_options": self.readout_options,
                 "taps": self.taps,
                 "tap_strides": {k: int(v) for k, v in
                                 dict(getattr(self.model, "tap_strides", {})).items()},
@@ -338,7 +341,7 @@ def _local(path):
 
 
 def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=None,
-                       decode_options=None, config=None, save_keras=True, overwrite=True):
+                       readout_options=None, config=None, save_keras=True, overwrite=True):
     """Writes a SavedModel of ``model`` with the signatures of the module docstring.
 
     On a local disk the export is written to a temporary sibling folder
@@ -355,7 +358,7 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
         kind: loss kind (default ``model.kind``).
         grid_factor: dense grid factor g of every signature (paper: 4).
         multiple: padding multiple (default: the model's largest stride).
-        decode_options: fixed decoding options (``tfcolor.colorize.decode`` keywords).
+        readout_options: fixed readout options (``tfcolor.readout.readout`` keywords).
         config: JSON-able training config stored in the metadata (e.g.
             ``PretrainConfig.to_dict()``).
         save_keras: also write ``colorizer.keras`` next to it.
@@ -371,7 +374,7 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
     if not exists and tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not a directory")
     module = ServingModule(model, kind=kind, grid_factor=grid_factor, multiple=multiple,
-                           decode_options=decode_options)
+                           readout_options=readout_options)
     target = export_dir.rstrip("/") or export_dir
     staging = f"{target}.tmp-{os.getpid()}" if _local(export_dir) else export_dir
     if staging != export_dir and os.path.lexists(staging):
@@ -466,29 +469,3 @@ def export_from_checkpoint(model_dir, export_dir, checkpoint=None, model=None, *
     with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE)) as f:
         config = json.load(f)
     return export_saved_model(model, export_dir, kind=kind, config=config, **kwargs)
-
-
-class SavedModelSource:
-    """Grid predictions from a SavedModel written by :func:`export_saved_model` (its
-    ``histograms`` signature), usable wherever ``tfcolor.colorize`` takes a source; the grid
-    factor and kind are those of the export."""
-
-    from_logits = True
-
-    def __init__(self, export_dir):
-        self.loaded = tf.saved_model.load(export_dir)
-        meta = read_metadata(export_dir)
-        self.kind = meta["kind"]
-        self.grid_factor = int(meta["grid_factor"])
-
-    def __call__(self, gray):
-        return self.loaded.histograms(tf.cast(gray, tf.float32))["logits"]
-
-
-def load_source(path, grid_factor=4, checkpoint=None):
-    """A :class:`SavedModelSource` if ``path`` holds a SavedModel, else a
-    ``tfcolor.colorize.KerasSource`` rebuilt from a training ``model_dir`` (:func:`load_model`)."""
-    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-        return SavedModelSource(path)
-    model, kind = load_model(path, checkpoint)
-    return colorize_lib.KerasSource(model, kind=kind, grid_factor=grid_factor)

@@ -116,7 +116,7 @@ def desaturate_into_gamut(rgb, gray):
 
     The result has exactly the lightness ``gray`` (mean of R, G, B) and the hue direction of
     ``rgb``; colours outside the sRGB cube are desaturated towards the grey rather than clipped.
-    This is the ``lightness="exact"`` matching of ``tfcolor.colorize``.
+    This is the ``lightness="exact"`` matching of ``tfcolor.readout``.
 
     Args:
         rgb: (..., 3) float.

@@ -1,4 +1,4 @@
-"""The marginal-prior baseline: the training set's mean target histogram, decoded like a model.
+"""The marginal-prior baseline: the training set's mean target histogram, read out like a model.
 
 A colorizer that ignores its input and always predicts the average colour distribution of the
 training data is the honest "knows the data set, sees nothing" baseline: beating the grey
@@ -15,13 +15,14 @@ for the image order, crops and centres; ``max_images`` keeps the first images of
 shuffle (a representative sample even of a source sorted by class, such as an ImageNet folder).
 
 :class:`MarginalPrior` holds the groups (``to_dict``/``from_dict`` for JSON), gives the constant
-prediction vector in the head's layout (:meth:`MarginalPrior.probabilities`) and a histogram
-source (:class:`PriorSource`) that :func:`tfcolor.colorize.colorize_image` decodes with the same
-options as the model (so the prior's colorization is a constant hue/chroma, or a/b, per pixel,
-recombined with each image's own lightness).
+prediction vector in the head's layout (:meth:`MarginalPrior.probabilities`) and a predictor
+(:meth:`MarginalPrior.predictor`, a ``tfcolor.predictors.PriorPredictor``) that
+``tfcolor.predictors.colorize_image`` reads out with the same options as the model (so the
+prior's colorization is a constant hue/chroma, or a/b, per pixel, recombined with each image's
+own lightness).
 
 >>> prior = marginal_prior("embedded", PretrainDataConfig(crop_size=128, num_centers=64))
->>> rgb = colorize.colorize_image(prior.source(), image, options)["rgb"]
+>>> rgb = predictors.colorize_image(prior.predictor(), image, options)["rgb"]
 """
 import dataclasses
 import logging
@@ -30,8 +31,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["MarginalPrior", "PriorSource", "marginal_prior", "data_config_from_run_config",
-           "histogram_kl"]
+__all__ = ["MarginalPrior", "marginal_prior", "data_config_from_run_config", "histogram_kl"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 def _group_layout(kind, target_builder):
     """[(group name, start, size)] of the histogram groups in the packed target, and the
     prediction depth D (the head's output size)."""
-    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
-    names = [name for name, _ in colorize.GROUPS[kind]]
+    from tfcolor import readout  # pylint: disable=import-outside-toplevel
+    names = [name for name, _ in readout.GROUPS[kind]]
     sizes = list(target_builder.output_sizes)
     if len(names) != len(sizes):
         raise ValueError(f"kind {kind!r} has groups {names} but the target builder gives sizes "
@@ -73,13 +73,15 @@ class MarginalPrior:
 
     def probabilities(self):
         """The constant prediction in the head's layout (groups concatenated), float32 (D,)."""
-        from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+        from tfcolor import readout  # pylint: disable=import-outside-toplevel
         return np.concatenate([np.asarray(self.groups[name], np.float32)
-                               for name, _ in colorize.GROUPS[self.kind]])
+                               for name, _ in readout.GROUPS[self.kind]])
 
-    def source(self, grid_factor=4):
-        """A :class:`PriorSource` for :func:`tfcolor.colorize.colorize_image`."""
-        return PriorSource(self, grid_factor)
+    def predictor(self, grid_factor=4):
+        """A ``tfcolor.predictors.PriorPredictor`` of this prior (for
+        ``tfcolor.predictors.colorize_image``)."""
+        from tfcolor import predictors  # pylint: disable=import-outside-toplevel
+        return predictors.PriorPredictor(self, grid_factor)
 
     def to_dict(self):
         return {"kind": self.kind, "points": int(self.points), "images": int(self.images),
@@ -88,47 +90,21 @@ class MarginalPrior:
 
     @classmethod
     def from_dict(cls, d):
-        from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+        from tfcolor import readout  # pylint: disable=import-outside-toplevel
         kind = d.get("kind")
-        if kind not in colorize.KINDS:
-            raise ValueError(f"prior kind must be one of {colorize.KINDS}, got {kind!r}")
+        if kind not in readout.KINDS:
+            raise ValueError(f"prior kind must be one of {readout.KINDS}, got {kind!r}")
         groups = {k: np.asarray(v, np.float64) for k, v in dict(d.get("groups", {})).items()}
-        want = [name for name, _ in colorize.GROUPS[kind]]
+        want = [name for name, _ in readout.GROUPS[kind]]
         if sorted(groups) != sorted(want):
             raise ValueError(f"a {kind} prior needs groups {want}, got {sorted(groups)}")
-        sizes = dict(zip(want, colorize.group_sizes(kind)))
+        sizes = dict(zip(want, readout.group_sizes(kind)))
         for name, values in groups.items():
             if values.shape != (sizes[name],) or not np.all(np.isfinite(values)):
                 raise ValueError(f"prior group {name!r} must be {sizes[name]} finite numbers, "
                                  f"got shape {values.shape}")
         return cls(kind=kind, groups=groups, points=int(d.get("points", 0)),
                    images=int(d.get("images", 0)), origin=str(d.get("origin", "")))
-
-
-class PriorSource:
-    """A histogram source (``tfcolor.colorize``) predicting the prior at every grid cell.
-
-    ``source(gray)`` -> ``(B, ceil(H/g), ceil(W/g), D)`` probabilities (``from_logits=False``),
-    the same vector everywhere, so :func:`tfcolor.colorize.colorize_image` decodes it with any
-    :class:`tfcolor.colorize.ColorizeOptions`.
-    """
-
-    from_logits = False
-
-    def __init__(self, prior, grid_factor=4):
-        if isinstance(grid_factor, bool) or not isinstance(grid_factor, int) or grid_factor < 1:
-            raise ValueError(f"grid_factor must be a positive integer, got {grid_factor!r}")
-        self.kind = prior.kind
-        self.grid_factor = grid_factor
-        self._vector = tf.constant(prior.probabilities(), tf.float32)
-
-    def __call__(self, gray):
-        gray = tf.convert_to_tensor(gray)
-        shape = tf.shape(gray)
-        g = self.grid_factor
-        out_shape = tf.stack([shape[0], (shape[1] + g - 1) // g, (shape[2] + g - 1) // g,
-                              tf.size(self._vector)])
-        return tf.broadcast_to(self._vector, out_shape)
 
 
 def data_config_from_run_config(run_config, **overrides):

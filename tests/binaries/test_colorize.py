@@ -74,9 +74,9 @@ def test_usage_errors_name_the_problem(setup):
     assert res.returncode == 2 and "config.json" in res.stderr
 
 
-def test_decode_flag_defaults_are_the_methods_best_choices():
+def test_readout_flag_defaults_are_the_methods_best_choices():
     # Shared by colorize, evaluate and export: released fading (min), interpolated chroma
-    # median, Lab by expectation (lab_method None -> expectation in tfcolor.colorize.decode).
+    # median, Lab by expectation (lab_method None -> expectation in tfcolor.readout.readout).
     from absl import flags  # pylint: disable=import-outside-toplevel
     import program_loader  # pylint: disable=import-outside-toplevel
     program = program_loader.load_program("colorize")

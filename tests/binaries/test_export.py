@@ -30,7 +30,7 @@ def model_dir(tmp_path_factory):
 
 def test_export_program_writes_a_servable_savedmodel(model_dir, tmp_path):
     import tensorflow as tf
-    from tfcolor import colorize, export
+    from tfcolor import export, predictors
     path, model = model_dir
     out = str(tmp_path / "exported" / "1")
     res = _run(f"--model_dir={path}", f"--export_dir={out}", "--fading=released",
@@ -39,12 +39,12 @@ def test_export_program_writes_a_servable_savedmodel(model_dir, tmp_path):
     assert os.path.exists(os.path.join(out, "saved_model.pb"))
     assert not os.path.exists(os.path.join(out, export.KERAS_FILE))
     meta = json.load(open(os.path.join(out, export.METADATA_FILE)))
-    assert meta["grid_factor"] == 2 and meta["decode_options"]["fading"] == "released"
+    assert meta["grid_factor"] == 2 and meta["readout_options"]["fading"] == "released"
     assert meta["config"]["model"]["arch"] == "vgg_tiny"
     loaded = tf.saved_model.load(out)
     x = np.random.default_rng(0).uniform(size=(1, 19, 26, 3)).astype(np.float32)
     got = loaded.signatures["colorize_float"](images=tf.constant(x))["rgb"].numpy()
-    want = colorize.colorize_batch(model, x, grid_factor=2, fading="released").numpy()
+    want = predictors.colorize_batch(model, x, grid_factor=2, fading="released").numpy()
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 

@@ -53,14 +53,14 @@ def world(tmp_path_factory):
 def _check_colorize_run(res, cases, out):
     """Exit 1; one PNG of the right (upright) size per valid case with the input's lightness;
     one ``skipped PATH: reason`` line per invalid case; nothing else in the output folder."""
-    from tfcolor import colorize
+    from tfcolor import image_files
     assert res.returncode == 1, res.stderr[-3000:]
     valid = hostile_inputs.valid_cases(cases)
     assert sorted(os.listdir(out)) == sorted(_stem(c) + ".png" for c in valid.values())
     for case in valid.values():
         got = np.asarray(Image.open(os.path.join(out, _stem(case) + ".png")), np.float32)
         assert got.shape == tuple(case.size) + (3,), case.note
-        grey = colorize.read_image(case.path).mean(-1) * 255.0
+        grey = image_files.read_image(case.path).mean(-1) * 255.0
         assert np.abs(got.mean(-1) - grey).max() <= 1.5, case.note
     for case in hostile_inputs.invalid_cases(cases).values():
         assert f"skipped {case.path}: {case.expected}" in res.stderr, (case.note, res.stderr[-3000:])

@@ -1,0 +1,97 @@
+"""Tests for tfcolor.predictors: any-size prediction, colorizing a batch or one image, the
+predictor classes."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcolor import predictors, readout
+from tfcolor.models.colorizer import Colorizer
+
+TAPS = ["data", "conv1_1", "conv2_2", "conv3_3", "fc7"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    tf.keras.utils.set_random_seed(2)
+    return Colorizer("vgg_tiny", kind="hue_chroma", hidden=8, dropout=0.0, taps=TAPS)
+
+
+def test_reflect_pad_matches_numpy_symmetric_and_handles_tiny_images():
+    x = np.random.default_rng(1).uniform(size=(2, 5, 7, 1)).astype(np.float32)
+    got = predictors.reflect_pad(x, 8).numpy()
+    want = np.pad(x, [(0, 0), (0, 3), (0, 1), (0, 0)], mode="symmetric")
+    np.testing.assert_array_equal(got, want)
+    tiny = predictors.reflect_pad(np.ones((1, 1, 2, 1), np.float32), 32)
+    assert tiny.shape == (1, 32, 32, 1)
+
+
+# ---------------------------------------------------------------------------- with a model
+
+
+def test_colorize_batch_any_size_equals_manual_pipeline(model):
+    rgb = np.random.default_rng(10).uniform(size=(2, 23, 41, 3)).astype(np.float32)
+    out = predictors.colorize_batch(model, rgb).numpy()
+    assert out.shape == rgb.shape
+    np.testing.assert_allclose(out.mean(-1), rgb.mean(-1), atol=1e-5)
+    gray = rgb.mean(-1, keepdims=True)
+    padded = predictors.reflect_pad(gray, 32)
+    assert padded.shape == (2, 32, 64, 1)
+    logits = model.dense(padded, grid_factor=4)[:, :6, :11]
+    want = readout.readout_rgb(logits, gray).numpy()
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert predictors.model_stride(model) == 32
+
+
+def test_colorize_image_options(model):
+    image = np.random.default_rng(11).uniform(size=(40, 70, 3)).astype(np.float32)
+    predictor = predictors.KerasPredictor(model)
+    opts = predictors.ColorizeOptions(max_side=32, samples=2, uncertainty=True, fading="released")
+    out = predictors.colorize_image(predictor, image, opts)
+    assert out["rgb"].shape == (40, 70, 3)
+    np.testing.assert_allclose(out["rgb"].numpy().mean(-1), image.mean(-1), atol=1e-5)
+    assert out["uncertainty"].shape == (40, 70) and len(out["samples"]) == 2
+    grey_in = predictors.colorize_image(predictor, image.mean(-1), opts)["rgb"].numpy()
+    np.testing.assert_allclose(grey_in, out["rgb"].numpy(), atol=1e-5)  # colour is discarded
+    with pytest.raises(ValueError, match="reference"):
+        predictors.colorize_image(predictor, image, predictors.ColorizeOptions(transfer="bias"))
+    with pytest.raises(ValueError, match="empty"):
+        predictors.colorize_image(predictor, np.zeros((0, 4, 3), np.float32))
+    ref = np.zeros((10, 10, 3), np.float32)
+    ref[..., 0] = 0.9  # a red reference
+    for method in ("quantile", "bias"):
+        res = predictors.colorize_image(predictor, image, predictors.ColorizeOptions(
+                transfer=method, max_side=32, transfer_steps=50), reference=ref)["rgb"].numpy()
+        np.testing.assert_allclose(res.mean(-1), image.mean(-1), atol=1e-4)
+
+
+def test_mixed_precision_model_is_read_out_in_float32(model):
+    import keras
+    previous = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_float16")
+        half = Colorizer("vgg_tiny", kind="hue_chroma", hidden=8, dropout=0.0, taps=TAPS)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    half.set_weights(model.get_weights())
+    rgb = np.random.default_rng(13).uniform(size=(1, 24, 24, 3)).astype(np.float32)
+    logits = predictors.predict_grid(half, rgb.mean(-1, keepdims=True), 4)
+    assert logits.dtype == tf.float16
+    out = predictors.colorize_batch(half, rgb)
+    assert out.dtype == tf.float32
+    want = predictors.colorize_batch(model, rgb).numpy()
+    assert np.abs(out.numpy() - want).mean() < 0.02
+    np.testing.assert_allclose(out.numpy().mean(-1), rgb.mean(-1), atol=1e-5)
+
+
+def test_shrunk_network_input_stays_in_range():
+    # Issue #11: an all-white 683 x 512 image shrunk to 512 x 384 by the antialiased area
+    # resize came out at 1.0000075, which the SavedModel's range check refused.
+    white = tf.ones([1, 512, 683, 1])
+    net, net_hw = predictors._network_input(white, 512)  # pylint: disable=protected-access
+    assert net_hw == (384, 512)
+    assert float(tf.reduce_max(net)) == 1.0  # clipped, not 1.0000075
+    assert float(tf.reduce_min(net)) == pytest.approx(1.0, abs=1e-4)  # still white
+    rng = np.random.default_rng(3)
+    noise = tf.constant((rng.uniform(size=(1, 700, 333, 1)) > 0.5).astype(np.float32))
+    net, _ = predictors._network_input(noise, 100)  # pylint: disable=protected-access
+    assert 0.0 <= float(tf.reduce_min(net)) and float(tf.reduce_max(net)) <= 1.0
