@@ -3,10 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcolor import baselines
-from tfcolor import data as data_lib
 from tfcolor.baselines import denoising
-from tfcolor.transfer import init
 
 
 def test_salt_and_pepper_statistics():
@@ -32,7 +29,8 @@ def test_salt_and_pepper_statistics():
 def test_denoising_batches_targets_are_clean_values_at_centres():
     gray = tf.random.uniform([2, 16, 16, 1], seed=3)
     centers = tf.constant([[[1, 2], [3, 4]], [[5, 6], [7, 8]]], tf.int32)
-    ds = tf.data.Dataset.from_tensors({"gray": gray, "centers": centers})
+    ds = tf.data.Dataset.from_tensors({"gray": gray, "centers": centers,
+                                       "index": tf.constant([0, 1], tf.int64)})
     batch = next(iter(denoising.denoising_batches(ds, rate=0.5, seed=1)))
     clean = gray.numpy()[[0, 0, 1, 1], [1, 3, 5, 7], [2, 4, 6, 8], 0].reshape(2, 2)
     np.testing.assert_allclose(batch["targets"][..., 0], clean)
@@ -50,27 +48,5 @@ def test_denoising_loss_weights_corrupted_pixels():
 
 
 def test_build_model_leaves_out_the_data_tap():
-    model = denoising.build_model("vgg_tiny", hidden=8)
+    model = denoising.DenoisingAutoencoder("vgg_tiny", hidden=8)
     assert "data" not in model.taps and model.output_sizes == (1,)
-
-
-def test_pretrain_and_transfer(tmp_path):
-    images = (np.random.default_rng(0).uniform(0, 1, (4, 40, 40, 3)) * 255).astype(np.uint8)
-    config = data_lib.PretrainDataConfig(batch_size=2, crop_size=32, num_centers=8,
-                                         edge_buffer=4, min_short_side=32, max_short_side=36)
-    result = baselines.pretrain("denoising", images, str(tmp_path),
-                                model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2",
-                                                  hidden=8),
-                                data_config=config, train_steps=2, steps_per_loop=1)
-    assert np.isfinite(result.losses["loss"])
-    assert init.describe_init(str(tmp_path)) == "baseline"
-    trunk, arch = init.load_trunk(str(tmp_path))
-    loaded = baselines.load(str(tmp_path)).model
-    x = tf.random.uniform([1, 16, 16, 1])
-    expected = loaded.trunk(x, training=False)
-    got = trunk(x, training=False)
-    assert arch == "vgg_tiny"
-    for name in expected:
-        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="unknown baseline"):
-        baselines.build("autoencoder")

@@ -5,10 +5,8 @@ import pytest
 import tensorflow as tf
 from skimage import color as skcolor
 
-from tfcolor import baselines
-from tfcolor import data as data_lib
 from tfcolor.baselines import split_brain
-from tfcolor.transfer import init
+from tfcolor.downstream import initialization as init
 from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
@@ -63,9 +61,9 @@ def test_halves_are_disjoint_half_width_and_see_only_their_group(model):
     n_a = model.ab_bins ** 2
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(rgb)
-        out = model.sparse(rgb, centers, training=False)
-        loss_a = tf.reduce_sum(out[..., :n_a])
-    assert out.shape == (2, 2, n_a + model.l_bins)
+        out_a, out_b = model.cross_predictions(rgb, centers, training=False)
+        loss_a = tf.reduce_sum(out_a)
+    assert out_a.shape == (2, 2, n_a) and out_b.shape == (2, 2, model.l_bins)
     grads = tape.gradient(loss_a, model.trunk_b.trainable_variables + model.head_b.weights)
     assert all(g is None or not np.any(g) for g in grads)
     assert any(np.any(g) for g in tape.gradient(loss_a, model.trunk_a.trainable_variables))
@@ -78,18 +76,18 @@ def test_each_half_sees_only_its_channels():
     image = tf.random.uniform([1, 8, 8, 3], seed=8)
     changed = tf.concat([image[..., :1] * 0.5, image[..., 1:2], image[..., 2:] * 0.3], -1)
     centers = tf.constant([[[2, 3], [5, 6]]], tf.int32)
-    n_a = rgb_model.ab_bins ** 2
-    before = rgb_model.sparse(image, centers).numpy()
-    after = rgb_model.sparse(changed, centers).numpy()
-    np.testing.assert_allclose(after[..., :n_a], before[..., :n_a], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(after[..., n_a:], before[..., n_a:])
+    before_a, before_b = rgb_model.cross_predictions(image, centers)
+    after_a, after_b = rgb_model.cross_predictions(changed, centers)
+    np.testing.assert_allclose(after_a, before_a, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after_b, before_b)
 
 
 def test_loss_is_cross_entropy_of_both_halves(model):
     n_a = model.ab_bins ** 2
     logits = tf.random.normal([1, 2, n_a + model.l_bins], seed=6)
     y = tf.constant([[[3.0, 17.0], [99.0, 0.0]]])
-    loss = model.loss_fn()(y, logits).numpy()
+    ce_a, ce_b = split_brain.split_brain_loss(y, logits[..., :n_a], logits[..., n_a:])
+    loss = (ce_a + ce_b).numpy()
     la = tf.nn.log_softmax(logits[..., :n_a]).numpy()
     lb = tf.nn.log_softmax(logits[..., n_a:]).numpy()
     expected = [-(la[0, 0, 17] + lb[0, 0, 3]), -(la[0, 1, 0] + lb[0, 1, 99])]
@@ -120,25 +118,12 @@ def test_split_input_config_round_trip():
     assert clone.split == "rgb"
 
 
-def test_pretrain_and_load(tmp_path):
-    images = (np.random.default_rng(0).uniform(0, 1, (4, 40, 40, 3)) * 255).astype(np.uint8)
-    config = data_lib.PretrainDataConfig(batch_size=2, crop_size=32, num_centers=8,
-                                         edge_buffer=4, min_short_side=32, max_short_side=36)
-    result = baselines.pretrain("split_brain", images, str(tmp_path),
-                                model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2",
-                                                  hidden=8, split="rescaled_lab"),
-                                data_config=config, train_steps=2, steps_per_loop=1)
-    # Two cross-entropies over 100 classes start near 2 ln(100).
-    assert 0.5 * 2 * np.log(100) < result.losses["colorization"] < 2 * 2 * np.log(100)
-    trunk, arch = init.load_trunk(str(tmp_path), color_input=True)
-    assert trunk.inputs[0].shape[-1] == 3 and arch == "vgg_tiny"
-
-
 def test_split_brain_under_mixed_precision_strategy_and_tf_function():
     keras.config.set_dtype_policy("mixed_float16")
     try:
         m16 = split_brain.SplitBrainAutoencoder("vgg_tiny", taps="conv1_1", hidden=8)
-        out = m16.sparse(tf.random.uniform([1, 8, 8, 3]), tf.zeros([1, 2, 2], tf.int32))
+        out = tf.concat(m16.cross_predictions(tf.random.uniform([1, 8, 8, 3]),
+                                              tf.zeros([1, 2, 2], tf.int32)), axis=-1)
         assert out.dtype == tf.float16 and np.isfinite(out.numpy()).all()
         trunk = m16.downstream_trunk()
         assert trunk(tf.random.uniform([1, 8, 8, 3]))["conv1_1"].dtype == tf.float16
@@ -150,7 +135,8 @@ def test_split_brain_under_mixed_precision_strategy_and_tf_function():
 
     @tf.function
     def step(x, c):
-        return strategy.run(m.sparse, args=(x, c))
+        return strategy.run(lambda x, c: tf.concat(m.cross_predictions(x, c), axis=-1),
+                            args=(x, c))
 
     out = step(tf.random.uniform([2, 8, 8, 3]), tf.zeros([2, 2, 2], tf.int32))
     assert all(t.shape[-2:] == (2, 200) for t in strategy.experimental_local_results(out))

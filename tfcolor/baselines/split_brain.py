@@ -19,8 +19,8 @@ split                     group 1 (1 channel)                  group 2 (2 channe
                           luminance)
 ========================= ==================================== ==================================
 
-Quantisation (METHOD.md section 7, the student version): a 1-channel group into ``l_bins``
-(100) uniform bins on [0, 1] (L: 1 unit of L each); a 2-channel group into a joint
+Quantisation (the student version cited in the method's baseline list): a 1-channel group into
+``l_bins`` (100) uniform bins on [0, 1] (L: 1 unit of L each); a 2-channel group into a joint
 ``ab_bins`` x ``ab_bins`` (10 x 10) grid of uniform bins on [0, 1] (a, b: 22 Lab units on
 [-110, 110]), index ``i * ab_bins + j``. Targets are the bins of the centre pixel (no window),
 at ``P`` sparse pixels per image, as in the colorizer: each half is trunk -> sparse hypercolumn
@@ -43,8 +43,9 @@ says whether a split has it, :meth:`SplitBrainAutoencoder.downstream_trunk` logs
 ``color_input=False``, and ``binaries/reproduce`` marks the split-brain numbers on grey sets
 with it.
 
-The halves are built by :func:`resized_trunk`, which edits the functional config of a
-``build_trunk`` model (filters scaled, input channels changed).
+The objective is :class:`tfcolor.tasks.split_brain.SplitBrainTask`. The halves are built by
+:func:`resized_trunk`, which edits the functional config of a ``build_trunk`` model (filters
+scaled, input channels changed).
 """
 import keras
 import tensorflow as tf
@@ -54,6 +55,10 @@ from tfcolor import layers as tfcolor_layers
 
 SPLITS = ("lab", "rescaled_lab", "rgb")
 AB_RANGE = 110.0
+#: Defaults of the split and the quantisation (the model's, the targets' and the task's).
+DEFAULT_SPLIT = "lab"
+DEFAULT_L_BINS = 100
+DEFAULT_AB_BINS = 10
 
 
 def _check_split(split):
@@ -71,7 +76,7 @@ def grey_input_handicap(split):
             "so half of its features carry no information")
 
 
-def split_channels(rgb, split="lab", eps=1e-6):
+def split_channels(rgb, split=DEFAULT_SPLIT, eps=1e-6):
     """RGB (B, H, W, 3) or grey (B, H, W, 1) in [0, 1] -> (group 1 (B, H, W, 1), group 2
     (B, H, W, 2)), every channel in [0, 1] (see the module docstring)."""
     _check_split(split)
@@ -104,7 +109,8 @@ def quantize(values, bins):
     raise ValueError(f"quantize takes 1 or 2 channels; got shape {values.shape}.")
 
 
-def split_brain_targets(rgb, centers, split="lab", l_bins=100, ab_bins=10):
+def split_brain_targets(rgb, centers, split=DEFAULT_SPLIT, l_bins=DEFAULT_L_BINS,
+                        ab_bins=DEFAULT_AB_BINS):
     """(B, P, 2) float32 targets: (bin of group 1, joint bin of group 2) at each centre."""
     g1, g2 = split_channels(rgb, split)
     t1 = tf.gather_nd(quantize(g1, l_bins), centers, batch_dims=1)
@@ -112,16 +118,35 @@ def split_brain_targets(rgb, centers, split="lab", l_bins=100, ab_bins=10):
     return tf.cast(tf.stack([t1, t2], axis=-1), tf.float32)
 
 
-def split_brain_batches(dataset, split="lab", l_bins=100, ab_bins=10):
-    """Pretraining batches with ``"rgb"`` -> ``{"gray": rgb, "centers", "targets"}``.
+def split_brain_loss(targets, logits_a, logits_b):
+    """Per-point cross-entropies ``(ce_a, ce_b)``, each (B, P) float32: half a's logits
+    against the group-2 bin (``targets[..., 1]``), half b's against the group-1 bin
+    (``targets[..., 0]``); ``targets`` as :func:`split_brain_targets` makes them."""
+    targets = tf.convert_to_tensor(targets)
+    t1 = tf.cast(targets[..., 0], tf.int32)
+    t2 = tf.cast(targets[..., 1], tf.int32)
+    ce_a = tf.nn.sparse_softmax_cross_entropy_with_logits(t2, tf.cast(logits_a, tf.float32))
+    ce_b = tf.nn.sparse_softmax_cross_entropy_with_logits(t1, tf.cast(logits_b, tf.float32))
+    return ce_a, ce_b
 
-    The key ``"gray"`` (the training loop's input key) carries the RGB crop: the model
-    converts it to the split space itself.
-    """
+
+def split_brain_batches(dataset, split=DEFAULT_SPLIT, l_bins=DEFAULT_L_BINS,
+                        ab_bins=DEFAULT_AB_BINS):
+    """Pretraining batches with ``"rgb"`` -> ``{"rgb", "centers", "targets"}`` (and
+    ``"index"`` when the batches carry it). The model converts the RGB crop to the split space
+    itself."""
+    missing = [k for k in ("rgb", "centers") if k not in dataset.element_spec]
+    if missing:
+        raise ValueError("split_brain_batches needs batches with 'rgb' and 'centers' (the "
+                         f"pipeline's targets_on_device=True); missing {missing}.")
+
     def convert(batch):
-        return {"gray": batch["rgb"], "centers": batch["centers"],
-                "targets": split_brain_targets(batch["rgb"], batch["centers"], split, l_bins,
-                                               ab_bins)}
+        out = {"rgb": batch["rgb"], "centers": batch["centers"],
+               "targets": split_brain_targets(batch["rgb"], batch["centers"], split, l_bins,
+                                              ab_bins)}
+        if "index" in batch:
+            out["index"] = batch["index"]
+        return out
 
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -153,7 +178,7 @@ def resized_trunk(arch, *, input_channels=1, width_factor=1.0, name=None, **trun
 class SplitInput(keras.layers.Layer):
     """RGB / grey image -> [group 1, group 2] of a split (see :func:`split_channels`)."""
 
-    def __init__(self, split="lab", **kwargs):
+    def __init__(self, split=DEFAULT_SPLIT, **kwargs):
         super().__init__(**kwargs)
         self.split = _check_split(split)
 
@@ -187,9 +212,9 @@ class SplitBrainAutoencoder(keras.Model):
         batch_norm, convention: trunk BN and hypercolumn sampling convention.
     """
 
-    def __init__(self, arch="vgg16", *, split="lab", taps=None, width_factor=0.5, l_bins=100,
-                 ab_bins=10, hidden=1024, dropout=0.5, batch_norm=None, convention="released",
-                 **kwargs):
+    def __init__(self, arch="vgg16", *, split=DEFAULT_SPLIT, taps=None, width_factor=0.5,
+                 l_bins=DEFAULT_L_BINS, ab_bins=DEFAULT_AB_BINS, hidden=1024, dropout=0.5,
+                 batch_norm=None, convention="released", **kwargs):
         super().__init__(**kwargs)
         from tfcolor import models  # pylint: disable=import-outside-toplevel
         self.arch = arch
@@ -225,21 +250,18 @@ class SplitBrainAutoencoder(keras.Model):
     def build(self, input_shape=None):
         self.built = True
 
-    @property
-    def output_sizes(self):
-        return (self.ab_bins ** 2, self.l_bins)
-
-    def sparse(self, images, centers, training=None):
-        """(B, P, ab_bins^2 + l_bins): half a's logits over group 2, then half b's over
-        group 1."""
+    def cross_predictions(self, images, centers, training=None):
+        """Both halves' logits at ``centers`` (B, P, 2): ``(logits_a, logits_b)``, half a's
+        (B, P, ab_bins^2) over the bins of group 2 and half b's (B, P, l_bins) over the bins of
+        group 1 (in the compute dtype)."""
         g1, g2 = self.split_input(images)
         maps_a = self.trunk_a(g1, training=training)
         maps_b = self.trunk_b(g2, training=training)
-        out_a = self.head_a(self.sparse_a([maps_a[t] for t in self.taps], centers),
-                            training=training)
-        out_b = self.head_b(self.sparse_b([maps_b[t] for t in self.taps], centers),
-                            training=training)
-        return tf.concat([out_a, tf.cast(out_b, out_a.dtype)], axis=-1)
+        logits_a = self.head_a(self.sparse_a([maps_a[t] for t in self.taps], centers),
+                               training=training)
+        logits_b = self.head_b(self.sparse_b([maps_b[t] for t in self.taps], centers),
+                               training=training)
+        return logits_a, logits_b
 
     def call(self, images, training=False):
         return self.downstream_features(images, training=training)
@@ -249,20 +271,6 @@ class SplitBrainAutoencoder(keras.Model):
         maps_a = self.trunk_a(g1, training=training)
         maps_b = self.trunk_b(g2, training=training)
         return {t: tf.concat([maps_a[t], maps_b[t]], axis=-1) for t in self.taps}
-
-    def loss_fn(self):
-        """Per-point loss: CE(half a, group-2 bin) + CE(half b, group-1 bin)."""
-        n_a = self.ab_bins ** 2
-
-        def loss(y_true, y_pred):
-            y_pred = tf.cast(y_pred, tf.float32)
-            t1 = tf.cast(y_true[..., 0], tf.int32)
-            t2 = tf.cast(y_true[..., 1], tf.int32)
-            ce_a = tf.nn.sparse_softmax_cross_entropy_with_logits(t2, y_pred[..., :n_a])
-            ce_b = tf.nn.sparse_softmax_cross_entropy_with_logits(t1, y_pred[..., n_a:])
-            return ce_a + ce_b
-
-        return loss
 
     def downstream_trunk(self, absorb_bn="auto", color_input=True):
         """A functional trunk image -> {tap: concat(half a, half b)} for fine-tuning.
@@ -300,6 +308,7 @@ def disjoint(model):
     return not (a & b)
 
 
-__all__ = ["SPLITS", "grey_input_handicap", "split_channels", "quantize", "split_brain_targets",
+__all__ = ["SPLITS", "DEFAULT_SPLIT", "DEFAULT_L_BINS", "DEFAULT_AB_BINS", "grey_input_handicap",
+           "split_channels", "quantize", "split_brain_targets", "split_brain_loss",
            "split_brain_batches", "resized_trunk", "SplitInput", "SplitBrainAutoencoder",
            "disjoint"]
