@@ -1,9 +1,12 @@
 """Helpers shared by the absl programs under ``binaries/``: flag files, errors, list flags.
 
-Programs only parse flags; the library (``tfcolor.config``) validates the values. A
-``ConfigError`` from the library becomes a usage error naming the flag (``--batch_size must be a
-positive integer, got 0``) and a non-zero exit status.
+Programs only parse flags; the library (``tfcolor.config``) validates the values. Flags are named
+exactly as the config fields they set (:func:`config_from_flags` copies them), so a
+``ConfigError`` from the library, whose ``field`` attribute names the field, becomes a usage
+error naming the flag (:func:`flag_error`: ``--batch_size must be a positive integer, got 0``)
+and a non-zero exit status.
 """
+import dataclasses
 import os
 import re
 import sys
@@ -39,6 +42,63 @@ def run_program(define_flags, main):
     sys.argv = resolve_flagfiles(sys.argv)
     define_flags()
     app.run(main)
+
+
+def config_from_flags(cls, fv, *, flag_names=None, parsers=None, _prefix=""):
+    """An instance of the dataclass ``cls`` whose fields are read from the flags named like them.
+
+    Nested dataclass fields (``PretrainConfig.data``) are read the same way, their fields called
+    ``section.field`` in ``flag_names`` and ``parsers``.
+
+    Args:
+        cls: a dataclass; a field without a flag of its name keeps its default.
+        fv: parsed ``absl.flags.FlagValues``.
+        flag_names: ``{"section.field": flag}`` for the fields whose flag is named otherwise
+            (``{"loss.kind": "loss"}``).
+        parsers: ``{"section.field": function}`` turning a flag's value into the field's
+            (comma-separated lists, enums).
+
+    A field whose default is ``None`` is ``None`` while its flag holds the flag's default (its
+    "unset" value: ``""``, ``0`` or ``-1``), so ``--min_side=0`` is "use the default".
+    """
+    flag_names, parsers = flag_names or {}, parsers or {}
+    values = {}
+    for field in dataclasses.fields(cls):
+        path = _prefix + field.name
+        factory = field.default_factory
+        if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
+            values[field.name] = config_from_flags(factory, fv, flag_names=flag_names,
+                                                   parsers=parsers, _prefix=path + ".")
+            continue
+        flag = flag_names.get(path, field.name)
+        if flag not in fv:
+            continue
+        value = fv[flag].value
+        if field.default is None and value == fv[flag].default:
+            values[field.name] = None
+        elif path in parsers:
+            values[field.name] = parsers[path](value)
+        else:
+            values[field.name] = value
+    return cls(**values)
+
+
+def flag_of(field, fv, flag_names=None):
+    """The flag that sets config ``field`` (``"data.points"`` -> ``"points"``), or None."""
+    if not field:
+        return None
+    flag = (flag_names or {}).get(field, field.rsplit(".", 1)[-1])
+    return flag if flag in fv else None
+
+
+def flag_error(error, fv, flag_names=None):
+    """The message of a library error with its field called by its flag: a
+    ``tfcolor.config.ConfigError`` whose ``field`` is ``data.batch_size`` reads
+    ``--batch_size must be a positive integer, got 0``; other errors are unchanged."""
+    flag = flag_of(getattr(error, "field", None), fv, flag_names)
+    if flag is None or not hasattr(error, "naming"):
+        return str(error)
+    return error.naming("--" + flag)
 
 
 def name_flags(message, flag_names):

@@ -11,9 +11,11 @@ checkpoint, model_dir/colorizations.png and a SavedModel in model_dir/export.
 One run per --model_dir: a second run on a directory in use exits with status 5 and a one-line
 message naming the owner (model_dir/.lock: pid, host, start time). The lock of a killed run on
 this host is taken over automatically; --force_unlock takes over another host's lock.
-"""
-import re
 
+Every flag is named as the ``tfcolor.config.PretrainConfig`` field it sets (``--points`` is
+``data.points``), except ``--loss`` for ``loss.kind``; a flag's "unset" value (``""``, ``0``,
+``-1``) gives a field's ``None`` default. Bad values are reported by the library, naming the flag.
+"""
 from binaries import common
 
 common.quiet_tensorflow()
@@ -72,8 +74,8 @@ def define_flags(fv=FLAGS):
               "Batch statistics over the global batch (all replicas).")
     d.integer("hidden", 1024, "Width of the head's hidden layer h_fc1.")
     d.float("dropout", 0.5, "Dropout after h_fc1 (released Caffe: 0.5).")
-    d.enum("convention", "released", ["released", "half_pixel"],
-           "Sparse hypercolumn sampling convention.")
+    d.string("convention", "released",
+             "Sparse hypercolumn sampling convention: released or half_pixel.")
 
     # Data.
     d.integer("batch_size", 8, "Global batch size (paper: 8).")
@@ -128,48 +130,26 @@ class _Definer:
         return lambda *args, **kwargs: define(*args, flag_values=self._fv, **kwargs)
 
 
+#: The one config field whose flag is named otherwise (``--loss``, kept for flag files).
+FLAG_NAMES = {"loss.kind": "loss"}
+#: Flags whose text form differs from the field's value.
+PARSERS = {
+    "model.taps": common.parse_taps,
+    "optimizer.lr_drops": lambda value: common.parse_float_list(value, "lr_drops"),
+    "data.targets_on_device": {"auto": "auto", "true": True, "false": False}.get,
+}
+
+
 def config_from_flags(f=FLAGS):
     """A ``tfcolor.config.PretrainConfig`` from the parsed flags (no validation here)."""
     from tfcolor import config  # pylint: disable=import-outside-toplevel
-    on_device = {"auto": "auto", "true": True, "false": False}[f.targets_on_device]
-    return config.PretrainConfig(
-        model=config.ModelConfig(
-            arch=f.arch, taps=common.parse_taps(f.taps), fov=f.fov,
-            batch_norm=f.batch_norm or None, sync_batch_norm=f.sync_batch_norm, hidden=f.hidden,
-            dropout=f.dropout, convention=f.convention),
-        data=config.DataConfig(
-            data=f.data, batch_size=f.batch_size, crop_size=f.crop_size,
-            min_side=f.min_side or None, max_side=f.max_side or None, points=f.points,
-            edge_buffer=None if f.edge_buffer == -1 else f.edge_buffer,
-            targets_on_device=on_device, validation_images=f.validation_images,
-            heldout_data=f.heldout_data or None, heldout_images=f.heldout_images),
-        loss=config.LossConfig(kind=f.loss, window=f.window, hue_weight=f.hue_weight,
-                               lightness_weight=f.lightness_weight),
-        optimizer=config.OptimizerConfig(
-            learning_rate=f.learning_rate, lr_drops=common.parse_float_list(f.lr_drops,
-                                                                            "lr_drops"),
-            lr_drop_factor=f.lr_drop_factor, momentum=f.momentum, weight_decay=f.weight_decay,
-            head_weight_decay=None if f.head_weight_decay < 0 else f.head_weight_decay,
-            bias_lr_multiplier=f.bias_lr_multiplier, clip_norm=f.clip_norm or None),
-        train=config.TrainConfig(
-            model_dir=f.model_dir, train_steps=f.train_steps, steps_per_loop=f.steps_per_loop,
-            checkpoint_every=f.checkpoint_every, keep_checkpoints=f.keep_checkpoints,
-            summary_every=f.summary_every, image_every=f.image_every, strategy=f.strategy,
-            tpu=f.tpu, mixed_precision=f.mixed_precision, deterministic=f.deterministic,
-            seed=f.seed, export=f.export, eval_every=f.eval_every))
+    return common.config_from_flags(config.PretrainConfig, f, flag_names=FLAG_NAMES,
+                                    parsers=PARSERS)
 
 
-# Library field names that differ from the flag names.
-_FIELD_TO_FLAG = {"kind": "loss", "num_centers": "points", "min_short_side": "min_side",
-                  "max_short_side": "max_side"}
-
-
-def _flag_message(message, fv=FLAGS):
-    for field, flag in _FIELD_TO_FLAG.items():
-        message = re.sub(rf"^{field}\b", flag, message)
-    message = re.sub(r"unknown architecture arch=", "unknown architecture --arch=", message)
-    message = re.sub(r"^data=", "--data=", message)
-    return common.name_flags(message, set(fv))
+def flag_message(error, fv=FLAGS):
+    """A library error's message with the field at fault called by its flag."""
+    return common.flag_error(error, fv, FLAG_NAMES)
 
 
 class FlagError(ValueError):
@@ -181,8 +161,8 @@ def build_config(fv=FLAGS):
     from tfcolor import config  # pylint: disable=import-outside-toplevel
     try:
         return config_from_flags(fv).validate()
-    except (config.ConfigError, ValueError) as e:
-        raise FlagError(_flag_message(str(e), fv)) from e
+    except (config.ConfigError, ValueError) as e:  # ValueError: a malformed --lr_drops list
+        raise FlagError(flag_message(e, fv)) from e
 
 
 def main(argv):
@@ -210,7 +190,7 @@ def main(argv):
         logging.error("%s", e)
         common.die(str(e), status=4, hard=True)
     except config.ConfigError as e:
-        common.die(_flag_message(str(e)), hard=True)
+        common.die(flag_message(e), hard=True)
     except tf.errors.InvalidArgumentError as e:
         # The input pipeline found no decodable image in a whole pass (see the logged skips).
         line = next((l for l in str(e).splitlines() if NO_DECODABLE_IMAGE in l), None)

@@ -1,10 +1,13 @@
 """Tests of tfcolor.config: defaults (the paper / released code), validation errors that name the
-field, the learning-rate schedule arithmetic and the dict round trip."""
+field (message and ``ConfigError.field``), the learning-rate schedule arithmetic, the dict round
+trip and the constants imported from the modules that own them."""
 import dataclasses
 
 import pytest
 
-from tfcolor import config
+from tfcolor import config, layers, losses
+from tfcolor.models import trunk
+from tfcolor.train import strategy
 
 
 def test_defaults_validate_and_hold_the_paper_constants():
@@ -39,13 +42,18 @@ def test_drops_accept_steps_and_fractions_of_the_run():
     ("data", "data", "/definitely/not/here", "no such file or directory"),
     ("data", "data", "tfds:", "needs a dataset name"),
     ("data", "min_side", 100, "min_side=100 is smaller than crop_size=352"),
+    ("data", "min_side", 700, "max_side=600 \\(the default for this crop_size\\) is smaller "
+                              "than min_side=700"),
+    ("data", "max_side", 300, "max_side=300 is smaller than crop_size=352"),
+    ("data", "heldout_data", "/no/such", "heldout_data='/no/such': no such file or directory"),
+    ("data", "validation_images", -1, "validation_images must be a non-negative integer"),
     ("data", "edge_buffer", 176, "edge_buffer=176 leaves no room"),
     ("data", "targets_on_device", "yes", "targets_on_device must be True, False or 'auto'"),
-    ("model", "arch", "vgg19", "unknown architecture arch='vgg19'; known: .*vgg16"),
+    ("model", "arch", "vgg19", "arch='vgg19' is not a known architecture; known: .*vgg16"),
     ("model", "batch_norm", "group", "batch_norm must be one of"),
     ("model", "dropout", 1.0, "dropout must be in \\[0, 1\\)"),
     ("model", "convention", "center", "convention must be one of"),
-    ("loss", "kind", "l1", "loss must be one of 'hue_chroma'"),
+    ("loss", "kind", "l1", "kind must be one of 'hue_chroma'"),
     ("loss", "window", 6, "window must be odd"),
     ("optimizer", "learning_rate", 0.0, "learning_rate must be positive"),
     ("optimizer", "learning_rate", float("nan"), "learning_rate must be a non-negative number"),
@@ -62,15 +70,83 @@ def test_drops_accept_steps_and_fractions_of_the_run():
 def test_bad_values_raise_config_errors_naming_the_field(part, field, value, message):
     cfg = config.PretrainConfig()
     setattr(getattr(cfg, part), field, value)
-    with pytest.raises(config.ConfigError, match=message):
+    with pytest.raises(config.ConfigError, match=message) as raised:
         cfg.validate()
+    # The error names the field at fault, qualified by its section, in the message and in
+    # .field (which the programs turn into the flag's name), and the section alone says it too.
+    named = raised.value.field
+    assert named.startswith(part + ".") and str(raised.value).startswith(named)
+    with pytest.raises(config.ConfigError, match=message) as alone:
+        getattr(cfg, part).validate()
+    assert alone.value.field == named.split(".", 1)[1]
+    assert raised.value.naming("--x") == "--x" + str(raised.value)[len(named):]
+
+
+def test_the_field_of_an_error_is_the_field_set():
+    cfg = config.PretrainConfig()
+    cfg.data.points = 0
+    with pytest.raises(config.ConfigError) as raised:
+        cfg.validate()
+    assert raised.value.field == "data.points"
+    assert str(raised.value) == "data.points must be a positive integer, got 0"
+    assert raised.value.naming("--points") == "--points must be a positive integer, got 0"
+
+
+def test_an_error_without_a_field_keeps_its_message():
+    error = config.ConfigError("model_dir x holds another run")
+    assert error.field is None and str(error) == "model_dir x holds another run"
+    assert error.naming("--y") == str(error) and error.in_section("train") is error
+    assert isinstance(error, ValueError)
+
+
+def test_side_range_and_edge_buffer_defaults_scale_with_the_crop():
+    # The paper: short side in [352, 600] for 352 crops; released Caffe: centres in [96, 256).
+    paper = config.DataConfig()
+    assert paper.side_range == (352, 600) and paper.resolved_edge_buffer == 96
+    small = config.DataConfig(crop_size=64)
+    assert small.side_range == (64, round(64 * 600 / 352)) == (64, 109)
+    assert small.resolved_edge_buffer == round(64 * 96 / 352) == 17
+    given = config.DataConfig(crop_size=64, min_side=70, max_side=80, edge_buffer=3)
+    assert given.side_range == (70, 80) and given.resolved_edge_buffer == 3
+    # The default edge buffer is checked like a given one.
+    with pytest.raises(config.ConfigError, match="edge_buffer=1 leaves no room"):
+        config.DataConfig(crop_size=2).validate()
+
+
+def test_validate_without_sources_skips_only_the_existence_checks():
+    gone = config.DataConfig(data="/no/such/dir", heldout_data="/no/such/holdout")
+    assert gone.validate(sources=False) is gone
+    with pytest.raises(config.ConfigError, match="no such file"):
+        gone.validate()
+    with pytest.raises(config.ConfigError, match="data must name a data source"):
+        config.DataConfig(data="").validate(sources=False)
+    with pytest.raises(config.ConfigError, match="points must be a positive integer"):
+        config.DataConfig(data="/no/such/dir", points=0).validate(sources=False)
+
+
+def test_allowed_values_are_the_owning_modules_constants():
+    # Each constant is defined once, by the module that owns the concept, and validated here.
+    for kind in losses.LOSS_KINDS:
+        config.LossConfig(kind=kind).validate()
+    for name in strategy.STRATEGY_NAMES:
+        config.TrainConfig(strategy=name).validate()
+    for choice in trunk.BATCH_NORM_CHOICES:
+        config.ModelConfig(batch_norm=choice).validate()
+    for convention in layers.CONVENTIONS:
+        config.ModelConfig(convention=convention).validate()
+    assert config.ModelConfig().input_mean == trunk.DEFAULT_INPUT_MEAN
+    with pytest.raises(config.ConfigError) as raised:
+        config.TrainConfig(strategy="gpu").validate()
+    assert str(raised.value) == ("strategy must be one of " + ", ".join(
+        map(repr, strategy.STRATEGY_NAMES)) + "; got 'gpu'")
 
 
 def test_drops_after_the_end_are_refused():
     cfg = config.PretrainConfig(optimizer=config.OptimizerConfig(lr_drops=[100]),
                                 train=config.TrainConfig(train_steps=100))
-    with pytest.raises(config.ConfigError, match="at or after train_steps=100"):
+    with pytest.raises(config.ConfigError, match="at or after train_steps=100") as raised:
         cfg.validate()
+    assert raised.value.field == "optimizer.lr_drops"
 
 
 def test_existing_paths_and_globs_are_accepted(tmp_path):

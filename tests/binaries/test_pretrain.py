@@ -86,7 +86,7 @@ def test_flagfile_paths_resolve_from_the_repository_root(tmp_path, monkeypatch):
     ("--crop_size=-32", "--crop_size must be a positive integer, got -32"),
     ("--points=0", "--points must be a positive integer"),
     ("--train_steps=0", "--train_steps must be a positive integer"),
-    ("--arch=vgg19", "unknown architecture --arch='vgg19'"),
+    ("--arch=vgg19", "--arch='vgg19' is not a known architecture; known: .*vgg16"),
     ("--data=/no/such/dir", "--data='/no/such/dir': no such file or directory"),
     ("--data=/no/such/*.jpg", "--data='/no/such/\\*.jpg': the pattern matches no file"),
     ("--loss=l1", "--loss must be one of 'hue_chroma', 'lab_hist', 'lab_joint', 'lab_regression'"),
@@ -95,11 +95,79 @@ def test_flagfile_paths_resolve_from_the_repository_root(tmp_path, monkeypatch):
     ("--learning_rate=0", "--learning_rate must be positive"),
     ("--lr_drops=a,b", "--lr_drops must be a comma-separated list of numbers"),
     ("--window=4", "--window must be odd"),
-    ("--lr_drops=3000000", "lr_drops \\[3000000\\] are at or after train_steps=2000000"),
+    ("--lr_drops=3000000", "--lr_drops \\[3000000\\] are at or after train_steps=2000000"),
+    ("--convention=center", "--convention must be one of 'released', 'half_pixel'; got 'center'"),
+    ("--min_side=100", "--min_side=100 is smaller than crop_size=352"),
+    ("--max_side=300", "--max_side=300 is smaller than crop_size=352"),
+    ("--min_side=700", "--max_side=600 \\(the default for this crop_size\\) is smaller than "
+                       "min_side=700"),
+    ("--edge_buffer=176", "--edge_buffer=176 leaves no room for centres"),
+    ("--heldout_data=/no/such/dir", "--heldout_data='/no/such/dir': no such file or directory"),
+    ("--validation_images=-1", "--validation_images must be a non-negative integer, got -1"),
+    ("--seed=-2", "--seed must be a non-negative integer, got -2"),
+    ("--batch_norm=group", "--batch_norm must be one of 'parameter_free', 'standard', 'none'"),
 ])
 def test_bad_flags_give_messages_naming_the_flag(flag, message):
     with pytest.raises(pretrain.FlagError, match=message):
         _config(flag)
+
+
+def test_min_and_max_side_out_of_order_name_max_side():
+    with pytest.raises(pretrain.FlagError, match="^--max_side=400 is smaller than min_side=500$"):
+        _config("--min_side=500", "--max_side=400")
+
+
+def test_flag_defaults_are_the_library_defaults():
+    # The program's flags and tfcolor.config hold the defaults twice (the programs import no
+    # TensorFlow before parsing): they must agree, except the run directory.
+    from tfcolor import config as config_lib
+    import json
+    parsed = json.loads(json.dumps(_config().to_dict()))
+    library = json.loads(json.dumps(config_lib.PretrainConfig().to_dict()))
+    assert parsed == library
+
+
+def test_every_flag_sets_the_config_field_of_its_name():
+    from tfcolor import config as config_lib
+    import dataclasses
+    program_flags = _program_flag_names()
+    fields = {f"{section.name}.{f.name}"
+              for section in dataclasses.fields(config_lib.PretrainConfig)
+              for f in dataclasses.fields(section.default_factory)}
+    by_flag = {pretrain.FLAG_NAMES.get(path, path.split(".")[1]): path for path in fields}
+    assert len(by_flag) == len(fields), "two config fields share a name"
+    # Every flag but --force_unlock (a run option, not configuration) sets a field ...
+    assert program_flags - set(by_flag) == {"force_unlock"}
+    # ... and the fields without a flag are these (a new field gets a flag or joins this list).
+    assert {by_flag[f] for f in set(by_flag) - program_flags} == {
+        "model.input_mean", "data.shuffle_buffer"}
+    # Changing a flag changes exactly the field of its name.
+    changed = _config("--points=17", "--loss=lab_hist", "--hue_weight=2.5", "--eval_every=7")
+    assert (changed.data.points, changed.loss.kind, changed.loss.hue_weight,
+            changed.train.eval_every) == (17, "lab_hist", 2.5, 7)
+
+
+def _program_flag_names():
+    # The flags define_flags() adds (absl also defines its own on a fresh FlagValues).
+    fresh = flags.FlagValues()
+    before = set(fresh)
+    pretrain.define_flags(fresh)
+    return set(fresh) - before
+
+
+def test_unset_flag_values_give_the_fields_none_default():
+    cfg = _config("--min_side=0", "--edge_buffer=-1", "--batch_norm=", "--head_weight_decay=-1",
+                  "--clip_norm=0", "--heldout_data=", "--taps=all")
+    assert (cfg.data.min_side, cfg.data.edge_buffer, cfg.model.batch_norm,
+            cfg.optimizer.head_weight_decay, cfg.optimizer.clip_norm, cfg.data.heldout_data,
+            cfg.model.taps) == (None,) * 7
+    cfg = _config("--min_side=400", "--edge_buffer=0", "--batch_norm=standard",
+                  "--head_weight_decay=1e-6", "--clip_norm=5", "--taps=conv1_1,fc7",
+                  "--targets_on_device=false", "--lr_drops=10,20")
+    assert (cfg.data.min_side, cfg.data.edge_buffer, cfg.model.batch_norm,
+            cfg.optimizer.head_weight_decay, cfg.optimizer.clip_norm, cfg.model.taps,
+            cfg.data.targets_on_device, list(cfg.optimizer.lr_drops)) == (
+        400, 0, "standard", 1e-6, 5.0, ["conv1_1", "fc7"], False, [10.0, 20.0])
 
 
 def _run(args, cwd, timeout):
