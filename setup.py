@@ -32,7 +32,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["tfcolor", "tfcolor.*", "binaries"]),
     include_package_data=True,
-    package_data={"tfcolor.data": ["photos/*.jpg", "photos/*.png", "photos/*.txt", "photos/*.csv"]},
+    package_data={"tfcolor": ["assets/photos/*.jpg", "assets/photos/*.png", "assets/photos/*.txt",
+                              "assets/photos/*.csv"]},
     install_requires=TENSORFLOW + [
         "keras>=3.15,<3.16",          # trained against this Keras; saved-model formats move
         "absl-py>=2.1,<3",            # absl.flags / absl.app / absl.logging in the programs

@@ -133,7 +133,7 @@ def test_package_data_is_declared():
     """The embedded photos ship with the data library (Bazel ``data``), and they exist."""
     data = [kw.get("data", []) for _, kw in _targets() if "tfcolor/data/embedded.py" in kw["srcs"]]
     assert data and any(f.endswith(".jpg") for f in data[0]), data
-    assert "tfcolor/data/photos/ATTRIBUTION.txt" in data[0]
+    assert "tfcolor/assets/photos/ATTRIBUTION.txt" in data[0]
 
 
 def test_deps_point_at_declared_targets():

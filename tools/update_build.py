@@ -134,7 +134,7 @@ def main():
             deps = conftests + [d for d in deps if d not in conftests]
         name = _label(p)
         if rel == "tfcolor/data/embedded.py":
-            extra.append('data = glob(["tfcolor/data/photos/*"])')
+            extra.append('data = glob(["tfcolor/assets/photos/*"])')
         srcs = [rel] + ([PYTEST_MAIN] if rule == "py_test" else [])
         lines = [f"{rule}(", f'    name = "{name}",',
                  "    srcs = [" + ", ".join(f'"{s}"' for s in srcs) + "],"]

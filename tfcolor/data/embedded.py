@@ -4,7 +4,7 @@
 packages (MATE and KDE Plasma wallpapers, Lomiri wallpapers, GCompris), downscaled to a short side
 of 256 pixels and stored as JPEG (quality 90), about 1.5 MB in all. Each photo keeps its own
 licence (GPL, CC-BY, CC-BY-SA, CC0 or public domain), named with its author and source in
-``tfcolor/data/photos/ATTRIBUTION.txt`` and, machine readable, ``MANIFEST.csv``; they are not
+``tfcolor/assets/photos/ATTRIBUTION.txt`` and, machine readable, ``MANIFEST.csv``; they are not
 covered by tfcolor's Apache-2.0 licence.
 
 >>> files = embedded_photos()                 # train split, sorted paths
@@ -15,8 +15,9 @@ import os
 
 __all__ = ["PHOTO_DIR", "SPLITS", "embedded_photos", "embedded_manifest", "attribution_text"]
 
-#: Folder holding the photos, ``ATTRIBUTION.txt`` and ``MANIFEST.csv``.
-PHOTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "photos")
+#: Folder holding the photos (licensed data lives in ``tfcolor/assets``, apart from code), ``ATTRIBUTION.txt`` and ``MANIFEST.csv``.
+PHOTO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
+                         "photos")
 SPLITS = ("train", "validation", "all")
 
 
