@@ -260,8 +260,11 @@ def test_get_config_round_trip_and_keras_file(tmp_path):
         np.testing.assert_array_equal(a, b)
     gray = next(iter(si.make_dataset()))["gray"]
     np.testing.assert_allclose(loaded(gray).numpy(), model(gray).numpy(), rtol=1e-6)
-    # The restored compile config trains on.
+    # The compile config and the optimizer state (step, momentum) are restored; it trains on.
     assert isinstance(loaded.optimizer, keras.optimizers.SGD)
+    assert int(loaded.optimizer.iterations.numpy()) == 2
+    for a, b in zip(_values(loaded.optimizer.variables), _values(model.optimizer.variables)):
+        np.testing.assert_array_equal(a, b)
     loaded.fit(loaded.task.build_inputs(), epochs=1, steps_per_epoch=1, verbose=0)
 
 

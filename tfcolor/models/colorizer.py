@@ -10,7 +10,8 @@ applies a :class:`tfcolor.layers.HistogramHead` whose ``output_sizes`` follow th
   (training: the sparse hypercolumn of the paper).
 * ``model.dense(gray, grid_factor=4, training=False)`` -> ``(B, ceil(H/g), ceil(W/g), D)``; grid
   cell ``(i, j)`` equals ``sparse`` at centre ``(i * g, j * g)``.
-* ``model(gray)`` is ``model.dense(gray)``.
+* ``model(gray)`` is ``model.dense(gray)``; ``model({"gray": gray, "centers": centers})`` is
+  ``model.sparse(gray, centers)`` (the input of Keras ``fit``, below).
 
 Both paths share one set of weights. The head's output is logits unless
 ``head_activation="softmax"`` (the losses take ``from_logits=True`` by default).
@@ -37,11 +38,28 @@ and ``tap_strides=`` (ordered ``{tap: stride}``); ``taps`` is then ``None`` or a
 ``get_config`` stores the architecture name and trunk options (the trunk is rebuilt by
 :meth:`from_config`); only a custom trunk is serialised as a Keras object.
 
+Keras ``compile`` / ``fit``
+--------------------------
+The colorizer trains as a plain Keras model::
+
+    model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
+                  loss=tfcolor.losses.HueChromaLoss())
+    model.fit(dataset)  # elements ({"gray": (B, S, S, 1), "centers": (B, P, 2)}, targets (B, P, D))
+
+``call`` on that dict returns the sparse logits (B, P, D). The tfcolor losses return one value
+per point (``reduction=None``, the training loop's convention); :meth:`Colorizer.compile` gives
+Keras a copy with ``reduction="sum_over_batch_size"``, the mean over every sampled point, which
+is the trainer's data loss (under a distribution strategy Keras divides it by the number of
+replicas and the optimizer sums the gradients). This path has none of the trainer's Caffe-style
+weight decay, bias learning-rate multiplier or global-norm clipping; for those (and for any
+other task) use :class:`tfcolor.train.keras_fit.TaskModel`.
+
 Mixed precision: the trunk, hypercolumn layers and head follow the global dtype policy at
 construction (or the ``dtype=`` passed to the colorizer, applied while building the trunk), so
 under ``mixed_float16`` the outputs are float16 with float32 variables.
 """
 import collections
+import collections.abc
 import contextlib
 
 import keras
@@ -56,6 +74,14 @@ def output_sizes_for_kind(kind, **target_kwargs):
     """Head group sizes for a loss kind (``tfcolor.targets.TargetBuilder(kind).output_sizes``)."""
     from tfcolor import targets  # local import: targets pulls in colour/bins only when needed
     return tuple(targets.TargetBuilder(kind, **target_kwargs).output_sizes)
+
+
+def _mean_over_points(loss):
+    """A per-point Keras loss (``reduction=None``) as a mean over all points, else unchanged."""
+    if isinstance(loss, keras.losses.Loss) and loss.reduction in (None, "none"):
+        config = dict(loss.get_config(), reduction="sum_over_batch_size")
+        return type(loss).from_config(config)
+    return loss
 
 
 @contextlib.contextmanager
@@ -253,8 +279,30 @@ class Colorizer(keras.Model):
         total = total + tf.cast(self.head.h_fc1.bias, dtype)
         return self.head.from_hidden(total, training=training)
 
-    def call(self, gray, training=False):
-        return self.dense(gray, training=training)
+    def call(self, inputs, training=False):
+        """``dense(inputs)`` for a grey batch; ``sparse(gray, centers)`` for a dict with
+        ``"gray"`` and ``"centers"`` (Keras ``fit``)."""
+        if isinstance(inputs, collections.abc.Mapping):
+            missing = [k for k in ("gray", "centers") if k not in inputs]
+            if missing:
+                raise ValueError(f"Colorizer called on a dict needs 'gray' and 'centers' (sparse "
+                                 f"logits at the centres); missing {missing}, got "
+                                 f"{sorted(inputs)}.")
+            return self.sparse(inputs["gray"], inputs["centers"], training=training)
+        return self.dense(inputs, training=training)
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """``keras.Model.compile``; a loss with ``reduction=None`` (the tfcolor losses'
+        per-point default) is replaced by a copy with ``reduction="sum_over_batch_size"`` (the
+        mean over all sampled points; see the module docstring)."""
+        super().compile(optimizer=optimizer, loss=_mean_over_points(loss), **kwargs)
+
+    def compile_from_config(self, config):
+        """Compiles from ``get_compile_config()`` when a ``.keras`` file is loaded (Keras skips
+        compiling a model whose ``compile`` is overridden unless this is overridden too)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # -- serialisation --------------------------------------------------------------------------
 
