@@ -4,11 +4,12 @@
 ``config.json``                  :data:`CONFIG_FILE`: the run's ``PretrainConfig.to_dict()``
                                  (:func:`write_config` / :func:`read_config`); what
                                  :func:`load_model` rebuilds the colorizer from
-``checkpoint``, ``ckpt-N.*``     :data:`CHECKPOINT_STATE_FILE`, :data:`CHECKPOINT_PREFIX`:
-                                 TensorFlow's checkpoint state file and checkpoints
-                                 (:mod:`tfcolor.train.checkpointing`; :func:`latest_checkpoint`)
-``.tmp_workers/``                :data:`WORKER_TEMP_DIR`: non-chief multi-worker saves, removed
-                                 after each save
+``checkpoint``, ``ckpt-N.*``     TensorFlow's checkpoint state file and checkpoints; their names
+                                 are :mod:`tfcolor.train.checkpointing`'s
+                                 (``CHECKPOINT_STATE_FILE``, ``CHECKPOINT_PREFIX``);
+                                 :func:`latest_checkpoint`
+``.tmp_workers/``                ``checkpointing.WORKER_TEMP_DIR``: non-chief multi-worker saves,
+                                 removed after each save
 ``.lock``                        :data:`LOCK_FILE`: one run per directory
                                  (:mod:`tfcolor.train.lock`)
 ``colorizations.png``            :data:`PREVIEW_FILE`: grey | colorized | original at the end of
@@ -28,16 +29,14 @@
 (:func:`latest_checkpoint`: the one named by the state file, which TensorFlow rewrites atomically
 only once a checkpoint is whole, validated tensor by tensor; never a half-written one).
 
-This module imports TensorFlow only inside its functions, so that :mod:`tfcolor.train.lock` (which
-takes its file name from here) stays importable without it.
+This module imports TensorFlow, the models and the training package only inside its functions:
+:mod:`tfcolor.train.lock` takes its file name from here and stays importable without TensorFlow,
+and modules under ``tfcolor.train`` may import this one at their top without a cycle.
 """
 import json
 import os
 
 CONFIG_FILE = "config.json"
-CHECKPOINT_STATE_FILE = "checkpoint"
-CHECKPOINT_PREFIX = "ckpt"
-WORKER_TEMP_DIR = ".tmp_workers"
 LOCK_FILE = ".lock"
 PREVIEW_FILE = "colorizations.png"
 HELDOUT_CURVE_FILE = "heldout.jsonl"
@@ -47,11 +46,10 @@ EXPORT_KERAS_FILE = "colorizer.keras"
 BASELINE_FILE = "tfcolor_baseline.json"
 
 __all__ = [
-        "CONFIG_FILE", "CHECKPOINT_STATE_FILE", "CHECKPOINT_PREFIX", "WORKER_TEMP_DIR",
-        "LOCK_FILE", "PREVIEW_FILE", "HELDOUT_CURVE_FILE", "EXPORT_DIR", "EXPORT_METADATA_FILE",
-        "EXPORT_KERAS_FILE", "BASELINE_FILE", "config_path", "export_path", "preview_path",
-        "heldout_curve_path", "lock_path", "write_config", "read_config", "describe",
-        "latest_checkpoint", "load_model"]
+        "CONFIG_FILE", "LOCK_FILE", "PREVIEW_FILE", "HELDOUT_CURVE_FILE", "EXPORT_DIR",
+        "EXPORT_METADATA_FILE", "EXPORT_KERAS_FILE", "BASELINE_FILE", "config_path",
+        "export_path", "preview_path", "heldout_curve_path", "lock_path", "write_config",
+        "read_config", "describe", "latest_checkpoint", "load_model"]
 
 
 def config_path(model_dir):
@@ -222,8 +220,9 @@ def load_model(model_dir, checkpoint=None):
     model = factory.build_colorizer(config)
     path = checkpoint or latest_checkpoint(model_dir)
     if path is None:
-        raise FileNotFoundError(f"no checkpoint in {model_dir} (no 'checkpoint' state file and "
-                                f"no {CHECKPOINT_PREFIX}-N files)")
+        raise FileNotFoundError(f"no checkpoint in {model_dir} (no "
+                                f"'{checkpointing.CHECKPOINT_STATE_FILE}' state file and no "
+                                f"{checkpointing.CHECKPOINT_PREFIX}-N files)")
     try:
         status = tf.train.Checkpoint(model=model).restore(str(path)).expect_partial()
         status.assert_existing_objects_matched()

@@ -38,7 +38,10 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
-from tfcolor.run_dir import CHECKPOINT_PREFIX, CHECKPOINT_STATE_FILE, WORKER_TEMP_DIR
+# The checkpoint files of a run directory (tfcolor.run_dir lists every file of a run).
+CHECKPOINT_STATE_FILE = "checkpoint"  # TensorFlow's state file naming the latest checkpoint
+CHECKPOINT_PREFIX = "ckpt"  # checkpoints are ckpt-N.index / ckpt-N.data-*
+WORKER_TEMP_DIR = ".tmp_workers"  # non-chief multi-worker saves, removed after each save
 
 
 class CheckpointError(RuntimeError):
@@ -63,7 +66,8 @@ def checkpoint_number(path):
     return int(match.group(1)) if match else None
 
 
-_TEMPORARY = re.compile(rf"({CHECKPOINT_PREFIX}-\d+_temp.*|{CHECKPOINT_PREFIX}-\d+\..*\.tempstate.*"
+_TEMPORARY = re.compile(rf"({CHECKPOINT_PREFIX}-\d+_temp.*"
+                        rf"|{CHECKPOINT_PREFIX}-\d+\..*\.tempstate.*"
                         rf"|{CHECKPOINT_STATE_FILE}\.tmp.*)$")
 _ORPHAN = re.compile(rf"{CHECKPOINT_PREFIX}-(\d+)(\.index|\.data-.*)$")
 
