@@ -54,7 +54,7 @@ def run(tmp_path_factory):
            "--image_every=0", "--deterministic", "--export=false"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from tfcolor.export import load_model  # pylint: disable=import-outside-toplevel
+    from tfcolor.run_dir import load_model  # pylint: disable=import-outside-toplevel
     model, _ = load_model(model_dir)
     with open(os.path.join(model_dir, "heldout.jsonl")) as f:
         heldout = [json.loads(line) for line in f]

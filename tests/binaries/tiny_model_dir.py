@@ -1,5 +1,4 @@
 """A tiny trained-looking model_dir (config.json + checkpoint) for the program tests."""
-import json
 import os
 
 import numpy as np
@@ -11,8 +10,8 @@ TAPS = ["data", "conv1_1", "conv2_2", "conv3_3", "fc7"]
 
 def make_model_dir(path, seed=0):
     """Writes config.json (PretrainConfig, vgg_tiny) and one checkpoint; returns the model."""
-    from tfcolor import config
-    from tfcolor.train import pretraining
+    from tfcolor import config, run_dir
+    from tfcolor.models import build_colorizer
     cfg = config.PretrainConfig()
     cfg.model.arch = "vgg_tiny"
     cfg.model.hidden = 8
@@ -20,10 +19,8 @@ def make_model_dir(path, seed=0):
     cfg.model.sync_batch_norm = False
     cfg.train.model_dir = str(path)
     tf.keras.utils.set_random_seed(seed)
-    model = pretraining.build_model(cfg)
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(cfg.to_dict(), f)
+    model = build_colorizer(cfg)
+    run_dir.write_config(str(path), cfg)
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(path), 2).save()
     return model
 

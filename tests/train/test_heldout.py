@@ -17,15 +17,10 @@ def _task(loss_fn, terms_fn=None):
     return ColorizationTask(loss_fn=loss_fn, terms_fn=terms_fn)
 
 
-def _data_config(**kw):
-    base = dict(batch_size=3, crop_size=48, num_centers=6, target_kind="lab_joint",
-                target_window=3)
-    base.update(kw)
-    return data_lib.PretrainDataConfig(**base)
-
-
 def _batches(images=5, **kw):
-    return heldout.heldout_batches("embedded:validation", _data_config(**kw),
+    data = cfg.DataConfig(**dict(dict(batch_size=3, crop_size=48, points=6), **kw))
+    return heldout.heldout_batches("embedded:validation", data,
+                                   cfg.LossConfig(kind="lab_joint", window=3),
                                    targets.TargetBuilder("lab_joint", window=3), images=images)
 
 
@@ -44,8 +39,10 @@ class _Trainer:
 
 
 def test_heldout_batches_are_fixed_whatever_the_training_seed():
-    a = _batches(seed=1)
-    b = _batches(seed=2, random_mirror=True, shuffle=True)
+    tf.keras.utils.set_random_seed(1)
+    a = _batches()
+    tf.keras.utils.set_random_seed(2)
+    b = _batches(shuffle_buffer=7)
     assert [x["gray"].shape[0] for x in a] == [3, 2]   # 5 images in batches of 3: 3 + 2
     for x, y in zip(a, b):
         for key in ("gray", "centers", "targets"):

@@ -21,7 +21,7 @@ from tfcolor.tasks import base
 from tfcolor.train import summaries
 
 __all__ = ["ColorizationTask", "build_loss", "build_target_builder", "build_dataset",
-           "preview_images", "PREVIEW_MAX_SIZE"]
+           "heldout_batches", "preview_images", "make_preview_fn", "PREVIEW_MAX_SIZE"]
 
 #: Largest side of the preview photos (the grid in TensorBoard and ``colorizations.png``).
 PREVIEW_MAX_SIZE = 256
@@ -73,6 +73,7 @@ class ColorizationTask(base.Task):
     def from_config(cls, config):
         """The task of a :class:`tfcolor.config.PretrainConfig` (pipeline, colorizer, loss,
         preview photos decoded with the library's defaults)."""
+        from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
         loss_fn, terms_fn = build_loss(config.loss)
         first, target_builder = build_dataset(config, include_index=True)
 
@@ -80,7 +81,7 @@ class ColorizationTask(base.Task):
             if start == 0:
                 return first
             return build_dataset(config, start=start, include_index=True)[0]
-        return cls(model_fn=lambda: build_colorizer(config), loss_fn=loss_fn,
+        return cls(model_fn=lambda: factory.build_colorizer(config), loss_fn=loss_fn,
                    dataset=dataset_fn, target_builder=target_builder, terms_fn=terms_fn,
                    preview_images=preview_images(config),
                    preview_fn=make_preview_fn(config.loss.kind))
@@ -155,15 +156,6 @@ class ColorizationTask(base.Task):
 
 # -- pieces built from a PretrainConfig ----------------------------------------------------
 
-def build_colorizer(config):
-    """The colorizer of ``config`` (a ``PretrainConfig``); call inside a strategy scope."""
-    from tfcolor.models import Colorizer  # pylint: disable=import-outside-toplevel
-    m = config.model
-    return Colorizer(m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden,
-                     dropout=m.dropout, convention=m.convention, batch_norm=m.batch_norm,
-                     sync_batch_norm=m.sync_batch_norm, fov=m.fov, input_mean=m.input_mean)
-
-
 def build_loss(loss_config):
     """``(loss_fn, terms_fn)`` for the loss kind: per-point losses and their logged parts."""
     from tfcolor import losses  # pylint: disable=import-outside-toplevel
@@ -194,29 +186,17 @@ def build_target_builder(config):
     return targets.TargetBuilder(config.loss.kind, window=config.loss.window)
 
 
-def data_config(config, **overrides):
-    """The pipeline configuration of a :class:`tfcolor.config.PretrainConfig`."""
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
-    source = config.data.data
-    return data_lib.PretrainDataConfig.from_config(
-        config.data, config.loss, seed=config.train.seed,
-        deterministic=True if config.train.deterministic else None,
-        cache=source == "embedded" or source.startswith("embedded:"), **overrides)
-
-
 def build_dataset(config, start=0, include_index=False):
     """``(dataset, target_builder or None)``: global batches, targets in tf.data or on device.
 
     ``start`` fast-forwards the (seeded) record stream to that position; ``include_index`` adds
-    each element's stream position ``"index"`` to the batches.
+    each element's stream position ``"index"`` to the batches
+    (:func:`tfcolor.data.pretrain_dataset`).
     """
     from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     builder = build_target_builder(config)
     on_device = data_lib.resolve_targets_on_device(config.data.targets_on_device)
-    source = config.data.data
-    pipeline = data_config(config, targets_on_device=on_device, start=start,
-                           include_index=include_index)
-    dataset = data_lib.pretrain_dataset(None if source == "embedded" else source, pipeline,
+    dataset = data_lib.pretrain_dataset(config, start=start, include_index=include_index,
                                         target_builder=None if on_device else builder)
     return dataset, (builder if on_device else None)
 
@@ -227,8 +207,7 @@ def heldout_batches(config):
     if not config.data.heldout_data:
         return None
     from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
-    source = config.data.heldout_data
-    return heldout.heldout_batches(None if source == "embedded" else source, data_config(config),
+    return heldout.heldout_batches(config.data.heldout_data, config.data, config.loss,
                                    build_target_builder(config),
                                    images=config.data.heldout_images)
 

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfcolor import run_dir
 from tfcolor.train import summaries
 
 __all__ = ["HELDOUT_SEED", "CURVE_FILE", "heldout_batches", "HeldOutLoss", "read_curve"]
@@ -34,19 +35,21 @@ __all__ = ["HELDOUT_SEED", "CURVE_FILE", "heldout_batches", "HeldOutLoss", "read
 #: Seed of the held-out crops and centres (the same for every run, whatever its training seed).
 HELDOUT_SEED = 20160525
 #: The learning curve file in ``model_dir``.
-CURVE_FILE = "heldout.jsonl"
+CURVE_FILE = run_dir.HELDOUT_CURVE_FILE
 
 
-def heldout_batches(source, data_config, target_builder, *, images=64):
+def heldout_batches(source, data_config, loss_config, target_builder=None, *, images=64):
     """The fixed held-out set as a list of NumPy batch dicts (``gray``, ``centers``, ``targets``).
 
     Args:
         source: any data source of :func:`tfcolor.data.pretrain_dataset` (a folder, a glob,
             ``"embedded:validation"``, ...).
-        data_config: the training run's :class:`tfcolor.data.PretrainDataConfig`; its crop,
-            scale range, centres and batch size are kept, its randomness is replaced (no shuffle,
-            no mirror, seed :data:`HELDOUT_SEED`, one pass).
-        target_builder: the training run's :class:`tfcolor.targets.TargetBuilder`.
+        data_config: the training run's :class:`tfcolor.config.DataConfig`; its crop, scale
+            range, centres and batch size are kept, the pipeline's randomness is replaced (no
+            shuffle, no mirror, seed :data:`HELDOUT_SEED`, one pass).
+        loss_config: the run's :class:`tfcolor.config.LossConfig` (target kind and window).
+        target_builder: the training run's :class:`tfcolor.targets.TargetBuilder` (None: the
+            loss config's).
         images: how many images (fewer if the source has fewer decodable images).
 
     Raises:
@@ -56,11 +59,12 @@ def heldout_batches(source, data_config, target_builder, *, images=64):
     from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     if isinstance(images, bool) or not isinstance(images, int) or images <= 0:
         raise ValueError(f"heldout_images must be a positive integer, got {images!r}")
-    config = dataclasses.replace(
-        data_config, shuffle=False, random_mirror=False, repeat=False, drop_remainder=False,
-        seed=HELDOUT_SEED, targets_on_device=False, cache=False, include_index=False, start=0,
-        batch_size=min(data_config.batch_size, images), deterministic=True)
-    dataset = data_lib.pretrain_dataset(source, config, target_builder=target_builder)
+    config = dataclasses.replace(data_config, targets_on_device=False,
+                                 batch_size=min(data_config.batch_size, images))
+    dataset = data_lib.pretrain_dataset(
+        config, loss_config, source=source, target_builder=target_builder, seed=HELDOUT_SEED,
+        deterministic=True, shuffle=False, random_mirror=False, repeat=False,
+        drop_remainder=False, cache=False)
     batches, count = [], 0
     for batch in dataset:
         take = min(images - count, int(batch["gray"].shape[0]))

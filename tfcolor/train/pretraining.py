@@ -18,7 +18,7 @@ written to TensorBoard (``heldout/loss``) and appended to ``model_dir/heldout.js
 (:mod:`tfcolor.train.heldout`).
 
 ``model_dir/config.json`` holds the config (``PretrainConfig.to_dict()``), read back by
-:func:`tfcolor.export.load_model`. Restarting in a ``model_dir`` whose ``config.json`` has a
+:func:`tfcolor.run_dir.load_model`. Restarting in a ``model_dir`` whose ``config.json`` has a
 different model or loss section is refused (the checkpoint would not fit); other sections (e.g.
 more ``train_steps``) may change between restarts.
 
@@ -34,13 +34,12 @@ so checkpoints stay about the size of the variables and optimizer slots (README,
 size").
 """
 import dataclasses
-import json
-import os
 
 import tensorflow as tf
 from absl import logging
 
 from tfcolor import config as config_lib
+from tfcolor import run_dir
 from tfcolor.tasks import colorization
 from tfcolor.train import experiment
 from tfcolor.train import heldout as heldout_lib
@@ -49,9 +48,6 @@ from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import summaries
 from tfcolor.train import trainer as trainer_lib
 
-CONFIG_FILE = "config.json"
-PREVIEW_FILE = "colorizations.png"
-EXPORT_DIR = "export"
 
 
 @dataclasses.dataclass
@@ -70,14 +66,12 @@ class PretrainResult:
 
 
 def _check_model_dir(config, model_dir):
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
+    try:
+        old = run_dir.read_config(model_dir, as_dict=True)
+    except FileNotFoundError:
         return
-    with tf.io.gfile.GFile(path) as f:
-        try:
-            old = json.load(f)
-        except json.JSONDecodeError:
-            return  # unreadable: overwritten below
+    except config_lib.ConfigError:
+        return  # unreadable: overwritten below
     new = config.to_dict()
     for section in ("model", "loss"):
         before, now = old.get(section, {}), new[section]
@@ -128,8 +122,7 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
     model_dir = t.model_dir
     _check_model_dir(config, model_dir)
     if chief:
-        with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-            json.dump(config.to_dict(), f, indent=2)
+        run_dir.write_config(model_dir, config)
     task = colorization.ColorizationTask.from_config(config)
     heldout = None
     if chief:
@@ -137,7 +130,7 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
         if batches is not None:
             heldout = heldout_lib.HeldOutLoss(
                 batches, task, every=t.eval_every,
-                path=os.path.join(model_dir, heldout_lib.CURVE_FILE))
+                path=run_dir.heldout_curve_path(model_dir))
             hooks = list(hooks) + [heldout]
     if task.preview_images is None:
         t = dataclasses.replace(t, image_every=0)
@@ -157,12 +150,12 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
         return out
     grid = trainer.preview()
     if grid is not None:
-        out.preview_png = summaries.write_png(grid, os.path.join(model_dir, PREVIEW_FILE))
+        out.preview_png = summaries.write_png(grid, run_dir.preview_path(model_dir))
         logging.info("colorizations: %s", out.preview_png)
     if t.export if export is None else export:
         from tfcolor import export as export_lib  # pylint: disable=import-outside-toplevel
         out.export_dir = export_lib.export_saved_model(
-            trainer.model, os.path.join(model_dir, EXPORT_DIR), kind=config.loss.kind,
+            trainer.model, run_dir.export_path(model_dir), kind=config.loss.kind,
             config=config.to_dict())
         logging.info("SavedModel: %s", out.export_dir)
     return out
