@@ -28,9 +28,9 @@ layer or a functional model, e.g. ``tfcolor.models.build_trunk``):
    float32, every sublayer has the policy; with the float32 layer's weights the output equals
    the float32 output to a tolerance relative to its largest value (``mixed_precision_tolerance``)
    and a gradient step gives float32, finite gradients.
-6. **Training step**: one SGD step inside a ``tf.function`` on a random projection of the output
-   (``training=True`` when the call takes ``training``): every trainable weight gets a non-zero,
-   finite gradient and changes. A layer without trainable weights must pass a finite gradient
+6. **Training step**: one eager SGD step on a random projection of the output (``training=True``
+   when the call takes ``training``): every trainable weight gets a non-zero, finite gradient and
+   changes. A layer without trainable weights must pass a finite gradient
    to at least one of its float inputs.
 
 The global dtype policy is float32 during the checks and is restored to what it was before the
@@ -43,8 +43,11 @@ e.g. an image size ``(H, W)``) are passed as they are. ``call_kwargs`` are furth
 arguments of every call (not tensors). Wrap a single tuple or dict argument in a 1-tuple.
 
 :func:`run_serialization_test` is the serialization check alone, for any Keras-serialisable
-object (losses, target builders, bin specs).
+object (losses, target builders, bin specs). :func:`global_dtype_policy` sets the global dtype
+policy for a ``with`` block and restores the previous one whatever happens (for tests of what the
+harness does not cover, e.g. mixed precision under a ``MirroredStrategy``).
 """
+import contextlib
 import copy
 import inspect
 import json
@@ -67,6 +70,17 @@ class LayerTestResult:
     def __init__(self, layer, output):
         self.layer = layer
         self.output = output
+
+
+@contextlib.contextmanager
+def global_dtype_policy(policy):
+    """Makes ``policy`` (a name or ``keras.DTypePolicy``) the global dtype policy in the block."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield keras.config.dtype_policy()
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,30 +312,21 @@ def _dense(g):
 def _check_training(layer, input_data, call_kwargs, output):
     weights = _projection(output)
     variables = list(layer.trainable_variables)
-    optimizer = keras.optimizers.SGD(learning_rate=0.1)
-    if variables:
-        optimizer.build(variables)
-
-    @tf.function
-    def step():
-        loss, grads, input_grads = _gradients(layer, input_data, call_kwargs, weights,
-                                              inputs_too=not variables)
-        grads = [_dense(g) for g in grads]
-        if variables and all(g is not None for g in grads):
-            optimizer.apply(grads, variables)
-        return loss, grads, [_dense(g) for g in input_grads]
-
     before = [v.numpy().copy() for v in variables]
-    loss, grads, input_grads = step()
+    loss, grads, input_grads = _gradients(layer, input_data, call_kwargs, weights,
+                                          inputs_too=not variables)
     assert np.isfinite(loss.numpy()), f"training loss {loss.numpy()}"
-    for v, g, old in zip(variables, grads, before):
+    grads = [_dense(g) for g in grads]
+    for v, g in zip(variables, grads):
         assert g is not None, f"no gradient for {v.path}"
-        g = g.numpy()
-        assert np.all(np.isfinite(g)), f"non-finite gradient for {v.path}"
-        assert np.any(g != 0), f"zero gradient for {v.path}"
-        assert not np.array_equal(v.numpy(), old), f"{v.path} did not change in a training step"
-    if not variables:
-        got = [g for g in input_grads if g is not None]
+        assert np.all(np.isfinite(g.numpy())), f"non-finite gradient for {v.path}"
+        assert np.any(g.numpy() != 0), f"zero gradient for {v.path}"
+    if variables:
+        keras.optimizers.SGD(learning_rate=0.1).apply(grads, variables)
+        for v, old in zip(variables, before):
+            assert not np.array_equal(v.numpy(), old), f"{v.path} did not change in a training step"
+    else:
+        got = [_dense(g) for g in input_grads if g is not None]
         assert got, "no trainable weights and no gradient to any float input"
         assert all(np.all(np.isfinite(g.numpy())) for g in got), "non-finite input gradient"
 
@@ -377,16 +382,13 @@ def _check_mixed_precision(cls, init_kwargs, input_data, call_kwargs, reference_
         if policy.name == "float32":
             continue
         tolerance = tolerances.get(policy.name, MIXED_PRECISION_TOLERANCE.get(policy.name, 5e-2))
-        keras.config.set_dtype_policy(policy)
-        try:
+        with global_dtype_policy(policy):
             layer = cls(**init_kwargs)
             output = _call(layer, input_data, call_kwargs)
             _check_policy(layer, policy, output, reference_layer, reference, input_data,
                           call_kwargs, tolerance, "global policy")
             _check_policy_gradients(layer, input_data, call_kwargs, output, policy,
                                     "global policy")
-        finally:
-            keras.config.set_dtype_policy("float32")
         if explicit:
             layer = cls(**{**init_kwargs, "dtype": policy})
             output = _call(layer, input_data, call_kwargs)
@@ -424,9 +426,7 @@ def run_layer_test(cls, init_kwargs, input_data, expected_output_shape=None,
         A :class:`LayerTestResult` with the float32 layer and its eager output.
     """
     init_kwargs = dict(init_kwargs or {})
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
+    with global_dtype_policy("float32"):
         layer = cls(**init_kwargs)
         output = _call(layer, input_data, call_kwargs)
         _check_eager(layer, output, expected_output_shape, expected_output,
@@ -448,5 +448,3 @@ def run_layer_test(cls, init_kwargs, input_data, expected_output_shape=None,
         if run_training_check:
             _check_training(layer, input_data, call_kwargs, output)
         return LayerTestResult(layer, output)
-    finally:
-        keras.config.set_dtype_policy(previous)

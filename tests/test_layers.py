@@ -1,6 +1,9 @@
 """Tests of tfcolor.layers: hypercolumns against a loop-based NumPy reference, sparse vs dense,
 the head as 1x1 convolutions, LRN against its formula, and the Keras plumbing (config round trip,
 functional models, tf.function, MirroredStrategy, mixed precision)."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,6 +11,9 @@ import keras
 
 from tfcolor import layers as L
 from tfcolor.train.strategy import make_strategy  # one strategy per device set
+
+sys.path.insert(0, os.path.dirname(__file__))
+import layer_testing  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -410,7 +416,7 @@ def test_mean_shift():
 
 
 # ----------------------------------------------------------------------------------------------
-# Keras plumbing: config round trip, functional models, MirroredStrategy, mixed precision.
+# Keras plumbing: the layer test harness, functional models, MirroredStrategy, mixed precision.
 
 STRIDES = [1, 2, 4]
 
@@ -420,29 +426,38 @@ def _maps_and_centers(seed=15, batch=2, hw=(10, 14)):
     return make_maps(rng, batch, *hw, STRIDES), random_centers(rng, batch, 6, *hw)
 
 
-def _layer_cases():
+def _harness_cases():
     maps, centers = _maps_and_centers()
     image = np.zeros((2, 10, 14, 1), "f4")
     x = np.random.default_rng(16).normal(size=(2, 3, 4, 12)).astype("f4")
-    return [
-        (L.SparseHypercolumn(STRIDES, convention="half_pixel", edge_eps=0.0), (maps, centers)),
-        (L.DenseHypercolumn(STRIDES, grid_factor=2), (maps, image)),
-        (L.HistogramHead((4, 6), hidden=8, activation="softmax"), (x,)),
-        (L.LocalResponseNormalization(1, bias=2.0, alpha=1e-3, beta=0.5), (x,)),
-        (L.MeanShift(0.3, 2.0), (x,)),
-    ]
+    channels = sum(m.shape[-1] for m in maps)
+    return {
+        "sparse": (L.SparseHypercolumn, dict(strides=STRIDES, convention="half_pixel",
+                                             edge_eps=0.0), (maps, centers), (2, 6, channels), 0),
+        "sparse_int_centers": (L.SparseHypercolumn, dict(strides=STRIDES),
+                               (maps, centers.astype("int32")), (2, 6, channels), 0),
+        "dense_image": (L.DenseHypercolumn, dict(strides=STRIDES, grid_factor=2), (maps, image),
+                        (2, 5, 7, channels), 0),
+        "dense_size": (L.DenseHypercolumn, dict(strides=STRIDES, convention="half_pixel"),
+                       (maps, (10, 14)), (2, 3, 4, channels), 0),
+        "head": (L.HistogramHead, dict(output_sizes=(4, 6), hidden=8, activation="softmax"), x,
+                 (2, 3, 4, 10), 4),
+        "head_logits": (L.HistogramHead, dict(output_sizes=(3,), hidden=5, dropout=0.0),
+                        x[:, 0], (2, 4, 3), 4),
+        "lrn": (L.LocalResponseNormalization, dict(depth_radius=1, bias=2.0, alpha=1e-3,
+                                                   beta=0.5), x, x.shape, 0),
+        "mean_shift": (L.MeanShift, dict(mean=0.3, scale=2.0), x, x.shape, 0),
+    }
 
 
-@pytest.mark.parametrize("index", range(5))
-def test_config_round_trip(index):
-    layer, args = _layer_cases()[index]
-    want = layer(*args)
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(clone) is type(layer)
-    assert clone.get_config() == layer.get_config()
-    clone(*args)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(clone(*args).numpy(), want.numpy(), atol=1e-6)
+@pytest.mark.parametrize("case", list(_harness_cases()))
+def test_keras_layer_contract(case):
+    """Config and keras.saving round trips, symbolic/eager/tf.function calls, float32 and mixed
+    float16/bfloat16 policies, a training step (tests/layer_testing.py)."""
+    cls, kwargs, data, shape, trainable = _harness_cases()[case]
+    layer_testing.run_layer_test(cls, kwargs, data, expected_output_shape=shape,
+                                 expected_num_trainable_weights=trainable,
+                                 expected_num_non_trainable_weights=0)
 
 
 def test_functional_model_and_saving(tmp_path):
@@ -506,31 +521,14 @@ def test_mirrored_strategy():
     assert all(np.isfinite(v.numpy()) and v.numpy() > 0 for v in local)
 
 
-def test_mixed_precision():
-    maps, centers = _maps_and_centers()
-    policy = "mixed_float16"
-    sparse32 = L.SparseHypercolumn(STRIDES)
-    sparse16 = L.SparseHypercolumn(STRIDES, dtype=policy)
-    out16 = sparse16(maps, centers * 1.0)
-    assert out16.dtype == tf.float16
-    np.testing.assert_allclose(out16.numpy(), sparse32(maps, centers).numpy(), atol=1e-2)
-    # Centres are not autocast: a fractional coordinate above 1024 keeps its fraction.
+def test_mixed_precision_keeps_centres_float32():
+    """Centres are not autocast: a fractional coordinate above 1024 keeps its fraction (float16
+    would round 2000.75 to 2000.0); the generic dtype checks are in test_keras_layer_contract."""
+    policy = "mixed_float16"  # float16(2000.75) == 2001
     big = np.zeros((1, 1, 3000, 1), "f4")
     big[0, 0, 2001, 0] = 1.0
     far = np.array([[[0.0, 2000.75]]], "f4")
     assert float(L.SparseHypercolumn([1], dtype=policy)([big], far)[0, 0, 0]) == pytest.approx(0.75)
-    dense16 = L.DenseHypercolumn(STRIDES, dtype=policy)
-    grid = dense16([tf.cast(m, tf.float16) for m in maps], (10, 14))
-    assert grid.dtype == tf.float16
-    head = L.HistogramHead((4, 6), hidden=8, activation="softmax", dtype=policy)
-    probs = head(grid)
-    assert probs.dtype == tf.float16 and head.h_fc1.kernel.dtype == tf.float32
-    assert L.LocalResponseNormalization(dtype=policy)(grid).dtype == tf.float16
-    assert L.MeanShift(dtype=policy)(maps[0]).dtype == tf.float16
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.cast(head(sparse16(maps, centers)), tf.float32))
-    grads = tape.gradient(loss, head.trainable_variables)
-    assert all(g.dtype == tf.float32 and np.all(np.isfinite(g.numpy())) for g in grads)
 
 
 def test_hypercolumns_under_xla():

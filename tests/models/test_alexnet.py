@@ -1,5 +1,7 @@
 """Tests of the AlexNet trunk: tap table, parameter count, forward pass against raw TF ops."""
 import math
+import os
+import sys
 
 import keras
 import numpy as np
@@ -7,6 +9,9 @@ import pytest
 import tensorflow as tf
 
 from tfcolor import models
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import layer_testing  # noqa: E402  (tests/layer_testing.py)
 
 # bvlc_alexnet (Caffe, grouped, RGB, with the 1000-way fc8) has 60,965,224 parameters.
 BVLC_ALEXNET_PARAMS = 60_965_224
@@ -86,19 +91,15 @@ def test_bad_groups():
         models.build_trunk("alexnet", groups=3)
 
 
-def test_get_config_round_trip_and_mixed_precision():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        model = models.build_trunk("alexnet", taps="conv1-conv3", fov=False)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    clone = keras.Model.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    x = np.random.default_rng(1).uniform(0, 1, (1, 48, 48, 1)).astype("float32")
-    a, b = model(x), clone(x)
-    assert a["conv3"].dtype == tf.float16
-    for key in a:
-        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+def test_keras_model_contract():
+    """Config and keras.saving round trips, symbolic, eager and tf.function calls, mixed float16
+    and bfloat16, a training step (tests/layer_testing.py) on conv1-conv3 (grouped conv2, LRN)."""
+    x = np.random.default_rng(1).uniform(0, 1, (1, 32, 32, 1)).astype("float32")
+    layer_testing.run_layer_test(
+            models.build_trunk, dict(arch="alexnet", taps="conv1-conv3", fov=False), x,
+            expected_output_shape={"conv1": (1, 8, 8, 96), "conv2": (1, 4, 4, 256),
+                                   "conv3": (1, 2, 2, 384)},
+            expected_num_trainable_weights=6, expected_num_non_trainable_weights=6)
 
 
 def test_fov_on_alexnet():

@@ -1,6 +1,10 @@
 """Tests of tfcolor.models.colorizer.Colorizer on the small vgg_tiny trunk (VGG-16's taps and
 strides at 1/8 width): sparse equals dense, factored equals concat, tap subsets, loss kinds,
-config / checkpoint round trips, MirroredStrategy equals one device, mixed precision."""
+config / checkpoint round trips, MirroredStrategy equals one device, mixed precision; the Keras
+plumbing through tests/layer_testing.py."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +14,9 @@ from tfcolor import layers as tfcolor_layers
 from tfcolor import losses
 from tfcolor.models.colorizer import Colorizer
 from tfcolor.train.strategy import make_strategy  # one strategy per device set
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import layer_testing  # noqa: E402  (tests/layer_testing.py)
 
 ARCH = "vgg_tiny"
 HIDDEN = 32
@@ -119,13 +126,20 @@ def test_unknown_input_size_under_tf_function(model):
                                    atol=2e-5, rtol=1e-5)
 
 
-def test_config_round_trip_and_keras_file(model, tmp_path):
-    gray = _gray(6)
-    config = model.get_config()
+def test_keras_model_contract():
+    """Config and keras.saving round trips, symbolic, eager and tf.function calls (the dense
+    path), mixed float16 and bfloat16 (global policy and dtype=), a training step on every trunk
+    and head weight (tests/layer_testing.py). Batch 2: training-mode BN over one 1x1 map would
+    zero the gradients of fc6 and fc7."""
+    result = layer_testing.run_layer_test(
+            Colorizer, dict(arch=ARCH, hidden=HIDDEN, taps="conv2_1-fc7"), _gray(6, hw=(24, 24)),
+            expected_output_shape=(2, 6, 6, 64), expected_num_trainable_weights=2 * 15 + 4)
+    config = result.layer.get_config()
     assert config["arch"] == ARCH and "trunk" not in config
-    clone = Colorizer.from_config(config)
-    clone.set_weights(model.get_weights())
-    np.testing.assert_allclose(clone(gray).numpy(), model(gray).numpy(), atol=1e-6)
+
+
+def test_keras_file(model, tmp_path):
+    gray = _gray(6)
     path = str(tmp_path / "colorizer.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -153,9 +167,7 @@ def test_custom_trunk_round_trip():
     centers, (h, w) = _grid_centers((12, 18), 4, 2)
     np.testing.assert_allclose(m(gray).numpy().reshape(2, h * w, 8),
                                m.sparse(gray, centers).numpy(), atol=1e-5)
-    clone = Colorizer.from_config(m.get_config())
-    clone.set_weights(m.get_weights())
-    np.testing.assert_allclose(clone(gray).numpy(), m(gray).numpy(), atol=1e-6)
+    layer_testing.run_serialization_test(m, call_args=(gray,))
     only_b = Colorizer(trunk=trunk, tap_strides={"a": 1, "b": 2}, taps=["b"], hidden=8)
     assert only_b.taps == ["b"]
     with pytest.raises(ValueError, match="tap_strides"):
@@ -223,20 +235,17 @@ def test_mirrored_strategy_matches_one_device():
 
 
 def test_mixed_precision():
+    """Beyond the harness's checks: dtype= leaves the global policy alone, factored equals concat
+    and the sparse path trains with the loss under mixed_float16."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
+    with layer_testing.global_dtype_policy("mixed_float16"):
         keras.utils.set_random_seed(4)
         m = Colorizer(ARCH, hidden=HIDDEN, taps="conv2_1-fc7")
-    finally:
-        keras.config.set_dtype_policy(previous)
     explicit = Colorizer(ARCH, hidden=HIDDEN, taps="fc6-fc7", dtype="mixed_float16")
     assert keras.config.dtype_policy().name == previous.name
     assert explicit.trunk.get_layer("fc7").compute_dtype == "float16"
     gray = _gray(10)
     centers = np.array([[[3, 5], [39, 55]]] * 2, "f4")
-    assert m(gray).dtype == tf.float16 and explicit(gray).dtype == tf.float16
-    assert all(v.dtype == tf.float32 for v in m.trainable_variables)
     dense = m.dense(gray).numpy().astype("f4")
     concat = m.dense(gray, method="concat").numpy().astype("f4")
     np.testing.assert_allclose(dense, concat, atol=0.05, rtol=0.02)

@@ -1,5 +1,7 @@
 """Tests of the ResNet-152 trunk against keras.applications.ResNet152 (weights=None)."""
 import math
+import os
+import sys
 
 import keras
 import numpy as np
@@ -8,6 +10,9 @@ import tensorflow as tf
 
 from tfcolor import models
 from tfcolor.models import resnet
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import layer_testing  # noqa: E402  (tests/layer_testing.py)
 
 TAPS = (["conv1", "res2a", "res2b", "res2c", "res3b1", "res3b4", "res3b7"]
         + [f"res4b{i}" for i in (5, 10, 15, 20, 25, 30, 35)] + ["res5c"])
@@ -93,29 +98,30 @@ def test_bottleneck_forward_by_hand():
     np.testing.assert_allclose(out["res2a"].numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_fov_and_round_trip():
+def test_fov():
     model = models.build_trunk("resnet152", fov=True, taps=["res2a", "fov1", "fov2"])
     out = model(np.zeros((1, 128, 128, 1), "float32"))
     assert [v.shape[1] for v in out.values()] == [32, 2, 1]
     assert list(models.tap_strides("resnet152", ["res2a", "fov1", "fov2"], fov=True).values()) \
         == [4, 64, 128]
-    small = models.build_trunk("resnet152", taps="res2b")
-    clone = keras.Model.from_config(small.get_config())
-    clone.set_weights(small.get_weights())
-    x = np.random.default_rng(2).uniform(0, 1, (1, 24, 24, 1)).astype("float32")
-    np.testing.assert_allclose(clone(x)["res2b"].numpy(), small(x)["res2b"].numpy(), atol=1e-6)
+
+
+def test_keras_model_contract():
+    """Config and keras.saving round trips, symbolic, eager and tf.function calls, mixed float16
+    and bfloat16, a training step (tests/layer_testing.py) up to res2b (bottlenecks, standard
+    BN: gamma and beta trainable)."""
+    x = np.random.default_rng(2).uniform(0, 1, (2, 24, 24, 1)).astype("float32")
+    layer_testing.run_layer_test(
+            models.build_trunk, dict(arch="resnet152", taps=["conv1", "res2b"]), x,
+            expected_output_shape={"conv1": (2, 12, 12, 64), "res2b": (2, 6, 6, 256)},
+            expected_num_trainable_weights=3 * 8, expected_num_non_trainable_weights=2 * 8)
 
 
 def test_mirrored_strategy_and_mixed_precision(two_replica_strategy, replica_training_step):
     strategy = two_replica_strategy
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        with strategy.scope():
-            model = models.build_trunk("resnet152", taps=["conv1", "res2a"],
-                                       sync_batch_norm=True)
-            optimizer = keras.optimizers.SGD(0.01)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    with layer_testing.global_dtype_policy("mixed_float16"), strategy.scope():
+        model = models.build_trunk("resnet152", taps=["conv1", "res2a"], sync_batch_norm=True)
+        optimizer = keras.optimizers.SGD(0.01)
     x = np.random.default_rng(3).uniform(0, 1, (4, 32, 32, 1)).astype("float32")
     dataset = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensor_slices(x).batch(4))
