@@ -139,11 +139,13 @@ def test_racing_takeovers_of_one_stale_lock_leave_exactly_one_owner(tmp_path, de
 def test_trainer_refuses_a_model_dir_in_use_and_keeps_its_checkpoints(tmp_path, live_pid):
     from tfcolor import config
     from tfcolor import train
+    from tfcolor.tasks.colorization import ColorizationTask
 
     def trainer(steps):
+        task = ColorizationTask(model_fn=si.StandInColorizer, loss_fn=si.per_point_loss,
+                                dataset=si.make_dataset_fn())
         return train.Trainer(
-            strategy=train.make_strategy("default"), model_fn=si.StandInColorizer,
-            loss_fn=si.per_point_loss, dataset=si.make_dataset_fn(), model_dir=str(tmp_path),
+            task, strategy=train.make_strategy("default"), model_dir=str(tmp_path),
             train_steps=steps, steps_per_loop=2, checkpoint_every=2, summary_every=2,
             optimizer_config=config.OptimizerConfig(learning_rate=0.1, lr_drops=[]))
 

@@ -90,7 +90,7 @@ def _with(section, **values):
         (_with("model", taps=[]), r"model\.taps"),
         (_with("model", arch="vgg_huge"), "arch='vgg_huge'"),
         (_with("model", hidden=0), "hidden must be a positive integer"),
-        (_with("model", dropout="half"), r"^model: .*'half'"),
+        (_with("model", dropout="half"), r"dropout.*'half'"),
         (_with("model", fov="yes"), r"model\.fov must be true or false"),
         (_with("model", batch_norm="none", sync_batch_norm=True), r"^model: sync_batch_norm"),
         (_with("model", width=3), r"unknown model config keys: \['width'\]"),
