@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "baselines", "bins", "color", "config", "data", "export", "histogram_transfer",
-    "image_files", "layers", "losses", "metrics", "models", "predictors", "readout", "surgery",
-    "targets", "train", "downstream",
+    "image_files", "layers", "losses", "metrics", "models", "predictors", "readout", "run_dir",
+    "surgery", "targets", "train", "downstream",
 )
 
 
