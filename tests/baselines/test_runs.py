@@ -52,6 +52,12 @@ def test_pretrain_and_load(tmp_path):
             result.losses["split_brain"], rtol=1e-5)
     trunk, arch = init.load_trunk(str(tmp_path), color_input=True)
     assert trunk.inputs[0].shape[-1] == 3 and arch == "vgg_tiny"
+    # The same baseline in the same model_dir resumes from its checkpoint (step 2).
+    resumed = baselines.pretrain("split_brain", _images(), str(tmp_path),
+                                 model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2",
+                                                   hidden=8, split="rescaled_lab"),
+                                 data_config=_config(), train_steps=3, steps_per_loop=1)
+    assert resumed.step == 3 and [step for step, _ in resumed.history] == [3]
 
 
 def test_another_run_in_the_model_dir_is_refused_and_kept(tmp_path):

@@ -97,3 +97,25 @@ def test_head_variables_are_both_heads_and_config_round_trip():
     for got, expected in zip(clone.cross_predictions(rgb, centers),
                              model.cross_predictions(rgb, centers)):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # 50 s on 2 shared cores (two tiny runs, one mirrored)
+def test_loss_is_the_same_global_mean_on_one_and_two_replicas(tmp_path):
+    # The contract's normalisation: each replica's share of the global mean, so the first step's
+    # loss (initial weights, no dropout, no batch statistics) does not depend on the replicas.
+    from tfcolor.config import TrainConfig  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import experiment  # pylint: disable=import-outside-toplevel
+    from tfcolor.train.strategy import make_strategy  # pylint: disable=import-outside-toplevel
+    losses = []
+    for name, strategy in (("one", tf.distribute.get_strategy()),
+                           ("two", make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"]))):
+        task = split_brain_task.SplitBrainTask(
+                _config(), source=_images(),
+                model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2", hidden=8, dropout=0.0,
+                                  batch_norm="none"))
+        config = TrainConfig(model_dir=str(tmp_path / name), train_steps=1, steps_per_loop=1,
+                             checkpoint_every=1, summary_every=1, image_every=0, export=False)
+        result = experiment.run(task, config, strategy=strategy)
+        losses.append(result.train.losses)
+    for key in ("split_brain", "split_brain/half_a", "split_brain/half_b"):
+        np.testing.assert_allclose(losses[1][key], losses[0][key], rtol=1e-5)
