@@ -122,9 +122,9 @@ _NO_IMAGE = "labelled image files could be decoded"
 
 def _data(spec, task, num_classes, flag="data"):
     """The labelled set of a data spec; any problem is a ValueError naming ``--flag``."""
-    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import datasets  # pylint: disable=import-outside-toplevel
     try:
-        return data.load(spec, task=task, num_classes=num_classes)
+        return datasets.load(spec, task=task, num_classes=num_classes)
     except (ValueError, FileNotFoundError, ImportError) as e:  # ImportError: tfds: specs
         raise ValueError(f"--{flag}={spec}: {e}") from None
 
@@ -132,26 +132,27 @@ def _data(spec, task, num_classes, flag="data"):
 def _rebalance_sample(train, color, count=32):
     """A batch of training images (grey or RGB) for re-balancing a random / ImageNet init."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
-    ds = data.eval_dataset(train.subset(np.arange(min(count, len(train)))),
-                           batch_size=count, crop_size=FLAGS.crop_size, color=color)
+    from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
+    ds = pipelines.eval_dataset(train.subset(np.arange(min(count, len(train)))),
+                                batch_size=count, crop_size=FLAGS.crop_size, color=color)
     return next(iter(ds))["gray"].numpy()
 
 
 def _analyse(initial, tuned, test, config, color):
     """Feature shift (table + plot) and top-activation grids of the fine-tuned trunk."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import analysis  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import analysis  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import datasets  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
     count = min(FLAGS.analysis_images, len(test))
     crop = config.eval_crop or config.crop_size
     subset = test.subset(np.arange(count))
     if test.task == "segmentation" and not isinstance(test.images, np.ndarray):
         crop = crop or 256  # images of different sizes: analyse centre crops
-        subset = data.LabeledData(subset.images, np.zeros(count, np.int64), "classification",
-                                  1)
-    ds = data.eval_dataset(subset, batch_size=count, resize=config.eval_resize, crop_size=crop,
-                           color=color)
+        subset = datasets.LabeledData(subset.images, np.zeros(count, np.int64),
+                                      "classification", 1)
+    ds = pipelines.eval_dataset(subset, batch_size=count, resize=config.eval_resize,
+                                crop_size=crop, color=color)
     images = next(iter(ds))["gray"].numpy()
     rows = analysis.feature_shift(initial.trunk, tuned.trunk, images)
     table = analysis.format_table(rows)
@@ -170,8 +171,8 @@ def _analyse(initial, tuned, test, config, color):
 
 
 def config_from_flags(fv=None):
-    """The :class:`tfcolor.transfer.protocol.FinetuneConfig` of the flags (validated)."""
-    from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
+    """The :class:`tfcolor.downstream.protocol.FinetuneConfig` of the flags (validated)."""
+    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     FLAGS = fv or globals()["FLAGS"]  # pylint: disable=invalid-name,redefined-outer-name
     return protocol.FinetuneConfig(
             batch_size=FLAGS.batch_size, crop_size=FLAGS.crop_size,
@@ -208,8 +209,8 @@ def main(argv):
 def _main():
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import init  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     train = _data(FLAGS.data, FLAGS.task, FLAGS.num_classes)
     test = (_data(FLAGS.test_data, train.task, train.num_classes, flag="test_data")
             if FLAGS.test_data else None)
@@ -217,7 +218,7 @@ def _main():
         test = test.subset(np.arange(min(FLAGS.test_count, len(test))))
     config = config_from_flags()
     color = FLAGS.color_input
-    kind = init.describe_init(FLAGS.init)
+    kind = initialization.describe_init(FLAGS.init)
     rebalance = ((kind == "random" and FLAGS.rebalance_random)
                  or (kind == "imagenet" and FLAGS.rebalance_imagenet))
     sample = _rebalance_sample(train, color) if rebalance else None
@@ -227,12 +228,13 @@ def _main():
         head_taps = head_taps[0]
 
     def make_model_fn(seed):
-        return init.model_fn(FLAGS.init, train.task, train.num_classes, arch=FLAGS.arch,
-                             taps=FLAGS.taps, head_taps=head_taps, color_input=color,
-                             absorb_bn=absorb, from_layer=FLAGS.from_layer, fov=FLAGS.fov,
-                             imagenet_weights=FLAGS.imagenet_weights, rebalance_images=sample,
-                             rebalance_imagenet=FLAGS.rebalance_imagenet, seed=seed,
-                             hidden=FLAGS.hidden, dropout=FLAGS.dropout)
+        return initialization.model_fn(
+                FLAGS.init, train.task, train.num_classes, arch=FLAGS.arch, taps=FLAGS.taps,
+                head_taps=head_taps, color_input=color, absorb_bn=absorb,
+                from_layer=FLAGS.from_layer, fov=FLAGS.fov,
+                imagenet_weights=FLAGS.imagenet_weights, rebalance_images=sample,
+                rebalance_imagenet=FLAGS.rebalance_imagenet, seed=seed, hidden=FLAGS.hidden,
+                dropout=FLAGS.dropout)
 
     subset_fn = ((lambda d, s: d.per_class(FLAGS.per_class, seed=s)) if FLAGS.per_class
                  else None)

@@ -1,4 +1,4 @@
-"""Small-scale reproduction of the transfer comparison (CPU, about an hour on 2 cores).
+"""Small-scale reproduction of the transfer-learning comparison (CPU, about an hour on 2 cores).
 
 Pretrains one trunk per method on the *train* photos of the real-photo corpus
 (``/work/shared/data``: ``build_corpus.py --out /tmp/corpus``), fine-tunes every method on the
@@ -291,7 +291,7 @@ def labelled_sets(corpus):
     """{set name: (train LabeledData, test LabeledData, colour input)}."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import datasets  # pylint: disable=import-outside-toplevel
     out = {}
     lab = os.path.join(corpus, "labeled")
     if "gcompris5" in FLAGS.sets:
@@ -299,14 +299,14 @@ def labelled_sets(corpus):
         size = FLAGS.gcompris_size
         x = tf.image.resize(g["x"], (size, size), method="area", antialias=True).numpy()
         x = np.clip(np.round(x), 0, 255).astype(np.uint8)
-        full = data.from_arrays(x, g["y"], class_names=[str(c) for c in g["classes"]],
-                                groups=g["group"], num_classes=len(g["classes"]))
+        full = datasets.from_arrays(x, g["y"], class_names=[str(c) for c in g["classes"]],
+                                    groups=g["group"], num_classes=len(g["classes"]))
         train, test = full.split(0.3, seed=0)
         train.groups = None  # the 90/10 protocol split is stratified by class
         out["gcompris5"] = (train, test, True)
     if "fmnist10" in FLAGS.sets or "fmnist100" in FLAGS.sets:
-        train = data.load_npz(os.path.join(lab, "fashion_mnist.npz"), "train")
-        test = data.load_npz(os.path.join(lab, "fashion_mnist.npz"), "test")
+        train = datasets.load_npz(os.path.join(lab, "fashion_mnist.npz"), "train")
+        test = datasets.load_npz(os.path.join(lab, "fashion_mnist.npz"), "test")
         test = test.subset(np.arange(min(FLAGS.fmnist_test, len(test))))
         for name, n in (("fmnist10", 10), ("fmnist100", 100)):
             if name in FLAGS.sets:
@@ -315,7 +315,7 @@ def labelled_sets(corpus):
 
 
 def finetune_config(set_name):
-    from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     crop = FLAGS.gcompris_crop if set_name == "gcompris5" else None
     return protocol.FinetuneConfig(
             batch_size=FLAGS.ft_batch, crop_size=crop, eval_crop=crop,
@@ -326,9 +326,9 @@ def finetune_config(set_name):
 
 def run_finetunes(inits, sets, out_dir):
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import data  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import init  # pylint: disable=import-outside-toplevel
-    from tfcolor.transfer import protocol  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     seeds = [int(s) for s in FLAGS.seeds]
     results = {}
     for set_name, spec in sets.items():
@@ -341,14 +341,15 @@ def run_finetunes(inits, sets, out_dir):
             sample = None
             if init_value == "random":
                 first = subset_fn(train, 0) if subset_fn else train
-                ds = data.eval_dataset(first.subset(np.arange(min(32, len(first)))),
-                                       batch_size=32, crop_size=config.crop_size, color=color)
+                ds = pipelines.eval_dataset(first.subset(np.arange(min(32, len(first)))),
+                                            batch_size=32, crop_size=config.crop_size,
+                                            color=color)
                 sample = next(iter(ds))["gray"].numpy()
 
             def make(seed, init_value=init_value, sample=sample):
-                return init.model_fn(init_value, "classification", train.num_classes,
-                                     arch=FLAGS.arch, color_input=color, rebalance_images=sample,
-                                     seed=seed)
+                return initialization.model_fn(
+                        init_value, "classification", train.num_classes, arch=FLAGS.arch,
+                        color_input=color, rebalance_images=sample, seed=seed)
 
             run_dir = os.path.join(out_dir, set_name, method)
             done = os.path.join(run_dir, "results.json")

@@ -1,10 +1,10 @@
-"""Tests for tfcolor.transfer.analysis."""
+"""Tests for tfcolor.downstream.analysis."""
 import numpy as np
 import pytest
 from PIL import Image
 
 from tfcolor import models
-from tfcolor.transfer import analysis
+from tfcolor.downstream import analysis
 
 
 def _trunk(seed=0):

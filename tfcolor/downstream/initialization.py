@@ -66,8 +66,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfcolor.transfer import tasks as tasks_lib
 from tfcolor import surgery
+from tfcolor.downstream import model as model_lib
+from tfcolor.downstream import scoring
 
 BASELINE_FILE = "tfcolor_baseline.json"
 EXPORT_FILE = "tfcolor_export.json"
@@ -308,7 +309,7 @@ def freeze_below(model, from_layer):
 def model_fn(init, task, num_classes, *, arch="vgg16", taps=None, fov=False, head_taps=None,
              color_input=False, absorb_bn="auto", from_layer=None, imagenet_weights=None,
              rebalance_images=None, rebalance_imagenet=True, seed=None, **head_kwargs):
-    """``() -> TransferModel`` for :func:`tfcolor.transfer.protocol.finetune`.
+    """``() -> DownstreamModel`` for :func:`tfcolor.downstream.protocol.finetune`.
 
     Args:
         init: see :func:`load_trunk`.
@@ -320,10 +321,10 @@ def model_fn(init, task, num_classes, *, arch="vgg16", taps=None, fov=False, hea
             :func:`load_trunk`.
         from_layer: :func:`freeze_below` (None: fine-tune everything).
         seed: seeds Keras before building (the head's and a random trunk's weights).
-        **head_kwargs: :class:`tfcolor.transfer.tasks.TransferModel` options (``hidden``,
+        **head_kwargs: :class:`tfcolor.downstream.model.DownstreamModel` options (``hidden``,
             ``dropout``, ``pool``, ``grid_factor``, ``convention``).
     """
-    tasks_lib.check_task(task)
+    scoring.check_task(task)
     describe_init(init)
     if fov and task != "segmentation":
         raise ValueError(f"+FoV (fov=True) is a segmentation addition (the paper: it 'only "
@@ -342,7 +343,7 @@ def model_fn(init, task, num_classes, *, arch="vgg16", taps=None, fov=False, hea
             kwargs["taps"] = head_taps
         elif head_taps is not None:
             kwargs["feature_tap"] = head_taps
-        model = tasks_lib.TransferModel(trunk, task, num_classes, tap_strides=strides, **kwargs)
+        model = model_lib.DownstreamModel(trunk, task, num_classes, tap_strides=strides, **kwargs)
         if from_layer:
             freeze_below(model, from_layer)
         return model

@@ -1,15 +1,14 @@
-"""Throughput of fine-tuning (tfcolor.transfer) and of the baselines' pretraining steps.
+"""Throughput of fine-tuning (tfcolor.downstream) and of the baselines' pretraining steps.
 
-Fine-tuning runs the real machinery of ``binaries/finetune``: a :class:`TransferModel` built by
-``tfcolor.transfer.init.model_fn`` (random init, BN-free trunk), batches of
-``tfcolor.transfer.data.train_dataset`` and the :class:`tfcolor.train.Trainer` the protocol
-drives; throughput excludes the first loop (tracing). Evaluation is
-``tfcolor.transfer.protocol.evaluate`` on a held-out set (images per second, including the
-pipeline). Pretraining runs ``tfcolor.baselines.pretrain`` / ``tfcolor.train.pretraining`` for
-a few loops in the setting of ``binaries/reproduce`` (vgg_tiny, 64 x 64 crops, batch 16, 64
-points).
+Fine-tuning runs the real machinery of ``binaries/finetune``: a :class:`DownstreamModel` built by
+``tfcolor.downstream.initialization.model_fn`` (random init, BN-free trunk), batches of
+``tfcolor.downstream.pipelines.train_dataset`` and the trainer the protocol drives; throughput
+excludes the first loop (tracing). Scoring is ``tfcolor.downstream.protocol.score`` on a
+held-out set (images per second, including the pipeline). Pretraining runs
+``tfcolor.baselines.pretrain`` / ``tfcolor.train.pretraining`` for a few loops in the setting of
+``binaries/reproduce`` (vgg_tiny, 64 x 64 crops, batch 16, 64 points).
 
-    python benchmarks/transfer_bench.py [--steps 60] [--vgg16]
+    python benchmarks/downstream_bench.py [--steps 60] [--vgg16]
 
 ``--vgg16`` adds paper-scale rows (VGG-16 at 224 x 224, batch 8; slow on a CPU).
 """
@@ -29,29 +28,29 @@ from benchmarks import common  # noqa: E402
 
 
 def _labelled(task, n, size, channels, classes, seed=0):
-    from tfcolor.transfer import data
+    from tfcolor.downstream import datasets
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 255, (n, size, size, channels), dtype=np.uint8)
     if task == "segmentation":
         y = rng.integers(0, classes, (n, size, size)).astype(np.uint8)
-        return data.LabeledData(x, y, "segmentation", classes)
-    return data.from_arrays(x, rng.integers(0, classes, n), num_classes=classes)
+        return datasets.LabeledData(x, y, "segmentation", classes)
+    return datasets.from_arrays(x, rng.integers(0, classes, n), num_classes=classes)
 
 
 def finetune_row(name, arch, task, size, channels, batch, steps, classes=10, taps=None,
                  points=256):
-    from tfcolor.transfer import data, init, protocol
+    from tfcolor.downstream import initialization, pipelines, protocol
     train = _labelled(task, max(4 * batch, 64), size, channels, classes)
-    fn = init.model_fn("random", task, classes, arch=arch, taps=taps, color_input=channels == 3,
-                       seed=0, hidden=256)
+    fn = initialization.model_fn("random", task, classes, arch=arch, taps=taps,
+                                 color_input=channels == 3, seed=0, hidden=256)
     config = protocol.FinetuneConfig(batch_size=batch, eval_every=max(1, steps // 3),
                                      max_steps=steps, num_points=points, eval_batch_size=batch)
-    ds = data.train_dataset(train, batch_size=batch, num_points=points, color=channels == 3)
+    ds = pipelines.train_dataset(train, batch_size=batch, num_points=points, color=channels == 3)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = protocol._trainer(fn, ds, task, tmp, steps, config, None, [])  # pylint: disable=protected-access
         result = trainer.train()
         evaluation = common.measure(
-                lambda: protocol.evaluate(trainer.model, train, config, color=channels == 3),
+                lambda: protocol.score(trainer.model, train, config, color=channels == 3),
                 warmup=1, min_time=1.0, min_repeats=2)
     return [name, arch, f"{size} x {size} x {channels}", batch, result.images_per_second,
             1000.0 * batch / result.images_per_second, len(train) / evaluation]

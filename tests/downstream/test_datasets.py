@@ -1,18 +1,17 @@
-"""Tests for tfcolor.transfer.data: loaders, splits and pipelines."""
+"""Tests for tfcolor.downstream.datasets: labelled sets, loaders and the 90/10 split."""
 import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
-from tfcolor.transfer import data
+from tfcolor.downstream import datasets, pipelines
 
 
 def _classes(n_per=10, classes=3):
     y = np.repeat(np.arange(classes), n_per)
     x = np.random.default_rng(0).integers(0, 255, (len(y), 8, 8, 1), dtype=np.uint8)
-    return data.from_arrays(x, y)
+    return datasets.from_arrays(x, y)
 
 
 def test_split_is_stratified_and_disjoint():
@@ -36,78 +35,29 @@ def test_per_class_draws_n_per_class():
         _classes().per_class(11)
 
 
-def test_train_dataset_classification_batches():
-    ds = data.train_dataset(_classes(), batch_size=4, crop_size=6, seed=0)
-    batch = next(iter(ds))
-    assert batch["gray"].shape == (4, 6, 6, 1)
-    assert batch["centers"].shape == (4, 1, 2)
-    assert batch["targets"].shape == (4, 1, 3)
-    np.testing.assert_allclose(batch["targets"].numpy().sum(-1), 1.0)
-
-
-def test_segmentation_centres_avoid_the_ignore_label():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8)
-    masks = np.full((4, 12, 12), 255, np.uint8)
-    masks[:, 2:6, 3:9] = 1
-    masks[:, 7:9, 1:4] = 2
-    d = data.LabeledData(x, masks, "segmentation", 3)
-    batch = next(iter(data.train_dataset(d, batch_size=4, num_points=20, mirror=False)))
-    centers = batch["centers"].numpy()
-    labels = masks[0][centers[..., 0], centers[..., 1]]
-    assert (labels != 255).all()
-    np.testing.assert_array_equal(batch["targets"].numpy().argmax(-1), labels)
-    assert batch["gray"].shape == (4, 12, 12, 1)
-
-
-def test_sample_valid_centers_repeats_when_few_valid():
-    mask = np.full((5, 5), 255, np.uint8)
-    mask[2, 3] = 0
-    centers, valid = data.sample_valid_centers(mask, 4, tf.constant([1, 2]))
-    np.testing.assert_array_equal(centers.numpy(), [[2, 3]] * 4)
-    assert valid.numpy().all()
-
-
 def test_load_folder_and_npz(tmp_path):
     for name in ("cats", "dogs"):
         os.makedirs(tmp_path / "tree" / name)
         for i in range(2):
             Image.fromarray(np.full((6, 7, 3), 40 * i, np.uint8)).save(
                 tmp_path / "tree" / name / f"{i}.png")
-    d = data.load(str(tmp_path / "tree"))
+    d = datasets.load(str(tmp_path / "tree"))
     assert d.class_names == ["cats", "dogs"] and d.labels.tolist() == [0, 0, 1, 1]
-    batch = next(iter(data.eval_dataset(d, batch_size=4, crop_size=6)))
+    batch = next(iter(pipelines.eval_dataset(d, batch_size=4, crop_size=6)))
     assert batch["gray"].shape == (4, 6, 6, 1)
     np.savez(tmp_path / "s.npz", x_train=np.zeros((3, 4, 4), np.uint8), y_train=[0, 1, 1],
              x_test=np.zeros((2, 4, 4), np.uint8), y_test=[1, 0])
-    test = data.load(str(tmp_path / "s.npz") + ":test")
+    test = datasets.load(str(tmp_path / "s.npz") + ":test")
     assert len(test) == 2 and test.num_classes == 2
 
 
 def test_clear_errors():
     with pytest.raises(ImportError, match="tensorflow-datasets"):
-        data.load("tfds:voc/2007")
+        datasets.load("tfds:voc/2007")
     with pytest.raises(ValueError, match="cannot read labelled data"):
-        data.load("/nonexistent/thing")
+        datasets.load("/nonexistent/thing")
     with pytest.raises(ValueError, match="labels must be in"):
-        data.LabeledData(np.zeros((2, 4, 4, 1), np.uint8), [0, 5], num_classes=2)
-
-
-def test_ten_crops():
-    images = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])
-    crops = data.ten_crops(images, 2).numpy()
-    assert crops.shape == (10, 1, 2, 2, 1)
-    np.testing.assert_array_equal(crops[0, 0, :, :, 0], [[0, 1], [4, 5]])
-    np.testing.assert_array_equal(crops[5, 0, :, :, 0], [[1, 0], [5, 4]])
-    np.testing.assert_array_equal(crops[4, 0, :, :, 0], [[5, 6], [9, 10]])
-
-
-def test_scale_range_needs_a_crop():
-    with pytest.raises(ValueError, match="scale_range needs crop_size"):
-        data.train_dataset(_classes(), scale_range=(8, 12))
-    batch = next(iter(data.train_dataset(_classes(), batch_size=2, scale_range=(8, 12),
-                                         crop_size=7)))
-    assert batch["gray"].shape == (2, 7, 7, 1)
+        datasets.LabeledData(np.zeros((2, 4, 4, 1), np.uint8), [0, 5], num_classes=2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,7 +80,7 @@ def test_class_folder_of_the_hostile_matrix(tmp_path, caplog):
     cases = hostile.write_image_cases(tmp_path / "a", camera=False)
     for i in range(2):
         Image.fromarray(hostile.smooth_rgb(20, 30, seed=i)).save(tmp_path / "b" / f"{i}.png")
-    d = data.load(str(tmp_path))
+    d = datasets.load(str(tmp_path))
     assert d.class_names == ["a", "b"]
     names = {os.path.basename(p) for p in d.images}
     header_bad = {"zero_bytes.jpg", "text.jpg", "page.png", "dangling.jpg"}
@@ -138,7 +88,7 @@ def test_class_folder_of_the_hostile_matrix(tmp_path, caplog):
     assert "left out 4 file(s)" in caplog.text
     counter = decode.default_skip_counter()
     counter.reset()
-    labels = [int(b["label"][0]) for b in data.eval_dataset(d, batch_size=1, resize=16,
+    labels = [int(b["label"][0]) for b in pipelines.eval_dataset(d, batch_size=1, resize=16,
                                                               crop_size=16)]
     valid = sum(c.valid for c in cases.values())
     assert labels == [0] * valid + [1, 1]
@@ -146,59 +96,26 @@ def test_class_folder_of_the_hostile_matrix(tmp_path, caplog):
         "truncated.jpg": "corrupt", "truncated.png": "corrupt", "bomb.png": "too_large"}
 
 
-def test_a_pass_without_any_decodable_image_raises_instead_of_spinning(tmp_path):
-    for i in range(3):
-        (tmp_path / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
-    d = data.LabeledData([str(tmp_path / f"{i}.jpg") for i in range(3)], [0, 1, 0])
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="none of the 3 labelled image files could be decoded"):
-        next(iter(data.train_dataset(d, batch_size=2, crop_size=8)))
-
-
-def test_segmentation_files_with_a_bad_or_mismatched_mask_are_skipped(tmp_path):
-    from tfcolor.data import decode
-    images, masks = [], []
-    for i, (size, mask) in enumerate([((12, 16), "ok"), ((12, 16), "small"), ((12, 16), "text"),
-                                      ((10, 10), "ok")]):
-        image = tmp_path / f"{i}.png"
-        Image.fromarray(np.full(size + (3,), 60 * i, np.uint8)).save(image)
-        label = tmp_path / f"{i}_mask.png"
-        if mask == "text":
-            label.write_bytes(b"not a png")
-        else:
-            shape = size if mask == "ok" else (4, 4)
-            Image.fromarray(np.full(shape, i % 2, np.uint8), mode="L").save(label)
-        images.append(str(image))
-        masks.append(str(label))
-    d = data.LabeledData(images, masks, "segmentation", 2)
-    counter = decode.default_skip_counter()
-    counter.reset()
-    shapes = [b["label"].shape[1:3] for b in data.eval_dataset(d, batch_size=1)]
-    assert shapes == [(12, 16), (10, 10)]
-    assert sorted(os.path.basename(n).split(" ")[0] for n, _ in counter.skipped) == [
-        "1_mask.png", "2_mask.png"]
-
-
 def test_folder_spec_errors_name_the_folder(tmp_path):
     with pytest.raises(ValueError, match="no such file or folder"):
-        data.load(str(tmp_path / "missing"))
+        datasets.load(str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="has no class sub-folders"):
-        data.load(str(tmp_path / "empty"))
+        datasets.load(str(tmp_path / "empty"))
     (tmp_path / "tree" / "cats").mkdir(parents=True)
     (tmp_path / "tree" / "dogs").mkdir()
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "tree" / "cats" / "0.png")
     (tmp_path / "tree" / "dogs" / "0.jpg").write_bytes(b"<html>404</html>")
     with pytest.raises(ValueError, match=r"class folder '.*dogs' holds no usable image"):
-        data.load(str(tmp_path / "tree"))
+        datasets.load(str(tmp_path / "tree"))
     with pytest.raises(FileNotFoundError, match="ImageSets/Segmentation/train.txt"):
-        data.load(f"voc:{tmp_path}")
+        datasets.load(f"voc:{tmp_path}")
     (tmp_path / "ImageSets" / "Segmentation").mkdir(parents=True)
     (tmp_path / "ImageSets" / "Segmentation" / "train.txt").write_text("2007_000032\n")
     with pytest.raises(ValueError, match=r"1 image/mask file\(s\) listed .* missing.*2007_000032"):
         (tmp_path / "JPEGImages").mkdir()
         (tmp_path / "JPEGImages" / "2007_000032.jpg").write_bytes(b"\xff\xd8\xff")
-        data.load(f"voc:{tmp_path}")
+        datasets.load(f"voc:{tmp_path}")
 
 
 _X = np.zeros((3, 4, 4), np.uint8)
@@ -226,14 +143,14 @@ def test_npz_errors_name_the_key(tmp_path, name):
     path = tmp_path / "set.npz"
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=message) as info:
-        data.load(str(path) + split)
+        datasets.load(str(path) + split)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
 
 def test_npz_that_is_not_an_archive_or_holds_objects(tmp_path):
     (tmp_path / "fake.npz").write_text("<html>not a zip</html>")
     with pytest.raises(ValueError, match=r"cannot read '.*fake.npz' as an .npz archive"):
-        data.load(str(tmp_path / "fake.npz"))
+        datasets.load(str(tmp_path / "fake.npz"))
     np.savez(tmp_path / "objects.npz", x=np.array([np.zeros(2), None], dtype=object), y=[0, 1])
     with pytest.raises(ValueError, match="key 'x' cannot be read"):
-        data.load(str(tmp_path / "objects.npz"))
+        datasets.load(str(tmp_path / "objects.npz"))

@@ -1,4 +1,4 @@
-"""Tests for tfcolor.transfer.init: loading, BN absorption, grey -> RGB, freezing."""
+"""Tests for tfcolor.downstream.initialization: loading, BN absorption, grey -> RGB, freezing."""
 import json
 import os
 
@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from tfcolor import config as config_lib
 from tfcolor import models
-from tfcolor.transfer import init, tasks
+from tfcolor.models import factory
+from tfcolor.downstream import initialization, model as model_lib
 
 
 def _randomize_bn(model, seed=0):
@@ -24,12 +25,11 @@ def _randomize_bn(model, seed=0):
 @pytest.fixture(scope="module")
 def colorization_dir(tmp_path_factory):
     """A colorization model_dir as pretraining writes it (config.json + checkpoint)."""
-    from tfcolor.train import pretraining
     path = str(tmp_path_factory.mktemp("colorization"))
     config = config_lib.PretrainConfig(
             model=config_lib.ModelConfig(arch="vgg_tiny", taps="conv1_1-conv3_3", hidden=8,
                                          sync_batch_norm=False))
-    model = pretraining.build_model(config)
+    model = factory.build_colorizer(config)
     _randomize_bn(model.trunk)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config.to_dict(), f)
@@ -39,8 +39,8 @@ def colorization_dir(tmp_path_factory):
 
 def test_bn_absorbed_in_transfer_path_preserves_outputs(colorization_dir):
     path, colorizer = colorization_dir
-    assert init.describe_init(path) == "colorization"
-    trunk, arch = init.load_trunk(path)
+    assert initialization.describe_init(path) == "colorization"
+    trunk, arch = initialization.load_trunk(path)
     assert arch == "vgg_tiny"
     assert not any(isinstance(l, keras.layers.BatchNormalization) for l in trunk.layers)
     x = tf.random.uniform([2, 20, 20, 1], seed=1)
@@ -48,14 +48,14 @@ def test_bn_absorbed_in_transfer_path_preserves_outputs(colorization_dir):
     after = trunk(x, training=False)
     for name in before:
         np.testing.assert_allclose(after[name], before[name], rtol=1e-4, atol=1e-4)
-    kept, _ = init.load_trunk(path, absorb_bn=False)
+    kept, _ = initialization.load_trunk(path, absorb_bn=False)
     assert any(isinstance(l, keras.layers.BatchNormalization) for l in kept.layers)
 
 
 def test_gray_to_rgb_init_computes_the_grey_network_on_the_desaturation(colorization_dir):
     path, _ = colorization_dir
-    grey, _ = init.load_trunk(path)
-    rgb, _ = init.load_trunk(path, color_input=True)
+    grey, _ = initialization.load_trunk(path)
+    rgb, _ = initialization.load_trunk(path, color_input=True)
     assert rgb.inputs[0].shape[-1] == 3
     image = tf.random.uniform([1, 16, 16, 3], seed=2)
     a = rgb(image, training=False)
@@ -68,8 +68,8 @@ def test_gray_to_rgb_init_computes_the_grey_network_on_the_desaturation(coloriza
 
 def test_freeze_below_freezes_exactly_the_lower_layers():
     trunk = models.build_trunk("vgg_tiny", taps="conv1_1-conv3_3", batch_norm="none")
-    model = tasks.TransferModel(trunk, "classification", 3, dropout=0.0)
-    frozen = init.freeze_below(model, "conv2_1")
+    model = model_lib.DownstreamModel(trunk, "classification", 3, dropout=0.0)
+    frozen = initialization.freeze_below(model, "conv2_1")
     assert frozen == ["conv1_1", "conv1_2"]
     trainable = {v.path.split("/")[0] for v in model.trainable_variables}
     assert "conv1_1" not in trainable and "conv2_1" in trainable and "head" in trainable
@@ -84,17 +84,17 @@ def test_freeze_below_freezes_exactly_the_lower_layers():
     np.testing.assert_array_equal(trunk.get_layer("conv1_2").get_weights()[0],
                                   before["conv1_2"])
     assert not np.allclose(trunk.get_layer("conv3_3").get_weights()[0], before["conv3_3"])
-    assert len(init.freeze_below(tasks.TransferModel(
+    assert len(initialization.freeze_below(model_lib.DownstreamModel(
             models.build_trunk("vgg_tiny", taps="conv1_1-conv2_2", batch_norm="none"),
             "classification", 2), "head")) == 4
     with pytest.raises(ValueError, match="no layer 'conv9_1'"):
-        init.freeze_below(model, "conv9_1")
+        initialization.freeze_below(model, "conv9_1")
 
 
 def test_random_init_rebalanced_has_unit_second_moment():
     images = np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 1)).astype(np.float32)
-    trunk, _ = init.load_trunk("random", arch="vgg_tiny", taps="conv1_1-conv3_3",
-                               rebalance_images=images)
+    trunk, _ = initialization.load_trunk("random", arch="vgg_tiny", taps="conv1_1-conv3_3",
+                                         rebalance_images=images)
     out = trunk(images, training=False)
     for name in ("conv1_1", "conv2_2", "conv3_3"):
         assert np.mean(np.square(out[name])) == pytest.approx(1.0, rel=1e-3)
@@ -102,25 +102,25 @@ def test_random_init_rebalanced_has_unit_second_moment():
 
 def test_tap_strides_known_and_measured():
     trunk = models.build_trunk("vgg_tiny", taps="conv1_1-conv3_1", batch_norm="none")
-    known = init.trunk_tap_strides(trunk, "vgg_tiny")
-    measured = init.trunk_tap_strides(trunk, None, probe_size=32)
+    known = initialization.trunk_tap_strides(trunk, "vgg_tiny")
+    measured = initialization.trunk_tap_strides(trunk, None, probe_size=32)
     assert known == measured == {"conv1_1": 1, "conv1_2": 1, "conv2_1": 2, "conv2_2": 2,
                                  "conv3_1": 4}
 
 
 def test_describe_init_errors(tmp_path):
     with pytest.raises(ValueError, match="neither 'random'"):
-        init.describe_init(str(tmp_path))
+        initialization.describe_init(str(tmp_path))
     with pytest.raises(ValueError, match="imagenet_weights"):
-        init.load_trunk("imagenet", arch="vgg16")
+        initialization.load_trunk("imagenet", arch="vgg16")
     with pytest.raises(ValueError, match="arch must be 'vgg16'"):
-        init.load_trunk("imagenet", arch="vgg_tiny", imagenet_weights="x.h5")
+        initialization.load_trunk("imagenet", arch="vgg_tiny", imagenet_weights="x.h5")
 
 
 def test_model_fn_segmentation_from_colorization(colorization_dir):
     path, _ = colorization_dir
-    build = init.model_fn(path, "segmentation", 4, head_taps=["conv2_2", "conv3_3"],
-                          from_layer="conv3_1", hidden=8, seed=0)
+    build = initialization.model_fn(path, "segmentation", 4, head_taps=["conv2_2", "conv3_3"],
+                                    from_layer="conv3_1", hidden=8, seed=0)
     model = build()
     assert model.taps == ["conv2_2", "conv3_3"]
     assert model.tap_strides == {"conv2_2": 2, "conv3_3": 4}
@@ -133,10 +133,10 @@ def test_fov_adds_two_fresh_blocks_on_a_pretrained_trunk(colorization_dir):
     # max-pool 2x2/2 -> conv 3x3 (1024) -> ReLU on the deepest tap, and the pretrained taps are
     # unchanged.
     path, _ = colorization_dir
-    plain, _ = init.load_trunk(path)
-    trunk, _ = init.load_trunk(path, fov=True)
+    plain, _ = initialization.load_trunk(path)
+    trunk, _ = initialization.load_trunk(path, fov=True)
     assert set(trunk.output) == set(plain.output) | {"fov1", "fov2"}
-    strides = init.trunk_tap_strides(trunk, "vgg_tiny")
+    strides = initialization.trunk_tap_strides(trunk, "vgg_tiny")
     assert strides["conv3_3"] == 4 and strides["fov1"] == 8 and strides["fov2"] == 16
     x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
     out, ref = trunk(x, training=False), plain(x, training=False)
@@ -149,13 +149,13 @@ def test_fov_adds_two_fresh_blocks_on_a_pretrained_trunk(colorization_dir):
         pooled = tf.nn.max_pool2d(deep, 2, 2, "SAME")
         deep = tf.nn.relu(tf.nn.conv2d(pooled, kernel, 1, "SAME") + bias)
         np.testing.assert_allclose(out[name].numpy(), deep.numpy(), rtol=1e-4, atol=1e-5)
-    model = init.model_fn(path, "segmentation", 3, fov=True, hidden=8, seed=0)()
+    model = initialization.model_fn(path, "segmentation", 3, fov=True, hidden=8, seed=0)()
     assert model.taps[-2:] == ["fov1", "fov2"]
     assert model.dense_logits(tf.zeros([1, 32, 32, 1])).shape == (1, 32, 32, 3)
     with pytest.raises(ValueError, match="segmentation"):
-        init.model_fn(path, "classification", 3, fov=True)
+        initialization.model_fn(path, "classification", 3, fov=True)
     with pytest.raises(ValueError, match="already has the \\+FoV taps"):
-        init.add_fov_blocks(trunk, "vgg_tiny")
+        initialization.add_fov_blocks(trunk, "vgg_tiny")
 
 
 @pytest.fixture(scope="module")
@@ -176,14 +176,14 @@ def test_imagenet_init_is_rebalanced_to_unit_second_moment(vgg16_weights_file):
     # The paper re-balances an ImageNet VGG-16 used as downstream initialisation.
     images = np.random.default_rng(2).uniform(0, 1, (4, 32, 32, 3)).astype(np.float32)
     taps = "conv1_1-conv5_3"
-    trunk, _ = init.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file,
-                               rebalance_images=images)
+    trunk, _ = initialization.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file,
+                                         rebalance_images=images)
     gray = images.mean(axis=-1, keepdims=True)
     out = trunk(gray, training=False)
     for name in ("conv1_1", "conv2_2", "conv3_3", "conv4_3", "conv5_3"):
         assert np.mean(np.square(out[name])) == pytest.approx(1.0, rel=1e-3)
-    raw, _ = init.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file,
-                             rebalance_imagenet=False)
+    raw, _ = initialization.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file,
+                                       rebalance_imagenet=False)
     raw_out = raw(gray, training=False)
     assert abs(np.mean(np.square(raw_out["conv5_3"])) - 1.0) > 0.1  # it was not balanced
     # Re-balancing only rescales each layer: every tap is a positive multiple of the raw one.
@@ -192,23 +192,22 @@ def test_imagenet_init_is_rebalanced_to_unit_second_moment(vgg16_weights_file):
     assert scale > 0
     np.testing.assert_allclose(new, scale * old, rtol=1e-3, atol=1e-3 * np.abs(new).max())
     with pytest.raises(ValueError, match="re-balanced"):
-        init.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file)
+        initialization.load_trunk("imagenet", taps=taps, imagenet_weights=vgg16_weights_file)
 
 
 def test_trunk_pretrained_from_its_top_tap_exposes_the_downstream_taps(tmp_path):
     # As ResNet-152 in the paper: pretrained from the top tap only (no hypercolumn), fine-tuned
     # with a hypercolumn of lower taps: those come from the pretrained weights.
-    from tfcolor.train import pretraining
     config = config_lib.PretrainConfig(
             model=config_lib.ModelConfig(arch="vgg_tiny", taps="conv3_3", hidden=8,
                                          sync_batch_norm=False))
-    model = pretraining.build_model(config)
+    model = factory.build_colorizer(config)
     _randomize_bn(model.trunk)
     assert list(model.trunk.output) == ["conv3_3"]
     with open(os.path.join(tmp_path, "config.json"), "w") as f:
         json.dump(config.to_dict(), f)
     tf.train.Checkpoint(model=model).save(os.path.join(tmp_path, "ckpt"))
-    trunk, _ = init.load_trunk(str(tmp_path))
+    trunk, _ = initialization.load_trunk(str(tmp_path))
     want = list(models.TAP_STRIDES["vgg_tiny"])
     assert sorted(trunk.output) == sorted(want[:want.index("conv3_3") + 1])
     x = np.random.default_rng(4).uniform(0, 1, (2, 16, 16, 1)).astype(np.float32)

@@ -1,10 +1,10 @@
-"""Tests for tfcolor.transfer.protocol: the plateau schedule and end-to-end fine-tuning."""
+"""Tests for tfcolor.downstream.protocol: the plateau schedule and end-to-end fine-tuning."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcolor.transfer import data, init, protocol
+from tfcolor.downstream import datasets, initialization, pipelines, protocol
 from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
 
@@ -68,15 +68,16 @@ def _stripes(n, seed=0, size=16):
             x[i, :, ::4] += 0.6
         else:
             x[i, ::4, :] += 0.6
-    return data.from_arrays(np.clip(x, 0, 1), y)
+    return datasets.from_arrays(np.clip(x, 0, 1), y)
 
 
 def test_tiny_finetune_beats_chance_and_retrains_on_full(tmp_path):
     train, test = _stripes(96, seed=0), _stripes(40, seed=1)
-    sample = data.eval_dataset(train.subset(np.arange(16)), batch_size=16)
+    sample = pipelines.eval_dataset(train.subset(np.arange(16)), batch_size=16)
     sample = next(iter(sample))["gray"].numpy()
-    fn = init.model_fn("random", "classification", 2, arch="vgg_tiny", taps="conv1_1-conv3_3",
-                       rebalance_images=sample, seed=0, dropout=0.0)
+    fn = initialization.model_fn("random", "classification", 2, arch="vgg_tiny",
+                                 taps="conv1_1-conv3_3", rebalance_images=sample, seed=0,
+                                 dropout=0.0)
     config = protocol.FinetuneConfig(batch_size=16, learning_rate=0.01, weight_decay=0.0,
                                      eval_every=10, max_steps=60, patience=2,
                                      retrain_full=True)
@@ -102,13 +103,13 @@ def _segmentation_data(n=8, seed=0):
     x[:, :, 8:] += 0.7  # class 1 on the bright right half
     masks[:, :, 8:] = 1
     masks[:, :2] = 255
-    return data.LabeledData(np.clip(x, 0, 1), masks, "segmentation", 2)
+    return datasets.LabeledData(np.clip(x, 0, 1), masks, "segmentation", 2)
 
 
 def test_segmentation_and_multilabel_protocol_runs(tmp_path):
     seg = _segmentation_data()
-    fn = init.model_fn("random", "segmentation", 2, arch="vgg_tiny", taps="conv1_1-conv2_2",
-                       hidden=8, seed=0, dropout=0.0)
+    fn = initialization.model_fn("random", "segmentation", 2, arch="vgg_tiny",
+                                 taps="conv1_1-conv2_2", hidden=8, seed=0, dropout=0.0)
     config = protocol.FinetuneConfig(batch_size=4, num_points=16, eval_every=2, max_steps=4,
                                      val_fraction=0.25, learning_rate=0.01)
     result = protocol.finetune(fn, seg, seg, config, model_dir=str(tmp_path / "seg"))
@@ -116,9 +117,9 @@ def test_segmentation_and_multilabel_protocol_runs(tmp_path):
     assert len(result.test["per_class_iu"]) == 2
     y = np.array([[1, 0, -1], [0, 1, 1], [1, 1, 0], [0, 0, 1]] * 3)
     x = np.random.default_rng(1).uniform(0, 1, (12, 8, 8, 1)).astype(np.float32)
-    multi = data.from_arrays(x, y, task="multilabel")
-    fn = init.model_fn("random", "multilabel", 3, arch="vgg_tiny", taps="conv1_1-conv2_2",
-                       seed=0)
+    multi = datasets.from_arrays(x, y, task="multilabel")
+    fn = initialization.model_fn("random", "multilabel", 3, arch="vgg_tiny",
+                                 taps="conv1_1-conv2_2", seed=0)
     config = protocol.FinetuneConfig(batch_size=4, eval_every=2, max_steps=4, ap_method="area")
     result = protocol.finetune(fn, multi, multi, config, model_dir=str(tmp_path / "multi"))
     assert result.metric == "mAP" and 0.0 <= result.test["mAP"] <= 1.0
@@ -126,8 +127,8 @@ def test_segmentation_and_multilabel_protocol_runs(tmp_path):
 
 def test_finetune_under_mirrored_strategy(tmp_path):
     strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
-    fn = init.model_fn("random", "classification", 2, arch="vgg_tiny", taps="conv1_1-conv2_2",
-                       seed=0)
+    fn = initialization.model_fn("random", "classification", 2, arch="vgg_tiny",
+                                 taps="conv1_1-conv2_2", seed=0)
     config = protocol.FinetuneConfig(batch_size=8, eval_every=2, max_steps=4)
     result = protocol.finetune(fn, _stripes(40), _stripes(10, seed=2), config,
                                model_dir=str(tmp_path), strategy=strategy)

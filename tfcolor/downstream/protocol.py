@@ -1,6 +1,6 @@
 """The paper's fine-tuning protocol (Larsson et al., CVPR 2017, section 4).
 
-1. The labelled training set is split 90/10 (:meth:`tfcolor.transfer.data.LabeledData.split`).
+1. The labelled training set is split 90/10 (:meth:`tfcolor.downstream.datasets.LabeledData.split`).
 2. The network is fine-tuned on the 90% with SGD + momentum; every ``eval_every`` steps the
    *validation score* (top-1 accuracy, mAP or mean IU -- not the loss) is measured on the 10%.
 3. Whenever the score stops improving (``patience`` evaluations in a row without an improvement
@@ -14,11 +14,11 @@
 
 Training runs in :class:`tfcolor.train.Trainer` (the pretraining loop: distribution strategy,
 weight decay as an L2 term, checkpoints, NaN guard) on batches of
-:func:`tfcolor.transfer.data.train_dataset`; the protocol drives it through the loop's hooks.
+:func:`tfcolor.downstream.pipelines.train_dataset`; the protocol drives it through the loop's hooks.
 The learning rate is a plain variable of the optimizer, assigned on each drop.
 
 Everything about the network (initialisation, grey or colour input, BN absorption, frozen layers)
-is in the ``model_fn`` the caller passes, see :func:`tfcolor.transfer.init.model_fn`.
+is in the ``model_fn`` the caller passes, see :func:`tfcolor.downstream.initialization.model_fn`.
 """
 import dataclasses
 import math
@@ -32,8 +32,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfcolor.transfer import data as data_lib
-from tfcolor.transfer import tasks as tasks_lib
+from tfcolor.downstream import model as model_lib
+from tfcolor.downstream import pipelines
+from tfcolor.downstream import scoring
 
 
 class PlateauSchedule:
@@ -176,8 +177,8 @@ class FinetuneConfig:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1); got {self.val_fraction!r}.")
-        if self.ap_method not in tasks_lib.AP_METHODS:
-            raise ValueError(f"ap_method must be one of {tasks_lib.AP_METHODS}; got "
+        if self.ap_method not in scoring.AP_METHODS:
+            raise ValueError(f"ap_method must be one of {scoring.AP_METHODS}; got "
                              f"{self.ap_method!r}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive; got {self.learning_rate!r}.")
@@ -213,11 +214,11 @@ class FinetuneResult:
                 if f.name != "model"}
 
 
-def evaluate(model, data, config, *, color=False):
-    """Metrics of ``model`` on ``data``: top1/top5, mAP, or mean_iu/pixel_accuracy."""
+def score(model, data, config, *, color=False):
+    """Scores of ``model`` on ``data``: top1/top5, mAP, or mean_iu/pixel_accuracy."""
     config = config or FinetuneConfig()
     crop = config.eval_crop or config.crop_size
-    ds = data_lib.eval_dataset(data, batch_size=config.eval_batch_size,
+    ds = pipelines.eval_dataset(data, batch_size=config.eval_batch_size,
                                resize=config.eval_resize, crop_size=crop, color=color,
                                ten_crop=config.ten_crop and data.task != "segmentation")
     predict = _predict_fn(model)
@@ -227,7 +228,7 @@ def evaluate(model, data, config, *, color=False):
         x = batch["gray"]
         if data.task == "segmentation":
             pred = tf.argmax(predict(x), axis=-1).numpy()
-            confusion += tasks_lib.confusion_matrix(pred, batch["label"].numpy(),
+            confusion += scoring.confusion_matrix(pred, batch["label"].numpy(),
                                                     data.num_classes)
             continue
         if config.ten_crop:
@@ -240,15 +241,15 @@ def evaluate(model, data, config, *, color=False):
         scores.append(s.numpy())
         labels.append(batch["label"].numpy())
     if data.task == "segmentation":
-        miu, per_class, pixel_acc = tasks_lib.mean_iou(confusion)
+        miu, per_class, pixel_acc = scoring.mean_iou(confusion)
         return {"mean_iu": miu, "pixel_accuracy": pixel_acc,
                 "per_class_iu": [None if np.isnan(v) else float(v) for v in per_class]}
     scores = np.concatenate(scores)
     labels = np.concatenate(labels)
     if data.task == "classification":
-        return {"top1": tasks_lib.top_k_accuracy(scores, labels, 1),
-                "top5": tasks_lib.top_k_accuracy(scores, labels, min(5, data.num_classes))}
-    m, per_class = tasks_lib.mean_average_precision(scores, labels, config.ap_method)
+        return {"top1": scoring.top_k_accuracy(scores, labels, 1),
+                "top5": scoring.top_k_accuracy(scores, labels, min(5, data.num_classes))}
+    m, per_class = scoring.mean_average_precision(scores, labels, config.ap_method)
     return {"mAP": m, "per_class_ap": [None if np.isnan(v) else float(v) for v in per_class]}
 
 
@@ -278,14 +279,14 @@ def _fresh_dir(path):
 
 def _trainer(model_fn, dataset, task, model_dir, steps, config, strategy, hooks, drops=()):
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor import train  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import loop  # pylint: disable=import-outside-toplevel
     optimizer = config_lib.OptimizerConfig(
             learning_rate=config.learning_rate, lr_drops=tuple(int(d) for d in drops),
             lr_drop_factor=config.drop_factor, momentum=config.momentum,
             weight_decay=config.weight_decay, bias_lr_multiplier=config.bias_lr_multiplier)
-    return train.Trainer(
+    return loop.Trainer(
             strategy=strategy or tf.distribute.get_strategy(), model_fn=model_fn,
-            loss_fn=tasks_lib.task_loss(task), dataset=dataset, model_dir=model_dir,
+            loss_fn=model_lib.task_loss(task), dataset=dataset, model_dir=model_dir,
             train_steps=int(steps), optimizer_config=optimizer,
             steps_per_loop=min(config.eval_every, int(steps)), checkpoint_every=int(steps),
             keep_checkpoints=1, summary_every=min(config.eval_every, int(steps)),
@@ -297,9 +298,9 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
     """Runs the protocol (see the module docstring).
 
     Args:
-        model_fn: ``() -> TransferModel`` building a freshly initialised network (called once,
+        model_fn: ``() -> DownstreamModel`` building a freshly initialised network (called once,
             and again for ``retrain_full``, inside the strategy's scope).
-        train_data: :class:`tfcolor.transfer.data.LabeledData` (split 90/10 here).
+        train_data: :class:`tfcolor.downstream.datasets.LabeledData` (split 90/10 here).
         test_data: optional LabeledData evaluated at the end.
         config: :class:`FinetuneConfig`.
         model_dir: checkpoints/summaries (``search/`` and ``full/`` sub-directories); None: a
@@ -312,7 +313,7 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
     """
     config = (config or FinetuneConfig()).validate()
     start = time.perf_counter()
-    metric = tasks_lib.PRIMARY_METRIC[train_data.task]
+    metric = scoring.PRIMARY_METRIC[train_data.task]
     model_dir = model_dir or tempfile.mkdtemp(prefix="tfcolor_finetune_")
     if config.val_fraction > 0:
         fit, val = train_data.split(config.val_fraction, seed=config.seed)
@@ -320,7 +321,7 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
         fit, val = train_data, None
 
     def pipeline(data, seed):
-        return data_lib.train_dataset(
+        return pipelines.train_dataset(
                 data, batch_size=config.batch_size, crop_size=config.crop_size,
                 scale_range=config.scale_range, mirror=config.mirror, color=color,
                 num_points=config.num_points, seed=seed)
@@ -332,9 +333,9 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
     def hook(trainer, step, losses):
         if val is None or (step % config.eval_every and step < config.max_steps):
             return
-        score = evaluate(trainer.model, val, config, color=color)[metric]
-        action = schedule.update(step, score)
-        logging.info("step %d: validation %s %.4f (%s), loss %.4f, lr %g", step, metric, score,
+        value = score(trainer.model, val, config, color=color)[metric]
+        action = schedule.update(step, value)
+        logging.info("step %d: validation %s %.4f (%s), loss %.4f, lr %g", step, metric, value,
                      action, losses.get("loss", float("nan")), schedule.learning_rate)
         if action == "improved" and config.restore_best:
             best["weights"] = [np.array(v) for v in trainer.model.weights]
@@ -351,7 +352,7 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
     model = trainer.model
     if best.get("weights") is not None:
         model.set_weights(best["weights"])
-    test = evaluate(model, test_data, config, color=color) if test_data is not None else {}
+    test = score(model, test_data, config, color=color) if test_data is not None else {}
     test_full = None
     if config.retrain_full:
         drops = [d for d in schedule.drop_steps if d < stop_step]
@@ -360,7 +361,7 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
                         strategy, [], drops)
         full.train()
         model = full.model
-        test_full = (evaluate(model, test_data, config, color=color)
+        test_full = (score(model, test_data, config, color=color)
                      if test_data is not None else {})
     return FinetuneResult(
             task=train_data.task, metric=metric,
