@@ -4,13 +4,18 @@ References are independent of the implementation: the paper's integer formulas, 
 values via math.erf, a naive NumPy loop over windows, and hand-computed histograms.
 """
 import math
+import os
 import statistics
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfcolor import bins
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layer_testing  # noqa: E402
 
 
 def _phi(x, mean=0.0, stddev=25.0):
@@ -93,6 +98,8 @@ def test_config_round_trip(spec):
     assert restored == spec
     np.testing.assert_array_equal(restored.centers, spec.centers)
     assert type(spec).from_config(spec.get_config()) == spec
+    for revived in layer_testing.run_serialization_test(spec):  # and keras.saving
+        assert revived == spec
 
 
 def test_presets_and_get():

@@ -1,5 +1,7 @@
 """Tests for tfcolor.color against scikit-image, OpenCV, hand-computed values and round trips."""
 import functools
+import os
+import sys
 
 import cv2
 import keras
@@ -11,6 +13,9 @@ import tensorflow as tf
 
 from tfcolor import color
 from tfcolor.train.strategy import make_strategy  # one strategy per device set
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layer_testing  # noqa: E402
 
 
 def _cube(n):
@@ -211,10 +216,10 @@ def test_implementation_errors():
     with pytest.raises(ValueError, match=r"lab_to_rgb: implementation='polynomial' is float32"):
         color.lab_to_rgb(np.zeros((1, 3)), implementation="polynomial")
     layer = color.ColorConversion("rgb_to_lab", options={"implementation": "polynomial"})
-    clone = color.ColorConversion.from_config(layer.get_config())
     x = _photos()["coffee"][None, :8, :8].astype(np.float32)
-    np.testing.assert_array_equal(clone(x).numpy(),
+    np.testing.assert_array_equal(layer(x).numpy(),
                                   color.rgb_to_lab(x, implementation="polynomial").numpy())
+    layer_testing.run_serialization_test(layer, call_args=(x,), atol=0, rtol=0)  # options kept
 
 
 # ------------------------------------------------------------------------------------------------
@@ -541,9 +546,6 @@ def test_color_conversion_layer_functional_config_and_saving(tmp_path):
     out_lab, out_gray = model(x)
     np.testing.assert_allclose(out_lab.numpy(), color.rgb_to_lab(x).numpy(), atol=1e-5)
     assert out_gray.shape == (1, 16, 16, 1)
-    layer = color.ColorConversion("hcl_to_rgb", options={"lightness": "mean"})
-    clone = color.ColorConversion.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -554,15 +556,28 @@ def test_color_conversion_layer_functional_config_and_saving(tmp_path):
         color.ColorConversion("rgb_to_xyz")
 
 
+@pytest.mark.parametrize("conversion, options", [
+        ("rgb_to_lab", {}), ("rgb_to_gray", {}), ("rgb_to_hcl", {}),
+        ("hcl_to_rgb", {"lightness": "mean"})])
+def test_color_conversion_layer_contract(conversion, options):
+    """Config and keras.saving round trips, symbolic, eager and tf.function calls, mixed float16
+    and bfloat16, finite input gradients (tests/layer_testing.py); the eager output is the
+    function's."""
+    x = _photos()["chelsea"][None, 20:28, 30:38].astype(np.float32)
+    if conversion == "hcl_to_rgb":
+        x = color.rgb_to_hcl(x).numpy()
+    want = getattr(color, conversion)(x, **options)
+    layer_testing.run_layer_test(
+            color.ColorConversion, {"conversion": conversion, "options": options}, x,
+            expected_output_shape=want.shape, expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0, expected_output=want)
+
+
 def test_color_conversion_layer_mixed_precision_and_strategy():
+    """Under mixed_float16 the conversion of the float16 input runs in float32."""
     x = _photos()["coffee"][None, :16, :16].astype(np.float32)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        layer = color.ColorConversion("rgb_to_hcl")
-        out = layer(x)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    with layer_testing.global_dtype_policy("mixed_float16"):
+        out = color.ColorConversion("rgb_to_hcl")(x)
     assert out.dtype == tf.float16
     np.testing.assert_allclose(out.numpy().astype(np.float32),
                                color.rgb_to_hcl(tf.cast(tf.cast(x, tf.float16), tf.float32)),
