@@ -69,15 +69,12 @@ def define_flags(fv=FLAGS):
 
 def _run_config(f):
     """The training config dict of --model_dir / --saved_model, or None."""
-    import json  # pylint: disable=import-outside-toplevel
-    import os  # pylint: disable=import-outside-toplevel
-    from tfcolor import export  # pylint: disable=import-outside-toplevel
+    from tfcolor import export, run_dir  # pylint: disable=import-outside-toplevel
     try:
         if f.saved_model:
             return export.read_metadata(f.saved_model).get("config")
-        with open(os.path.join(f.model_dir, "config.json")) as fh:
-            return json.load(fh)
-    except (OSError, ValueError, AttributeError):
+        return run_dir.read_config(f.model_dir, as_dict=True)
+    except (OSError, ValueError, AttributeError):  # ConfigError is a ValueError
         return None
 
 

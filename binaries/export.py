@@ -60,14 +60,14 @@ def main(argv):
     if not FLAGS.model_dir:
         common.die("--model_dir is required (the training directory to export)")
     import os  # pylint: disable=import-outside-toplevel
-    from tfcolor import export  # pylint: disable=import-outside-toplevel
-    export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
+    from tfcolor import export, run_dir  # pylint: disable=import-outside-toplevel
+    export_dir = FLAGS.export_dir or run_dir.export_path(FLAGS.model_dir)
     if os.path.isdir(export_dir) and os.listdir(export_dir) and not FLAGS.overwrite:
         common.die(f"{export_dir} already exists: not replacing an earlier export (--overwrite "
                    "replaces it once the new one is complete, or choose another --export_dir)")
     options = readout_options(FLAGS)
     try:
-        model, kind = export.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+        model, kind = run_dir.load_model(FLAGS.model_dir, FLAGS.checkpoint)
     except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
         common.die(common.model_error(FLAGS.model_dir, e))
     try:

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcolor import export, predictors
+from tfcolor import export, predictors, run_dir
+from tfcolor.models import build_colorizer
 from tfcolor.models.colorizer import Colorizer
 
 TAPS = ["data", "conv1_1", "conv2_2", "conv3_3", "conv5_3", "fc7"]  # small graph: fast tracing
@@ -242,19 +243,19 @@ def test_export_from_checkpoint(tmp_path):
     cfg = config.PretrainConfig()
     cfg.model.arch = "vgg_tiny"
     cfg.model.hidden = 8
-    model = export.build_model_from_config(cfg.to_dict())
+    model = build_colorizer(cfg.to_dict())
     model_dir = tmp_path / "run"
     model_dir.mkdir()
     (model_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
     for v in model.trainable_variables:
         v.assign(tf.random.normal(v.shape, stddev=0.1, seed=1))
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(model_dir), 3).save()
-    restored, kind = export.load_model(str(model_dir))
+    restored, kind = run_dir.load_model(str(model_dir))
     x = tf.constant(_images((1, 32, 32, 1)))
     np.testing.assert_allclose(restored.dense(x).numpy(), model.dense(x).numpy(), atol=1e-5)
     assert kind == "hue_chroma"
     with pytest.raises(FileNotFoundError, match="config.json"):
-        export.load_model(str(tmp_path))
+        run_dir.load_model(str(tmp_path))
     # load_predictor: a model_dir (no saved_model.pb) gives the restored Keras colorizer.
     predictor = predictors.load_predictor(str(model_dir), grid_factor=2)
     assert isinstance(predictor, predictors.KerasPredictor)

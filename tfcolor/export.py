@@ -72,9 +72,10 @@ options, taps and strides, the training config if given, the signature table).
 
 From a training directory
 -------------------------
-:func:`load_model` rebuilds the colorizer from ``model_dir/config.json`` (``PretrainConfig``
-as JSON, written by pretraining) and restores the latest checkpoint (the model under the key
-``model``); :func:`export_from_checkpoint` exports it.
+:func:`export_from_checkpoint` exports the colorizer of a run directory:
+``tfcolor.run_dir.load_model`` rebuilds it from ``model_dir/config.json`` (``PretrainConfig`` as
+JSON, written by pretraining; ``tfcolor.models.build_colorizer``) and restores the latest
+complete checkpoint (the model under the key ``model``).
 """
 import json
 import os
@@ -84,6 +85,7 @@ import tensorflow as tf
 
 from tfcolor import predictors
 from tfcolor import readout as readout_lib
+from tfcolor import run_dir
 from tfcolor.data import decode as decode_lib
 
 try:  # keeps the Keras model out of the SavedModel's object graph (see ServingModule)
@@ -91,9 +93,6 @@ try:  # keeps the Keras model out of the SavedModel's object graph (see ServingM
 except ImportError:  # pragma: no cover
     NoDependency = None
 
-METADATA_FILE = "tfcolor_export.json"
-KERAS_FILE = "colorizer.keras"
-CONFIG_FILE = "config.json"
 SIGNATURES = ("serving_default", "colorize", "colorize_float", "colorize_bytes", "histograms",
               "features", "hypercolumn")
 _ANY = tf.TensorSpec(shape=None, dtype=tf.float32, name="images")
@@ -331,7 +330,7 @@ class ServingModule(tf.Module):
                 "tap_strides": {k: int(v) for k, v in
                                 dict(getattr(self.model, "tap_strides", {})).items()},
                 "signatures": list(SIGNATURES),
-                "keras_model": KERAS_FILE,
+                "keras_model": run_dir.EXPORT_KERAS_FILE,
                 "config": config,
         }
 
@@ -383,8 +382,8 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
         tf.io.gfile.makedirs(staging)
         tf.saved_model.save(module, staging, signatures=module.signatures())
         if save_keras:
-            model.save(os.path.join(staging, KERAS_FILE))
-        with tf.io.gfile.GFile(os.path.join(staging, METADATA_FILE), "w") as f:
+            model.save(os.path.join(staging, run_dir.EXPORT_KERAS_FILE))
+        with tf.io.gfile.GFile(os.path.join(staging, run_dir.EXPORT_METADATA_FILE), "w") as f:
             json.dump(module.metadata(config), f, indent=2, default=str)
     except BaseException:
         if staging != export_dir:
@@ -402,9 +401,10 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
 
 def read_metadata(export_dir):
     """The ``tfcolor_export.json`` of an export (kind, grid factor, options, ...)."""
-    path = os.path.join(export_dir, METADATA_FILE)
+    path = os.path.join(export_dir, run_dir.EXPORT_METADATA_FILE)
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{export_dir} is not a tfcolor export: {METADATA_FILE} is missing")
+        raise FileNotFoundError(f"{export_dir} is not a tfcolor export: "
+                                f"{run_dir.EXPORT_METADATA_FILE} is missing")
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
 
@@ -413,59 +413,20 @@ def load_keras_model(export_dir):
     """The Keras colorizer saved beside the SavedModel (trainable; ``.trunk`` is the trunk)."""
     import keras  # pylint: disable=import-outside-toplevel
     from tfcolor import models  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    path = os.path.join(export_dir, KERAS_FILE)
+    path = os.path.join(export_dir, run_dir.EXPORT_KERAS_FILE)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path} does not exist (exported with save_keras=False?)")
     return keras.saving.load_model(path)
 
 
-def build_model_from_config(config):
-    """A ``Colorizer`` from a ``PretrainConfig`` (or its dict form).
-
-    Same construction as ``tfcolor.train.pretraining.build_model`` (kept here so that export does
-    not depend on the training package, which itself calls the export at the end).
-    """
-    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor.models import colorizer  # pylint: disable=import-outside-toplevel
-    if isinstance(config, dict):
-        config = config_lib.PretrainConfig.from_dict(config)
-    m = config.model
-    return colorizer.Colorizer(
-            m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden, dropout=m.dropout,
-            convention=m.convention, batch_norm=m.batch_norm, sync_batch_norm=m.sync_batch_norm,
-            fov=m.fov, input_mean=m.input_mean)
-
-
-def load_model(model_dir, checkpoint=None):
-    """Rebuilds the colorizer of a training directory and restores its latest checkpoint.
-
-    Args:
-        model_dir: the training ``model_dir`` (holds ``config.json`` and checkpoints).
-        checkpoint: a specific checkpoint path (default: the latest in ``model_dir``).
-
-    Returns:
-        ``(model, kind)``.
-    """
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-                f"{path} is missing: cannot tell which model {model_dir} holds (pretraining "
-                "writes it; for another model build it yourself and call export_saved_model)")
-    with tf.io.gfile.GFile(path) as f:
-        config = json.load(f)
-    model = build_model_from_config(config)
-    ckpt = checkpoint or tf.train.latest_checkpoint(model_dir)
-    if ckpt is None:
-        raise FileNotFoundError(f"no checkpoint in {model_dir} (no 'checkpoint' state file)")
-    status = tf.train.Checkpoint(model=model).restore(ckpt).expect_partial()
-    status.assert_existing_objects_matched()
-    return model, model.kind
+# Temporary (#13): tfcolor.downstream.initialization still calls export.load_model; removed as
+# soon as it calls tfcolor.run_dir.load_model (the one implementation).
+load_model = run_dir.load_model
 
 
 def export_from_checkpoint(model_dir, export_dir, checkpoint=None, model=None, **kwargs):
-    """:func:`load_model` (unless ``model`` is its result already) then
-    :func:`export_saved_model` (config stored in the metadata)."""
-    model, kind = model or load_model(model_dir, checkpoint)
-    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE)) as f:
-        config = json.load(f)
+    """``tfcolor.run_dir.load_model`` (unless ``model`` is its result already) then
+    :func:`export_saved_model` (the run's ``config.json`` stored in the metadata)."""
+    model, kind = model or run_dir.load_model(model_dir, checkpoint)
+    config = run_dir.read_config(model_dir, as_dict=True)
     return export_saved_model(model, export_dir, kind=kind, config=config, **kwargs)

@@ -216,10 +216,10 @@ class KerasPredictor(Predictor):
 
     @classmethod
     def from_model_dir(cls, model_dir, checkpoint=None, grid_factor=4):
-        """The colorizer of a training ``model_dir`` (its ``config.json`` and latest checkpoint,
-        or ``checkpoint``), rebuilt and restored by ``tfcolor.export.load_model``."""
-        from tfcolor import export  # pylint: disable=import-outside-toplevel
-        model, kind = export.load_model(model_dir, checkpoint)
+        """The colorizer of a training ``model_dir`` (its ``config.json`` and latest complete
+        checkpoint, or ``checkpoint``), rebuilt and restored by ``tfcolor.run_dir.load_model``."""
+        from tfcolor import run_dir  # pylint: disable=import-outside-toplevel
+        model, kind = run_dir.load_model(model_dir, checkpoint)
         return cls(model, kind=kind, grid_factor=grid_factor)
 
     def __call__(self, gray):

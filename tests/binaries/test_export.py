@@ -30,15 +30,15 @@ def model_dir(tmp_path_factory):
 
 def test_export_program_writes_a_servable_savedmodel(model_dir, tmp_path):
     import tensorflow as tf
-    from tfcolor import export, predictors
+    from tfcolor import predictors, run_dir
     path, model = model_dir
     out = str(tmp_path / "exported" / "1")
     res = _run(f"--model_dir={path}", f"--export_dir={out}", "--fading=released",
                "--grid_factor=2", "--nokeras")
     assert res.returncode == 0, res.stderr[-2000:]
     assert os.path.exists(os.path.join(out, "saved_model.pb"))
-    assert not os.path.exists(os.path.join(out, export.KERAS_FILE))
-    meta = json.load(open(os.path.join(out, export.METADATA_FILE)))
+    assert not os.path.exists(os.path.join(out, run_dir.EXPORT_KERAS_FILE))
+    meta = json.load(open(os.path.join(out, run_dir.EXPORT_METADATA_FILE)))
     assert meta["grid_factor"] == 2 and meta["readout_options"]["fading"] == "released"
     assert meta["config"]["model"]["arch"] == "vgg_tiny"
     loaded = tf.saved_model.load(out)
