@@ -6,6 +6,7 @@ config and data: ``fit`` must give the same loss trajectory (epoch of S steps ==
 S steps) and the same final weights, on one device and under MirroredStrategy over the two
 logical CPUs of tests/conftest.py. BackupAndRestore is checked against an uninterrupted run.
 """
+import functools
 import glob
 import os
 import sys
@@ -161,13 +162,14 @@ class _KillAfterEpoch(keras.callbacks.Callback):
             raise RuntimeError("killed")
 
 
-@needs_two_cpus
-def test_backup_and_restore_resumes_to_the_uninterrupted_weights(tmp_path):
+@pytest.mark.parametrize("strategy_name", [
+    "default", pytest.param("mirrored", marks=[needs_two_cpus, pytest.mark.slow])])
+def test_backup_and_restore_resumes_to_the_uninterrupted_weights(tmp_path, strategy_name):
     """Killed after epoch 1 (of 0..2) and rerun with BackupAndRestore: the rerun trains epoch 2
     only and ends with the uninterrupted run's weights, BN statistics and optimizer step. Every
     epoch reads the same batches (a finite dataset of one epoch), the condition for an exact
     Keras resume (module docstring)."""
-    strategy = train.make_strategy("mirrored")
+    strategy = train.make_strategy(strategy_name)
     opt = _opt()
 
     def epoch_data():
@@ -297,18 +299,19 @@ def test_bad_arguments_give_clear_errors():
 # --------------------------------------------------------------------------------------------
 # The colorizer as a plain Keras model: compile(loss=HueChromaLoss()) + fit == trainer
 
-def _colorizer_data(batch=4, size=48, points=8, seed=0):
-    builder = targets_lib.TargetBuilder("hue_chroma")
+@functools.lru_cache(maxsize=None)
+def _colorizer_batches(batch=4, size=48, points=8, steps=STEPS_PER_EPOCH * EPOCHS):
+    """``steps`` batches of random crops, centres and hue/chroma targets (built once)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(size=(batch * steps, size, size, 3)).astype("float32")
+    centers = rng.integers(0, size, size=(batch * steps, points, 2)).astype("float32")
+    targets = targets_lib.TargetBuilder("hue_chroma")(rgb, centers).numpy()
+    return {"gray": rgb.mean(-1, keepdims=True), "centers": centers, "targets": targets}
 
-    def element(i):
-        s = tf.stack([tf.cast(seed, tf.int64), i])
-        rgb = tf.random.stateless_uniform([1, size, size, 3], s)
-        centers = tf.random.stateless_uniform([1, points, 2], s + 1, 0, size, dtype=tf.int32)
-        gray = tf.reduce_mean(rgb, -1, keepdims=True)
-        return {"gray": gray[0], "centers": tf.cast(centers[0], tf.float32),
-                "targets": builder(rgb, tf.cast(centers, tf.float32))[0]}
 
-    return tf.data.Dataset.range(1 << 30).map(element).batch(batch, drop_remainder=True)
+def _colorizer_data():
+    batches = _colorizer_batches()
+    return tf.data.Dataset.from_tensor_slices(batches).batch(4, drop_remainder=True).repeat()
 
 
 def _colorizer(seed=4):
@@ -316,12 +319,14 @@ def _colorizer(seed=4):
     return Colorizer("vgg_tiny", hidden=16, taps="conv3_1-fc7")
 
 
-@needs_two_cpus
-def test_colorizer_compile_fit_with_hue_chroma_loss_equals_the_trainer(tmp_path):
+@pytest.mark.parametrize("strategy_name", [
+    "default", pytest.param("mirrored", marks=[needs_two_cpus, pytest.mark.slow])])
+def test_colorizer_compile_fit_with_hue_chroma_loss_equals_the_trainer(tmp_path, strategy_name):
     """Plain Keras on ({"gray", "centers"}, targets) with HueChromaLoss() (per-point reduction
     made a mean over points by Colorizer.compile) == the trainer's ColorizationTask without
-    weight decay or bias multiplier, under MirroredStrategy, dropout 0.5 included."""
-    strategy = train.make_strategy("mirrored")
+    weight decay or bias multiplier, dropout 0.5 included; under MirroredStrategy Keras' own
+    1/replicas loss scaling and optimizer gradient sum give the trainer's global mean."""
+    strategy = train.make_strategy(strategy_name)
     opt = _opt(weight_decay=0.0, head_weight_decay=None, bias_lr_multiplier=1.0,
                learning_rate=0.05)
     task = ColorizationTask(model_fn=_colorizer, loss_fn=losses.HueChromaLoss(),
