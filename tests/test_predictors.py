@@ -95,3 +95,38 @@ def test_shrunk_network_input_stays_in_range():
     noise = tf.constant((rng.uniform(size=(1, 700, 333, 1)) > 0.5).astype(np.float32))
     net, _ = predictors._network_input(noise, 100)  # pylint: disable=protected-access
     assert 0.0 <= float(tf.reduce_min(net)) and float(tf.reduce_max(net)) <= 1.0
+
+
+# ---------------------------------------------------------------------------- the predictor classes
+
+
+def test_keras_predictor_is_predict_grid_with_the_models_kind(model):
+    predictor = predictors.KerasPredictor(model, grid_factor=2)
+    assert isinstance(predictor, predictors.Predictor)
+    assert (predictor.kind, predictor.grid_factor, predictor.from_logits) == (
+            model.kind, 2, True)
+    assert predictor.multiple == 32
+    gray = np.random.default_rng(20).uniform(size=(2, 13, 27, 1)).astype(np.float32)
+    out = predictor(gray).numpy()
+    assert out.shape == (2, 7, 14, 64)  # ceil(13 / 2), ceil(27 / 2)
+    np.testing.assert_allclose(out, predictors.predict_grid(model, gray, 2).numpy(), atol=1e-5)
+    hist = predictor.histograms(gray)
+    assert sorted(hist) == ["chroma", "hue"]
+    np.testing.assert_allclose(hist["hue"].numpy(), tf.nn.softmax(out[..., :32]).numpy(),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="grid_factor"):
+        predictors.KerasPredictor(model, grid_factor=0)
+    with pytest.raises(ValueError, match="unknown kind"):
+        predictors.KerasPredictor(model, kind="rgb")
+    with pytest.raises(TypeError):
+        predictors.Predictor()  # pylint: disable=abstract-class-instantiated
+
+
+def test_colorize_options_carry_exactly_the_readout_options():
+    import inspect
+    options = predictors.ColorizeOptions()
+    assert set(options.readout_kwargs()) == set(readout.READOUT_OPTIONS)
+    params = inspect.signature(readout.readout).parameters
+    for name in readout.READOUT_OPTIONS:  # each is a keyword of readout() with the same default
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert params[name].default == getattr(options, name), name
