@@ -1,5 +1,7 @@
 """Tests of the VGG-16 trunk against keras.applications.VGG16 and the paper's tap table."""
 import math
+import os
+import sys
 
 import keras
 import numpy as np
@@ -7,6 +9,9 @@ import pytest
 
 from tfcolor import models
 from tfcolor.models import vgg
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import layer_testing  # noqa: E402  (tests/layer_testing.py)
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +98,15 @@ def test_fov_taps():
     assert {k: v.shape[1] for k, v in out.items()} == {"fc7": 8, "fov1": 4, "fov2": 2}
     assert model.get_layer("fov1").kernel.shape == (3, 3, 128, 1024)
     assert model.get_layer("fov2").kernel.shape == (3, 3, 1024, 1024)
+
+
+def test_keras_model_contract():
+    """Config and keras.saving round trips, symbolic, eager and tf.function calls, mixed float16
+    and bfloat16, a training step (tests/layer_testing.py) on the full-width first block (the
+    rest of VGG-16 is vgg_tiny's structure at 8x the width, tested in test_trunk.py)."""
+    x = np.random.default_rng(1).uniform(0, 1, (1, 8, 8, 1)).astype("float32")
+    layer_testing.run_layer_test(
+            models.build_trunk, dict(arch="vgg16", taps="data-conv1_2"), x,
+            expected_output_shape={"data": (1, 8, 8, 1), "conv1_1": (1, 8, 8, 64),
+                                   "conv1_2": (1, 8, 8, 64)},
+            expected_num_trainable_weights=4, expected_num_non_trainable_weights=4)
