@@ -105,9 +105,11 @@ def main():
         imports = _imports(p)
         internal = {":" + _target_name(by_module[m]) for m in imports
                     if m in by_module and by_module[m] != p}
-        # Sibling modules imported by plain name (test helpers put on sys.path by the tests).
-        internal |= {":" + _label(p.parent / f"{m}.py") for m in imports
-                     if "." not in m and (p.parent / f"{m}.py").is_file() and p.parent / f"{m}.py" != p}
+        # Sibling modules imported by plain name (test helpers put on sys.path by the tests),
+        # and for tests in sub-folders the helpers of tests/ itself (e.g. tests/layer_testing.py).
+        helper_dirs = [p.parent] + ([ROOT / "tests"] if top == "tests" else [])
+        internal |= {":" + _label(d / f"{m}.py") for m in imports for d in helper_dirs
+                     if "." not in m and (d / f"{m}.py").is_file() and d / f"{m}.py" != p}
         if top == "tests" and p.parent.name == "binaries" and p.name.startswith("test_"):
             program = ROOT / "binaries" / (p.name[len("test_"):])  # loaded by path in the test
             if program.is_file():
