@@ -1,5 +1,6 @@
 """The pretraining pipeline: the DESIGN.md contract, the paper's augmentation, determinism,
-bad input, caching and distribution."""
+bad input, caching and distribution, and its one vocabulary (DataConfig + LossConfig + keyword
+options, or a whole PretrainConfig)."""
 import os
 import sys
 
@@ -16,11 +17,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 from data_testlib import BAD_FOLDER_EXPECTED, smooth_rgb  # noqa: E402
 from tfcolor.train.strategy import make_strategy  # one strategy per device set
 
-SMALL = dict(batch_size=2, crop_size=48, min_short_side=48, max_short_side=64, num_centers=8)
+SMALL = dict(batch_size=2, crop_size=48, min_side=48, max_side=64, points=8)
 
 
-def _config(**kwargs):
-    return pretrain.PretrainDataConfig(**dict(SMALL, **kwargs))
+def _data(**kwargs):
+    return config_lib.DataConfig(**dict(SMALL, **kwargs))
+
+
+def _dataset(source, data=None, loss=None, **options):
+    """``pretrain_dataset`` of ``_data()`` (or ``data``) without skip reports by default."""
+    options.setdefault("skip_counter", False)
+    return pretrain.pretrain_dataset(data or _data(), loss, source=source, **options)
 
 
 def _take(ds, n):
@@ -28,7 +35,7 @@ def _take(ds, n):
 
 
 def test_contract_with_targets_in_the_pipeline():
-    ds = pretrain.pretrain_dataset(None, _config(targets_on_device=False), skip_counter=False)
+    ds = _dataset(None, _data(targets_on_device=False))
     spec = ds.element_spec
     assert set(spec) == {"gray", "centers", "targets"}
     assert spec["gray"].shape == (2, 48, 48, 1) and spec["gray"].dtype == tf.float32
@@ -40,11 +47,9 @@ def test_contract_with_targets_in_the_pipeline():
 
 
 def test_on_device_variant_yields_rgb_with_the_same_crops_and_centres():
-    common = dict(seed=11, target_kind="lab_hist", target_window=3)
-    on_host = _take(pretrain.pretrain_dataset(
-        None, _config(targets_on_device=False, **common), skip_counter=False), 2)
-    on_device = _take(pretrain.pretrain_dataset(
-        None, _config(targets_on_device=True, **common), skip_counter=False), 2)
+    loss = config_lib.LossConfig(kind="lab_hist", window=3)
+    on_host = _take(_dataset(None, _data(targets_on_device=False), loss, seed=11), 2)
+    on_device = _take(_dataset(None, _data(targets_on_device=True), loss, seed=11), 2)
     builder = TargetBuilder("lab_hist", window=3)
     for host, dev in zip(on_host, on_device):
         assert set(dev) == {"gray", "centers", "rgb"}
@@ -56,29 +61,29 @@ def test_on_device_variant_yields_rgb_with_the_same_crops_and_centres():
 
 
 def test_centres_keep_the_edge_buffer():
-    cfg = _config(num_centers=256, crop_size=64, min_short_side=64, max_short_side=64)
+    cfg = _data(points=256, crop_size=64, min_side=64, max_side=64)
     assert cfg.resolved_edge_buffer == round(64 * 96 / 352) == 17
-    (batch,) = _take(pretrain.pretrain_dataset(None, cfg, skip_counter=False), 1)
+    (batch,) = _take(_dataset(None, cfg), 1)
     centers = batch["centers"]
     assert centers.min() == 17 and centers.max() == 64 - 17 - 1   # 256 draws reach both ends
-    cfg = _config(num_centers=64, edge_buffer=5)
-    (batch,) = _take(pretrain.pretrain_dataset(None, cfg, skip_counter=False), 1)
+    cfg = _data(points=64, edge_buffer=5)
+    (batch,) = _take(_dataset(None, cfg), 1)
     assert batch["centers"].min() >= 5 and batch["centers"].max() < 48 - 5
 
 
 def test_paper_defaults():
-    cfg = pretrain.PretrainDataConfig()
-    assert cfg.short_side_range == (352, 600)
-    assert cfg.crop_size == 352 and cfg.num_centers == 128 and cfg.batch_size == 8
-    assert cfg.resolved_edge_buffer == 96 and cfg.random_mirror and cfg.drop_remainder
+    cfg = config_lib.DataConfig()
+    assert cfg.side_range == (352, 600)
+    assert cfg.crop_size == 352 and cfg.points == 128 and cfg.batch_size == 8
+    options = pretrain.PipelineOptions()
+    assert cfg.resolved_edge_buffer == 96 and options.random_mirror and options.drop_remainder
+    assert options.seed == 0 and options.start == 0 and options.repeat
 
 
 def test_same_seed_same_batches_whatever_the_parallelism():
-    a = _take(pretrain.pretrain_dataset(
-        None, _config(seed=5, num_parallel_calls=1, deterministic=True), skip_counter=False), 3)
-    b = _take(pretrain.pretrain_dataset(
-        None, _config(seed=5, deterministic=True), skip_counter=False), 3)
-    c = _take(pretrain.pretrain_dataset(None, _config(seed=6), skip_counter=False), 3)
+    a = _take(_dataset(None, seed=5, num_parallel_calls=1, deterministic=True), 3)
+    b = _take(_dataset(None, seed=5, deterministic=True), 3)
+    c = _take(_dataset(None, seed=6), 3)
     for x, y in zip(a, b):
         for key in x:
             np.testing.assert_array_equal(x[key], y[key])
@@ -98,9 +103,8 @@ def _windows(image, size):
 def test_crop_at_scale_one_is_a_window_mirrored_or_not():
     image = smooth_rgb(48, 56, seed=3)
     reference = image / 255.0
-    cfg = _config(batch_size=1, crop_size=40, min_short_side=48, max_short_side=48,
-                  targets_on_device=True)
-    batches = _take(pretrain.pretrain_dataset(image[None], cfg, skip_counter=False), 12)
+    cfg = _data(batch_size=1, crop_size=40, min_side=48, max_side=48, targets_on_device=True)
+    batches = _take(_dataset(image[None], cfg), 12)
     windows = _windows(reference, 40)
     seen = set()
     for batch in batches:
@@ -109,9 +113,7 @@ def test_crop_at_scale_one_is_a_window_mirrored_or_not():
         assert errors[best] < 1e-5
         seen.add(windows[best][0])
     assert seen == {False, True}   # both mirrored and unmirrored crops occur
-    cfg = _config(batch_size=1, crop_size=40, min_short_side=48, max_short_side=48,
-                  targets_on_device=True, random_mirror=False)
-    for batch in _take(pretrain.pretrain_dataset(image[None], cfg, skip_counter=False), 4):
+    for batch in _take(_dataset(image[None], cfg, random_mirror=False), 4):
         errors = [np.abs(batch["rgb"][0] - w).max() for m, w in windows if not m]
         assert min(errors) < 1e-5
 
@@ -120,9 +122,8 @@ def test_short_side_is_scaled_into_the_range():
     """An image with short side 24 scaled to exactly 48: the crop is a window of the 2x resize."""
     image = smooth_rgb(24, 32, seed=4)
     resized = tf.image.resize(image / 255.0, (48, 64), antialias=True).numpy()
-    cfg = _config(batch_size=1, crop_size=48, min_short_side=48, max_short_side=48,
-                  targets_on_device=True, random_mirror=False)
-    for batch in _take(pretrain.pretrain_dataset(image[None], cfg, skip_counter=False), 3):
+    cfg = _data(batch_size=1, crop_size=48, min_side=48, max_side=48, targets_on_device=True)
+    for batch in _take(_dataset(image[None], cfg, random_mirror=False), 3):
         errors = [np.abs(batch["rgb"][0] - resized[:, x:x + 48]).max() for x in range(17)]
         assert min(errors) < 1e-4
 
@@ -130,9 +131,9 @@ def test_short_side_is_scaled_into_the_range():
 def test_bad_folder_survives_and_reports_skips(bad_image_folder):
     folder, _ = bad_image_folder
     counter = SkipCounter()
-    cfg = _config(batch_size=1, repeat=False, shuffle=False, drop_remainder=False,
-                  include_names=True, targets_on_device=False)
-    batches = _take(pretrain.pretrain_dataset(str(folder), cfg, skip_counter=counter), 100)
+    ds = _dataset(str(folder), _data(batch_size=1, targets_on_device=False), repeat=False,
+                  shuffle=False, drop_remainder=False, include_names=True, skip_counter=counter)
+    batches = _take(ds, 100)
     good = sorted(n for n, r in BAD_FOLDER_EXPECTED.items() if r == "ok")
     assert sorted(b["name"][0].decode().rsplit("/", 1)[1] for b in batches) == good
     bad = {n: r for n, r in BAD_FOLDER_EXPECTED.items() if r != "ok"}
@@ -147,54 +148,139 @@ def test_bad_folder_survives_and_reports_skips(bad_image_folder):
 def test_cache_decodes_once(bad_image_folder):
     folder, _ = bad_image_folder
     counter = SkipCounter()
-    cfg = _config(batch_size=4, cache=True, targets_on_device=True, max_short_side=48)
+    cfg = _data(batch_size=4, targets_on_device=True, max_side=48)
     good = sum(r == "ok" for r in BAD_FOLDER_EXPECTED.values())
-    batches = _take(pretrain.pretrain_dataset(str(folder), cfg, skip_counter=counter), 6)
+    batches = _take(_dataset(str(folder), cfg, cache=True, skip_counter=counter), 6)
     assert len(batches) == 6   # 24 images: three passes over the 8 good ones
     assert counter.total == len(BAD_FOLDER_EXPECTED) - good   # skipped once, not every epoch
 
 
 def test_finite_epoch_and_remainder():
     images = np.stack([smooth_rgb(50, 50, seed=i) for i in range(5)])
-    ds = pretrain.pretrain_dataset(images, _config(repeat=False), skip_counter=False)
+    ds = _dataset(images, repeat=False)
     assert len(_take(ds, 10)) == 2   # 5 images, batch 2, remainder dropped
-    ds = pretrain.pretrain_dataset(images, _config(repeat=False, drop_remainder=False),
-                                   skip_counter=False)
+    ds = _dataset(images, repeat=False, drop_remainder=False)
     assert [b["gray"].shape[0] for b in _take(ds, 10)] == [2, 2, 1]
 
 
 def test_missing_and_empty_sources_fail_fast(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
-        pretrain.pretrain_dataset(str(tmp_path / "missing"), _config())
+        _dataset(str(tmp_path / "missing"))
     with pytest.raises(SourceError, match="no image file"):
-        pretrain.pretrain_dataset(str(tmp_path), _config())
+        _dataset(str(tmp_path))
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("batch_size", 0, "batch_size must be a positive integer"),
-    ("min_short_side", 40, "smaller than crop_size"),
-    ("max_short_side", 47, "max_short_side=47 < min_short_side=48"),
-    ("edge_buffer", 24, "leaves no room"),
-    ("targets_on_device", "gpu", "targets_on_device"),
-    ("shard_policy", "files", "shard_policy"),
-    ("resize_kernel", "nearest", "resize_kernel"),
-    ("cache", 3, "cache"),
-    ("alpha_background", 2.0, "alpha_background"),
-    ("num_parallel_calls", 0, "num_parallel_calls"),
+    ("batch_size", 0, "^batch_size must be a positive integer"),
+    ("min_side", 40, "^min_side=40 is smaller than crop_size=48"),
+    ("max_side", 47, "^max_side=47 is smaller than crop_size=48"),
+    ("edge_buffer", 24, "^edge_buffer=24 leaves no room"),
+    ("targets_on_device", "gpu", "^targets_on_device must be True, False or 'auto'"),
 ])
-def test_config_errors_name_the_field(field, value, message):
-    with pytest.raises(ValueError, match=message):
-        _config(**{field: value}).validate()
+def test_data_config_errors_name_the_field(field, value, message):
+    with pytest.raises(config_lib.ConfigError, match=message) as raised:
+        _dataset(None, _data(**{field: value}))
+    assert raised.value.field == field
 
 
-def test_from_shared_config():
-    data = config_lib.DataConfig(batch_size=4, crop_size=64, min_side=64, max_side=96, points=16,
-                                 edge_buffer=8, targets_on_device=True)
-    loss = config_lib.LossConfig(kind="lab_joint", window=5)
-    cfg = pretrain.PretrainDataConfig.from_config(data, loss, seed=3).validate()
-    assert (cfg.batch_size, cfg.crop_size, cfg.short_side_range, cfg.num_centers,
-            cfg.resolved_edge_buffer, cfg.targets_on_device) == (4, 64, (64, 96), 16, 8, True)
-    assert (cfg.target_kind, cfg.target_window, cfg.seed) == ("lab_joint", 5, 3)
+@pytest.mark.parametrize("option,value,message", [
+    ("shard_policy", "files", "^shard_policy must be one of"),
+    ("resize_kernel", "nearest", "^resize_kernel must be one of"),
+    ("cache", 3, "^cache must be True, False or a file path prefix"),
+    ("alpha_background", 2.0, "^alpha_background must be in \\[0, 1\\]"),
+    ("num_parallel_calls", 0, "^num_parallel_calls must be a positive integer"),
+    ("seed", 1.5, "^seed must be an int or None"),
+    ("start", -1, "^start must be a non-negative integer"),
+    ("max_pixels", 0, "^max_pixels must be a positive integer or None"),
+])
+def test_option_errors_name_the_option(option, value, message):
+    with pytest.raises(config_lib.ConfigError, match=message) as raised:
+        _dataset(None, **{option: value})
+    assert raised.value.field == option
+
+
+def test_loss_config_and_unknown_options_are_checked():
+    with pytest.raises(config_lib.ConfigError, match="^window must be odd") as raised:
+        _dataset(None, loss=config_lib.LossConfig(window=4))
+    assert raised.value.field == "window"
+    with pytest.raises(TypeError, match="unknown option.*'num_centers'.*seed, deterministic"):
+        _dataset(None, num_centers=8)
+    with pytest.raises(TypeError, match="the loss is the PretrainConfig's"):
+        pretrain.pretrain_dataset(config_lib.PretrainConfig(), config_lib.LossConfig())
+    with pytest.raises(TypeError, match="PretrainConfig or DataConfig first"):
+        pretrain.pretrain_dataset(config_lib.LossConfig())
+
+
+def test_a_missing_data_source_is_not_checked_when_another_source_is_read():
+    # A run's config.json may name data that is gone; reading another source still works.
+    gone = _data(data="/no/such/training/set", targets_on_device=True)
+    (batch,) = _take(_dataset(np.stack([smooth_rgb(50, 50, seed=1)] * 2), gone), 1)
+    assert batch["rgb"].shape == (2, 48, 48, 3)
+
+
+def _run_config(**train):
+    return config_lib.PretrainConfig(
+        # The 8 embedded validation photos: cached, as the embedded photos are by default.
+        data=_data(data="embedded:validation", targets_on_device=False),
+        loss=config_lib.LossConfig(kind="lab_joint", window=5),
+        train=config_lib.TrainConfig(**train))
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(
+        set(x) == set(y) and all(np.array_equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
+
+
+def test_a_pretrain_config_gives_its_data_loss_and_run_defaults():
+    """A PretrainConfig is its data + loss with the run's seed, determinism and (for the
+    embedded photos) the decoded-image cache: the batches are those of the explicit call."""
+    run = _run_config(seed=7, deterministic=True)
+    got = _take(pretrain.pretrain_dataset(run, skip_counter=False, start=3, include_index=True),
+                1)
+    want = _take(_dataset("embedded:validation", run.data, run.loss, seed=7, deterministic=True,
+                          cache=True, start=3, include_index=True), 1)
+    assert _same(got, want)
+    assert got[0]["targets"].shape[-1] == TargetBuilder("lab_joint", window=5).target_dim
+    assert list(got[0]["index"]) == [3, 4]
+
+
+def test_run_defaults_of_the_options_and_explicit_options_win():
+    # The option resolution itself (private), without building datasets.
+    def resolved(run, source=None, **options):
+        _, _, _, opts = pretrain._resolve(run, None, source, options)  # pylint: disable=protected-access
+        return opts.seed, opts.deterministic, opts.cache
+
+    assert resolved(_run_config(seed=7, deterministic=True)) == (7, True, True)
+    assert resolved(_run_config(seed=7)) == (7, None, True)   # tf.data's default order
+    assert resolved(_run_config(seed=7), source="/other/photos") == (7, None, False)
+    assert resolved(_run_config(seed=7), seed=1, deterministic=False, cache="/tmp/c") == (
+        1, False, "/tmp/c")
+    files = config_lib.PretrainConfig(data=_data(data=".", targets_on_device=False))
+    assert resolved(files) == (0, None, False)   # a folder is not cached by default
+    data, loss, source, opts = pretrain._resolve(  # pylint: disable=protected-access
+        _data(), None, None, {})
+    assert (data, loss, source) == (_data(), config_lib.LossConfig(), None)
+    assert opts == pretrain.PipelineOptions()
+
+
+def test_a_pretrain_config_read_from_another_source_is_not_cached():
+    images = np.stack([smooth_rgb(50, 50, seed=i) for i in range(6)])
+    run = _run_config(seed=2)
+    got = _take(pretrain.pretrain_dataset(run, source=images, skip_counter=False), 2)
+    assert _same(got, _take(_dataset(images, run.data, run.loss, seed=2), 2))
+
+
+def test_the_old_config_gives_the_same_batches_until_it_is_removed():
+    # Transitional (PretrainDataConfig is removed once its last callers have switched).
+    old = pretrain.PretrainDataConfig(batch_size=2, crop_size=48, min_short_side=48,
+                                      max_short_side=64, num_centers=8, target_kind="lab_hist",
+                                      target_window=3, targets_on_device=False, seed=4,
+                                      start=2, include_index=True)
+    loss = config_lib.LossConfig(kind="lab_hist", window=3)
+    images = np.stack([smooth_rgb(50, 50, seed=i) for i in range(6)])
+    assert _same(_take(pretrain.pretrain_dataset(images, old, skip_counter=False), 2),
+                 _take(_dataset(images, _data(targets_on_device=False), loss, seed=4, start=2,
+                                include_index=True), 2))
 
 
 def test_auto_targets_on_device_follows_the_accelerators():
@@ -208,9 +294,8 @@ def test_input_context_shards_by_file_and_batches_per_replica():
     for index in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index,
                                              num_replicas_in_sync=2)
-        ds = pretrain.pretrain_dataset(
-            None, _config(batch_size=4, repeat=False, include_names=True,
-                          targets_on_device=True), input_context=context, skip_counter=False)
+        ds = _dataset(None, _data(batch_size=4, targets_on_device=True), repeat=False,
+                      include_names=True, input_context=context)
         assert ds.element_spec["gray"].shape[0] == 2   # global 4 over 2 replicas
         names.append({n.decode() for b in _take(ds, 100) for n in b["name"]})
     assert not names[0] & names[1]
@@ -228,8 +313,7 @@ def test_under_mirrored_strategy(bad_image_folder):
     strategy = _mirrored()
     folder, _ = bad_image_folder
     counter = SkipCounter()
-    ds = pretrain.pretrain_dataset(str(folder), _config(batch_size=4, targets_on_device=True),
-                                   skip_counter=counter)
+    ds = _dataset(str(folder), _data(batch_size=4, targets_on_device=True), skip_counter=counter)
     dist = strategy.experimental_distribute_dataset(ds)
 
     @tf.function
@@ -246,8 +330,8 @@ def test_under_mirrored_strategy(bad_image_folder):
     assert counter.distinct == 3 and counter.total >= 3   # once per epoch read so far
 
     def dataset_fn(context):
-        return pretrain.pretrain_dataset(None, _config(batch_size=4, targets_on_device=False),
-                                         input_context=context, skip_counter=False)
+        return _dataset(None, _data(batch_size=4, targets_on_device=False),
+                        input_context=context)
 
     dist = strategy.distribute_datasets_from_function(dataset_fn)
     batch = next(iter(dist))
@@ -257,8 +341,7 @@ def test_under_mirrored_strategy(bad_image_folder):
 
 def test_iterator_checkpoint_round_trip(tmp_path):
     """The skip report (a py_function) must not block tf.train.Checkpoint(iterator=...)."""
-    ds = pretrain.pretrain_dataset(None, _config(targets_on_device=True),
-                                   skip_counter=SkipCounter())
+    ds = _dataset(None, _data(targets_on_device=True), skip_counter=SkipCounter())
     iterator = iter(ds)
     next(iterator)
     checkpoint = tf.train.Checkpoint(iterator=iterator)
@@ -279,9 +362,9 @@ def test_one_epoch_over_the_real_photo_corpus():
     """Every photo of the shared corpus (/work/shared/data) goes through, none is skipped."""
     counter = SkipCounter()
     files = sorted(os.listdir(CORPUS))
-    cfg = _config(batch_size=8, crop_size=96, min_short_side=96, max_short_side=160,
-                  num_centers=32, repeat=False, drop_remainder=False, include_names=True)
-    batches = _take(pretrain.pretrain_dataset(CORPUS, cfg, skip_counter=counter), 10 ** 6)
+    cfg = _data(batch_size=8, crop_size=96, min_side=96, max_side=160, points=32)
+    batches = _take(_dataset(CORPUS, cfg, repeat=False, drop_remainder=False, include_names=True,
+                             skip_counter=counter), 10 ** 6)
     names = sorted(os.path.basename(n.decode()) for b in batches for n in b["name"])
     assert names == files and counter.total == 0
     targets = np.concatenate([b["targets"] for b in batches])
@@ -294,8 +377,8 @@ def test_a_source_without_any_decodable_image_fails_instead_of_spinning(tmp_path
     for i in range(3):
         (tmp_path / f"{i}.jpg").write_text(f"not an image {i}")
     counter = SkipCounter()
-    ds = pretrain.pretrain_dataset(str(tmp_path), _config(cache=cache, targets_on_device=True),
-                                   skip_counter=counter)
+    ds = _dataset(str(tmp_path), _data(targets_on_device=True), cache=cache,
+                  skip_counter=counter)
     with pytest.raises(tf.errors.InvalidArgumentError, match="no decodable image"):
         next(iter(ds))
     assert counter.distinct == 3
@@ -308,6 +391,6 @@ def test_one_good_file_among_bad_ones_keeps_a_shuffled_repeating_pipeline_going(
         (tmp_path / f"{i}.jpg").write_text(f"not an image {i}")
     from PIL import Image
     Image.fromarray(smooth_rgb(60, 60)).save(tmp_path / "good.png")
-    ds = pretrain.pretrain_dataset(str(tmp_path), _config(batch_size=1, targets_on_device=True),
-                                   skip_counter=SkipCounter())
+    ds = _dataset(str(tmp_path), _data(batch_size=1, targets_on_device=True),
+                  skip_counter=SkipCounter())
     assert len(_take(ds, 30)) == 30

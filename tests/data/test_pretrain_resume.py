@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcolor import config as config_lib
 from tfcolor import data as data_lib
 
 
@@ -21,16 +22,16 @@ def image_dir(tmp_path_factory):
     return str(folder)
 
 
-def _config(**kw):
-    base = dict(batch_size=2, crop_size=24, num_centers=4, targets_on_device=False, seed=3,
-                deterministic=True, include_index=True, include_names=True,
-                num_parallel_calls=2, prefetch=2)
-    base.update(kw)
-    return data_lib.PretrainDataConfig(**base)
+DATA = config_lib.DataConfig(batch_size=2, crop_size=24, points=4, targets_on_device=False)
+
+
+def _options(**kw):
+    return dict(dict(seed=3, deterministic=True, include_index=True, include_names=True,
+                     num_parallel_calls=2, prefetch=2), **kw)
 
 
 def _batches(source, n, **kw):
-    ds = data_lib.pretrain_dataset(source, _config(**kw), skip_counter=False)
+    ds = data_lib.pretrain_dataset(DATA, source=source, skip_counter=False, **_options(**kw))
     return [{k: v.numpy() for k, v in b.items()} for b in ds.take(n)]
 
 
@@ -63,5 +64,7 @@ def test_resumed_stream_equals_the_tail_of_the_uninterrupted_one(image_dir, cach
 
 
 def test_start_must_be_a_non_negative_integer():
-    with pytest.raises(ValueError, match="start must be a non-negative integer"):
-        _config(start=-1).validate()
+    with pytest.raises(config_lib.ConfigError, match="start must be a non-negative integer"):
+        data_lib.pretrain_dataset(DATA, **_options(start=-1))
+    with pytest.raises(config_lib.ConfigError, match="start must be a non-negative integer"):
+        data_lib.pretrain.PipelineOptions(start=1.5).validate()

@@ -329,8 +329,7 @@ def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None
         TypeError: an unknown option, or arguments of the wrong types.
     """
     if isinstance(loss, PretrainDataConfig) or not (
-            config is None or isinstance(config, (config_lib.PretrainConfig,
-                                                  config_lib.DataConfig))):
+            config is None or type(config).__module__ == config_lib.__name__):
         # The old form pretrain_dataset(source, PretrainDataConfig), until its callers switch.
         config, loss, source, options, target_builder = _from_legacy(
             config, loss, source, options, target_builder)
