@@ -24,6 +24,8 @@ One training step (``train_step``, run by Keras in every replica) is the trainer
    disabled in :meth:`TaskModel.compile`), then clipped by global norm (``clip_norm``), bias
    gradients multiplied by ``bias_lr_multiplier``, and applied by the optimizer.
 
+Steps 2 and 3 are :class:`tfcolor.train.step.UpdateRule`.
+
 Mixed precision is Keras' own path: with the ``mixed_float16`` policy set before the
 ``TaskModel`` is built, ``compile`` wraps the optimizer in a ``keras.optimizers.LossScaleOptimizer``
 (or pass ``make_optimizer(..., mixed_precision=True)``); the step scales the loss with
@@ -58,12 +60,9 @@ import tensorflow as tf
 
 from tfcolor.config import OptimizerConfig
 from tfcolor.tasks import base as task_lib
+from tfcolor.train import step as step_lib
 
 __all__ = ["TaskModel"]
-
-
-def _inner(optimizer):
-    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 @keras.saving.register_keras_serializable(package="tfcolor")
@@ -125,17 +124,8 @@ class TaskModel(keras.Model):
         self.loss_names = (["loss", name, "weight_decay"]
                            + [f"{name}/{t}" for t in self.term_names])
         self._trackers = [keras.metrics.Mean(name=n) for n in self.loss_names]
-        head_ids = {id(v) for v in task.head_variables(self.network)}
-        wd = self.optimizer_config.weight_decay
-        hwd = self.optimizer_config.head_weight_decay
-        hwd = wd if hwd is None else hwd
-        self._decayed = []  # (variable, rate)
-        self._bias_mask = []
-        for v in self.network.trainable_variables:
-            self._bias_mask.append(len(v.shape) == 1 and "bias" in v.name)
-            rate = hwd if id(v) in head_ids else wd
-            if len(v.shape) >= 2 and rate > 0:
-                self._decayed.append((v, rate))
+        self._rule = step_lib.UpdateRule(self.optimizer_config, self.network.trainable_variables,
+                                         task.head_variables(self.network))
         self.built = True
 
     # -- Keras API --------------------------------------------------------------------------
@@ -157,12 +147,7 @@ class TaskModel(keras.Model):
                                  "compute_loss is the loss and its terms are logged")
         kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=optimizer, **kwargs)
-        inner = _inner(self.optimizer)
-        if not hasattr(inner, "_all_reduce_sum_gradients"):
-            raise RuntimeError("this Keras version's TF optimizer has no "
-                               "_all_reduce_sum_gradients; TaskModel cannot control the "
-                               "cross-replica gradient sum")
-        inner._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)  # pylint: disable=protected-access
+        step_lib.disable_optimizer_all_reduce(self.optimizer)
 
     def compile_from_config(self, config):
         """Compiles from ``get_compile_config()`` when a ``.keras`` file is loaded (Keras skips
@@ -180,21 +165,9 @@ class TaskModel(keras.Model):
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
             data_loss, terms = self._task_loss(batch, training=True)
-            decay = self._weight_decay() / replicas
-            loss = data_loss + decay
-            scaled = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, variables,
-                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        grads = [tf.convert_to_tensor(g) for g in grads]
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        clip = self.optimizer_config.clip_norm
-        if clip is not None:
-            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-                clip = clip * self.optimizer.dynamic_scale  # the gradients are still scaled
-            grads, _ = tf.clip_by_global_norm(grads, clip)
-        mult = self.optimizer_config.bias_lr_multiplier
-        if mult != 1.0:
-            grads = [g * mult if is_bias else g for g, is_bias in zip(grads, self._bias_mask)]
+            decay = self._rule.weight_decay() / replicas
+            scaled = self.optimizer.scale_loss(data_loss + decay)
+        grads = self._rule.gradients(tape, scaled, variables, self.optimizer)
         self.optimizer.apply(grads, variables)
         return self._log(data_loss, decay, terms, replicas)
 
@@ -202,7 +175,7 @@ class TaskModel(keras.Model):
         batch = self._batch(data)
         replicas = self.distribute_strategy.num_replicas_in_sync
         data_loss, terms = self._task_loss(batch, training=False)
-        return self._log(data_loss, self._weight_decay() / replicas, terms, replicas)
+        return self._log(data_loss, self._rule.weight_decay() / replicas, terms, replicas)
 
     def get_config(self):
         """Needs a serialisable task (``get_config``/``from_config``, registered with
@@ -239,12 +212,6 @@ class TaskModel(keras.Model):
                               global_batch_size=global_batch_size or self.global_batch_size)
         return (tf.cast(loss, tf.float32),
                 {k: tf.cast(v, tf.float32) for k, v in terms.items()})
-
-    def _weight_decay(self):
-        if not self._decayed:
-            return tf.constant(0.0, tf.float32)
-        return tf.add_n([0.5 * rate * tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
-                         for v, rate in self._decayed])
 
     def _log(self, data_loss, decay, terms, replicas):
         # Each replica holds its share of the global mean; Keras means the trackers over the
