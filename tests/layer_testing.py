@@ -24,7 +24,8 @@ layer or a functional model, e.g. ``tfcolor.models.build_trunk``):
 4. **tf.function**: the call traced in a ``tf.function`` gives the eager output.
 5. **Mixed precision**, for each policy of ``dtypes`` other than float32: the layer built under
    the policy as the global policy and, for ``keras.layers.Layer`` subclasses, with
-   ``dtype=policy``: every float output has the policy's compute dtype, every variable stays
+   ``dtype=policy``: every float output has the policy's compute dtype (or
+   ``expected_output_dtype``, for a model whose read-out is float32 by design), every variable stays
    float32, every sublayer has the policy; with the float32 layer's weights the output equals
    the float32 output to a tolerance relative to its largest value (``mixed_precision_tolerance``)
    and a gradient step gives float32, finite gradients.
@@ -332,12 +333,13 @@ def _check_training(layer, input_data, call_kwargs, output):
 
 
 def _check_policy(layer, policy, output, reference_layer, reference, input_data, call_kwargs,
-                  tolerance, how):
+                  tolerance, how, output_dtype):
     what = f"{policy.name} ({how})"
+    want_dtype = output_dtype or policy.compute_dtype
     for t in _flat_outputs(output):
         if _is_float(t):
-            assert keras.backend.standardize_dtype(t.dtype) == policy.compute_dtype, (
-                    f"{what}: output dtype {t.dtype}, want {policy.compute_dtype}")
+            assert keras.backend.standardize_dtype(t.dtype) == want_dtype, (
+                    f"{what}: output dtype {t.dtype}, want {want_dtype}")
     for v in layer.weights:
         if _is_float(v):
             assert keras.backend.standardize_dtype(v.dtype) == policy.variable_dtype, (
@@ -375,7 +377,7 @@ def _check_policy_gradients(layer, input_data, call_kwargs, output, policy, how)
 
 
 def _check_mixed_precision(cls, init_kwargs, input_data, call_kwargs, reference_layer, reference,
-                           dtypes, tolerances):
+                           dtypes, tolerances, output_dtype):
     explicit = isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
     for name in dtypes:
         policy = keras.dtype_policies.get(name)
@@ -386,14 +388,14 @@ def _check_mixed_precision(cls, init_kwargs, input_data, call_kwargs, reference_
             layer = cls(**init_kwargs)
             output = _call(layer, input_data, call_kwargs)
             _check_policy(layer, policy, output, reference_layer, reference, input_data,
-                          call_kwargs, tolerance, "global policy")
+                          call_kwargs, tolerance, "global policy", output_dtype)
             _check_policy_gradients(layer, input_data, call_kwargs, output, policy,
                                     "global policy")
         if explicit:
             layer = cls(**{**init_kwargs, "dtype": policy})
             output = _call(layer, input_data, call_kwargs)
             _check_policy(layer, policy, output, reference_layer, reference, input_data,
-                          call_kwargs, tolerance, "dtype argument")
+                          call_kwargs, tolerance, "dtype argument", output_dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -402,8 +404,8 @@ def run_layer_test(cls, init_kwargs, input_data, expected_output_shape=None,
                    expected_num_trainable_weights=None, expected_num_non_trainable_weights=None,
                    call_kwargs=None, run_training_check=True, run_mixed_precision_check=True,
                    dtypes=DTYPES, expected_output=None, run_serialization_check=True,
-                   run_symbolic_check=True, mixed_precision_tolerance=None, atol=1e-6,
-                   rtol=1e-6):
+                   run_symbolic_check=True, mixed_precision_tolerance=None,
+                   expected_output_dtype=None, atol=1e-6, rtol=1e-6):
     """Runs the checks of the module docstring on ``cls(**init_kwargs)``.
 
     Args:
@@ -420,6 +422,8 @@ def run_layer_test(cls, init_kwargs, input_data, expected_output_shape=None,
         run_serialization_check, run_symbolic_check: checks 2 and 3.
         mixed_precision_tolerance: ``{policy name: relative tolerance}`` overriding
             :data:`MIXED_PRECISION_TOLERANCE`.
+        expected_output_dtype: the float outputs' dtype under every policy, when it is not the
+            policy's compute dtype by design (e.g. ``"float32"`` for a float32 read-out).
         atol, rtol: tolerances of the comparisons that should be exact up to float32 rounding.
 
     Returns:
@@ -444,7 +448,8 @@ def run_layer_test(cls, init_kwargs, input_data, expected_output_shape=None,
         _check_tf_function(layer, input_data, call_kwargs, output, atol, rtol)
         if run_mixed_precision_check:
             _check_mixed_precision(cls, init_kwargs, input_data, call_kwargs, layer, output,
-                                   dtypes, dict(mixed_precision_tolerance or {}))
+                                   dtypes, dict(mixed_precision_tolerance or {}),
+                                   expected_output_dtype)
         if run_training_check:
             _check_training(layer, input_data, call_kwargs, output)
         return LayerTestResult(layer, output)

@@ -124,6 +124,12 @@ def test_broken_layers_fail(cls, kwargs, message):
         layer_testing.run_layer_test(cls, init, X, **kwargs)
 
 
+def test_float32_read_out_by_design():
+    layer_testing.run_layer_test(Float32Output, {}, X, expected_output_dtype="float32")
+    with pytest.raises(AssertionError, match="output dtype"):
+        layer_testing.run_layer_test(Scale, {}, X, expected_output_dtype="float32")
+
+
 def test_global_policy_restored_after_a_failure():
     keras.config.set_dtype_policy("mixed_float16")
     try:
