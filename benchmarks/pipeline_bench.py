@@ -111,12 +111,12 @@ def baseline_iterator(files, seed=0):
 def tfcolor_iterator(folder, on_device, single_thread=False):
     import tensorflow as tf
     import tfcolor.data as data
+    from tfcolor.config import DataConfig, LossConfig
     parallel = dict(num_parallel_calls=1, prefetch=1) if single_thread else {}
-    config = data.PretrainDataConfig(
-        batch_size=BATCH, crop_size=CROP, min_short_side=MIN_SIDE, max_short_side=MAX_SIDE,
-        num_centers=POINTS, edge_buffer=BUFFER, target_window=WINDOW,
-        targets_on_device=on_device, seed=0, **parallel)
-    ds = data.pretrain_dataset(folder, config, skip_counter=False)
+    config = DataConfig(batch_size=BATCH, crop_size=CROP, min_side=MIN_SIDE, max_side=MAX_SIDE,
+                        points=POINTS, edge_buffer=BUFFER, targets_on_device=on_device)
+    ds = data.pretrain_dataset(config, LossConfig(window=WINDOW), source=folder, seed=0,
+                               skip_counter=False, **parallel)
     if single_thread:   # one tf.data thread, one thread per op: a per-core comparison
         options = tf.data.Options()
         options.threading.private_threadpool_size = 1

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from tfcolor.config import DataConfig
 from tfcolor.data import SkipCounter, sources
 from tfcolor.data import evaluate, pretrain
 
@@ -51,11 +52,11 @@ def _pillow_rgb(case):
 def test_pretraining_over_the_matrix_folder(matrix):
     folder, cases = matrix
     counter = SkipCounter()
-    config = pretrain.PretrainDataConfig(
-        batch_size=1, crop_size=64, min_short_side=64, max_short_side=80, num_centers=8,
-        repeat=False, shuffle=False, drop_remainder=False, include_names=True,
-        targets_on_device=False)
-    batches = list(pretrain.pretrain_dataset(folder, config, skip_counter=counter))
+    config = DataConfig(batch_size=1, crop_size=64, min_side=64, max_side=80, points=8,
+                        targets_on_device=False)
+    batches = list(pretrain.pretrain_dataset(
+        config, source=folder, skip_counter=counter, repeat=False, shuffle=False,
+        drop_remainder=False, include_names=True))
     produced = sorted(os.path.basename(b["name"][0].numpy().decode()) for b in batches)
     assert produced == sorted(n for n, c in cases.items() if c.valid)
     expected_skips = {n: c.expected for n, c in cases.items()
@@ -177,12 +178,12 @@ def test_pretraining_on_tfrecords_of_the_matrix_runs_on_over_epochs(tmp_path):
     cut = (tmp_path / "cut.tfrecord").read_bytes()
     (tmp_path / "cut.tfrecord").write_bytes(cut[:len(cut) - 40])
     counter = SkipCounter()
-    config = pretrain.PretrainDataConfig(
-        batch_size=4, crop_size=32, min_short_side=32, max_short_side=40, num_centers=4,
-        include_names=True, targets_on_device=True, shuffle=False)
+    config = DataConfig(batch_size=4, crop_size=32, min_side=32, max_side=40, points=4,
+                        targets_on_device=True)
     valid = [n for n in names if readable[n].valid]
-    batches = list(pretrain.pretrain_dataset(str(tmp_path / "*.tfrecord"), config,
-                                             skip_counter=counter).take(3 * len(valid) // 4))
+    batches = list(pretrain.pretrain_dataset(
+        config, source=str(tmp_path / "*.tfrecord"), skip_counter=counter, include_names=True,
+        shuffle=False).take(3 * len(valid) // 4))
     assert len(batches) == 3 * len(valid) // 4           # about three epochs, no error
     seen = {n.decode() for b in batches for n in b["name"].numpy()}
     index = {f"{tmp_path / 'matrix.tfrecord'}#{i}": n for i, n in enumerate(names)}
