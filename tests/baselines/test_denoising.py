@@ -1,9 +1,15 @@
 """Tests for tfcolor.baselines.denoising."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfcolor.baselines import denoising
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import layer_testing  # noqa: E402  (tests/layer_testing.py)
 
 
 def test_salt_and_pepper_statistics():
@@ -50,3 +56,27 @@ def test_denoising_loss_weights_corrupted_pixels():
 def test_build_model_leaves_out_the_data_tap():
     model = denoising.DenoisingAutoencoder("vgg_tiny", hidden=8)
     assert "data" not in model.taps and model.output_sizes == (1,)
+    with pytest.raises(ValueError, match="fixed kind"):
+        denoising.DenoisingAutoencoder("vgg_tiny", kind="hue_chroma")
+
+
+def test_denoising_autoencoder_model():
+    """Keras plumbing (tests/layer_testing.py): config and keras.saving round trips (the class
+    is kept, kind/output_sizes stay fixed), symbolic call, tf.function, mixed_float16, one
+    training step on every weight; the sparse path of a round-tripped copy gives the same
+    values."""
+    result = layer_testing.run_layer_test(
+            denoising.DenoisingAutoencoder, dict(arch="vgg_tiny", taps=["conv1_1", "conv2_1"],
+                                                 hidden=8, dropout=0.0),
+            tf.random.uniform([2, 8, 8, 1], seed=4), expected_output_shape=(2, 2, 2, 1),
+            dtypes=("float32", "mixed_float16"))  # bfloat16: the Colorizer's own test
+    model = result.layer
+    config = model.get_config()
+    assert "kind" not in config and "output_sizes" not in config
+    clone = denoising.DenoisingAutoencoder.from_config(config)
+    clone.set_weights(model.get_weights())
+    gray = tf.random.uniform([2, 16, 16, 1], seed=1)
+    centers = tf.constant([[[3, 4], [8, 9]]] * 2, tf.int32)
+    out = model.sparse(gray, centers, training=False)
+    assert out.shape == (2, 2, 1) and clone.taps == model.taps and clone.arch == "vgg_tiny"
+    np.testing.assert_allclose(clone.sparse(gray, centers, training=False), out, rtol=1e-6)

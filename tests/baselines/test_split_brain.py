@@ -1,4 +1,7 @@
 """Tests for tfcolor.baselines.split_brain."""
+import os
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +11,9 @@ from skimage import color as skcolor
 from tfcolor.baselines import split_brain
 from tfcolor.downstream import initialization as init
 from tfcolor.train.strategy import make_strategy  # one strategy per device set
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import layer_testing  # noqa: E402  (tests/layer_testing.py)
 
 
 def test_quantize_hand_values():
@@ -112,23 +118,51 @@ def test_downstream_trunk_concatenates_halves(model):
     assert frozen.count("conv1_1") == 2  # frozen in both halves
 
 
-def test_split_input_config_round_trip():
-    layer = split_brain.SplitInput("rgb")
-    clone = split_brain.SplitInput.from_config(layer.get_config())
-    assert clone.split == "rgb"
+@pytest.mark.parametrize("split", split_brain.SPLITS)
+def test_split_input_layer(split):
+    """Serialization, symbolic call, tf.function, mixed precision and gradients to the image
+    (tests/layer_testing.py)."""
+    result = layer_testing.run_layer_test(
+            split_brain.SplitInput, {"split": split},
+            tf.random.uniform([2, 6, 6, 3], minval=0.05, maxval=0.95, seed=9),
+            expected_output_shape=[(2, 6, 6, 1), (2, 6, 6, 2)],
+            mixed_precision_tolerance={"mixed_float16": 1e-2, "mixed_bfloat16": 2e-2})
+    clone = split_brain.SplitInput.from_config(result.layer.get_config())
+    assert clone.split == split
+
+
+def test_split_brain_autoencoder_model():
+    """The model's Keras plumbing (tests/layer_testing.py): get_config/from_config and
+    keras.saving round trips, symbolic call and tf.function of the downstream features. The
+    harness's training and mixed-precision checks want a gradient for every weight, but the heads
+    are not on the call() path: cross_predictions is trained in
+    test_halves_are_disjoint_half_width_and_see_only_their_group and run under mixed_float16 in
+    test_split_brain_under_mixed_precision_strategy_and_tf_function."""
+    keras.utils.set_random_seed(0)
+    result = layer_testing.run_layer_test(
+            split_brain.SplitBrainAutoencoder,
+            dict(arch="vgg_tiny", taps=["conv1_1", "conv2_1"], hidden=8, dropout=0.0),
+            tf.random.uniform([2, 8, 8, 3], seed=3),
+            expected_output_shape={"conv1_1": (2, 8, 8, 8), "conv2_1": (2, 4, 4, 16)},
+            run_training_check=False, run_mixed_precision_check=False)
+    model = result.layer
+    clone = split_brain.SplitBrainAutoencoder.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    rgb = tf.random.uniform([2, 16, 16, 3], seed=2)
+    centers = tf.constant([[[3, 4], [8, 9]]] * 2, tf.int32)
+    for got, expected in zip(clone.cross_predictions(rgb, centers),
+                             model.cross_predictions(rgb, centers)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_split_brain_under_mixed_precision_strategy_and_tf_function():
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
+    with layer_testing.global_dtype_policy("mixed_float16"):
         m16 = split_brain.SplitBrainAutoencoder("vgg_tiny", taps="conv1_1", hidden=8)
         out = tf.concat(m16.cross_predictions(tf.random.uniform([1, 8, 8, 3]),
                                               tf.zeros([1, 2, 2], tf.int32)), axis=-1)
         assert out.dtype == tf.float16 and np.isfinite(out.numpy()).all()
         trunk = m16.downstream_trunk()
         assert trunk(tf.random.uniform([1, 8, 8, 3]))["conv1_1"].dtype == tf.float16
-    finally:
-        keras.config.set_dtype_policy("float32")
     strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
         m = split_brain.SplitBrainAutoencoder("vgg_tiny", taps="conv1_1", hidden=8)

@@ -92,20 +92,3 @@ def test_bad_data_config_is_named():
     assert info.value.field == "points"
     with pytest.raises(config_lib.ConfigError, match=r"unknown option\(s\) \['colour'\]"):
         denoising_task.DenoisingTask(_config(), pipeline_options={"colour": True})
-
-
-def test_model_get_config_round_trip_and_fixed_output():
-    keras.utils.set_random_seed(0)
-    model = denoising_task.DenoisingTask(
-            model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2", hidden=8)).build_model()
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
-    assert isinstance(clone, denoising.DenoisingAutoencoder)
-    assert clone.taps == model.taps and clone.output_sizes == (1,) and clone.arch == "vgg_tiny"
-    clone.set_weights(model.get_weights())
-    gray = tf.random.uniform([2, 16, 16, 1], seed=1)
-    centers = tf.constant([[[3, 4], [8, 9]]] * 2, tf.int32)
-    out = model.sparse(gray, centers, training=False)
-    assert out.shape == (2, 2, 1)
-    np.testing.assert_allclose(clone.sparse(gray, centers, training=False), out, rtol=1e-6)
-    with pytest.raises(ValueError, match="fixed kind"):
-        denoising.DenoisingAutoencoder("vgg_tiny", kind="hue_chroma")

@@ -1,5 +1,4 @@
 """Tests for tfcolor.tasks.split_brain."""
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -79,8 +78,7 @@ def test_bad_model_options_are_named(kwargs, field):
     assert info.value.field == field
 
 
-def test_head_variables_are_both_heads_and_config_round_trip():
-    keras.utils.set_random_seed(0)
+def test_head_variables_are_both_heads():
     task = split_brain_task.SplitBrainTask(
             model_kwargs=dict(arch="vgg_tiny", taps="conv1_1-conv2_2", hidden=8, dropout=0.0))
     model = task.build_model()
@@ -88,15 +86,6 @@ def test_head_variables_are_both_heads_and_config_round_trip():
     assert heads == {id(v) for v in model.head_a.trainable_variables
                      + model.head_b.trainable_variables}
     assert not heads & {id(v) for v in model.trunk_a.weights + model.trunk_b.weights}
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
-    assert isinstance(clone, split_brain.SplitBrainAutoencoder)
-    assert clone.get_config() == model.get_config()
-    clone.set_weights(model.get_weights())
-    rgb = tf.random.uniform([2, 16, 16, 3], seed=2)
-    centers = tf.constant([[[3, 4], [8, 9]]] * 2, tf.int32)
-    for got, expected in zip(clone.cross_predictions(rgb, centers),
-                             model.cross_predictions(rgb, centers)):
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow  # 50 s on 2 shared cores (two tiny runs, one mirrored)
