@@ -40,7 +40,7 @@ def test_expand_inputs_files_folders_globs(tmp_path):
     deep = image_files.expand_inputs([str(tmp_path / "a")], recursive=True)
     assert sorted(s for _, s in deep) == ["sub__x", "x", "y"]
     globbed = image_files.expand_inputs([str(tmp_path / "a" / "*.png"), str(tmp_path / "z.png"),
-                                      str(tmp_path / "a" / "x.png")])
+                                         str(tmp_path / "a" / "x.png")])
     assert [s for _, s in globbed] == ["x", "z", "x_2"]
     with pytest.raises(FileNotFoundError, match="neither a file"):
         image_files.expand_inputs([str(tmp_path / "missing.png")])
@@ -183,12 +183,13 @@ def test_colorize_files_skips_a_failing_input_and_keeps_existing_outputs(model, 
     assert (out / "narrow.png").read_bytes() == b"user's file"
     assert os.stat(out / "narrow_uncertainty.png").st_mtime_ns == stamp["narrow_uncertainty.png"]
     # overwrite=True replaces them; an output that would be the input itself is never written.
-    third = image_files.colorize_files(predictors.KerasPredictor(model), [str(src)], str(out), opts,
-                                    overwrite=True)
+    third = image_files.colorize_files(predictors.KerasPredictor(model), [str(src)], str(out),
+                                       opts, overwrite=True)
     assert len(third["written"]) == 4 and not third["skipped"]
     assert Image.open(out / "narrow.png").size == (30, 20)
-    in_place = image_files.colorize_files(predictors.KerasPredictor(model), [str(src / "wide.png")],
-                                       str(src), predictors.ColorizeOptions(), overwrite=True)
+    in_place = image_files.colorize_files(predictors.KerasPredictor(model),
+                                          [str(src / "wide.png")], str(src),
+                                          predictors.ColorizeOptions(), overwrite=True)
     assert in_place["skipped"][0][1].startswith("output_is_input")
     assert Image.open(src / "wide.png").size == (40, 20)
 

@@ -130,7 +130,6 @@ def to_gray(images):
     raise ValueError(f"images must have 1 (grey) or 3 (RGB) channels, got shape {images.shape}")
 
 
-
 def colorize_batch(model, images, *, kind="hue_chroma", grid_factor=4, multiple=None,
                    from_logits=True, **kwargs):
     """Colorizes a batch with a Keras colorizer: any size, RGB (desaturated first) or grey input.
