@@ -10,6 +10,7 @@ from tfcolor import baselines
 from tfcolor import config as config_lib
 from tfcolor import run_dir
 from tfcolor.downstream import initialization as init
+from tfcolor.train import checkpointing
 
 
 def _images():
@@ -79,6 +80,13 @@ def test_another_run_in_the_model_dir_is_refused_and_kept(tmp_path):
         baselines.pretrain("denoising", _images(), str(colorization_dir), data_config=_config(),
                            train_steps=1)
     assert not (colorization_dir / run_dir.BASELINE_FILE).exists()
+    unknown_dir = tmp_path / "unknown"
+    unknown_dir.mkdir()
+    (unknown_dir / checkpointing.CHECKPOINT_STATE_FILE).write_text('model_checkpoint_path: "ckpt-1"')
+    with pytest.raises(ValueError, match="not a baseline run"):
+        baselines.pretrain("denoising", _images(), str(unknown_dir), data_config=_config(),
+                           train_steps=1)
+    assert sorted(p.name for p in unknown_dir.iterdir()) == [checkpointing.CHECKPOINT_STATE_FILE]
 
 
 def test_load_errors_name_the_problem(tmp_path):

@@ -102,9 +102,15 @@ def _read_metadata(model_dir):
 def _write_metadata(model_dir, meta):
     """Writes the baseline file; refuses a ``model_dir`` that holds another run."""
     path = os.path.join(str(model_dir), run_dir.BASELINE_FILE)
+    meta = json.loads(json.dumps(meta))  # as it reads back (tuples are lists)
     if tf.io.gfile.exists(os.path.join(str(model_dir), run_dir.CONFIG_FILE)):
         raise ValueError(f"{model_dir} holds a colorization run ({run_dir.CONFIG_FILE}); "
                          "pretrain a baseline into another model_dir.")
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    if not tf.io.gfile.exists(path) and tf.io.gfile.exists(
+            os.path.join(str(model_dir), checkpointing.CHECKPOINT_STATE_FILE)):
+        raise ValueError(f"{model_dir} holds checkpoints but no {run_dir.BASELINE_FILE}: not a "
+                         "baseline run; pretrain into another model_dir (nothing was changed).")
     if tf.io.gfile.exists(path):
         try:
             old = _read_metadata(model_dir)
