@@ -82,7 +82,8 @@ def test_another_run_in_the_model_dir_is_refused_and_kept(tmp_path):
     assert not (colorization_dir / run_dir.BASELINE_FILE).exists()
     unknown_dir = tmp_path / "unknown"
     unknown_dir.mkdir()
-    (unknown_dir / checkpointing.CHECKPOINT_STATE_FILE).write_text('model_checkpoint_path: "ckpt-1"')
+    state = unknown_dir / checkpointing.CHECKPOINT_STATE_FILE
+    state.write_text('model_checkpoint_path: "ckpt-1"')
     with pytest.raises(ValueError, match="not a baseline run"):
         baselines.pretrain("denoising", _images(), str(unknown_dir), data_config=_config(),
                            train_steps=1)

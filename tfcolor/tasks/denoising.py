@@ -2,9 +2,10 @@
 
 Inputs: the pretraining pipeline of :mod:`tfcolor.data` on the same images, crops, mirrors and
 pixel centres as colorization (:func:`tfcolor.baselines.inputs.pretraining_batches`: no colour
-targets are built; each batch carries ``"index"``, so the trainer resumes the stream exactly). Salt-and-pepper noise is
-then drawn per image from ``(seed, index)`` and the targets are the clean grey value and the
-corrupted flag at each centre (:func:`tfcolor.baselines.denoising.denoising_batches`).
+targets are built; each batch carries ``"index"``, so the trainer resumes the stream exactly).
+Salt-and-pepper noise is then drawn per image from ``(seed, index)`` and the targets are the
+clean grey value and the corrupted flag at each centre
+(:func:`tfcolor.baselines.denoising.denoising_batches`).
 
 Model: :class:`tfcolor.baselines.denoising.DenoisingAutoencoder`, whose hypercolumn head predicts
 the clean grey value at each centre of the noisy image.

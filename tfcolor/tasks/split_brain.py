@@ -2,9 +2,10 @@
 
 Inputs: the pretraining pipeline of :mod:`tfcolor.data` on the same images, crops, mirrors and
 pixel centres as colorization, with the colour crop and ``"index"`` (the trainer resumes the
-stream exactly; :func:`tfcolor.baselines.inputs.pretraining_batches`); the targets are the quantised bins of both channel
-groups of the split at each centre (:func:`tfcolor.baselines.split_brain.split_brain_batches`):
-batches ``{"rgb", "centers", "targets": (B, P, 2), "index"}``.
+stream exactly; :func:`tfcolor.baselines.inputs.pretraining_batches`); the targets are the
+quantised bins of both channel groups of the split at each centre
+(:func:`tfcolor.baselines.split_brain.split_brain_batches`): batches ``{"rgb", "centers",
+"targets": (B, P, 2), "index"}``.
 
 Model: :class:`tfcolor.baselines.split_brain.SplitBrainAutoencoder`; half a predicts the bins of
 group 2 from group 1, half b those of group 1 from group 2.
