@@ -93,13 +93,13 @@ def test_bad_groups():
 
 def test_keras_model_contract():
     """Config and keras.saving round trips, symbolic, eager and tf.function calls, mixed float16
-    and bfloat16, a training step (tests/layer_testing.py) on conv1-conv3 (grouped conv2, LRN)."""
-    x = np.random.default_rng(1).uniform(0, 1, (1, 32, 32, 1)).astype("float32")
+    and bfloat16, a training step (tests/layer_testing.py) on conv1-conv2 (LRN, pooling, grouped
+    conv2; conv3-fc7 are plain convolutions, left out for time)."""
+    x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 1)).astype("float32")
     layer_testing.run_layer_test(
-            models.build_trunk, dict(arch="alexnet", taps="conv1-conv3", fov=False), x,
-            expected_output_shape={"conv1": (1, 8, 8, 96), "conv2": (1, 4, 4, 256),
-                                   "conv3": (1, 2, 2, 384)},
-            expected_num_trainable_weights=6, expected_num_non_trainable_weights=6)
+            models.build_trunk, dict(arch="alexnet", taps="conv1-conv2", fov=False), x,
+            expected_output_shape={"conv1": (2, 8, 8, 96), "conv2": (2, 4, 4, 256)},
+            expected_num_trainable_weights=4, expected_num_non_trainable_weights=4)
 
 
 def test_fov_on_alexnet():
