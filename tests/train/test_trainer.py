@@ -5,6 +5,7 @@ tfcolor.models / losses / data; they are trained as a ColorizationTask (tfcolor.
 tests exercise only the loop and the task's loss normalisation. References: a hand-computed
 SGD update, a single device for the distributed step, an uninterrupted run for resumption.
 """
+import dataclasses
 import os
 import signal
 import sys
@@ -330,6 +331,7 @@ def test_checkpoint_is_at_most_1_2x_the_variables_at_any_batch_size_and_buffer_d
     optimizer slots, step, RNG state, input position)."""
     from PIL import Image
     from tfcolor import data as data_lib
+    from tfcolor.models import build_colorizer
     from tfcolor.tasks import colorization
     os.makedirs(tmp_path / "images")
     rng = np.random.default_rng(0)
@@ -340,12 +342,12 @@ def test_checkpoint_is_at_most_1_2x_the_variables_at_any_batch_size_and_buffer_d
     loss_fn, _ = colorization.build_loss(config.loss)
 
     def dataset_fn(start):
-        data_config = data_lib.PretrainDataConfig.from_config(
-            config.data, config.loss, targets_on_device=False, seed=0, deterministic=True,
-            include_index=True, start=start, prefetch=prefetch, num_parallel_calls=4)
-        return data_lib.pretrain_dataset(config.data.data, data_config, skip_counter=False)
+        data = dataclasses.replace(config.data, targets_on_device=False)
+        return data_lib.pretrain_dataset(
+            data, config.loss, seed=0, deterministic=True, include_index=True, start=start,
+            prefetch=prefetch, num_parallel_calls=4, skip_counter=False)
 
-    task = ColorizationTask(model_fn=lambda: colorization.build_colorizer(config),
+    task = ColorizationTask(model_fn=lambda: build_colorizer(config),
                             loss_fn=loss_fn, dataset=dataset_fn)
     t = train.Trainer(task, strategy=train.make_strategy("default"),
                       model_dir=config.train.model_dir, train_steps=3,

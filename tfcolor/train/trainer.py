@@ -63,6 +63,7 @@ from absl import logging
 from tfcolor.config import OptimizerConfig
 from tfcolor.tasks import base as task_lib
 from tfcolor.train import checkpointing
+from tfcolor.train import step as step_lib
 from tfcolor.train import lock as lock_lib
 from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import summaries
@@ -116,21 +117,8 @@ def make_optimizer(config, train_steps, *, mixed_precision=False):
     return optimizer
 
 
-def _inner(optimizer):
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def _disable_optimizer_all_reduce(optimizer):
-    """The loop sums gradients across replicas itself; the Keras optimizer must not sum again."""
-    inner = _inner(optimizer)
-    if not hasattr(inner, "_all_reduce_sum_gradients"):
-        raise RuntimeError("this Keras version's TF optimizer has no _all_reduce_sum_gradients; "
-                           "the training loop cannot control the cross-replica gradient sum")
-    inner._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)  # pylint: disable=protected-access
-
-
 def current_learning_rate(optimizer):
-    inner = _inner(optimizer)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
     rate = inner.learning_rate
     if callable(getattr(inner, "_learning_rate", None)):
         rate = inner._learning_rate(inner.iterations)  # pylint: disable=protected-access
@@ -219,7 +207,7 @@ class Trainer:
             self.input_position = tf.Variable(0, dtype=tf.int64, trainable=False,
                                               name="input_position")
             self._build(spec)
-            _disable_optimizer_all_reduce(self.optimizer)
+            step_lib.disable_optimizer_all_reduce(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
 
         if checkpoint_iterator == "auto":
@@ -286,24 +274,9 @@ class Trainer:
             raise ValueError(f"{type(self.task).__name__}.compute_loss must return a scalar loss, "
                              f"got shape {loss.shape}")
         self.term_names = sorted(terms)
-        head_ids = {id(v) for v in self.task.head_variables(self.model)}
-        self._decayed = []  # (variable, rate)
-        self._bias_mask = []
-        wd = self.optimizer_config.weight_decay
-        hwd = self.optimizer_config.head_weight_decay
-        hwd = wd if hwd is None else hwd
-        for v in self.model.trainable_variables:
-            is_kernel = len(v.shape) >= 2
-            self._bias_mask.append(len(v.shape) == 1 and "bias" in v.name)
-            rate = hwd if id(v) in head_ids else wd
-            if is_kernel and rate > 0:
-                self._decayed.append((v, rate))
-
-    def _weight_decay(self):
-        if not self._decayed:
-            return tf.constant(0.0, tf.float32)
-        return tf.add_n([0.5 * rate * tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
-                         for v, rate in self._decayed])
+        self.update_rule = step_lib.UpdateRule(
+            self.optimizer_config, self.model.trainable_variables,
+            self.task.head_variables(self.model))
 
     @property
     def loss_names(self):
@@ -316,26 +289,13 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             data_loss, terms = self._compute_loss(batch, training=True)
-            decay = self._weight_decay()
-            loss = data_loss + decay / replicas
+            decay = self.update_rule.weight_decay() / replicas
+            loss = data_loss + decay
             scaled = self.optimizer.scale_loss(loss) if self.mixed_precision else loss
-        grads = tape.gradient(scaled, variables,
-                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        grads = [tf.convert_to_tensor(g) for g in grads]
-        ctx = tf.distribute.get_replica_context()
-        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        if self.optimizer_config.clip_norm is not None:
-            clip = self.optimizer_config.clip_norm
-            if self.mixed_precision:
-                clip = clip * self.optimizer.dynamic_scale  # grads are still scaled
-            grads, _ = tf.clip_by_global_norm(grads, clip)
-        mult = self.optimizer_config.bias_lr_multiplier
-        if mult != 1.0:
-            grads = [g * mult if is_bias else g for g, is_bias in zip(grads, self._bias_mask)]
+        grads = self.update_rule.gradients(tape, scaled, variables, self.optimizer)
         self.optimizer.apply(grads, variables)
         name = self.task.name
-        out = {"loss": data_loss + decay / replicas, name: data_loss,
-               "weight_decay": decay / replicas}
+        out = {"loss": loss, name: data_loss, "weight_decay": decay}
         for term in self.term_names:
             out[f"{name}/{term}"] = terms[term]
         return out
