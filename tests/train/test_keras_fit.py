@@ -149,6 +149,24 @@ def test_fit_mixed_precision_uses_the_loss_scale_optimizer_and_matches_the_train
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_evaluate_reports_the_inference_loss_and_the_weight_decay_by_hand():
+    """evaluate (test_step) = mean point loss of the model in inference mode + sum of
+    0.5 * rate * ||kernel||^2 (head rate on the head's kernel), computed here directly."""
+    opt = _opt(weight_decay=1e-3, head_weight_decay=1e-2)
+    model = TaskModel(_standin_task(), optimizer_config=opt)
+    model.compile(optimizer=train.make_optimizer(opt, 10))
+    batch = next(iter(si.make_dataset()))
+    result = model.evaluate(si.make_dataset().take(1), return_dict=True, verbose=0)
+    net = model.network
+    logits = net.sparse(batch["gray"], batch["centers"], training=False)
+    data = float(tf.reduce_mean(si.per_point_loss(batch["targets"], logits)))
+    decay = (0.5 * 1e-3 * float(tf.reduce_sum(tf.square(net.conv.kernel)))
+             + 0.5 * 1e-2 * float(tf.reduce_sum(tf.square(net.head.kernel))))
+    assert result["colorization"] == pytest.approx(data, rel=1e-6)
+    assert result["weight_decay"] == pytest.approx(decay, rel=1e-6)
+    assert result["loss"] == pytest.approx(data + decay, rel=1e-6)
+
+
 # --------------------------------------------------------------------------------------------
 # Callbacks
 
