@@ -263,3 +263,31 @@ def test_layers_are_the_tfcolor_layers(model):
     assert isinstance(model.dense_hypercolumn, tfcolor_layers.DenseHypercolumn)
     assert model.sparse_hypercolumn.strides == [1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32]
     assert model.head.h_fc1.name == "h_fc1" and model.head.dropout == 0.5
+
+
+def test_called_on_gray_and_centers_is_sparse_and_compiles_with_a_per_point_loss(tmp_path):
+    """Keras fit's input: model({"gray", "centers"}) == sparse; compile(loss=HueChromaLoss())
+    (reduction None, one value per point) trains on the mean over points; the compiled loss
+    survives a .keras round trip."""
+    keras.utils.set_random_seed(6)
+    m = Colorizer(ARCH, hidden=HIDDEN, taps="fc6-fc7", dropout=0.0)
+    gray = _gray(11)
+    centers = np.array([[[3, 5], [39, 55], [20, 7]]] * 2, "f4")
+    sparse = m({"gray": gray, "centers": centers})
+    np.testing.assert_allclose(sparse.numpy(), m.sparse(gray, centers).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(m(gray).numpy(), m.dense(gray).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="'centers'"):
+        m({"gray": gray})
+    m.compile(optimizer="sgd", loss=losses.HueChromaLoss(hue_weight=2.0))
+    assert m.loss.reduction == "sum_over_batch_size" and m.loss.hue_weight == 2.0
+    targets = _random_targets(np.random.default_rng(11), 2, 3)
+    expected = np.mean(losses.HueChromaLoss(hue_weight=2.0)(targets, sparse).numpy())
+    got = m.evaluate({"gray": gray, "centers": centers}, targets, verbose=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    path = str(tmp_path / "colorizer.keras")
+    m.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config() == m.get_config()
+    assert loaded.loss.hue_weight == 2.0 and loaded.loss.reduction == "sum_over_batch_size"
+    np.testing.assert_allclose(loaded({"gray": gray, "centers": centers}).numpy(),
+                               sparse.numpy(), rtol=1e-6)

@@ -362,23 +362,3 @@ def test_colorizer_compile_fit_with_hue_chroma_loss_equals_the_trainer(tmp_path,
                                rtol=1e-5)
     for a, b in zip(_values(model.weights), trainer_weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_colorizer_called_on_a_dict_is_sparse_and_round_trips(tmp_path):
-    model = _colorizer()
-    batch = next(iter(_colorizer_data()))
-    sparse = model({"gray": batch["gray"], "centers": batch["centers"]})
-    np.testing.assert_allclose(
-        sparse.numpy(), model.sparse(batch["gray"], batch["centers"]).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(model(batch["gray"]).numpy(), model.dense(batch["gray"]).numpy(),
-                               rtol=1e-6)
-    with pytest.raises(ValueError, match="'centers'"):
-        model({"gray": batch["gray"]})
-    model.compile(optimizer="sgd", loss=losses.HueChromaLoss(hue_weight=2.0))
-    path = str(tmp_path / "colorizer.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert loaded.get_config() == model.get_config()
-    assert loaded.loss.hue_weight == 2.0 and loaded.loss.reduction == "sum_over_batch_size"
-    np.testing.assert_allclose(loaded({"gray": batch["gray"], "centers": batch["centers"]}),
-                               sparse.numpy(), rtol=1e-6)
