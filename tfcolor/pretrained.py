@@ -22,6 +22,10 @@ import os
 
 import numpy as np
 
+from tfcolor import run_dir
+
+CONFIG_FILE = run_dir.CONFIG_FILE
+
 __all__ = ["MODELS_DIR", "DEFAULT", "available", "model_path", "read_manifest", "load", "write"]
 
 #: Folder of the shipped models.
@@ -29,7 +33,6 @@ MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", 
 #: The model :func:`load` returns without a name.
 DEFAULT = "debphoto_vgg_tiny"
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
 MANIFEST_FILE = "MANIFEST.json"
 CARD_FILE = "MODEL_CARD.md"
@@ -135,11 +138,10 @@ def write(model_dir, out_dir, *, checkpoint=None, command="", data="", licence="
     Returns:
         ``out_dir``.
     """
-    from tfcolor import run_dir  # pylint: disable=import-outside-toplevel
     if os.path.exists(out_dir):
         raise FileExistsError(f"{out_dir} exists; choose a new folder")
     model, _ = run_dir.load_model(model_dir, checkpoint)
-    checkpoint = checkpoint or run_dir.latest_checkpoint(model_dir)
+    checkpoint = checkpoint or run_dir.latest_checkpoint(model_dir, validate=False)
     tmp = out_dir.rstrip("/") + ".tmp"
     os.makedirs(tmp)
     np.savez_compressed(os.path.join(tmp, WEIGHTS_FILE),

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfcolor import config as cfg
 from tfcolor import data as data_lib
-from tfcolor import losses, targets
+from tfcolor import losses, run_dir, targets
 from tfcolor.tasks.colorization import ColorizationTask
 from tfcolor.train import heldout, pretraining
 
@@ -63,7 +63,7 @@ def test_uniform_predictor_scores_log_k_minus_the_target_entropy(tmp_path):
 
 
 def test_hook_evaluates_every_n_steps_and_at_the_end_and_writes_the_curve(tmp_path):
-    path = str(tmp_path / heldout.CURVE_FILE)
+    path = str(tmp_path / run_dir.HELDOUT_CURVE_FILE)
     task = _task(losses.HistogramKL((256,)),
                  terms_fn=lambda y, p: {"a": losses.HistogramKL((256,))(y, p)})
     hook = heldout.HeldOutLoss(_batches(), task, every=100, path=path)

@@ -21,7 +21,6 @@ Multi-worker runs evaluate on the chief only.
 """
 import json
 import math
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -30,12 +29,10 @@ from absl import logging
 from tfcolor import run_dir
 from tfcolor.train import summaries
 
-__all__ = ["HELDOUT_SEED", "CURVE_FILE", "heldout_batches", "HeldOutLoss", "read_curve"]
+__all__ = ["HELDOUT_SEED", "heldout_batches", "HeldOutLoss", "read_curve"]
 
 #: Seed of the held-out crops and centres (the same for every run, whatever its training seed).
 HELDOUT_SEED = 20160525
-#: The learning curve file in ``model_dir``.
-CURVE_FILE = run_dir.HELDOUT_CURVE_FILE
 
 
 def heldout_batches(source, data_config, loss_config, target_builder=None, *, images=64):
@@ -162,7 +159,7 @@ def read_curve(model_dir):
     """``[(step, loss, terms)]`` from ``model_dir/heldout.jsonl``, one entry per step (the last
     line written for a step wins), sorted by step; ``[]`` when there is no file. Lines that do not
     parse (a run killed mid-write) are skipped."""
-    path = os.path.join(model_dir, CURVE_FILE)
+    path = run_dir.heldout_curve_path(model_dir)
     if not tf.io.gfile.exists(path):
         return []
     by_step = {}
