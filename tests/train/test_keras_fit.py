@@ -334,7 +334,7 @@ def _colorizer_data():
 
 def _colorizer(seed=4):
     keras.utils.set_random_seed(seed)
-    return Colorizer("vgg_tiny", hidden=16, taps="conv3_1-fc7")
+    return Colorizer("vgg_tiny", hidden=16, taps="conv5_1-fc7")
 
 
 @pytest.mark.parametrize("strategy_name", [
