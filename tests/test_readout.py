@@ -197,3 +197,11 @@ def test_readout_works_inside_tf_function_and_rejects_bad_input():
         readout.readout_rgb(logits, gray[0])
     with pytest.raises(ValueError, match="lightness"):
         readout.readout_rgb(logits, gray, lightness="approximately")
+
+
+def test_every_loss_kind_has_groups_that_match_its_training_targets():
+    from tfcolor import losses, targets
+    assert sorted(readout.GROUPS) == sorted(losses.LOSS_KINDS)
+    for kind in losses.LOSS_KINDS:
+        builder = targets.TargetBuilder(kind)
+        assert readout.group_sizes(kind) == tuple(builder.output_sizes), kind

@@ -171,7 +171,8 @@ class Predictor(abc.ABC):
     """Grid predictions of a colorizer (module docstring).
 
     Attributes:
-        kind: loss kind (``tfcolor.readout.KINDS``): the histogram groups of the output.
+        kind: loss kind (``tfcolor.losses.LOSS_KINDS``): the histogram groups of the output
+            (``tfcolor.readout.GROUPS``).
         grid_factor: g: grid cell ``(i, j)`` is input pixel ``(i g, j g)``.
         from_logits: the output is logits (True) or probabilities (False).
     """

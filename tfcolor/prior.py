@@ -57,7 +57,7 @@ class MarginalPrior:
     """The mean target of a training set, per output group.
 
     Attributes:
-        kind: loss kind (``tfcolor.targets.KINDS``).
+        kind: loss kind (``tfcolor.losses.LOSS_KINDS``).
         groups: dict group name (``"hue"``, ``"chroma"``, ``"a"``, ``"b"``, ``"ab"``) -> float64
             array: a probability vector (sums to 1) for histogram kinds, the mean (a, b) for
             ``lab_regression``.
@@ -91,9 +91,10 @@ class MarginalPrior:
     @classmethod
     def from_dict(cls, d):
         from tfcolor import readout  # pylint: disable=import-outside-toplevel
+        from tfcolor.losses import LOSS_KINDS  # pylint: disable=import-outside-toplevel
         kind = d.get("kind")
-        if kind not in readout.KINDS:
-            raise ValueError(f"prior kind must be one of {readout.KINDS}, got {kind!r}")
+        if kind not in LOSS_KINDS:
+            raise ValueError(f"prior kind must be one of {LOSS_KINDS}, got {kind!r}")
         groups = {k: np.asarray(v, np.float64) for k, v in dict(d.get("groups", {})).items()}
         want = [name for name, _ in readout.GROUPS[kind]]
         if sorted(groups) != sorted(want):

@@ -56,16 +56,16 @@ import tensorflow as tf
 
 from tfcolor import bins as bins_lib
 from tfcolor import histogram_transfer
+from tfcolor.losses import LOSS_KINDS
 
-# kind -> ((group name, bin spec preset or None for regression values), ...)
+# loss kind (every one of tfcolor.losses.LOSS_KINDS) -> ((group name, bin spec preset or None
+# for regression values), ...)
 GROUPS = {
         "hue_chroma": (("hue", "hue"), ("chroma", "chroma")),
         "lab_hist": (("a", "lab_a"), ("b", "lab_b")),
         "lab_joint": (("ab", "lab_ab"),),
         "lab_regression": (("ab", None),),
 }
-#: The loss kinds a readout exists for (the keys of :data:`GROUPS`).
-KINDS = tuple(GROUPS)
 LIGHTNESS_MODES = ("exact", "released", None)
 #: Keyword options of :func:`readout` that choose how colours are read off (fixed in a
 #: SavedModel's metadata as ``readout_options``; per-call arguments such as ``seed`` excluded).
@@ -74,8 +74,8 @@ READOUT_OPTIONS = ("hue_method", "chroma_method", "lab_method", "fading", "eta",
 
 
 def _check_kind(kind):
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {LOSS_KINDS}")
 
 
 def group_sizes(kind):
