@@ -2,8 +2,9 @@
 
 Fine-tuning runs the real machinery of ``binaries/finetune``: a :class:`DownstreamModel` built by
 ``tfcolor.downstream.initialization.model_fn`` (random init, BN-free trunk), batches of
-``tfcolor.downstream.pipelines.train_dataset`` and the trainer the protocol drives; throughput
-excludes the first loop (tracing). Scoring is ``tfcolor.downstream.protocol.score`` on a
+``tfcolor.downstream.pipelines.train_dataset`` in the protocol's task
+(``tfcolor.tasks.downstream``) run by ``tfcolor.train.experiment.run``; throughput excludes the
+first loop (tracing). Scoring is ``tfcolor.downstream.protocol.score`` on a
 held-out set (images per second, including the pipeline). Pretraining runs
 ``tfcolor.baselines.pretrain`` / ``tfcolor.train.pretraining`` for a few loops in the setting of
 ``binaries/reproduce`` (vgg_tiny, 64 x 64 crops, batch 16, 64 points).
@@ -39,18 +40,18 @@ def _labelled(task, n, size, channels, classes, seed=0):
 
 def finetune_row(name, arch, task, size, channels, batch, steps, classes=10, taps=None,
                  points=256):
-    from tfcolor.downstream import initialization, pipelines, protocol
+    from tfcolor.downstream import initialization, protocol
     train = _labelled(task, max(4 * batch, 64), size, channels, classes)
     fn = initialization.model_fn("random", task, classes, arch=arch, taps=taps,
                                  color_input=channels == 3, seed=0, hidden=256)
     config = protocol.FinetuneConfig(batch_size=batch, eval_every=max(1, steps // 3),
                                      max_steps=steps, num_points=points, eval_batch_size=batch)
-    ds = pipelines.train_dataset(train, batch_size=batch, num_points=points, color=channels == 3)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = protocol._trainer(fn, ds, task, tmp, steps, config, None, [])  # pylint: disable=protected-access
-        result = trainer.train()
+        run = protocol.train_task(protocol.make_task(fn, train, config, color=channels == 3),
+                                  tmp, steps, config)
+        result = run.train
         evaluation = common.measure(
-                lambda: protocol.score(trainer.model, train, config, color=channels == 3),
+                lambda: protocol.score(run.model, train, config, color=channels == 3),
                 warmup=1, min_time=1.0, min_repeats=2)
     return [name, arch, f"{size} x {size} x {channels}", batch, result.images_per_second,
             1000.0 * batch / result.images_per_second, len(train) / evaluation]

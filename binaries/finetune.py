@@ -135,7 +135,7 @@ def _rebalance_sample(train, color, count=32):
     from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
     ds = pipelines.eval_dataset(train.subset(np.arange(min(count, len(train)))),
                                 batch_size=count, crop_size=FLAGS.crop_size, color=color)
-    return next(iter(ds))["gray"].numpy()
+    return next(iter(ds))["image"].numpy()
 
 
 def _analyse(initial, tuned, test, config, color):
@@ -153,7 +153,7 @@ def _analyse(initial, tuned, test, config, color):
                                       "classification", 1)
     ds = pipelines.eval_dataset(subset, batch_size=count, resize=config.eval_resize,
                                 crop_size=crop, color=color)
-    images = next(iter(ds))["gray"].numpy()
+    images = next(iter(ds))["image"].numpy()
     rows = analysis.feature_shift(initial.trunk, tuned.trunk, images)
     table = analysis.format_table(rows)
     out_dir = FLAGS.output_dir

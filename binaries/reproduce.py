@@ -235,18 +235,17 @@ def pretrain_method(method, photo_dir, model_dir):
         model, losses = result.model, result.train.losses
     else:
         from tfcolor import baselines  # pylint: disable=import-outside-toplevel
-        from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
         kwargs = dict(arch=FLAGS.arch, hidden=FLAGS.hidden)
         if method == "split_brain":
             kwargs["split"] = "lab"
-        data_config = data_lib.PretrainDataConfig(
-                batch_size=FLAGS.pretrain_batch, crop_size=crop, min_short_side=crop,
-                max_short_side=max(crop, FLAGS.photo_side), num_centers=FLAGS.pretrain_points,
-                edge_buffer=crop // 8, seed=0)
+        data_config = config_lib.DataConfig(
+                data=photo_dir, batch_size=FLAGS.pretrain_batch, crop_size=crop, min_side=crop,
+                max_side=max(crop, FLAGS.photo_side), points=FLAGS.pretrain_points,
+                edge_buffer=crop // 8)
         result = baselines.pretrain(
                 method, photo_dir, model_dir, model_kwargs=kwargs, data_config=data_config,
                 train_steps=steps, optimizer_config=_optimizer(FLAGS.pretrain_lr),
-                steps_per_loop=min(50, steps))
+                steps_per_loop=min(50, steps), seed=0)
         _check_completed(method, result.stopped)
         model, losses = None, result.losses
     info = {"seconds": time.perf_counter() - start, "final_losses": losses, "steps": steps}
@@ -344,7 +343,7 @@ def run_finetunes(inits, sets, out_dir):
                 ds = pipelines.eval_dataset(first.subset(np.arange(min(32, len(first)))),
                                             batch_size=32, crop_size=config.crop_size,
                                             color=color)
-                sample = next(iter(ds))["gray"].numpy()
+                sample = next(iter(ds))["image"].numpy()
 
             def make(seed, init_value=init_value, sample=sample):
                 return initialization.model_fn(

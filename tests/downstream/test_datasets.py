@@ -44,7 +44,7 @@ def test_load_folder_and_npz(tmp_path):
     d = datasets.load(str(tmp_path / "tree"))
     assert d.class_names == ["cats", "dogs"] and d.labels.tolist() == [0, 0, 1, 1]
     batch = next(iter(pipelines.eval_dataset(d, batch_size=4, crop_size=6)))
-    assert batch["gray"].shape == (4, 6, 6, 1)
+    assert batch["image"].shape == (4, 6, 6, 1)
     np.savez(tmp_path / "s.npz", x_train=np.zeros((3, 4, 4), np.uint8), y_train=[0, 1, 1],
              x_test=np.zeros((2, 4, 4), np.uint8), y_test=[1, 0])
     test = datasets.load(str(tmp_path / "s.npz") + ":test")

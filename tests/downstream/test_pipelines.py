@@ -18,10 +18,16 @@ def _classes(n_per=10, classes=3):
 def test_train_dataset_classification_batches():
     ds = pipelines.train_dataset(_classes(), batch_size=4, crop_size=6, seed=0)
     batch = next(iter(ds))
-    assert batch["gray"].shape == (4, 6, 6, 1)
-    assert batch["centers"].shape == (4, 1, 2)
-    assert batch["targets"].shape == (4, 1, 3)
-    np.testing.assert_allclose(batch["targets"].numpy().sum(-1), 1.0)
+    assert set(batch) == {"image", "label"}  # no dummy centres, no one-hot targets
+    assert batch["image"].shape == (4, 6, 6, 1)
+    assert batch["label"].shape == (4,)
+    # Each image keeps its own label: uncropped, unmirrored images are found in the set.
+    data = _classes()
+    whole = next(iter(pipelines.train_dataset(data, batch_size=8, mirror=False, seed=1)))
+    source = data.images[..., 0].astype(np.float32) / 255.0
+    for image, label in zip(whole["image"].numpy()[..., 0], whole["label"].numpy()):
+        match = np.where(np.abs(source - image).max(axis=(1, 2)) < 1e-6)[0]
+        assert match.size == 1 and data.labels[match[0]] == label
 
 
 def test_segmentation_centres_avoid_the_ignore_label():
@@ -32,11 +38,11 @@ def test_segmentation_centres_avoid_the_ignore_label():
     masks[:, 7:9, 1:4] = 2
     d = datasets.LabeledData(x, masks, "segmentation", 3)
     batch = next(iter(pipelines.train_dataset(d, batch_size=4, num_points=20, mirror=False)))
-    centers = batch["centers"].numpy()
+    centers = batch["points"].numpy()
     labels = masks[0][centers[..., 0], centers[..., 1]]
     assert (labels != 255).all()
-    np.testing.assert_array_equal(batch["targets"].numpy().argmax(-1), labels)
-    assert batch["gray"].shape == (4, 12, 12, 1)
+    np.testing.assert_array_equal(batch["label"].numpy(), labels)
+    assert batch["image"].shape == (4, 12, 12, 1)
 
 
 def test_sample_valid_centers_repeats_when_few_valid():
@@ -60,8 +66,8 @@ def test_scale_range_needs_a_crop():
     with pytest.raises(ValueError, match="scale_range needs crop_size"):
         pipelines.train_dataset(_classes(), scale_range=(8, 12))
     batch = next(iter(pipelines.train_dataset(_classes(), batch_size=2, scale_range=(8, 12),
-                                         crop_size=7)))
-    assert batch["gray"].shape == (2, 7, 7, 1)
+                                              crop_size=7)))
+    assert batch["image"].shape == (2, 7, 7, 1)
 
 
 def test_a_pass_without_any_decodable_image_raises_instead_of_spinning(tmp_path):

@@ -74,7 +74,7 @@ def _stripes(n, seed=0, size=16):
 def test_tiny_finetune_beats_chance_and_retrains_on_full(tmp_path):
     train, test = _stripes(96, seed=0), _stripes(40, seed=1)
     sample = pipelines.eval_dataset(train.subset(np.arange(16)), batch_size=16)
-    sample = next(iter(sample))["gray"].numpy()
+    sample = next(iter(sample))["image"].numpy()
     fn = initialization.model_fn("random", "classification", 2, arch="vgg_tiny",
                                  taps="conv1_1-conv3_3", rebalance_images=sample, seed=0,
                                  dropout=0.0)

@@ -1,4 +1,4 @@
-"""The downstream network: a trunk plus a task head (:class:`DownstreamModel`), and its loss.
+"""The downstream network: a trunk plus a task head (:class:`DownstreamModel`).
 
 Heads (per task of :data:`tfcolor.downstream.scoring.TASKS`):
 
@@ -17,15 +17,11 @@ Heads (per task of :data:`tfcolor.downstream.scoring.TASKS`):
   bilinearly upsampled to full resolution (``upsample_grid``, same grid convention as the
   colorizer) and the argmax is compared with the label map.
 
-The model exposes ``sparse(images, centers, training)`` -> ``(B, P, C)`` logits so that the
-training loop of :mod:`tfcolor.train` (written for the colorizer's sparse training) trains it
-unchanged: classification batches carry one dummy centre per image and targets ``(B, 1, C)``.
-:meth:`DownstreamModel.predict_scores` gives what the scores of
-:mod:`tfcolor.downstream.scoring` consume.
-
-Per-point losses (``task_loss``): softmax cross-entropy against one-hot targets
-(classification, segmentation; an all-zero target row contributes 0) and summed sigmoid
-cross-entropy over the non-ignored classes (multilabel).
+:meth:`DownstreamModel.logits` (classification, multi-label: ``(B, C)``),
+:meth:`DownstreamModel.point_logits` (segmentation training: ``(B, P, C)`` at sampled pixels)
+and :meth:`DownstreamModel.dense_logits` (segmentation evaluation: ``(B, H, W, C)``) are what
+the tasks of :mod:`tfcolor.tasks.downstream` train; :meth:`DownstreamModel.predict_scores`
+gives what the scores of :mod:`tfcolor.downstream.scoring` consume.
 """
 import keras
 import numpy as np
@@ -35,25 +31,6 @@ from tfcolor import layers as tfcolor_layers
 from tfcolor.downstream import scoring
 
 POOLS = ("avg", "max")
-
-def task_loss(task):
-    """``loss(y_true, logits) -> (B, P)`` per-point loss of a task (see the module docstring)."""
-    scoring.check_task(task)
-
-    def softmax_cross_entropy(y_true, logits):
-        y_true = tf.stop_gradient(tf.cast(y_true, tf.float32))
-        logp = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-        return -tf.reduce_sum(y_true * logp, axis=-1)
-
-    def sigmoid_cross_entropy(y_true, logits):
-        y_true = tf.stop_gradient(tf.cast(y_true, tf.float32))
-        mask = tf.cast((y_true >= 0.0) & (y_true <= 1.0), tf.float32)
-        labels = tf.clip_by_value(y_true, 0.0, 1.0)
-        ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels,
-                                                     logits=tf.cast(logits, tf.float32))
-        return tf.reduce_sum(ce * mask, axis=-1)
-
-    return sigmoid_cross_entropy if task == "multilabel" else softmax_cross_entropy
 
 
 @keras.saving.register_keras_serializable(package="tfcolor")
@@ -172,15 +149,14 @@ class DownstreamModel(keras.Model):
         pooled = self.pooling(fmap)
         return self.head(self.drop(pooled, training=training))
 
-    def sparse(self, images, centers, training=None):
-        """(B, P, C) logits: per sampled pixel (segmentation) or the image logits repeated."""
-        if self.task == "segmentation":
-            maps = self.features(images, training=training)
-            return self.head(self.sparse_hypercolumn([maps[n] for n in self.taps], centers),
-                             training=training)
-        out = self.logits(images, training=training)[:, None, :]
-        points = tf.shape(centers)[1]
-        return tf.tile(out, [1, points, 1])
+    def point_logits(self, images, points, training=None):
+        """Segmentation: (B, P, C) logits at the pixels ``points`` (B, P, 2) int (y, x)."""
+        if self.task != "segmentation":
+            raise ValueError("point_logits() is for segmentation; use logits() for "
+                             "classification.")
+        maps = self.features(images, training=training)
+        return self.head(self.sparse_hypercolumn([maps[n] for n in self.taps], points),
+                         training=training)
 
     def dense_logits(self, images, training=False):
         """Segmentation: full-resolution logits (B, H, W, C)."""

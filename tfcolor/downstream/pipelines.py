@@ -4,18 +4,22 @@ Per element, in TF ops:
 
 * :func:`train_dataset`: float RGB in [0, 1] -> optional random short-side scaling
   (``scale_range``) -> random ``crop_size`` crop (images smaller than the crop are scaled up)
-  -> random mirror -> grey (``(R + G + B) / 3``) unless ``color`` -> batches
-  ``{"gray": (B, S, S, 1 or 3), "centers": (B, P, 2), "targets": (B, P, C)}`` for
-  :class:`tfcolor.train.Trainer` (the key is called ``"gray"`` by the loop's contract; it holds
-  RGB with colour input). Classification: one dummy centre and the one-hot / multi-hot target.
-  Segmentation: ``P`` centres drawn uniformly among the crop's non-ignored pixels (stateless
-  random: Gumbel top-k over the valid pixels) and their one-hot labels (images whose crop has
-  fewer valid pixels than P repeat some; a crop without any valid pixel gets all-zero targets
-  and contributes no loss).
-* :func:`eval_dataset`: deterministic; classification resizes the short side to
-  ``resize`` then centre-crops ``crop_size`` (``ten_crop`` returns the 10 standard crops:
-  corners, centre and their mirrors); segmentation keeps the whole image (batch 1 unless all
-  images share a size).
+  -> random mirror -> grey (``(R + G + B) / 3``) unless ``color`` -> batches for the tasks of
+  :mod:`tfcolor.tasks.downstream`:
+
+  * classification: ``{"image": (B, S, S, 1 or 3), "label": (B,)}`` (class indices);
+  * multi-label: ``{"image", "label": (B, C)}`` (1 / 0 / -1 ignored);
+  * segmentation: ``{"image", "points": (B, P, 2), "label": (B, P)}``: ``P`` pixels (y, x)
+    drawn uniformly among the crop's non-ignored pixels (stateless random: Gumbel top-k over
+    the valid pixels) and their labels (images whose crop has fewer valid pixels than P repeat
+    some; a crop without any valid pixel has ``IGNORE_LABEL`` at every point and contributes
+    no loss).
+
+  ``"image"`` is grey (1 channel) or, with ``color``, RGB (3 channels).
+* :func:`eval_dataset`: deterministic batches ``{"image", "label"}``; classification resizes
+  the short side to ``resize`` then centre-crops ``crop_size`` (``ten_crop`` returns the 10
+  standard crops: corners, centre and their mirrors); segmentation keeps the whole image and
+  its label map (batch 1 unless all images share a size).
 
 Image files are decoded by :func:`tfcolor.data.stages.decoded_images` (bad files skipped and
 reported to the process-wide skip counter); a pass in which none of them decodes raises.
@@ -136,13 +140,6 @@ def _elements(data):
                                 "label": tf.cast(l, tf.uint8) if seg else l})
 
 
-def _targets(data, label):
-    c = data.num_classes
-    if data.task == "classification":
-        return tf.one_hot(tf.cast(label, tf.int32), c)[None]
-    return tf.cast(label, tf.float32)[None]
-
-
 def _resize_short(image, short, method="bilinear"):
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
@@ -178,7 +175,8 @@ def sample_valid_centers(mask, num_points, seed):
 
 def train_dataset(data, *, batch_size=32, crop_size=None, scale_range=None, mirror=True,
                   color=False, num_points=256, seed=0, repeat=True, shuffle_buffer=10000):
-    """Fine-tuning batches for :class:`tfcolor.train.Trainer` (see the module docstring)."""
+    """Fine-tuning batches for the tasks of :mod:`tfcolor.tasks.downstream` (see the module
+    docstring)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
     if scale_range is not None and crop_size is None:
@@ -227,11 +225,9 @@ def train_dataset(data, *, batch_size=32, crop_size=None, scale_range=None, mirr
             mask = label[..., 0]
             centers, _ = sample_valid_centers(
                 mask, num_points, tf.random.experimental.stateless_fold_in(s[0], 7))
-            values = tf.gather_nd(tf.cast(mask, tf.int32), centers)
-            targets = tf.one_hot(values, data.num_classes)  # 255 -> all zeros
-            return {"gray": x, "centers": centers, "targets": targets}
-        return {"gray": x, "centers": tf.zeros([1, 2], tf.int32),
-                "targets": _targets(data, label)}
+            values = tf.gather_nd(tf.cast(mask, tf.int32), centers)  # 255 at ignored points
+            return {"image": x, "points": centers, "label": values}
+        return {"image": x, "label": label}
 
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if crop_size is None and not _fixed_size(data):
@@ -256,9 +252,9 @@ def ten_crops(images, crop_size):
 
 def eval_dataset(data, *, batch_size=32, resize=None, crop_size=None, color=False,
                  ten_crop=False):
-    """Deterministic evaluation batches ``{"gray", "label"}`` (see the module docstring).
+    """Deterministic evaluation batches ``{"image", "label"}`` (see the module docstring).
 
-    ``ten_crop=True`` makes ``"gray"`` (B, 10, S, S, C) (classification only).
+    ``ten_crop=True`` makes ``"image"`` (B, 10, S, S, C) (classification only).
     """
     seg = data.task == "segmentation"
     if ten_crop and (seg or crop_size is None):
@@ -280,7 +276,7 @@ def eval_dataset(data, *, batch_size=32, resize=None, crop_size=None, color=Fals
         x = image if color else tf.reduce_mean(image, axis=-1, keepdims=True)
         if ten_crop:
             x = ten_crops(x[None], crop_size)[:, 0]
-        return {"gray": x, "label": label[..., 0] if seg else label}
+        return {"image": x, "label": label[..., 0] if seg else label}
 
     ds = _elements(data).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     fixed = _fixed_size(data) or (crop_size is not None and not seg)

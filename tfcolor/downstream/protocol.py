@@ -1,6 +1,7 @@
 """The paper's fine-tuning protocol (Larsson et al., CVPR 2017, section 4).
 
-1. The labelled training set is split 90/10 (:meth:`tfcolor.downstream.datasets.LabeledData.split`).
+1. The labelled training set is split 90/10
+   (:meth:`tfcolor.downstream.datasets.LabeledData.split`).
 2. The network is fine-tuned on the 90% with SGD + momentum; every ``eval_every`` steps the
    *validation score* (top-1 accuracy, mAP or mean IU -- not the loss) is measured on the 10%.
 3. Whenever the score stops improving (``patience`` evaluations in a row without an improvement
@@ -12,10 +13,12 @@
    same number of steps with the learning rate dropped at the same steps, and that network is
    the one evaluated.
 
-Training runs in :class:`tfcolor.train.Trainer` (the pretraining loop: distribution strategy,
-weight decay as an L2 term, checkpoints, NaN guard) on batches of
-:func:`tfcolor.downstream.pipelines.train_dataset`; the protocol drives it through the loop's hooks.
-The learning rate is a plain variable of the optimizer, assigned on each drop.
+Training is a task of :mod:`tfcolor.tasks.downstream` (:func:`make_task`: classification,
+multi-label or segmentation, on batches of :func:`tfcolor.downstream.pipelines.train_dataset`)
+run by :func:`train_task` through the one entry point :func:`tfcolor.train.experiment.run` (the
+generic trainer: distribution strategy, weight decay as an L2 term, checkpoints, NaN guard); the
+protocol drives it through the trainer's hooks. The learning rate is a plain variable of the
+optimizer, assigned on each drop. :func:`score` measures a model on a labelled set.
 
 Everything about the network (initialisation, grey or colour input, BN absorption, frozen layers)
 is in the ``model_fn`` the caller passes, see :func:`tfcolor.downstream.initialization.model_fn`.
@@ -32,7 +35,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfcolor.downstream import model as model_lib
 from tfcolor.downstream import pipelines
 from tfcolor.downstream import scoring
 
@@ -131,7 +133,7 @@ class FinetuneConfig:
         mirror: random horizontal mirroring.
         num_points: segmentation: sampled pixels per image.
         learning_rate, momentum, weight_decay, bias_lr_multiplier: SGD (weight decay as the
-            loop's L2 term on kernels).
+            trainer's L2 term on kernels).
         drop_factor, patience, max_drops, min_delta: :class:`PlateauSchedule`.
         eval_every: steps between validation evaluations.
         max_steps: upper bound on steps.
@@ -219,17 +221,17 @@ def score(model, data, config, *, color=False):
     config = config or FinetuneConfig()
     crop = config.eval_crop or config.crop_size
     ds = pipelines.eval_dataset(data, batch_size=config.eval_batch_size,
-                               resize=config.eval_resize, crop_size=crop, color=color,
-                               ten_crop=config.ten_crop and data.task != "segmentation")
+                                resize=config.eval_resize, crop_size=crop, color=color,
+                                ten_crop=config.ten_crop and data.task != "segmentation")
     predict = _predict_fn(model)
     scores, labels = [], []
     confusion = np.zeros((data.num_classes, data.num_classes), np.int64)
     for batch in ds:
-        x = batch["gray"]
+        x = batch["image"]
         if data.task == "segmentation":
             pred = tf.argmax(predict(x), axis=-1).numpy()
             confusion += scoring.confusion_matrix(pred, batch["label"].numpy(),
-                                                    data.num_classes)
+                                                  data.num_classes)
             continue
         if config.ten_crop:
             b = tf.shape(x)[0]
@@ -277,20 +279,41 @@ def _fresh_dir(path):
     return path
 
 
-def _trainer(model_fn, dataset, task, model_dir, steps, config, strategy, hooks, drops=()):
+def make_task(model_fn, data, config=None, *, color=False, seed=None):
+    """The training task of ``data`` (a :mod:`tfcolor.tasks.downstream` task) with the
+    pipeline numbers of ``config`` (:class:`FinetuneConfig`); ``seed`` (default
+    ``config.seed``) seeds the pipeline's shuffle and augmentation."""
+    from tfcolor.tasks import downstream as tasks  # pylint: disable=import-outside-toplevel
+    config = config or FinetuneConfig()
+    return tasks.for_data(data, model_fn, num_points=config.num_points,
+                          batch_size=config.batch_size, crop_size=config.crop_size,
+                          scale_range=config.scale_range, mirror=config.mirror, color=color,
+                          seed=config.seed if seed is None else seed)
+
+
+def train_task(task, model_dir, steps, config=None, *, strategy=None, hooks=(), drops=()):
+    """Trains ``task`` (e.g. from :func:`make_task`) for ``steps`` with the optimizer numbers of
+    ``config`` (:class:`FinetuneConfig`) and the learning rate dropped at ``drops``, through
+    :func:`tfcolor.train.experiment.run`; returns its :class:`~tfcolor.train.experiment.RunResult`
+    (``.model``, ``.train``, ``.trainer``). ``hooks``: ``hook(trainer, step, losses)`` after
+    every loop of ``min(eval_every, steps)`` steps."""
+    config = config or FinetuneConfig()
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import loop  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import experiment  # pylint: disable=import-outside-toplevel
+    steps = int(steps)
     optimizer = config_lib.OptimizerConfig(
             learning_rate=config.learning_rate, lr_drops=tuple(int(d) for d in drops),
             lr_drop_factor=config.drop_factor, momentum=config.momentum,
             weight_decay=config.weight_decay, bias_lr_multiplier=config.bias_lr_multiplier)
-    return loop.Trainer(
-            strategy=strategy or tf.distribute.get_strategy(), model_fn=model_fn,
-            loss_fn=model_lib.task_loss(task), dataset=dataset, model_dir=model_dir,
-            train_steps=int(steps), optimizer_config=optimizer,
-            steps_per_loop=min(config.eval_every, int(steps)), checkpoint_every=int(steps),
-            keep_checkpoints=1, summary_every=min(config.eval_every, int(steps)),
-            image_every=0, hooks=hooks, handle_sigterm=False)
+    train = config_lib.TrainConfig(
+            model_dir=model_dir, train_steps=steps, steps_per_loop=min(config.eval_every, steps),
+            checkpoint_every=steps, keep_checkpoints=1,
+            summary_every=min(config.eval_every, steps), image_every=0, export=False)
+    # seed=False: the model_fn seeds Keras itself, and the pipeline's shuffle must not depend
+    # on a global seed set here (it did not in the loop this replaces).
+    return experiment.run(task, train, optimizer,
+                          strategy=strategy or tf.distribute.get_strategy(), hooks=hooks,
+                          handle_sigterm=False, seed=False)
 
 
 def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=None,
@@ -320,12 +343,6 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
     else:
         fit, val = train_data, None
 
-    def pipeline(data, seed):
-        return pipelines.train_dataset(
-                data, batch_size=config.batch_size, crop_size=config.crop_size,
-                scale_range=config.scale_range, mirror=config.mirror, color=color,
-                num_points=config.num_points, seed=seed)
-
     schedule = PlateauSchedule(config.learning_rate, config.drop_factor, config.patience,
                                config.max_drops, config.min_delta)
     best = {}
@@ -344,22 +361,21 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
         elif action == "stop":
             trainer.request_stop()
 
-    trainer = _trainer(model_fn, pipeline(fit, config.seed), train_data.task,
-                       _fresh_dir(os.path.join(model_dir, "search")), config.max_steps, config,
-                       strategy, [hook])
-    result = trainer.train()
-    stop_step = int(result.step)
-    model = trainer.model
+    search = train_task(make_task(model_fn, fit, config, color=color, seed=config.seed),
+                        _fresh_dir(os.path.join(model_dir, "search")), config.max_steps, config,
+                        strategy=strategy, hooks=[hook])
+    stop_step = int(search.train.step)
+    model = search.model
     if best.get("weights") is not None:
         model.set_weights(best["weights"])
     test = score(model, test_data, config, color=color) if test_data is not None else {}
     test_full = None
     if config.retrain_full:
         drops = [d for d in schedule.drop_steps if d < stop_step]
-        full = _trainer(model_fn, pipeline(train_data, config.seed + 1), train_data.task,
-                        _fresh_dir(os.path.join(model_dir, "full")), stop_step, config,
-                        strategy, [], drops)
-        full.train()
+        full = train_task(make_task(model_fn, train_data, config, color=color,
+                                    seed=config.seed + 1),
+                          _fresh_dir(os.path.join(model_dir, "full")), stop_step, config,
+                          strategy=strategy, drops=drops)
         model = full.model
         test_full = (score(model, test_data, config, color=color)
                      if test_data is not None else {})

@@ -2,6 +2,9 @@
 
 * :class:`~tfcolor.tasks.base.Task` (:mod:`tfcolor.tasks.base`): the contract.
 * :class:`~tfcolor.tasks.colorization.ColorizationTask`: the paper's pretraining objective.
+* :class:`~tfcolor.tasks.downstream.ClassificationTask`,
+  :class:`~tfcolor.tasks.downstream.MultiLabelTask`,
+  :class:`~tfcolor.tasks.downstream.SegmentationTask`: fine-tuning on labelled tasks.
 
 Submodules are imported on first use, so importing the contract never imports every task's
 dependencies.
@@ -11,6 +14,9 @@ import importlib
 _EXPORTS = {
     "Task": "base",
     "ColorizationTask": "colorization",
+    "ClassificationTask": "downstream",
+    "MultiLabelTask": "downstream",
+    "SegmentationTask": "downstream",
 }
 
 
