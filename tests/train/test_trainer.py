@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+import layer_testing  # noqa: E402
 import train_standins as si  # noqa: E402
 
 from tfcolor import config  # noqa: E402
@@ -155,15 +156,12 @@ def test_loss_terms_are_logged_and_sum_to_the_loss(tmp_path):
 
 
 def test_mixed_precision_trains_with_loss_scaling(tmp_path):
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
+    with layer_testing.global_dtype_policy("mixed_float16"):
         t = _trainer(tmp_path, steps=4, mixed_precision=True, opt=_opt(clip_norm=1.0))
         assert isinstance(t.optimizer, keras.optimizers.LossScaleOptimizer)
         assert t.model.conv.compute_dtype == "float16"
         w0 = _weights(t)
         r = t.train()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(r.losses["loss"])
     assert any(not np.allclose(a, b) for a, b in zip(w0, _weights(t)))
 
