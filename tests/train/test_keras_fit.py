@@ -167,6 +167,71 @@ def test_evaluate_reports_the_inference_loss_and_the_weight_decay_by_hand():
     assert result["loss"] == pytest.approx(data + decay, rel=1e-6)
 
 
+def _images():
+    return (np.random.default_rng(0).uniform(0, 1, (4, 40, 40, 3)) * 255).astype(np.uint8)
+
+
+def _data_config():
+    return config.DataConfig(batch_size=2, crop_size=32, points=8, edge_buffer=4, min_side=32,
+                             max_side=36)
+
+
+def _denoising_task():
+    from tfcolor.tasks import denoising  # pylint: disable=import-outside-toplevel
+    return denoising.DenoisingTask(_data_config(), source=_images(), model_kwargs=dict(
+        arch="vgg_tiny", taps="conv1_1-conv2_2", hidden=8))
+
+
+def _split_brain_task():
+    from tfcolor.tasks import split_brain  # pylint: disable=import-outside-toplevel
+    return split_brain.SplitBrainTask(_data_config(), source=_images(), model_kwargs=dict(
+        arch="vgg_tiny", taps="conv1_1-conv2_2", hidden=8, l_bins=3, ab_bins=2))
+
+
+def _classification_task():
+    from tfcolor.downstream import datasets, initialization  # pylint: disable=import-outside-toplevel
+    from tfcolor.tasks import downstream  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(0)
+    data = datasets.from_arrays(rng.integers(0, 255, (16, 12, 12, 1), dtype=np.uint8),
+                                np.arange(16) % 3, num_classes=3)
+    model_fn = initialization.model_fn("random", "classification", 3, arch="vgg_tiny",
+                                       taps="conv1_1-conv2_2", seed=0, dropout=0.0, hidden=8)
+    return downstream.ClassificationTask(data, model_fn, batch_size=4)
+
+
+@pytest.mark.parametrize("make_task", [
+    _classification_task,
+    pytest.param(_denoising_task, marks=pytest.mark.slow),
+    pytest.param(_split_brain_task, marks=pytest.mark.slow),
+], ids=["classification", "denoising", "split_brain"])
+def test_every_task_trains_with_fit_as_with_the_trainer(tmp_path, make_task):
+    """The other objectives (tfcolor.tasks): one epoch of 2 steps == one trainer loop of 2
+    steps, losses and weights. The classification pipeline reshuffles on every iteration, so
+    this also checks that fit starts the input once (no symbolic-build batch, see
+    TaskModel._maybe_symbolic_build)."""
+    strategy = train.make_strategy("default")
+    opt = _opt()
+    keras.utils.set_random_seed(7)
+    trainer = train.Trainer(make_task(), strategy=strategy, model_dir=str(tmp_path),
+                            train_steps=2, optimizer_config=opt, steps_per_loop=2,
+                            checkpoint_every=2, summary_every=2, handle_sigterm=False)
+    expected = trainer.train().losses
+    keras.utils.set_random_seed(7)
+    task = make_task()
+    # Made where the trainer makes it (before the model): the downstream pipeline's shuffle
+    # order depends on TF's global seed at creation, which building the model changes.
+    dataset = task.build_inputs()
+    with strategy.scope():
+        model = TaskModel(task, optimizer_config=opt)
+        model.compile(optimizer=train.make_optimizer(opt, 2))
+    history = model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0).history
+    assert model.loss_names == trainer.loss_names
+    for name in model.loss_names:
+        np.testing.assert_allclose(history[name][0], expected[name], rtol=1e-5, err_msg=name)
+    for a, b in zip(_values(model.network.weights), _values(trainer.model.weights)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------------------------
 # Callbacks
 

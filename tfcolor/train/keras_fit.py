@@ -155,6 +155,17 @@ class TaskModel(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         self.optimizer.build(self.network.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):  # pylint: disable=unused-argument
+        # Keras' TF trainer (under a strategy) draws one batch from a first iterator to build
+        # the model symbolically, then restarts the input: the pipeline would start twice and,
+        # with tf.data's default reshuffle_each_iteration, fit would train on the second
+        # iteration's order (not the trainer's). Everything but the optimizer is built in
+        # __init__, so only the optimizer is built here.
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            with self.distribute_strategy.scope():
+                optimizer.build(self.trainable_variables)
+
     def call(self, inputs, training=False):
         """Calls the task's model."""
         return self.network(inputs, training=training)
