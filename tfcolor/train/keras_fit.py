@@ -31,6 +31,11 @@ Mixed precision is Keras' own path: with the ``mixed_float16`` policy set before
 (or pass ``make_optimizer(..., mixed_precision=True)``); the step scales the loss with
 ``optimizer.scale_loss`` and the loss-scale optimizer unscales and skips non-finite steps.
 
+The input starts once: the model is built in the constructor (one dummy batch through
+``task.compute_loss``, as the trainer does), so ``TaskModel`` skips Keras' symbolic build, which
+under a strategy draws a batch from a first iterator and restarts the input (a pipeline that
+reshuffles on every iteration would then train in its second iteration's order).
+
 Logged values (Keras logs, ``History``, ``TensorBoard``): ``loss`` (data + weight decay),
 ``<task.name>`` (data loss), ``weight_decay`` and ``<task.name>/<term>``, the trainer's names;
 Keras reports their running mean over the epoch, so an epoch of ``S`` steps logs the mean the
