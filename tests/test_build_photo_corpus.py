@@ -246,7 +246,7 @@ def test_split_is_a_function_of_seed_and_group_only():
 
 
 def test_labelled_npz_loads_with_the_transfer_loader(built):
-    from tfcolor.transfer import data
+    from tfcolor.downstream import datasets as data
     path = built["out"] / "labeled" / "fake2.npz"
     test = data.load_npz(str(path), "test")
     full = data.load_npz(str(path))

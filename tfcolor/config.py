@@ -138,7 +138,7 @@ class ModelConfig:
         taps: hypercolumn taps: ``None``/"all" (paper), a tap name, a range ``"first-last"``, or a
             list of those (see :func:`tfcolor.models.resolve_taps`).
         fov: pretrain with the two "+FoV" blocks on top, in the hypercolumn. The paper's +FoV is
-            a downstream (segmentation) addition, ``tfcolor.transfer.init.add_fov_blocks`` /
+            a downstream (segmentation) addition, ``tfcolor.downstream.initialization.add_fov_blocks`` /
             ``binaries/finetune --fov``; pretraining with it is possible but is not the paper's.
         batch_norm: ``"parameter_free"`` (paper), ``"standard"`` or ``"none"``; ``None`` uses the
             architecture's default.

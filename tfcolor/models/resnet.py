@@ -19,7 +19,7 @@ pooling uses "same" padding, so tap ``t`` has ``ceil(H / stride_t)`` rows.
 Hypercolumn taps: conv1 2, res2a-c 4, res3b1/b4/b7 8, res4b5/10/15/20/25/30/35 16, res5c 32.
 These are the paper's *downstream* (segmentation) hypercolumn. Its ResNet-152 colorizer is
 pretrained without a hypercolumn (``configs/resnet152_224.flags``: ``--taps=res5c``);
-``tfcolor.transfer.init.with_downstream_taps`` exposes the other taps of such a trunk for
+``tfcolor.downstream.initialization.with_downstream_taps`` exposes the other taps of such a trunk for
 fine-tuning.
 
 Batch normalization: ResNet keeps *standard* BN (learned gamma/beta) by default -- it is part of

@@ -5,7 +5,7 @@ the strategy, takes the ``model_dir`` lock, sets the mixed-precision policy whil
 built and trained, builds the :class:`~tfcolor.train.trainer.Trainer` for the task and trains it
 (resuming from the latest checkpoint of ``model_dir``). The pretraining program
 (:func:`tfcolor.train.pretrain`), the baselines (:func:`tfcolor.baselines.pretrain`), fine-tuning
-(:func:`tfcolor.downstream.finetune`) and ``binaries/reproduce`` all train through it.
+(:func:`tfcolor.downstream.protocol.finetune`) and ``binaries/reproduce`` all train through it.
 """
 import contextlib
 import dataclasses
