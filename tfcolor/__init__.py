@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "baselines", "bins", "color", "config", "data", "export", "histogram_transfer",
     "image_files", "layers", "losses", "metrics", "models", "predictors", "readout", "run_dir",
-    "surgery", "targets", "train", "downstream",
+    "surgery", "targets", "tasks", "train", "downstream", "pretrained",
 )
 
 
