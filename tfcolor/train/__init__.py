@@ -4,6 +4,9 @@
   :class:`tfcolor.tasks.base.Task` (strategy, replica step, optimizer, weight decay, clipping,
   mixed precision, checkpoints, resume, preemption, NaN guard, summaries).
 * :func:`run` (:mod:`tfcolor.train.experiment`): the one entry point that trains a task.
+* :class:`TaskModel` (:mod:`tfcolor.train.keras_fit`): any task as a ``keras.Model`` for
+  ``compile()`` + ``fit()`` with Keras callbacks; its step is the trainer's
+  (:mod:`tfcolor.train.step`: weight decay, gradient sum, clipping, bias multiplier).
 * :func:`pretrain` (:mod:`tfcolor.train.pretraining`): a whole colorization pretraining run from
   a :class:`tfcolor.config.PretrainConfig` (the task, held-out loss, preview PNG, export).
 * :func:`make_strategy` (:mod:`tfcolor.train.strategy`): strategies by name.
@@ -19,6 +22,7 @@ from tfcolor.train.trainer import (  # noqa: F401
         NonFiniteLossError, Trainer, TrainResult, current_learning_rate, make_optimizer,
         set_deterministic)
 from tfcolor.train.experiment import RunResult, run, seed_everything  # noqa: F401
+from tfcolor.train.keras_fit import TaskModel  # noqa: F401
 from tfcolor.train.strategy import STRATEGY_NAMES, is_chief, make_strategy  # noqa: F401
 from tfcolor.train.summaries import image_grid, write_png  # noqa: F401
 from tfcolor.train.pretraining import PretrainResult, pretrain  # noqa: F401
