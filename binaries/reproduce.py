@@ -263,7 +263,7 @@ def pretrain_method(method, photo_dir, model_dir):
 def colorization_metrics(models, holdout):
     """ColorizationMetrics of the colorization models (and grey) on the holdout crops."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    from tfcolor import predictors  # pylint: disable=import-outside-toplevel
     from tfcolor import metrics  # pylint: disable=import-outside-toplevel
     side = FLAGS.holdout_size
     crops = []
@@ -277,7 +277,7 @@ def colorization_metrics(models, holdout):
     for start in range(0, len(rgb), 8):
         batch = rgb[start:start + 8]
         for name, (model, kind) in models.items():
-            m.update(name, batch, colorize.colorize_batch(model, batch, kind=kind))
+            m.update(name, batch, predictors.colorize_batch(model, batch, kind=kind))
         m.update("gray", batch, metrics.gray_baseline(batch))
     return m.result()
 

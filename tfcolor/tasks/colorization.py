@@ -230,8 +230,8 @@ def preview_images(config):
 
 def make_preview_fn(kind):
     """``preview_fn(model, rgb) -> colorized rgb`` with the default decoding (released fading)."""
-    from tfcolor import colorize  # pylint: disable=import-outside-toplevel
+    from tfcolor import predictors  # pylint: disable=import-outside-toplevel
 
     def preview(model, rgb):
-        return colorize.colorize_batch(model, rgb, kind=kind, fading="released")
+        return predictors.colorize_batch(model, rgb, kind=kind, fading="released")
     return preview

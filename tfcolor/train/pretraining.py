@@ -9,7 +9,7 @@ the latest checkpoint of ``model_dir`` automatically. At the end of a completed 
 final checkpoint, ``model_dir/colorizations.png`` (grey | colorized | original for the preview
 images, decoded with the library's defaults: interpolated median chroma, circular hue
 expectation, the released chromatic fading ``min(|z|/eta, 1)`` (the printed ``max`` never fades),
-input lightness; :func:`tfcolor.colorize.colorize_batch`) and a SavedModel in
+input lightness; :func:`tfcolor.predictors.colorize_batch`) and a SavedModel in
 ``model_dir/export`` (:func:`tfcolor.export.export_saved_model`).
 
 With ``config.data.heldout_data`` set, the held-out loss (fixed crops and centres of photos
