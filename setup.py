@@ -33,7 +33,7 @@ setup(
     packages=find_packages(include=["tfcolor", "tfcolor.*", "binaries"]),
     include_package_data=True,
     package_data={"tfcolor": ["assets/photos/*.jpg", "assets/photos/*.png", "assets/photos/*.txt",
-                              "assets/photos/*.csv"]},
+                              "assets/photos/*.csv", "assets/models/*/*"]},
     install_requires=TENSORFLOW + [
         "keras>=3.15,<3.16",          # trained against this Keras; saved-model formats move
         "absl-py>=2.1,<3",            # absl.flags / absl.app / absl.logging in the programs

@@ -66,3 +66,27 @@ def test_weights_that_do_not_fit_the_config_are_refused(shipped, tmp_path):
         json.dump(config, f)
     with pytest.raises(ValueError, match="has shape"):
         pretrained.load(copy, verify=False)
+
+
+def test_the_shipped_default_loads_and_colorizes_a_shipped_photo():
+    """The model shipped in the package (no training): hashes verify, it rebuilds from its
+    config, and it turns a shipped validation photo's grey version into a colour image whose
+    lightness is the input's (the read-out recombines the predicted colour with it)."""
+    from tfcolor import color, predictors
+    from tfcolor.data import embedded
+    assert pretrained.DEFAULT in pretrained.available()
+    manifest = pretrained.read_manifest()
+    assert manifest["command"].startswith("binaries/pretrain") and manifest["data"]
+    assert manifest["heldout_metrics"]["metrics"]["model"]["images"] == 25
+    model, kind = pretrained.load()
+    assert kind == "hue_chroma"
+    from PIL import Image
+    path = embedded.embedded_photos("validation")[0]
+    rgb = np.asarray(Image.open(path).convert("RGB"), np.float32)[None, :128, :160] / 255.0
+    out = predictors.colorize_batch(model, tf.constant(rgb), kind=kind).numpy()
+    assert out.shape == rgb.shape and np.isfinite(out).all()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    gray = color.rgb_to_gray(tf.constant(rgb)).numpy()
+    # colour, and the input's lightness kept (mean RGB within a few 8-bit levels on average)
+    assert np.abs(out - out.mean(-1, keepdims=True)).mean() > 1e-3
+    assert np.abs(out.mean(-1, keepdims=True) - gray).mean() < 0.03

@@ -137,6 +137,8 @@ def main():
         name = _label(p)
         if rel == "tfcolor/data/embedded.py":
             extra.append('data = glob(["tfcolor/assets/photos/*"])')
+        if rel == "tfcolor/pretrained.py":
+            extra.append('data = glob(["tfcolor/assets/models/**"])')
         srcs = [rel] + ([PYTEST_MAIN] if rule == "py_test" else [])
         lines = [f"{rule}(", f'    name = "{name}",',
                  "    srcs = [" + ", ".join(f'"{s}"' for s in srcs) + "],"]
