@@ -1,5 +1,7 @@
-r"""Colorizes images with a trained colorizer (a training model_dir or an exported SavedModel).
+r"""Colorizes images with a colorizer: the one shipped with tfcolor, a training model_dir or an
+exported SavedModel.
 
+    binaries/colorize photo.jpg                       # the shipped model, no training needed
     binaries/colorize --model_dir=runs/vgg16 photos/ old/*.jpg --output_dir=colorized
     binaries/colorize --saved_model=runs/vgg16/export scan.png --fading=released --uncertainty
     binaries/colorize --model_dir=runs/vgg16 beach.jpg --reference=sunset.jpg --transfer=bias
@@ -52,6 +54,10 @@ def define_model_flags(fv):
     flags.DEFINE_string("saved_model", None, "SavedModel written by tfcolor-export.",
                         flag_values=fv)
     flags.DEFINE_string("checkpoint", None, "Specific checkpoint in --model_dir (default latest).",
+                        flag_values=fv)
+    flags.DEFINE_string("pretrained", None,
+                        "A colorizer shipped with tfcolor (tfcolor.pretrained.available(); the "
+                        "default when neither --model_dir nor --saved_model is given).",
                         flag_values=fv)
 
 
@@ -114,11 +120,24 @@ def define_flags(fv=FLAGS):
 
 
 def load_predictor(f):
-    """The predictor (``tfcolor.predictors``) named by --model_dir / --saved_model (exactly
-    one)."""
+    """The predictor (``tfcolor.predictors``) named by --model_dir / --saved_model /
+    --pretrained (at most one; none: the model shipped with tfcolor)."""
     from tfcolor import predictors  # pylint: disable=import-outside-toplevel
-    if bool(f.model_dir) == bool(f.saved_model):
-        common.die("give exactly one of --model_dir (training directory) or --saved_model")
+    from tfcolor import pretrained  # pylint: disable=import-outside-toplevel
+    given = [n for n in ("model_dir", "saved_model", "pretrained") if f[n].value]
+    if len(given) > 1:
+        common.die("give exactly one of --model_dir (training directory), --saved_model or "
+                   "--pretrained, or none for the model shipped with tfcolor")
+    if not given:
+        logging.info("no --model_dir/--saved_model: using the colorizer shipped with tfcolor, "
+                     "%r (tfcolor/assets/models/%s/MODEL_CARD.md says what it can do)",
+                     pretrained.DEFAULT, pretrained.DEFAULT)
+    if f.pretrained or not given:
+        try:
+            return predictors.KerasPredictor.from_pretrained(f.pretrained,
+                                                             grid_factor=f.grid_factor)
+        except ValueError as e:
+            common.die(f"--pretrained: {e}")
     try:
         if f.saved_model:
             predictor = predictors.SavedModelPredictor(f.saved_model)

@@ -215,6 +215,14 @@ class KerasPredictor(Predictor):
                 input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
 
     @classmethod
+    def from_pretrained(cls, name=None, grid_factor=4):
+        """A colorizer shipped with tfcolor (:func:`tfcolor.pretrained.load`; default
+        :data:`tfcolor.pretrained.DEFAULT`): no training needed."""
+        from tfcolor import pretrained  # pylint: disable=import-outside-toplevel
+        model, kind = pretrained.load(name)
+        return cls(model, kind=kind, grid_factor=grid_factor)
+
+    @classmethod
     def from_model_dir(cls, model_dir, checkpoint=None, grid_factor=4):
         """The colorizer of a training ``model_dir`` (its ``config.json`` and latest complete
         checkpoint, or ``checkpoint``), rebuilt and restored by ``tfcolor.run_dir.load_model``."""
@@ -269,11 +277,20 @@ class PriorPredictor(Predictor):
         return tf.broadcast_to(self._vector, out_shape)
 
 
+#: ``load_predictor`` prefix of the models shipped with tfcolor (``"pretrained"`` or
+#: ``"pretrained:NAME"``).
+PRETRAINED_PREFIX = "pretrained"
+
+
 def load_predictor(path, grid_factor=4, checkpoint=None):
-    """A :class:`SavedModelPredictor` if ``path`` holds a SavedModel (``saved_model.pb``), else
-    a :class:`KerasPredictor` rebuilt from a training ``model_dir``
-    (:meth:`KerasPredictor.from_model_dir`; ``grid_factor`` and ``checkpoint`` apply to it
-    only: an export fixes its own grid factor)."""
+    """A :class:`SavedModelPredictor` if ``path`` holds a SavedModel (``saved_model.pb``), a
+    shipped colorizer for ``"pretrained"`` / ``"pretrained:NAME"``
+    (:meth:`KerasPredictor.from_pretrained`), else a :class:`KerasPredictor` rebuilt from a
+    training ``model_dir`` (:meth:`KerasPredictor.from_model_dir`; ``grid_factor`` and
+    ``checkpoint`` apply to Keras predictors only: an export fixes its own grid factor)."""
+    if path == PRETRAINED_PREFIX or path.startswith(PRETRAINED_PREFIX + ":"):
+        name = path[len(PRETRAINED_PREFIX) + 1:] or None
+        return KerasPredictor.from_pretrained(name, grid_factor=grid_factor)
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return SavedModelPredictor(path)
     return KerasPredictor.from_model_dir(path, checkpoint=checkpoint, grid_factor=grid_factor)

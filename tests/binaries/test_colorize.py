@@ -92,3 +92,24 @@ def test_readout_flag_defaults_are_the_methods_best_choices():
     options = program.options_from_flags(fv2)
     assert (options.fading, options.chroma_method, options.lab_method) == (
             "paper", "median_bin_centre", "median_bin_centre")
+
+
+def test_without_a_model_flag_the_shipped_colorizer_is_used(setup, tmp_path):
+    """`binaries/colorize photo.jpg` right after install: the model shipped in the package
+    (tfcolor.pretrained), the same PNG as --pretrained=NAME and as the Python API."""
+    from tfcolor import predictors, pretrained
+    from tfcolor.data import embedded
+    photo = embedded.embedded_photos("validation")[0]
+    a = _run(photo, f"--output_dir={tmp_path / 'a'}")
+    b = _run(f"--pretrained={pretrained.DEFAULT}", photo, f"--output_dir={tmp_path / 'b'}")
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr[-1500:], b.stderr[-1500:])
+    assert "shipped with tfcolor" in a.stderr
+    name = os.path.splitext(os.path.basename(photo))[0] + ".png"
+    x = np.asarray(Image.open(tmp_path / "a" / name), np.int32)
+    y = np.asarray(Image.open(tmp_path / "b" / name), np.int32)
+    np.testing.assert_array_equal(x, y)
+    assert x.shape[:2] == Image.open(photo).size[::-1] and x.std(-1).mean() > 0.5  # in colour
+    predictor = predictors.load_predictor("pretrained")
+    assert isinstance(predictor, predictors.KerasPredictor) and predictor.kind == "hue_chroma"
+    res = _run("--pretrained=no_such_model", photo, f"--output_dir={tmp_path / 'c'}")
+    assert res.returncode == 2 and "no shipped model 'no_such_model'; available" in res.stderr
