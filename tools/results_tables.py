@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Markdown tables of the committed results files, and the README sections generated from them.
+
+    python tools/results_tables.py            # rewrite the generated README sections
+    python tools/results_tables.py --check    # exit 1 if README.md differs from the results
+
+A generated section sits between ``<!-- results:NAME:begin -->`` and ``<!-- results:NAME:end -->``
+in README.md; ``tests/test_results_tables.py`` runs ``--check``, so a README number cannot drift
+from its results file.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+
+
+def _ci(p):
+    return f"{p['mean_difference']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]"
+
+
+def _ci_db(p):
+    return f"{p['mean_difference']:+.2f} dB [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]"
+
+
+def colorizer_heldout(path=os.path.join(ROOT, "results", "colorizer_heldout.json")):
+    """The runs (best val loss) and the holdout comparison of the selected colorizer."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    prior = r["prior_val_loss"]["prior of the 154 train photos"]
+    half = r["prior_val_loss"]["prior of the 77-photo half"]
+    lines = ["| run | train photos | recipe | best val loss @ step | minus its prior's val loss |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, run in r["runs"].items():
+        ref = prior if run["photos"] == 154 else half
+        mark = "**" if name == r["selected"]["run"] else ""
+        lines.append(f"| {mark}{name}{mark} | {run['photos']} | {run['recipe']} | "
+                     f"{run['best_val_loss']:.3f} @ {run['best_step']} | "
+                     f"{run['best_val_loss'] - ref:+.3f} |")
+    lines += ["", f"Marginal prior scored on the same val points: {prior:.3f} (154 photos), "
+              f"{half:.3f} (77). Selected: run {r['selected']['run']}, "
+              f"{r['selected']['checkpoint']} ({r['selected']['rule']}).", "",
+              "| holdout (25 photos) | model ab mean | grey | prior | model - grey, ab | "
+              "model - prior, ab | model - grey, PSNR | model - prior, PSNR |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    labels = {"E625_default_readout": "selected, default read-out",
+              "E625_eta0.3_chosen_on_val": "selected, fading eta 0.3 (chosen on val)",
+              "E_seed1_625_default_readout": "second seed, default read-out"}
+    for key, label in labels.items():
+        h = r["holdout"][key]
+        m, p = h["metrics"], h["paired"]
+        lines.append(f"| {label} | {m['model']['alphabeta_mean']:.4f} | "
+                     f"{m['gray']['alphabeta_mean']:.4f} | {m['prior']['alphabeta_mean']:.4f} | "
+                     f"{_ci(p['model-gray']['alphabeta_mean'])} | "
+                     f"{_ci(p['model-prior']['alphabeta_mean'])} | "
+                     f"{_ci_db(p['model-gray']['psnr'])} | {_ci_db(p['model-prior']['psnr'])} |")
+    return "\n".join(lines)
+
+
+SECTIONS = {"colorizer_heldout": colorizer_heldout}
+
+
+def render(text):
+    for name, fn in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- results:{name}:begin -->\n).*?(<!-- results:{name}:end -->)",
+                             re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no generated section {name!r}")
+        text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    new = render(text)
+    if args.check:
+        if new != text:
+            print("README.md's generated sections differ from results/: run "
+                  "python tools/results_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    with open(README, "w", encoding="utf-8") as f:
+        f.write(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
