@@ -83,7 +83,6 @@ def marginal_prior_from_flags(f, predictor):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from absl import logging  # pylint: disable=import-outside-toplevel
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     from tfcolor import prior as prior_lib  # pylint: disable=import-outside-toplevel
     if f.prior_source == "none":
         return None, "none (--prior_source=none)"
@@ -91,14 +90,17 @@ def marginal_prior_from_flags(f, predictor):
     from_config = f.prior_source == "config"
     try:
         if run_config is not None:
-            data, data_config = prior_lib.data_config_from_run_config(run_config)
+            data, data_config, loss_config, options = prior_lib.data_config_from_run_config(
+                run_config)
         elif from_config:
             raise ValueError("the model has no training config to take the training data from "
                              "(give --prior_source=DIR)")
         else:
-            data, data_config = None, data_lib.PretrainDataConfig(target_kind=predictor.kind)
+            data, data_config, loss_config, options = (
+                None, config_lib.DataConfig(), config_lib.LossConfig(kind=predictor.kind), {})
         data = data if from_config else f.prior_source
-        prior = prior_lib.marginal_prior(data, data_config, max_images=f.prior_max_images)
+        prior = prior_lib.marginal_prior(data, data_config, loss_config,
+                                         max_images=f.prior_max_images, **options)
         if prior.kind != predictor.kind:
             raise ValueError(f"the prior's kind {prior.kind!r} differs from the model's "
                              f"{predictor.kind!r}")

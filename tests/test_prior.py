@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from tfcolor import bins, predictors, prior as prior_lib
-from tfcolor.data import PretrainDataConfig
+from tfcolor.config import DataConfig, LossConfig
 
-SMALL = dict(batch_size=2, crop_size=32, num_centers=8, min_short_side=32, max_short_side=40)
+SMALL = dict(batch_size=2, crop_size=32, points=8, min_side=32, max_side=40)
 
 
 def _solid(rgb, size=48):
@@ -22,7 +22,7 @@ def test_prior_of_solid_colours_is_their_hand_computed_histogram():
     # = 21, chroma 1 -> bin 31. Grey: chroma 0 -> bin 0 and hue 0 (no chroma) -> bin 0. Every
     # image gives the same number of points, so each colour has weight 1/3.
     images = np.stack([_solid((255, 0, 0)), _solid((0, 0, 255)), _solid((128, 128, 128))])
-    p = prior_lib.marginal_prior(images, PretrainDataConfig(**SMALL))
+    p = prior_lib.marginal_prior(images, DataConfig(**SMALL))
     hue, chroma = np.zeros(32), np.zeros(32)
     hue[0], hue[21] = 2 / 3, 1 / 3
     chroma[31], chroma[0] = 2 / 3, 1 / 3
@@ -33,13 +33,13 @@ def test_prior_of_solid_colours_is_their_hand_computed_histogram():
 
 def test_max_images_takes_a_seeded_sample_and_lab_groups_are_distributions():
     images = np.stack([_solid((255, 0, 0)), _solid((0, 0, 255)), _solid((0, 255, 0))])
-    first = prior_lib.marginal_prior(images, PretrainDataConfig(**SMALL), max_images=1)
-    again = prior_lib.marginal_prior(images, PretrainDataConfig(**SMALL), max_images=1)
+    first = prior_lib.marginal_prior(images, DataConfig(**SMALL), max_images=1)
+    again = prior_lib.marginal_prior(images, DataConfig(**SMALL), max_images=1)
     assert first.images == 1 and first.points == 8
     # One solid image: a one-hot hue at red (bin 0), green (bin 10) or blue (bin 21).
     assert np.argmax(first.groups["hue"]) in (0, 10, 21) and first.groups["hue"].max() == 1.0
     np.testing.assert_array_equal(first.groups["hue"], again.groups["hue"])   # seeded
-    lab = prior_lib.marginal_prior(images, PretrainDataConfig(target_kind="lab_hist", **SMALL))
+    lab = prior_lib.marginal_prior(images, DataConfig(**SMALL), LossConfig(kind="lab_hist"))
     assert sorted(lab.groups) == ["a", "b"]
     for values in lab.groups.values():
         assert values.shape == (32,) and values.sum() == pytest.approx(1.0)
@@ -48,11 +48,11 @@ def test_max_images_takes_a_seeded_sample_and_lab_groups_are_distributions():
     centres = bins.get("lab_a").centers
     assert (lab.groups["a"] * (centres > 0)).sum() == pytest.approx(2 / 3, abs=1e-6)
     assert (lab.groups["b"] * (centres > 0)).sum() == pytest.approx(2 / 3, abs=1e-6)
-    reg = prior_lib.marginal_prior(images, PretrainDataConfig(target_kind="lab_regression",
-                                                              **SMALL))
+    reg = prior_lib.marginal_prior(images, DataConfig(**SMALL),
+                                   LossConfig(kind="lab_regression"))
     assert reg.groups["ab"].shape == (2,)
     with pytest.raises(ValueError, match="max_images"):
-        prior_lib.marginal_prior(images, PretrainDataConfig(**SMALL), max_images=0)
+        prior_lib.marginal_prior(images, DataConfig(**SMALL), max_images=0)
 
 
 def test_prior_predictor_is_constant_and_reads_out_like_a_model():
@@ -104,11 +104,11 @@ def test_data_config_from_a_run_config():
     cfg.data.crop_size, cfg.data.points = 128, 64
     cfg.loss.kind, cfg.loss.window = "lab_hist", 5
     cfg.train.seed = 7
-    source, data_config = prior_lib.data_config_from_run_config(cfg.to_dict())
+    source, data_config, loss_config, options = prior_lib.data_config_from_run_config(
+            cfg.to_dict())
     assert source == "/some/folder"
-    assert (data_config.crop_size, data_config.num_centers) == (128, 64)
-    assert (data_config.target_kind, data_config.target_window, data_config.seed) == (
-            "lab_hist", 5, 7)
+    assert (data_config.crop_size, data_config.points) == (128, 64)
+    assert (loss_config.kind, loss_config.window, options["seed"]) == ("lab_hist", 5, 7)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_data_config_from_a_run_config():
 
 LEARN_STEPS = int(os.environ.get("TFCOLOR_LEARN_STEPS", "200"))
 LEARN_SEED = int(os.environ.get("TFCOLOR_LEARN_SEED", "0"))
-_LEARN_DATA = dict(batch_size=8, crop_size=96, num_centers=32)
+_LEARN_DATA = dict(batch_size=8, crop_size=96, points=32)
 
 
 @pytest.fixture
@@ -142,17 +142,18 @@ def deterministic_ops():
 
 def _learning_trainer(files, seed, steps, model_dir):
     import keras
-    from tfcolor import config, data, losses
+    from tfcolor import config, data, losses, train
     from tfcolor.models import Colorizer
-    from tfcolor.train import loop
+    from tfcolor.tasks.colorization import ColorizationTask
     keras.utils.set_random_seed(seed)
-    dataset = data.pretrain_dataset(files, PretrainDataConfig(
-            seed=seed, targets_on_device=False, cache=True, deterministic=True, **_LEARN_DATA))
-    return loop.Trainer(
-            strategy=tf.distribute.get_strategy(),
+    dataset = data.pretrain_dataset(DataConfig(targets_on_device=False, **_LEARN_DATA),
+                                    source=files, seed=seed, cache=True, deterministic=True)
+    task = ColorizationTask(
             model_fn=lambda: Colorizer("vgg_tiny", taps="conv1_1-conv3_3", kind="hue_chroma",
                                        hidden=32, dropout=0.0, trunk_options={"bn_momentum": 0.9}),
-            loss_fn=losses.HueChromaLoss(), dataset=dataset, model_dir=str(model_dir),
+            loss_fn=losses.HueChromaLoss(), dataset=dataset)
+    return train.Trainer(
+            task, strategy=tf.distribute.get_strategy(), model_dir=str(model_dir),
             train_steps=steps, steps_per_loop=steps, checkpoint_every=10 ** 6,
             summary_every=10 ** 6, handle_sigterm=False,
             optimizer_config=config.OptimizerConfig(learning_rate=0.01, lr_drops=(0.6,)))
@@ -161,10 +162,10 @@ def _learning_trainer(files, seed, steps, model_dir):
 def _fixed_batches(files, repeats):
     """Fixed crops and centres (seed 1234, no mirror) of ``files`` for measuring the KL."""
     from tfcolor import data
-    cfg = PretrainDataConfig(batch_size=8, crop_size=96, num_centers=64, seed=1234,
-                             targets_on_device=False, shuffle=False, repeat=False,
-                             drop_remainder=False, deterministic=True, random_mirror=False)
-    return list(data.pretrain_dataset(list(files) * repeats, cfg))
+    cfg = DataConfig(batch_size=8, crop_size=96, points=64, targets_on_device=False)
+    return list(data.pretrain_dataset(cfg, source=list(files) * repeats, seed=1234,
+                                      shuffle=False, repeat=False, drop_remainder=False,
+                                      deterministic=True, random_mirror=False))
 
 
 def _kl(batches, predict, from_logits):
@@ -201,7 +202,7 @@ def test_tiny_colorizer_beats_the_marginal_prior_on_held_out_photos(tmp_path, de
     not evidence) and is printed, not asserted."""
     from tfcolor.data import embedded
     train, held_out = embedded.embedded_photos("train"), embedded.embedded_photos("validation")
-    prior = prior_lib.marginal_prior(train, PretrainDataConfig(seed=LEARN_SEED, **_LEARN_DATA))
+    prior = prior_lib.marginal_prior(train, DataConfig(**_LEARN_DATA), seed=LEARN_SEED)
     batches = _fixed_batches(held_out, 3)
     vector = tf.constant(prior.probabilities())
     prior_kl = _kl(batches, lambda b: tf.broadcast_to(vector, [*b["targets"].shape[:2], 64]),

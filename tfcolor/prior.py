@@ -10,7 +10,7 @@ reads the image.
 sampled centres, same :class:`tfcolor.targets.TargetBuilder` and bins), and the mean of the
 targets over every sampled point. So the result is exactly the mean of the histograms the loss
 compares the model with (for ``hue_chroma`` the hue and chroma groups, unweighted; for
-``lab_regression`` the mean (a, b)). The pass is deterministic: no repeat, the config's ``seed``
+``lab_regression`` the mean (a, b)). The pass is deterministic: no repeat, the option ``seed``
 for the image order, crops and centres; ``max_images`` keeps the first images of that seeded
 shuffle (a representative sample even of a source sorted by class, such as an ImageNet folder).
 
@@ -21,7 +21,7 @@ prediction vector in the head's layout (:meth:`MarginalPrior.probabilities`) and
 prior's colorization is a constant hue/chroma, or a/b, per pixel, recombined with each image's
 own lightness).
 
->>> prior = marginal_prior("embedded", PretrainDataConfig(crop_size=128, num_centers=64))
+>>> prior = marginal_prior("embedded", DataConfig(crop_size=128, points=64))
 >>> rgb = predictors.colorize_image(prior.predictor(), image, options)["rgb"]
 """
 import dataclasses
@@ -108,57 +108,63 @@ class MarginalPrior:
                    images=int(d.get("images", 0)), origin=str(d.get("origin", "")))
 
 
-def data_config_from_run_config(run_config, **overrides):
-    """``(source, PretrainDataConfig)`` of a training run's ``config.json`` dict (or a
-    ``tfcolor.config.PretrainConfig``): its data source, crops, points, loss kind, window and
-    seed. ``overrides`` replace ``PretrainDataConfig`` fields."""
+def data_config_from_run_config(run_config, **options):
+    """``(source, DataConfig, LossConfig, options)`` of a training run's ``config.json`` dict (or a
+    ``tfcolor.config.PretrainConfig``): its data source, crops, points, loss kind and window, and
+    the pipeline options ``seed`` (the run's) plus ``options``."""
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     if isinstance(run_config, dict):
         run_config = config_lib.PretrainConfig.from_dict(run_config)
-    fields = dict(seed=run_config.train.seed)
-    fields.update(overrides)
-    data_config = data_lib.PretrainDataConfig.from_config(run_config.data, run_config.loss,
-                                                          **fields)
-    return run_config.data.data, data_config
+    return (run_config.data.data, run_config.data, run_config.loss,
+            dict(dict(seed=run_config.train.seed), **options))
 
 
-def marginal_prior(source=None, config=None, *, target_builder=None, max_images=None,
-                   skip_counter=None):
+def marginal_prior(source=None, data_config=None, loss_config=None, *, target_builder=None,
+                   max_images=None, skip_counter=None, **options):
     """The mean training target per group: see the module docstring.
 
     Args:
-        source: the training source (anything :func:`tfcolor.data.as_source` takes; ``None`` or
-            ``"embedded"``: the shipped train photos).
-        config: the training's :class:`tfcolor.data.PretrainDataConfig` (crop size, points,
-            edge buffer, target kind/window/bins, seed). The images are shuffled with the seed;
-            repetition, dropping the last batch and on-device targets are turned off;
-            everything else is used as given.
-        target_builder: the training's ``TargetBuilder`` (default: from ``config``).
+        source: the training source (anything :func:`tfcolor.data.as_source` takes; ``None``:
+            ``data_config.data``; ``"embedded"``: the shipped train photos).
+        data_config: the training's :class:`tfcolor.config.DataConfig` (crop size, points, edge
+            buffer, ...; default: the paper's). On-device targets are turned off; everything
+            else is used as given.
+        loss_config: the training's :class:`tfcolor.config.LossConfig` (target kind and window;
+            default: the paper's).
+        target_builder: the training's ``TargetBuilder`` (default: from ``loss_config``).
         max_images: average over the first this many images of the seeded shuffle only
             (None: one whole pass).
         skip_counter: as in :func:`tfcolor.data.pretrain_dataset`.
+        **options: pipeline options of :func:`tfcolor.data.pretrain_dataset` (``seed``, ...);
+            ``shuffle``, ``repeat``, ``drop_remainder`` and ``deterministic`` are set here (the
+            images are shuffled with ``seed``, default 0, in one deterministic pass).
 
     Returns:
         A :class:`MarginalPrior`.
     """
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     from tfcolor import targets as targets_lib  # pylint: disable=import-outside-toplevel
-    config = config or data_lib.PretrainDataConfig()
+    data_config = data_config or config_lib.DataConfig()
+    loss_config = loss_config or config_lib.LossConfig()
     if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
                                    or max_images <= 0):
         raise ValueError(f"max_images must be a positive integer or None, got {max_images!r}")
     if target_builder is None:
-        target_builder = targets_lib.TargetBuilder(config.target_kind, window=config.target_window,
-                                                   num_bins=config.target_bins)
+        target_builder = targets_lib.TargetBuilder(loss_config.kind, window=loss_config.window)
     kind = target_builder.kind
-    config = dataclasses.replace(config, shuffle=True, repeat=False, drop_remainder=False,
-                                 targets_on_device=False, seed=config.seed or 0,
-                                 deterministic=True)
+    options = dict(options, shuffle=True, repeat=False, drop_remainder=False, deterministic=True,
+                   seed=options.get("seed") or 0)
+    # A DataConfig, not a PretrainConfig: that would switch on the embedded-photo cache (another
+    # shuffle, other prior figures).
+    data_config = dataclasses.replace(data_config, targets_on_device=False)
+    ds = data_lib.pretrain_dataset(data_config, loss_config, source=source,
+                                   target_builder=target_builder, skip_counter=skip_counter,
+                                   **options)
+    if source is None:
+        source = data_config.data
     if isinstance(source, str) and source == "embedded":
         source = None
-    ds = data_lib.pretrain_dataset(source, config, target_builder=target_builder,
-                                   skip_counter=skip_counter)
     layout, depth = _group_layout(kind, target_builder)
     total = np.zeros(depth, np.float64)
     points = images = 0
