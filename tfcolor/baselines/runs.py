@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from tfcolor import run_dir
 from tfcolor.baselines import denoising
-from tfcolor.baselines import inputs
 from tfcolor.baselines import split_brain
 
 __all__ = ["BASELINES", "build", "make_task", "load", "pretrain"]
@@ -63,23 +62,6 @@ def make_task(kind, data_config=None, *, source=None, model_kwargs=None, noise_r
         raise ValueError(f"{given} are denoising options; the split-brain baseline has none.")
     from tfcolor.tasks import split_brain as task_lib  # pylint: disable=import-outside-toplevel
     return task_lib.SplitBrainTask(data_config, **common)
-
-
-def _legacy_data_config(data_config):
-    """``(DataConfig, pipeline options)`` of an old ``tfcolor.data.PretrainDataConfig``.
-
-    Transitional: binaries/reproduce.py still passes one; this goes with PretrainDataConfig.
-    """
-    from tfcolor.data import pretrain as pretrain_lib  # pylint: disable=import-outside-toplevel
-    legacy = getattr(pretrain_lib, "PretrainDataConfig", None)
-    if legacy is None or not isinstance(data_config, legacy):
-        return data_config, None
-    data, _, options = data_config.parts()
-    defaults = pretrain_lib.PipelineOptions()
-    options = {k: v for k, v in options.items()
-               if k not in inputs.TASK_OPTIONS and v != getattr(defaults, k)}
-    options["seed"] = data_config.seed
-    return data, options
 
 
 def _read_metadata(model_dir):
@@ -182,9 +164,7 @@ def pretrain(kind, source, model_dir, *, model_kwargs=None, data_config=None, tr
     from tfcolor.train import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
     _check_kind(kind)
     model_kwargs = dict(model_kwargs or {})
-    data_config, pipeline_options = _legacy_data_config(data_config)
     task = make_task(kind, data_config, source=source, model_kwargs=model_kwargs, seed=seed,
-                     pipeline_options=pipeline_options,
                      **(dict(noise_rate=noise_rate, corrupted_weight=corrupted_weight)
                         if kind == "denoising" else {}))
     train_config = TrainConfig(
