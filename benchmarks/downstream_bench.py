@@ -58,7 +58,7 @@ def finetune_row(name, arch, task, size, channels, batch, steps, classes=10, tap
 
 
 def pretrain_row(method, steps):
-    from tfcolor import baselines, config as config_lib, data as data_lib
+    from tfcolor import baselines, config as config_lib
     from tfcolor.train import pretraining
     rng = np.random.default_rng(0)
     photos = [(rng.uniform(0, 1, (96, 128, 3)) * 255).astype(np.uint8) for _ in range(16)]
@@ -87,9 +87,8 @@ def pretrain_row(method, steps):
                                                  image_every=0, export=False))
             rate = pretraining.pretrain(config).train.images_per_second
         else:
-            data_config = data_lib.PretrainDataConfig(batch_size=16, crop_size=64,
-                                                      min_short_side=64, max_short_side=96,
-                                                      num_centers=64, edge_buffer=8)
+            data_config = config_lib.DataConfig(batch_size=16, crop_size=64, min_side=64,
+                                                max_side=96, points=64, edge_buffer=8)
             kwargs = dict(arch="vgg_tiny", hidden=256)
             rate = baselines.pretrain(method, folder, os.path.join(tmp, "run"),
                                       model_kwargs=kwargs, data_config=data_config,
