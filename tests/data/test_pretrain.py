@@ -270,19 +270,6 @@ def test_a_pretrain_config_read_from_another_source_is_not_cached():
     assert _same(got, _take(_dataset(images, run.data, run.loss, seed=2), 2))
 
 
-def test_the_old_config_gives_the_same_batches_until_it_is_removed():
-    # Transitional (PretrainDataConfig is removed once its last callers have switched).
-    old = pretrain.PretrainDataConfig(batch_size=2, crop_size=48, min_short_side=48,
-                                      max_short_side=64, num_centers=8, target_kind="lab_hist",
-                                      target_window=3, targets_on_device=False, seed=4,
-                                      start=2, include_index=True)
-    loss = config_lib.LossConfig(kind="lab_hist", window=3)
-    images = np.stack([smooth_rgb(50, 50, seed=i) for i in range(6)])
-    assert _same(_take(pretrain.pretrain_dataset(images, old, skip_counter=False), 2),
-                 _take(_dataset(images, _data(targets_on_device=False), loss, seed=4, start=2,
-                                include_index=True), 2))
-
-
 def test_auto_targets_on_device_follows_the_accelerators():
     expected = bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
     assert pretrain.resolve_targets_on_device("auto") is expected

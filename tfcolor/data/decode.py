@@ -47,8 +47,9 @@ unreadable path     ``not_a_file``: a dangling link, a directory, a vanished fil
 > ``max_pixels``    ``too_large``, checked from the header of PNG, GIF, BMP, WebP (VP8, VP8L,
                     VP8X) and JPEG before anything is decoded, so a decompression bomb (a
                     100 KB PNG declaring 30000 x 30000) costs no memory. Default
-                    :data:`DEFAULT_MAX_PIXELS` = 100,000,000 (the ``max_pixels`` field of
-                    ``PretrainDataConfig`` / ``EvalDataConfig``; ``None`` disables it)
+                    :data:`DEFAULT_MAX_PIXELS` = 100,000,000 (the ``max_pixels`` option of
+                    ``pretrain_dataset`` (:class:`tfcolor.data.pretrain.PipelineOptions`) and
+                    field of ``EvalDataConfig``; ``None`` disables it)
 =================== ==========================================================================
 
 Images smaller than the training crop are not rejected: the pipelines scale the short side up.

@@ -79,7 +79,7 @@ from tfcolor.config import CAFFE_EDGE_BUFFER_FRACTION, ConfigError
 _LOG = logging.getLogger("tfcolor.data")
 
 __all__ = ["PipelineOptions", "pretrain_dataset", "resolve_targets_on_device",
-           "CAFFE_EDGE_BUFFER_FRACTION", "PretrainDataConfig"]
+           "CAFFE_EDGE_BUFFER_FRACTION"]
 
 
 def _is_int(value):
@@ -328,11 +328,6 @@ def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None
         tfcolor.config.ConfigError: a bad value, naming its field or option.
         TypeError: an unknown option, or arguments of the wrong types.
     """
-    if isinstance(loss, PretrainDataConfig) or not (
-            config is None or type(config).__module__ == config_lib.__name__):
-        # The old form pretrain_dataset(source, PretrainDataConfig), until its callers switch.
-        config, loss, source, options, target_builder = _from_legacy(
-            config, loss, source, options, target_builder)
     data, loss, source, opts = _resolve(config, loss, source, options)
     src = sources_lib.as_source(source)
     on_device = resolve_targets_on_device(data.targets_on_device)
@@ -422,85 +417,3 @@ def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None
     return ds.with_options(stages.dataset_options(
         src, deterministic=deterministic, input_context=input_context,
         shard_policy=opts.shard_policy))
-
-
-# -- The old pipeline configuration, kept importable until its last callers have switched ---------
-# (tfcolor/prior.py, tfcolor/train/heldout.py, tfcolor/baselines, binaries/reproduce.py,
-# binaries/evaluate.py and their tests); it is then removed with _from_legacy.
-
-@dataclasses.dataclass
-class PretrainDataConfig:
-    """Deprecated: the old names of :class:`tfcolor.config.DataConfig` (``min_short_side`` is
-    ``min_side``, ``max_short_side`` ``max_side``, ``num_centers`` ``points``),
-    :class:`tfcolor.config.LossConfig` (``target_kind`` is ``kind``, ``target_window``
-    ``window``) and :class:`PipelineOptions` in one object. ``pretrain_dataset(source, config)``
-    still accepts it; new code passes ``pretrain_dataset(data_config, loss_config,
-    source=source, **options)``."""
-    batch_size: int = 8
-    crop_size: int = 352
-    min_short_side: typing.Optional[int] = None
-    max_short_side: typing.Optional[int] = None
-    random_mirror: bool = True
-    num_centers: int = 128
-    edge_buffer: typing.Optional[int] = None
-    target_kind: str = "hue_chroma"
-    target_window: int = 7
-    target_bins: int = 32
-    targets_on_device: typing.Union[bool, str] = "auto"
-    seed: typing.Optional[int] = 0
-    deterministic: typing.Optional[bool] = None
-    shuffle: bool = True
-    shuffle_buffer: int = 1024
-    cache: typing.Union[bool, str] = False
-    repeat: bool = True
-    drop_remainder: bool = True
-    shard_policy: str = "auto"
-    resize_kernel: str = "triangle"
-    antialias: bool = True
-    jpeg_dct_downscale: bool = True
-    alpha_background: typing.Optional[float] = 0.5
-    max_pixels: typing.Optional[int] = decode_lib.DEFAULT_MAX_PIXELS
-    exif_orientation: bool = True
-    include_names: bool = False
-    include_index: bool = False
-    start: int = 0
-    num_parallel_calls: int = tf.data.AUTOTUNE
-    prefetch: int = tf.data.AUTOTUNE
-
-    def parts(self):
-        """``(DataConfig, LossConfig, options dict)`` with the new names."""
-        data = config_lib.DataConfig(
-            batch_size=self.batch_size, crop_size=self.crop_size,
-            min_side=self.min_short_side, max_side=self.max_short_side,
-            points=self.num_centers, edge_buffer=self.edge_buffer,
-            targets_on_device=self.targets_on_device, shuffle_buffer=self.shuffle_buffer)
-        loss = config_lib.LossConfig(kind=self.target_kind, window=self.target_window)
-        options = {name: getattr(self, name) for name in _OPTION_NAMES}
-        return data, loss, options
-
-    @classmethod
-    def from_config(cls, data_config, loss_config=None, **overrides):
-        """From ``tfcolor.config.DataConfig`` (and ``LossConfig``)."""
-        fields = dict(
-            batch_size=data_config.batch_size, crop_size=data_config.crop_size,
-            min_short_side=data_config.min_side, max_short_side=data_config.max_side,
-            num_centers=data_config.points, edge_buffer=data_config.edge_buffer,
-            targets_on_device=data_config.targets_on_device,
-            shuffle_buffer=data_config.shuffle_buffer)
-        if loss_config is not None:
-            fields.update(target_kind=loss_config.kind, target_window=loss_config.window)
-        fields.update(overrides)
-        return cls(**fields)
-
-
-def _from_legacy(source, legacy, new_source, options, target_builder):
-    if new_source is not None:
-        raise TypeError("pretrain_dataset(source, PretrainDataConfig) takes no source=")
-    legacy = legacy if legacy is not None else PretrainDataConfig()
-    data, loss, fields = legacy.parts()
-    fields.update(options)
-    if target_builder is None and legacy.target_bins != 32:
-        from tfcolor.targets import TargetBuilder  # pylint: disable=import-outside-toplevel
-        target_builder = TargetBuilder(loss.kind, window=loss.window,
-                                       num_bins=legacy.target_bins)
-    return data, loss, source, fields, target_builder
