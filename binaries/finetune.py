@@ -191,8 +191,11 @@ def main(argv):
         common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
+    from tfcolor.config import ConfigError  # pylint: disable=import-outside-toplevel
     try:
         _main()
+    except ConfigError as e:  # a fielded error: its field is called by its flag
+        common.die(common.flag_error(e, FLAGS))
     except (ValueError, FileNotFoundError, ImportError) as e:
         common.die(common.name_flags(str(e), set(FLAGS)))
     except tf.errors.InvalidArgumentError as e:

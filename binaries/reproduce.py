@@ -476,8 +476,11 @@ def _main():
 def main(argv):
     if len(argv) > 1:
         common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
+    from tfcolor.config import ConfigError  # pylint: disable=import-outside-toplevel
     try:
         _main()
+    except ConfigError as e:  # a fielded error: its field is called by its flag
+        common.die(common.flag_error(e, FLAGS))
     except (ValueError, FileNotFoundError) as e:
         common.die(common.name_flags(str(e), set(FLAGS)))
     except Preempted as e:

@@ -419,11 +419,6 @@ def load_keras_model(export_dir):
     return keras.saving.load_model(path)
 
 
-# Temporary (#13): tfcolor.downstream.initialization still calls export.load_model; removed as
-# soon as it calls tfcolor.run_dir.load_model (the one implementation).
-load_model = run_dir.load_model
-
-
 def export_from_checkpoint(model_dir, export_dir, checkpoint=None, model=None, **kwargs):
     """``tfcolor.run_dir.load_model`` (unless ``model`` is its result already) then
     :func:`export_saved_model` (the run's ``config.json`` stored in the metadata)."""

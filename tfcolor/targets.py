@@ -30,10 +30,9 @@ import keras
 import tensorflow as tf
 
 from tfcolor import bins as bins_lib
+from tfcolor.losses import LOSS_KINDS as KINDS
 
 __all__ = ["TargetBuilder", "KINDS"]
-
-KINDS = ("hue_chroma", "lab_hist", "lab_joint", "lab_regression")
 
 
 def _color():

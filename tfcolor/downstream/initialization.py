@@ -16,7 +16,7 @@ fine-tuning, from one of these ``init`` values:
                                 below). The supervised upper bound of the paper's tables.
 a colorization ``model_dir``    (holds ``config.json`` and checkpoints, written by pretraining):
                                 the colorizer is rebuilt and restored with
-                                :func:`tfcolor.export.load_model`; its trunk is taken, with
+                                :func:`tfcolor.run_dir.load_model`; its trunk is taken, with
                                 every tap up to its deepest one exposed
                                 (:func:`with_downstream_taps`: ResNet-152 is pretrained from
                                 ``res5c`` alone but its downstream hypercolumn uses more).
@@ -66,14 +66,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tfcolor import run_dir
 from tfcolor import surgery
 from tfcolor.downstream import model as model_lib
 from tfcolor.downstream import scoring
-
-BASELINE_FILE = "tfcolor_baseline.json"
-EXPORT_FILE = "tfcolor_export.json"
-CONFIG_FILE = "config.json"
-
 
 def _is_resnet(arch):
     return surgery.is_resnet(arch)
@@ -106,19 +102,13 @@ def describe_init(init):
     ``"baseline"``; raises ValueError with the expected forms otherwise."""
     if init in ("random", "imagenet"):
         return init
-    path = str(init)
-    if tf.io.gfile.isdir(path):
-        if tf.io.gfile.exists(os.path.join(path, BASELINE_FILE)):
-            return "baseline"
-        if tf.io.gfile.exists(os.path.join(path, EXPORT_FILE)):
-            return "export"
-        if tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
-            return "colorization"
-        if tf.io.gfile.exists(os.path.join(path, "export", EXPORT_FILE)):
-            return "export"
+    kind = run_dir.describe(str(init))
+    if kind is not None:
+        return kind
     raise ValueError(f"init={init!r} is neither 'random', 'imagenet', a colorization model_dir "
-                     f"(with {CONFIG_FILE} and checkpoints), a colorization export (with "
-                     f"{EXPORT_FILE}) nor a baseline model_dir (with {BASELINE_FILE}).")
+                     f"(with {run_dir.CONFIG_FILE} and checkpoints), a colorization export (with "
+                     f"{run_dir.EXPORT_METADATA_FILE}) nor a baseline model_dir (with "
+                     f"{run_dir.BASELINE_FILE}).")
 
 
 FOV_TAPS = ("fov1", "fov2")
@@ -257,11 +247,11 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
         return (_with_fov(trunk, model.arch) if fov else trunk), model.arch
     from tfcolor import export  # pylint: disable=import-outside-toplevel
     if kind == "export":
-        path = init if tf.io.gfile.exists(os.path.join(init, EXPORT_FILE)) else os.path.join(
-            init, "export")
+        path = (init if tf.io.gfile.exists(os.path.join(init, run_dir.EXPORT_METADATA_FILE))
+                else run_dir.export_path(init))
         colorizer = export.load_keras_model(path)
     else:
-        colorizer, _ = export.load_model(init)
+        colorizer, _ = run_dir.load_model(init)
     found = getattr(colorizer, "arch", None) or arch
     trunk = prepare_trunk(with_downstream_taps(colorizer, found), arch=found,
                           absorb_bn=absorb_bn, color_input=color_input)

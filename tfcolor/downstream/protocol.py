@@ -35,8 +35,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfcolor.config import ConfigError
 from tfcolor.downstream import pipelines
 from tfcolor.downstream import scoring
+from tfcolor.train import checkpointing
 
 
 class PlateauSchedule:
@@ -176,21 +178,24 @@ class FinetuneConfig:
                      "patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}.", name)
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1); got {self.val_fraction!r}.")
+            raise ConfigError(f"val_fraction must be in [0, 1); got {self.val_fraction!r}.",
+                              "val_fraction")
         if self.ap_method not in scoring.AP_METHODS:
-            raise ValueError(f"ap_method must be one of {scoring.AP_METHODS}; got "
-                             f"{self.ap_method!r}.")
+            raise ConfigError(f"ap_method must be one of {scoring.AP_METHODS}; got "
+                              f"{self.ap_method!r}.", "ap_method")
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive; got {self.learning_rate!r}.")
+            raise ConfigError(f"learning_rate must be positive; got {self.learning_rate!r}.",
+                              "learning_rate")
         if not 0 < self.drop_factor < 1:
-            raise ValueError(f"drop_factor must be in (0, 1); got {self.drop_factor!r}.")
+            raise ConfigError(f"drop_factor must be in (0, 1); got {self.drop_factor!r}.",
+                              "drop_factor")
         if self.scale_range is not None:
             lo, hi = self.scale_range
             if not 0 < lo <= hi:
-                raise ValueError(f"scale_range must be (lo, hi) with 0 < lo <= hi; got "
-                                 f"{self.scale_range!r}.")
+                raise ConfigError(f"scale_range must be (lo, hi) with 0 < lo <= hi; got "
+                                  f"{self.scale_range!r}.", "scale_range")
         return self
 
 
@@ -272,7 +277,8 @@ def _set_learning_rate(optimizer, value):
 
 
 def _fresh_dir(path):
-    if tf.io.gfile.exists(path) and tf.io.gfile.glob(os.path.join(path, "ckpt-*")):
+    if tf.io.gfile.exists(path) and tf.io.gfile.glob(
+            os.path.join(path, f"{checkpointing.CHECKPOINT_PREFIX}-*")):
         raise ValueError(f"{path} already holds checkpoints of an earlier run; the protocol's "
                          f"state is not resumable: use a new directory.")
     tf.io.gfile.makedirs(path)
