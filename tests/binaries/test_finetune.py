@@ -78,7 +78,8 @@ def test_bad_flag_value_is_a_clear_error(tmp_path):
                            "--val_fraction=1.5"], env=_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2
-    assert "val_fraction must be in [0, 1)" in proc.stderr
+    # FinetuneConfig's fielded ConfigError, its field called by its flag (common.flag_error).
+    assert "--val_fraction must be in [0, 1)" in proc.stderr
 
 
 def test_bad_data_specs_are_one_line_errors_naming_the_flag(tmp_path):
