@@ -69,10 +69,10 @@ def define_flags(fv=FLAGS):
 
 def _run_config(f):
     """The training config dict of --model_dir / --saved_model, or None."""
-    from tfcolor import export, run_dir  # pylint: disable=import-outside-toplevel
+    from tfcolor import run_dir  # pylint: disable=import-outside-toplevel
     try:
         if f.saved_model:
-            return export.read_metadata(f.saved_model).get("config")
+            return run_dir.read_export_metadata(f.saved_model).get("config")
         return run_dir.read_config(f.model_dir, as_dict=True)
     except (OSError, ValueError, AttributeError):  # ConfigError is a ValueError
         return None

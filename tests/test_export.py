@@ -232,7 +232,7 @@ def test_keras_model_beside_the_export(exported):
     x = tf.constant(_images((1, 32, 32, 1)))
     np.testing.assert_allclose(keras_model.dense(x).numpy(), model.dense(x).numpy(), atol=1e-5)
     assert keras_model.trunk.trainable_variables
-    meta = export.read_metadata(path)
+    meta = run_dir.read_export_metadata(path)
     assert meta["kind"] == "hue_chroma" and meta["grid_factor"] == 4
     assert meta["readout_options"] == {"fading": "released"} and meta["config"] == {"note": "test"}
     assert meta["signatures"] == list(export.SIGNATURES)
@@ -327,8 +327,8 @@ def test_export_is_atomic_and_can_refuse_to_replace(exported, tmp_path, monkeypa
     assert (path / "saved_model.pb").read_bytes() == before  # the earlier export is whole
     assert os.listdir(tmp_path) == ["sm"]  # and no partial folder is left beside it
     export.export_saved_model(model, str(path), save_keras=False, grid_factor=2)
-    assert export.read_metadata(str(path))["grid_factor"] == 2
-    assert export.read_metadata(str(path))["max_pixels"] == 100_000_000
+    assert run_dir.read_export_metadata(str(path))["grid_factor"] == 2
+    assert run_dir.read_export_metadata(str(path))["max_pixels"] == 100_000_000
     assert os.listdir(tmp_path) == ["sm"]
     reloaded = tf.saved_model.load(str(path))
     assert reloaded.colorize_float(_images((1, 9, 9, 3)))["rgb"].shape == (1, 9, 9, 3)

@@ -399,16 +399,6 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
     return export_dir
 
 
-def read_metadata(export_dir):
-    """The ``tfcolor_export.json`` of an export (kind, grid factor, options, ...)."""
-    path = os.path.join(export_dir, run_dir.EXPORT_METADATA_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{export_dir} is not a tfcolor export: "
-                                f"{run_dir.EXPORT_METADATA_FILE} is missing")
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
 def load_keras_model(export_dir):
     """The Keras colorizer saved beside the SavedModel (trainable; ``.trunk`` is the trunk)."""
     import keras  # pylint: disable=import-outside-toplevel

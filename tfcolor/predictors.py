@@ -242,9 +242,9 @@ class SavedModelPredictor(Predictor):
     from_logits = True
 
     def __init__(self, export_dir):
-        from tfcolor import export  # pylint: disable=import-outside-toplevel
+        from tfcolor import run_dir  # pylint: disable=import-outside-toplevel
         self.loaded = tf.saved_model.load(export_dir)
-        meta = export.read_metadata(export_dir)
+        meta = run_dir.read_export_metadata(export_dir)
         self.kind = meta["kind"]
         self.grid_factor = int(meta["grid_factor"])
 

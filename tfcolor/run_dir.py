@@ -154,6 +154,22 @@ def read_config(model_dir, *, as_dict=False):
         raise config_lib.ConfigError(f"{path}: {e}") from e
 
 
+def read_export_metadata(export_dir):
+    """The ``tfcolor_export.json`` of an export written by ``tfcolor.export`` (kind, grid factor,
+    read-out options, config, ...), as a dict.
+
+    Raises:
+        FileNotFoundError: ``export_dir`` has no such file (not a tfcolor export).
+    """
+    gfile = _gfile()
+    path = os.path.join(export_dir, EXPORT_METADATA_FILE)
+    if not gfile.exists(path):
+        raise FileNotFoundError(f"{export_dir} is not a tfcolor export: "
+                                f"{EXPORT_METADATA_FILE} is missing")
+    with gfile.GFile(path) as f:
+        return json.load(f)
+
+
 def describe(path):
     """What the directory ``path`` holds: ``"baseline"`` (``tfcolor_baseline.json``),
     ``"export"`` (``tfcolor_export.json``, or a run directory without ``config.json`` whose
