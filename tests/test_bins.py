@@ -240,13 +240,13 @@ def test_mode_median_expectation_by_hand():
     probs = np.array([[0.1, 0.2, 0.3, 0.4],
                       [0.5, 0.0, 0.0, 0.5],
                       [0.3, 0.1, 0.5, 0.1]], np.float32)
-    np.testing.assert_allclose(spec.decode(probs, "mode").numpy(), [0.875, 0.125, 0.625])
+    np.testing.assert_allclose(spec.estimate(probs, "mode").numpy(), [0.875, 0.125, 0.625])
     # Released rule, cumulative sums: .1 .3 .6 1 -> bin 2; .5 -> bin 0; .3 .4 .9 -> bin 2.
-    np.testing.assert_allclose(spec.decode(probs, "median_bin_centre").numpy(),
+    np.testing.assert_allclose(spec.estimate(probs, "median_bin_centre").numpy(),
                                [0.625, 0.125, 0.625])
     np.testing.assert_allclose(spec.median(probs, interpolation="bin_centre").numpy(),
                                [0.625, 0.125, 0.625])
-    np.testing.assert_allclose(spec.decode(probs, "expectation").numpy(),
+    np.testing.assert_allclose(spec.estimate(probs, "expectation").numpy(),
                                [0.0125 + 0.075 + 0.1875 + 0.35, 0.5,
                                 0.0375 + 0.0375 + 0.3125 + 0.0875], rtol=1e-6)
 
@@ -262,12 +262,12 @@ def test_interpolated_median_by_hand():
                       [0.2, 0.4, 0.6, 0.8]],  # total 2: half the total mass, 1.0 -> 2/3 of bin 2
                      np.float32)
     want = [0.5 + (2 / 3) * 0.25, 0.25, 0.5 + 0.2 * 0.25, 0.375, 0.5 + (0.4 / 0.6) * 0.25]
-    np.testing.assert_allclose(spec.decode(probs, "median").numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(spec.estimate(probs, "median").numpy(), want, rtol=1e-6)
     np.testing.assert_allclose(spec.median(probs).numpy(), want, rtol=1e-6)
     # Chroma preset (K = 32 on [0, 1]): 0.7 in bin 12, 0.3 in bin 20 -> (12 + 0.5/0.7) / 32.
     chroma = np.zeros(32, np.float32)
     chroma[12], chroma[20] = 0.7, 0.3
-    np.testing.assert_allclose(bins.get("chroma").decode(chroma, "median").numpy(),
+    np.testing.assert_allclose(bins.get("chroma").estimate(chroma, "median").numpy(),
                                (12 + 0.5 / 0.7) / 32, rtol=1e-6)
     with pytest.raises(ValueError, match="interpolation"):
         spec.median(probs, interpolation="nearest")
@@ -280,8 +280,8 @@ def test_interpolated_median_is_continuous_where_the_bin_centre_rule_jumps():
     spec = bins.UniformBins(4)
     t = np.linspace(0.0, 0.4, 81, dtype=np.float32)
     probs = np.stack([np.full_like(t, 0.1), 0.5 - t, 0.1 + t, np.full_like(t, 0.3)], axis=-1)
-    linear = spec.decode(probs, "median").numpy()
-    centre = spec.decode(probs, "median_bin_centre").numpy()
+    linear = spec.estimate(probs, "median").numpy()
+    centre = spec.estimate(probs, "median_bin_centre").numpy()
     assert np.all(np.diff(linear) >= -1e-6)  # monotone as mass moves up
     assert np.max(np.abs(np.diff(linear))) < 0.02
     assert set(np.round(centre, 6)) == {0.375, 0.625}
@@ -294,32 +294,32 @@ def test_gaussian_median_interpolates_in_quantile_space_and_joint_expectation():
     probs[0, 2], probs[0, 6] = 0.6, 0.4
     probs[1, 5] = 1.0
     probs[2, 0] = 1.0  # unbounded end bin: still finite
-    np.testing.assert_allclose(spec.decode(probs, "median_bin_centre").numpy(),
+    np.testing.assert_allclose(spec.estimate(probs, "median_bin_centre").numpy(),
                                [spec.centers[2], spec.centers[5], spec.centers[0]], rtol=1e-6)
     # Bins are uniform in u = Phi((v - 0)/25): bin 2 spans u in [2/8, 3/8]; the crossing is at
     # 0.5/0.6 of it. A delta gives the bin's midpoint in u, which is the stored centre.
     dist = statistics.NormalDist(0.0, 25.0)
     want = [dist.inv_cdf((2 + 0.5 / 0.6) / 8), spec.centers[5], spec.centers[0]]
-    np.testing.assert_allclose(spec.decode(probs, "median").numpy(), want, rtol=1e-5)
+    np.testing.assert_allclose(spec.estimate(probs, "median").numpy(), want, rtol=1e-5)
     joint = bins.JointBins(bins.GaussianQuantileBins(4), bins.GaussianQuantileBins(4))
     p = np.zeros(16, np.float32)
     p[1 * 4 + 2], p[3 * 4 + 0] = 0.25, 0.75
     expected = 0.25 * joint.centers[6] + 0.75 * joint.centers[12]
-    np.testing.assert_allclose(joint.decode(p, "expectation").numpy(), expected, rtol=1e-5)
-    np.testing.assert_allclose(joint.decode(p, "mode").numpy(), joint.centers[12], rtol=1e-6)
+    np.testing.assert_allclose(joint.estimate(p, "expectation").numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(joint.estimate(p, "mode").numpy(), joint.centers[12], rtol=1e-6)
 
 
 def test_median_undefined_for_hue_and_joint():
     with pytest.raises(ValueError, match="circular"):
-        bins.get("hue").decode(np.full(32, 1 / 32, np.float32), "median")
+        bins.get("hue").estimate(np.full(32, 1 / 32, np.float32), "median")
     with pytest.raises(ValueError, match="joint"):
-        bins.get("lab_ab").decode(np.full(256, 1 / 256, np.float32), "median")
+        bins.get("lab_ab").estimate(np.full(256, 1 / 256, np.float32), "median")
     with pytest.raises(ValueError, match="circular"):
-        bins.get("hue").decode(np.full(32, 1 / 32, np.float32), "median_bin_centre")
+        bins.get("hue").estimate(np.full(32, 1 / 32, np.float32), "median_bin_centre")
     with pytest.raises(ValueError, match="method"):
-        bins.get("chroma").decode(np.full(32, 1 / 32, np.float32), "mean")
+        bins.get("chroma").estimate(np.full(32, 1 / 32, np.float32), "mean")
     with pytest.raises(ValueError, match="last axis of size 32"):
-        bins.get("chroma").decode(np.full(16, 1 / 16, np.float32), "mode")
+        bins.get("chroma").estimate(np.full(16, 1 / 16, np.float32), "mode")
 
 
 def test_circular_expectation_wraps_around():
@@ -336,9 +336,9 @@ def test_circular_expectation_wraps_around():
     # By hand: |z| = (1/K) |0.5 e^{i pi/32} + 0.5 e^{-i pi/32}| = cos(pi/32) / 32.
     np.testing.assert_allclose(mag[0], math.cos(math.pi / 32) / 32, rtol=1e-6)
     np.testing.assert_allclose(mag[2], 1 / 32, rtol=1e-6)
-    linear = bins.UniformBins(32).decode(probs[0], "expectation").numpy()
+    linear = bins.UniformBins(32).estimate(probs[0], "expectation").numpy()
     assert abs(linear - 0.5) < 1e-6  # what a non-circular expectation would (wrongly) say
-    np.testing.assert_allclose(bins.get("hue").decode(probs, "expectation").numpy(), hue)
+    np.testing.assert_allclose(bins.get("hue").estimate(probs, "expectation").numpy(), hue)
 
 
 def test_chromatic_fading_factors_by_hand():
@@ -398,7 +398,7 @@ def test_sampling_is_seeded_and_follows_the_histogram():
     np.testing.assert_array_equal(spec.sample(probs[:100], seed=gen2).numpy(), draws)
 
 
-def test_decode_hue_chroma_and_entropy():
+def test_estimate_hue_chroma_and_entropy():
     hue_probs = np.zeros((2, 32), np.float32)
     hue_probs[0, 10] = 1.0
     hue_probs[1, 0], hue_probs[1, 16] = 0.5, 0.5
@@ -406,15 +406,15 @@ def test_decode_hue_chroma_and_entropy():
     chroma_probs[:, 12] = 0.7
     chroma_probs[:, 20] = 0.3
     median = (12 + 0.5 / 0.7) / 32  # interpolated chroma median (bin 12 holds 0.7)
-    hue, chroma = bins.decode_hue_chroma(hue_probs, chroma_probs, fading="released")
+    hue, chroma = bins.estimate_hue_chroma(hue_probs, chroma_probs, fading="released")
     np.testing.assert_allclose(hue.numpy()[0], 10.5 / 32, atol=1e-6)
     np.testing.assert_allclose(chroma.numpy(), [median, 0.0], atol=1e-6)
-    _, chroma_default = bins.decode_hue_chroma(hue_probs, chroma_probs)  # default: released
+    _, chroma_default = bins.estimate_hue_chroma(hue_probs, chroma_probs)  # default: released
     np.testing.assert_allclose(chroma_default.numpy(), chroma.numpy(), atol=1e-7)
-    _, chroma_paper = bins.decode_hue_chroma(hue_probs, chroma_probs, fading="paper")
+    _, chroma_paper = bins.estimate_hue_chroma(hue_probs, chroma_probs, fading="paper")
     np.testing.assert_allclose(chroma_paper.numpy(), [median * 0.03125 / 0.03, median],
                                rtol=1e-5)
-    _, chroma_centre = bins.decode_hue_chroma(hue_probs, chroma_probs, fading=None,
+    _, chroma_centre = bins.estimate_hue_chroma(hue_probs, chroma_probs, fading=None,
                                               chroma_method="median_bin_centre")
     np.testing.assert_allclose(chroma_centre.numpy(), [12.5 / 32, 12.5 / 32], atol=1e-6)
     np.testing.assert_allclose(bins.entropy(hue_probs).numpy(), [0.0, math.log(2)], atol=1e-6)

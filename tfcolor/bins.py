@@ -1,4 +1,4 @@
-"""Histogram bins: bin specifications, R x R window histograms, decoding and chromatic fading.
+"""Histogram bins: bin specifications, R x R window histograms, point estimates and chromatic fading.
 
 Bin specifications
 ------------------
@@ -19,7 +19,7 @@ Bin specifications
   default), index ``k_a * K_b + k_b`` (a-major, as in the released code). Centres ``(K_a*K_b, 2)``.
 
 Every spec has ``num_bins``, ``centers`` (NumPy float64), ``encode(values) -> int32``,
-``decode(probs, method)``, ``window_histogram(values, centers)`` and ``get_config()`` /
+``estimate(probs, method)``, ``window_histogram(values, centers)`` and ``get_config()`` /
 ``from_config()`` (plain dicts); :func:`serialize`, :func:`deserialize` and :func:`get` turn a spec
 into ``{"class_name": ..., "config": ...}`` and back, or build the presets ``"hue"``, ``"chroma"``,
 ``"lab_a"``, ``"lab_b"``, ``"lab_ab"``.
@@ -53,7 +53,7 @@ Both work with batch and image sizes unknown at trace time and under XLA (``jit_
 
 Decoding
 --------
-:meth:`BinSpec.decode` with ``method`` one of ``"expectation"``, ``"mode"`` (centre of the argmax
+:meth:`BinSpec.estimate` with ``method`` one of ``"expectation"``, ``"mode"`` (centre of the argmax
 bin), ``"median"``, ``"median_bin_centre"`` and ``"sample"`` (inverse-CDF draw, seeded by an int,
 a shape-[2] seed or a ``tf.random.Generator``; returns the drawn bin's centre). Probabilities are
 used as given (not renormalised), except that the median looks for half of their total.
@@ -70,7 +70,7 @@ in the Gaussian-CDF coordinate ``u`` in which the bins are uniform (the released
 mapped back with ``mean + stddev * Phi^-1(u)``. The released code's rule, the centre of the first
 bin whose cumulative sum reaches 0.5 (no interpolation), is ``"median_bin_centre"``
 (``interpolation="bin_centre"``). The interpolated median is continuous in the probabilities, so
-the decoded chroma does not jump by a whole bin (1/32) when the CDF crosses 0.5 at a bin boundary.
+the estimated chroma does not jump by a whole bin (1/32) when the CDF crosses 0.5 at a bin boundary.
 Both raise for circular (hue) and joint specs.
 
 :func:`circular_expectation` computes ``z = (1/K) sum_k p_k exp(i theta_k)``,
@@ -95,7 +95,7 @@ max(eta^-1 |z|, 1)", eta = 0.03. The released code (``autocolorize/extraction.py
   evident misprint for ``min`` (METHOD_CH4 errata (f)); it is kept as an option only to reproduce
   the printed text.
 
-The default is ``"released"`` everywhere (decoding, colorize, export, evaluate, the training
+The default is ``"released"`` everywhere (read-out, colorize, export, evaluate, the training
 preview, reproduce): the general rule "default to the paper" yields here to the paper's own
 text and numbers, which only the ``min`` form reproduces.
 """
@@ -110,11 +110,11 @@ __all__ = [
         "BinSpec", "UniformBins", "GaussianQuantileBins", "JointBins", "serialize", "deserialize",
         "get", "window_offsets", "gather_windows", "histogram_from_indices", "window_histogram",
         "circular_expectation", "chromatic_fading_factor", "apply_chromatic_fading",
-        "decode_hue_chroma", "entropy", "DECODE_METHODS", "MEDIAN_INTERPOLATIONS",
+        "estimate_hue_chroma", "entropy", "ESTIMATE_METHODS", "MEDIAN_INTERPOLATIONS",
         "HISTOGRAM_METHODS", "FADING_VARIANTS", "DEFAULT_FADING",
 ]
 
-DECODE_METHODS = ("expectation", "mode", "median", "median_bin_centre", "sample")
+ESTIMATE_METHODS = ("expectation", "mode", "median", "median_bin_centre", "sample")
 MEDIAN_INTERPOLATIONS = ("linear", "bin_centre")
 HISTOGRAM_METHODS = ("gather", "summed_area")
 FADING_VARIANTS = ("paper", "released")
@@ -207,7 +207,7 @@ class BinSpec:
         bin_map = self.encode(values)
         return window_histogram(bin_map, centers, self.num_bins, window=window, method=method)
 
-    # ------------------------------------------------------------------ decoding
+    # ------------------------------------------------------------- point estimates
     def _check_probs(self, probs):
         probs = _float32(probs)
         _check_last_dim("probs", probs, self.num_bins)
@@ -286,14 +286,14 @@ class BinSpec:
         """Centre of a bin drawn from each histogram (see :meth:`sample_indices`)."""
         return tf.gather(self.centers_tensor(), self.sample_indices(probs, seed=seed))
 
-    def decode(self, probs, method="expectation", seed=None):
+    def estimate(self, probs, method="expectation", seed=None):
         """Point estimate from predicted histograms ``probs`` (..., K).
 
-        ``method`` is one of ``DECODE_METHODS``. For a circular spec ``"expectation"`` is the
+        ``method`` is one of ``ESTIMATE_METHODS``. For a circular spec ``"expectation"`` is the
         circular expectation (hue = arg z); ``"median"`` raises ``ValueError``. ``"median"`` is
         the interpolated median (the paper), ``"median_bin_centre"`` the released code's.
         """
-        _check_choice("method", method, DECODE_METHODS)
+        _check_choice("method", method, ESTIMATE_METHODS)
         if method == "expectation":
             return self.expectation(probs)
         if method == "mode":
@@ -625,7 +625,7 @@ def _summed_area_histogram(bin_map, centers, num_bins, window):
     return tf.where(total > 0, counts / tf.maximum(total, 1.0), uniform)
 
 
-# ---------------------------------------------------------------------- hue decoding and fading
+# --------------------------------------------------------------- hue estimates and fading
 def circular_expectation(probs, spec=None):
     """Circular (complex) expectation of hue histograms.
 
@@ -683,7 +683,7 @@ def apply_chromatic_fading(chroma, hue_probs, eta=DEFAULT_FADING_ETA, variant=DE
     return _float32(chroma) * chromatic_fading_factor(magnitude, eta=eta, variant=variant)
 
 
-def decode_hue_chroma(hue_probs, chroma_probs, hue_method="expectation", chroma_method="median",
+def estimate_hue_chroma(hue_probs, chroma_probs, hue_method="expectation", chroma_method="median",
                       fading=DEFAULT_FADING, eta=DEFAULT_FADING_ETA, hue_spec=None,
                       chroma_spec=None, seed=None):
     """Hue and chroma point estimates from predicted histograms (the papers' best: circular
@@ -692,7 +692,7 @@ def decode_hue_chroma(hue_probs, chroma_probs, hue_method="expectation", chroma_
     Args:
         hue_probs, chroma_probs: (..., K) probabilities.
         hue_method: ``"expectation"`` (circular), ``"mode"`` or ``"sample"``.
-        chroma_method: one of ``DECODE_METHODS`` (default ``"median"``: interpolated, the
+        chroma_method: one of ``ESTIMATE_METHODS`` (default ``"median"``: interpolated, the
             paper's best for chroma; ``"median_bin_centre"`` is the released code's).
         fading: ``"released"`` (default, ``min(|z|/eta, 1)``), ``"paper"`` (the printed
             ``max``, never fades) or None (no fading).
@@ -707,8 +707,8 @@ def decode_hue_chroma(hue_probs, chroma_probs, hue_method="expectation", chroma_
     chroma_spec = get(chroma_spec if chroma_spec is not None else "chroma")
     if fading is not None:
         _check_choice("fading", fading, FADING_VARIANTS)
-    hue = hue_spec.decode(hue_probs, hue_method, seed=seed)
-    chroma = chroma_spec.decode(chroma_probs, chroma_method, seed=seed)
+    hue = hue_spec.estimate(hue_probs, hue_method, seed=seed)
+    chroma = chroma_spec.estimate(chroma_probs, chroma_method, seed=seed)
     if fading is not None:
         chroma = apply_chromatic_fading(chroma, hue_probs, eta=eta, variant=fading, spec=hue_spec)
     return hue, chroma

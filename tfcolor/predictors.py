@@ -371,7 +371,7 @@ def _bias_transfer(histograms, kind, reference, options):
     out = dict(histograms)
     weights = None
     if kind == "hue_chroma":
-        weights = bins_lib.get("chroma").decode(histograms["chroma"][0], "median")
+        weights = bins_lib.get("chroma").estimate(histograms["chroma"][0], "median")
     for name, preset in readout_lib.GROUPS[kind]:
         target = transfer.target_histogram(reference, preset, channels[name],
                                            hcl_variant=options.hcl_variant)

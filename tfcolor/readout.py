@@ -8,7 +8,7 @@ all TensorFlow ops (eager, ``tf.function``, inside a SavedModel):
    transfer (``tfcolor.histogram_transfer``) on the probabilities;
 2. a point estimate per grid cell: for ``hue_chroma`` hue = circular expectation
    (``arg z``), chroma = interpolated median, then chromatic fading
-   (``tfcolor.bins.decode_hue_chroma``); for Lab kinds a and b (expectation of each marginal by
+   (``tfcolor.bins.estimate_hue_chroma``); for Lab kinds a and b (expectation of each marginal by
    default, the paper's best for Lab; median / median_bin_centre / mode / sample also; the joint
    16 x 16 grid has no median);
 3. the colour channels are upsampled bilinearly to the full input resolution
@@ -233,7 +233,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
             if fading is not None:
                 chroma = bins_lib.apply_chromatic_fading(chroma, hue_p, eta=eta, variant=fading)
         else:
-            hue, chroma = bins_lib.decode_hue_chroma(
+            hue, chroma = bins_lib.estimate_hue_chroma(
                     hue_p, chroma_p, hue_method=hue_method, chroma_method=chroma_method,
                     fading=fading, eta=eta, seed=seed)
         chroma = tf.clip_by_value(chroma, 0.0, 1.0)
@@ -244,7 +244,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
         hue_full = hue_full - tf.floor(hue_full)
         rgb = color.hcl_to_rgb(tf.concat([hue_full, chroma_full, gray], axis=-1),
                                lightness="mean", variant=hcl_variant, validate=False)
-        plain_chroma = chroma_spec.decode(chroma_p, "median")
+        plain_chroma = chroma_spec.estimate(chroma_p, "median")
         uncertainty = up((_normalised_entropy(hue_p) * plain_chroma)[..., None])
     else:
         if kind == "lab_regression":
@@ -259,7 +259,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
                     if sample_quantile is not None:
                         parts.append(_quantile_value(spec, p, sample_quantile))
                     else:
-                        parts.append(spec.decode(p, method, seed=seed))
+                        parts.append(spec.estimate(p, method, seed=seed))
                     ents.append(_normalised_entropy(p))
                 ab = tf.stack(parts, axis=-1)
                 ent = 0.5 * (ents[0] + ents[1])
@@ -272,7 +272,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
                             sample_quantile), tf.int32)
                     ab = tf.gather(spec.centers_tensor(), index)
                 else:
-                    ab = spec.decode(p, method, seed=seed)
+                    ab = spec.estimate(p, method, seed=seed)
                 ent = _normalised_entropy(p)
             uncertainty = up(ent[..., None])
         ab_full = up(ab)
