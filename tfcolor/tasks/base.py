@@ -89,3 +89,15 @@ class Task(abc.ABC):
             return tf.zeros([1] + list(spec.shape[1:]), spec.dtype)
         return tf.nest.map_structure(zeros, {k: v for k, v in element_spec.items()
                                              if k != "index"})
+
+
+def check_point_batches(element_spec, keys, what):
+    """Raises ``ValueError`` when batches of sampled points lack one of ``keys`` or have no static
+    batch size and number of points (``"centers"``: (B, P, 2)); ``what`` names the task."""
+    missing = [k for k in keys if k not in element_spec]
+    if missing:
+        raise ValueError(f"{what} batches lack {missing}; got {sorted(element_spec)}")
+    centers = element_spec["centers"]
+    if centers.shape[0] is None or centers.shape[1] is None:
+        raise ValueError("the dataset must have a static batch size and number of points "
+                         f"(drop_remainder=True); got centers {centers.shape}")

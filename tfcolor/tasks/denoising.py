@@ -81,12 +81,7 @@ class DenoisingTask(base.Task):
 
     def check_inputs(self, element_spec):
         super().check_inputs(element_spec)
-        missing = [k for k in ("gray", "centers", "targets") if k not in element_spec]
-        if missing:
-            raise ValueError(f"denoising batches lack {missing}; got {sorted(element_spec)}")
-        if element_spec["centers"].shape[0] is None or element_spec["centers"].shape[1] is None:
-            raise ValueError("the dataset must have a static batch size and number of points "
-                             f"(drop_remainder=True); got centers {element_spec['centers'].shape}")
+        base.check_point_batches(element_spec, ("gray", "centers", "targets"), "denoising")
 
     def batch_size(self, element_spec):
         return element_spec["centers"].shape[0]

@@ -74,12 +74,7 @@ class SplitBrainTask(base.Task):
 
     def check_inputs(self, element_spec):
         super().check_inputs(element_spec)
-        missing = [k for k in ("rgb", "centers", "targets") if k not in element_spec]
-        if missing:
-            raise ValueError(f"split-brain batches lack {missing}; got {sorted(element_spec)}")
-        if element_spec["centers"].shape[0] is None or element_spec["centers"].shape[1] is None:
-            raise ValueError("the dataset must have a static batch size and number of points "
-                             f"(drop_remainder=True); got centers {element_spec['centers'].shape}")
+        base.check_point_batches(element_spec, ("rgb", "centers", "targets"), "split-brain")
 
     def batch_size(self, element_spec):
         return element_spec["centers"].shape[0]
