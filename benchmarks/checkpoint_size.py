@@ -94,7 +94,7 @@ def main():
     ckpt = sum(os.path.getsize(f) for f in files)
     model = _nbytes(trainer.model.variables)
     optimizer = _nbytes(trainer.optimizer.variables)
-    print(f"code: {'input position' if new else 'serialized tf.data iterator'}; mode {args.mode}, "
+    print(f"code: input position checkpoints; mode {args.mode}, "
           f"{args.steps} steps/batches in {saved_at - start:.0f} s")
     print(f"setting: {config.model.arch}, batch {config.data.batch_size}, crop "
           f"{config.data.crop_size}, data {config.data.data}")

@@ -1,11 +1,9 @@
 """Tests for tfcolor.tasks.denoising."""
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfcolor import config as config_lib
-from tfcolor.baselines import denoising
 from tfcolor.tasks import denoising as denoising_task
 
 

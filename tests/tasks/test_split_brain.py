@@ -4,7 +4,6 @@ import pytest
 import tensorflow as tf
 
 from tfcolor import config as config_lib
-from tfcolor.baselines import split_brain
 from tfcolor.tasks import split_brain as split_brain_task
 
 

@@ -1,13 +1,11 @@
 """Tests of tfcolor.train.heldout: the held-out loss curve of pretraining."""
 import json
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfcolor import config as cfg
-from tfcolor import data as data_lib
 from tfcolor import losses, run_dir, targets
 from tfcolor.tasks.colorization import ColorizationTask
 from tfcolor.train import heldout, pretraining
