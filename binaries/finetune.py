@@ -14,7 +14,7 @@ Examples::
 
     binaries/finetune --flagfile=configs/finetune_voc07_classification.flags --init=...
 
-Data (``--data``/``--test_data``): ``FILE.npz[:split]``, a class-per-folder directory,
+Data (``--data``/``--val_data``/``--test_data``): ``FILE.npz[:split]``, a class-per-folder directory,
 ``voc:ROOT[:split]`` (segmentation) or ``tfds:NAME[:split]`` (needs tensorflow-datasets).
 Initialisation (``--init``): ``random``, ``imagenet`` (with ``--imagenet_weights``; re-balanced
 on training images as in the paper unless ``--norebalance_imagenet``), a colorization
@@ -44,6 +44,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("data", None, "Labelled training data (see the module docstring).",
                         flag_values=fv)
     flags.DEFINE_string("test_data", None, "Labelled test data (optional).", flag_values=fv)
+    flags.DEFINE_string("val_data", None, "Labelled validation data for early stopping and the "
+                        "LR drops (e.g. FILE.npz:val); default: a --val_fraction split of --data.",
+                        flag_values=fv)
     flags.DEFINE_enum("task", None, ["classification", "multilabel", "segmentation"],
                       "Task; default: inferred from the data.", flag_values=fv)
     flags.DEFINE_integer("num_classes", 0, "Number of classes (0: from the data).", flag_values=fv)
@@ -217,6 +220,8 @@ def _main():
     train = _data(FLAGS.data, FLAGS.task, FLAGS.num_classes)
     test = (_data(FLAGS.test_data, train.task, train.num_classes, flag="test_data")
             if FLAGS.test_data else None)
+    val = (_data(FLAGS.val_data, train.task, train.num_classes, flag="val_data")
+           if FLAGS.val_data else None)
     if test is not None and FLAGS.test_count:
         test = test.subset(np.arange(min(FLAGS.test_count, len(test))))
     config = config_from_flags()
@@ -253,7 +258,7 @@ def _main():
 
     out = protocol.finetune_seeds(make_model_fn, train, test, config, seeds,
                                   model_dir=FLAGS.output_dir, strategy=strategy, color=color,
-                                  subset_fn=subset_fn, on_result=on_result)
+                                  subset_fn=subset_fn, on_result=on_result, val_data=val)
     if analysis_out:
         out["analysis"] = analysis_out
     out["flags"] = {f.name: f.value for f in FLAGS.get_flags_for_module(__name__)}

@@ -133,3 +133,32 @@ def test_finetune_under_mirrored_strategy(tmp_path):
     result = protocol.finetune(fn, _stripes(40), _stripes(10, seed=2), config,
                                model_dir=str(tmp_path), strategy=strategy)
     assert result.stop_step <= 4 and 0.0 <= result.test["top1"] <= 1.0
+
+
+def test_an_explicit_validation_set_scores_the_plateau_and_train_is_not_split(tmp_path,
+                                                                              monkeypatch):
+    """With ``val_data`` (e.g. a set's own val split) the whole training set is trained on (no
+    split) and every validation score in the history is the model's score on ``val_data``."""
+    train, val = _stripes(32, seed=0), _stripes(12, seed=3)
+    zeros = datasets.from_arrays(val.images, np.zeros(len(val), np.int64), num_classes=2)
+    monkeypatch.setattr(datasets.LabeledData, "split",
+                        lambda *a, **k: pytest.fail("train_data must not be split"))
+    fn = initialization.model_fn("random", "classification", 2, arch="vgg_tiny",
+                                 taps="conv1_1-conv2_2", seed=0, dropout=0.0)
+    config = protocol.FinetuneConfig(batch_size=8, eval_every=2, max_steps=4,
+                                     restore_best=False)
+    seen = []
+    real_score = protocol.score
+
+    def spy(model, data, cfg, color=False):
+        out = real_score(model, data, cfg, color=color)
+        if data is zeros:
+            seen.append(out["top1"])
+        return out
+    monkeypatch.setattr(protocol, "score", spy)
+    result = protocol.finetune(fn, train, None, config, model_dir=str(tmp_path), val_data=zeros)
+    assert [h[0] for h in result.history] == [2, 4]
+    assert [h[1] for h in result.history] == seen and len(seen) == 2
+    with pytest.raises(ValueError, match="val_data is a segmentation set"):
+        protocol.finetune(fn, train, None, config, model_dir=str(tmp_path / "x"),
+                          val_data=_segmentation_data())

@@ -323,14 +323,18 @@ def train_task(task, model_dir, steps, config=None, *, strategy=None, hooks=(), 
 
 
 def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=None,
-             strategy=None, color=False):
+             strategy=None, color=False, val_data=None):
     """Runs the protocol (see the module docstring).
 
     Args:
         model_fn: ``() -> DownstreamModel`` building a freshly initialised network (called once,
             and again for ``retrain_full``, inside the strategy's scope).
-        train_data: :class:`tfcolor.downstream.datasets.LabeledData` (split 90/10 here).
+        train_data: :class:`tfcolor.downstream.datasets.LabeledData` (split 90/10 here, by
+            ``config.val_fraction``, unless ``val_data`` is given).
         test_data: optional LabeledData evaluated at the end.
+        val_data: optional LabeledData that scores early stopping and the LR drops instead of a
+            ``val_fraction`` split of ``train_data`` (which is then trained on whole): a set's
+            own validation split, large enough that the plateau is not noise.
         config: :class:`FinetuneConfig`.
         model_dir: checkpoints/summaries (``search/`` and ``full/`` sub-directories); None: a
             temporary directory.
@@ -344,7 +348,12 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
     start = time.perf_counter()
     metric = scoring.PRIMARY_METRIC[train_data.task]
     model_dir = model_dir or tempfile.mkdtemp(prefix="tfcolor_finetune_")
-    if config.val_fraction > 0:
+    if val_data is not None:
+        if val_data.task != train_data.task:
+            raise ValueError(f"val_data is a {val_data.task} set, train_data a {train_data.task} "
+                             "set")
+        fit, val = train_data, val_data
+    elif config.val_fraction > 0:
         fit, val = train_data.split(config.val_fraction, seed=config.seed)
     else:
         fit, val = train_data, None
@@ -402,12 +411,12 @@ def summarize(values):
 
 
 def finetune_seeds(make_model_fn, train_data, test_data, config, seeds, *, model_dir=None,
-                   strategy=None, color=False, subset_fn=None, on_result=None):
+                   strategy=None, color=False, subset_fn=None, on_result=None, val_data=None):
     """:func:`finetune` once per seed; returns ``{"runs": [...], "test": summary, ...}``.
 
     Args:
         make_model_fn: ``seed -> model_fn`` (e.g. ``lambda s: init.model_fn(..., seed=s)``).
-        train_data, test_data, config, strategy, color: as in :func:`finetune`.
+        train_data, test_data, config, strategy, color, val_data: as in :func:`finetune`.
         seeds: list of ints; each run uses ``dataclasses.replace(config, seed=seed)``.
         model_dir: runs go to ``model_dir/seed_<seed>`` (None: temporary directories).
         subset_fn: optional ``(train_data, seed) -> train_data`` (e.g. N images per class drawn
@@ -422,7 +431,7 @@ def finetune_seeds(make_model_fn, train_data, test_data, config, seeds, *, model
         cfg = dataclasses.replace(config, seed=int(seed))
         result = finetune(make_model_fn(int(seed)), data, test_data, cfg,
                           model_dir=os.path.join(model_dir, f"seed_{seed}"), strategy=strategy,
-                          color=color)
+                          color=color, val_data=val_data)
         runs.append(dict(result.to_dict(), seed=int(seed), train_examples=len(data)))
         if on_result is not None:
             on_result(int(seed), result)
