@@ -60,7 +60,31 @@ def colorizer_heldout(path=os.path.join(ROOT, "results", "colorizer_heldout.json
     return "\n".join(lines)
 
 
-SECTIONS = {"colorizer_heldout": colorizer_heldout}
+def linear_probe(path=os.path.join(ROOT, "results", "linear_probe_debphoto15.json")):
+    """The linear probe on debphoto15: LR chosen on val per initialisation, test top-1."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    lines = ["| initialisation | LR (chosen on val) | val top-1 | test top-1 (mean +- std, "
+             "5 seeds) | per seed |", "| --- | --- | --- | --- | --- |"]
+    for name, c in sorted(r["chosen"].items()):
+        per_seed = ", ".join(f"{v:.3f}" for _, v in sorted(c["test"].items(), key=lambda kv: int(kv[0])))
+        lines.append(f"| {name} | {c['learning_rate']:g} | {c['val_mean']:.3f} | "
+                     f"{c['test_mean']:.3f} +- {c['test_std']:.3f} | {per_seed} |")
+    d = r["paired_colorization_minus_random"]
+    lines += ["", f"Colorization - random, paired by fine-tuning seed (both pretraining seeds, "
+              f"{d['n']} pairs): {d['mean']:+.3f} top-1, 95% t-interval "
+              f"[{d['t_interval_95'][0]:+.3f}, {d['t_interval_95'][1]:+.3f}], bootstrap "
+              f"[{d['bootstrap_95'][0]:+.3f}, {d['bootstrap_95'][1]:+.3f}]; colorization better "
+              f"in {d['fraction_improved']:.0%} of pairs.",
+              ""]
+    a = r["paired_averaged_over_pretraining_seeds"]
+    lines += [f"The same with the two pretraining seeds averaged (the {a['n']} fine-tuning seeds are "
+              f"the independent pairs; the conservative interval): {a['mean']:+.3f}, 95% "
+              f"t-interval [{a['t_interval_95'][0]:+.3f}, {a['t_interval_95'][1]:+.3f}]."]
+    return "\n".join(lines)
+
+
+SECTIONS = {"colorizer_heldout": colorizer_heldout, "linear_probe": linear_probe}
 
 
 def render(text):
