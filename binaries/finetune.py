@@ -132,15 +132,6 @@ def _data(spec, task, num_classes, flag="data"):
         raise ValueError(f"--{flag}={spec}: {e}") from None
 
 
-def _rebalance_sample(train, color, count=32):
-    """A batch of training images (grey or RGB) for re-balancing a random / ImageNet init."""
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
-    ds = pipelines.eval_dataset(train.subset(np.arange(min(count, len(train)))),
-                                batch_size=count, crop_size=FLAGS.crop_size, color=color)
-    return next(iter(ds))["image"].numpy()
-
-
 def _analyse(initial, tuned, test, config, color):
     """Feature shift (table + plot) and top-activation grids of the fine-tuned trunk."""
     import numpy as np  # pylint: disable=import-outside-toplevel
@@ -229,7 +220,8 @@ def _main():
     kind = initialization.describe_init(FLAGS.init)
     rebalance = ((kind == "random" and FLAGS.rebalance_random)
                  or (kind == "imagenet" and FLAGS.rebalance_imagenet))
-    sample = _rebalance_sample(train, color) if rebalance else None
+    sample = (initialization.rebalance_sample(train, color=color, crop_size=FLAGS.crop_size)
+              if rebalance else None)
     absorb = {"auto": "auto", "true": True, "false": False}[FLAGS.absorb_bn]
     head_taps = FLAGS.head_taps
     if head_taps is not None and train.task != "segmentation":

@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-__all__ = ["bootstrap_mean_ci", "paired_statistics", "paired_comparisons"]
+__all__ = ["bootstrap_mean_ci", "paired_statistics", "paired_comparisons", "student_t_cdf",
+           "student_t_quantile", "t_interval"]
 
 DEFAULT_RESAMPLES = 10000
 DEFAULT_CONFIDENCE = 0.95
@@ -63,6 +64,97 @@ def bootstrap_mean_ci(values, *, n_resamples=DEFAULT_RESAMPLES, confidence=DEFAU
     alpha = 1.0 - confidence
     low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(low), float(high)
+
+
+def _betacf(a, b, x, iterations=300, eps=1e-15):
+    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, iterations + 1):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return h
+
+
+def _betainc(a, b, x):
+    """Regularized incomplete beta function I_x(a, b) for x in [0, 1]."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t, df):
+    """CDF of Student's t distribution with ``df`` (> 0) degrees of freedom at ``t``."""
+    if not df > 0:
+        raise ValueError(f"df must be positive, got {df!r}")
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def student_t_quantile(p, df):
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on
+    :func:`student_t_cdf`, to ~1e-12)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p!r}")
+    if p == 0.5:
+        return 0.0
+    lo, hi = -1.0, 1.0
+    while student_t_cdf(lo, df) > p:
+        lo *= 2.0
+    while student_t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if student_t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, abs(mid)):
+            break
+    return 0.5 * (lo + hi)
+
+
+def t_interval(values, confidence=DEFAULT_CONFIDENCE):
+    """Student-t confidence interval of the mean of ``values`` (1-D, finite, at least 2):
+    ``mean -+ t_{(1 + confidence) / 2, n - 1} * sd / sqrt(n)`` with the sample sd (ddof=1).
+
+    Returns:
+        ``(low, high)`` floats.
+    """
+    _check_common(1, confidence)
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size < 2:
+        raise ValueError(f"t_interval needs at least two values, got {values.size}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("t_interval needs finite values")
+    n = values.size
+    mean = float(values.mean())
+    half = (student_t_quantile(0.5 + confidence / 2.0, n - 1)
+            * float(values.std(ddof=1)) / math.sqrt(n))
+    return mean - half, mean + half
 
 
 def paired_statistics(values, baseline, *, higher_is_better=False,

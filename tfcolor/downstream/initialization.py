@@ -341,6 +341,17 @@ def model_fn(init, task, num_classes, *, arch="vgg16", taps=None, fov=False, hea
     return build
 
 
+def rebalance_sample(data, *, color=False, count=32, crop_size=None):
+    """A batch of the first ``count`` images of ``data`` (a labelled set) as the model sees them
+    at evaluation (grey, or RGB with ``color``; centre-cropped to ``crop_size``): the
+    ``rebalance_images`` of a random or ImageNet initialisation."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
+    ds = pipelines.eval_dataset(data.subset(np.arange(min(count, len(data)))),
+                                batch_size=count, crop_size=crop_size, color=color)
+    return next(iter(ds))["image"].numpy()
+
+
 def write_json(path, payload):
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True)

@@ -1,0 +1,355 @@
+"""Runs a reproduction: pretraining arms, the colorizer on held-out photos, the downstream grid.
+
+:func:`run` does, in order, each step resumable (a finished unit is never redone, an unfinished
+one is resumed or, for a downstream cell, redone):
+
+1. **photos**: the corpus's ``train`` / ``val`` / ``holdout`` photos as folders of links
+   (:mod:`tfcolor.reproduce.corpus`);
+2. **pretraining**: every arm (:data:`tfcolor.reproduce.config.ARMS`) with every pretraining seed,
+   through :func:`tfcolor.train.pretrain` (or :func:`tfcolor.baselines.pretrain`), with the
+   held-out loss on the ``val`` photos every ``eval_every`` steps. A run stopped by SIGTERM keeps
+   its checkpoint (:class:`Preempted`); rerunning resumes it;
+3. **colorizer**: each seed of the ``evaluate_arms`` on the ``holdout`` photos with the library's
+   default read-out, against grey and the marginal prior of its training photos, with per-image
+   paired bootstrap intervals (:func:`tfcolor.evaluation.evaluate_with_baselines`);
+4. **downstream**: every protocol (linear probe, full fine-tuning) x initialisation (random and
+   each pretrained trunk) x learning rate of the protocol's grid, with every fine-tuning seed
+   (:func:`tfcolor.downstream.protocol.finetune_seeds`, early stopping and LR drops on the
+   labelled set's own val split). A cell is one ``results.json``;
+5. **report**: per protocol, the learning rate chosen on validation per initialisation and the
+   paired differences (:mod:`tfcolor.downstream.comparison`) of each arm against random and of
+   ``colorization`` against each other arm (the ablations); ``results.json`` and ``results.md``
+   (:mod:`tfcolor.reproduce.report`) in ``output_dir``.
+
+The config is written to ``output_dir/reproduce_config.json`` by the first invocation; a later
+invocation with a different config is refused (its finished units would not match), and two
+invocations cannot share an ``output_dir`` (a lock).
+"""
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import time
+
+from absl import logging
+
+from tfcolor.config import ConfigError
+from tfcolor.reproduce import config as config_lib
+from tfcolor.reproduce import corpus as corpus_lib
+
+__all__ = ["Preempted", "run", "pretrain_arm", "evaluate_colorizer", "downstream_cell",
+           "collect", "CONFIG_FILE", "RESULTS_FILE"]
+
+CONFIG_FILE = "reproduce_config.json"
+RESULTS_FILE = "results.json"
+REPORT_FILE = "results.md"
+_DONE = "reproduce_done.json"
+
+
+class Preempted(RuntimeError):
+    """A pretraining run stopped (SIGTERM) before its last step; its checkpoint is kept and the
+    same command resumes it."""
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _write_json(path, payload):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1, default=str)
+        f.write("\n")
+    os.replace(tmp, path)  # a killed write never leaves a half file that looks finished
+    return path
+
+
+def _check_config(config):
+    path = os.path.join(config.output_dir, CONFIG_FILE)
+    new = config.to_dict()
+    if os.path.exists(path):
+        old = _read_json(path)
+        changed = {k: (old.get(k), v) for k, v in new.items() if k != "output_dir"
+                   and old.get(k) != v}
+        if changed:
+            raise ConfigError(
+                    f"output_dir {config.output_dir} holds a reproduction with another config ("
+                    + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+                    + "): its finished runs would be mixed with the new ones. Use a new "
+                      "output_dir, or the same settings to resume.",
+                    sorted(changed)[0])
+    else:
+        _write_json(path, new)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pretraining.
+
+
+def _pretrain_config(config, arm_name, seed, folders, model_dir):
+    from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
+    arm = config_lib.ARMS[arm_name]
+    return lib.PretrainConfig(
+            model=lib.ModelConfig(arch=config.arch, taps=tuple(config.taps),
+                                  hidden=config.hidden, dropout=config.dropout),
+            data=lib.DataConfig(data=folders["train"], batch_size=config.batch_size,
+                                crop_size=config.crop_size, points=config.points,
+                                heldout_data=folders["val"],
+                                heldout_images=config.heldout_images),
+            loss=lib.LossConfig(kind=arm.objective),
+            optimizer=_optimizer(config, arm),
+            train=lib.TrainConfig(model_dir=model_dir, train_steps=config.pretrain_steps,
+                                  steps_per_loop=min(25, config.pretrain_steps),
+                                  checkpoint_every=min(250, config.pretrain_steps),
+                                  keep_checkpoints=2, summary_every=min(25, config.pretrain_steps),
+                                  image_every=0, seed=seed, export=False,
+                                  eval_every=config.eval_every))
+
+
+def _optimizer(config, arm):
+    from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
+    return lib.OptimizerConfig(learning_rate=config.learning_rate * arm.lr_scale,
+                               lr_drops=tuple(config.lr_drops) if arm.lr_drop else (),
+                               weight_decay=config.weight_decay)
+
+
+def pretrain_arm(config, arm_name, seed, folders):
+    """Pretrains (or resumes, or reuses) one arm with one seed; returns its info dict
+    (``model_dir``, ``seconds``, ``final_losses``, ``heldout_curve`` ``[[step, loss], ...]``).
+
+    Raises:
+        Preempted: the run was stopped before its last step (its checkpoint is kept).
+    """
+    arm = config_lib.ARMS[arm_name]
+    name = config_lib.init_name(arm_name, seed)
+    model_dir = os.path.join(config.output_dir, "pretrain", name)
+    done = os.path.join(model_dir, _DONE)
+    if os.path.exists(done):
+        return _read_json(done)
+    os.makedirs(model_dir, exist_ok=True)
+    start = time.perf_counter()
+    logging.info("pretraining %s (%s) with seed %d in %s", arm_name, arm.objective, seed,
+                 model_dir)
+    if arm.is_colorizer:
+        from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
+        from tfcolor.train import pretraining  # pylint: disable=import-outside-toplevel
+        result = pretraining.pretrain(_pretrain_config(config, arm_name, seed, folders,
+                                                       model_dir))
+        stopped, losses = result.stopped, result.train.losses
+        curve = [[int(s), float(v)] for s, v, _ in heldout.read_curve(model_dir)]
+    else:
+        from tfcolor import baselines  # pylint: disable=import-outside-toplevel
+        from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
+        kwargs = dict(arch=config.arch, hidden=config.hidden, taps=tuple(config.taps))
+        if arm.objective == "split_brain":
+            kwargs["split"] = "lab"
+        data_config = lib.DataConfig(data=folders["train"], batch_size=config.batch_size,
+                                     crop_size=config.crop_size, points=config.points)
+        result = baselines.pretrain(
+                arm.objective, folders["train"], model_dir, model_kwargs=kwargs,
+                data_config=data_config, train_steps=config.pretrain_steps,
+                optimizer_config=_optimizer(config, arm),
+                steps_per_loop=min(25, config.pretrain_steps),
+                checkpoint_every=min(250, config.pretrain_steps), seed=seed)
+        stopped, losses, curve = result.stopped, result.losses, []
+    if stopped != "completed":
+        raise Preempted(f"pretraining {name} stopped early ({stopped}); its checkpoint in "
+                        f"{model_dir} is kept: rerun the same command to resume.")
+    info = {"init": name, "arm": arm_name, "objective": arm.objective, "seed": seed,
+            "model_dir": model_dir, "steps": config.pretrain_steps,
+            "seconds": time.perf_counter() - start,
+            "final_losses": {k: float(v) for k, v in (losses or {}).items()},
+            "heldout_curve": curve}
+    return _write_json(done, info) and info
+
+
+# ----------------------------------------------------------------------------------------------
+# The colorizer on the holdout photos.
+
+
+def evaluate_colorizer(model_dir, holdout_folder, out_path):
+    """The colorizer of ``model_dir`` on the holdout photos against grey and the marginal prior
+    of its own training photos (default read-out); cached in ``out_path``."""
+    if os.path.exists(out_path):
+        return _read_json(out_path)
+    # pylint: disable=import-outside-toplevel
+    from tfcolor import evaluation, predictors, run_dir
+    from tfcolor import prior as prior_lib
+    start = time.perf_counter()
+    predictor = predictors.KerasPredictor.from_model_dir(model_dir)
+    source, data_config, loss_config, options = prior_lib.data_config_from_run_config(
+            run_dir.read_config(model_dir, as_dict=True))
+    prior = prior_lib.marginal_prior(source, data_config, loss_config, **options)
+    result = evaluation.evaluate_with_baselines(predictor, [holdout_folder], prior=prior)
+    out = {"images": len(result.images), "skipped": [list(s) for s in result.skipped],
+           "metrics": result.metrics.result(), "paired": result.paired,
+           "readout": dataclasses.asdict(predictors.ColorizeOptions()),
+           "seconds": time.perf_counter() - start}
+    return _write_json(out_path, out) and out
+
+
+# ----------------------------------------------------------------------------------------------
+# Downstream.
+
+
+def _labeled(config):
+    from tfcolor.downstream import datasets  # pylint: disable=import-outside-toplevel
+    path = corpus_lib.labeled_set_path(config.corpus, config.labeled_set)
+    return {split: datasets.load(f"{path}:{split}") for split in ("train", "val", "test")}
+
+
+def finetune_config(config, learning_rate):
+    """The :class:`tfcolor.downstream.protocol.FinetuneConfig` of a downstream cell."""
+    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
+    return protocol.FinetuneConfig(
+            batch_size=config.ft_batch_size, learning_rate=float(learning_rate),
+            weight_decay=config.ft_weight_decay, eval_every=config.ft_eval_every,
+            max_steps=config.ft_max_steps).validate()
+
+
+def downstream_cell(config, protocol_name, init, init_value, learning_rate, data,
+                    rebalance_images=None):
+    """One grid cell: ``finetune_seeds`` of one protocol, initialisation and learning rate;
+    cached in its ``results.json`` (an unfinished cell's runs are discarded and redone)."""
+    from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
+    cell_dir = os.path.join(config.output_dir, "downstream", protocol_name, init,
+                            f"lr{learning_rate:g}")
+    done = os.path.join(cell_dir, RESULTS_FILE)
+    if os.path.exists(done):
+        return _read_json(done)
+    runs_dir = os.path.join(cell_dir, "runs")
+    if os.path.exists(runs_dir):  # an interrupted attempt: the protocol is not resumable
+        shutil.rmtree(runs_dir)
+    train = data["train"]
+    random = init_value == "random"
+
+    def make(seed):
+        return initialization.model_fn(
+                init_value, train.task, train.num_classes, arch=config.arch,
+                taps=list(config.taps) if random else None,
+                from_layer="head" if protocol_name == "linear_probe" else None,
+                rebalance_images=rebalance_images if random else None, seed=seed,
+                dropout=config.ft_dropout)
+
+    start = time.perf_counter()
+    out = protocol.finetune_seeds(make, train, data["test"], finetune_config(config,
+                                                                             learning_rate),
+                                  list(config.finetune_seeds), model_dir=runs_dir,
+                                  val_data=data["val"])
+    out.update(protocol=protocol_name, init=init, learning_rate=float(learning_rate),
+               seconds=time.perf_counter() - start)
+    shutil.rmtree(runs_dir, ignore_errors=True)  # checkpoints of a finished cell: not needed
+    logging.info("%s / %s / lr %g: test %s %.4f +- %.4f (%.0f s)", protocol_name, init,
+                 learning_rate, out["metric"], out["test"]["mean"], out["test"]["std"],
+                 out["seconds"])
+    return _write_json(done, out) and out
+
+
+# ----------------------------------------------------------------------------------------------
+# Collecting.
+
+
+def _comparisons(config, chosen):
+    from tfcolor.downstream import comparison  # pylint: disable=import-outside-toplevel
+    seeds = config.pretrain_seeds
+    inits = {arm: [config_lib.init_name(arm, s) for s in seeds] for arm in config.arms}
+    out = {}
+    for arm in config.arms:
+        out[f"{arm} - random"] = comparison.paired_difference(chosen, inits[arm], ["random"])
+    if "colorization" in config.arms:
+        for arm in config.arms:
+            if arm != "colorization":
+                out[f"colorization - {arm}"] = comparison.paired_difference(
+                        chosen, inits["colorization"], inits[arm])
+    return out
+
+
+def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
+    """The ``results.json`` payload of finished units (see the module docstring)."""
+    from tfcolor.downstream import comparison  # pylint: disable=import-outside-toplevel
+    downstream = {}
+    for protocol_name, by_init in cells.items():
+        grid = {init: {f"{lr:g}": comparison.grid_cell(r) for lr, r in by_lr.items()}
+                for init, by_lr in by_init.items()}
+        chosen = comparison.choose_learning_rates(grid)
+        metric = next(iter(next(iter(by_init.values())).values()))["metric"]
+        downstream[protocol_name] = {"metric": metric, "grid": grid, "chosen": chosen,
+                                     "comparisons": _comparisons(config, chosen)}
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import keras  # pylint: disable=import-outside-toplevel
+    return {"config": config.to_dict(),
+            "arms": {a: dataclasses.asdict(config_lib.ARMS[a]) for a in config.arms},
+            "data": data_sizes, "pretrain": pretrain, "colorizer": colorizer,
+            "downstream": downstream, "seconds": seconds,
+            "machine": {"processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count(), "python": platform.python_version(),
+                        "tensorflow": tf.__version__, "keras": keras.__version__}}
+
+
+def run(config, *, progress=None):
+    """Runs (or resumes) the reproduction of ``config`` (a :class:`ReproduceConfig`); returns
+    the results dict also written to ``output_dir/results.json`` (and ``results.md``).
+
+    Args:
+        config: a :class:`tfcolor.reproduce.config.ReproduceConfig`.
+        progress: optional ``progress(stage, name)`` called before each unit.
+
+    Raises:
+        tfcolor.config.ConfigError: a bad config, or ``output_dir`` holds another config.
+        tfcolor.reproduce.corpus.CorpusError: the corpus is missing or incomplete.
+        Preempted: a pretraining run was stopped (SIGTERM); rerun to resume.
+    """
+    from tfcolor.reproduce import report  # pylint: disable=import-outside-toplevel
+    from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import lock as lock_lib  # pylint: disable=import-outside-toplevel
+    config.validate()
+    os.makedirs(config.output_dir, exist_ok=True)
+    note = progress or (lambda stage, name: None)
+    with lock_lib.hold(config.output_dir):
+        _check_config(config)
+        seconds = {}
+        t0 = time.perf_counter()
+        folders = corpus_lib.split_folders(config.corpus, os.path.join(config.output_dir,
+                                                                       "photos"))
+        data = _labeled(config)
+        pretrain = {}
+        for arm in config.arms:
+            for seed in config.pretrain_seeds:
+                note("pretrain", config_lib.init_name(arm, seed))
+                info = pretrain_arm(config, arm, seed, folders)
+                pretrain[info["init"]] = info
+        seconds["pretrain"] = sum(p["seconds"] for p in pretrain.values())
+        colorizer = {}
+        for arm in config.evaluate_arms:
+            for seed in config.pretrain_seeds:
+                name = config_lib.init_name(arm, seed)
+                note("colorizer", name)
+                os.makedirs(os.path.join(config.output_dir, "colorizer"), exist_ok=True)
+                colorizer[name] = evaluate_colorizer(
+                        pretrain[name]["model_dir"], folders["holdout"],
+                        os.path.join(config.output_dir, "colorizer", f"{name}.json"))
+        seconds["colorizer"] = sum(c["seconds"] for c in colorizer.values())
+        sample = initialization.rebalance_sample(data["train"])
+        values = {"random": "random", **{n: p["model_dir"] for n, p in pretrain.items()}}
+        cells = {}
+        for protocol_name in config.protocols:
+            for init in config.inits():
+                for lr in config.learning_rates(protocol_name):
+                    note(protocol_name, f"{init} lr {lr:g}")
+                    cells.setdefault(protocol_name, {}).setdefault(init, {})[lr] = \
+                        downstream_cell(config, protocol_name, init, values[init], lr, data,
+                                        rebalance_images=sample)
+        seconds["downstream"] = sum(r["seconds"] for by_init in cells.values()
+                                    for by_lr in by_init.values() for r in by_lr.values())
+        seconds["this_invocation"] = time.perf_counter() - t0
+        sizes = {**{f"{k}_photos": len(os.listdir(v)) for k, v in folders.items()},
+                 **{f"{config.labeled_set}_{k}": len(v) for k, v in data.items()},
+                 "classes": data["train"].num_classes}
+        results = collect(config, pretrain, colorizer, cells, sizes, seconds)
+        _write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
+        with open(os.path.join(config.output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
+            f.write(report.markdown(results))
+    return results
