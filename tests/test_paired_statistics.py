@@ -121,3 +121,34 @@ def test_paired_comparisons_against_each_baseline():
     assert out["model-prior"]["err"]["ci_high"] == pytest.approx(-0.5)
     with pytest.raises(KeyError, match="model"):
         statistics.paired_comparisons({"gray": per_image["gray"]})
+
+
+# ----------------------------------------------------------------------------------------------
+# Student t (the intervals of tfcolor.downstream.comparison), against scipy.
+
+
+@pytest.mark.parametrize("df", [1, 2, 4, 9, 30, 250])
+def test_student_t_cdf_and_quantile_match_scipy(df):
+    from scipy import stats
+    for t in (-6.0, -1.3, -0.2, 0.0, 0.7, 2.5, 12.0):
+        assert statistics.student_t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df),
+                                                                       abs=1e-11)
+    for p in (0.001, 0.025, 0.3, 0.5, 0.9, 0.975, 0.9995):
+        assert statistics.student_t_quantile(p, df) == pytest.approx(
+                stats.t.ppf(p, df), rel=1e-9, abs=1e-10)
+
+
+def test_t_interval_matches_scipy_and_checks_input():
+    from scipy import stats
+    x = np.random.default_rng(3).normal(1.0, 2.0, size=6)
+    for confidence in (0.95, 0.8):
+        want = stats.t.interval(confidence, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+        assert statistics.t_interval(x, confidence) == pytest.approx(want)
+    with pytest.raises(ValueError, match="at least two"):
+        statistics.t_interval([1.0])
+    with pytest.raises(ValueError, match="finite"):
+        statistics.t_interval([1.0, np.nan])
+    with pytest.raises(ValueError, match="confidence"):
+        statistics.t_interval([1.0, 2.0], 1.5)
+    with pytest.raises(ValueError, match="df"):
+        statistics.student_t_cdf(0.0, 0)

@@ -189,6 +189,11 @@ class ReproduceConfig:
                 self.lr_drops):
             raise ConfigError(f"lr_drops must be increasing fractions in (0, 1); got "
                               f"{list(self.lr_drops)}", "lr_drops")
+        drops = [round(d * self.pretrain_steps) for d in self.lr_drops]
+        if any(not 0 < d < self.pretrain_steps for d in drops):
+            raise ConfigError(f"lr_drops {list(self.lr_drops)} of pretrain_steps="
+                              f"{self.pretrain_steps} fall on steps {drops}: each must be after "
+                              "step 0 and before the last step", "lr_drops")
         self.taps = tuple(self.taps)
         if not self.taps:
             raise ConfigError("taps must not be empty", "taps")

@@ -42,6 +42,7 @@ def read_manifest(corpus):
     for split, paths in out.items():
         if not paths:
             raise CorpusError(f"{manifest} has no {split!r} photo: {_BUILD_HINT}.")
+    for split, paths in out.items():
         absent = [p for p in paths if not os.path.isfile(p)]
         if absent:
             raise CorpusError(f"{len(absent)} {split} photos of {manifest} are missing, e.g. "

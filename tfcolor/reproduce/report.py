@@ -75,12 +75,13 @@ def downstream_tables(results, protocol):
     return "\n".join(lines)
 
 
-def markdown(results):
-    """The whole report."""
+def markdown(results, level=1):
+    """The whole report; ``level`` is the Markdown level of its title (sections one below)."""
+    h1, h2 = "#" * level, "#" * (level + 1)
     cfg, s = results["config"], results["seconds"]
     total = s["pretrain"] + s["colorizer"] + s["downstream"]
     sizes = results["data"]
-    lines = ["# tfcolor reproduction", ""]
+    lines = [f"{h1} tfcolor reproduction", ""]
     if results.get("argv"):
         lines += [f"Command: `{' '.join(results['argv'])}`  "]
     m = results["machine"]
@@ -95,12 +96,17 @@ def markdown(results):
               f"{sizes[cfg['labeled_set'] + '_val']} val / "
               f"{sizes[cfg['labeled_set'] + '_test']} test images. Trunk {cfg['arch']}, "
               f"{cfg['pretrain_steps']} pretraining steps, pretraining seeds "
-              f"{cfg['pretrain_seeds']}.", "", "## Pretraining", "", pretraining_table(results),
+              f"{cfg['pretrain_seeds']}.", "", f"{h2} Pretraining", "", pretraining_table(results),
               ""]
     if results["colorizer"]:
-        lines += ["## Colorizer on the holdout photos (95% bootstrap CI over images)", "",
+        lines += [f"{h2} Colorizer on the holdout photos (95% bootstrap CI over images)", "",
                   colorizer_table(results), ""]
-    lines += ["## Downstream", ""]
+    lines += [f"{h2} Downstream", ""]
     for protocol in results["downstream"]:
         lines += [downstream_tables(results, protocol), ""]
+    if "split_brain" in results["arms"]:
+        from tfcolor.baselines import split_brain  # pylint: disable=import-outside-toplevel
+        lines += [f"The downstream input is grey, so {split_brain.grey_input_handicap('lab')}: "
+                  "the split-brain numbers understate that method (its authors fine-tune on "
+                  "colour input).", ""]
     return "\n".join(lines)

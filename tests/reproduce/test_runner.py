@@ -1,0 +1,116 @@
+"""Tests of tfcolor.reproduce.runner: a tiny reproduction end to end, resumed, and refused."""
+import dataclasses
+import json
+import os
+
+import pytest
+
+from tfcolor.config import ConfigError
+from tfcolor.reproduce import config as config_lib
+from tfcolor.reproduce import corpus as corpus_lib
+from tfcolor.reproduce import report
+from tfcolor.reproduce import runner
+
+
+def _tiny(corpus, output_dir):
+    return config_lib.ReproduceConfig(
+            corpus=corpus, output_dir=output_dir, arms=("colorization",),
+            evaluate_arms=("colorization",), pretrain_seeds=(0,), finetune_seeds=(0, 1),
+            protocols=("linear_probe",), hidden=16, crop_size=32, batch_size=4, points=8,
+            pretrain_steps=4, eval_every=2, heldout_images=2, probe_learning_rates=(0.1,),
+            ft_batch_size=8, ft_eval_every=2, ft_max_steps=4)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce")
+    corpus = corpus_lib.make_fake_corpus(str(root / "corpus"))
+    config = _tiny(corpus, str(root / "out"))
+    stages = []
+    results = runner.run(config, progress=lambda stage, name: stages.append((stage, name)))
+    return config, results, stages
+
+
+def test_every_stage_runs_and_is_reported(tiny):
+    config, results, stages = tiny
+    assert stages == [("pretrain", "colorization_s0"), ("colorizer", "colorization_s0"),
+                      ("linear_probe", "random lr 0.1"),
+                      ("linear_probe", "colorization_s0 lr 0.1")]
+    with open(os.path.join(config.output_dir, runner.RESULTS_FILE)) as f:
+        assert json.load(f)["config"] == config.to_dict()
+    p = results["pretrain"]["colorization_s0"]
+    assert p["steps"] == 4 and [s for s, _ in p["heldout_curve"]] == [2, 4]
+    assert os.path.exists(os.path.join(p["model_dir"], "ckpt-4.index"))
+    c = results["colorizer"]["colorization_s0"]
+    assert c["images"] == 2 and set(c["metrics"]) == {"model", "gray", "prior"}
+    assert set(c["paired"]) == {"model-gray", "model-prior"}
+    assert results["data"]["train_photos"] == 8 and results["data"]["debphoto15_test"] == 12
+    text = open(os.path.join(config.output_dir, runner.REPORT_FILE)).read()
+    assert text == report.markdown(results)
+    assert "| colorization - random | 2 |" in text and "colorization_s0 | hue_chroma | yes" in text
+
+
+def test_differences_follow_the_grid(tiny):
+    """(The choice of the learning rate is tested in tests/downstream/test_comparison.py; one
+    rate keeps this end-to-end test small.)"""
+    _, results, _ = tiny
+    d = results["downstream"]["linear_probe"]
+    for init, by_lr in d["grid"].items():
+        assert set(by_lr) == {"0.1"} and d["chosen"][init]["learning_rate"] == 0.1
+        assert by_lr["0.1"]["test"] == d["chosen"][init]["test"]
+        assert all(0 <= v <= 1 for v in by_lr["0.1"]["val"].values())
+    diff = d["comparisons"]["colorization - random"]
+    want = [d["chosen"]["colorization_s0"]["test"][s] - d["chosen"]["random"]["test"][s]
+            for s in ("0", "1")]
+    assert diff["values"] == pytest.approx(want) and diff["n"] == 2
+
+
+def _mtimes(root):
+    return {os.path.join(d, f): os.path.getmtime(os.path.join(d, f))
+            for d, _, files in os.walk(root) for f in files
+            if f.endswith((".index", runner._DONE, ".json")) and "colorizer" not in d
+            and f not in (runner.RESULTS_FILE, runner.CONFIG_FILE)
+            or d.endswith("colorizer")}
+
+
+def test_rerun_reuses_every_finished_unit(tiny):
+    config, results, _ = tiny
+    before = _mtimes(config.output_dir)
+    again = runner.run(config)
+    assert _mtimes(config.output_dir) == before
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    assert strip(again) == strip(results)
+
+
+def test_an_unfinished_cell_is_redone_alone(tiny):
+    config, results, _ = tiny
+    cell = os.path.join(config.output_dir, "downstream", "linear_probe", "colorization_s0",
+                        "lr0.1")
+    os.remove(os.path.join(cell, runner.RESULTS_FILE))
+    os.makedirs(os.path.join(cell, "runs", "seed_0"))  # what a killed attempt leaves
+    other = os.path.join(config.output_dir, "downstream", "linear_probe", "random", "lr0.1",
+                         runner.RESULTS_FILE)
+    stamp = os.path.getmtime(other)
+    again = runner.run(config)
+    assert os.path.exists(os.path.join(cell, runner.RESULTS_FILE))
+    assert not os.path.exists(os.path.join(cell, "runs"))
+    assert os.path.getmtime(other) == stamp
+    assert set(again["downstream"]["linear_probe"]["grid"]) == {"random", "colorization_s0"}
+
+
+def test_another_config_on_the_same_output_dir_is_refused(tiny):
+    config, _, _ = tiny
+    with pytest.raises(ConfigError, match="pretrain_steps: 4 -> 5") as e:
+        runner.run(dataclasses.replace(config, pretrain_steps=5))
+    assert e.value.field == "pretrain_steps"
+    assert os.path.exists(os.path.join(config.output_dir, "pretrain", "colorization_s0",
+                                       "ckpt-4.index"))  # nothing of the old run was touched
+
+
+def test_bad_config_is_refused_before_anything_is_written(tmp_path):
+    config = _tiny(str(tmp_path / "corpus"), str(tmp_path / "out"))
+    with pytest.raises(corpus_lib.CorpusError, match="build_photo_corpus"):
+        runner.run(config)
+    with pytest.raises(ConfigError, match="arms"):
+        runner.run(dataclasses.replace(config, arms=("nope",), output_dir=str(tmp_path / "o2")))
+    assert not os.path.exists(tmp_path / "o2")
