@@ -9,7 +9,8 @@ The grid folder holds ``INIT_lrLR/results.json`` for every initialisation and le
 learning rate with the best mean *validation* score (``best_val``, the set's own val split) is
 chosen; its test scores over the fine-tuning seeds are reported, with the paired difference
 colorization - random per fine-tuning seed (both pretraining seeds pooled: 2 x 5 pairs) and a
-95% t-interval and percentile bootstrap interval of the mean difference; and, since those pairs
+95% t-interval and percentile bootstrap interval of the mean difference
+(``tfcolor.downstream.comparison``); and, since those pairs
 share the random runs, the same over the 5 fine-tuning seeds with the colorization score averaged
 over the pretraining seeds (the conservative interval).
 """
@@ -18,21 +19,11 @@ import glob
 import json
 import os
 import re
+import sys
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def _t_interval(d):
-    from scipy import stats  # pylint: disable=import-outside-toplevel
-    m, se = float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(len(d)))
-    t = float(stats.t.ppf(0.975, len(d) - 1))
-    return [m - t * se, m + t * se]
-
-
-def _bootstrap(d, resamples=10000, seed=0):
-    rng = np.random.default_rng(seed)
-    means = rng.choice(d, size=(resamples, len(d)), replace=True).mean(1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+from tfcolor.downstream import comparison  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def collect(grid):
@@ -40,42 +31,21 @@ def collect(grid):
     for path in sorted(glob.glob(os.path.join(grid, "*_lr*", "results.json"))):
         name, lr = re.match(r"(.+)_lr([0-9.e-]+)$", os.path.basename(os.path.dirname(path))).groups()
         with open(path, encoding="utf-8") as f:
-            r = json.load(f)
-        runs = {int(x["seed"]): x for x in r["runs"]}
-        table.setdefault(name, {})[lr] = {
-            "val": {s: float(x["best_val"]) for s, x in runs.items()},
-            "test": {s: float(x["test"][r["metric"]]) for s, x in runs.items()},
-            "stop_step": {s: int(x["stop_step"]) for s, x in runs.items()}}
-    chosen = {}
-    for name, by_lr in table.items():
-        lr = max(by_lr, key=lambda k: np.mean(list(by_lr[k]["val"].values())))
-        test = by_lr[lr]["test"]
-        chosen[name] = {"learning_rate": float(lr), "test_mean": float(np.mean(list(test.values()))),
-                        "test_std": float(np.std(list(test.values()), ddof=1)),
-                        "val_mean": float(np.mean(list(by_lr[lr]["val"].values()))),
-                        "test": test}
-    diffs = []
-    for name in chosen:
-        if name.startswith("colorization"):
-            for seed, value in chosen[name]["test"].items():
-                diffs.append(value - chosen["random"]["test"][seed])
-    diffs = np.array(diffs)
+            table.setdefault(name, {})[lr] = comparison.grid_cell(json.load(f))
+    chosen = comparison.choose_learning_rates(table)
+    colour = sorted(n for n in chosen if n.startswith("colorization"))
+    d = comparison.paired_difference(chosen, colour, ["random"])
+
+    def old_keys(s):
+        return {"n": s["n"], "mean": s["mean"], "t_interval_95": s["t_interval"],
+                "bootstrap_95": s["bootstrap"], "fraction_improved": s["fraction_improved"],
+                "values": s["values"]}
+
     # The 2 x 5 pairs share the random runs, so they are not independent: the conservative
     # interval averages the pretraining seeds per fine-tuning seed (5 pairs).
-    colour = [n for n in chosen if n.startswith("colorization")]
-    seeds = sorted(chosen["random"]["test"], key=int)
-    averaged = np.array([np.mean([chosen[n]["test"][s] for n in colour])
-                         - chosen["random"]["test"][s] for s in seeds])
     return {"grid": table, "chosen": chosen,
-            "paired_averaged_over_pretraining_seeds": {
-                "n": int(len(averaged)), "mean": float(averaged.mean()),
-                "t_interval_95": _t_interval(averaged), "bootstrap_95": _bootstrap(averaged),
-                "fraction_improved": float(np.mean(averaged > 0)),
-                "values": averaged.tolist()},
-            "paired_colorization_minus_random": {
-                "n": int(len(diffs)), "mean": float(diffs.mean()),
-                "t_interval_95": _t_interval(diffs), "bootstrap_95": _bootstrap(diffs),
-                "fraction_improved": float(np.mean(diffs > 0)), "values": diffs.tolist()}}
+            "paired_averaged_over_pretraining_seeds": old_keys(d),
+            "paired_colorization_minus_random": old_keys(d["pooled"])}
 
 
 def main(argv=None):
