@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 
@@ -105,6 +106,40 @@ def test_another_config_on_the_same_output_dir_is_refused(tiny):
     assert e.value.field == "pretrain_steps"
     assert os.path.exists(os.path.join(config.output_dir, "pretrain", "colorization_s0",
                                        "ckpt-4.index"))  # nothing of the old run was touched
+
+
+def test_only_extensible_fields_may_change_and_only_grow(tmp_path):
+    base = _tiny("/c", str(tmp_path)).validate()
+    runner._check_config(base)  # the first invocation writes it
+    grown = dataclasses.replace(base, arms=("colorization", "no_lr_drop"), pretrain_seeds=(0, 2),
+                                probe_learning_rates=(0.03, 0.1)).validate()
+    runner._check_config(grown)
+    with open(tmp_path / runner.CONFIG_FILE) as f:
+        assert json.load(f) == grown.to_dict()
+    for change in (dict(probe_learning_rates=(0.03,)), dict(pretrain_seeds=(2,)),
+                   dict(finetune_seeds=(0, 1, 2)), dict(ft_max_steps=5)):
+        with pytest.raises(ConfigError, match="may be extended") as e:
+            runner._check_config(dataclasses.replace(grown, **change).validate())
+        assert e.value.field == next(iter(change))
+
+
+@pytest.mark.slow
+def test_a_grid_may_be_extended_and_keeps_its_finished_cells(tiny, tmp_path):
+    config, _, _ = tiny
+    out = str(tmp_path / "copy")
+    shutil.copytree(config.output_dir, out, symlinks=True)
+    bigger = dataclasses.replace(config, output_dir=out, probe_learning_rates=(0.1, 0.3))
+    with pytest.raises(ConfigError, match="finetune_seeds"):  # not extensible: cells change
+        runner.run(dataclasses.replace(bigger, finetune_seeds=(0, 1, 2)))
+    cell = os.path.join(out, "downstream", "linear_probe", "random", "lr0.1", runner.RESULTS_FILE)
+    stamp = os.path.getmtime(cell)
+    stages = []
+    again = runner.run(bigger, progress=lambda stage, name: stages.append(name))
+    assert "random lr 0.3" in stages and "colorization_s0 lr 0.3" in stages
+    assert os.path.getmtime(cell) == stamp
+    assert set(again["downstream"]["linear_probe"]["grid"]["random"]) == {"0.1", "0.3"}
+    with open(os.path.join(out, runner.CONFIG_FILE)) as f:
+        assert json.load(f)["probe_learning_rates"] == [0.1, 0.3]
 
 
 def test_bad_config_is_refused_before_anything_is_written(tmp_path):
