@@ -19,6 +19,9 @@ batch norm, ReLU, pooling and sampling are not counted), and compared with this 
 float32 matmul peak measured with a large ``tf.matmul``.
 
     python benchmarks/train_bench.py [--size 224 --batch 8 --points 128 --steps 4]
+
+``--loss_terms``: the tfcolor step also logs the hue and chroma terms, with the loss of
+``binaries/pretrain`` (``tfcolor.tasks.colorization.build_loss``).
 """
 import argparse
 import os
@@ -96,14 +99,19 @@ def make_batch(size, batch, points, seed=0):
 # ------------------------------------------------------------------------------------------------
 # tfcolor.
 
-def make_tf_trainer(batch, model_dir):
+def make_tf_trainer(batch, model_dir, loss_terms=False):
     from tfcolor import config, losses, train
     from tfcolor.models import Colorizer
-    from tfcolor.tasks.colorization import ColorizationTask
+    from tfcolor.tasks import colorization
     dataset = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in batch.items()})
     dataset = dataset.repeat()
-    task = ColorizationTask(model_fn=lambda: Colorizer("vgg16", kind="hue_chroma", dropout=0.5),
-                            loss_fn=losses.HueChromaLoss(), dataset=dataset)
+    if loss_terms:  # the loss of binaries/pretrain, logging its hue and chroma terms
+        loss = {"loss_fn": colorization.build_loss(config.LossConfig(kind="hue_chroma"))}
+    else:
+        loss = {"loss_fn": losses.HueChromaLoss()}
+    task = colorization.ColorizationTask(
+        model_fn=lambda: Colorizer("vgg16", kind="hue_chroma", dropout=0.5), dataset=dataset,
+        **loss)
     trainer = train.Trainer(
         task, strategy=train.make_strategy("default"), model_dir=model_dir,
         train_steps=10 ** 9, steps_per_loop=1, checkpoint_iterator=False,
@@ -211,7 +219,7 @@ def worker(args):
     import json
     batch = make_batch(args.size, args.batch, args.points)
     if args.worker == "tfcolor":
-        step, version = make_tf_trainer(batch, args.model_dir), tf.__version__
+        step, version = make_tf_trainer(batch, args.model_dir, args.loss_terms), tf.__version__
     else:
         step, version = make_torch_step(batch, args.threads)
     for _ in range(2):  # warm-up: tracing / first-call allocations
@@ -234,6 +242,9 @@ def main():
                         help="tfcolor, pytorch, tfcolor, pytorch, ... (evens out load drift)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--model_dir", default="/tmp/tfcolor_train_bench")
+    parser.add_argument("--loss_terms", action="store_true",
+                        help="tfcolor computes and logs the hue and chroma terms as "
+                        "binaries/pretrain does (tasks.colorization.build_loss)")
     parser.add_argument("--worker", choices=["tfcolor", "pytorch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -251,7 +262,8 @@ def main():
         for name in ("tfcolor", "pytorch"):
             argv = [sys.executable, os.path.abspath(__file__), "--worker", name] + [
                 f"--{k}={getattr(args, k)}" for k in ("size", "batch", "points", "steps",
-                                                     "threads", "model_dir")]
+                                                     "threads", "model_dir")] + (
+                ["--loss_terms"] if args.loss_terms else [])
             out = common.run_isolated(argv, timeout=3600)
             result = json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])
             times[name] += result["times"]

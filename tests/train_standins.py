@@ -46,8 +46,9 @@ def per_point_loss(y_true, y_pred):
     return -tf.reduce_sum(y_true * tf.nn.log_softmax(y_pred, axis=-1), axis=-1)
 
 
-def loss_terms(y_true, y_pred):
-    """Two 'terms' for logging: the first two bins' and the rest's contributions."""
+def per_point_parts(y_true, y_pred):
+    """:func:`per_point_loss` as a loss of two parts (logged terms): the first two bins' and the
+    rest's contributions, whose sum is the per-point loss."""
     logp = tf.nn.log_softmax(y_pred, axis=-1)
     return {"low": -tf.reduce_sum(y_true[..., :2] * logp[..., :2], -1),
             "high": -tf.reduce_sum(y_true[..., 2:] * logp[..., 2:], -1)}

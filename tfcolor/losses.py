@@ -22,6 +22,10 @@ released Caffe ``SoftmaxKLDLoss`` layer does).
 * :class:`LabRegressionLoss` -- the regression baseline: squared Euclidean distance in (a, b),
   ``(a - a')^2 + (b - b')^2`` per point (a *sum* of squares over the two channels, not a mean;
   in Lab units, so values are O(100-1000) -- scale the learning rate accordingly).
+
+``HistogramKL.parts`` (the per-group KLs) and ``HueChromaLoss.parts`` (``{"chroma", "hue"}``)
+return the per-point parts whose sum is the loss, so that a training step can log them without
+evaluating any KL twice (:func:`tfcolor.tasks.colorization.build_loss`).
 """
 import keras
 import numpy as np
@@ -107,6 +111,12 @@ class HistogramKL(_Base):
         self.group_weights = group_weights
 
     def call(self, y_true, y_pred):
+        losses = self.parts(y_true, y_pred)
+        return tf.add_n(losses) if len(losses) > 1 else losses[0]
+
+    def parts(self, y_true, y_pred):
+        """The per-group (weighted) KLs, one ``y_pred.shape[:-1]`` float32 tensor per group, in
+        group order: the loss (``reduction=None``) is their sum, each KL evaluated once."""
         total = sum(self.output_sizes)
         what = f"sum of output_sizes {self.output_sizes}"
         _check_last("y_pred", y_pred, total, what)
@@ -120,7 +130,7 @@ class HistogramKL(_Base):
                 kl = kl * self.group_weights[i]
             losses.append(kl)
             start += size
-        return tf.add_n(losses) if len(losses) > 1 else losses[0]
+        return losses
 
     def get_config(self):
         config = super().get_config()
@@ -156,6 +166,13 @@ class HueChromaLoss(_Base):
         self.lightness_weight = bool(lightness_weight)
 
     def call(self, y_true, y_pred):
+        parts = self.parts(y_true, y_pred)
+        return parts["chroma"] + parts["hue"]
+
+    def parts(self, y_true, y_pred):
+        """``{"chroma": w_L * KL_C, "hue": hue_weight * y_C * KL_H}``, float32, shape
+        ``y_pred.shape[:-1]``: the loss (``reduction=None``) is ``chroma + hue``, each KL
+        evaluated once."""
         k = self.num_bins
         _check_last("y_pred", y_pred, 2 * k, f"hue and chroma logits, num_bins={k}")
         _check_last("y_true", y_true, 2 * k + 2,
@@ -167,7 +184,7 @@ class HueChromaLoss(_Base):
             lightness = y_true[..., 2 * k + 1]
             kl_chroma = kl_chroma * tf.minimum(tf.minimum(3.0 * lightness, 1.0),
                                                3.0 * (1.0 - lightness))
-        return kl_chroma + self.hue_weight * y_true[..., 2 * k] * kl_hue
+        return {"chroma": kl_chroma, "hue": self.hue_weight * y_true[..., 2 * k] * kl_hue}
 
     def get_config(self):
         config = super().get_config()

@@ -11,8 +11,8 @@ from tfcolor.tasks.colorization import ColorizationTask
 from tfcolor.train import heldout, pretraining
 
 
-def _task(loss_fn, terms_fn=None):
-    return ColorizationTask(loss_fn=loss_fn, terms_fn=terms_fn)
+def _task(loss_fn):
+    return ColorizationTask(loss_fn=loss_fn)
 
 
 def _batches(images=5, **kw):
@@ -62,8 +62,7 @@ def test_uniform_predictor_scores_log_k_minus_the_target_entropy(tmp_path):
 
 def test_hook_evaluates_every_n_steps_and_at_the_end_and_writes_the_curve(tmp_path):
     path = str(tmp_path / run_dir.HELDOUT_CURVE_FILE)
-    task = _task(losses.HistogramKL((256,)),
-                 terms_fn=lambda y, p: {"a": losses.HistogramKL((256,))(y, p)})
+    task = _task(lambda y, p: {"a": losses.HistogramKL((256,))(y, p)})   # one part: the loss
     hook = heldout.HeldOutLoss(_batches(), task, every=100, path=path)
     trainer = _Trainer(_UniformModel(), 230, tf.summary.create_noop_writer())
     for step in (30, 60, 90, 120, 150, 180, 210, 230):

@@ -52,9 +52,8 @@ def _standin_task(seed=1, dataset=None, dropout=0.0):
         keras.utils.set_random_seed(seed)
         return si.StandInColorizer(sync_batch_norm=True, dropout=dropout)
 
-    return ColorizationTask(model_fn=model_fn, loss_fn=si.per_point_loss,
-                            dataset=dataset if dataset is not None else si.make_dataset(),
-                            terms_fn=si.loss_terms)
+    return ColorizationTask(model_fn=model_fn, loss_fn=si.per_point_parts,
+                            dataset=dataset if dataset is not None else si.make_dataset())
 
 
 def _values(variables):

@@ -43,9 +43,9 @@ def _trainer(model_dir, *, strategy="default", steps=4, seed=1, sync=True, dropo
 
     args = dict(steps_per_loop=2, checkpoint_every=2, summary_every=2)
     args.update(kw)
-    task_args = {k: args.pop(k) for k in ("target_builder", "terms_fn", "preview_images",
+    task_args = {k: args.pop(k) for k in ("target_builder", "preview_images",
                                           "preview_fn") if k in args}
-    task = ColorizationTask(model_fn=model_fn, loss_fn=si.per_point_loss,
+    task = ColorizationTask(model_fn=model_fn, loss_fn=args.pop("loss_fn", si.per_point_loss),
                             dataset=dataset if dataset is not None else si.make_dataset(),
                             **task_args)
     return train.Trainer(task, strategy=train.make_strategy(strategy), model_dir=str(model_dir),
@@ -147,7 +147,7 @@ def test_learning_rate_drops_at_the_configured_steps(tmp_path):
 
 
 def test_loss_terms_are_logged_and_sum_to_the_loss(tmp_path):
-    t = _trainer(tmp_path, steps=2, terms_fn=si.loss_terms)
+    t = _trainer(tmp_path, steps=2, loss_fn=si.per_point_parts)
     r = t.train()
     terms = r.losses["colorization/low"] + r.losses["colorization/high"]
     np.testing.assert_allclose(terms, r.losses["colorization"], rtol=1e-5)
@@ -337,7 +337,7 @@ def test_checkpoint_is_at_most_1_2x_the_variables_at_any_batch_size_and_buffer_d
         Image.fromarray(rng.integers(0, 256, (48 + i, 56, 3), dtype=np.uint8)).save(
             tmp_path / "images" / f"{i}.png")
     config = _tiny_pretrain_config(tmp_path, batch_size)
-    loss_fn, _ = colorization.build_loss(config.loss)
+    loss_fn = colorization.build_loss(config.loss)
 
     def dataset_fn(start):
         data = dataclasses.replace(config.data, targets_on_device=False)
@@ -428,7 +428,7 @@ def test_summaries_hold_losses_learning_rate_speed_and_images(tmp_path):
     def preview(model, images):
         return tf.sigmoid(model.dense(tf.reduce_mean(images, -1, keepdims=True))[..., :3])
 
-    t = _trainer(tmp_path, steps=4, image_every=4, terms_fn=si.loss_terms,
+    t = _trainer(tmp_path, steps=4, image_every=4, loss_fn=si.per_point_parts,
                  preview_images=rgb, preview_fn=preview)
     t.train()
     tags = _events(str(tmp_path / "train"))

@@ -7,8 +7,9 @@ on the device inside the step. The model is any colorizer with
 ``model.sparse(gray, centers, training)`` returning logits (B, P, D) (a
 :class:`tfcolor.models.Colorizer`); the loss returns one value per point and the data loss is
 their sum over the replica divided by the *global* number of points (global batch x P), the
-contract's normalisation. Logged terms are the loss kind's parts (hue and chroma for
-``hue_chroma``, a and b for ``lab_hist``).
+contract's normalisation. A loss may instead return its named parts, ``{name: (B, P)}``: the
+per-point loss is then their sum and each part is a logged term, so a step evaluates every KL
+once (:func:`build_loss`: hue and chroma for ``hue_chroma``, a and b for ``lab_hist``).
 
 :meth:`ColorizationTask.from_config` builds the whole task of a
 :class:`tfcolor.config.PretrainConfig` (data pipeline, colorizer, loss, preview photos);
@@ -34,7 +35,8 @@ class ColorizationTask(base.Task):
         model_fn: ``model_fn() -> model`` with ``model.sparse(gray, centers, training)``; an
             optional ``model.head`` layer gets ``head_weight_decay``.
         loss_fn: ``loss_fn(y_true, y_pred) -> (B, P)`` per-point losses (``y_pred``: float32
-            logits).
+            logits), or ``-> {name: (B, P)}``, the loss's parts: the per-point loss is their
+            sum (in the dict's order) and each part is logged as the term ``name``.
         dataset: a function ``dataset(start) -> tf.data.Dataset`` of global batches (dicts with
             ``"gray"``, ``"centers"``, ``"targets"`` or ``"rgb"``, and ``"index"``, each
             element's position in a deterministic stream, the stream fast-forwarded to
@@ -43,8 +45,6 @@ class ColorizationTask(base.Task):
             iterator). It should repeat forever. ``model_fn`` and ``dataset`` may be None for a
             task used only to compute losses (e.g. by :class:`tfcolor.train.heldout.HeldOutLoss`).
         target_builder: ``target_builder(rgb, centers) -> y_true`` for on-device targets.
-        terms_fn: optional ``terms_fn(y_true, y_pred) -> {name: (B, P) values}``: parts of the
-            loss to log (e.g. hue and chroma).
         preview_images: (N, H, W, 3) RGB images in [0, 1] for the preview grid.
         preview_fn: ``preview_fn(model, rgb) -> colorized rgb`` (with ``preview_images``).
     """
@@ -52,11 +52,10 @@ class ColorizationTask(base.Task):
     name = "colorization"
 
     def __init__(self, *, loss_fn, model_fn=None, dataset=None, target_builder=None,
-                 terms_fn=None, preview_images=None, preview_fn=None):
+                 preview_images=None, preview_fn=None):
         self.model_fn = model_fn
         self.loss_fn = loss_fn
         self.target_builder = target_builder
-        self.terms_fn = terms_fn
         self.preview_images = preview_images
         self.preview_fn = preview_fn
         if isinstance(dataset, tf.data.Dataset):
@@ -74,7 +73,7 @@ class ColorizationTask(base.Task):
         """The task of a :class:`tfcolor.config.PretrainConfig` (pipeline, colorizer, loss,
         preview photos decoded with the library's defaults)."""
         from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
-        loss_fn, terms_fn = build_loss(config.loss)
+        loss_fn = build_loss(config.loss)
         first, target_builder = build_dataset(config, include_index=True)
 
         def dataset_fn(start):
@@ -82,7 +81,7 @@ class ColorizationTask(base.Task):
                 return first
             return build_dataset(config, start=start, include_index=True)[0]
         return cls(model_fn=lambda: factory.build_colorizer(config), loss_fn=loss_fn,
-                   dataset=dataset_fn, target_builder=target_builder, terms_fn=terms_fn,
+                   dataset=dataset_fn, target_builder=target_builder,
                    preview_images=preview_images(config),
                    preview_fn=make_preview_fn(config.loss.kind))
 
@@ -134,14 +133,20 @@ class ColorizationTask(base.Task):
         global_points = float(global_batch_size * centers.shape[1])
         y_true = self.targets(batch)
         logits = tf.cast(model.sparse(batch["gray"], centers, training=training), tf.float32)
-        per_point = tf.cast(self.loss_fn(y_true, logits), tf.float32)
-        if per_point.shape.rank != 2:
-            raise ValueError("loss_fn must return one value per point, shape (B, P); got "
-                             f"{per_point.shape} (use reduction=None)")
+        per_point = self.loss_fn(y_true, logits)
         terms = {}
-        if self.terms_fn is not None:
-            for name, value in self.terms_fn(y_true, logits).items():
-                terms[name] = tf.reduce_sum(tf.cast(value, tf.float32)) / global_points
+        if isinstance(per_point, dict):   # the loss's parts: logged, and summed once
+            if not per_point:
+                raise ValueError("loss_fn returned no parts (an empty dict)")
+            parts = {name: tf.cast(value, tf.float32) for name, value in per_point.items()}
+            per_point = None
+            for name, value in parts.items():
+                _check_per_point(value, f"part {name!r}")
+                terms[name] = tf.reduce_sum(value) / global_points
+                per_point = value if per_point is None else per_point + value
+        else:
+            per_point = tf.cast(per_point, tf.float32)
+            _check_per_point(per_point, "the loss")
         return tf.reduce_sum(per_point) / global_points, terms
 
     def preview(self, model):
@@ -154,30 +159,38 @@ class ColorizationTask(base.Task):
         return summaries.image_grid([gray, colorized, rgb])
 
 
+def _check_per_point(value, what):
+    if value.shape.rank != 2:
+        raise ValueError(f"loss_fn must return one value per point, shape (B, P); {what} has "
+                         f"shape {value.shape} (use reduction=None)")
+
+
 # -- pieces built from a PretrainConfig ----------------------------------------------------
 
 def build_loss(loss_config):
-    """``(loss_fn, terms_fn)`` for the loss kind: per-point losses and their logged parts."""
+    """``loss_fn(y_true, y_pred)`` of the loss kind, for :class:`ColorizationTask`.
+
+    ``hue_chroma`` and ``lab_hist`` return their parts, ``{"chroma", "hue"}`` and ``{"a",
+    "b"}`` (B, P) (:meth:`tfcolor.losses.HueChromaLoss.parts`,
+    :meth:`tfcolor.losses.HistogramKL.parts`), whose sum is the loss: the task logs them as
+    terms without evaluating a KL again. ``lab_joint`` and ``lab_regression`` return the
+    per-point loss (B, P) (no terms).
+    """
     from tfcolor import losses  # pylint: disable=import-outside-toplevel
     kind = loss_config.kind
     if kind == "hue_chroma":
-        loss = losses.HueChromaLoss(hue_weight=loss_config.hue_weight,
-                                    lightness_weight=loss_config.lightness_weight)
-        chroma_only = losses.HueChromaLoss(hue_weight=0.0,
-                                           lightness_weight=loss_config.lightness_weight)
-
-        def terms(y_true, y_pred):
-            chroma = chroma_only(y_true, y_pred)
-            return {"chroma": chroma, "hue": loss(y_true, y_pred) - chroma}
-        return loss, terms
+        return losses.HueChromaLoss(hue_weight=loss_config.hue_weight,
+                                    lightness_weight=loss_config.lightness_weight).parts
     if kind == "lab_hist":
         loss = losses.HistogramKL((32, 32))
-        a_only = losses.HistogramKL((32, 32), group_weights=[1.0, 0.0])
-        b_only = losses.HistogramKL((32, 32), group_weights=[0.0, 1.0])
-        return loss, lambda y, p: {"a": a_only(y, p), "b": b_only(y, p)}
+
+        def parts(y_true, y_pred):
+            a, b = loss.parts(y_true, y_pred)
+            return {"a": a, "b": b}
+        return parts
     if kind == "lab_joint":
-        return losses.HistogramKL((256,)), None
-    return losses.LabRegressionLoss(), None
+        return losses.HistogramKL((256,))
+    return losses.LabRegressionLoss()
 
 
 def build_target_builder(config):
