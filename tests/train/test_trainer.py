@@ -440,19 +440,6 @@ def test_summaries_hold_losses_learning_rate_speed_and_images(tmp_path):
     assert grid.shape == (2 * 8 + 2, 3 * 8 + 2 * 2, 3)
 
 
-def test_image_grid_places_columns_and_rows():
-    a = tf.zeros([2, 3, 4, 1])
-    b = tf.fill([2, 3, 4, 3], 0.5)
-    grid = train.image_grid([a, b], pad=1).numpy()
-    assert grid.shape == (2 * 3 + 1, 2 * 4 + 1, 3)
-    np.testing.assert_array_equal(grid[:3, :4], 0.0)          # row 0, column a
-    np.testing.assert_array_equal(grid[:3, 5:], 0.5)          # row 0, column b
-    np.testing.assert_array_equal(grid[3, :], 1.0)            # horizontal white gap
-    np.testing.assert_array_equal(grid[:3, 4], 1.0)           # vertical white gap
-    with pytest.raises(ValueError, match="same N, H, W|shape"):
-        train.image_grid([a, tf.zeros([2, 3, 5, 3])])
-
-
 def test_progress_line_has_step_loss_speed_and_eta():
     from tfcolor.train import summaries
     line = summaries.progress_line(50, 200, {"loss": 1.5, "colorization": 1.4}, 1e-3, 20.0, 3725)

@@ -18,8 +18,8 @@ the constructor takes the pieces, for custom models, losses or datasets.
 import tensorflow as tf
 from absl import logging
 
+from tfcolor.image_grid import image_grid
 from tfcolor.tasks import base
-from tfcolor.train import summaries
 
 __all__ = ["ColorizationTask", "build_loss", "build_target_builder", "build_dataset",
            "heldout_batches", "preview_images", "make_preview_fn", "PREVIEW_MAX_SIZE"]
@@ -156,7 +156,7 @@ class ColorizationTask(base.Task):
         rgb = tf.convert_to_tensor(self.preview_images, tf.float32)
         colorized = self.preview_fn(model, rgb)
         gray = tf.reduce_mean(rgb, axis=-1, keepdims=True)
-        return summaries.image_grid([gray, colorized, rgb])
+        return image_grid([gray, colorized, rgb])
 
 
 def _check_per_point(value, what):

@@ -13,7 +13,7 @@
 * :mod:`tfcolor.train.checkpointing`: checkpoint validation and multi-worker saving.
 * :mod:`tfcolor.train.lock`: one run per ``model_dir`` (:class:`ModelDirLockedError`).
 * :mod:`tfcolor.train.heldout`: the held-out loss curve hook.
-* :mod:`tfcolor.train.summaries`: TensorBoard scalars/images, progress lines, image grids.
+* :mod:`tfcolor.train.summaries`: TensorBoard scalars/images, progress lines, PNG files.
 """
 from tfcolor.train.checkpointing import (  # noqa: F401
         CheckpointError, Checkpointer, CorruptCheckpointError, validate_checkpoint)
@@ -24,5 +24,5 @@ from tfcolor.train.trainer import (  # noqa: F401
 from tfcolor.train.experiment import RunResult, run, seed_everything  # noqa: F401
 from tfcolor.train.keras_fit import TaskModel  # noqa: F401
 from tfcolor.train.strategy import STRATEGY_NAMES, is_chief, make_strategy  # noqa: F401
-from tfcolor.train.summaries import image_grid, write_png  # noqa: F401
+from tfcolor.train.summaries import write_png  # noqa: F401
 from tfcolor.train.pretraining import PretrainResult, pretrain  # noqa: F401

@@ -1,8 +1,9 @@
-"""TensorBoard summaries, progress lines and colorization grids of the training loop.
+"""TensorBoard summaries, progress lines and PNG files of the training loop.
 
 * Scalars (``tf.summary``): every loss term, the learning rate, images/second, the loss scale
   under mixed precision.
-* Images: a grid of validation images, one row per image: grey input | colorization | original.
+* Images: the task's preview (for colorization a grid of validation images, one row per image:
+  grey input | colorization | original, made by :func:`tfcolor.image_grid.image_grid`).
 * Progress line (absl logging): step, loss, learning rate, images/s and ETA.
 """
 import math
@@ -10,45 +11,6 @@ import os
 
 import numpy as np
 import tensorflow as tf
-
-
-def image_grid(rows, pad=2):
-    """Builds one image from ``rows``: a list of (N, H, W, 3) tensors placed side by side.
-
-    Args:
-        rows: list of C tensors of shape (N, H, W, 3) (or (N, H, W, 1): repeated to RGB), float
-            in [0, 1], all with the same N, H, W. Image i of every tensor goes in row i.
-        pad: white pixels between cells.
-
-    Returns:
-        A float32 (N*(H+pad)-pad, C*(W+pad)-pad, 3) tensor in [0, 1].
-    """
-    cols = []
-    for t in rows:
-        t = tf.convert_to_tensor(t, tf.float32)
-        if t.shape[-1] == 1:
-            t = tf.repeat(t, 3, axis=-1)
-        cols.append(tf.clip_by_value(t, 0.0, 1.0))
-    n, h, w = cols[0].shape[0], cols[0].shape[1], cols[0].shape[2]
-    for c in cols:
-        if tuple(c.shape[:3]) != (n, h, w):
-            raise ValueError(f"image_grid: all columns must have shape (N, H, W, ...) = "
-                             f"{(n, h, w)}, got {tuple(c.shape)}")
-    white_v = tf.ones([n, h, pad, 3])
-    parts = []
-    for i, c in enumerate(cols):
-        if i:
-            parts.append(white_v)
-        parts.append(c)
-    strip = tf.concat(parts, axis=2)  # (N, H, W', 3)
-    width = strip.shape[2]
-    white_h = tf.ones([pad, width, 3])
-    out = []
-    for i in range(n):
-        if i:
-            out.append(white_h)
-        out.append(strip[i])
-    return tf.concat(out, axis=0)
 
 
 def write_png(image, path):
