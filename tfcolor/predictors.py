@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcolor import bins as bins_lib
+from tfcolor import estimates
 from tfcolor import histogram_transfer
 from tfcolor import readout as readout_lib
 
@@ -318,8 +319,8 @@ class ColorizeOptions:
     hue_method: str = "expectation"
     chroma_method: str = "median"
     lab_method: str = None
-    fading: str = bins_lib.DEFAULT_FADING
-    eta: float = bins_lib.DEFAULT_FADING_ETA
+    fading: str = estimates.DEFAULT_FADING
+    eta: float = estimates.DEFAULT_FADING_ETA
     hcl_variant: str = "paper"
     lightness: str = "exact"
     max_side: int = DEFAULT_MAX_SIDE
@@ -371,7 +372,7 @@ def _bias_transfer(histograms, kind, reference, options):
     out = dict(histograms)
     weights = None
     if kind == "hue_chroma":
-        weights = bins_lib.get("chroma").estimate(histograms["chroma"][0], "median")
+        weights = estimates.estimate(bins_lib.get("chroma"), histograms["chroma"][0], "median")
     for name, preset in readout_lib.GROUPS[kind]:
         target = transfer.target_histogram(reference, preset, channels[name],
                                            hcl_variant=options.hcl_variant)

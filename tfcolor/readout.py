@@ -8,9 +8,9 @@ all TensorFlow ops (eager, ``tf.function``, inside a SavedModel):
    transfer (``tfcolor.histogram_transfer``) on the probabilities;
 2. a point estimate per grid cell: for ``hue_chroma`` hue = circular expectation
    (``arg z``), chroma = interpolated median, then chromatic fading
-   (``tfcolor.bins.estimate_hue_chroma``); for Lab kinds a and b (expectation of each marginal by
-   default, the paper's best for Lab; median / median_bin_centre / mode / sample also; the joint
-   16 x 16 grid has no median);
+   (``tfcolor.estimates.estimate_hue_chroma``); for Lab kinds a and b (expectation of each
+   marginal by default, the paper's best for Lab; median / median_bin_centre / mode / sample
+   also; the joint 16 x 16 grid has no median);
 3. the colour channels are upsampled bilinearly to the full input resolution
    (:func:`upsample_grid`). Grid cell ``(i, j)`` is input pixel ``(i g, j g)`` (the
    ``DenseHypercolumn`` contract), so full-resolution pixel ``y`` reads grid coordinate ``y / g``
@@ -35,14 +35,15 @@ expectation, Lab histograms by expectation ("in Lab, expectation gives the best 
 chromatic fading ``fading="released"``, ``min(|z|/eta, 1)``. The paper prints
 ``max(|z|/eta, 1)``, which never fades (at most a 4% boost) although its text says to
 "downweight the chroma" and its table needs fading to beat grey (0.342 without vs 0.343 grey,
-0.299 with); that printed form stays available as ``fading="paper"`` (see ``tfcolor.bins``).
+0.299 with); that printed form stays available as ``fading="paper"`` (see
+``tfcolor.estimates``).
 
 Uncertainty map: normalised hue entropy times chroma, ``H(p_hue) / log K * C`` in [0, 1] (high
 where the model is unsure of the hue of a colourful pixel); for Lab kinds the mean normalised
 entropy of the a and b histograms (joint: of the joint histogram); zeros for regression.
 
 Samples: ``hue_method="sample"`` / ``chroma_method="sample"`` draw every pixel independently
-(``tfcolor.bins`` inverse CDF; noisy images). ``sample_quantile=u`` instead takes the same
+(``tfcolor.estimates`` inverse CDF; noisy images). ``sample_quantile=u`` instead takes the same
 quantile ``u`` of every pixel's histograms (one uniform draw per image, the released code's
 "once" mode), which gives spatially coherent alternative colorizations
 (``tfcolor.predictors.colorize_image`` with ``samples=n`` uses that with ``n`` draws).
@@ -55,6 +56,7 @@ import math
 import tensorflow as tf
 
 from tfcolor import bins as bins_lib
+from tfcolor import estimates
 from tfcolor import histogram_transfer
 from tfcolor.losses import LOSS_KINDS
 
@@ -182,13 +184,13 @@ def _quantile_value(spec, probs, u):
 
 def _normalised_entropy(probs):
     k = probs.shape[-1]
-    return bins_lib.entropy(probs) / math.log(k)
+    return estimates.entropy(probs) / math.log(k)
 
 
 def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=None,
             hue_method="expectation", chroma_method="median", lab_method=None,
-            fading=bins_lib.DEFAULT_FADING,
-            eta=bins_lib.DEFAULT_FADING_ETA, hcl_variant="paper", lightness="exact",
+            fading=estimates.DEFAULT_FADING,
+            eta=estimates.DEFAULT_FADING_ETA, hcl_variant="paper", lightness="exact",
             sample_quantile=None, seed=None):
     """Grid histograms -> full-resolution RGB and uncertainty (module docstring, steps 2-5).
 
@@ -231,9 +233,9 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
             hue = _quantile_value(hue_spec, hue_p, sample_quantile)
             chroma = _quantile_value(chroma_spec, chroma_p, sample_quantile)
             if fading is not None:
-                chroma = bins_lib.apply_chromatic_fading(chroma, hue_p, eta=eta, variant=fading)
+                chroma = estimates.apply_chromatic_fading(chroma, hue_p, eta=eta, variant=fading)
         else:
-            hue, chroma = bins_lib.estimate_hue_chroma(
+            hue, chroma = estimates.estimate_hue_chroma(
                     hue_p, chroma_p, hue_method=hue_method, chroma_method=chroma_method,
                     fading=fading, eta=eta, seed=seed)
         chroma = tf.clip_by_value(chroma, 0.0, 1.0)
@@ -244,7 +246,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
         hue_full = hue_full - tf.floor(hue_full)
         rgb = color.hcl_to_rgb(tf.concat([hue_full, chroma_full, gray], axis=-1),
                                lightness="mean", variant=hcl_variant, validate=False)
-        plain_chroma = chroma_spec.estimate(chroma_p, "median")
+        plain_chroma = estimates.estimate(chroma_spec, chroma_p, "median")
         uncertainty = up((_normalised_entropy(hue_p) * plain_chroma)[..., None])
     else:
         if kind == "lab_regression":
@@ -259,7 +261,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
                     if sample_quantile is not None:
                         parts.append(_quantile_value(spec, p, sample_quantile))
                     else:
-                        parts.append(spec.estimate(p, method, seed=seed))
+                        parts.append(estimates.estimate(spec, p, method, seed=seed))
                     ents.append(_normalised_entropy(p))
                 ab = tf.stack(parts, axis=-1)
                 ent = 0.5 * (ents[0] + ents[1])
@@ -272,7 +274,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
                             sample_quantile), tf.int32)
                     ab = tf.gather(spec.centers_tensor(), index)
                 else:
-                    ab = spec.estimate(p, method, seed=seed)
+                    ab = estimates.estimate(spec, p, method, seed=seed)
                 ent = _normalised_entropy(p)
             uncertainty = up(ent[..., None])
         ab_full = up(ab)
