@@ -39,7 +39,7 @@ setup(
         "absl-py>=2.1,<3",            # absl.flags / absl.app / absl.logging in the programs
         "tensorboard>=2.21,<2.22",    # `tensorboard --logdir`: the release matching TensorFlow
         "numpy>=1.26,<3",             # TensorFlow 2.21's own range
-        "h5py>=3.11,<4",              # tfcolor.surgery reads Keras HDF5 / .weights.h5 files
+        "h5py>=3.11,<4",              # tfcolor.models.imagenet_weights reads Keras HDF5 files
         "Pillow>=10,<14",             # writing PNG grids and colorized images from the programs
     ],
     extras_require={

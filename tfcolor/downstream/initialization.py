@@ -11,9 +11,10 @@ fine-tuning, from one of these ``init`` values:
                                 handicapped by badly scaled activations; without, plain Xavier.
 ``"imagenet"``                  VGG-16 with the ImageNet weights of a user-supplied
                                 ``keras.applications.VGG16`` file (``imagenet_weights=``), via
-                                :func:`tfcolor.surgery.load_vgg16_imagenet_weights` (conv1 summed
-                                to grey), then **re-balanced** on ``rebalance_images`` (see
-                                below). The supervised upper bound of the paper's tables.
+                                ``tfcolor.models.imagenet_weights.load_vgg16_imagenet_weights``
+                                (conv1 summed to grey), then **re-balanced** on
+                                ``rebalance_images`` (see below). The supervised upper
+                                bound of the paper's tables.
 a colorization ``model_dir``    (holds ``config.json`` and checkpoints, written by pretraining):
                                 the colorizer is rebuilt and restored with
                                 :func:`tfcolor.run_dir.load_model`; its trunk is taken, with
@@ -214,6 +215,8 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
         ``(trunk, arch)`` (``arch`` as found in the checkpoint, or the argument).
     """
     from tfcolor import models  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from tfcolor.models import imagenet_weights as imagenet_weights_lib
     kind = describe_init(init)
     if kind == "random":
         trunk = models.build_trunk(arch, taps=taps, fov=fov,
@@ -236,7 +239,7 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
                              "(training images), or rebalance_imagenet=False to fine-tune the "
                              "un-rebalanced network.")
         trunk = models.build_trunk("vgg16", taps=taps, fov=fov, batch_norm="none")
-        surgery.load_vgg16_imagenet_weights(trunk, imagenet_weights)
+        imagenet_weights_lib.load_vgg16_imagenet_weights(trunk, imagenet_weights)
         if rebalance_imagenet:
             surgery.rebalance(trunk, _grey_sample(rebalance_images))
         return prepare_trunk(trunk, arch=arch, absorb_bn=False, color_input=color_input), arch

@@ -4,6 +4,8 @@
 {tap name: feature map}; ``TAP_STRIDES[arch]`` maps every tap to its stride in hypercolumn
 order. See :mod:`tfcolor.models.trunk`. ``build_colorizer(config)`` (:mod:`tfcolor.models.factory`)
 is the one way to build the :class:`Colorizer` a ``PretrainConfig`` (or ``config.json``) describes.
+:mod:`tfcolor.models.imagenet_weights` loads ImageNet ``keras.applications.VGG16`` weights into
+the VGG-16 trunk.
 """
 from tfcolor.models.trunk import (  # noqa: F401
         BATCH_NORM_CHOICES, DEFAULT_INPUT_MEAN, FOV_TAP_STRIDES, TAP_PRESETS, TAP_STRIDES,

@@ -13,7 +13,7 @@ Per convolution the layers are ``<name>`` (Conv2D, bias kept), ``<name>_bn`` (BN
 bias even when followed by BN: the released code does the same, the bias is then a harmless
 no-op during training, and keeping it gives every convolution the kernel + bias layout of
 ``keras.applications.VGG16`` (so ImageNet weights load 1:1, see
-:func:`tfcolor.surgery.load_vgg16_imagenet_weights`) and of the network after
+:func:`tfcolor.models.imagenet_weights.load_vgg16_imagenet_weights`) and of the network after
 :func:`tfcolor.surgery.absorb_batch_norm`.
 
 Layer names follow the Caffe / paper names (``conv1_1`` ... ``fc7``); ``KERAS_VGG16_NAMES`` maps
