@@ -195,6 +195,33 @@ def test_hue_chroma_loss_by_hand():
     np.testing.assert_allclose(custom, [kl_c + 0.6 * kl_h, kl_c, kl_c + 0.2 * kl_h], rtol=1e-5)
 
 
+def test_parts_are_the_hand_terms_and_sum_to_the_loss():
+    # The same hand values as above, split: chroma = w_L KL_C, hue = 5 y_C KL_H (NumPy inputs).
+    k = 4
+    y = np.array([[0.5, 0.5, 0, 0, 0, 1, 0, 0, 0.6, 0.1],
+                  [0.5, 0.5, 0, 0, 0, 1, 0, 0, 0.2, 0.9]], np.float32)
+    q = np.tile(np.array([[0.25, 0.25, 0.25, 0.25, 0.1, 0.4, 0.25, 0.25]], np.float32), (2, 1))
+    kl_h, kl_c = math.log(2), -math.log(0.4)
+    loss = losses.HueChromaLoss(k, lightness_weight=True, from_logits=False)
+    parts = loss.parts(y, q)
+    assert list(parts) == ["chroma", "hue"]
+    np.testing.assert_allclose(parts["chroma"].numpy(), [0.3 * kl_c, 0.3 * kl_c], rtol=1e-5)
+    np.testing.assert_allclose(parts["hue"].numpy(), [3 * kl_h, kl_h], rtol=1e-5)
+    np.testing.assert_allclose((parts["chroma"] + parts["hue"]).numpy(), loss(y, q).numpy(),
+                               rtol=1e-7)
+    # HistogramKL: one weighted KL per group, in group order.
+    rng = np.random.default_rng(3)
+    t = _softmax(rng.normal(size=(5, 6))).astype(np.float32)
+    logits = rng.normal(size=(5, 6)).astype(np.float32)
+    kl = losses.HistogramKL((2, 4), group_weights=[2.0, 0.5])
+    a, b = kl.parts(t, logits)
+    np.testing.assert_allclose(a.numpy(), 2.0 * _np_kl(t[:, :2], _softmax(logits[:, :2])),
+                               rtol=1e-5)
+    np.testing.assert_allclose(b.numpy(), 0.5 * _np_kl(t[:, 2:], _softmax(logits[:, 2:])),
+                               rtol=1e-5)
+    np.testing.assert_allclose((a + b).numpy(), kl(t, logits).numpy(), rtol=1e-7)
+
+
 def test_hue_chroma_gradient_is_zero_for_hue_of_grey_pixels():
     y = np.zeros((1, 66), np.float32)
     y[0, 3] = y[0, 40] = 1.0  # chroma at centre y[64] = 0

@@ -117,6 +117,7 @@ class HistogramKL(_Base):
     def parts(self, y_true, y_pred):
         """The per-group (weighted) KLs, one ``y_pred.shape[:-1]`` float32 tensor per group, in
         group order: the loss (``reduction=None``) is their sum, each KL evaluated once."""
+        y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
         total = sum(self.output_sizes)
         what = f"sum of output_sizes {self.output_sizes}"
         _check_last("y_pred", y_pred, total, what)
@@ -173,6 +174,7 @@ class HueChromaLoss(_Base):
         """``{"chroma": w_L * KL_C, "hue": hue_weight * y_C * KL_H}``, float32, shape
         ``y_pred.shape[:-1]``: the loss (``reduction=None``) is ``chroma + hue``, each KL
         evaluated once."""
+        y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
         k = self.num_bins
         _check_last("y_pred", y_pred, 2 * k, f"hue and chroma logits, num_bins={k}")
         _check_last("y_true", y_true, 2 * k + 2,
