@@ -84,7 +84,19 @@ def linear_probe(path=os.path.join(ROOT, "results", "linear_probe_debphoto15.jso
     return "\n".join(lines)
 
 
-SECTIONS = {"colorizer_heldout": colorizer_heldout, "linear_probe": linear_probe}
+def reproduce(path=os.path.join(ROOT, "results", "reproduce.json")):
+    """The tables of the committed reproduction run (``binaries/reproduce``'s results.json), as
+    its own report renders them (``tfcolor.reproduce.report``), without the title."""
+    sys.path.insert(0, ROOT)
+    from tfcolor.reproduce import report  # pylint: disable=import-outside-toplevel
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    text = report.markdown(r, level=4)
+    return text.split("\n", 2)[2].rstrip("\n")  # drop the title line and its blank line
+
+
+SECTIONS = {"colorizer_heldout": colorizer_heldout, "linear_probe": linear_probe,
+            "reproduce": reproduce}
 
 
 def render(text):
