@@ -18,7 +18,6 @@ cell). A different config on the same ``--output_dir`` is refused.
 ``--fake_data`` builds a tiny synthetic corpus in ``OUTPUT_DIR/fake_corpus`` instead of reading
 ``--corpus`` (a smoke run of every stage; its numbers mean nothing).
 """
-import json
 import os
 import sys
 
@@ -113,14 +112,10 @@ def _main():
     if FLAGS.fake_data:
         cfg.corpus = reproduce.make_fake_corpus(os.path.join(FLAGS.output_dir, "fake_corpus"))
     results = reproduce.run(cfg, progress=lambda stage, name: logging.info("%s: %s", stage,
-                                                                            name))
-    results["argv"] = sys.argv
-    from tfcolor.reproduce import report, runner  # pylint: disable=import-outside-toplevel
+                                                                            name),
+                            command=sys.argv)
+    from tfcolor.reproduce import report  # pylint: disable=import-outside-toplevel
     text = report.markdown(results)
-    with open(os.path.join(cfg.output_dir, runner.REPORT_FILE), "w", encoding="utf-8") as f:
-        f.write(text)
-    with open(os.path.join(cfg.output_dir, runner.RESULTS_FILE), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1, default=str)
     print(text)
 
 

@@ -179,7 +179,8 @@ def pretrain_arm(config, arm_name, seed, folders):
             "seconds": time.perf_counter() - start,
             "final_losses": {k: float(v) for k, v in (losses or {}).items()},
             "heldout_curve": curve}
-    return _write_json(done, info) and info
+    _write_json(done, info)
+    return info
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,7 +205,8 @@ def evaluate_colorizer(model_dir, holdout_folder, out_path):
            "metrics": result.metrics.result(), "paired": result.paired,
            "readout": dataclasses.asdict(predictors.ColorizeOptions()),
            "seconds": time.perf_counter() - start}
-    return _write_json(out_path, out) and out
+    _write_json(out_path, out)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,7 +264,8 @@ def downstream_cell(config, protocol_name, init, init_value, learning_rate, data
     logging.info("%s / %s / lr %g: test %s %.4f +- %.4f (%.0f s)", protocol_name, init,
                  learning_rate, out["metric"], out["test"]["mean"], out["test"]["std"],
                  out["seconds"])
-    return _write_json(done, out) and out
+    _write_json(done, out)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,13 +309,14 @@ def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
                         "tensorflow": tf.__version__, "keras": keras.__version__}}
 
 
-def run(config, *, progress=None):
+def run(config, *, progress=None, command=None):
     """Runs (or resumes) the reproduction of ``config`` (a :class:`ReproduceConfig`); returns
     the results dict also written to ``output_dir/results.json`` (and ``results.md``).
 
     Args:
         config: a :class:`tfcolor.reproduce.config.ReproduceConfig`.
         progress: optional ``progress(stage, name)`` called before each unit.
+        command: optional argv recorded in the results (``"argv"``) and the report.
 
     Raises:
         tfcolor.config.ConfigError: a bad config, or ``output_dir`` holds another config.
@@ -366,6 +370,8 @@ def run(config, *, progress=None):
                  **{f"{config.labeled_set}_{k}": len(v) for k, v in data.items()},
                  "classes": data["train"].num_classes}
         results = collect(config, pretrain, colorizer, cells, sizes, seconds)
+        if command is not None:
+            results["argv"] = list(command)
         _write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
         with open(os.path.join(config.output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
             f.write(report.markdown(results))
