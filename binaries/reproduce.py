@@ -13,7 +13,10 @@ every pretrained trunk over a learning-rate grid and several fine-tuning seeds, 
 Interrupting: SIGTERM during pretraining checkpoints and exits with status 3; any stop is safe.
 Rerunning the same command resumes: finished pretraining runs, colorizer evaluations and
 downstream cells are reused, the unfinished one is resumed (pretraining) or redone (a downstream
-cell). A different config on the same ``--output_dir`` is refused.
+cell). A different config on the same ``--output_dir`` is refused, except in the flags that
+only select units (``--arms``, ``--pretrain_seeds``, ``--evaluate_arms``, ``--protocols``,
+``--probe_learning_rates``, ``--finetune_learning_rates``): adding a rate to a grid runs only the
+new cells, and a rate left out keeps its cells on disk but out of the report.
 
 ``--fake_data`` builds a tiny synthetic corpus in ``OUTPUT_DIR/fake_corpus`` instead of reading
 ``--corpus`` (a smoke run of every stage; its numbers mean nothing).

@@ -108,7 +108,7 @@ def test_another_config_on_the_same_output_dir_is_refused(tiny):
                                        "ckpt-4.index"))  # nothing of the old run was touched
 
 
-def test_only_extensible_fields_may_change_and_only_grow(tmp_path):
+def test_only_the_fields_that_select_units_may_change(tmp_path):
     base = _tiny("/c", str(tmp_path)).validate()
     runner._check_config(base)  # the first invocation writes it
     grown = dataclasses.replace(base, arms=("colorization", "no_lr_drop"), pretrain_seeds=(0, 2),
@@ -116,15 +116,21 @@ def test_only_extensible_fields_may_change_and_only_grow(tmp_path):
     runner._check_config(grown)
     with open(tmp_path / runner.CONFIG_FILE) as f:
         assert json.load(f) == grown.to_dict()
-    for change in (dict(probe_learning_rates=(0.03,)), dict(pretrain_seeds=(2,)),
-                   dict(finetune_seeds=(0, 1, 2)), dict(ft_max_steps=5)):
-        with pytest.raises(ConfigError, match="may be extended") as e:
-            runner._check_config(dataclasses.replace(grown, **change).validate())
+    fewer = dataclasses.replace(grown, probe_learning_rates=(0.1,), pretrain_seeds=(2,))
+    runner._check_config(fewer.validate())  # leaving units out is allowed too
+    with open(tmp_path / runner.CONFIG_FILE) as f:
+        assert json.load(f) == fewer.to_dict()
+    for change in (dict(finetune_seeds=(0, 1, 2)), dict(ft_max_steps=5), dict(hidden=8),
+                   dict(learning_rate=0.5)):
+        with pytest.raises(ConfigError, match="may differ") as e:
+            runner._check_config(dataclasses.replace(fewer, **change).validate())
         assert e.value.field == next(iter(change))
+        with open(tmp_path / runner.CONFIG_FILE) as f:
+            assert json.load(f) == fewer.to_dict()  # a refused config is not recorded
 
 
 @pytest.mark.slow
-def test_a_grid_may_be_extended_and_keeps_its_finished_cells(tiny, tmp_path):
+def test_a_grid_may_be_extended_or_cut_and_keeps_its_finished_cells(tiny, tmp_path):
     config, _, _ = tiny
     out = str(tmp_path / "copy")
     shutil.copytree(config.output_dir, out, symlinks=True)
@@ -140,6 +146,12 @@ def test_a_grid_may_be_extended_and_keeps_its_finished_cells(tiny, tmp_path):
     assert set(again["downstream"]["linear_probe"]["grid"]["random"]) == {"0.1", "0.3"}
     with open(os.path.join(out, runner.CONFIG_FILE)) as f:
         assert json.load(f)["probe_learning_rates"] == [0.1, 0.3]
+    # A rate left out: nothing reruns, the report leaves its cells out, they stay on disk.
+    kept = cell.replace("lr0.1", "lr0.3")
+    kept_stamp = os.path.getmtime(kept)
+    fewer = runner.run(dataclasses.replace(bigger, probe_learning_rates=(0.3,)))
+    assert set(fewer["downstream"]["linear_probe"]["grid"]["random"]) == {"0.3"}
+    assert os.path.getmtime(kept) == kept_stamp and os.path.getmtime(cell) == stamp
 
 
 def test_bad_config_is_refused_before_anything_is_written(tmp_path):

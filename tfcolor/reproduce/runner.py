@@ -22,10 +22,13 @@ one is resumed or, for a downstream cell, redone):
    (:mod:`tfcolor.reproduce.report`) in ``output_dir``.
 
 The config is written to ``output_dir/reproduce_config.json`` by the first invocation; a later
-invocation with a different config is refused (its finished units would not match), except that
-it may add arms, pretraining seeds, evaluated arms, protocols or learning rates
-(:data:`EXTENSIBLE`: e.g. extend a grid whose chosen rate is at its edge), which reuses every
-finished unit. Two invocations cannot share an ``output_dir`` (a lock).
+invocation with a different config is refused (its finished units would not match), except in
+the fields that only select units (:data:`SELECTABLE`: arms, pretraining seeds, evaluated arms,
+protocols, learning rates): those may add units (e.g. extend a grid whose chosen rate is at its
+edge) or leave some out (e.g. drop a rate that no initialisation chose, to keep the run's
+compute within budget); every finished unit is reused, and one left out stays on disk. The
+report covers exactly the units the current config names. Two invocations cannot share an
+``output_dir`` (a lock).
 """
 import dataclasses
 import json
@@ -70,13 +73,15 @@ def _write_json(path, payload):
 
 #: Config fields whose values are sets of independent units: a later invocation may add to
 #: them (more arms, seeds of pretraining, rates, protocols) and every finished unit stays valid.
-EXTENSIBLE = ("arms", "pretrain_seeds", "evaluate_arms", "protocols", "probe_learning_rates",
+# Fields that only say which units (a pretraining run, a colorizer evaluation, a downstream cell)
+# to run: each unit's own settings do not depend on them, so any choice reuses the finished ones.
+SELECTABLE = ("arms", "pretrain_seeds", "evaluate_arms", "protocols", "probe_learning_rates",
               "finetune_learning_rates")
 
 
 def _check_config(config):
-    """Writes the config on the first invocation; later ones must match it, except that the
-    :data:`EXTENSIBLE` fields may grow (the stored config is then updated)."""
+    """Writes the config on the first invocation; later ones must match it, except in the
+    :data:`SELECTABLE` fields, which may differ (the stored config is then the new one)."""
     path = os.path.join(config.output_dir, CONFIG_FILE)
     new = config.to_dict()
     if not os.path.exists(path):
@@ -84,18 +89,17 @@ def _check_config(config):
         return
     old = _read_json(path)
     changed = {k: (old.get(k), v) for k, v in new.items() if k != "output_dir"
-               and old.get(k) != v and not (k in EXTENSIBLE and set(old.get(k) or ())
-                                            <= set(v))}
+               and k not in SELECTABLE and old.get(k) != v}
     if changed:
         raise ConfigError(
                 f"output_dir {config.output_dir} holds a reproduction with another config ("
                 + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
                 + "): its finished runs would be mixed with the new ones. Use a new "
                   "output_dir, or the same settings to resume (only "
-                  + ", ".join(EXTENSIBLE) + " may be extended).",
+                  + ", ".join(SELECTABLE) + " may differ).",
                 sorted(changed)[0])
     if new != old:
-        logging.info("extending the reproduction in %s: %s", config.output_dir,
+        logging.info("changing the units of the reproduction in %s: %s", config.output_dir,
                      {k: v for k, v in new.items() if old.get(k) != v})
         _write_json(path, new)
 
