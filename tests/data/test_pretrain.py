@@ -381,3 +381,23 @@ def test_one_good_file_among_bad_ones_keeps_a_shuffled_repeating_pipeline_going(
     ds = _dataset(str(tmp_path), _data(batch_size=1, targets_on_device=True),
                   skip_counter=SkipCounter())
     assert len(_take(ds, 30)) == 30
+
+
+def _heldout(images=5, **kw):
+    data = config_lib.DataConfig(**dict(dict(batch_size=3, crop_size=48, points=6), **kw))
+    return pretrain.heldout_batches("embedded:validation", data,
+                                    config_lib.LossConfig(kind="lab_joint", window=3),
+                                    TargetBuilder("lab_joint", window=3), images=images)
+
+
+def test_heldout_batches_are_fixed_whatever_the_training_seed():
+    tf.keras.utils.set_random_seed(1)
+    a = _heldout()
+    tf.keras.utils.set_random_seed(2)
+    b = _heldout(shuffle_buffer=7)
+    assert [x["gray"].shape[0] for x in a] == [3, 2]   # 5 images in batches of 3: 3 + 2
+    for x, y in zip(a, b):
+        for key in ("gray", "centers", "targets"):
+            np.testing.assert_array_equal(x[key], y[key])
+    with pytest.raises(ValueError, match="heldout_images must be a positive integer"):
+        _heldout(images=0)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfcolor import config as cfg
+from tfcolor import data as data_lib
 from tfcolor import losses, run_dir, targets
 from tfcolor.tasks.colorization import ColorizationTask
 from tfcolor.train import heldout, pretraining
@@ -17,9 +18,9 @@ def _task(loss_fn):
 
 def _batches(images=5, **kw):
     data = cfg.DataConfig(**dict(dict(batch_size=3, crop_size=48, points=6), **kw))
-    return heldout.heldout_batches("embedded:validation", data,
-                                   cfg.LossConfig(kind="lab_joint", window=3),
-                                   targets.TargetBuilder("lab_joint", window=3), images=images)
+    return data_lib.heldout_batches("embedded:validation", data,
+                                    cfg.LossConfig(kind="lab_joint", window=3),
+                                    targets.TargetBuilder("lab_joint", window=3), images=images)
 
 
 class _UniformModel:
@@ -34,17 +35,6 @@ class _Trainer:
 
     def __init__(self, model, train_steps, writer):
         self.model, self.train_steps, self.writer, self.is_chief = model, train_steps, writer, True
-
-
-def test_heldout_batches_are_fixed_whatever_the_training_seed():
-    tf.keras.utils.set_random_seed(1)
-    a = _batches()
-    tf.keras.utils.set_random_seed(2)
-    b = _batches(shuffle_buffer=7)
-    assert [x["gray"].shape[0] for x in a] == [3, 2]   # 5 images in batches of 3: 3 + 2
-    for x, y in zip(a, b):
-        for key in ("gray", "centers", "targets"):
-            np.testing.assert_array_equal(x[key], y[key])
 
 
 def test_uniform_predictor_scores_log_k_minus_the_target_entropy(tmp_path):
@@ -82,8 +72,6 @@ def test_hook_evaluates_every_n_steps_and_at_the_end_and_writes_the_curve(tmp_pa
 def test_bad_arguments():
     with pytest.raises(ValueError, match="eval_every must be a positive integer"):
         heldout.HeldOutLoss(_batches(images=1), _task(losses.HistogramKL((256,))), every=0)
-    with pytest.raises(ValueError, match="heldout_images must be a positive integer"):
-        _batches(images=0)
     with pytest.raises(cfg.ConfigError, match="heldout_data='/no/such/dir'"):
         cfg.DataConfig(heldout_data="/no/such/dir").validate()
     with pytest.raises(cfg.ConfigError, match="eval_every must be a positive integer"):

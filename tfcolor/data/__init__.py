@@ -17,7 +17,8 @@ from tfcolor.data.decode import (REASONS, SkipCounter, decode_image, default_ski
                                  safe_decode_dataset, to_rgb)
 from tfcolor.data.embedded import attribution_text, embedded_manifest, embedded_photos
 from tfcolor.data.evaluate import EvalDataConfig, eval_dataset, load_images
-from tfcolor.data.pretrain import PipelineOptions, pretrain_dataset, resolve_targets_on_device
+from tfcolor.data.pretrain import (PipelineOptions, heldout_batches, pretrain_dataset,
+                                   resolve_targets_on_device)
 from tfcolor.data.sources import (ArraySource, FileSource, ImageSource, SourceError,
                                   TFDSSource, TFRecordSource, as_source, list_image_files,
                                   resolve_shard_policy)
@@ -25,7 +26,7 @@ from tfcolor.data.sources import (ArraySource, FileSource, ImageSource, SourceEr
 __all__ = [
     "REASONS", "SkipCounter", "decode_image", "default_skip_counter", "safe_decode_dataset",
     "to_rgb", "attribution_text", "embedded_manifest", "embedded_photos", "EvalDataConfig",
-    "eval_dataset", "load_images", "PipelineOptions", "pretrain_dataset",
+    "eval_dataset", "load_images", "PipelineOptions", "heldout_batches", "pretrain_dataset",
     "resolve_targets_on_device", "ArraySource", "FileSource", "ImageSource", "SourceError",
     "TFDSSource", "TFRecordSource", "as_source", "list_image_files", "resolve_shard_policy",
 ]

@@ -78,8 +78,8 @@ from tfcolor.config import CAFFE_EDGE_BUFFER_FRACTION, ConfigError
 
 _LOG = logging.getLogger("tfcolor.data")
 
-__all__ = ["PipelineOptions", "pretrain_dataset", "resolve_targets_on_device",
-           "CAFFE_EDGE_BUFFER_FRACTION"]
+__all__ = ["PipelineOptions", "pretrain_dataset", "resolve_targets_on_device", "heldout_batches",
+           "HELDOUT_SEED", "CAFFE_EDGE_BUFFER_FRACTION"]
 
 
 def _is_int(value):
@@ -417,3 +417,45 @@ def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None
     return ds.with_options(stages.dataset_options(
         src, deterministic=deterministic, input_context=input_context,
         shard_policy=opts.shard_policy))
+
+
+#: Seed of the held-out crops and centres (the same for every run, whatever its training seed).
+HELDOUT_SEED = 20160525
+
+
+def heldout_batches(source, data_config, loss_config, target_builder=None, *, images=64):
+    """The fixed held-out set as a list of NumPy batch dicts (``gray``, ``centers``, ``targets``):
+    what :class:`tfcolor.train.heldout.HeldOutLoss` evaluates a colorizer on during pretraining.
+
+    Args:
+        source: any data source of :func:`pretrain_dataset` (a folder, a glob,
+            ``"embedded:validation"``, ...).
+        data_config: the training run's :class:`tfcolor.config.DataConfig`; its crop, scale
+            range, centres and batch size are kept, the pipeline's randomness is replaced (no
+            shuffle, no mirror, seed :data:`HELDOUT_SEED`, one pass).
+        loss_config: the run's :class:`tfcolor.config.LossConfig` (target kind and window).
+        target_builder: the training run's :class:`tfcolor.targets.TargetBuilder` (None: the
+            loss config's).
+        images: how many images (fewer if the source has fewer decodable images).
+
+    Raises:
+        ValueError: ``images`` is not a positive integer, or no image of ``source`` decodes.
+    """
+    if isinstance(images, bool) or not isinstance(images, int) or images <= 0:
+        raise ValueError(f"heldout_images must be a positive integer, got {images!r}")
+    config = dataclasses.replace(data_config, targets_on_device=False,
+                                 batch_size=min(data_config.batch_size, images))
+    dataset = pretrain_dataset(
+        config, loss_config, source=source, target_builder=target_builder, seed=HELDOUT_SEED,
+        deterministic=True, shuffle=False, random_mirror=False, repeat=False,
+        drop_remainder=False, cache=False)
+    batches, count = [], 0
+    for batch in dataset:
+        take = min(images - count, int(batch["gray"].shape[0]))
+        batches.append({k: batch[k].numpy()[:take] for k in ("gray", "centers", "targets")})
+        count += take
+        if count >= images:
+            break
+    if not batches:
+        raise ValueError(f"heldout_data={source!r}: no decodable image")
+    return batches

@@ -216,13 +216,13 @@ def build_dataset(config, start=0, include_index=False):
 
 def heldout_batches(config):
     """The fixed held-out batches of ``config.data.heldout_data`` (None when it is not set);
-    see :func:`tfcolor.train.heldout.heldout_batches`."""
+    see :func:`tfcolor.data.heldout_batches`."""
     if not config.data.heldout_data:
         return None
-    from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
-    return heldout.heldout_batches(config.data.heldout_data, config.data, config.loss,
-                                   build_target_builder(config),
-                                   images=config.data.heldout_images)
+    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
+    return data_lib.heldout_batches(config.data.heldout_data, config.data, config.loss,
+                                    build_target_builder(config),
+                                    images=config.data.heldout_images)
 
 
 def preview_images(config):

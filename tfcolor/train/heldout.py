@@ -7,9 +7,9 @@ a run (the start of its curve), every ``every`` steps and at the last step, comp
 mean loss (and its terms, e.g. hue and chroma) with ``training=False`` on a *fixed* list of
 held-out batches (for colorization: the mean per-point loss):
 
-- the batches are built once, by :func:`heldout_batches`, with the training pipeline's crop
-  size, centres, loss kind and window, but without shuffling or mirroring and with a fixed seed
-  (:data:`HELDOUT_SEED`), so every evaluation of every run of the same data configuration sees
+- the batches are built once, for colorization by :func:`tfcolor.data.heldout_batches`, with
+  the training pipeline's crop size, centres, loss kind and window, but without shuffling or
+  mirroring and with a fixed seed (:data:`tfcolor.data.pretrain.HELDOUT_SEED`), so every evaluation of every run of the same data configuration sees
   the same crops and centres and the curves of different runs are comparable;
 - the model runs with ``training=False`` (dropout off, batch-norm statistics frozen);
 - each value goes to TensorBoard (``heldout/loss``, ``heldout/<term>``), to the log, and as one
@@ -29,57 +29,14 @@ from absl import logging
 from tfcolor import run_dir
 from tfcolor.train import summaries
 
-__all__ = ["HELDOUT_SEED", "heldout_batches", "HeldOutLoss", "read_curve"]
-
-#: Seed of the held-out crops and centres (the same for every run, whatever its training seed).
-HELDOUT_SEED = 20160525
-
-
-def heldout_batches(source, data_config, loss_config, target_builder=None, *, images=64):
-    """The fixed held-out set as a list of NumPy batch dicts (``gray``, ``centers``, ``targets``).
-
-    Args:
-        source: any data source of :func:`tfcolor.data.pretrain_dataset` (a folder, a glob,
-            ``"embedded:validation"``, ...).
-        data_config: the training run's :class:`tfcolor.config.DataConfig`; its crop, scale
-            range, centres and batch size are kept, the pipeline's randomness is replaced (no
-            shuffle, no mirror, seed :data:`HELDOUT_SEED`, one pass).
-        loss_config: the run's :class:`tfcolor.config.LossConfig` (target kind and window).
-        target_builder: the training run's :class:`tfcolor.targets.TargetBuilder` (None: the
-            loss config's).
-        images: how many images (fewer if the source has fewer decodable images).
-
-    Raises:
-        ValueError: ``images`` is not a positive integer, or no image of ``source`` decodes.
-    """
-    import dataclasses  # pylint: disable=import-outside-toplevel
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
-    if isinstance(images, bool) or not isinstance(images, int) or images <= 0:
-        raise ValueError(f"heldout_images must be a positive integer, got {images!r}")
-    config = dataclasses.replace(data_config, targets_on_device=False,
-                                 batch_size=min(data_config.batch_size, images))
-    dataset = data_lib.pretrain_dataset(
-        config, loss_config, source=source, target_builder=target_builder, seed=HELDOUT_SEED,
-        deterministic=True, shuffle=False, random_mirror=False, repeat=False,
-        drop_remainder=False, cache=False)
-    batches, count = [], 0
-    for batch in dataset:
-        take = min(images - count, int(batch["gray"].shape[0]))
-        batches.append({k: batch[k].numpy()[:take] for k in ("gray", "centers", "targets")})
-        count += take
-        if count >= images:
-            break
-    if not batches:
-        raise ValueError(f"heldout_data={source!r}: no decodable image")
-    return batches
-
+__all__ = ["HeldOutLoss", "read_curve"]
 
 class HeldOutLoss:
     """Trainer hook: held-out loss every ``every`` steps (see the module docstring).
 
     Args:
         batches: a list of batch dicts (NumPy or tensors) the task's ``compute_loss`` accepts,
-            e.g. from :func:`heldout_batches`.
+            e.g. from :func:`tfcolor.data.heldout_batches`.
         task: the :class:`tfcolor.tasks.base.Task` being trained (its ``compute_loss`` with
             ``training=False``; each batch is its own global batch, and batches are weighted by
             their rows).
