@@ -1,7 +1,7 @@
 """Markdown tables of a reproduction's ``results.json`` (``results.md``, and the README section
 that ``tools/results_tables.py`` generates from the committed copy)."""
 
-__all__ = ["markdown", "pretraining_table", "colorizer_table", "downstream_tables"]
+__all__ = ["markdown", "pretraining_table", "colorizer_table", "downstream_tables", "grid_table"]
 
 _PROTOCOL_TITLES = {"linear_probe": "Linear probe (frozen trunk)",
                     "finetune": "Full fine-tuning"}
@@ -54,6 +54,29 @@ def colorizer_table(results):
     return "\n".join(lines)
 
 
+def grid_table(results, protocol):
+    """The validation score of every cell of a protocol's grid: one row per initialisation, one
+    column per learning rate (ascending), the mean over fine-tuning seeds; the rate chosen for
+    the initialisation in bold (so a reader sees whether it lies inside the grid)."""
+    d = results["downstream"][protocol]
+    rates = sorted({float(lr) for by_lr in d["grid"].values() for lr in by_lr})
+    lines = ["| val by learning rate | " + " | ".join(f"{r:g}" for r in rates) + " |",
+             "| --- |" + " ---: |" * len(rates)]
+    for init, by_lr in d["grid"].items():
+        cells = {float(lr): c for lr, c in by_lr.items()}
+        chosen = d["chosen"][init]["learning_rate"]
+        row = []
+        for r in rates:
+            if r not in cells:
+                row.append("-")
+                continue
+            val = cells[r]["val"]
+            text = f"{sum(val.values()) / len(val):.3f}"
+            row.append(f"**{text}**" if r == chosen else text)
+        lines.append(f"| {init} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def downstream_tables(results, protocol):
     d = results["downstream"][protocol]
     seeds = len(results["config"]["finetune_seeds"])
@@ -64,6 +87,7 @@ def downstream_tables(results, protocol):
         edge = " (grid edge)" if c["at_edge"] else ""
         lines.append(f"| {init} | {c['learning_rate']:g}{edge} | {c['val_mean']:.3f} | "
                      f"{c['test_mean']:.3f} +- {c['test_std']:.3f} |")
+    lines += ["", grid_table(results, protocol)]
     lines += ["", "| paired difference (by fine-tuning seed) | n | mean | 95% t-interval | "
               "95% bootstrap | A better in | pooled pairs: n, 95% t |",
               "| --- | ---: | ---: | --- | --- | ---: | --- |"]
