@@ -138,8 +138,8 @@ class ReproduceConfig:
     weight_decay: float = 5e-4
     heldout_images: int = 14
     eval_every: int = 125
-    probe_learning_rates: typing.Tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
-    finetune_learning_rates: typing.Tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
+    probe_learning_rates: typing.Tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+    finetune_learning_rates: typing.Tuple[float, ...] = (0.01, 0.03, 0.1)
     ft_batch_size: int = 32
     ft_eval_every: int = 50
     ft_max_steps: int = 1500
