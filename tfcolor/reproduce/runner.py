@@ -71,10 +71,9 @@ def _write_json(path, payload):
     return path
 
 
-#: Config fields whose values are sets of independent units: a later invocation may add to
-#: them (more arms, seeds of pretraining, rates, protocols) and every finished unit stays valid.
-# Fields that only say which units (a pretraining run, a colorizer evaluation, a downstream cell)
-# to run: each unit's own settings do not depend on them, so any choice reuses the finished ones.
+#: Fields that only say which units (a pretraining run, a colorizer evaluation, a downstream
+#: cell) to run: no unit's own settings depend on them, so a later invocation may add units or
+#: leave some out and every finished unit stays valid.
 SELECTABLE = ("arms", "pretrain_seeds", "evaluate_arms", "protocols", "probe_learning_rates",
               "finetune_learning_rates")
 

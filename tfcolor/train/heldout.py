@@ -9,8 +9,9 @@ held-out batches (for colorization: the mean per-point loss):
 
 - the batches are built once, for colorization by :func:`tfcolor.data.heldout_batches`, with
   the training pipeline's crop size, centres, loss kind and window, but without shuffling or
-  mirroring and with a fixed seed (:data:`tfcolor.data.pretrain.HELDOUT_SEED`), so every evaluation of every run of the same data configuration sees
-  the same crops and centres and the curves of different runs are comparable;
+  mirroring and with a fixed seed (:data:`tfcolor.data.pretrain.HELDOUT_SEED`), so every
+  evaluation of every run of the same data configuration sees the same crops and centres and
+  the curves of different runs are comparable;
 - the model runs with ``training=False`` (dropout off, batch-norm statistics frozen);
 - each value goes to TensorBoard (``heldout/loss``, ``heldout/<term>``), to the log, and as one
   JSON line ``{"step", "loss", "terms", "images", "points"}`` to ``model_dir/heldout.jsonl``
@@ -30,6 +31,7 @@ from tfcolor import run_dir
 from tfcolor.train import summaries
 
 __all__ = ["HeldOutLoss", "read_curve"]
+
 
 class HeldOutLoss:
     """Trainer hook: held-out loss every ``every`` steps (see the module docstring).
