@@ -19,7 +19,8 @@ TF_RANGE = ">=2.21,<2.22"
 _tf_package = os.environ.get("TFCOLOR_TF_PACKAGE", "tensorflow-cpu").strip()
 TENSORFLOW = [] if _tf_package.lower() == "none" else [_tf_package + TF_RANGE]
 
-BINARIES = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce"]
+# The programs (tfcolor/programs/NAME.py), each installed as the console script tfcolor-NAME.
+PROGRAMS = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce"]
 
 setup(
     name="tfcolor",
@@ -30,7 +31,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["tfcolor", "tfcolor.*", "binaries"]),
+    packages=find_packages(include=["tfcolor", "tfcolor.*"]),
     include_package_data=True,
     package_data={"tfcolor": ["assets/photos/*.jpg", "assets/photos/*.png", "assets/photos/*.txt",
                               "assets/photos/*.csv", "assets/models/*/*"]},
@@ -56,7 +57,7 @@ setup(
         "bench": ["torch==2.13.0", "scikit-image>=0.24,<0.27", "opencv-python-headless>=4.9,<6"],
     },
     entry_points={
-        "console_scripts": [f"tfcolor-{b}=binaries.{b}:run" for b in BINARIES],
+        "console_scripts": [f"tfcolor-{p}=tfcolor.programs.{p}:run" for p in PROGRAMS],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

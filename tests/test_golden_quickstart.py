@@ -47,7 +47,7 @@ def _weights_digest(model):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("golden") / "quickstart")
-    cmd = [sys.executable, "-m", "binaries.pretrain",
+    cmd = [sys.executable, "-m", "tfcolor.programs.pretrain",
            "--flagfile=" + os.path.join(ROOT, "configs", "quickstart.flags"),
            f"--model_dir={model_dir}", f"--train_steps={STEPS}", "--steps_per_loop=10",
            "--summary_every=10", f"--checkpoint_every={STEPS}", "--eval_every=25",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "binaries"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs"))
 import tiny_model_dir  # noqa: E402
 
 from tfcolor import pretrained  # noqa: E402

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Regenerates the root BUILD file from the source tree and its imports.
 
-One ``py_library`` per module under ``tfcolor/`` and ``benchmarks/``, one ``py_binary`` per
-program under ``binaries/`` and ``benchmarks/``, one ``py_test`` per test file. Internal deps come
-from each file's ``import tfcolor...`` / ``from binaries import ...`` statements, third-party deps
-from its top-level imports. ``tests/test_build_file.py`` checks the result against the tree, so
+One ``py_library`` per module under ``tfcolor/`` (the programs' code, ``tfcolor/programs/``,
+included) and ``benchmarks/``, one ``py_binary`` per entry point under ``binaries/`` and per
+program under ``benchmarks/``, one ``py_test`` per test file. Internal deps come from each file's
+``import tfcolor...`` statements, third-party deps from its top-level imports. ``tests/test_build_file.py`` checks the result against the tree, so
 run this after adding or removing a module::
 
     python tools/update_build.py
@@ -40,8 +40,6 @@ def _target_name(path):
         parts = parts[1:] or ["tfcolor"]
         if parts[-1] == "__init__":  # a package is named after itself: "models", "data", ...
             parts = parts[:-1] or ["tfcolor"]
-    elif parts[0] == "binaries" and parts[-1] == "__init__":
-        parts = ["binaries_init"]
     elif parts[0] == "benchmarks":
         parts = ["bench"] + ([] if parts[1:] == ["__init__"] else parts[1:])
     elif parts[0] == "tests":
@@ -110,10 +108,10 @@ def main():
         helper_dirs = [p.parent] + ([ROOT / "tests"] if top == "tests" else [])
         internal |= {":" + _label(d / f"{m}.py") for m in imports for d in helper_dirs
                      if "." not in m and (d / f"{m}.py").is_file() and d / f"{m}.py" != p}
-        if top == "tests" and p.parent.name == "binaries" and p.name.startswith("test_"):
-            program = ROOT / "binaries" / (p.name[len("test_"):])  # loaded by path in the test
-            if program.is_file():
-                internal.add(":" + _target_name(program))
+        if top == "tests" and p.parent.name == "programs" and p.name.startswith("test_"):
+            entry = ROOT / "binaries" / (p.name[len("test_"):])  # the program the test runs
+            if entry.is_file():
+                internal.add(":" + _target_name(entry))
         internal = sorted(internal)
         external = sorted({THIRD_PARTY[m.split(".")[0]] for m in imports
                            if m.split(".")[0] in THIRD_PARTY})

@@ -1,4 +1,4 @@
-"""Tests of binaries/reproduce: flags -> ReproduceConfig, clear errors, a tiny run."""
+"""Tests of the reproduce program: flags -> ReproduceConfig, clear errors, a tiny run."""
 import json
 import os
 import subprocess
@@ -11,7 +11,8 @@ from tfcolor.reproduce import config as config_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import program_loader  # noqa: E402
+from tfcolor.programs import common  # noqa: E402
+from tfcolor.programs import reproduce as program  # noqa: E402
 
 SHIM = os.path.join(ROOT, "binaries", "reproduce")
 TINY = ["--fake_data", "--arms=colorization", "--evaluate_arms=", "--pretrain_seeds=0",
@@ -22,7 +23,6 @@ TINY = ["--fake_data", "--arms=colorization", "--evaluate_arms=", "--pretrain_se
 
 
 def _config(*argv):
-    program = program_loader.load_program("reproduce")
     fv = flags.FlagValues()
     program.define_flags(fv)
     fv(["reproduce"] + list(argv))
@@ -58,12 +58,10 @@ def _run(*argv, timeout=600):
 
 
 def test_bad_values_are_errors_naming_the_flag():
-    from binaries import common  # the same naming the program's main applies
     import pytest
     from tfcolor.config import ConfigError
     with pytest.raises(ConfigError) as e:
         _config("--output_dir=/o", "--arms=colorization,jigsaw").validate()
-    program = program_loader.load_program("reproduce")
     fv = flags.FlagValues()
     program.define_flags(fv)
     assert common.flag_error(e.value, fv).startswith("--arms has unknown names ['jigsaw']")

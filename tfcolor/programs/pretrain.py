@@ -16,7 +16,7 @@ Every flag is named as the ``tfcolor.config.PretrainConfig`` field it sets (``--
 ``data.points``), except ``--loss`` for ``loss.kind``; a flag's "unset" value (``""``, ``0``,
 ``-1``) gives a field's ``None`` default. Bad values are reported by the library, naming the flag.
 """
-from binaries import common
+from tfcolor.programs import common
 
 common.quiet_tensorflow()
 

@@ -1,4 +1,4 @@
-"""Tests of binaries/finetune: flag files, errors, and an end-to-end run on generated data."""
+"""Tests of the finetune program: flag files, errors, and an end-to-end run on generated data."""
 import glob
 import json
 import os
@@ -12,14 +12,14 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import program_loader  # noqa: E402
+from tfcolor.programs import finetune  # noqa: E402
 
 SHIM = os.path.join(ROOT, "binaries", "finetune")
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "finetune_*.flags")))
 
 
 def _program():
-    return program_loader.load_program("finetune")
+    return finetune
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])

@@ -15,8 +15,8 @@ replaces it. A --model_dir without a model (no config.json, no checkpoint, a dam
 is a one-line error (exit status 2).
 """
 
-from binaries import colorize as colorize_bin
-from binaries import common
+from tfcolor.programs import colorize as colorize_bin
+from tfcolor.programs import common
 
 common.quiet_tensorflow()
 

@@ -31,7 +31,7 @@ import os
 from absl import flags
 from absl import logging
 
-from binaries import common
+from tfcolor.programs import common
 from tfcolor.train.strategy import make_strategy
 
 common.quiet_tensorflow()

@@ -1,4 +1,8 @@
-"""Helpers shared by the absl programs under ``binaries/``: flag files, errors, list flags.
+"""Helpers shared by the absl programs (``tfcolor.programs``): flag files, errors, list flags.
+
+Each program is a module here with ``define_flags(fv)``, ``main(argv)`` and ``run()``, the
+entry point of its console script (``tfcolor-NAME``), of ``python -m tfcolor.programs.NAME`` and
+of the checkout's ``binaries/NAME``.
 
 Programs only parse flags; the library (``tfcolor.config``) validates the values. Flags are named
 exactly as the config fields they set (:func:`config_from_flags` copies them), so a
@@ -13,19 +17,33 @@ import sys
 
 from absl import app
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def _checkout_root():
+    """The source checkout this package is imported from (it holds ``setup.py`` and
+    ``configs/``), or None for a package installed into site-packages."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(os.path.join(root, "setup.py")) and os.path.isdir(
+            os.path.join(root, "configs")):
+        return root
+    return None
+
+
+ROOT = _checkout_root()
 
 
 def resolve_flagfiles(argv):
-    """Makes ``--flagfile=configs/x.flags`` work from any directory.
+    """Makes ``--flagfile=configs/x.flags`` work from any directory of a checkout.
 
     A relative flag-file path that does not exist from the current directory but does from the
-    repository root is rewritten to the latter. Other arguments are returned unchanged.
+    root of the source checkout (:data:`ROOT`) is rewritten to the latter. Without a checkout
+    (an installed package) relative paths are relative to the current directory only. Other
+    arguments are returned unchanged.
     """
     out = []
     for arg in argv:
         match = re.match(r"^(--?flagfile=)(.+)$", arg)
-        if match and not os.path.isabs(match.group(2)) and not os.path.exists(match.group(2)):
+        if (match and ROOT and not os.path.isabs(match.group(2))
+                and not os.path.exists(match.group(2))):
             candidate = os.path.join(ROOT, match.group(2))
             if os.path.exists(candidate):
                 arg = match.group(1) + candidate

@@ -27,7 +27,7 @@ Lab histograms (--lab_method) default to the expectation, the paper's best for L
 pixel).
 """
 
-from binaries import common
+from tfcolor.programs import common
 
 common.quiet_tensorflow()
 

@@ -1,4 +1,4 @@
-"""Tests of the pretraining program binaries/pretrain (flags, flag files, an end-to-end run).
+"""Tests of the pretraining program (flags, flag files, an end-to-end run).
 
 Flag parsing and validation run in-process on a private ``FlagValues`` (the program defines its
 flags at run time, so this cannot clash with other programs' flags); the shell shim and a tiny
@@ -7,21 +7,14 @@ end-to-end run on generated images run as subprocesses with timeouts.
 import glob
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from absl import flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tfcolor.programs import pretrain
 
-try:
-    from binaries import pretrain  # noqa: E402
-except ImportError:
-    import program_loader  # noqa: E402
-    pretrain = program_loader.load_program("pretrain")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SHIM = os.path.join(ROOT, "binaries", "pretrain")
 # Pretraining flag files; finetune_*.flags and reproduce.flags belong to other programs.

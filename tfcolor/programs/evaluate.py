@@ -25,8 +25,8 @@ import shutil
 import sys
 import tempfile
 
-from binaries import colorize as colorize_bin
-from binaries import common
+from tfcolor.programs import colorize as colorize_bin
+from tfcolor.programs import common
 
 common.quiet_tensorflow()
 

@@ -12,6 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tiny_model_dir  # noqa: E402
 
+from tfcolor.programs import colorize  # noqa: E402
+
 SHIM = os.path.join(ROOT, "binaries", "colorize")
 
 
@@ -78,8 +80,7 @@ def test_readout_flag_defaults_are_the_methods_best_choices():
     # Shared by colorize, evaluate and export: released fading (min), interpolated chroma
     # median, Lab by expectation (lab_method None -> expectation in tfcolor.readout.readout).
     from absl import flags  # pylint: disable=import-outside-toplevel
-    import program_loader  # pylint: disable=import-outside-toplevel
-    program = program_loader.load_program("colorize")
+    program = colorize
     fv = flags.FlagValues()
     program.define_flags(fv)
     fv(["colorize"])

@@ -27,7 +27,7 @@ import sys
 from absl import flags
 from absl import logging
 
-from binaries import common
+from tfcolor.programs import common
 
 common.quiet_tensorflow()
 
