@@ -27,6 +27,15 @@ them when it saves step N again. A run killed while saving its *first* checkpoin
 merge but before the state file, leaves one complete ``ckpt-N`` and no state file: that single
 checkpoint is validated and adopted (several unnamed checkpoints are refused, not guessed at). ``tests/binaries/test_pretrain.py`` kills the real program during checkpoint writes.
 
+Where checkpoints are: always in the run directory. The state file names them relative to
+it (``ckpt-N``), but older or hand-made state files may hold absolute paths, or paths of a
+directory that was moved or copied since. Every entry is therefore resolved to the file of that
+name *inside the directory the state file was read from* (:func:`state_checkpoint`,
+:func:`state_checkpoints`), whatever working directory the program runs in; a relative
+``model_dir`` works like an absolute one. Before training resumes, the chief rewrites such a
+state file with plain names, so that the ``tf.train.CheckpointManager`` keeps and prunes the
+checkpoints of this directory (never those of the directory a run was copied from).
+
 Input position: tracked for single-worker strategies (``one_device``, ``mirrored``). Not for
 ``multi_worker`` (each worker has its own input shard but only the chief's files are kept) nor
 ``tpu``: there a resumed run continues with a freshly started (reshuffled) input pipeline.
@@ -106,9 +115,7 @@ def validate_checkpoint(path):
     """
     index = path + ".index"
     if not tf.io.gfile.exists(index):
-        raise CorruptCheckpointError(
-            f"checkpoint {path} is incomplete: its index file {index} is missing. "
-            + _advice(path))
+        raise _no_index_error(path)
     try:
         reader = tf.train.load_checkpoint(path)
         dtypes = reader.get_variable_to_dtype_map()
@@ -125,35 +132,140 @@ def validate_checkpoint(path):
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. " + _advice(path)) from e
 
 
+def found_checkpoints(directory):
+    """Names (``ckpt-N``, by N) of the checkpoints of ``directory`` that have an index file,
+    whether or not the state file names them."""
+    indexes = tf.io.gfile.glob(os.path.join(directory, f"{CHECKPOINT_PREFIX}-*.index"))
+    names = {os.path.basename(p)[:-len(".index")] for p in indexes}
+    return sorted(names, key=lambda n: (checkpoint_number(n) is None, checkpoint_number(n), n))
+
+
+def _found_text(directory, but=None):
+    """What checkpoints ``directory`` holds (besides ``but``), for messages."""
+    found = [n for n in found_checkpoints(directory) if n != but]
+    other = "other " if but else ""
+    if not found:
+        return f"{directory} holds no {other}checkpoint"
+    plural = "s" if len(found) > 1 else ""
+    return f"{directory} holds the {other}checkpoint{plural} {_short(found)}"
+
+
+def _state_line(name):
+    return f'model_checkpoint_path: "{name}"'
+
+
 def _advice(path):
-    directory = os.path.dirname(path)
-    return (f"It was not used. Delete its files (and point the '{CHECKPOINT_STATE_FILE}' file in "
-            f"{directory} at an earlier checkpoint, or remove it to start from scratch), then "
-            "rerun.")
+    """What to do about the damaged checkpoint ``path`` (what else its directory holds)."""
+    directory, name = os.path.dirname(path), os.path.basename(path)
+    others = [n for n in found_checkpoints(directory) if n != name]
+    state = os.path.join(directory, CHECKPOINT_STATE_FILE)
+    if others:
+        return (f"It was not used; {_found_text(directory, but=name)}. To go back to the latest "
+                f"of them, delete {name}'s files and replace the content of {state} by the line "
+                f"'{_state_line(others[-1])}'; then rerun.")
+    return (f"It was not used; {_found_text(directory, but=name)}. Delete {name}'s files and "
+            f"{state} to start from scratch, then rerun.")
 
 
-def state_checkpoint(directory):
-    """The checkpoint that ``directory``'s state file names (a prefix), or None (no state file,
-    or one naming nothing). The files of that checkpoint are not looked at.
+def _no_index_error(path):
+    """``path`` has no ``.index`` file: half-written if data shards exist, else not there."""
+    directory, name = os.path.dirname(path), os.path.basename(path)
+    shards = tf.io.gfile.glob(path + ".data-*")
+    if shards:
+        return CorruptCheckpointError(
+            f"checkpoint {path} is incomplete: its data files "
+            f"({_short(sorted(os.path.basename(s) for s in shards))}) are there but its index "
+            f"file {path}.index is missing. " + _advice(path))
+    message = (f"checkpoint {name} is not in {directory} (no {name}.index or {name}.data-* "
+               f"file; {_found_text(directory)})")
+    try:
+        named = state_checkpoint(directory)
+    except CorruptCheckpointError:
+        named = None
+    if named is None or os.path.basename(named) != name:
+        return CorruptCheckpointError(message + ".")
+    others = found_checkpoints(directory)
+    return CorruptCheckpointError(
+        message + f": its state file {os.path.join(directory, CHECKPOINT_STATE_FILE)} names "
+        f"{name}, whose files are missing (left behind when the directory was copied?). "
+        + (f"To use the latest checkpoint there instead, replace the state file's content by "
+           f"the line '{_state_line(others[-1])}'." if others else "Nothing was changed."))
 
-    Not ``tf.train.latest_checkpoint``: it returns None when the named checkpoint's files are
-    missing, which would silently restart training from scratch (or load nothing).
+
+def _in_directory(directory, entry):
+    """The checkpoint a state-file ``entry`` names, inside ``directory``: checkpoints always
+    live in their run directory, so only the entry's last component counts (the entry may be
+    relative, absolute, or from where the directory was before it was moved or copied)."""
+    return os.path.join(directory, os.path.basename(entry.rstrip("/")))
+
+
+def _read_state(directory):
+    """TensorFlow's ``CheckpointState`` of ``directory`` with its entries as written (joined to
+    ``directory`` when relative); None without a state file or when it names nothing."""
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except (tf.errors.OpError, ValueError) as e:
+        raise CorruptCheckpointError(
+            f"the checkpoint state file {os.path.join(directory, CHECKPOINT_STATE_FILE)} cannot "
+            f"be read ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+            f"{_found_text(directory)}: {_state_fix(directory)}") from e
+    if state is None or not state.model_checkpoint_path:
+        return None
+    return state
+
+
+def _state_fix(directory):
+    found = found_checkpoints(directory)
+    state = os.path.join(directory, CHECKPOINT_STATE_FILE)
+    if found:
+        return (f"replace the content of {state} by the line '{_state_line(found[-1])}' to "
+                "use the latest, or use another model_dir.")
+    return f"delete {state} to start from scratch."
+
+
+def state_checkpoints(directory):
+    """``(latest, kept)``: the checkpoint that ``directory``'s state file names and all those it
+    lists (prefixes, oldest first), each resolved inside ``directory`` (see the module
+    docstring); ``(None, [])`` without a state file or with one naming nothing. The files of
+    those checkpoints are not looked at.
 
     Raises:
         CorruptCheckpointError: the state file cannot be read.
     """
-    try:
-        state = tf.train.get_checkpoint_state(directory)
-        if state is None or not state.model_checkpoint_path:
-            return None
-        path = state.model_checkpoint_path
-        if not os.path.isabs(path) and "://" not in path:
-            path = os.path.join(directory, path)
-        return path
-    except (tf.errors.OpError, ValueError) as e:
-        raise CorruptCheckpointError(
-            f"the checkpoint state file {os.path.join(directory, CHECKPOINT_STATE_FILE)} cannot "
-            f"be read ({e}); delete it to start from scratch or fix the path it names.") from e
+    state = _read_state(directory)
+    if state is None:
+        return None, []
+    return (_in_directory(directory, state.model_checkpoint_path),
+            [_in_directory(directory, p) for p in state.all_model_checkpoint_paths])
+
+
+def state_checkpoint(directory):
+    """The checkpoint that ``directory``'s state file names (a prefix inside ``directory``,
+    relative if ``directory`` is), or None (no state file, or one naming nothing). The files of
+    that checkpoint are not looked at.
+
+    Not ``tf.train.latest_checkpoint``: it returns None when the named checkpoint's files are
+    missing, which would silently restart training from scratch (or load nothing), and it
+    follows an absolute entry out of a directory that was moved or copied.
+
+    Raises:
+        CorruptCheckpointError: the state file cannot be read.
+    """
+    return state_checkpoints(directory)[0]
+
+
+def _write_state(directory, latest, kept, timestamps=None, last_preserved=None):
+    """Atomically writes ``directory``'s state file naming ``latest`` and ``kept`` (prefixes in
+    ``directory``) by their names, as ``tf.train.CheckpointManager`` does."""
+    kept = list(kept)
+    if not kept or kept[-1] != latest:
+        kept = [p for p in kept if p != latest] + [latest]
+    if timestamps is not None and len(timestamps) != len(kept):
+        timestamps = None
+    tf.__internal__.train.update_checkpoint_state(
+        directory, model_checkpoint_path=latest, all_model_checkpoint_paths=kept,
+        all_model_checkpoint_timestamps=timestamps, last_preserved_timestamp=last_preserved,
+        save_relative_paths=True)
 
 
 def unnamed_checkpoints(directory):
@@ -176,7 +288,7 @@ def _unnamed_error(directory, count):
 def _names_nothing_error(directory):
     return CorruptCheckpointError(
         f"the checkpoint state file {os.path.join(directory, CHECKPOINT_STATE_FILE)} names no "
-        "checkpoint; delete it to start from scratch.")
+        f"checkpoint (empty or garbled); {_found_text(directory)}: {_state_fix(directory)}")
 
 
 def latest_complete_checkpoint(directory, *, validate=True):
@@ -204,9 +316,7 @@ def latest_complete_checkpoint(directory, *, validate=True):
     if validate:
         validate_checkpoint(path)
     elif not tf.io.gfile.exists(path + ".index"):
-        raise CorruptCheckpointError(
-            f"checkpoint {path} is incomplete: its index file {path}.index is missing. "
-            + _advice(path))
+        raise _no_index_error(path)
     return path
 
 
@@ -285,6 +395,8 @@ class Checkpointer:
             else:
                 return None
         validate_checkpoint(path)
+        if self.is_chief and self._settle_state_file():
+            self._make_manager()  # so that it keeps and prunes this directory's checkpoints
         objects = dict(self._trackables)
         partial = False
         for name, obj in self._optional().items():
@@ -326,10 +438,31 @@ class Checkpointer:
                         "yet (the run was stopped while saving it): resuming from it",
                         self.directory, os.path.basename(prefixes[0]))
         if self.is_chief:
-            tf.compat.v1.train.update_checkpoint_state(
-                self.directory, prefixes[0], all_model_checkpoint_paths=[prefixes[0]])
+            _write_state(self.directory, prefixes[0], [prefixes[0]])
             self._make_manager()  # so that max_to_keep counts it
         return prefixes[0]
+
+    def _settle_state_file(self):
+        """Rewrites a state file whose entries are not plain names in this directory (absolute
+        paths, or those of the place a moved or copied run came from) with those names; returns
+        True if it did. The ``CheckpointManager`` takes its list of checkpoints to keep and
+        delete from that file: read as it was, it would prune the files of the directory the
+        run was copied from, and never this one's."""
+        state = _read_state(self.directory)
+        if state is None:
+            return False
+        entries = [state.model_checkpoint_path, *state.all_model_checkpoint_paths]
+        if all(e == _in_directory(self.directory, e) for e in entries):
+            return False
+        latest, kept = state_checkpoints(self.directory)
+        logging.warning("the checkpoint state file of %s names its checkpoints by other paths "
+                        "(%s; a moved or copied run directory?): taking the checkpoints of these "
+                        "names in %s and rewriting the state file with their names",
+                        self.directory, state.model_checkpoint_path, self.directory)
+        _write_state(self.directory, latest, kept,
+                     list(state.all_model_checkpoint_timestamps) or None,
+                     state.last_preserved_timestamp or None)
+        return True
 
     def _clean_interrupted_saves(self, latest):
         """Removes the temporary files of saves that were interrupted (never a complete

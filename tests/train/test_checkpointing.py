@@ -1,0 +1,186 @@
+"""Where a run's checkpoints are found: the state file's entries resolve inside the directory it
+was read from, whatever the working directory, and wherever the directory was when they were
+written (moved or copied since); a resumed copy keeps and prunes its own checkpoints only; the
+messages name what the directory actually holds.
+
+The trainer's resume from damaged or half-written checkpoints is tested in
+``tests/train/test_trainer.py``, the read-only ``latest_checkpoint`` in ``tests/test_run_dir.py``.
+"""
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+
+from tfcolor import run_dir
+from tfcolor.train import checkpointing
+
+
+def _save(directory, steps, max_to_keep=5, offset=0):
+    """Checkpoints of one variable (value = step + offset) saved by a CheckpointManager in
+    ``directory`` (as given: relative or absolute)."""
+    var = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=var), directory, max_to_keep,
+                                         checkpoint_name=checkpointing.CHECKPOINT_PREFIX)
+    for step in steps:
+        var.assign(float(step + offset))
+        manager.save(checkpoint_number=step)
+
+
+def _absolute_state_file(directory):
+    """Rewrites ``directory``'s state file with absolute paths (what older tools and
+    ``tf.compat.v1.train.update_checkpoint_state`` write for an absolute directory)."""
+    state = tf.train.get_checkpoint_state(directory)
+    tf.compat.v1.train.update_checkpoint_state(
+        directory, os.path.abspath(state.model_checkpoint_path),
+        all_model_checkpoint_paths=[os.path.abspath(p)
+                                    for p in state.all_model_checkpoint_paths],
+        all_model_checkpoint_timestamps=list(state.all_model_checkpoint_timestamps),
+        last_preserved_timestamp=state.last_preserved_timestamp)
+    text = open(os.path.join(directory, "checkpoint"), encoding="utf-8").read()
+    assert f'"{os.path.abspath(directory)}/ckpt-' in text  # really absolute
+
+
+def _value(path):
+    return float(tf.train.load_checkpoint(path).get_tensor("v/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def _names(directory):
+    return sorted(n[:-len(".index")] for n in os.listdir(directory) if n.endswith(".index"))
+
+
+def _state_entries(directory):
+    """The entries of the state file as written (not as TensorFlow joins them)."""
+    lines = open(os.path.join(directory, "checkpoint"), encoding="utf-8").read().splitlines()
+    return [line.split('"')[1] for line in lines if "checkpoint_path" in line]
+
+
+def test_a_relative_directory_resolves_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _save(os.path.join("runs", "q"), [1, 2])
+    expected = os.path.join("runs", "q", "ckpt-2")
+    assert checkpointing.state_checkpoint("runs/q") == expected
+    assert checkpointing.state_checkpoints("runs/q") == (
+            expected, [os.path.join("runs", "q", "ckpt-1"), expected])
+    assert os.path.exists(expected + ".index")  # relative to the working directory
+    assert run_dir.latest_checkpoint("runs/q") == expected
+    assert os.path.exists(run_dir.latest_checkpoint("./runs/q/") + ".index")
+    assert _value(run_dir.latest_checkpoint("runs/q")) == 2.0
+    # The same run read through its absolute path: the same files.
+    assert run_dir.latest_checkpoint(str(tmp_path / "runs" / "q")) == str(
+            tmp_path / "runs" / "q" / "ckpt-2")
+
+
+def test_absolute_entries_of_a_moved_directory_resolve_inside_it(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    _save(str(old), [1, 2])
+    _absolute_state_file(str(old))
+    shutil.move(str(old), str(new))
+    assert checkpointing.state_checkpoints(str(new)) == (
+            str(new / "ckpt-2"), [str(new / "ckpt-1"), str(new / "ckpt-2")])
+    assert run_dir.latest_checkpoint(new) == str(new / "ckpt-2")
+    assert _value(run_dir.latest_checkpoint(new)) == 2.0
+
+
+def test_a_copied_directory_reads_its_own_files_not_the_originals(tmp_path):
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    _save(str(original), [1, 2])
+    _absolute_state_file(str(original))
+    shutil.copytree(original, copy)
+    # The copy's ckpt-2 holds another value than the original's.
+    _save(str(tmp_path / "other"), [2], offset=100)
+    for name in os.listdir(tmp_path / "other"):
+        if name.startswith("ckpt-2."):
+            shutil.copy(tmp_path / "other" / name, copy / name)
+    assert run_dir.latest_checkpoint(copy) == str(copy / "ckpt-2")
+    assert _value(run_dir.latest_checkpoint(copy)) == 102.0
+    assert tf.train.latest_checkpoint(str(copy)) == str(original / "ckpt-2")  # TensorFlow's
+
+
+def _checkpointer(directory, max_to_keep=2):
+    var = tf.Variable(-1.0)
+    return checkpointing.Checkpointer(directory, max_to_keep=max_to_keep, v=var), var
+
+
+def test_a_resumed_copy_keeps_and_prunes_only_its_own_checkpoints(tmp_path):
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    _save(str(original), [1, 2], max_to_keep=2)
+    _absolute_state_file(str(original))
+    shutil.copytree(original, copy)
+    before = {n: (original / n).read_bytes() for n in os.listdir(original)}
+    ckpt, var = _checkpointer(str(copy))
+    assert ckpt.restore_latest() == str(copy / "ckpt-2")
+    assert var.numpy() == 2.0
+    assert _state_entries(copy) == ["ckpt-2", "ckpt-1", "ckpt-2"]  # plain names now
+    for step in (3, 4):
+        var.assign(float(step))
+        ckpt.save(step)
+    assert _names(copy) == ["ckpt-3", "ckpt-4"]  # max_to_keep=2 pruned the copy's 1 and 2
+    assert {n: (original / n).read_bytes() for n in os.listdir(original)} == before
+    assert _value(run_dir.latest_checkpoint(copy)) == 4.0
+
+
+def test_a_moved_run_resumes_from_a_relative_directory_and_prunes(tmp_path, monkeypatch):
+    _save(str(tmp_path / "a" / "run"), [1, 2], max_to_keep=2)
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    monkeypatch.chdir(tmp_path / "b")
+    ckpt, var = _checkpointer("run")
+    assert ckpt.restore_latest() == os.path.join("run", "ckpt-2")
+    for step in (3, 4, 5):
+        var.assign(float(step))
+        ckpt.save(step)
+    assert _names("run") == ["ckpt-4", "ckpt-5"]
+    assert _state_entries("run") == ["ckpt-5", "ckpt-4", "ckpt-5"]
+    assert checkpointing.state_checkpoint("run") == os.path.join("run", "ckpt-5")
+    ckpt, var = _checkpointer(str(tmp_path / "b" / "run"))  # and again through its full path
+    assert ckpt.restore_latest() == str(tmp_path / "b" / "run" / "ckpt-5")
+    assert var.numpy() == 5.0
+
+
+def test_a_state_file_naming_a_missing_checkpoint_says_what_is_there(tmp_path):
+    _save(str(tmp_path), [1, 2])
+    for name in os.listdir(tmp_path):
+        if name.startswith("ckpt-2."):
+            os.remove(tmp_path / name)
+    for read in (run_dir.latest_checkpoint, lambda d: _checkpointer(str(d))[0].restore_latest()):
+        with pytest.raises(checkpointing.CorruptCheckpointError) as info:
+            read(tmp_path)
+        message = str(info.value)
+        assert "ckpt-2 is not in" in message and "ckpt-1" in message, message
+        assert "delete" not in message.lower(), message
+    assert _names(tmp_path) == ["ckpt-1"]  # nothing was removed
+    for name in os.listdir(tmp_path):
+        if name.startswith("ckpt-1."):
+            os.remove(tmp_path / name)
+    with pytest.raises(checkpointing.CorruptCheckpointError, match="holds no checkpoint") as info:
+        run_dir.latest_checkpoint(tmp_path)
+    assert "delete" not in str(info.value).lower()
+
+
+def test_half_written_and_damaged_checkpoints_name_the_others(tmp_path):
+    _save(str(tmp_path), [1, 2])
+    os.remove(tmp_path / "ckpt-2.index")
+    with pytest.raises(checkpointing.CorruptCheckpointError) as info:
+        run_dir.latest_checkpoint(tmp_path)
+    message = str(info.value)
+    assert "index file" in message and "data files" in message, message
+    assert 'model_checkpoint_path: "ckpt-1"' in message, message
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert state.model_checkpoint_path == str(tmp_path / "ckpt-2")  # nothing was changed
+
+
+def test_a_garbled_state_file_names_the_checkpoints_found(tmp_path):
+    _save(str(tmp_path), [1, 2])
+    (tmp_path / "checkpoint").write_text("garbled {")
+    with pytest.raises(checkpointing.CorruptCheckpointError, match="names no checkpoint") as info:
+        run_dir.latest_checkpoint(tmp_path)
+    assert "ckpt-1, ckpt-2" in str(info.value)
+    # The advice works: the line it gives makes the directory readable again.
+    line = str(info.value).split("by the line '")[1].split("'")[0]
+    (tmp_path / "checkpoint").write_text(line + "\n")
+    assert _value(run_dir.latest_checkpoint(tmp_path)) == 2.0
+
+
+def test_found_checkpoints_are_sorted_by_number(tmp_path):
+    _save(str(tmp_path), [2, 10, 9])
+    assert checkpointing.found_checkpoints(str(tmp_path)) == ["ckpt-2", "ckpt-9", "ckpt-10"]
