@@ -1,4 +1,4 @@
-"""The README's result tables are generated from the committed results files."""
+"""The result tables of README.md and docs/ are generated from the committed results files."""
 import os
 import subprocess
 import sys

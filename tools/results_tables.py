@@ -1,12 +1,12 @@
-#!/usr/bin/env python3
-"""Markdown tables of the committed results files, and the README sections generated from them.
+"""Markdown tables of the committed results files, and the doc sections generated from them.
 
-    python tools/results_tables.py            # rewrite the generated README sections
-    python tools/results_tables.py --check    # exit 1 if README.md differs from the results
+    python tools/results_tables.py            # rewrite the generated sections
+    python tools/results_tables.py --check    # exit 1 if a page differs from the results
 
 A generated section sits between ``<!-- results:NAME:begin -->`` and ``<!-- results:NAME:end -->``
-in README.md; ``tests/test_results_tables.py`` runs ``--check``, so a README number cannot drift
-from its results file.
+in one of :data:`PAGES` (README.md, docs/reproduction.md); every section of :data:`SECTIONS` must
+appear in exactly one page. ``tests/test_results_tables.py`` runs ``--check``, so a documented
+number cannot drift from its results file.
 """
 import argparse
 import json
@@ -15,7 +15,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = os.path.join(ROOT, "README.md")
+PAGES = ("README.md", os.path.join("docs", "reproduction.md"))
 
 
 def _ci(p):
@@ -95,35 +95,74 @@ def reproduce(path=os.path.join(ROOT, "results", "reproduce.json")):
     return text.split("\n", 2)[2].rstrip("\n")  # drop the title line and its blank line
 
 
-SECTIONS = {"colorizer_heldout": colorizer_heldout, "linear_probe": linear_probe,
-            "reproduce": reproduce}
+def headline(path=os.path.join(ROOT, "results", "reproduce.json")):
+    """The README's summary of the committed reproduction: colorization - random per protocol,
+    and the first colorization seed's colorizer against grey and the prior."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    lines = ["| what (debphoto15 top-1; holdout photos) | colorization - random, mean | "
+             "95% t-interval | colorization better in |", "| --- | ---: | --- | ---: |"]
+    titles = {"linear_probe": "linear probe (frozen trunk)", "finetune": "full fine-tuning"}
+    for protocol, title in titles.items():
+        c = r["downstream"][protocol]["comparisons"]["colorization - random"]
+        lo, hi = c["t_interval"]
+        lines.append(f"| {title} | {c['mean']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
+                     f"{c['fraction_improved']:.0%} of {c['n']} pairs |")
+    name = next(n for n in r["colorizer"] if n.startswith("colorization"))
+    lines += ["", "| colorizer on the holdout photos | model - grey | model - prior |",
+              "| --- | --- | --- |"]
+    for metric, label, fmt, unit in (("alphabeta_mean", "alpha-beta error (lower is better)",
+                                      "+.4f", ""), ("psnr", "PSNR", "+.2f", " dB")):
+        cells = []
+        for other in ("model-gray", "model-prior"):
+            p = r["colorizer"][name]["paired"][other][metric]
+            cells.append(f"{p['mean_difference']:{fmt}}{unit} "
+                         f"[{p['ci_low']:{fmt}}, {p['ci_high']:{fmt}}]")
+        lines.append(f"| {label}, {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
 
 
-def render(text):
+SECTIONS = {"headline": headline, "colorizer_heldout": colorizer_heldout,
+            "linear_probe": linear_probe, "reproduce": reproduce}
+
+
+def _pattern(name):
+    return re.compile(rf"(<!-- results:{name}:begin -->\n).*?(<!-- results:{name}:end -->)", re.S)
+
+
+def render(texts):
+    """``{page: text}`` -> ``{page: text with every generated section rewritten}``."""
+    out = dict(texts)
     for name, fn in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- results:{name}:begin -->\n).*?(<!-- results:{name}:end -->)",
-                             re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"README.md has no generated section {name!r}")
-        text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
-    return text
+        holders = [page for page, text in out.items() if _pattern(name).search(text)]
+        if len(holders) != 1:
+            raise SystemExit(f"generated section {name!r} must be in exactly one of "
+                             f"{', '.join(PAGES)}; found in {holders or 'none'}")
+        page = holders[0]
+        out[page] = _pattern(name).sub(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2),
+                                       out[page])
+    return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
-    new = render(text)
+    texts = {}
+    for page in PAGES:
+        with open(os.path.join(ROOT, page), encoding="utf-8") as f:
+            texts[page] = f.read()
+    new = render(texts)
+    stale = [page for page in PAGES if new[page] != texts[page]]
     if args.check:
-        if new != text:
-            print("README.md's generated sections differ from results/: run "
+        if stale:
+            print(f"{', '.join(stale)}: generated sections differ from results/: run "
                   "python tools/results_tables.py", file=sys.stderr)
             return 1
         return 0
-    with open(README, "w", encoding="utf-8") as f:
-        f.write(new)
+    for page in stale:
+        with open(os.path.join(ROOT, page), "w", encoding="utf-8") as f:
+            f.write(new[page])
     return 0
 
 

@@ -51,6 +51,18 @@ def test_load_folder_and_npz(tmp_path):
     assert len(test) == 2 and test.num_classes == 2
 
 
+def test_load_expands_the_home_folder(tmp_path, monkeypatch):
+    """Flag files name the corpus as ~/.cache/tfcolor-corpus/...: '~' is the user's home."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    os.makedirs(tmp_path / "tree" / "cats")
+    Image.fromarray(np.zeros((6, 7, 3), np.uint8)).save(tmp_path / "tree" / "cats" / "0.png")
+    np.savez(tmp_path / "s.npz", x_test=np.zeros((2, 4, 4), np.uint8), y_test=[1, 0])
+    assert len(datasets.load("~/s.npz:test")) == 2
+    assert datasets.load("~/tree").class_names == ["cats"]
+    with pytest.raises(ValueError, match="no such file"):
+        datasets.load("~/missing")
+
+
 def test_clear_errors():
     with pytest.raises(ImportError, match="tensorflow-datasets"):
         datasets.load("tfds:voc/2007")

@@ -384,7 +384,8 @@ def load(spec, split=None, task=None, num_classes=0):
         return load_tfds(name, tsplit or split or "train", task=task, num_classes=num_classes)
     if spec.startswith("voc:"):
         root, _, vsplit = spec[len("voc:"):].partition(":")
-        return load_voc_segmentation(root, vsplit or split or "train")
+        return load_voc_segmentation(os.path.expanduser(root), vsplit or split or "train")
+    spec = os.path.expanduser(spec)   # "~/.cache/tfcolor-corpus/...": flag files name the home
     path, _, nsplit = spec.partition(":") if ".npz:" in spec else (spec, "", "")
     if path.endswith(".npz"):
         return load_npz(path, nsplit or split, task=task, num_classes=num_classes)

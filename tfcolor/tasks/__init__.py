@@ -2,6 +2,8 @@
 
 * :class:`~tfcolor.tasks.base.Task` (:mod:`tfcolor.tasks.base`): the contract.
 * :class:`~tfcolor.tasks.colorization.ColorizationTask`: the paper's pretraining objective.
+* :class:`~tfcolor.tasks.denoising.DenoisingTask`,
+  :class:`~tfcolor.tasks.split_brain.SplitBrainTask`: the baselines' pretraining objectives.
 * :class:`~tfcolor.tasks.downstream.ClassificationTask`,
   :class:`~tfcolor.tasks.downstream.MultiLabelTask`,
   :class:`~tfcolor.tasks.downstream.SegmentationTask`: fine-tuning on labelled tasks.
@@ -14,6 +16,8 @@ import importlib
 _EXPORTS = {
     "Task": "base",
     "ColorizationTask": "colorization",
+    "DenoisingTask": "denoising",
+    "SplitBrainTask": "split_brain",
     "ClassificationTask": "downstream",
     "MultiLabelTask": "downstream",
     "SegmentationTask": "downstream",
