@@ -49,6 +49,7 @@ MODES = {
 def define_model_flags(fv):
     if "saved_model" in fv:
         return
+    common.flag_section(fv, "Model (at most one; none: the colorizer shipped with tfcolor)")
     flags.DEFINE_string("model_dir", None, "Training directory (config.json + checkpoints).",
                         flag_values=fv)
     flags.DEFINE_string("saved_model", None, "SavedModel written by tfcolor-export.",
@@ -59,6 +60,7 @@ def define_model_flags(fv):
                         "A colorizer shipped with tfcolor (tfcolor.pretrained.available(); the "
                         "default when neither --model_dir nor --saved_model is given).",
                         flag_values=fv)
+    common.flag_section(fv, None)
 
 
 def define_readout_flags(fv, runtime=True):
@@ -67,6 +69,7 @@ def define_readout_flags(fv, runtime=True):
     per-run --max_side and --seed)."""
     if "fading" in fv:
         return
+    common.flag_section(fv, "Readout (how colours are read off the predicted histograms)")
     flags.DEFINE_enum("mode", "paper", list(MODES), "How a colour is read off the histograms.",
                       flag_values=fv)
     flags.DEFINE_enum("fading", "released", ["released", "paper", "none"],
@@ -85,12 +88,12 @@ def define_readout_flags(fv, runtime=True):
                       flag_values=fv)
     flags.DEFINE_integer("grid_factor", 4, "Dense grid factor (input / g); fixed by the export "
                          "for --saved_model.", lower_bound=1, flag_values=fv)
-    if not runtime:
-        return
-    flags.DEFINE_integer("max_side", 512, "Shrink the network input to this longer side (the "
-                         "output keeps the full resolution); 0 = never.", lower_bound=0,
-                         flag_values=fv)
-    flags.DEFINE_integer("seed", 0, "Seed of sampled colorizations.", flag_values=fv)
+    if runtime:
+        flags.DEFINE_integer("max_side", 512, "Shrink the network input to this longer side "
+                             "(the output keeps the full resolution); 0 = never.",
+                             lower_bound=0, flag_values=fv)
+        flags.DEFINE_integer("seed", 0, "Seed of sampled colorizations.", flag_values=fv)
+    common.flag_section(fv, None)
 
 
 def define_flags(fv=FLAGS):

@@ -14,8 +14,10 @@ import dataclasses
 import os
 import re
 import sys
+import weakref
 
 from absl import app
+from absl import flags
 
 
 def _checkout_root():
@@ -51,14 +53,117 @@ def resolve_flagfiles(argv):
     return out
 
 
-def run_program(define_flags, main):
-    """A program's console-script entry point (``tfcolor-pretrain``, ...).
+#: ``--help``, ``-h``, ``-?`` and ``--helpshort``: the program's usage and all its flags.
+HELP_ARGS = re.compile(r"^--?(help|h|\?|helpshort)$")
+#: ``--helpfull``: the same plus every flag of the process (absl's logging flags, ...).
+HELPFULL_ARGS = re.compile(r"^--?helpfull$")
 
-    Makes relative ``--flagfile`` paths work from any directory, defines the program's flags and
-    runs ``main`` under ``absl.app``.
+# FlagValues -> [(number of flags defined before the section, title)], see flag_section.
+_SECTIONS = weakref.WeakKeyDictionary()
+
+
+def flag_section(fv, title):
+    """Lists the flags defined on ``fv`` from now on under ``title`` in ``--help``.
+
+    ``title=None`` goes back to the program's own, first group. Sections only group the help:
+    they change nothing in parsing.
+    """
+    _SECTIONS.setdefault(fv, []).append((len(_flag_names(fv)), title))
+
+
+def _flag_names(fv):
+    """The long names of the flags of ``fv`` in the order they were defined."""
+    return [name for name in fv if fv[name].name == name]
+
+
+def _console_script(argv0):
+    """``tfcolor-NAME`` when the program runs as its installed console script, else None."""
+    base = os.path.basename(argv0 or "")
+    return base if base.startswith("tfcolor-") else None
+
+
+def _render_flag(flag):
+    """One flag as absl's help shows it: ``--[no]name: help`` and ``(default: ...)``."""
+    name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+    text = flags.text_wrap(f"{name}: {flag.help or ''}".rstrip(), indent="    ",
+                           firstline_indent="  ")
+    for extra in (f"default: {flag.default_as_str}" if flag.default_as_str else "",
+                  flag.parser.syntactic_help):
+        if extra:
+            text += "\n" + flags.text_wrap(f"({extra})", indent="    ")
+    return text
+
+
+def program_help(define_flags, doc, program=None):
+    """The text of a program's ``--help``: its docstring and every flag its ``define_flags``
+    defines, in the order and sections (:func:`flag_section`) of their definition.
+
+    ``program``: the console script's name (``tfcolor-export``), which then replaces the
+    checkout's ``binaries/export`` in the docstring's examples.
+    """
+    own = flags.FlagValues()
+    define_flags(own)
+    names = _flag_names(own)
+    sections = sorted(_SECTIONS.get(own, []), key=lambda item: item[0])
+    groups, order = {}, []
+    for index, name in enumerate(names):
+        title = None
+        for start, section in sections:
+            if start <= index:
+                title = section
+        if title not in groups:
+            groups[title] = []
+            order.append(title)
+        groups[title].append(name)
+    text = (doc or "").strip("\n")
+    if program:
+        short = program[len("tfcolor-"):]
+        text = re.sub(rf"\bbinaries/{re.escape(short)}(?=\s)", program, text)
+    lines = [text, "", flags.text_wrap(
+            "Flags (--name=value; --flagfile=FILE reads flags from a file, one per line; "
+            "--helpfull also lists absl's own flags):", indent="", firstline_indent="")]
+    for title in order:
+        lines += ["", f"{title or 'Options'}:"]
+        lines += [_render_flag(own[name]) for name in groups[title]]
+    return "\n".join(lines) + "\n"
+
+
+def _help_requested(argv):
+    """``"help"``, ``"full"`` or None for the arguments before a ``--``."""
+    for arg in argv[1:]:
+        if arg == "--":
+            return None
+        if HELP_ARGS.match(arg):
+            return "help"
+        if HELPFULL_ARGS.match(arg):
+            return "full"
+    return None
+
+
+def run_program(define_flags, main):
+    """A program's entry point: its console script ``tfcolor-NAME``, ``python -m
+    tfcolor.programs.NAME`` and the checkout's ``binaries/NAME``.
+
+    Makes relative ``--flagfile`` paths work from any directory of a checkout, defines the
+    program's flags and runs ``main`` under ``absl.app``. ``--help`` (``-h``, ``-?``,
+    ``--helpshort``) prints the program's docstring and all its flags (:func:`program_help`)
+    and exits 0; ``--helpfull`` adds every other flag of the process and exits 0.
     """
     sys.argv = resolve_flagfiles(sys.argv)
     define_flags()
+    wanted = _help_requested(sys.argv)
+    if wanted:
+        module = sys.modules.get(main.__module__)
+        text = program_help(define_flags, getattr(module, "__doc__", ""),
+                            _console_script(sys.argv[0]))
+        if wanted == "full":
+            text += "\nAll flags of the process:\n\n" + flags.FLAGS.get_help() + "\n"
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `tfcolor-pretrain --help | head`: no error at exit either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     app.run(main)
 
 

@@ -41,6 +41,7 @@ FLAGS = flags.FLAGS
 def define_flags(fv=flags.FLAGS):
     """Defines the program's flags on ``fv`` (at run time, so that programs and tests
     can each use their own FlagValues)."""
+    common.flag_section(fv, "Data")
     flags.DEFINE_string("data", None, "Labelled training data (see the module docstring).",
                         flag_values=fv)
     flags.DEFINE_string("test_data", None, "Labelled test data (optional).", flag_values=fv)
@@ -54,6 +55,7 @@ def define_flags(fv=flags.FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("test_count", 0, "Evaluate on the first N test images only (0: all).",
                          flag_values=fv)
+    common.flag_section(fv, "Initialization and trunk")
     flags.DEFINE_string("init", "random", "random | imagenet | colorization model_dir / export | "
                         "baseline model_dir.", flag_values=fv)
     flags.DEFINE_string("imagenet_weights", None, "keras.applications VGG16 weights file for "
@@ -78,6 +80,7 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_bool("fov", False, "Segmentation: add the paper's two fresh +FoV blocks (2x2 "
                       "max-pool, 3x3 conv 1024, ReLU) on top of the trunk, for any --init.",
                       flag_values=fv)
+    common.flag_section(fv, "Input pipeline")
     flags.DEFINE_integer("batch_size", 32, "Batch size.", flag_values=fv)
     flags.DEFINE_integer("crop_size", None, "Training crop (default: whole images).",
                          flag_values=fv)
@@ -89,6 +92,7 @@ def define_flags(fv=flags.FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("num_points", 256, "Segmentation: sampled pixels per image.",
                          flag_values=fv)
+    common.flag_section(fv, "Optimization")
     flags.DEFINE_float("learning_rate", 0.01, "Initial learning rate.", flag_values=fv)
     flags.DEFINE_float("momentum", 0.9, "SGD momentum.", flag_values=fv)
     flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels.", flag_values=fv)
@@ -102,6 +106,7 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("val_fraction", 0.1, "Held-out fraction for validation.", flag_values=fv)
     flags.DEFINE_bool("retrain_full", False, "Retrain on 100% for the same steps and drops.",
                       flag_values=fv)
+    common.flag_section(fv, "Evaluation, head and output")
     flags.DEFINE_bool("ten_crop", False, "10-crop testing (classification).", flag_values=fv)
     flags.DEFINE_enum("ap_method", "11point", ["11point", "area"], "VOC AP variant.",
                       flag_values=fv)

@@ -35,7 +35,7 @@ def define_flags(fv=FLAGS):
     if "train_steps" in fv:
         return fv
     d = _Definer(fv)
-    # Run.
+    common.flag_section(fv, "Run")
     d.string("model_dir", "runs/pretrain",
              "Directory of checkpoints, TensorBoard summaries, the colorization grid and "
              "the SavedModel export.")
@@ -62,7 +62,7 @@ def define_flags(fv=FLAGS):
               "Take over model_dir/.lock even if it names a run on another host (only when "
               "that run is known to be gone; a dead run on this host is detected by itself).")
 
-    # Model.
+    common.flag_section(fv, "Model")
     d.string("arch", "vgg16", "Trunk: vgg16, alexnet, resnet152, vgg_tiny, ...")
     d.string("taps", "all",
              "Hypercolumn taps: 'all', a tap, a range 'conv4_1-fc7' or a comma list.")
@@ -77,7 +77,7 @@ def define_flags(fv=FLAGS):
     d.string("convention", "released",
              "Sparse hypercolumn sampling convention: released or half_pixel.")
 
-    # Data.
+    common.flag_section(fv, "Data")
     d.integer("batch_size", 8, "Global batch size (paper: 8).")
     d.integer("crop_size", 352, "Square training crop (paper: 352).")
     d.integer("min_side", 0, "Short side scaled into [min_side, max_side] before "
@@ -96,14 +96,14 @@ def define_flags(fv=FLAGS):
     d.integer("eval_every", 1000, "Steps between held-out loss evaluations (--heldout_data).")
     d.integer("validation_images", 4, "Images in the colorization grids.")
 
-    # Loss.
+    common.flag_section(fv, "Loss")
     d.string("loss", "hue_chroma", "hue_chroma, lab_hist, lab_joint or lab_regression.")
     d.integer("window", 7, "Target histogram window R (paper: 7).")
     d.float("hue_weight", 5.0, "lambda_H of the hue/chroma loss (paper: 5).")
     d.boolean("lightness_weight", False,
               "Weight the chroma term by min(3L, 1, 3(1-L)) (released Caffe).")
 
-    # Optimizer.
+    common.flag_section(fv, "Optimizer")
     d.float("learning_rate", 0.001, "Initial SGD learning rate (released Caffe: 0.001).")
     d.string("lr_drops", "0.5,0.75,0.875",
              "Steps where the rate drops, comma-separated; values < 1 are fractions of "

@@ -39,6 +39,7 @@ def define_flags(fv=flags.FLAGS):
     can each use their own FlagValues)."""
     from tfcolor.reproduce import config  # pylint: disable=import-outside-toplevel
     d = config.ReproduceConfig()
+    common.flag_section(fv, "Run")
     flags.DEFINE_string("corpus", os.path.expanduser("~/.cache/tfcolor-corpus"),
                         "Folder written by tools/build_photo_corpus.py.", flag_values=fv)
     flags.DEFINE_string("output_dir", None, "Where everything is written (resumable).",
@@ -47,6 +48,7 @@ def define_flags(fv=flags.FLAGS):
                       flag_values=fv)
     flags.DEFINE_string("labeled_set", d.labeled_set, "labeled/NAME.npz of the corpus.",
                         flag_values=fv)
+    common.flag_section(fv, "Arms, seeds and protocols")
     flags.DEFINE_list("arms", list(d.arms), f"Pretraining recipes, of {sorted(config.ARMS)}.",
                       flag_values=fv)
     flags.DEFINE_list("pretrain_seeds", [str(s) for s in d.pretrain_seeds],
@@ -57,6 +59,7 @@ def define_flags(fv=flags.FLAGS):
                       flag_values=fv)
     flags.DEFINE_list("evaluate_arms", list(d.evaluate_arms),
                       "Colorizer arms evaluated on the holdout photos.", flag_values=fv)
+    common.flag_section(fv, "Recipe (pretraining; ft_: downstream)")
     flags.DEFINE_string("arch", d.arch, "Trunk architecture.", flag_values=fv)
     flags.DEFINE_list("taps", list(d.taps), "Hypercolumn taps (and random-init taps).",
                       flag_values=fv)

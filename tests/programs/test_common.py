@@ -1,0 +1,132 @@
+"""Tests of tfcolor.programs.common's entry point: every program explains itself with --help.
+
+The expected flags come from each program's own ``define_flags`` on a fresh ``FlagValues``, so a
+flag added to a program without showing up in its help fails here. The programs run as
+subprocesses (``--help`` exits the process) through every way of starting them: the checkout's
+``binaries/NAME``, ``python binaries/NAME.py``, ``python -m tfcolor.programs.NAME`` and the
+installed console script ``tfcolor-NAME`` next to this interpreter.
+"""
+import importlib
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+import tfcolor.programs
+from tfcolor.programs import common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROGRAMS = sorted(m.name for m in pkgutil.iter_modules(tfcolor.programs.__path__)
+                  if m.name != "common")
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+FLAG_LINE = re.compile(r"^  (?:-\S+,)?--(?:\[no\])?(\w+):", re.M)
+
+
+def _own_flags(name):
+    fv = flags.FlagValues()
+    importlib.import_module(f"tfcolor.programs.{name}").define_flags(fv)
+    return {n for n in fv if fv[n].name == n}
+
+
+def _run(cmd, cwd=None):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=cwd)
+
+
+def _console_script(name):
+    path = os.path.join(os.path.dirname(sys.executable), f"tfcolor-{name}")
+    if not os.path.isfile(path):
+        pytest.skip(f"tfcolor-{name} is not installed next to {sys.executable} "
+                    "(pip install -e . installs it)")
+    return path
+
+
+def test_every_program_has_an_entry_point_of_each_kind():
+    assert {"pretrain", "export", "colorize", "evaluate", "finetune", "reproduce"} <= set(
+            PROGRAMS)
+    for name in PROGRAMS:
+        module = importlib.import_module(f"tfcolor.programs.{name}")
+        assert callable(module.run) and callable(module.define_flags), name
+        assert os.access(os.path.join(ROOT, "binaries", name), os.X_OK), name
+        assert os.path.isfile(os.path.join(ROOT, "binaries", f"{name}.py")), name
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_help_text_lists_every_flag_of_the_program_once(name):
+    module = importlib.import_module(f"tfcolor.programs.{name}")
+    text = common.program_help(module.define_flags, module.__doc__)
+    listed = FLAG_LINE.findall(text)
+    assert sorted(listed) == sorted(_own_flags(name))
+    assert text.startswith(module.__doc__.strip("\n").splitlines()[0])
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_checkout_executable_help_exits_0_with_every_flag(name, tmp_path):
+    proc = _run([os.path.join(ROOT, "binaries", name), "--help"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(FLAG_LINE.findall(proc.stdout)) == _own_flags(name)
+    assert "Try --helpfull" not in proc.stdout
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_installed_console_script_help_exits_0_with_every_flag(name, tmp_path):
+    proc = _run([_console_script(name), "--help"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(FLAG_LINE.findall(proc.stdout)) == _own_flags(name)
+    # The examples name the command the user typed, not the checkout's binaries/NAME.
+    assert f"binaries/{name} " not in proc.stdout
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_python_module_and_script_help(how, tmp_path):
+    cmd = ([sys.executable, "-m", "tfcolor.programs.export"] if how == "module" else
+           [sys.executable, os.path.join(ROOT, "binaries", "export.py")])
+    proc = _run(cmd + ["--help"], cwd=tmp_path if how == "script" else ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(FLAG_LINE.findall(proc.stdout)) == _own_flags("export")
+
+
+@pytest.mark.parametrize("arg", ["-h", "-?", "--helpshort", "-help"])
+def test_every_help_spelling_gives_the_same_help(arg):
+    cmd = [os.path.join(ROOT, "binaries", "colorize")]
+    proc = _run(cmd + [arg])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == _run(cmd + ["--help"]).stdout
+
+
+def test_helpfull_exits_0_and_adds_absl_flags():
+    proc = _run([os.path.join(ROOT, "binaries", "colorize"), "--helpfull"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    listed = set(FLAG_LINE.findall(proc.stdout))
+    assert _own_flags("colorize") <= listed
+    assert {"flagfile", "undefok", "verbosity"} <= listed   # absl.flags' and absl.logging's
+
+
+def test_help_after_double_dash_is_an_argument_not_a_request():
+    proc = _run([os.path.join(ROOT, "binaries", "export"), "--", "--help"])
+    assert proc.returncode != 0 and "Flags" not in proc.stdout
+
+
+def test_sections_group_flags_in_definition_order():
+    def define(fv):
+        flags.DEFINE_string("zeta", "z", "First, own group.", flag_values=fv)
+        common.flag_section(fv, "Model")
+        flags.DEFINE_boolean("beta", True, "In Model.", flag_values=fv)
+        flags.DEFINE_integer("alpha", 3, "In Model too.", lower_bound=1, flag_values=fv)
+        common.flag_section(fv, None)
+        flags.DEFINE_enum("gamma", "a", ["a", "b"], "Back in the own group.", flag_values=fv)
+        return fv
+
+    text = common.program_help(define, "Does things.\n\n    binaries/toy --zeta=x\n",
+                               program="tfcolor-toy")
+    assert text.startswith("Does things.\n\n    tfcolor-toy --zeta=x\n")
+    options, model = text.index("\nOptions:\n"), text.index("\nModel:\n")
+    positions = {n: text.index(f"--{n}:") if f"--{n}:" in text else text.index(f"--[no]{n}:")
+                 for n in ("zeta", "beta", "alpha", "gamma")}
+    assert options < positions["zeta"] < positions["gamma"] < model
+    assert model < positions["beta"] < positions["alpha"]
+    assert "(default: 'true')" in text and "(a positive integer)" in text
+    assert "<a|b>: Back in the own group." in text
