@@ -19,8 +19,9 @@ TF_RANGE = ">=2.21,<2.22"
 _tf_package = os.environ.get("TFCOLOR_TF_PACKAGE", "tensorflow-cpu").strip()
 TENSORFLOW = [] if _tf_package.lower() == "none" else [_tf_package + TF_RANGE]
 
-# The programs (tfcolor/programs/NAME.py), each installed as the console script tfcolor-NAME.
-PROGRAMS = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce"]
+# The programs (tfcolor/programs/NAME.py), each installed as the console script tfcolor-NAME
+# (underscores as dashes: tfcolor-build-corpus).
+PROGRAMS = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce", "build_corpus"]
 
 setup(
     name="tfcolor",
@@ -57,7 +58,8 @@ setup(
         "bench": ["torch==2.13.0", "scikit-image>=0.24,<0.27", "opencv-python-headless>=4.9,<6"],
     },
     entry_points={
-        "console_scripts": [f"tfcolor-{p}=tfcolor.programs.{p}:run" for p in PROGRAMS],
+        "console_scripts": [f"tfcolor-{p.replace('_', '-')}=tfcolor.programs.{p}:run"
+                            for p in PROGRAMS],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PROGRAMS = sorted(m.name for m in pkgutil.iter_modules(tfcolor.programs.__path__)
                   if m.name != "common")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-FLAG_LINE = re.compile(r"^  (?:-\S+,)?--(?:\[no\])?(\w+):", re.M)
+FLAG_LINE = re.compile(r"^  (?:-\S+,)?--(?:\[no\])?([\w-]+):", re.M)
 
 
 def _own_flags(name):
@@ -37,16 +37,17 @@ def _run(cmd, cwd=None):
 
 
 def _console_script(name):
-    path = os.path.join(os.path.dirname(sys.executable), f"tfcolor-{name}")
+    script = "tfcolor-" + name.replace("_", "-")
+    path = os.path.join(os.path.dirname(sys.executable), script)
     if not os.path.isfile(path):
-        pytest.skip(f"tfcolor-{name} is not installed next to {sys.executable} "
+        pytest.skip(f"{script} is not installed next to {sys.executable} "
                     "(pip install -e . installs it)")
     return path
 
 
 def test_every_program_has_an_entry_point_of_each_kind():
-    assert {"pretrain", "export", "colorize", "evaluate", "finetune", "reproduce"} <= set(
-            PROGRAMS)
+    assert {"pretrain", "export", "colorize", "evaluate", "finetune", "reproduce",
+            "build_corpus"} <= set(PROGRAMS)
     for name in PROGRAMS:
         module = importlib.import_module(f"tfcolor.programs.{name}")
         assert callable(module.run) and callable(module.define_flags), name

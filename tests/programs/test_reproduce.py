@@ -73,7 +73,7 @@ def test_bad_values_are_errors_naming_the_flag():
 def test_missing_corpus_is_a_clear_usage_error(tmp_path):
     proc = _run(f"--output_dir={tmp_path}/a", f"--corpus={tmp_path}/none")
     assert proc.returncode == 2 and "--corpus:" in proc.stderr
-    assert "build_photo_corpus.py" in proc.stderr and "Traceback" not in proc.stderr
+    assert "tfcolor-build-corpus --out" in proc.stderr and "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "a" / "pretrain")
 
 

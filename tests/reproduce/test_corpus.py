@@ -40,7 +40,7 @@ def test_labeled_set(fake):
 
 
 def test_missing_or_incomplete_corpus_says_how_to_build_it(fake, tmp_path):
-    with pytest.raises(corpus_lib.CorpusError, match="build_photo_corpus.py"):
+    with pytest.raises(corpus_lib.CorpusError, match="tfcolor-build-corpus --out DIR"):
         corpus_lib.read_manifest(str(tmp_path / "nothing"))
     (tmp_path / "manifest.csv").write_text("id,split\n0001,train\n")
     with pytest.raises(corpus_lib.CorpusError, match="no 'val' photo"):

@@ -156,7 +156,7 @@ def test_a_grid_may_be_extended_or_cut_and_keeps_its_finished_cells(tiny, tmp_pa
 
 def test_bad_config_is_refused_before_anything_is_written(tmp_path):
     config = _tiny(str(tmp_path / "corpus"), str(tmp_path / "out"))
-    with pytest.raises(corpus_lib.CorpusError, match="build_photo_corpus"):
+    with pytest.raises(corpus_lib.CorpusError, match="tfcolor-build-corpus"):
         runner.run(config)
     with pytest.raises(ConfigError, match="arms"):
         runner.run(dataclasses.replace(config, arms=("nope",), output_dir=str(tmp_path / "o2")))

@@ -98,8 +98,9 @@ def program_help(define_flags, doc, program=None):
     """The text of a program's ``--help``: its docstring and every flag its ``define_flags``
     defines, in the order and sections (:func:`flag_section`) of their definition.
 
-    ``program``: the console script's name (``tfcolor-export``), which then replaces the
-    checkout's ``binaries/export`` in the docstring's examples.
+    ``program``: the console script's name (``tfcolor-export``, ``tfcolor-build-corpus``), which
+    then replaces the checkout's ``binaries/export`` (``binaries/build_corpus``) in the
+    docstring's examples.
     """
     own = flags.FlagValues()
     define_flags(own)
@@ -117,7 +118,7 @@ def program_help(define_flags, doc, program=None):
         groups[title].append(name)
     text = (doc or "").strip("\n")
     if program:
-        short = program[len("tfcolor-"):]
+        short = program[len("tfcolor-"):].replace("-", "_")
         text = re.sub(rf"\bbinaries/{re.escape(short)}(?=\s)", program, text)
     lines = [text, "", flags.text_wrap(
             "Flags (--name=value; --flagfile=FILE reads flags from a file, one per line; "

@@ -7,7 +7,7 @@ marginal prior, runs the linear probe and full fine-tuning on the labelled set f
 every pretrained trunk over a learning-rate grid and several fine-tuning seeds, and writes
 ``results.json`` and ``results.md`` into ``--output_dir`` (see ``tfcolor/reproduce/runner.py``).
 
-    python tools/build_photo_corpus.py --out ~/.cache/tfcolor-corpus       # once, ~1 min
+    binaries/build_corpus --out ~/.cache/tfcolor-corpus       # once, ~1 min
     binaries/reproduce --flagfile=configs/reproduce.flags --output_dir=runs/reproduce
 
 Interrupting: SIGTERM during pretraining checkpoints and exits with status 3; any stop is safe.
@@ -41,7 +41,8 @@ def define_flags(fv=flags.FLAGS):
     d = config.ReproduceConfig()
     common.flag_section(fv, "Run")
     flags.DEFINE_string("corpus", os.path.expanduser("~/.cache/tfcolor-corpus"),
-                        "Folder written by tools/build_photo_corpus.py.", flag_values=fv)
+                        "Folder written by the corpus builder (tfcolor-build-corpus).",
+                        flag_values=fv)
     flags.DEFINE_string("output_dir", None, "Where everything is written (resumable).",
                         flag_values=fv)
     flags.DEFINE_bool("fake_data", False, "Use a tiny synthetic corpus (smoke runs, tests).",

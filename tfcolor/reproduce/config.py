@@ -94,7 +94,7 @@ class ReproduceConfig:
     """Everything :func:`tfcolor.reproduce.run` does (module docstring for the defaults).
 
     Attributes:
-        corpus: the folder written by ``tools/build_photo_corpus.py`` (``manifest.csv`` with
+        corpus: the folder written by ``tfcolor-build-corpus`` (``manifest.csv`` with
             ``train`` / ``val`` / ``holdout`` splits, ``photos/``, ``labeled/SET.npz``).
         output_dir: where everything goes; rerunning with the same config resumes.
         labeled_set: the ``labeled/SET.npz`` of the corpus used downstream (``x_train`` /

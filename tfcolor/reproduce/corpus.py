@@ -1,10 +1,11 @@
 """The photo corpus of a reproduction: its splits as folders, its labelled set, a fake one.
 
-The corpus is the folder ``tools/build_photo_corpus.py`` writes: ``manifest.csv`` (one row per
-photo with its ``split``: ``train``, ``val``, ``holdout`` or ``labeled_only``), ``photos/ID.png``
-and ``labeled/SET.npz``. Pretraining reads the ``train`` photos, the held-out loss the ``val``
-photos, the colorizer evaluation the ``holdout`` photos (scene-disjoint from both), and the
-downstream protocols the labelled set, whose scene groups never enter the other splits.
+The corpus is the folder the corpus builder (``tfcolor-build-corpus``) writes: ``manifest.csv``
+(one row per photo with its ``split``: ``train``, ``val``, ``holdout`` or ``labeled_only``),
+``photos/ID.png`` and ``labeled/SET.npz``. Pretraining reads the ``train`` photos, the held-out
+loss the ``val`` photos, the colorizer evaluation the ``holdout`` photos (scene-disjoint from
+both), and the downstream protocols the labelled set, whose scene groups never enter the other
+splits.
 """
 import csv
 import os
@@ -17,8 +18,8 @@ __all__ = ["CorpusError", "read_manifest", "split_folders", "labeled_set_path",
 #: The manifest splits a reproduction reads.
 SPLITS = ("train", "val", "holdout")
 
-_BUILD_HINT = ("build it with `python tools/build_photo_corpus.py --out DIR` (see the README), "
-               "or pass --fake_data for a synthetic smoke run")
+_BUILD_HINT = ("build it with `tfcolor-build-corpus --out DIR` (in a checkout: "
+               "`binaries/build_corpus --out DIR`), or pass --fake_data for a synthetic smoke run")
 
 
 class CorpusError(ValueError):
@@ -95,7 +96,7 @@ def _smooth_image(rng, h, w):
 
 def make_fake_corpus(root, *, labeled_set="debphoto15", photos=12, classes=3, per_class=(4, 3, 4),
                      side=48, seed=0):
-    """A tiny synthetic corpus with the layout of ``tools/build_photo_corpus.py`` (smooth colour
+    """A tiny synthetic corpus with the layout of ``tfcolor-build-corpus`` (smooth colour
     fields as photos; a labelled set whose classes differ in colour and layout): for tests and
     smoke runs, not for results. Returns ``root``."""
     from PIL import Image  # pylint: disable=import-outside-toplevel

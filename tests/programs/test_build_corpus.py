@@ -1,33 +1,23 @@
-"""tools/build_photo_corpus.py on a tiny Debian package built here (no network, a few seconds)."""
+"""The corpus builder (tfcolor.programs.build_corpus) on a tiny Debian package built here: no
+network, a few seconds."""
 import csv
 import hashlib
-import importlib.util
 import io
 import os
 import pathlib
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-_TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "build_photo_corpus.py"
+from tfcolor.programs import build_corpus as tool
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 _CACHE = pathlib.Path(os.path.expanduser("~/.cache/tfcolor-corpus/cache/debs"))
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("build_photo_corpus", _TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # the build's worker pool pickles its functions by name
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 
@@ -279,12 +269,47 @@ def test_rerun_uses_the_cache_and_gives_the_same_manifest(built, tmp_path):
 
 def test_out_inside_a_git_tree_is_refused():
     with pytest.raises(SystemExit):
-        tool.parse_args(["--out", str(_TOOL.parents[1] / "corpus")])
+        tool.parse_args(["--out", str(ROOT / "corpus")])
 
 
 def test_bad_fractions_are_refused(tmp_path):
     with pytest.raises(SystemExit):
         tool.parse_args(["--out", str(tmp_path), "--val-frac", "0.6", "--holdout-frac", "0.5"])
+
+
+def test_flags_keep_their_names_and_defaults(tmp_path):
+    args = tool.parse_args(["--out", str(tmp_path), "--manifest-dir=m", "--no-existing-sets",
+                            "--min-side", "100", "--max-flat=0.5"])
+    assert (args.out, args.manifest_dir, args.existing_sets) == (str(tmp_path), "m", False)
+    assert (args.min_side, args.max_flat, args.max_side) == (100, 0.5, 512)
+    assert args.cache == os.path.join(str(tmp_path), "cache") and not args.no_download
+    defaults = tool.parse_args(["--out", str(tmp_path)])
+    assert defaults.existing_sets and (defaults.val_frac, defaults.holdout_frac) == (0.1, 0.15)
+
+
+def _program(*argv, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([str(ROOT / "binaries" / "build_corpus")] + list(argv), cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_program_runs_offline_and_writes_an_empty_corpus_without_packages(tmp_path):
+    # No .deb in the cache and --no-download: every package is skipped, nothing is fetched.
+    out = tmp_path / "out"
+    proc = _program("--out", str(out), "--no-download", "--workers=1", "--no-existing-sets",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "skip mate-backgrounds: no .deb in" in proc.stdout
+    assert _read(out / "manifest.csv") == []
+    assert not (out / "labeled").exists()   # --no-existing-sets and no labelled photo
+
+
+def test_program_bad_value_is_a_one_line_error(tmp_path):
+    proc = _program("--out", str(tmp_path / "out"), "--val-frac=0.6", "--holdout-frac=0.5",
+                    cwd=tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "error: the split fractions leave no training data (--val-frac + --holdout-frac" in line
 
 
 def test_corrupt_image_is_reported_not_fatal(tmp_path):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Builds the real-photo corpus and a labelled colour classification set from Debian packages.
 
 Re-runnable and cached: ``apt-get download`` fetches each package once into ``CACHE/debs``, only
@@ -6,7 +5,10 @@ the image paths (and the package's copyright file) are unpacked into ``CACHE/roo
 Qt resource bundles (``.rcc``) are unpacked into ``CACHE/rcc``; a second run is offline::
 
     apt-get update                                   # once, on a fresh machine
-    python tools/build_photo_corpus.py [--out ~/.cache/tfcolor-corpus] [--manifest-dir DIR]
+    binaries/build_corpus [--out ~/.cache/tfcolor-corpus] [--manifest-dir DIR]
+
+Installed, the command is ``tfcolor-build-corpus``. It needs ``apt-get`` and ``dpkg-deb`` (a
+Debian or Ubuntu machine); about a minute once the packages are cached.
 
 Stages:
 
@@ -57,7 +59,6 @@ Stages:
 The photos are not committed: ``--out`` may not lie inside a git work tree. ``--manifest-dir``
 writes a second copy of the two manifests (for instance into the repository).
 """
-import argparse
 import csv
 import dataclasses
 import fnmatch
@@ -69,16 +70,20 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import tarfile
 import time
+import types
 import zlib
 from collections import Counter, defaultdict
 from multiprocessing import Pool
 
 import numpy as np
+from absl import flags
 from PIL import Image, ImageOps
 
+from tfcolor.programs import common
+
+FLAGS = flags.FLAGS
 Image.MAX_IMAGE_PIXELS = None
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 MANIFEST_FIELDS = ["id", "package", "version", "path", "licence", "sha256", "width", "height",
@@ -918,55 +923,113 @@ def _write_csv(path, rows, fields):
     os.replace(tmp, path)
 
 
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    home = os.path.expanduser("~/.cache/tfcolor-corpus")
-    ap.add_argument("--out", default=home, help="output directory (never inside a git tree)")
-    ap.add_argument("--cache", default=None, help="downloaded .debs and unpacked trees "
-                    "(default: OUT/cache)")
-    ap.add_argument("--manifest-dir", default=None,
-                    help="also write manifest.csv and labelled_manifest.csv here")
-    ap.add_argument("--no-download", action="store_true",
-                    help="use only the .debs already in CACHE/debs (offline)")
-    ap.add_argument("--max-side", type=int, default=512, help="short side of the stored photos")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-frac", type=float, default=0.1)
-    ap.add_argument("--holdout-frac", type=float, default=0.15)
-    ap.add_argument("--label-name", default="",
-                    help="name of the labelled .npz (default debphotoK, K = number of classes)")
-    ap.add_argument("--label-size", type=int, default=128)
-    ap.add_argument("--label-test-frac", type=float, default=0.66)
-    ap.add_argument("--label-val-frac", type=float, default=0.12)
-    ap.add_argument("--dup-bits", type=int, default=10,
-                    help="dHash distance (of 256) at or below which two images are one photo")
-    ap.add_argument("--group-bits", type=int, default=24,
-                    help="dHash distance at or below which two photos share a scene group")
-    ap.add_argument("--sizes", default="",
-                    help="also write crop arrays for these sizes, e.g. 64,128")
-    ap.add_argument("--crops-per-photo", type=int, default=32, help="random crops per train photo")
-    ap.add_argument("--eval-crops", type=int, default=4,
-                    help="crops per val / holdout photo (the first is the centre crop)")
-    ap.add_argument("--no-existing-sets", dest="existing_sets", action="store_false",
-                    help="skip labeled/fashion_mnist.npz, digits_opencv.npz and gcompris5.npz")
-    ap.add_argument("--contact-sheets", action="store_true",
-                    help="write OUT/sheets/*.png: kept and rejected images per package")
-    ap.add_argument("--workers", type=int, default=2)
+FILTER_HELP = {
+    "min_side": "Photos: reject (small) when the short side is below this.",
+    "label_min_side": "Labelled set: reject (small) when the short side is below this.",
+    "max_transparent": "Reject (alpha) when more than this fraction is transparent after "
+                       "cropping to the fully opaque rows.",
+    "min_colourfulness": "Reject (grey) below this colourfulness (Hasler & Suesstrunk 2003).",
+    "min_colours": "Reject (few_colours) below this many distinct 5-bit colours.",
+    "max_flat": "Reject (flat) when more than this fraction of the pixels has a zero gradient.",
+    "max_top8": "Reject (palette) when the 8 most frequent 5-bit colours cover more than this.",
+}
+#: Flags whose value must lie in [0, 1).
+FRACTIONS = ("val-frac", "holdout-frac", "label-test-frac", "label-val-frac")
+
+
+def define_flags(fv=FLAGS):
+    """Defines the program's flags on ``fv`` (at run time, like every program). Flag names
+    use dashes (``--manifest-dir``); the values are read by :func:`args_from_flags`."""
+    if "manifest-dir" in fv:
+        return fv
+    common.flag_section(fv, "Output")
+    flags.DEFINE_string("out", os.path.expanduser("~/.cache/tfcolor-corpus"),
+                        "Output directory (never inside a git work tree).", flag_values=fv)
+    flags.DEFINE_string("manifest-dir", None,
+                        "Also write manifest.csv and labelled_manifest.csv here.", flag_values=fv)
+    flags.DEFINE_integer("max-side", 512, "Short side of the stored photos (at least 32).",
+                         flag_values=fv)
+    flags.DEFINE_boolean("contact-sheets", False,
+                         "Write OUT/sheets/*.png: kept and rejected images per package.",
+                         flag_values=fv)
+    common.flag_section(fv, "Packages")
+    flags.DEFINE_string("cache", None, "Downloaded .debs and unpacked trees (default: OUT/cache).",
+                        flag_values=fv)
+    flags.DEFINE_boolean("no-download", False,
+                         "Use only the .debs already in CACHE/debs (offline).", flag_values=fv)
+    flags.DEFINE_boolean("no-existing-sets", False, "Skip labeled/fashion_mnist.npz, "
+                         "digits_opencv.npz and gcompris5.npz.", flag_values=fv)
+    flags.DEFINE_integer("workers", 2, "Processes measuring the candidate images.",
+                         lower_bound=1, flag_values=fv)
+    common.flag_section(fv, "Splits and near-duplicates")
+    flags.DEFINE_integer("seed", 0, "Seed of the splits (a group's split is a hash of the seed "
+                         "and the group name) and of the crops.", flag_values=fv)
+    flags.DEFINE_float("val-frac", 0.1, "Fraction of the photo groups in val.", flag_values=fv)
+    flags.DEFINE_float("holdout-frac", 0.15, "Fraction of the photo groups in holdout.",
+                       flag_values=fv)
+    flags.DEFINE_integer("dup-bits", 10, "dHash distance (of 256) at or below which two images "
+                         "are one photo.", flag_values=fv)
+    flags.DEFINE_integer("group-bits", 24, "dHash distance at or below which two photos share "
+                         "a scene group.", flag_values=fv)
+    common.flag_section(fv, "Labelled set")
+    flags.DEFINE_string("label-name", "", "Name of the labelled .npz (default: debphotoK, K = "
+                        "the number of classes).", flag_values=fv)
+    flags.DEFINE_integer("label-size", 128, "Side of the square labelled images (at least 8).",
+                         flag_values=fv)
+    flags.DEFINE_float("label-test-frac", 0.66, "Fraction of each class's groups in test.",
+                       flag_values=fv)
+    flags.DEFINE_float("label-val-frac", 0.12, "Fraction of each class's groups in val.",
+                       flag_values=fv)
+    common.flag_section(fv, "Crop arrays")
+    flags.DEFINE_string("sizes", "", "Also write crop arrays for these sizes, e.g. 64,128.",
+                        flag_values=fv)
+    flags.DEFINE_integer("crops-per-photo", 32, "Random crops per train photo.", flag_values=fv)
+    flags.DEFINE_integer("eval-crops", 4, "Crops per val / holdout photo (the first is the "
+                         "centre crop).", flag_values=fv)
+    common.flag_section(fv, "Photo filter")
+    define = {int: flags.DEFINE_integer, float: flags.DEFINE_float}
     for f in dataclasses.fields(FilterConfig):
-        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
-    a = ap.parse_args(argv)
-    for name in ("val_frac", "holdout_frac", "label_test_frac", "label_val_frac"):
-        if not 0 <= getattr(a, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be in [0, 1); got {getattr(a, name)}")
+        define[type(f.default)](f.name.replace("_", "-"), f.default, FILTER_HELP[f.name],
+                                flag_values=fv)
+    common.flag_section(fv, None)
+    return fv
+
+
+def args_from_flags(fv):
+    """The settings of :func:`build` (attributes named as the flags, with underscores;
+    ``existing_sets`` is the negation of ``--no-existing-sets``) from parsed flags.
+
+    Raises ValueError with a one-line message naming the flag at fault.
+    """
+    values = {name.replace("-", "_"): fv[name].value for name in define_flags(flags.FlagValues())}
+    values["existing_sets"] = not values.pop("no_existing_sets")
+    a = types.SimpleNamespace(**values)
+    for name in FRACTIONS:
+        value = getattr(a, name.replace("-", "_"))
+        if not 0 <= value < 1:
+            raise ValueError(f"--{name} must be in [0, 1); got {value}")
     if a.val_frac + a.holdout_frac >= 1 or a.label_test_frac + a.label_val_frac >= 1:
-        ap.error("the split fractions leave no training data")
+        raise ValueError("the split fractions leave no training data (--val-frac + "
+                         "--holdout-frac and --label-test-frac + --label-val-frac must be < 1)")
     if a.max_side < 32 or a.label_size < 8:
-        ap.error("--max-side must be >= 32 and --label-size >= 8")
+        raise ValueError("--max-side must be >= 32 and --label-size >= 8")
     if _inside_git_tree(a.out):
-        ap.error(f"--out {a.out} is inside the git work tree {_inside_git_tree(a.out)}: the photos "
-                 f"are not committed; pass a directory outside it (--manifest-dir may be inside)")
+        raise ValueError(f"--out {a.out} is inside the git work tree {_inside_git_tree(a.out)}: "
+                         "the photos are not committed; pass a directory outside it "
+                         "(--manifest-dir may be inside)")
     a.cache = a.cache or os.path.join(a.out, "cache")
     return a
+
+
+def parse_args(argv=()):
+    """:func:`args_from_flags` of the command-line arguments ``argv`` (without the program
+    name), parsed on a private FlagValues; a bad value exits like the program (status 2)."""
+    fv = define_flags(flags.FlagValues())
+    try:
+        fv(["build_corpus"] + list(argv))
+        return args_from_flags(fv)
+    except (ValueError, flags.Error) as e:
+        common.die(str(e))
 
 
 def build(a, sources=None, label_sources=None, log=print):
@@ -1132,9 +1195,21 @@ def build(a, sources=None, label_sources=None, log=print):
     return report
 
 
-def main(argv=None):
-    build(parse_args(argv))
+def main(argv):
+    if len(argv) > 1:
+        common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
+    try:
+        a = args_from_flags(FLAGS)
+    except ValueError as e:
+        common.die(str(e))
+    build(a)
+    return 0
+
+
+def run():
+    """Console-script entry point (``tfcolor-build-corpus``)."""
+    common.run_program(define_flags, main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
