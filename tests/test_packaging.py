@@ -4,8 +4,10 @@ requirements_lock.txt is what Bazel installs (MODULE.bazel -> rules_python ``pip
 users install from setup.py's ranges. These tests keep the two from drifting apart: every pin
 satisfies the range setup.py states, the lock is closed under dependencies (rules_python installs
 each wheel on its own, so a missing transitive dependency only shows up as an ImportError inside
-Bazel) and it names every distribution that a ``requirement(...)`` in BUILD asks for.
+Bazel) and it names every distribution that a ``requirement(...)`` in BUILD asks for. setup.py
+installs the ``tfcolor`` package only, with one console script per program.
 """
+import importlib
 import importlib.metadata
 import pathlib
 import re
@@ -132,3 +134,22 @@ def test_lock_covers_every_requirement_in_build():
     pins = _lock()
     assert not {n for n in wanted if canonicalize_name(n) not in pins}
 
+
+
+def test_only_the_tfcolor_package_is_installed(setup_kwargs):
+    # The programs live in tfcolor.programs; binaries/ holds the checkout's entry points only.
+    packages = setup_kwargs["packages"]
+    assert "tfcolor" in packages and "tfcolor.programs" in packages
+    assert {p.split(".")[0] for p in packages} == {"tfcolor"}, packages
+
+
+def test_every_console_script_runs_a_program(setup_kwargs):
+    scripts = dict(s.split("=", 1) for s in setup_kwargs["entry_points"]["console_scripts"])
+    programs = sorted(p.stem for p in (ROOT / "tfcolor" / "programs").glob("*.py")
+                      if p.stem not in ("__init__", "common"))
+    assert sorted(scripts) == sorted("tfcolor-" + p.replace("_", "-") for p in programs)
+    for script, target in scripts.items():
+        module, function = target.split(":")
+        assert function == "run" and module == "tfcolor.programs." + script[
+                len("tfcolor-"):].replace("-", "_"), (script, target)
+        assert callable(getattr(importlib.import_module(module), function)), target
