@@ -53,6 +53,7 @@ def test_drops_accept_steps_and_fractions_of_the_run():
     ("model", "batch_norm", "group", "batch_norm must be one of"),
     ("model", "dropout", 1.0, "dropout must be in \\[0, 1\\)"),
     ("model", "convention", "center", "convention must be one of"),
+    ("model", "prior_bias", "yes", "prior_bias must be true or false"),
     ("loss", "kind", "l1", "kind must be one of 'hue_chroma'"),
     ("loss", "window", 6, "window must be odd"),
     ("optimizer", "learning_rate", 0.0, "learning_rate must be positive"),
@@ -66,6 +67,7 @@ def test_drops_accept_steps_and_fractions_of_the_run():
     ("train", "image_every", -1, "image_every must be a non-negative integer"),
     ("train", "model_dir", " ", "model_dir must be a directory path"),
     ("train", "seed", -3, "seed must be a non-negative integer"),
+    ("train", "keep_best", 1, "keep_best must be true or false"),
 ])
 def test_bad_values_raise_config_errors_naming_the_field(part, field, value, message):
     cfg = config.PretrainConfig()
@@ -80,6 +82,16 @@ def test_bad_values_raise_config_errors_naming_the_field(part, field, value, mes
         getattr(cfg, part).validate()
     assert alone.value.field == named.split(".", 1)[1]
     assert raised.value.naming("--x") == "--x" + str(raised.value)[len(named):]
+
+
+def test_keep_best_needs_a_heldout_set():
+    cfg = config.PretrainConfig()
+    cfg.train.keep_best = True
+    with pytest.raises(config.ConfigError, match="keep_best needs heldout_data") as raised:
+        cfg.validate()
+    assert raised.value.field == "train.keep_best"
+    cfg.data.heldout_data = "embedded:validation"
+    assert cfg.validate() is cfg
 
 
 def test_the_field_of_an_error_is_the_field_set():

@@ -362,6 +362,33 @@ def test_head_softmax_groups_split_and_dropout():
         soft_head.split(x)
 
 
+def test_head_started_at_a_prior_predicts_it_when_its_other_weights_are_zero():
+    rng = np.random.default_rng(14)
+    prior = np.concatenate([rng.dirichlet(np.ones(5)), [0.0, 0.25, 0.75]])  # an empty bin
+    head = L.HistogramHead((5, 3), hidden=7)
+    head.build((None, 6))
+    kernel_before = head.output_dense.kernel.numpy().copy()
+    head.start_at_prior(prior)
+    np.testing.assert_array_equal(head.output_dense.kernel.numpy(), kernel_before)  # bias only
+    for layer in (head.h_fc1, head.output_dense):
+        layer.kernel.assign(np.zeros(layer.kernel.shape, "f4"))
+    head.h_fc1.bias.assign(rng.normal(size=7).astype("f4"))  # whatever h_fc1 does
+    x = rng.normal(size=(2, 4, 6)).astype("f4")
+    hue, chroma = head.split(head(x))
+    floored = np.array([0.0, 0.25, 0.75]) + [L.PRIOR_BIAS_FLOOR, 0, 0]
+    for group, want in ((hue, prior[:5]), (chroma, floored / floored.sum())):
+        np.testing.assert_allclose(tf.nn.softmax(group).numpy(),
+                                   np.broadcast_to(want, group.shape), rtol=1e-5, atol=1e-7)
+    reg = L.HistogramHead((2,), hidden=4)
+    reg.build((None, 3))
+    reg.start_at_prior([0.1, -0.2], regression=True)
+    np.testing.assert_allclose(reg.output_dense.bias.numpy(), [0.1, -0.2], rtol=1e-6)
+    with pytest.raises(ValueError, match="8 finite numbers"):
+        head.start_at_prior(prior[:4])
+    with pytest.raises(ValueError, match=">= 0"):
+        head.start_at_prior(-prior)
+
+
 def test_head_bad_config():
     with pytest.raises(ValueError, match="output_sizes"):
         L.HistogramHead((32, 0))

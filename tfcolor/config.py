@@ -149,6 +149,13 @@ class ModelConfig:
         dropout: dropout after h_fc1 (the released Caffe net: 0.5).
         input_mean: grey input mean subtracted by the trunk (0.4488).
         convention: sparse sampling convention, ``"released"`` or ``"half_pixel"``.
+        prior_bias: start the head's output bias at the log marginal histogram of the training
+            targets (:class:`tfcolor.prior.MarginalPrior` of the training data, at most
+            ``tfcolor.train.pretraining.PRIOR_BIAS_IMAGES`` images): the untrained colorizer
+            then predicts the prior instead of uniform histograms, and the first steps learn
+            what the image adds to it. Off in the paper (Xavier output layers, zero biases).
+            Only the initialization: a resumed run keeps its checkpoint's weights, and the
+            field may change between restarts.
     """
     arch: str = "vgg16"
     taps: typing.Any = None
@@ -159,6 +166,7 @@ class ModelConfig:
     dropout: float = 0.5
     input_mean: float = DEFAULT_INPUT_MEAN
     convention: str = "released"
+    prior_bias: bool = False
 
     def validate(self):
         archs = known_architectures()
@@ -171,6 +179,9 @@ class ModelConfig:
         _fraction("dropout", self.dropout, "[0, 1)", upper_open=True)
         _fraction("input_mean", self.input_mean, "[0, 1]", upper_open=False)
         _choice("convention", self.convention, CONVENTIONS)
+        if not isinstance(self.prior_bias, bool):
+            raise ConfigError(f"prior_bias must be true or false, got {self.prior_bias!r}",
+                              "prior_bias")
         return self
 
 
@@ -408,6 +419,12 @@ class TrainConfig:
         seed: random seed.
         export: write a SavedModel into ``model_dir/export`` at the end.
         eval_every: steps between held-out loss evaluations (with ``DataConfig.heldout_data``).
+        keep_best: keep the model of the evaluation with the lowest held-out loss as
+            ``model_dir/best/`` (needs ``DataConfig.heldout_data``; :mod:`tfcolor.train.heldout`)
+            and make it the run's model: the end-of-run preview and export, ``binaries/export``
+            and every loader of the run directory (:func:`tfcolor.run_dir.load_model`) use it
+            instead of the last checkpoint. The record survives resuming. Off: the last step's
+            model is the run's model.
     """
     model_dir: str = "runs/pretrain"
     train_steps: int = 2_000_000
@@ -423,6 +440,7 @@ class TrainConfig:
     seed: int = 0
     export: bool = True
     eval_every: int = 1000
+    keep_best: bool = False
 
     def validate(self):
         from tfcolor.train.strategy import STRATEGY_NAMES  # pylint: disable=import-outside-toplevel
@@ -435,6 +453,9 @@ class TrainConfig:
         _non_negative_int("image_every", self.image_every)
         _choice("strategy", self.strategy, STRATEGY_NAMES)
         _non_negative_int("seed", self.seed)
+        if not isinstance(self.keep_best, bool):
+            raise ConfigError(f"keep_best must be true or false, got {self.keep_best!r}",
+                              "keep_best")
         return self
 
 
@@ -461,6 +482,9 @@ class PretrainConfig:
             raise ConfigError(f"lr_drops {late} are at or after train_steps="
                               f"{self.train.train_steps}: the rate would never drop",
                               "optimizer.lr_drops")
+        if self.train.keep_best and not self.data.heldout_data:
+            raise ConfigError("keep_best needs heldout_data: the best model is the one with the "
+                              "lowest held-out loss", "train.keep_best")
         return self
 
     def to_dict(self):

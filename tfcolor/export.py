@@ -74,8 +74,11 @@ From a training directory
 -------------------------
 :func:`export_from_checkpoint` exports the colorizer of a run directory:
 ``tfcolor.run_dir.load_model`` rebuilds it from ``model_dir/config.json`` (``PretrainConfig`` as
-JSON, written by pretraining; ``tfcolor.models.build_colorizer``) and restores the latest
-complete checkpoint (the model under the key ``model``).
+JSON, written by pretraining; ``tfcolor.models.build_colorizer``) and restores the run's model
+(the model under the key ``model``): the kept best model of a ``keep_best`` run (lowest held-out
+loss), else the latest complete checkpoint (``tfcolor.run_dir.model_checkpoint``). The metadata's
+``checkpoint`` says which (``{"path", "step", "selected": "best_heldout" | "latest" | "given",
+"heldout_loss"}``), as does the end-of-run export of pretraining.
 """
 import json
 import os
@@ -316,7 +319,7 @@ class ServingModule(tf.Module):
                 "hypercolumn": self.hypercolumn.get_concrete_function(),
         }
 
-    def metadata(self, config=None):
+    def metadata(self, config=None, checkpoint=None):
         return {
                 "format": "tfcolor-savedmodel-2",
                 "kind": self.kind,
@@ -332,6 +335,7 @@ class ServingModule(tf.Module):
                 "signatures": list(SIGNATURES),
                 "keras_model": run_dir.EXPORT_KERAS_FILE,
                 "config": config,
+                "checkpoint": checkpoint,
         }
 
 
@@ -339,8 +343,34 @@ def _local(path):
     return "://" not in str(path)
 
 
+def checkpoint_metadata(path, best=None, *, given=False):
+    """The export metadata's ``checkpoint``: which checkpoint of a run the export holds.
+
+    Args:
+        path: the checkpoint prefix (None: unknown).
+        best: the kept best model's record (``tfcolor.run_dir.read_best``) when ``path`` is it.
+        given: the caller chose ``path`` explicitly.
+    """
+    if path is None:
+        return None
+    selected = "given" if given else ("best_heldout" if best is not None else "latest")
+    out = {"path": os.path.basename(str(path)), "step": _checkpoint_step(path),
+           "selected": selected}
+    if best is not None:
+        out["heldout_loss"] = float(best["loss"])
+        out["step"] = int(best["step"])
+    return out
+
+
+def _checkpoint_step(path):
+    name = os.path.basename(str(path))
+    tail = name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
 def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=None,
-                       readout_options=None, config=None, save_keras=True, overwrite=True):
+                       readout_options=None, config=None, save_keras=True, overwrite=True,
+                       checkpoint=None):
     """Writes a SavedModel of ``model`` with the signatures of the module docstring.
 
     On a local disk the export is written to a temporary sibling folder
@@ -361,6 +391,8 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
         config: JSON-able training config stored in the metadata (e.g.
             ``PretrainConfig.to_dict()``).
         save_keras: also write ``colorizer.keras`` next to it.
+        checkpoint: JSON-able description of the checkpoint the model comes from, stored in the
+            metadata (:func:`checkpoint_metadata`).
 
     Returns:
         ``export_dir``.
@@ -384,7 +416,7 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
         if save_keras:
             model.save(os.path.join(staging, run_dir.EXPORT_KERAS_FILE))
         with tf.io.gfile.GFile(os.path.join(staging, run_dir.EXPORT_METADATA_FILE), "w") as f:
-            json.dump(module.metadata(config), f, indent=2, default=str)
+            json.dump(module.metadata(config, checkpoint), f, indent=2, default=str)
     except BaseException:
         if staging != export_dir:
             shutil.rmtree(staging, ignore_errors=True)
@@ -410,8 +442,16 @@ def load_keras_model(export_dir):
 
 
 def export_from_checkpoint(model_dir, export_dir, checkpoint=None, model=None, **kwargs):
-    """``tfcolor.run_dir.load_model`` (unless ``model`` is its result already) then
-    :func:`export_saved_model` (the run's ``config.json`` stored in the metadata)."""
+    """``tfcolor.run_dir.load_model`` (unless ``model`` is its result already, loaded from the
+    same ``checkpoint``) then :func:`export_saved_model` (the run's ``config.json`` and which
+    checkpoint it is, :func:`checkpoint_metadata`, stored in the metadata). ``checkpoint=None``
+    exports the run's model (``tfcolor.run_dir.model_checkpoint``: the kept best model of a
+    ``keep_best`` run, else the latest checkpoint)."""
+    given, best = checkpoint is not None, None
+    if not given:
+        checkpoint, best = run_dir.model_checkpoint(model_dir, validate=model is None)
     model, kind = model or run_dir.load_model(model_dir, checkpoint)
     config = run_dir.read_config(model_dir, as_dict=True)
-    return export_saved_model(model, export_dir, kind=kind, config=config, **kwargs)
+    return export_saved_model(model, export_dir, kind=kind, config=config,
+                              checkpoint=checkpoint_metadata(checkpoint, best, given=given),
+                              **kwargs)

@@ -69,10 +69,14 @@ Layers
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 CONVENTIONS = ("released", "half_pixel")
 DEFAULT_EDGE_EPS = 1e-4
+#: Empty prior bins are floored at this probability when the head starts at a prior
+#: (:meth:`HistogramHead.start_at_prior`), so that every initial logit is finite.
+PRIOR_BIAS_FLOOR = 1e-4
 
 
 def _check_strides(strides):
@@ -447,6 +451,37 @@ class HistogramHead(keras.layers.Layer):
                       for t in self.split(y)]
             y = groups[0] if len(groups) == 1 else tf.concat(groups, axis=-1)
         return y
+
+    def start_at_prior(self, prior, regression=False, floor=PRIOR_BIAS_FLOOR):
+        """Sets the output bias so that a head whose other weights are zero predicts ``prior``.
+
+        Histogram groups: the bias of each group is ``log p`` of its probabilities (each group
+        renormalized after flooring empty bins at ``floor``, so the logits stay finite), whence
+        ``softmax`` of the bias is the prior. Regression (``regression=True``): the bias is the
+        prior's mean values themselves. The output kernel is kept, so at initialization the
+        prediction is the prior plus the (small) random part of the kernel.
+
+        Args:
+            prior: the head's layout of probabilities (groups concatenated, ``(sum(
+                output_sizes),)``), e.g. ``tfcolor.prior.MarginalPrior.probabilities()``.
+            regression: the outputs are values, not histograms.
+            floor: smallest probability of a bin before the logarithm.
+        """
+        values = np.asarray(prior, np.float64).reshape(-1)
+        if values.shape != (self.output_dim,) or not np.all(np.isfinite(values)):
+            raise ValueError(f"start_at_prior: the prior must be {self.output_dim} finite numbers "
+                             f"(output_sizes {self.output_sizes}); got shape {values.shape}.")
+        if not self.built:
+            raise ValueError("start_at_prior: build the head first")
+        if not regression:
+            if np.any(values < 0):
+                raise ValueError("start_at_prior: histogram probabilities must be >= 0")
+            parts = []
+            for group in np.split(values, np.cumsum(self.output_sizes)[:-1]):
+                group = np.maximum(group, floor)
+                parts.append(np.log(group / group.sum()))
+            values = np.concatenate(parts)
+        self.output_dense.bias.assign(values.astype(self.output_dense.bias.dtype))
 
     def split(self, t):
         """Splits a head output (or anything with the same last axis) into its groups."""

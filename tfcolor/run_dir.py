@@ -16,6 +16,9 @@
                                  a completed run
 ``heldout.jsonl``                :data:`HELDOUT_CURVE_FILE`: the held-out loss curve
                                  (:mod:`tfcolor.train.heldout`)
+``best/``                        :data:`BEST_DIR`: with ``keep_best``, the model of the lowest
+                                 held-out loss (``ckpt-N``) and its record :data:`BEST_RECORD_FILE`
+                                 (:mod:`tfcolor.train.heldout`; :func:`read_best`)
 ``export/``                      :data:`EXPORT_DIR`: the SavedModel written at the end of a run
 ``tfcolor_export.json``          :data:`EXPORT_METADATA_FILE`: an export's metadata (inside an
                                  export directory; :mod:`tfcolor.export`)
@@ -25,7 +28,8 @@
 ================================ ==================================================================
 
 :func:`load_model` rebuilds the colorizer of a colorization run (:func:`read_config`, then
-:func:`tfcolor.models.build_colorizer`) and restores its latest *complete* checkpoint
+:func:`tfcolor.models.build_colorizer`) and restores the run's model (:func:`model_checkpoint`):
+the kept best model of a ``keep_best`` run, else its latest *complete* checkpoint
 (:func:`latest_checkpoint`: the one named by the state file, which TensorFlow rewrites atomically
 only once a checkpoint is whole, validated tensor by tensor; never a half-written one).
 
@@ -40,6 +44,8 @@ CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
 PREVIEW_FILE = "colorizations.png"
 HELDOUT_CURVE_FILE = "heldout.jsonl"
+BEST_DIR = "best"
+BEST_RECORD_FILE = "best.json"
 EXPORT_DIR = "export"
 EXPORT_METADATA_FILE = "tfcolor_export.json"
 EXPORT_KERAS_FILE = "colorizer.keras"
@@ -49,7 +55,8 @@ __all__ = [
         "CONFIG_FILE", "LOCK_FILE", "PREVIEW_FILE", "HELDOUT_CURVE_FILE", "EXPORT_DIR",
         "EXPORT_METADATA_FILE", "EXPORT_KERAS_FILE", "BASELINE_FILE", "config_path",
         "export_path", "preview_path", "heldout_curve_path", "lock_path", "write_config",
-        "read_config", "describe", "latest_checkpoint", "load_model"]
+        "read_config", "describe", "latest_checkpoint", "load_model", "BEST_DIR",
+        "BEST_RECORD_FILE", "best_path", "read_best", "model_checkpoint"]
 
 
 def config_path(model_dir):
@@ -70,6 +77,11 @@ def preview_path(model_dir):
 def heldout_curve_path(model_dir):
     """``model_dir/heldout.jsonl``."""
     return os.path.join(str(model_dir), HELDOUT_CURVE_FILE)
+
+
+def best_path(model_dir):
+    """``model_dir/best``: the kept best model of a ``keep_best`` run."""
+    return os.path.join(str(model_dir), BEST_DIR)
 
 
 def lock_path(model_dir):
@@ -213,12 +225,57 @@ def latest_checkpoint(model_dir, *, validate=True):
     return checkpointing.latest_complete_checkpoint(str(model_dir), validate=validate)
 
 
+def read_best(model_dir):
+    """The record of the kept best model of ``model_dir`` (``best/best.json``, written by
+    :class:`tfcolor.train.heldout.HeldOutLoss`), or None when there is none.
+
+    Returns:
+        A dict: ``step``, ``loss`` (held-out), ``terms``, ``heldout`` (what the held-out set
+        was) and ``checkpoint``, the prefix of its checkpoint inside ``model_dir/best`` (resolved
+        against ``model_dir`` as given, so a moved run directory still finds it).
+
+    Raises:
+        tfcolor.config.ConfigError: the record is not valid JSON or lacks a field.
+    """
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
+    try:
+        return heldout.read_best(best_path(model_dir))
+    except ValueError as e:
+        raise config_lib.ConfigError(f"{e}; delete {best_path(model_dir)} to forget the kept "
+                                     "best model") from e
+
+
+def model_checkpoint(model_dir, *, validate=True):
+    """The checkpoint that is the run's model: ``(path, best)``.
+
+    With ``train.keep_best`` in the run's ``config.json`` and a kept best model
+    (:func:`read_best`), ``path`` is that model's checkpoint and ``best`` its record; otherwise
+    ``path`` is :func:`latest_checkpoint` (None when there is none) and ``best`` is None.
+
+    Raises:
+        tfcolor.train.checkpointing.CorruptCheckpointError: the chosen checkpoint is damaged.
+    """
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    try:
+        keep_best = bool(read_config(model_dir, as_dict=True).get("train", {}).get("keep_best"))
+    except FileNotFoundError:
+        keep_best = False
+    best = read_best(model_dir) if keep_best else None
+    if best is None:
+        return latest_checkpoint(model_dir, validate=validate), None
+    if validate:
+        checkpointing.validate_checkpoint(best["checkpoint"])
+    return best["checkpoint"], best
+
+
 def load_model(model_dir, checkpoint=None):
     """Rebuilds the colorizer of a run directory and restores a checkpoint into it.
 
     Args:
         model_dir: the run directory (``config.json`` and checkpoints).
-        checkpoint: a checkpoint prefix (default: :func:`latest_checkpoint`).
+        checkpoint: a checkpoint prefix (default: the run's model, :func:`model_checkpoint`:
+            the kept best model of a ``keep_best`` run, else :func:`latest_checkpoint`).
 
     Returns:
         ``(model, kind)``: the :class:`tfcolor.models.Colorizer` and its loss kind.
@@ -234,7 +291,7 @@ def load_model(model_dir, checkpoint=None):
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
     model = factory.build_colorizer(config)
-    path = checkpoint or latest_checkpoint(model_dir)
+    path = checkpoint or model_checkpoint(model_dir)[0]
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir} (no "
                                 f"'{checkpointing.CHECKPOINT_STATE_FILE}' state file and no "

@@ -105,3 +105,26 @@ def test_bad_values_raise_a_config_error_naming_the_field(config, match):
 def test_neither_config_nor_dict_is_a_type_error():
     with pytest.raises(TypeError, match="PretrainConfig or its dict"):
         build_colorizer("vgg16")
+
+
+def test_a_colorizer_started_at_a_prior_predicts_it_on_any_input_when_other_weights_are_zero():
+    from tfcolor import prior as prior_lib  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(3)
+    hue, chroma = (p / p.sum() for p in rng.uniform(0.5, 1.5, size=(2, 32)))
+    prior = prior_lib.MarginalPrior("hue_chroma", {"hue": hue, "chroma": chroma})
+    model = build_colorizer(_config(), prior=prior)
+    fresh = build_colorizer(_config())
+    np.testing.assert_allclose(model.head.output_dense.bias.numpy(),
+                               np.log(np.concatenate([hue, chroma])), rtol=1e-5)
+    assert not np.any(fresh.head.output_dense.bias.numpy())      # the default: zero biases
+    for v in model.trainable_variables:
+        if v is not model.head.output_dense.bias:
+            v.assign(np.zeros(v.shape, v.dtype))
+    gray = rng.uniform(size=(2, 16, 16, 1)).astype("f4")
+    logits = model.dense(tf.constant(gray)).numpy()
+    probs = np.concatenate([tf.nn.softmax(g).numpy() for g in np.split(logits, 2, axis=-1)], -1)
+    np.testing.assert_allclose(probs, np.broadcast_to(prior.probabilities(), probs.shape),
+                               rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="a lab_hist prior cannot start a hue_chroma head"):
+        build_colorizer(_config(), prior=prior_lib.MarginalPrior(
+            "lab_hist", {"a": hue, "b": chroma}))

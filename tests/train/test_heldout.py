@@ -1,5 +1,6 @@
 """Tests of tfcolor.train.heldout: the held-out loss curve of pretraining."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -101,3 +102,138 @@ def test_pretraining_writes_a_falling_heldout_curve(tmp_path):
     for _, loss, terms in curve:
         assert loss == pytest.approx(terms["hue"] + terms["chroma"], rel=1e-5)
     assert curve[-1][1] < curve[0][1]
+
+
+class _LogitsModel(tf.Module):
+    """Predicts the same logits (a variable) at every point; checkpointable."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = tf.Variable(tf.zeros([256]))
+
+    def sparse(self, gray, centers, training=False):  # pylint: disable=unused-argument
+        return tf.broadcast_to(self.logits, tf.concat([tf.shape(centers)[:2], [256]], 0))
+
+
+def _run_steps(hook, model, trainer, steps, scales):
+    """Evaluates at ``steps`` with logits ``scale * log(mean target + 1e-3)``, or, for scale
+    ``"mean"``, the logits of the mean target itself: the constant prediction of lowest mean KL
+    (the unique minimum), so strictly lower than any other."""
+    mean = np.mean(np.concatenate([b["targets"].reshape(-1, 256) for b in hook.batches]), 0)
+    for step, scale in zip(steps, scales):
+        logits = (np.log(np.maximum(mean, 1e-30)) if scale == "mean"
+                  else scale * np.log(mean + 1e-3))
+        model.logits.assign(logits.astype("f4"))
+        hook(trainer, step, {})
+
+
+def test_keep_best_keeps_the_lowest_loss_and_survives_a_resume(tmp_path):
+    best_dir = str(tmp_path / run_dir.BEST_DIR)
+    task = _task(losses.HistogramKL((256,)))
+    model = _LogitsModel()
+    trainer = _Trainer(model, 50, tf.summary.create_noop_writer())
+    hook = heldout.HeldOutLoss(_batches(), task, every=10, best_dir=best_dir,
+                               heldout={"set": "a"})
+    _run_steps(hook, model, trainer, [10, 20, 30, 40], [0.2, 1.0, 0.6, 3.0])
+    losses_by_step = {s: loss for s, loss, _ in hook.curve}
+    assert min(losses_by_step, key=losses_by_step.get) == 20
+    record = heldout.read_best(best_dir)
+    assert (record["step"], record["loss"]) == (20, losses_by_step[20])
+    assert record["heldout"] == {"set": "a"} and hook.best["step"] == 20
+    assert sorted(n for n in tf.io.gfile.listdir(best_dir) if n.startswith("ckpt-20")) == [
+            "ckpt-20.data-00000-of-00001", "ckpt-20.index"]   # the earlier best (10) is gone
+    assert not [n for n in tf.io.gfile.listdir(best_dir) if n.startswith("ckpt-10")]
+    # The kept weights are those evaluated at step 20, whatever the model holds now.
+    restored = _LogitsModel()
+    tf.train.Checkpoint(model=restored).restore(record["checkpoint"]).expect_partial()
+    assert hook.evaluate(restored)[0] == pytest.approx(losses_by_step[20], rel=1e-6)
+    # A resumed run reads the record back: a worse loss keeps it, a lower one replaces it.
+    resumed = heldout.HeldOutLoss(_batches(), task, every=10, best_dir=best_dir,
+                                  heldout={"set": "a"})
+    assert resumed.best["step"] == 20
+    _run_steps(resumed, model, trainer, [30], [3.0])
+    assert heldout.read_best(best_dir)["step"] == 20
+    _run_steps(resumed, model, trainer, [40], ["mean"])
+    record = heldout.read_best(best_dir)
+    assert record["step"] == 40 and record["loss"] < losses_by_step[20]
+    # Another held-out set: the record is not comparable and is replaced at the next evaluation.
+    other = heldout.HeldOutLoss(_batches(), task, every=10, best_dir=best_dir,
+                                heldout={"set": "b"})
+    assert other.best is None
+    _run_steps(other, model, trainer, [60], [3.0])
+    assert heldout.read_best(best_dir)["step"] == 60
+
+
+def test_keep_best_replaces_only_on_a_strictly_lower_loss(tmp_path):
+    best_dir = str(tmp_path / "best")
+    hook = heldout.HeldOutLoss(_batches(), _task(losses.HistogramKL((256,))), every=10,
+                               best_dir=best_dir)
+    model = _LogitsModel()
+    trainer = _Trainer(model, 30, tf.summary.create_noop_writer())
+    _run_steps(hook, model, trainer, [10, 20, 30], [1.0, 1.0, 1.0])   # equal losses
+    assert heldout.read_best(best_dir)["step"] == 10
+    with open(os.path.join(best_dir, run_dir.BEST_RECORD_FILE), "w") as f:
+        f.write("{not json")
+    with pytest.raises(ValueError, match="is not a best-model record"):
+        heldout.read_best(best_dir)
+    assert heldout.HeldOutLoss(_batches(), hook.task, every=10, best_dir=best_dir).best is None
+    assert heldout.read_best(str(tmp_path / "none")) is None
+
+
+def _tiny_config(model_dir, train_steps, **train):
+    return cfg.PretrainConfig(
+        model=cfg.ModelConfig(arch="vgg_tiny", taps=("conv1_2", "conv2_2", "conv3_3"), hidden=32,
+                              dropout=0.0, prior_bias=True),
+        data=cfg.DataConfig(data="embedded", batch_size=4, crop_size=64, points=16,
+                            validation_images=0, targets_on_device=False,
+                            heldout_data="embedded:validation", heldout_images=8),
+        loss=cfg.LossConfig(kind="hue_chroma"),
+        optimizer=cfg.OptimizerConfig(learning_rate=0.03, lr_drops=[]),
+        train=cfg.TrainConfig(model_dir=model_dir, train_steps=train_steps, steps_per_loop=10,
+                              checkpoint_every=20, summary_every=20, image_every=0,
+                              deterministic=True, eval_every=10, keep_best=True,
+                              **train)).validate()
+
+
+def _same_weights(a, b):
+    return all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.weights, b.weights))
+
+
+def test_pretraining_keeps_and_exports_the_model_of_the_lowest_heldout_loss(tmp_path):
+    from tfcolor import export as export_lib  # pylint: disable=import-outside-toplevel
+    model_dir = str(tmp_path / "run")
+    first = pretraining.pretrain(_tiny_config(model_dir, 40, export=False))
+    best = run_dir.read_best(model_dir)
+    curve = heldout.read_curve(model_dir)
+    assert best["step"] == min(curve, key=lambda e: e[1])[0]      # the argmin of heldout.jsonl
+    assert best["loss"] == pytest.approx(min(e[1] for e in curve), rel=1e-6)
+    assert first.best["step"] == best["step"]
+    # Resumed for more steps: the record carries over and is the argmin of the whole curve.
+    second = pretraining.pretrain(_tiny_config(model_dir, 70))
+    curve = heldout.read_curve(model_dir)
+    assert [s for s, _, _ in curve] == [10, 20, 30, 40, 50, 60, 70]
+    best = run_dir.read_best(model_dir)
+    assert best["step"] == min(curve, key=lambda e: e[1])[0]
+    assert second.best["step"] == best["step"]
+    # The run's model is the kept one: load_model, the end-of-run export and a re-export agree.
+    path, record = run_dir.model_checkpoint(model_dir)
+    assert path == best["checkpoint"] and record["step"] == best["step"]
+    loaded, _ = run_dir.load_model(model_dir)
+    assert _same_weights(loaded, second.model)
+    meta = run_dir.read_export_metadata(run_dir.export_path(model_dir))
+    assert meta["checkpoint"] == {"path": f"ckpt-{best['step']}", "step": best["step"],
+                                  "selected": "best_heldout", "heldout_loss": best["loss"]}
+    again = export_lib.export_from_checkpoint(model_dir, str(tmp_path / "again"))
+    assert run_dir.read_export_metadata(again)["checkpoint"] == meta["checkpoint"]
+    assert _same_weights(export_lib.load_keras_model(again), loaded)
+    # Its held-out loss is the recorded one (the kept weights are the evaluated ones).
+    task = ColorizationTask(loss_fn=pretraining.colorization.build_loss(cfg.LossConfig()))
+    hook = heldout.HeldOutLoss(pretraining.colorization.heldout_batches(
+        _tiny_config(model_dir, 70)), task)
+    assert hook.evaluate(loaded)[0] == pytest.approx(best["loss"], rel=1e-4)
+    # Without keep_best the run's model is the last checkpoint again.
+    config = run_dir.read_config(model_dir, as_dict=True)
+    config["train"]["keep_best"] = False
+    run_dir.write_config(model_dir, config)
+    path, record = run_dir.model_checkpoint(model_dir)
+    assert path.endswith("ckpt-70") and record is None

@@ -41,7 +41,7 @@ def _validate(section_name, section):
         raise _config_error(f"{section_name}: a value has the wrong type or form ({e})") from e
 
 
-def build_colorizer(config):
+def build_colorizer(config, *, prior=None):
     """The colorizer of ``config``; call inside ``strategy.scope()`` when training distributed.
 
     Args:
@@ -51,6 +51,9 @@ def build_colorizer(config):
             (``hidden``, ``dropout``, ``convention``); ``loss.kind`` the output groups. Other
             sections (data, optimizer, train) are not looked at, so the model of a run whose
             data is gone can still be rebuilt.
+        prior: a :class:`tfcolor.prior.MarginalPrior` of the loss kind: the head's output bias
+            starts at it (:meth:`tfcolor.layers.HistogramHead.start_at_prior`; what
+            ``model.prior_bias`` asks pretraining to do). None: the default initialization.
 
     Returns:
         A new :class:`tfcolor.models.Colorizer`.
@@ -72,9 +75,15 @@ def build_colorizer(config):
     except (TypeError, ValueError) as e:
         raise _config_error(f"model.taps={m.taps!r} does not fit arch={m.arch!r}: {e}") from e
     try:
-        return Colorizer(m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden,
-                         dropout=m.dropout, convention=m.convention, batch_norm=m.batch_norm,
-                         sync_batch_norm=m.sync_batch_norm, fov=m.fov, input_mean=m.input_mean)
+        model = Colorizer(m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden,
+                          dropout=m.dropout, convention=m.convention, batch_norm=m.batch_norm,
+                          sync_batch_norm=m.sync_batch_norm, fov=m.fov, input_mean=m.input_mean)
     except ValueError as e:
         raise _config_error(f"model: {e} (the model section {config.model} does not describe a "
                             "colorizer)") from e
+    if prior is not None:
+        if prior.kind != config.loss.kind:
+            raise ValueError(f"a {prior.kind} prior cannot start a {config.loss.kind} head")
+        model.head.start_at_prior(prior.probabilities(),
+                                  regression=prior.kind == "lab_regression")
+    return model

@@ -2,9 +2,11 @@ r"""Exports a trained colorizer as a SavedModel for TF Serving and for reuse.
 
     binaries/export --model_dir=runs/vgg16 --export_dir=exports/vgg16/1
 
-Reads ``model_dir/config.json`` (written by pretraining) and the latest checkpoint (or
---checkpoint). Signatures: serving_default / colorize (uint8 images), colorize_float,
-colorize_bytes (encoded JPEG/PNG), histograms, features, hypercolumn; see ``tfcolor.export``.
+Reads ``model_dir/config.json`` (written by pretraining) and the run's model (or
+--checkpoint): the model of the lowest held-out loss of a --keep_best run, else the latest
+checkpoint; the last line says which. Signatures: serving_default / colorize (uint8 images),
+colorize_float, colorize_bytes (encoded JPEG/PNG), histograms, features, hypercolumn; see
+``tfcolor.export``.
 Readout options (how colours are read off the histograms) are fixed at export time by the
 flags below.
 
@@ -77,7 +79,11 @@ def main(argv):
                 save_keras=FLAGS.keras, overwrite=FLAGS.overwrite, model=(model, kind))
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         common.die(str(e))
-    print(f"SavedModel written to {export_dir}", flush=True)
+    source = run_dir.read_export_metadata(export_dir).get("checkpoint") or {}
+    which = {"best_heldout": f", the lowest held-out loss ({source.get('heldout_loss', 0):.4f})",
+             "latest": ", the latest"}.get(source.get("selected"), "")
+    print(f"SavedModel written to {export_dir} (checkpoint {source.get('path')}{which})",
+          flush=True)
     return 0
 
 

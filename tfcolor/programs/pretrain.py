@@ -6,7 +6,9 @@ r"""Pretrains a colorization network (Larsson, Maire & Shakhnarovich 2016/2017).
 
 Resumes automatically from the latest checkpoint in --model_dir. SIGTERM (preemption) writes a
 checkpoint and exits with status 0; rerun the same command to continue. At the end: a final
-checkpoint, model_dir/colorizations.png and a SavedModel in model_dir/export.
+checkpoint, model_dir/colorizations.png and a SavedModel in model_dir/export. With --keep_best
+(and --heldout_data) the model of the lowest held-out loss is kept in model_dir/best and is the
+one the colorizations and the export show (and that export, colorize and evaluate load).
 
 One run per --model_dir: a second run on a directory in use exits with status 5 and a one-line
 message naming the owner (model_dir/.lock: pid, host, start time). The lock of a killed run on
@@ -16,6 +18,8 @@ Every flag is named as the ``tfcolor.config.PretrainConfig`` field it sets (``--
 ``data.points``), except ``--loss`` for ``loss.kind``; a flag's "unset" value (``""``, ``0``,
 ``-1``) gives a field's ``None`` default. Bad values are reported by the library, naming the flag.
 """
+import os
+
 from tfcolor.programs import common
 
 common.quiet_tensorflow()
@@ -76,6 +80,9 @@ def define_flags(fv=FLAGS):
     d.float("dropout", 0.5, "Dropout after h_fc1 (released Caffe: 0.5).")
     d.string("convention", "released",
              "Sparse hypercolumn sampling convention: released or half_pixel.")
+    d.boolean("prior_bias", False,
+              "Start the head's output bias at the log marginal colour histogram of the "
+              "training data, so the untrained model predicts the prior (paper: off).")
 
     common.flag_section(fv, "Data")
     d.integer("batch_size", 8, "Global batch size (paper: 8).")
@@ -94,6 +101,9 @@ def define_flags(fv=FLAGS):
              "embedded:validation or a holdout folder); empty: none.")
     d.integer("heldout_images", 64, "Held-out images (fixed crops and centres) per evaluation.")
     d.integer("eval_every", 1000, "Steps between held-out loss evaluations (--heldout_data).")
+    d.boolean("keep_best", False,
+              "Keep the model of the lowest held-out loss in model_dir/best and make it the "
+              "run's model (preview, export, colorize, evaluate); needs --heldout_data.")
     d.integer("validation_images", 4, "Images in the colorization grids.")
 
     common.flag_section(fv, "Loss")
@@ -205,6 +215,10 @@ def main(argv):
     logging.info("done: step %d, loss %.4f, checkpoint %s, colorizations %s, export %s",
                  result.train.step, result.train.losses.get("loss", float("nan")),
                  result.train.checkpoint, result.preview_png, result.export_dir)
+    if result.best is not None:
+        logging.info("the run's model (colorizations, export) is the one of step %d, the lowest "
+                     "held-out loss (%.4f), kept in %s", result.best["step"],
+                     result.best["loss"], os.path.dirname(result.best["checkpoint"]))
     return 0
 
 

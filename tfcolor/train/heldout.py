@@ -18,19 +18,34 @@ held-out batches (for colorization: the mean per-point loss):
   (appended; after a resume from an earlier checkpoint a step can appear twice: the last line
   wins, see :func:`read_curve`).
 
+Keeping the best model
+----------------------
+With ``best_dir`` (pretraining's ``TrainConfig.keep_best``: ``model_dir/best``), every
+evaluation whose loss is lower than the best so far writes the model's weights to
+``best_dir/ckpt-STEP`` (``tf.train.Checkpoint(model=...)``), then its record
+``best_dir/best.json`` (``{"step", "loss", "terms", "checkpoint", "heldout"}``, written to a
+temporary file and renamed, so it always names a complete checkpoint), then deletes the
+previous one. The record is the best-so-far state: a resumed run reads it back and only
+replaces it with a strictly lower loss. ``heldout`` says what the held-out set was (source, crop,
+points, ...): a record made on another held-out set is not comparable and is replaced at the
+next evaluation (with a warning). :func:`read_best` (and :func:`tfcolor.run_dir.read_best`)
+reads the record, :func:`tfcolor.run_dir.load_model` loads the kept model.
+
 Multi-worker runs evaluate on the chief only.
 """
 import json
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from tfcolor import run_dir
+from tfcolor.train import checkpointing
 from tfcolor.train import summaries
 
-__all__ = ["HeldOutLoss", "read_curve"]
+__all__ = ["HeldOutLoss", "keep_best", "read_best", "read_curve"]
 
 
 class HeldOutLoss:
@@ -44,12 +59,17 @@ class HeldOutLoss:
             their rows).
         every: steps between evaluations (a positive integer); the last step is always evaluated.
         path: the JSON-lines file (None: not written).
+        best_dir: keep the model of the lowest loss there (see "Keeping the best model" in the
+            module docstring); None: not kept.
+        heldout: a JSON-able description of the held-out set, stored in the best record and
+            compared with an existing record's on resume.
 
     Attributes:
         curve: ``[(step, loss, terms)]`` of this process's evaluations.
+        best: the best-so-far record (a dict, see :func:`tfcolor.run_dir.read_best`) or None.
     """
 
-    def __init__(self, batches, task, *, every=1000, path=None):
+    def __init__(self, batches, task, *, every=1000, path=None, best_dir=None, heldout=None):
         if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
             raise ValueError(f"eval_every must be a positive integer, got {every!r}")
         if not batches:
@@ -62,6 +82,9 @@ class HeldOutLoss:
         self._last = None
         self._fn = None
         self._model = None
+        self.best_dir = best_dir
+        self.heldout = heldout
+        self.best = _resume_best(best_dir, heldout) if best_dir else None
 
     @staticmethod
     def _rows(batch):
@@ -112,6 +135,88 @@ class HeldOutLoss:
                 line["points"] = int(sum(np.prod(b["centers"].shape[:2]) for b in self.batches))
             with tf.io.gfile.GFile(self.path, "a") as f:
                 f.write(json.dumps(line) + "\n")
+        if self.best_dir is not None and math.isfinite(loss) and (
+                self.best is None or loss < self.best["loss"]):
+            self.best = keep_best(trainer.model, self.best_dir, step, loss, terms, self.heldout)
+            logging.info("lowest held-out loss so far: step %d kept in %s", step, self.best_dir)
+
+
+def _record_path(best_dir):
+    return os.path.join(best_dir, run_dir.BEST_RECORD_FILE)
+
+
+def read_best(best_dir):
+    """The best-model record of ``best_dir`` (``{"step", "loss", "terms", "checkpoint",
+    "heldout"}``, ``checkpoint`` the full prefix inside ``best_dir``), or None without one.
+
+    Raises:
+        ValueError: the record is unreadable or lacks a field.
+    """
+    path = _record_path(best_dir)
+    if not tf.io.gfile.exists(path):
+        return None
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            record = json.load(f)
+        return dict(record, step=int(record["step"]), loss=float(record["loss"]),
+                    checkpoint=os.path.join(best_dir,
+                                            os.path.basename(str(record["checkpoint"]))))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} is not a best-model record ({type(e).__name__}: {e})") from e
+
+
+def _resume_best(best_dir, heldout):
+    """The record of ``best_dir`` if it was made on the same held-out set and its checkpoint
+    exists, else None (with a warning when one is set aside)."""
+    try:
+        record = read_best(best_dir)
+    except ValueError as e:
+        logging.warning("%s: the next held-out evaluation replaces it", e)
+        return None
+    if record is None:
+        return None
+    if not tf.io.gfile.exists(record["checkpoint"] + ".index"):
+        logging.warning("the best-model record of %s names %s, which is missing: the next "
+                        "held-out evaluation replaces it", best_dir, record["checkpoint"])
+        return None
+    if heldout is not None and record.get("heldout") != heldout:
+        logging.warning("the best model kept in %s (step %d, held-out loss %.4f) was measured on "
+                        "another held-out set (%s; now %s): the next held-out evaluation "
+                        "replaces it", best_dir, record["step"], record["loss"],
+                        record.get("heldout"), heldout)
+        return None
+    logging.info("best model so far: step %d, held-out loss %.4f (%s)", record["step"],
+                 record["loss"], best_dir)
+    return record
+
+
+def keep_best(model, best_dir, step, loss, terms=None, heldout=None):
+    """Writes ``model``'s weights as the best model of ``best_dir`` (module docstring): the
+    checkpoint ``ckpt-STEP``, then the record naming it, then removes older checkpoints there.
+    Returns the record."""
+    tf.io.gfile.makedirs(best_dir)
+    name = f"{checkpointing.CHECKPOINT_PREFIX}-{int(step)}"
+    checkpoint = tf.train.Checkpoint(model=model)
+    _ = checkpoint.save_counter  # created, so saved: loaders that assert every object match
+    checkpoint.write(os.path.join(best_dir, name))
+    record = {"step": int(step), "loss": float(loss), "terms": dict(terms or {}),
+              "checkpoint": name, "heldout": heldout}
+    path = _record_path(best_dir)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(record, indent=2))
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    record["checkpoint"] = os.path.join(best_dir, name)
+    for other in tf.io.gfile.listdir(best_dir):
+        other = other.rstrip("/")
+        if other.startswith(checkpointing.CHECKPOINT_PREFIX + "-") and not (
+                other.startswith(name + ".") or other == name):
+            full = os.path.join(best_dir, other)
+            if tf.io.gfile.isdir(full):
+                tf.io.gfile.rmtree(full)
+            else:
+                tf.io.gfile.remove(full)
+    return record
 
 
 def read_curve(model_dir):

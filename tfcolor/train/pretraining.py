@@ -15,7 +15,17 @@ input lightness; :func:`tfcolor.predictors.colorize_batch`) and a SavedModel in
 With ``config.data.heldout_data`` set, the held-out loss (fixed crops and centres of photos
 never trained on) is computed every ``config.train.eval_every`` steps and at the end, logged,
 written to TensorBoard (``heldout/loss``) and appended to ``model_dir/heldout.jsonl``
-(:mod:`tfcolor.train.heldout`).
+(:mod:`tfcolor.train.heldout`). With ``config.train.keep_best`` the model of the lowest
+held-out loss is kept in ``model_dir/best`` and is the run's model: at the end of the run it is
+restored before the preview and the export (which say which step they show), and
+:func:`tfcolor.run_dir.load_model` (``binaries/export``, ``colorize``, ``evaluate``,
+``finetune --init``) loads it too. The last checkpoint stays the one training resumes from.
+
+With ``config.model.prior_bias`` a run that starts from scratch first computes the marginal
+prior of its training data (:func:`tfcolor.prior.marginal_prior` over the first
+:data:`PRIOR_BIAS_IMAGES` images of the run's seeded order: the prior ``binaries/evaluate``
+compares with) and starts the head's output bias at its logarithm
+(:meth:`tfcolor.layers.HistogramHead.start_at_prior`).
 
 ``model_dir/config.json`` holds the config (``PretrainConfig.to_dict()``), read back by
 :func:`tfcolor.run_dir.load_model`. Restarting in a ``model_dir`` whose ``config.json`` has a
@@ -34,12 +44,15 @@ so checkpoints stay about the size of the variables and optimizer slots (README,
 size").
 """
 import dataclasses
+import functools
 
 import tensorflow as tf
 from absl import logging
 
 from tfcolor import config as config_lib
+from tfcolor import prior as prior_lib
 from tfcolor import run_dir
+from tfcolor.models import factory
 from tfcolor.tasks import colorization
 from tfcolor.train import experiment
 from tfcolor.train import heldout as heldout_lib
@@ -48,17 +61,25 @@ from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import summaries
 from tfcolor.train import trainer as trainer_lib
 
+#: ``model.prior_bias``: the prior averages the targets of this many training images at most
+#: (``binaries/evaluate --prior_max_images`` has the same default, so both use one prior).
+PRIOR_BIAS_IMAGES = 1000
+#: Model-section fields that only initialize the model: they may change between restarts.
+INITIALIZATION_FIELDS = ("prior_bias",)
 
 
 @dataclasses.dataclass
 class PretrainResult:
     """What :func:`pretrain` returns: the trainer's :class:`~tfcolor.train.trainer.TrainResult`
-    plus the paths written at the end (None when not written, e.g. after a preemption)."""
+    plus the paths written at the end (None when not written, e.g. after a preemption), the
+    held-out curve of this process and, with ``keep_best``, the kept best model's record
+    (:func:`tfcolor.run_dir.read_best`; ``model`` then holds its weights)."""
     train: trainer_lib.TrainResult
     preview_png: str = None
     export_dir: str = None
     model: object = None
     heldout_curve: list = None
+    best: dict = None
 
     @property
     def stopped(self):
@@ -76,7 +97,8 @@ def _check_model_dir(config, model_dir):
     for section in ("model", "loss"):
         before, now = old.get(section, {}), new[section]
         changed = {k: (before.get(k), v) for k, v in now.items()
-                   if k in before and _norm(before.get(k)) != _norm(v)}
+                   if k in before and _norm(before.get(k)) != _norm(v)
+                   and not (section == "model" and k in INITIALIZATION_FIELDS)}
         if changed:
             raise config_lib.ConfigError(
                 f"model_dir {model_dir} holds a run with a different {section} configuration "
@@ -124,13 +146,18 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
     if chief:
         run_dir.write_config(model_dir, config)
     task = colorization.ColorizationTask.from_config(config)
+    if config.model.prior_bias and run_dir.latest_checkpoint(model_dir, validate=False) is None:
+        task.model_fn = functools.partial(factory.build_colorizer, config,
+                                          prior=_training_prior(config))
     heldout = None
     if chief:
         batches = colorization.heldout_batches(config)
         if batches is not None:
             heldout = heldout_lib.HeldOutLoss(
                 batches, task, every=t.eval_every,
-                path=run_dir.heldout_curve_path(model_dir))
+                path=run_dir.heldout_curve_path(model_dir),
+                best_dir=run_dir.best_path(model_dir) if t.keep_best else None,
+                heldout=heldout_identity(config))
             hooks = list(hooks) + [heldout]
     if task.preview_images is None:
         t = dataclasses.replace(t, image_every=0)
@@ -148,6 +175,15 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
                          heldout_curve=heldout.curve if heldout is not None else None)
     if result.stopped != "completed" or not chief:
         return out
+    checkpoint = result.checkpoint
+    if t.keep_best:
+        checkpoint, out.best = run_dir.model_checkpoint(model_dir)
+        if out.best is not None:
+            tf.train.Checkpoint(model=trainer.model).restore(checkpoint).expect_partial() \
+                .assert_existing_objects_matched()
+            logging.info("the run's model is the one of step %d, the lowest held-out loss "
+                         "(%.4f; last step %d): the preview and the export show it",
+                         out.best["step"], out.best["loss"], result.step)
     grid = trainer.preview()
     if grid is not None:
         out.preview_png = summaries.write_png(grid, run_dir.preview_path(model_dir))
@@ -156,6 +192,28 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
         from tfcolor import export as export_lib  # pylint: disable=import-outside-toplevel
         out.export_dir = export_lib.export_saved_model(
             trainer.model, run_dir.export_path(model_dir), kind=config.loss.kind,
-            config=config.to_dict())
+            config=config.to_dict(), checkpoint=export_lib.checkpoint_metadata(
+                checkpoint, out.best))
         logging.info("SavedModel: %s", out.export_dir)
     return out
+
+
+def heldout_identity(config):
+    """What makes two held-out losses of ``config`` comparable: the held-out source and the
+    data and loss fields that shape its fixed crops, centres and targets."""
+    d, loss = config.data, config.loss
+    return {"heldout_data": d.heldout_data, "heldout_images": d.heldout_images,
+            "crop_size": d.crop_size, "side_range": list(d.side_range), "points": d.points,
+            "edge_buffer": d.resolved_edge_buffer,
+            "kind": loss.kind, "window": loss.window, "hue_weight": loss.hue_weight,
+            "lightness_weight": loss.lightness_weight}
+
+
+def _training_prior(config):
+    """The marginal prior of the run's training data (``model.prior_bias``)."""
+    source, data_config, loss_config, options = prior_lib.data_config_from_run_config(config)
+    prior = prior_lib.marginal_prior(source, data_config, loss_config,
+                                     max_images=PRIOR_BIAS_IMAGES, **options)
+    logging.info("the head starts at the marginal prior of %d training images (%d points)",
+                 prior.images, prior.points)
+    return prior
