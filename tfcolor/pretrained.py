@@ -127,7 +127,9 @@ def write(model_dir, out_dir, *, checkpoint=None, command="", data="", licence="
     Args:
         model_dir: a pretraining ``model_dir`` (``config.json`` and checkpoints).
         out_dir: the folder to write (created; must not exist).
-        checkpoint: the checkpoint to ship (default: the latest complete one).
+        checkpoint: the checkpoint to ship (default: the run's model,
+            ``tfcolor.run_dir.model_checkpoint``: the kept best of a ``keep_best`` run, else the
+            latest complete one).
         command: the training command, for the manifest.
         data: where the training photos came from (text; e.g. the corpus builder and the sha256
             of its manifest).
@@ -141,7 +143,7 @@ def write(model_dir, out_dir, *, checkpoint=None, command="", data="", licence="
     if os.path.exists(out_dir):
         raise FileExistsError(f"{out_dir} exists; choose a new folder")
     model, _ = run_dir.load_model(model_dir, checkpoint)
-    checkpoint = checkpoint or run_dir.latest_checkpoint(model_dir, validate=False)
+    checkpoint = checkpoint or run_dir.model_checkpoint(model_dir, validate=False)[0]
     tmp = out_dir.rstrip("/") + ".tmp"
     os.makedirs(tmp)
     np.savez_compressed(os.path.join(tmp, WEIGHTS_FILE),
