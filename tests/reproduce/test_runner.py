@@ -99,6 +99,20 @@ def test_an_unfinished_cell_is_redone_alone(tiny):
     assert set(again["downstream"]["linear_probe"]["grid"]) == {"random", "colorization_s0"}
 
 
+def test_a_moved_output_dir_resumes_from_where_it_is(tiny, tmp_path):
+    """The finished pretraining records the model_dir it had: a rerun after moving output_dir
+    hands the later stages the run where it is now."""
+    config, _, _ = tiny
+    moved = str(tmp_path / "moved")
+    shutil.move(config.output_dir, moved)
+    try:
+        again = runner.run(dataclasses.replace(config, output_dir=moved))
+        assert again["pretrain"]["colorization_s0"]["model_dir"] == os.path.join(
+                moved, "pretrain", "colorization_s0")
+    finally:
+        shutil.move(moved, config.output_dir)
+
+
 def test_another_config_on_the_same_output_dir_is_refused(tiny):
     config, _, _ = tiny
     with pytest.raises(ConfigError, match="pretrain_steps: 4 -> 5") as e:

@@ -147,7 +147,8 @@ def pretrain_arm(config, arm_name, seed, folders):
     model_dir = os.path.join(config.output_dir, "pretrain", name)
     done = os.path.join(model_dir, _DONE)
     if os.path.exists(done):
-        return _read_json(done)
+        # The run where it is now: output_dir may have been given another way, moved or copied.
+        return dict(_read_json(done), model_dir=model_dir)
     os.makedirs(model_dir, exist_ok=True)
     start = time.perf_counter()
     logging.info("pretraining %s (%s) with seed %d in %s", arm_name, arm.objective, seed,
