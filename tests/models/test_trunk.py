@@ -182,3 +182,15 @@ def test_mirrored_strategy_with_sync_batch_norm(two_replica_strategy, replica_tr
 
 def test_register_arch_fov_strides_follow_last_tap():
     assert dict(trunk_lib.FOV_TAP_STRIDES["vgg_tiny"]) == {"fov1": 64, "fov2": 128}
+
+
+def test_colour_input_channels():
+    trunk = models.build_trunk("vgg_tiny", taps=["data", "conv1_1"], input_channels=3,
+                               batch_norm="none", input_mean=0.25)
+    assert tuple(trunk.input.shape) == (None, None, None, 3)
+    assert tuple(trunk.get_layer("conv1_1").kernel.shape) == (3, 3, 3, 8)
+    x = _gray((2, 8, 8, 3))
+    np.testing.assert_allclose(trunk(x)["data"], x - 0.25, rtol=1e-6)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="input_channels"):
+            models.build_trunk("vgg_tiny", taps="conv1_1", input_channels=bad)

@@ -1,9 +1,10 @@
 """`build_trunk`, the hypercolumn tap tables and the building blocks shared by the trunks.
 
-A *trunk* is a functional ``keras.Model`` from a grey image ``(B, H, W, 1)`` in [0, 1] to a dict
-``{tap name: feature map}`` holding the layers a hypercolumn reads, in hypercolumn order (shallow
-to deep). The trunk subtracts the input mean itself (a ``Rescaling`` layer named ``"data"``, whose
-output is the ``"data"`` tap), so callers always feed [0, 1].
+A *trunk* is a functional ``keras.Model`` from a grey image ``(B, H, W, 1)`` in [0, 1] (or a
+colour one, ``input_channels=3``) to a dict ``{tap name: feature map}`` holding the layers a
+hypercolumn reads, in hypercolumn order (shallow to deep). The trunk subtracts the input mean
+itself (a ``Rescaling`` layer named ``"data"``, whose output is the ``"data"`` tap), so callers
+always feed [0, 1].
 
 Tap tables
 ----------
@@ -211,7 +212,7 @@ class BuildContext:
 
 def build_trunk(arch, *, batch_norm=None, sync_batch_norm=False, fov=False, taps=None,
                 input_mean=DEFAULT_INPUT_MEAN, name=None, kernel_initializer="glorot_uniform",
-                bn_momentum=0.99, **arch_kwargs):
+                bn_momentum=0.99, input_channels=1, **arch_kwargs):
     """Builds a trunk: grey image in [0, 1] -> {tap name: feature map}.
 
     Args:
@@ -226,11 +227,14 @@ def build_trunk(arch, *, batch_norm=None, sync_batch_norm=False, fov=False, taps
         name: model name (defaults to ``arch``).
         kernel_initializer: initializer of every convolution kernel (Xavier by default).
         bn_momentum: momentum of the BN moving averages.
+        input_channels: channels of the input image (1: grey, the colorizer's input; 3: colour,
+            e.g. the jigsaw task's pieces or an RGB-encoded grey image). The input mean is
+            subtracted from every channel.
         **arch_kwargs: architecture-specific options (e.g. ``groups`` for AlexNet).
 
     Returns:
-        A functional ``keras.Model`` with input ``(None, None, None, 1)`` and a dict output
-        {tap: (B, ceil(H/stride), ceil(W/stride), C)} in hypercolumn order.
+        A functional ``keras.Model`` with input ``(None, None, None, input_channels)`` and a dict
+        output {tap: (B, ceil(H/stride), ceil(W/stride), C)} in hypercolumn order.
 
     Raises:
         ValueError: on an unknown architecture, batch norm choice or tap.
@@ -247,10 +251,14 @@ def build_trunk(arch, *, batch_norm=None, sync_batch_norm=False, fov=False, taps
         input_mean = float(input_mean)
     except (TypeError, ValueError):
         raise ValueError(f"input_mean must be a number; got {input_mean!r}.") from None
+    if (isinstance(input_channels, bool) or not isinstance(input_channels, int)
+            or input_channels <= 0):
+        raise ValueError(f"input_channels must be a positive integer; got {input_channels!r}.")
     wanted = resolve_taps(arch, taps, fov)
     ctx = BuildContext(batch_norm, bool(sync_batch_norm), wanted, kernel_initializer,
                        bn_momentum)
-    gray = keras.Input(shape=(None, None, 1), name="gray")
+    gray = keras.Input(shape=(None, None, input_channels),
+                       name="gray" if input_channels == 1 else "image")
     x = keras.layers.Rescaling(1.0, offset=-input_mean, name="data")(gray)
     ctx.tap("data", x)
     x = builder(x, ctx, **arch_kwargs)

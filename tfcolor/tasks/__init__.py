@@ -4,6 +4,7 @@
 * :class:`~tfcolor.tasks.colorization.ColorizationTask`: the paper's pretraining objective.
 * :class:`~tfcolor.tasks.denoising.DenoisingTask`,
   :class:`~tfcolor.tasks.split_brain.SplitBrainTask`: the baselines' pretraining objectives.
+* :class:`~tfcolor.tasks.jigsaw.JigsawTask`: the jigsaw 2x2 proxy task.
 * :class:`~tfcolor.tasks.downstream.ClassificationTask`,
   :class:`~tfcolor.tasks.downstream.MultiLabelTask`,
   :class:`~tfcolor.tasks.downstream.SegmentationTask`: fine-tuning on labelled tasks.
@@ -18,6 +19,7 @@ _EXPORTS = {
     "ColorizationTask": "colorization",
     "DenoisingTask": "denoising",
     "SplitBrainTask": "split_brain",
+    "JigsawTask": "jigsaw",
     "ClassificationTask": "downstream",
     "MultiLabelTask": "downstream",
     "SegmentationTask": "downstream",
