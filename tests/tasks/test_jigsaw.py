@@ -168,3 +168,22 @@ def test_mirrored_step_equals_single_device_step(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         moved = moved or not np.allclose(a, s)
     assert moved
+
+
+def test_preview_boards_show_the_input_the_prediction_and_the_truth():
+    task = jigsaw_task.JigsawTask(_config(), source=_images(), piece_size=12)
+    batch = task.preview_batch()
+    assert batch["pieces"].shape == (4, 4, 12, 12, 3)  # validation_images = 4
+    always_unshuffled = _FixedLogits(np.eye(24, dtype=np.float32)[[0, 0, 0, 0]])
+    grid = np.asarray(task.preview(always_unshuffled))
+    assert grid.shape == (4 * 26 - 2, 3 * 26 - 2, 3)  # 24-pixel boards, 2-pixel white gaps
+    shown, predicted, truth = (grid[:24, i * 26:i * 26 + 24] for i in range(3))
+    pieces, label = batch["pieces"][0], batch["label"][0]
+    np.testing.assert_array_equal(shown[:12, 12:], pieces[1])  # slot 1: top right
+    np.testing.assert_array_equal(predicted, shown)  # predicted: the identity permutation
+    cells = jigsaw_data.reassemble(pieces, label)
+    np.testing.assert_array_equal(truth[12:, :12], cells[2])  # cell 2: bottom left
+    no_images = jigsaw_task.JigsawTask(
+            jigsaw_task.default_data_config(crop_size=32, validation_images=0),
+            source=_images(), piece_size=12)
+    assert no_images.preview(always_unshuffled) is None

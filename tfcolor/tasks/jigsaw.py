@@ -19,17 +19,29 @@ Loss (the contract's normalisation): ``sum over this replica's images of the sof
 cross-entropy of the permutation``, divided by the number of images in the *global* batch.
 Logged term: ``accuracy``, the fraction of the global batch whose permutation is the arg-max
 (chance: 1/24), with the same normalisation (it is not part of the loss).
+
+Preview: for ``validation_images`` fixed puzzles (seed :data:`PREVIEW_SEED`, no shuffle, no
+mirror), one row each of three 2x2 boards: the pieces as the network sees them (slot order), put
+back by the predicted permutation, and put back by the true one (the image's cells).
 """
+import dataclasses
+import logging
+
+import numpy as np
 import tensorflow as tf
 
 from tfcolor import config as config_lib
 from tfcolor.baselines import inputs
 from tfcolor.config import ConfigError
 from tfcolor.data import jigsaw as jigsaw_data
+from tfcolor.image_grid import image_grid
 from tfcolor.models import jigsaw as jigsaw_model
 from tfcolor.tasks import base
 
-__all__ = ["JigsawTask", "default_data_config"]
+__all__ = ["JigsawTask", "default_data_config", "PREVIEW_SEED"]
+
+#: Seed of the preview's puzzles (the same for every run).
+PREVIEW_SEED = 20160525
 
 
 def default_data_config(**fields):
@@ -89,6 +101,7 @@ class JigsawTask(base.Task):
         self.piece_size = piece_size
         self.color = bool(color)
         self.seed = seed
+        self._preview_batch = None
 
     def build_model(self):
         return jigsaw_model.JigsawNet(color=self.color, pieces=jigsaw_data.PIECES,
@@ -120,3 +133,44 @@ class JigsawTask(base.Task):
                           tf.float32)
         units = float(global_batch_size)
         return tf.reduce_sum(per_image) / units, {"accuracy": tf.reduce_sum(correct) / units}
+
+    def preview_batch(self):
+        """The preview's fixed puzzles, ``{"pieces", "label"}`` NumPy arrays, or None (no
+        ``validation_images``, or no decodable image)."""
+        count = self.data_config.validation_images
+        if not count:
+            return None
+        if self._preview_batch is None:
+            config = dataclasses.replace(self.data_config, batch_size=count)
+            options = dict(self.pipeline_options, seed=PREVIEW_SEED, shuffle=False,
+                           random_mirror=False)
+            try:
+                batches = jigsaw_data.jigsaw_batches(
+                        inputs.pretraining_batches(config, self.source, options),
+                        piece_size=self.piece_size, seed=PREVIEW_SEED, color=self.color)
+                batch = next(iter(batches))
+            except (ValueError, OSError, StopIteration, tf.errors.OpError) as e:
+                logging.warning("no jigsaw preview (%s)", e)
+                return None
+            self._preview_batch = {k: batch[k].numpy() for k in ("pieces", "label")}
+        return self._preview_batch
+
+    def preview(self, model):
+        """Rows of three 2x2 boards: the input pieces, put back by the predicted permutation,
+        put back by the true one (see the module docstring); None without preview puzzles."""
+        batch = self.preview_batch()
+        if batch is None:
+            return None
+        logits = model(tf.constant(batch["pieces"]), training=False)
+        predicted = np.argmax(np.asarray(logits), axis=-1)
+        pieces = batch["pieces"]
+        return image_grid([_board(pieces), _board(jigsaw_data.reassemble(pieces, predicted)),
+                           _board(jigsaw_data.reassemble(pieces, batch["label"]))])
+
+
+def _board(pieces):
+    """(N, 4, p, p, C) -> (N, 2p, 2p, C): position k at row k // 2, column k % 2."""
+    grid = jigsaw_data.GRID
+    rows = [np.concatenate([pieces[:, r * grid + c] for c in range(grid)], axis=-2)
+            for r in range(grid)]
+    return np.concatenate(rows, axis=-3)
