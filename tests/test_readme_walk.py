@@ -25,6 +25,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import docs_blocks  # noqa: E402
 
 ROOT = docs_blocks.ROOT
+# What the README says its commands write (checked after the walk, where each is named).
+WRITTEN = ["runs/quickstart/config.json", "runs/quickstart/colorizations.png",
+           "runs/quickstart/heldout.jsonl", "runs/quickstart/export/saved_model.pb",
+           "colorized/gcompris_cat.png", "colorized_shipped/gcompris_cat.png",
+           "dog_colorized.png", "eval/metrics.json", "eval/cumulative_error.png",
+           "runs/ft_fmnist100/results.json", "exports/quickstart/1/saved_model.pb"]
 
 
 def _copy_checkout(dest):
@@ -82,3 +88,12 @@ def test_readme_walk(tmp_path):
                             f"--- stderr (tail) ---\n{proc.stderr[-2500:]}")
     print("\n".join(log))
     assert not failures, "\n\n".join(failures)
+    missing = [path for path in WRITTEN if not (copy / path).is_file()]
+    assert not missing, f"the README says its commands write {missing}"
+
+
+def test_what_the_walk_checks_is_named_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in WRITTEN:
+        folder, _, name = path.rpartition("/")
+        assert (folder or name) in readme, path
