@@ -274,8 +274,10 @@ def load_model(model_dir, checkpoint=None):
 
     Args:
         model_dir: the run directory (``config.json`` and checkpoints).
-        checkpoint: a checkpoint prefix (default: the run's model, :func:`model_checkpoint`:
-            the kept best model of a ``keep_best`` run, else :func:`latest_checkpoint`).
+        checkpoint: a checkpoint prefix, or the name of one in ``model_dir`` (``ckpt-N``;
+            :func:`tfcolor.train.checkpointing.checkpoint_in`); default: the run's model,
+            :func:`model_checkpoint`: the kept best model of a ``keep_best`` run, else
+            :func:`latest_checkpoint`.
 
     Returns:
         ``(model, kind)``: the :class:`tfcolor.models.Colorizer` and its loss kind.
@@ -291,7 +293,8 @@ def load_model(model_dir, checkpoint=None):
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
     model = factory.build_colorizer(config)
-    path = checkpoint or model_checkpoint(model_dir)[0]
+    path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
+            else model_checkpoint(model_dir)[0])
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir} (no "
                                 f"'{checkpointing.CHECKPOINT_STATE_FILE}' state file and no "

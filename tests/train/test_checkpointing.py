@@ -184,3 +184,20 @@ def test_a_garbled_state_file_names_the_checkpoints_found(tmp_path):
 def test_found_checkpoints_are_sorted_by_number(tmp_path):
     _save(str(tmp_path), [2, 10, 9])
     assert checkpointing.found_checkpoints(str(tmp_path)) == ["ckpt-2", "ckpt-9", "ckpt-10"]
+
+
+def test_a_checkpoint_asked_by_name_or_path_is_found_in_the_run(tmp_path, monkeypatch):
+    _save(str(tmp_path / "work" / "runs" / "q"), [1, 2])
+    monkeypatch.chdir(tmp_path / "work")
+    inside = os.path.join("runs", "q", "ckpt-1")
+    assert checkpointing.checkpoint_in("runs/q", "ckpt-1") == inside
+    assert checkpointing.checkpoint_in("runs/q", inside) == inside  # a path that exists
+    shutil.move(str(tmp_path / "work" / "runs"), str(tmp_path / "moved"))
+    monkeypatch.chdir(tmp_path)
+    # The path it had before the move names the checkpoint of the moved run.
+    assert checkpointing.checkpoint_in("moved/q", str(tmp_path / "work" / inside)) == (
+            os.path.join("moved", "q", "ckpt-1"))
+    assert _value(checkpointing.checkpoint_in("moved/q", "ckpt-2")) == 2.0
+    with pytest.raises(checkpointing.CorruptCheckpointError,
+                       match=r"ckpt-7 is not in moved/q .*checkpoints ckpt-1, ckpt-2\)\.$"):
+        checkpointing.checkpoint_in("moved/q", "ckpt-7")

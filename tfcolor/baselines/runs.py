@@ -116,8 +116,8 @@ def load(model_dir, checkpoint=None):
 
     Args:
         model_dir: a baseline run directory (``tfcolor_baseline.json`` and checkpoints).
-        checkpoint: a checkpoint prefix (default: the latest complete one,
-            :func:`tfcolor.run_dir.latest_checkpoint`).
+        checkpoint: a checkpoint prefix or the name of one in ``model_dir`` (default: the
+            latest complete one, :func:`tfcolor.run_dir.latest_checkpoint`).
 
     Raises:
         FileNotFoundError: no baseline file or no checkpoint.
@@ -127,7 +127,9 @@ def load(model_dir, checkpoint=None):
     """
     meta = _read_metadata(model_dir)
     model = build(meta["kind"], **meta.get("model", {}))
-    path = checkpoint or run_dir.latest_checkpoint(model_dir)
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
+            else run_dir.latest_checkpoint(model_dir))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {model_dir}.")
     status = tf.train.Checkpoint(model=model).restore(str(path)).expect_partial()

@@ -191,10 +191,13 @@ def main(argv):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
     from tfcolor.config import ConfigError  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import CheckpointError  # pylint: disable=import-outside-toplevel
     try:
         _main()
     except ConfigError as e:  # a fielded error: its field is called by its flag
         common.die(common.flag_error(e, FLAGS))
+    except CheckpointError as e:  # --init's checkpoint is missing, damaged or does not fit
+        common.die(f"--init: {common.model_error(FLAGS.init, e)}")
     except (ValueError, FileNotFoundError, ImportError) as e:
         common.die(common.name_flags(str(e), set(FLAGS)))
     except tf.errors.InvalidArgumentError as e:

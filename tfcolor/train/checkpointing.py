@@ -25,7 +25,8 @@ process) therefore leaves the state file naming the previous complete checkpoint
 restores that one, removes the temporary files, logs the newer files it ignored and overwrites
 them when it saves step N again. A run killed while saving its *first* checkpoint, after the
 merge but before the state file, leaves one complete ``ckpt-N`` and no state file: that single
-checkpoint is validated and adopted (several unnamed checkpoints are refused, not guessed at). ``tests/binaries/test_pretrain.py`` kills the real program during checkpoint writes.
+checkpoint is validated and adopted (several unnamed checkpoints are refused, not guessed at).
+``tests/programs/test_pretrain.py`` kills the real program during checkpoint writes.
 
 Where checkpoints are: always in the run directory. The state file names them relative to
 it (``ckpt-N``), but older or hand-made state files may hold absolute paths, or paths of a
@@ -129,7 +130,8 @@ def validate_checkpoint(path):
         raise CorruptCheckpointError(
             f"checkpoint {path} is corrupt or half-written (data files: "
             f"{[os.path.basename(s) for s in shards] or 'none'}): "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. " + _advice(path)) from e
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "
+            + _advice(path)) from e
 
 
 def found_checkpoints(directory):
@@ -252,6 +254,26 @@ def state_checkpoint(directory):
         CorruptCheckpointError: the state file cannot be read.
     """
     return state_checkpoints(directory)[0]
+
+
+def checkpoint_in(directory, checkpoint):
+    """The checkpoint prefix ``checkpoint`` asked of the run in ``directory``: as given when its
+    index file exists (from the working directory), else the checkpoint of that name in
+    ``directory`` (``ckpt-500`` works from any working directory, and so does the path of a run
+    directory that was moved since).
+
+    Raises:
+        CorruptCheckpointError: neither exists (the message names what ``directory`` holds).
+    """
+    checkpoint = str(checkpoint)
+    if tf.io.gfile.exists(checkpoint + ".index"):
+        return checkpoint
+    inside = _in_directory(str(directory), checkpoint)
+    if tf.io.gfile.exists(inside + ".index"):
+        return inside
+    if tf.io.gfile.glob(checkpoint + ".data-*"):
+        raise _no_index_error(checkpoint)
+    raise _no_index_error(inside)
 
 
 def _write_state(directory, latest, kept, timestamps=None, last_preserved=None):
