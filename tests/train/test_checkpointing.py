@@ -201,3 +201,16 @@ def test_a_checkpoint_asked_by_name_or_path_is_found_in_the_run(tmp_path, monkey
     with pytest.raises(checkpointing.CorruptCheckpointError,
                        match=r"ckpt-7 is not in moved/q .*checkpoints ckpt-1, ckpt-2\)\.$"):
         checkpointing.checkpoint_in("moved/q", "ckpt-7")
+
+
+def test_an_adopted_first_checkpoint_is_named_by_its_name(tmp_path, monkeypatch):
+    """A run stopped while saving its first checkpoint left no state file: the adopted one is
+    written into a new state file by name, so the directory can still be moved."""
+    _save(str(tmp_path / "a"), [3])
+    os.remove(tmp_path / "a" / "checkpoint")
+    ckpt, var = _checkpointer(str(tmp_path / "a"))
+    assert ckpt.restore_latest() == str(tmp_path / "a" / "ckpt-3") and var.numpy() == 3.0
+    assert _state_entries(tmp_path / "a") == ["ckpt-3", "ckpt-3"]
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    monkeypatch.chdir(tmp_path)
+    assert _value(run_dir.latest_checkpoint("b")) == 3.0
