@@ -1,83 +1,72 @@
-"""Golden test: the quick-start recipe's deterministic trajectory, pinned.
+"""Golden test: the quick-start recipe's first 50 steps stay where its recording put them.
 
-Written before the task/trainer redesign (issue #13) and kept through it: a refactor of the
-training loop, the configs or the model factory must reproduce the same loss trajectory and the
-same final weights, bit for bit, on the same machine type. The recipe is
-``configs/quickstart.flags`` (through the ``binaries/pretrain`` program, the public contract)
-shortened to 50 steps with ``--deterministic``.
+The recipe is ``configs/quickstart.flags`` (through the pretraining program, the public contract)
+shortened to 50 steps with ``--deterministic``. A refactor of the training loop, the losses, the
+configs or the model factory must keep its loss trajectory; a change of the recipe must come with
+a new recording. The recording, ``tests/golden/quickstart.json``, is written by one command::
 
-The reference values are in ``tests/golden/quickstart.json``. They depend on TensorFlow's CPU
-kernels: regenerate them (``TFCOLOR_REGENERATE_GOLDEN=1 python -m pytest
-tests/test_golden_quickstart.py``) only after a TensorFlow/Keras upgrade or a deliberate change
-of the recipe, and say why in the commit.
+    python tools/golden_quickstart.py
+
+which runs the recipe with several seeds and stores, besides the recipe seed's trajectory, the
+seed-to-seed spread, the machine and the package versions. CPU kernels differ between machines
+(oneDNN or Eigen, AVX-512 or AVX2, thread count) and a 50-step run amplifies their rounding
+differences, so no loss value is pinned: the rule (``tools/golden_quickstart.py``'s ``check``) is
+that every recorded loss lies within ``k_std`` seed-to-seed standard deviations of the recorded
+run, the parameter count is exact and both losses fall from step 10 to step 50. The recording
+also holds the recipe seed run under this machine's other kernel paths (which must lie inside the
+band) and runs with deliberate recipe regressions (which must lie outside it), so the tolerance
+is shown to be neither too tight for another machine nor too loose to catch a changed recipe.
 """
-import hashlib
+import importlib.util
 import json
-import os
-import subprocess
-import sys
+import pathlib
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GOLDEN = os.path.join(ROOT, "tests", "golden", "quickstart.json")
-STEPS = 50
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_TOOL = ROOT / "tools" / "golden_quickstart.py"
 
 
-def _scalars(event_dir, tag):
-    out = {}
-    for name in sorted(os.listdir(event_dir)):
-        for record in tf.data.TFRecordDataset(os.path.join(event_dir, name)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.tag == tag:
-                    out[int(event.step)] = float(tf.make_ndarray(value.tensor))
-    return out
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("golden_quickstart", _TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _weights_digest(model):
-    h = hashlib.sha256()
-    for w in model.get_weights():
-        h.update(np.ascontiguousarray(w, np.float32).tobytes())
-    return h.hexdigest()
+tool = _load_tool()
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp("golden") / "quickstart")
-    cmd = [sys.executable, "-m", "tfcolor.programs.pretrain",
-           "--flagfile=" + os.path.join(ROOT, "configs", "quickstart.flags"),
-           f"--model_dir={model_dir}", f"--train_steps={STEPS}", "--steps_per_loop=10",
-           "--summary_every=10", f"--checkpoint_every={STEPS}", "--eval_every=25",
-           "--image_every=0", "--deterministic", "--export=false"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    from tfcolor.run_dir import load_model  # pylint: disable=import-outside-toplevel
-    model, _ = load_model(model_dir)
-    with open(os.path.join(model_dir, "heldout.jsonl")) as f:
-        heldout = [json.loads(line) for line in f]
-    return {
-        "train_loss": {str(k): v for k, v in
-                       sorted(_scalars(os.path.join(model_dir, "train"), "loss/loss").items())},
-        "heldout_loss": {str(r["step"]): r["loss"] for r in heldout},
-        "weights_sha256": _weights_digest(model),
-        "num_weights": int(sum(w.size for w in model.get_weights())),
-    }
+def golden():
+    return json.loads(tool.GOLDEN.read_text())
 
 
-def test_quickstart_trajectory_matches_golden(run):
-    if os.environ.get("TFCOLOR_REGENERATE_GOLDEN"):
-        with open(GOLDEN, "w") as f:
-            json.dump(run, f, indent=2, sort_keys=True)
-            f.write("\n")
-        pytest.skip(f"regenerated {GOLDEN}")
-    with open(GOLDEN) as f:
-        golden = json.load(f)
-    assert sorted(run["train_loss"], key=int) == sorted(golden["train_loss"], key=int)
-    for step, loss in golden["train_loss"].items():
-        assert run["train_loss"][step] == pytest.approx(loss, rel=1e-6), step
-    assert run["heldout_loss"] == pytest.approx(golden["heldout_loss"], rel=1e-6)
-    assert run["num_weights"] == golden["num_weights"]
-    assert run["weights_sha256"] == golden["weights_sha256"]
+def test_the_recording_is_of_the_current_recipe(golden):
+    recipe = tool.recipe_flags()
+    added = [f for f in recipe if f not in golden["recipe"]]
+    removed = [f for f in golden["recipe"] if f not in recipe]
+    assert recipe == golden["recipe"], (
+        f"configs/quickstart.flags is not the recipe recorded in {tool.GOLDEN.name} (now "
+        f"{' '.join(added) or 'reordered'}; recorded {' '.join(removed) or '-'}): after a "
+        "deliberate change, rerun `python tools/golden_quickstart.py` and commit the recording")
+    assert golden["overrides"] == list(tool.OVERRIDES)
+    assert golden["recipe_seed"] in golden["seeds"] and len(golden["seeds"]) >= 4
+
+
+def test_the_band_holds_other_kernel_paths_and_excludes_recipe_regressions(golden):
+    """The recorded evidence for the tolerance (no training here)."""
+    assert golden["kernel_variants"], "the recording holds no run on another kernel path"
+    for name, variant in golden["kernel_variants"].items():
+        assert tool.check(variant, golden) == [], name
+    assert golden["regressions"], "the recording holds no regression run"
+    for flags, regression in golden["regressions"].items():
+        assert tool.check(regression, golden), f"{flags} stays inside the golden band"
+
+
+def test_recipe_seed_stays_in_the_golden_band(golden, tmp_path):
+    result = tool.run(str(tmp_path / "quickstart"))
+    failures = tool.check(result, golden)
+    assert not failures, (
+        f"{len(failures)} departures from {tool.GOLDEN.name} (recorded on "
+        f"{golden['machine']}):\n" + "\n".join(failures))
