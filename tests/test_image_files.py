@@ -10,6 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcolor import image_files, predictors
+from tfcolor.data import sources
 from tfcolor.models.colorizer import Colorizer
 
 TAPS = ["data", "conv1_1", "conv2_2", "conv3_3", "fc7"]
@@ -44,6 +45,13 @@ def test_expand_inputs_files_folders_globs(tmp_path):
     assert [s for _, s in globbed] == ["x", "z", "x_2"]
     with pytest.raises(FileNotFoundError, match="neither a file"):
         image_files.expand_inputs([str(tmp_path / "missing.png")])
+
+
+def test_expand_inputs_reads_the_shipped_photos_by_the_source_names():
+    for name in ("embedded", "embedded:validation"):
+        assert [p for p, _ in image_files.expand_inputs([name])] == sources.as_source(name).files
+    with pytest.raises(FileNotFoundError, match="splits train, validation, all"):
+        image_files.expand_inputs(["embedded:test"])
 
 
 def test_read_image_modes(tmp_path):

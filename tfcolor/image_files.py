@@ -1,7 +1,7 @@
 """Image files: listing inputs, reading images, writing PNGs, colorizing files and folders.
 
-Inputs are files, folders (all images inside, sorted; ``recursive=True`` to descend) or globs
-(:func:`expand_inputs`). :func:`read_image` reads one as float32 RGB in [0, 1]; colour inputs
+Inputs are files, folders (all images inside, sorted; ``recursive=True`` to descend), globs or
+the shipped photos, ``embedded[:SPLIT]`` as everywhere in tfcolor (:func:`expand_inputs`). :func:`read_image` reads one as float32 RGB in [0, 1]; colour inputs
 are desaturated by the colorizer (the network and the output only use their grey). An input
 that cannot be used is skipped by :func:`colorize_files` with one logged line
 ``skipped PATH: reason: detail``, the reason being ``not_a_file``, ``empty``, ``unknown_format``,
@@ -24,6 +24,7 @@ import numpy as np
 
 from tfcolor import predictors
 from tfcolor.data import decode as decode_lib
+from tfcolor.data import sources as sources_lib
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageReadError", "expand_inputs", "read_image",
            "save_png", "output_paths", "colorize_files"]
@@ -63,21 +64,29 @@ def _listed(path):
 
 
 def expand_inputs(inputs, recursive=False):
-    """Files, folders and globs -> sorted list of ``(path, output stem)``.
+    """Files, folders, globs and the shipped photos -> sorted list of ``(path, output stem)``.
 
     Folders contribute the entries named like images they contain (by extension; recursively with
     ``recursive``), named by their path relative to the folder; globs and files contribute
     themselves, named by their base name. Entries named like images that are not regular files
     (a folder ``x.jpg``, a dangling symbolic link) are listed too, so that :func:`read_image`
     reports them (``not_a_file``) instead of their silently vanishing. Duplicate stems get
-    ``_2``, ``_3``... A path that does not exist at all (not even as a dangling link) raises
-    ``FileNotFoundError``.
+    ``_2``, ``_3``... ``"embedded"`` / ``"embedded:SPLIT"`` are the shipped photos
+    (``tfcolor.data.sources.embedded_split``: the same names as every image source of tfcolor;
+    ``./embedded`` for a folder of that name). A path that does not exist at all (not even as a
+    dangling link), or an unknown split, raises ``FileNotFoundError``.
     """
     if isinstance(inputs, str):
         inputs = [inputs]
     found = []
     for entry in inputs:
-        if os.path.isdir(entry):
+        try:
+            shipped = sources_lib.embedded_files(entry)
+        except sources_lib.SourceError as e:
+            raise FileNotFoundError(str(e)) from e
+        if shipped is not None:
+            found += [(p, os.path.splitext(os.path.basename(p))[0]) for p in shipped]
+        elif os.path.isdir(entry):
             if recursive:
                 paths = [os.path.join(d, f) for d, _, fs in os.walk(entry) for f in fs]
             else:
@@ -90,6 +99,10 @@ def expand_inputs(inputs, recursive=False):
             paths = sorted(p for p in glob.glob(entry, recursive=recursive)
                            if os.path.isfile(p) or _listed(p))
             found += [(p, os.path.splitext(os.path.basename(p))[0]) for p in paths]
+        elif str(entry).startswith("tfds:"):
+            raise FileNotFoundError(f"input {entry!r}: TensorFlow Datasets are training sources "
+                                    "(pretrain, the prior); give image files, folders, globs "
+                                    "or embedded[:SPLIT]")
         else:
             raise FileNotFoundError(f"input {entry!r} is neither a file, a folder nor a glob "
                                     "that matches something")

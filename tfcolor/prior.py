@@ -160,7 +160,7 @@ def marginal_prior(source=None, data_config=None, loss_config=None, *, target_bu
     data_config = dataclasses.replace(data_config, targets_on_device=False)
     ds = data_lib.pretrain_dataset(data_config, loss_config, source=source,
                                    target_builder=target_builder, skip_counter=skip_counter,
-                                   **options)
+                                   purpose="marginal prior estimated", **options)
     if source is None:
         source = data_config.data
     if isinstance(source, str) and source == "embedded":

@@ -339,3 +339,19 @@ def test_embedded_is_the_default():
     src = sources.as_source(None)
     assert isinstance(src, sources.FileSource) and len(src) == 41
     assert len(sources.as_source("embedded:validation")) == 8
+
+
+def test_embedded_names_and_paths_that_only_start_like_them(tmp_path, monkeypatch):
+    assert [sources.embedded_split(d) for d in ("embedded", "embedded:validation",
+                                                "embedded:all")] == ["train", "validation", "all"]
+    assert len(sources.as_source("embedded:all")) == 49
+    for other in ("embedded_photos", "./embedded", "/data/embedded", None, 3):
+        assert sources.embedded_split(other) is None
+    with pytest.raises(sources.SourceError, match="'embedded:test'.*train, validation, all"):
+        sources.as_source("embedded:test")
+    # A folder whose name starts with "embedded" is that folder, not the shipped photos.
+    folder = tmp_path / "embedded_photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "a.png")
+    monkeypatch.chdir(tmp_path)
+    assert sources.as_source("embedded_photos").files == [os.path.join("embedded_photos", "a.png")]

@@ -110,6 +110,22 @@ def test_evaluate_reports_the_marginal_prior_and_paired_statistics(run_dir, tmp_
             (model - gray).mean(), abs=1e-9)
 
 
+def test_the_shipped_photos_by_the_source_names_and_what_the_prior_log_says(run_dir, tmp_path):
+    # --data and --prior_source take pretrain's source names; the prior's log line says that the
+    # prior is being estimated, not that something is pretrained.
+    res = _run(f"--model_dir={run_dir / 'run'}", "--data=embedded:validation", "--max_images=1",
+               f"--output_dir={tmp_path / 'eval'}", "--prior_source=embedded:validation",
+               "--prior_max_images=1", "--bootstrap_resamples=100")
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.load(open(tmp_path / "eval" / "metrics.json"))
+    assert report["metrics"]["model"]["images"] == 1 and report["prior"]["images"] == 1
+    assert "marginal prior estimated on FileSource(8 files" in res.stderr
+    assert "pretraining on" not in res.stderr
+    res = _run(f"--model_dir={run_dir / 'run'}", "--data=embedded:test",
+               f"--output_dir={tmp_path / 'eval2'}")
+    assert res.returncode == 2 and "splits train, validation, all" in res.stderr
+
+
 def test_prior_source_none_and_bad_prior_source(run_dir, tmp_path):
     paths = tiny_model_dir.write_images(str(tmp_path / "colour"), [(16, 16)], seed=5)
     res = _run(f"--model_dir={run_dir / 'run'}", f"--data={paths[0]}",

@@ -300,7 +300,7 @@ def _position_keyed_files(files, seed, shuffle, repeat, start):
 
 
 def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None,
-                     input_context=None, skip_counter=None, **options):
+                     input_context=None, skip_counter=None, purpose="pretraining", **options):
     """The pretraining ``tf.data.Dataset`` (see the module docstring).
 
     Args:
@@ -317,6 +317,8 @@ def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None
             per-replica batches (``input_context.get_per_replica_batch_size(batch_size)``).
         skip_counter: a :class:`~tfcolor.data.decode.SkipCounter`; ``None``: the process default
             (:func:`~tfcolor.data.decode.default_skip_counter`); ``False``: don't report.
+        purpose: what the data is read for, in the log line that describes the pipeline
+            (``"tfcolor.data: <purpose> on <source>; ..."``).
         **options: the fields of :class:`PipelineOptions` (``seed``, ``start``,
             ``include_index``, ``repeat``, ``cache``, ...).
 
@@ -341,7 +343,7 @@ def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None
     else:
         options_ = stages.dataset_options(src, shard_policy=opts.shard_policy)
         sharding = f"auto-shard policy {options_.experimental_distribute.auto_shard_policy.name}"
-    _LOG.info("tfcolor.data: pretraining on %r; sharding: %s; targets %s; seed %d", src,
+    _LOG.info("tfcolor.data: %s on %r; sharding: %s; targets %s; seed %d", purpose, src,
               sharding, "on device (rgb yielded)" if on_device else "in the pipeline", seed)
     stream = input_context.input_pipeline_id if input_context is not None else 0
     batch_size = (input_context.get_per_replica_batch_size(data.batch_size)
@@ -448,7 +450,7 @@ def heldout_batches(source, data_config, loss_config, target_builder=None, *, im
     dataset = pretrain_dataset(
         config, loss_config, source=source, target_builder=target_builder, seed=HELDOUT_SEED,
         deterministic=True, shuffle=False, random_mirror=False, repeat=False,
-        drop_remainder=False, cache=False)
+        drop_remainder=False, cache=False, purpose="held-out loss computed")
     batches, count = [], 0
     for batch in dataset:
         take = min(images - count, int(batch["gray"].shape[0]))

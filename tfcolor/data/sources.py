@@ -11,7 +11,8 @@ them. :func:`as_source` turns what a user passes into a source:
 argument                                    source
 =========================================== ==============================================
 ``None``, ``"embedded"``                    the photos shipped with tfcolor (train split)
-``"embedded:validation"``                   the shipped validation photos
+``"embedded:validation"``                   the shipped validation photos (``"embedded:all"``:
+                                            all of them; :func:`embedded_split`)
 a folder                                    every JPEG/PNG/BMP/GIF/WebP file below it
                                             (recursive; extensions case-insensitive); a
                                             folder holding only ``*.tfrecord*`` files is
@@ -55,8 +56,8 @@ import tensorflow as tf
 
 __all__ = [
     "IMAGE_EXTENSIONS", "TFRECORD_SUFFIXES", "ImageSource", "FileSource", "TFRecordSource",
-    "TFDSSource", "ArraySource", "as_source", "list_image_files", "resolve_shard_policy",
-    "SHARD_POLICIES", "SourceError",
+    "TFDSSource", "ArraySource", "as_source", "embedded_split", "embedded_files",
+    "list_image_files", "resolve_shard_policy", "SHARD_POLICIES", "SourceError",
 ]
 
 #: File name extensions listed from folders (case-insensitive).
@@ -67,6 +68,37 @@ SHARD_POLICIES = ("auto", "file", "data", "off")
 
 class SourceError(ValueError):
     """A data source is missing, empty or malformed; the message names it."""
+
+
+def embedded_split(data):
+    """The split of the shipped photos that ``data`` names, or None if it names none.
+
+    ``"embedded"`` is the train split, ``"embedded:SPLIT"`` the split SPLIT (``train``,
+    ``validation``, ``all``); anything else (a path, even one starting with ``embedded``) is
+    not the shipped photos. Every program and function that takes image data reads these
+    names through this function.
+
+    Raises:
+        SourceError: ``"embedded:SPLIT"`` with an unknown SPLIT.
+    """
+    if not isinstance(data, str) or not (data == "embedded" or data.startswith("embedded:")):
+        return None
+    import tfcolor.data.embedded as embedded  # pylint: disable=import-outside-toplevel
+    split = data.partition(":")[2] if ":" in data else "train"
+    if split not in embedded.SPLITS:
+        raise SourceError(f"{data!r}: the shipped photos have the splits "
+                          f"{', '.join(embedded.SPLITS)} ('embedded' is the train split)")
+    return split
+
+
+def embedded_files(data):
+    """The sorted files of the shipped photos ``data`` names (:func:`embedded_split`), or None
+    if it names none."""
+    split = embedded_split(data)
+    if split is None:
+        return None
+    import tfcolor.data.embedded as embedded  # pylint: disable=import-outside-toplevel
+    return embedded.embedded_photos(split)
 
 
 def _is_remote(path):
@@ -580,12 +612,11 @@ def as_source(data=None, *, image_key=None, **kwargs):
     """
     if isinstance(data, ImageSource):
         return data
-    if data is None or (isinstance(data, str) and data.startswith("embedded")):
-        import tfcolor.data.embedded as embedded  # pylint: disable=import-outside-toplevel
-        split = "train"
-        if isinstance(data, str) and ":" in data:
-            split = data.split(":", 1)[1]
-        return FileSource(embedded.embedded_photos(split))
+    if data is None:
+        data = "embedded"
+    shipped = embedded_files(data)
+    if shipped is not None:
+        return FileSource(shipped)
     if isinstance(data, np.ndarray):
         return ArraySource(data)
     if isinstance(data, (list, tuple)) and data and all(isinstance(d, np.ndarray) for d in data):

@@ -40,8 +40,9 @@ def define_flags(fv=FLAGS):
         return fv
     colorize_bin.define_model_flags(fv)
     colorize_bin.define_readout_flags(fv)
-    flags.DEFINE_string("data", None, "Colour images: a folder or a glob (comma-separated list "
-                        "allowed).", flag_values=fv)
+    flags.DEFINE_string("data", None, "Colour images: a folder, a glob, an image file or "
+                        "'embedded[:SPLIT]' (the shipped photos: train, validation, all), as "
+                        "pretrain's --data; comma-separated list allowed.", flag_values=fv)
     flags.DEFINE_string("output_dir", "evaluation", "Where metrics.json and the plot go.",
                         flag_values=fv)
     flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images (0: all).",
@@ -57,7 +58,8 @@ def define_flags(fv=FLAGS):
                         "model): 'config' = the data source of the run's config.json "
                         "(--model_dir) or of the training config stored in the SavedModel "
                         "(skipped with a warning when there is none or it cannot be read); a "
-                        "folder, glob or 'embedded'; 'none' = no prior.", flag_values=fv)
+                        "folder, glob or 'embedded[:SPLIT]' (any source of pretrain's --data); "
+                        "'none' = no prior.", flag_values=fv)
     flags.DEFINE_integer("prior_max_images", 1000, "The prior averages the training targets of "
                          "at most this many images (the first ones of the source).",
                          lower_bound=1, flag_values=fv)
@@ -116,7 +118,8 @@ def main(argv):
     if len(argv) > 1:
         common.die(f"unexpected arguments {argv[1:]}: give the images with --data")
     if not FLAGS.data:
-        common.die("--data is required (a folder or glob of colour images)")
+        common.die("--data is required (a folder, a glob or embedded[:SPLIT] of colour "
+                   "images)")
     if not FLAGS.t_max > 0:
         common.die(f"--t_max must be positive, got {FLAGS.t_max}")
     from tfcolor import image_files, metrics  # pylint: disable=import-outside-toplevel
