@@ -61,6 +61,8 @@ def test_end_to_end_run_writes_results(tmp_path):
              "--analysis_images=8", f"--output_dir={out}"],
             env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # The input iterator is checkpointed with the model (no Python function blocks it).
+    assert "cannot be checkpointed" not in proc.stderr and "is stateful" not in proc.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["metric"] == "top1"
     assert results["test"]["n"] == 1

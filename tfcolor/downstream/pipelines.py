@@ -22,7 +22,10 @@ Per element, in TF ops:
   its label map (batch 1 unless all images share a size).
 
 Image files are decoded by :func:`tfcolor.data.stages.decoded_images` (bad files skipped and
-reported to the process-wide skip counter); a pass in which none of them decodes raises.
+reported to the process-wide skip counter); a pass in which none of them decodes raises. The
+Python functions of a file pipeline (the skip report, reading label maps) keep no state, so its
+iterator is checkpointed like any other (fine-tuning resumes its data stream); so is one over a
+list of in-memory arrays of different sizes (looked up by index).
 """
 import numpy as np
 import tensorflow as tf
@@ -75,6 +78,16 @@ def _decoded_files(paths, skip_counter=None):
         lambda e: e["index"] >= 0)
 
 
+def _stateless_python(dataset):
+    """``dataset`` with iterator checkpoints allowed although it runs Python functions: tf.data
+    refuses to save an iterator over a ``tf.py_function`` / ``tf.numpy_function`` ("EagerPyFunc
+    is stateful") unless told that their state need not be saved, which holds for these (they
+    keep none)."""
+    options = tf.data.Options()
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    return dataset.with_options(options)
+
+
 def _float_rgb(image):
     if image.dtype == tf.uint8:
         image = tf.cast(image, tf.float32) / 255.0
@@ -94,6 +107,7 @@ def _elements(data):
                                  "label": e["label"][..., None] if seg else e["label"]})
     if not isinstance(images, np.ndarray) and all(isinstance(p, str) for p in images):
         decoded = _decoded_files(images)
+        decoded = _stateless_python(decoded)
         if not seg:
             table = tf.constant(np.asarray(labels))
             return decoded.map(lambda e: {"image": e["image"],
@@ -110,7 +124,8 @@ def _elements(data):
         else:
             arrays = [np.asarray(m, np.uint8) for m in labels]
             with_masks = decoded.map(lambda e: dict(e, label=tf.ensure_shape(tf.numpy_function(
-                lambda i: arrays[int(i)], [e["index"]], tf.uint8), [None, None])[..., None]))
+                lambda i: arrays[int(i)], [e["index"]], tf.uint8, stateful=False),
+                [None, None])[..., None]))
 
         from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
 
@@ -123,21 +138,27 @@ def _elements(data):
         return with_masks.filter(matching).map(lambda e: {"image": e["image"],
                                                           "label": e["label"]})
 
-    def gen():
-        for image, label in zip(images, labels):
-            image = np.asarray(image)
-            if image.ndim == 2:
-                image = image[..., None]
-            label = np.asarray(label)
-            yield image, (label[..., None] if seg else label)
+    # In-memory arrays of different sizes: looked up by index (a pure function, so the iterator
+    # can be checkpointed, unlike a generator's position).
+    arrays = [np.asarray(image) for image in images]
+    arrays = [image[..., None] if image.ndim == 2 else image for image in arrays]
+    dtype = tf.as_dtype(arrays[0].dtype)
+    if seg:
+        label_arrays = [np.asarray(label, np.uint8)[..., None] for label in labels]
+    else:
+        table = tf.constant(np.asarray([np.asarray(label) for label in labels], np.int64))
 
-    first = np.asarray(images[0])
-    label_spec = (tf.TensorSpec([None, None, 1], tf.uint8) if seg else
-                  tf.TensorSpec(np.asarray(labels[0]).shape, tf.int64))
-    ds = tf.data.Dataset.from_generator(gen, output_signature=(
-        tf.TensorSpec([None, None, None], tf.as_dtype(first.dtype)), label_spec))
-    return ds.map(lambda i, l: {"image": _float_rgb(i),
-                                "label": tf.cast(l, tf.uint8) if seg else l})
+    def lookup(index):
+        image = tf.numpy_function(lambda i: arrays[int(i)], [index], dtype, stateful=False)
+        image = tf.ensure_shape(image, [None, None, None])
+        if seg:
+            label = tf.ensure_shape(tf.numpy_function(
+                lambda i: label_arrays[int(i)], [index], tf.uint8, stateful=False),
+                [None, None, 1])
+        else:
+            label = tf.gather(table, index)
+        return {"image": _float_rgb(image), "label": label}
+    return _stateless_python(tf.data.Dataset.range(len(arrays)).map(lookup))
 
 
 def _resize_short(image, short, method="bilinear"):
