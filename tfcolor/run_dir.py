@@ -56,7 +56,7 @@ __all__ = [
         "EXPORT_METADATA_FILE", "EXPORT_KERAS_FILE", "BASELINE_FILE", "config_path",
         "export_path", "preview_path", "heldout_curve_path", "lock_path", "write_config",
         "read_config", "describe", "latest_checkpoint", "load_model", "BEST_DIR",
-        "BEST_RECORD_FILE", "best_path", "read_best", "model_checkpoint"]
+        "BEST_RECORD_FILE", "best_path", "read_best", "read_best_dir", "model_checkpoint"]
 
 
 def config_path(model_dir):
@@ -227,23 +227,37 @@ def latest_checkpoint(model_dir, *, validate=True):
 
 def read_best(model_dir):
     """The record of the kept best model of ``model_dir`` (``best/best.json``, written by
-    :class:`tfcolor.train.heldout.HeldOutLoss`), or None when there is none.
+    :class:`tfcolor.train.heldout.HeldOutLoss`), or None when there is none
+    (:func:`read_best_dir` of :func:`best_path`)."""
+    return read_best_dir(best_path(model_dir))
+
+
+def read_best_dir(best_dir):
+    """The best-model record in the folder ``best_dir``, or None when it has none.
 
     Returns:
         A dict: ``step``, ``loss`` (held-out), ``terms``, ``heldout`` (what the held-out set
-        was) and ``checkpoint``, the prefix of its checkpoint inside ``model_dir/best`` (resolved
-        against ``model_dir`` as given, so a moved run directory still finds it).
+        was) and ``checkpoint``, the prefix of its checkpoint inside ``best_dir`` (resolved
+        against ``best_dir`` as given, so a moved run directory still finds it).
 
     Raises:
         tfcolor.config.ConfigError: the record is not valid JSON or lacks a field.
     """
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
+    path = os.path.join(str(best_dir), BEST_RECORD_FILE)
+    gfile = _gfile()
+    if not gfile.exists(path):
+        return None
     try:
-        return heldout.read_best(best_path(model_dir))
-    except ValueError as e:
-        raise config_lib.ConfigError(f"{e}; delete {best_path(model_dir)} to forget the kept "
-                                     "best model") from e
+        with gfile.GFile(path) as f:
+            record = json.load(f)
+        return dict(record, step=int(record["step"]), loss=float(record["loss"]),
+                    checkpoint=os.path.join(str(best_dir),
+                                            os.path.basename(str(record["checkpoint"]))))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise config_lib.ConfigError(
+                f"{path} is not a best-model record ({type(e).__name__}: {e}); delete "
+                f"{best_dir} to forget the kept best model") from e
 
 
 def model_checkpoint(model_dir, *, validate=True):

@@ -137,7 +137,7 @@ def test_keep_best_keeps_the_lowest_loss_and_survives_a_resume(tmp_path):
     _run_steps(hook, model, trainer, [10, 20, 30, 40], [0.2, 1.0, 0.6, 3.0])
     losses_by_step = {s: loss for s, loss, _ in hook.curve}
     assert min(losses_by_step, key=losses_by_step.get) == 20
-    record = heldout.read_best(best_dir)
+    record = run_dir.read_best_dir(best_dir)
     assert (record["step"], record["loss"]) == (20, losses_by_step[20])
     assert record["heldout"] == {"set": "a"} and hook.best["step"] == 20
     assert sorted(n for n in tf.io.gfile.listdir(best_dir) if n.startswith("ckpt-20")) == [
@@ -152,16 +152,16 @@ def test_keep_best_keeps_the_lowest_loss_and_survives_a_resume(tmp_path):
                                   heldout={"set": "a"})
     assert resumed.best["step"] == 20
     _run_steps(resumed, model, trainer, [30], [3.0])
-    assert heldout.read_best(best_dir)["step"] == 20
+    assert run_dir.read_best_dir(best_dir)["step"] == 20
     _run_steps(resumed, model, trainer, [40], ["mean"])
-    record = heldout.read_best(best_dir)
+    record = run_dir.read_best_dir(best_dir)
     assert record["step"] == 40 and record["loss"] < losses_by_step[20]
     # Another held-out set: the record is not comparable and is replaced at the next evaluation.
     other = heldout.HeldOutLoss(_batches(), task, every=10, best_dir=best_dir,
                                 heldout={"set": "b"})
     assert other.best is None
     _run_steps(other, model, trainer, [60], [3.0])
-    assert heldout.read_best(best_dir)["step"] == 60
+    assert run_dir.read_best_dir(best_dir)["step"] == 60
 
 
 def test_keep_best_replaces_only_on_a_strictly_lower_loss(tmp_path):
@@ -171,13 +171,13 @@ def test_keep_best_replaces_only_on_a_strictly_lower_loss(tmp_path):
     model = _LogitsModel()
     trainer = _Trainer(model, 30, tf.summary.create_noop_writer())
     _run_steps(hook, model, trainer, [10, 20, 30], [1.0, 1.0, 1.0])   # equal losses
-    assert heldout.read_best(best_dir)["step"] == 10
+    assert run_dir.read_best_dir(best_dir)["step"] == 10
     with open(os.path.join(best_dir, run_dir.BEST_RECORD_FILE), "w") as f:
         f.write("{not json")
     with pytest.raises(ValueError, match="is not a best-model record"):
-        heldout.read_best(best_dir)
+        run_dir.read_best_dir(best_dir)
     assert heldout.HeldOutLoss(_batches(), hook.task, every=10, best_dir=best_dir).best is None
-    assert heldout.read_best(str(tmp_path / "none")) is None
+    assert run_dir.read_best_dir(str(tmp_path / "none")) is None
 
 
 def _tiny_config(model_dir, train_steps, **train):

@@ -28,8 +28,8 @@ temporary file and renamed, so it always names a complete checkpoint), then dele
 previous one. The record is the best-so-far state: a resumed run reads it back and only
 replaces it with a strictly lower loss. ``heldout`` says what the held-out set was (source, crop,
 points, ...): a record made on another held-out set is not comparable and is replaced at the
-next evaluation (with a warning). :func:`read_best` (and :func:`tfcolor.run_dir.read_best`)
-reads the record, :func:`tfcolor.run_dir.load_model` loads the kept model.
+next evaluation (with a warning). :func:`tfcolor.run_dir.read_best` reads the record,
+:func:`tfcolor.run_dir.load_model` loads the kept model.
 
 Multi-worker runs evaluate on the chief only.
 """
@@ -45,7 +45,7 @@ from tfcolor import run_dir
 from tfcolor.train import checkpointing
 from tfcolor.train import summaries
 
-__all__ = ["HeldOutLoss", "keep_best", "read_best", "read_curve"]
+__all__ = ["HeldOutLoss", "keep_best", "read_curve"]
 
 
 class HeldOutLoss:
@@ -145,32 +145,12 @@ def _record_path(best_dir):
     return os.path.join(best_dir, run_dir.BEST_RECORD_FILE)
 
 
-def read_best(best_dir):
-    """The best-model record of ``best_dir`` (``{"step", "loss", "terms", "checkpoint",
-    "heldout"}``, ``checkpoint`` the full prefix inside ``best_dir``), or None without one.
-
-    Raises:
-        ValueError: the record is unreadable or lacks a field.
-    """
-    path = _record_path(best_dir)
-    if not tf.io.gfile.exists(path):
-        return None
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            record = json.load(f)
-        return dict(record, step=int(record["step"]), loss=float(record["loss"]),
-                    checkpoint=os.path.join(best_dir,
-                                            os.path.basename(str(record["checkpoint"]))))
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path} is not a best-model record ({type(e).__name__}: {e})") from e
-
-
 def _resume_best(best_dir, heldout):
     """The record of ``best_dir`` if it was made on the same held-out set and its checkpoint
     exists, else None (with a warning when one is set aside)."""
     try:
-        record = read_best(best_dir)
-    except ValueError as e:
+        record = run_dir.read_best_dir(best_dir)
+    except ValueError as e:  # tfcolor.config.ConfigError
         logging.warning("%s: the next held-out evaluation replaces it", e)
         return None
     if record is None:
