@@ -1,9 +1,12 @@
 """Tests for tfcolor.export: the TF Serving contract of the SavedModel, reuse for fine-tuning.
 
-One small colorizer (vgg_tiny trunk, narrow head) is exported once per module; every test reads it.
+One small colorizer (vgg_tiny trunk, narrow head, synchronized batch normalization as pretraining
+builds it) is exported once per module; every test reads it.
 """
+import contextlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -26,14 +29,47 @@ def _images(shape=(2, 21, 35, 3), seed=0):
     return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _logged():
+    """Every message of the Python loggers TensorFlow and absl write to, INFO and up."""
+    handler = _Records()
+    loggers = [logging.getLogger(name) for name in ("absl", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        yield handler.messages
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported_and_log(tmp_path_factory):
     tf.keras.utils.set_random_seed(1)
-    model = Colorizer("vgg_tiny", kind="hue_chroma", hidden=16, dropout=0.0, taps=TAPS)
+    model = Colorizer("vgg_tiny", kind="hue_chroma", hidden=16, dropout=0.0, taps=TAPS,
+                      sync_batch_norm=True)
     path = str(tmp_path_factory.mktemp("export") / "sm")
-    export.export_saved_model(model, path, grid_factor=4, readout_options={"fading": "released"},
-                              config={"note": "test"})
-    return model, path
+    with _logged() as messages:
+        export.export_saved_model(model, path, grid_factor=4,
+                                  readout_options={"fading": "released"}, config={"note": "test"})
+    return (model, path), messages
+
+
+@pytest.fixture(scope="module")
+def exported(exported_and_log):
+    return exported_and_log[0]
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +206,9 @@ for name, fn in loaded.signatures.items():
 np.savez({str(out)!r}, **res)
 """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
+    run = subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300,
+                         capture_output=True, text=True)
+    assert "custom gradient" not in run.stderr, run.stderr[-2000:]
     res = np.load(out)
     x = _images()
     want = predictors.colorize_batch(model, x, fading="released").numpy()
@@ -224,6 +262,63 @@ def test_fine_tuning_step_changes_trunk_variables(exported):
     assert sum(changed) >= len(changed) // 2
     # The serving functions read the same (now changed) variables.
     assert not np.allclose(loaded.features(gray)["conv1_1"].numpy(), served_before)
+
+
+def test_export_and_load_log_nothing_about_inputs_or_gradients(exported_and_log):
+    (_, path), export_messages = exported_and_log
+    assert export_messages, "the log capture saw nothing: it cannot see the messages either"
+    # Captured variables are inputs with valid names: nothing to rename.
+    assert not [m for m in export_messages if "unsupported characters" in m]
+    with _logged() as load_messages:
+        tf.saved_model.load(path)
+    assert not [m for m in load_messages if "custom gradient" in m], load_messages[:3]
+
+
+def test_fine_tuning_gradients_equal_the_keras_models(exported):
+    """Gradients through the loaded SavedModel's fine-tuning call are the Keras model's: first
+    order in inference and training mode, and the second order (a gradient penalty), which a
+    SavedModel holding the replica all-reduce's custom gradient could not compute in training
+    mode. In training mode the SavedModel's batch norm is the one-replica (unsynchronized) one,
+    whose second order differs from the synchronized formula's (``tf.nn.moments`` stops the
+    gradient through the mean), so that is the reference there."""
+    model, path = exported
+    loaded = tf.saved_model.load(path)  # own copy: training mode updates its moving statistics
+    keras_vars = model.trunk.trainable_variables
+    assert [v.shape for v in loaded.trunk_variables] == [v.shape for v in keras_vars]
+    saved_state = [v.numpy() for v in model.variables]
+    gray = tf.constant(_images((2, 64, 64, 1), seed=7))
+
+    def gradients(features, variables, training, penalty):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(gray)
+                loss = tf.add_n([tf.reduce_mean(tf.square(m)) for m in features(gray, training)])
+            total = loss + penalty * tf.reduce_sum(tf.square(inner.gradient(loss, gray)))
+        return [g.numpy() for g in outer.gradient(total, variables)]
+
+    def keras_features(x, training):
+        return model.features(x, training=training)
+
+    def served_features(x, training):
+        return list(loaded(x, training=training).values())
+
+    try:
+        for training in (False, True):
+            for penalty in (0.0, 1.0):
+                if training and penalty:
+                    with export._one_replica_batch_norm(model):  # pylint: disable=protected-access
+                        want = gradients(keras_features, keras_vars, training, penalty)
+                else:
+                    want = gradients(keras_features, keras_vars, training, penalty)
+                got = gradients(served_features, loaded.trunk_variables, training, penalty)
+                scale = max(np.abs(w).max() for w in want)
+                assert scale > 0
+                for g, w in zip(got, want):  # float32 rounding of two variance formulas
+                    np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4 * scale,
+                                               err_msg=f"training={training} penalty={penalty}")
+    finally:
+        for v, value in zip(model.variables, saved_state):
+            v.assign(value)
 
 
 def test_keras_model_beside_the_export(exported):

@@ -63,7 +63,8 @@ Reuse in Python (fine-tuning)
 * ``loaded.trunk_variables``: the trunk's trainable variables only;
 * ``loaded.__call__(gray, training=False|True)``: the trunk's tap maps (dict) on a grey batch
   (B, H, W, 1) float32 -- differentiable, so ``tape.gradient(loss, loaded.trunk_variables)`` and
-  an optimizer step fine-tune the trunk (``training=True`` runs batch norm in training mode);
+  an optimizer step fine-tune the trunk (``training=True`` runs batch norm in training mode,
+  on the one replica the SavedModel runs on: a synchronized batch norm is traced unsynchronized);
 * ``export_dir/colorizer.keras``: the Keras colorizer itself, ``load_keras_model(export_dir)``
   returns it (``model.trunk`` is the Keras trunk: a functional model grey -> {tap: map}).
 
@@ -80,10 +81,14 @@ loss), else the latest complete checkpoint (``tfcolor.run_dir.model_checkpoint``
 ``checkpoint`` says which (``{"path", "step", "selected": "best_heldout" | "latest" | "given",
 "heldout_loss"}``), as does the end-of-run export of pretraining.
 """
+import contextlib
+import functools
 import json
 import os
+import re
 import shutil
 
+import keras
 import tensorflow as tf
 
 from tfcolor import predictors
@@ -153,6 +158,69 @@ def _tf_variables(variables):
     return [getattr(v, "value", v) if not isinstance(v, tf.Variable) else v for v in variables]
 
 
+def _capture_names(variables):
+    """A valid, unique function input name per variable (its path, lower case, ``[a-z0-9_]``)."""
+    names = []
+    for i, v in enumerate(variables):
+        path = getattr(v, "path", None) or v.name.split(":")[0]
+        names.append(f"var{i}_" + re.sub(r"[^a-z0-9_]", "_", path.lower()))
+    return names
+
+
+def _capture_variables(variables, names):
+    """Captures each variable's handle into the function being traced under its name.
+
+    A variable read inside a ``tf.function`` is otherwise captured by its first read op under
+    the name ``resource`` (the op's argument), which is not a valid, unique input name of a
+    signature: ``tf.saved_model.save`` renames every such input and logs that it did. Captured
+    here first, every later read reuses the named capture.
+    """
+    graph = tf.compat.v1.get_default_graph()
+    if not hasattr(graph, "capture"):  # not inside a tf.function (nothing to name)
+        return
+    for v, name in zip(variables, names):
+        graph.capture(v.handle, name=name)
+
+
+def _batch_norm_layers(layer):
+    """Every ``keras.layers.BatchNormalization`` inside ``layer`` (nested models included)."""
+    found, stack, seen = [], [layer], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, keras.layers.BatchNormalization):
+            found.append(current)
+        stack.extend(getattr(current, "layers", None) or [])
+        trunk = getattr(current, "trunk", None)
+        if trunk is not None:
+            stack.append(trunk)
+    return found
+
+
+@contextlib.contextmanager
+def _one_replica_batch_norm(model):
+    """Traces synchronized batch normalization as plain (one-replica) batch normalization.
+
+    A SavedModel function runs on one replica: synchronizing the batch statistics across
+    replicas means nothing there. Traced as is, the statistics go through the default
+    replica context's ``all_reduce`` (an identity with a custom gradient whose own gradient is
+    one again): the SavedModel cannot keep that second-order custom gradient, so every load
+    warns and a second-order gradient in training mode fails. Plain batch normalization
+    computes the same statistics and first-order gradients (up to float rounding); its second
+    order is that of ``tf.nn.moments``, which stops the gradient through the batch mean.
+    """
+    layers = [layer for layer in _batch_norm_layers(model) if layer.synchronized]
+    for layer in layers:
+        layer.synchronized = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.synchronized = True
+
+
 class ServingModule(tf.Module):
     """``tf.Module`` with the serving functions of a Keras colorizer (module docstring).
 
@@ -198,6 +266,7 @@ class ServingModule(tf.Module):
         trunk = getattr(model, "trunk", None)
         self.trunk_variables = _tf_variables(trunk.trainable_variables) if trunk is not None else []
         self.taps = list(getattr(model, "taps", []))
+        self._capture_names = tuple(_capture_names(self.variables))
         self._build_functions()
 
     # -- graph pieces -------------------------------------------------------------------------
@@ -217,19 +286,33 @@ class ServingModule(tf.Module):
                 self.model, gray, kind=self.kind, grid_factor=self.grid_factor,
                 multiple=self.multiple, from_logits=self.from_logits, **self.readout_options)
 
+    def _traced(self, fn):
+        """``fn`` with the model's variables captured under valid names and synchronized batch
+        normalization traced for one replica (:func:`_capture_variables`,
+        :func:`_one_replica_batch_norm`)."""
+        @functools.wraps(fn)
+        def body(*args, **kwargs):
+            _capture_variables(self.variables, self._capture_names)
+            with _one_replica_batch_norm(self.model):
+                return fn(*args, **kwargs)
+        return body
+
     def _build_functions(self):
         @tf.function(input_signature=[_ANY_U8])
+        @self._traced
         def colorize(images):
             """uint8 (B, H, W, 1|3) -> {"rgb": uint8 (B, H, W, 3)}."""
             rgb = self._colorize_gray(_validated_gray(images))
             return {"rgb": _to_uint8(rgb)}
 
         @tf.function(input_signature=[_ANY])
+        @self._traced
         def colorize_float(images):
             """float32 (B, H, W, 1|3) in [0, 1] -> {"rgb": float32 (B, H, W, 3)}."""
             return {"rgb": self._colorize_gray(_validated_gray(images))}
 
         @tf.function(input_signature=[_BYTES])
+        @self._traced
         def colorize_bytes(images):
             """string (B,) encoded images of one size -> {"rgb": uint8 (B, H, W, 3)}."""
             tf.debugging.Assert(tf.size(images) > 0, ["colorize_bytes: empty batch"])
@@ -263,6 +346,7 @@ class ServingModule(tf.Module):
             return {"rgb": _to_uint8(rgb)}
 
         @tf.function(input_signature=[_ANY])
+        @self._traced
         def histograms(images):
             """float32 images -> {"logits": (B, h, w, D), <group>: probabilities (B, h, w, K)}."""
             logits = tf.cast(self._grid(_validated_gray(images)), tf.float32)
@@ -271,6 +355,7 @@ class ServingModule(tf.Module):
             return out
 
         @tf.function(input_signature=[_ANY])
+        @self._traced
         def features(images):
             """float32 images -> {tap: (B, ceil(H/s), ceil(W/s), C)} (inference mode)."""
             hw, _, maps = self._padded_features(images)
@@ -282,6 +367,7 @@ class ServingModule(tf.Module):
             return out
 
         @tf.function(input_signature=[_ANY])
+        @self._traced
         def hypercolumn(images):
             """float32 images -> {"hypercolumn": (B, h, w, sum of tap channels)}."""
             hw, padded, maps = self._padded_features(images)
@@ -291,6 +377,7 @@ class ServingModule(tf.Module):
                     hc[:, :(hw[0] + g - 1) // g, :(hw[1] + g - 1) // g], tf.float32)}
 
         @tf.function
+        @self._traced
         def call(gray, training=False):
             """Grey (B, H, W, 1) float32 -> {tap: map}; differentiable (fine-tuning)."""
             return dict(zip(self.taps, self.model.features(gray, training=training)))
