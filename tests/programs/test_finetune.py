@@ -73,6 +73,20 @@ def test_end_to_end_run_writes_results(tmp_path):
     assert (out / "feature_shift.md").read_text().startswith("| layer |")
 
 
+def test_without_test_data_the_summary_gives_the_validation_score(tmp_path):
+    npz = str(tmp_path / "stripes.npz")
+    _stripes(npz)
+    proc = subprocess.run(
+            [SHIM, f"--data={npz}:train", "--arch=vgg_tiny", "--taps=conv1_1-conv2_2",
+             "--batch_size=16", "--eval_every=5", "--max_steps=5", "--seeds=0",
+             "--analysis_images=0", f"--output_dir={tmp_path / 'out'}"],
+            env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no --test_data; best validation top1 " in proc.stdout and "nan" not in proc.stdout
+    best = json.loads((tmp_path / "out" / "results.json").read_text())["runs"][0]["best_val"]
+    assert f"top1 {best:.4f} over 1 seed(s)" in proc.stdout
+
+
 def test_bad_flag_value_is_a_clear_error(tmp_path):
     npz = str(tmp_path / "stripes.npz")
     _stripes(npz)

@@ -268,8 +268,14 @@ def _main():
         json.dump(out, f, indent=2)
     summary = out["test"]
     logging.info("results: %s", path)
-    print(f"{FLAGS.init}: test {out['metric']} {summary['mean']:.4f} +- {summary['std']:.4f} "
-          f"over {summary['n']} seed(s); {path}")
+    if summary["n"]:
+        print(f"{FLAGS.init}: test {out['metric']} {summary['mean']:.4f} +- "
+              f"{summary['std']:.4f} over {summary['n']} seed(s); {path}")
+    else:  # no test data: the validation score is all there is
+        best = ", ".join("none" if r["best_val"] is None else f"{r['best_val']:.4f}"
+                         for r in out["runs"])
+        print(f"{FLAGS.init}: no --test_data; best validation {out['metric']} {best} over "
+              f"{len(out['runs'])} seed(s); {path}")
 
 
 def run():
