@@ -52,6 +52,9 @@ def test_expand_inputs_reads_the_shipped_photos_by_the_source_names():
         assert [p for p, _ in image_files.expand_inputs([name])] == sources.as_source(name).files
     with pytest.raises(FileNotFoundError, match="splits train, validation, all"):
         image_files.expand_inputs(["embedded:test"])
+    for training_only in ("tfds:voc/2012", "train-00000-of-00001.tfrecord"):
+        with pytest.raises(FileNotFoundError, match="TFRecord files and TensorFlow Datasets"):
+            image_files.expand_inputs([training_only])
 
 
 def test_read_image_modes(tmp_path):

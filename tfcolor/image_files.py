@@ -63,6 +63,17 @@ def _listed(path):
     return _is_image(path) and (os.path.isfile(path) or os.path.lexists(path))
 
 
+def _training_only_source(entry):
+    """``tfds:NAME`` or TFRecord files (not a folder): image sources that only the training
+    pipelines read (``tfcolor.data.sources``)."""
+    entry = str(entry)
+    if entry.startswith("tfds:"):
+        return True
+    name = os.path.basename(entry).lower()
+    return (any(suffix in name for suffix in sources_lib.TFRECORD_SUFFIXES)
+            and not os.path.isdir(entry))
+
+
 def expand_inputs(inputs, recursive=False):
     """Files, folders, globs and the shipped photos -> sorted list of ``(path, output stem)``.
 
@@ -74,7 +85,8 @@ def expand_inputs(inputs, recursive=False):
     ``_2``, ``_3``... ``"embedded"`` / ``"embedded:SPLIT"`` are the shipped photos
     (``tfcolor.data.sources.embedded_split``: the same names as every image source of tfcolor;
     ``./embedded`` for a folder of that name). A path that does not exist at all (not even as a
-    dangling link), or an unknown split, raises ``FileNotFoundError``.
+    dangling link), an unknown split, or a source only the training pipelines read (TFRecord
+    files, ``tfds:NAME``) raises ``FileNotFoundError``.
     """
     if isinstance(inputs, str):
         inputs = [inputs]
@@ -86,6 +98,10 @@ def expand_inputs(inputs, recursive=False):
             raise FileNotFoundError(str(e)) from e
         if shipped is not None:
             found += [(p, os.path.splitext(os.path.basename(p))[0]) for p in shipped]
+        elif _training_only_source(entry):
+            raise FileNotFoundError(f"input {entry!r}: TFRecord files and TensorFlow Datasets "
+                                    "are training sources (pretrain, the prior); give image "
+                                    "files, folders, globs or embedded[:SPLIT]")
         elif os.path.isdir(entry):
             if recursive:
                 paths = [os.path.join(d, f) for d, _, fs in os.walk(entry) for f in fs]
@@ -99,10 +115,6 @@ def expand_inputs(inputs, recursive=False):
             paths = sorted(p for p in glob.glob(entry, recursive=recursive)
                            if os.path.isfile(p) or _listed(p))
             found += [(p, os.path.splitext(os.path.basename(p))[0]) for p in paths]
-        elif str(entry).startswith("tfds:"):
-            raise FileNotFoundError(f"input {entry!r}: TensorFlow Datasets are training sources "
-                                    "(pretrain, the prior); give image files, folders, globs "
-                                    "or embedded[:SPLIT]")
         else:
             raise FileNotFoundError(f"input {entry!r} is neither a file, a folder nor a glob "
                                     "that matches something")
