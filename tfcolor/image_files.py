@@ -1,8 +1,9 @@
 """Image files: listing inputs, reading images, writing PNGs, colorizing files and folders.
 
 Inputs are files, folders (all images inside, sorted; ``recursive=True`` to descend), globs or
-the shipped photos, ``embedded[:SPLIT]`` as everywhere in tfcolor (:func:`expand_inputs`). :func:`read_image` reads one as float32 RGB in [0, 1]; colour inputs
-are desaturated by the colorizer (the network and the output only use their grey). An input
+the shipped photos, ``embedded[:SPLIT]`` as everywhere in tfcolor (:func:`expand_inputs`).
+:func:`read_image` reads one as float32 RGB in [0, 1]; colour inputs are desaturated by the
+colorizer (the network and the output only use their grey). An input
 that cannot be used is skipped by :func:`colorize_files` with one logged line
 ``skipped PATH: reason: detail``, the reason being ``not_a_file``, ``empty``, ``unknown_format``,
 ``too_large`` (above :data:`MAX_PIXELS` = ``tfcolor.data.decode.DEFAULT_MAX_PIXELS``, read from
