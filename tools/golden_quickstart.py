@@ -169,8 +169,10 @@ def check(result, golden):
 
     * at every recorded step, ``|loss - reference| <= k_std * std``: ``reference`` is the recorded
       run of the recipe's seed, ``std`` the seed-to-seed standard deviation of that step;
-    * the loss at the last step lies below the first step's by at least the seeds' mean drop
-      minus 3 standard deviations of it (at least 0): the recipe learns;
+    * if every recorded seed's loss fell from the first to the last recorded step, the run's
+      falls too, by more than the seeds' mean drop less 3 standard deviations of it (and more
+      than 0): the recipe learns within 50 steps (a held-out loss that starts at the colour
+      prior may not, and is then not required to);
 
     and the parameter count is exact. Returns one line per departure (empty: none).
     """
@@ -189,6 +191,8 @@ def check(result, golden):
                 failures.append(f"{curve} at step {step}: {result[curve][step]:.4f}, recorded "
                                 f"{ref:.4f} +- {k} x {std[curve][step]:.4f} ({deviation:+.1f} "
                                 "std)")
+        if not all(_drop(r[curve]) > 0 for r in golden["runs"].values()):
+            continue
         drop, needed = _drop(result[curve]), max(0.0, golden["drop"][curve]["mean"]
                                                   - 3.0 * golden["drop"][curve]["std"])
         if drop <= needed:
