@@ -162,7 +162,7 @@ def load_average():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", default="/tmp/corpus/photos",
+    parser.add_argument("--photos", default=os.path.expanduser("~/.cache/tfcolor-corpus/photos"),
                         help="folder of photos (PNG/JPEG), converted to JPEG q90; falls back to "
                              "the embedded photos when missing")
     parser.add_argument("--max-photos", type=int, default=148)

@@ -116,9 +116,9 @@ def test_data_config_from_a_run_config():
 # it beats the marginal prior (the train photos' mean histogram) on the held-out shipped photos.
 #
 # Split: tfcolor.data.embedded's own split by scene, 41 "train" / 8 "validation" photos (the
-# MANIFEST.csv column). Model and recipe, chosen from learning curves measured on seeds 0-2 (README,
-# "Does it learn?"): vgg_tiny with the conv1_1-conv3_3 hypercolumn, a 32-wide head, the hue/chroma
-# loss, 96-pixel crops, 32 points, batch 8, SGD lr 0.01 dropped x0.1 at 60% of the run. KL is
+# MANIFEST.csv column). Model and recipe, chosen from learning curves measured on seeds 0-2:
+# vgg_tiny with the conv1_1-conv3_3 hypercolumn, a 32-wide head, the hue/chroma loss, 96-pixel
+# crops, 32 points, batch 8, SGD lr 0.01 dropped x0.1 at 60% of the run. KL is
 # KL(target || prediction) per group, averaged over fixed held-out crops and centres; the mean
 # histogram is the best constant predictor of exactly this quantity, so it is the strictest
 # input-blind baseline. TFCOLOR_LEARN_SEED / TFCOLOR_LEARN_STEPS rerun the check at other seeds.

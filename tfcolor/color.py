@@ -111,8 +111,8 @@ two implementations of the same formulas, chosen by ``implementation``:
 Both agree with scikit-image to ~1e-4 Lab in float32 (``"polynomial"`` 7e-5, ``"pow"`` 9e-5 on
 a 64^3 grid of the cube) and with each other to ~1e-4. Under XLA on CPU, ``"polynomial"``
 converts sRGB -> Lab about 2x faster than ``"pow"`` (and ~4x graph mode), at about OpenCV's
-speed; hue / chroma is ~5x faster than in graph mode (see ``benchmarks/color_bench.py`` and the
-README). Put conversions inside the jit-compiled training step (``targets_on_device=True``), or
+speed; hue / chroma is ~5x faster than in graph mode (see ``benchmarks/color_bench.py`` and
+docs/performance.md). Put conversions inside the jit-compiled training step (``targets_on_device=True``), or
 map a compiled function in ``tf.data``:
 ``ds.map(tf.function(rgb_to_lab, jit_compile=True))`` works on CPU and compiles once per distinct
 input shape (so use it after cropping to a fixed size). XLA drops the range asserts.

@@ -340,7 +340,7 @@ def test_iterator_checkpoint_round_trip(tmp_path):
         np.testing.assert_array_equal(expected[key].numpy(), again[key].numpy())
 
 
-CORPUS = os.environ.get("TFCOLOR_PHOTO_CORPUS", "/tmp/corpus/photos")
+CORPUS = os.environ.get("TFCOLOR_PHOTO_CORPUS", os.path.expanduser("~/.cache/tfcolor-corpus/photos"))
 
 
 @pytest.mark.slow

@@ -274,6 +274,8 @@ def die(message, status=2, *, hard=False):
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "tfcolor"
     if program in ("__main__.py", "-m", "-c"):
         program = "tfcolor"
+    elif program.endswith(".py"):  # python -m tfcolor.programs.NAME, binaries/NAME: "NAME"
+        program = program[:-len(".py")]
     sys.stderr.write(f"{program}: error: {message}\n")
     if hard:
         import logging as std_logging  # pylint: disable=import-outside-toplevel

@@ -2,9 +2,10 @@
 
 Examples::
 
-    # Fashion-MNIST, 100 labelled images per class, from a colorization run, 3 seeds:
-    binaries/finetune --data=/tmp/corpus/labeled/fashion_mnist.npz:train \\
-        --test_data=/tmp/corpus/labeled/fashion_mnist.npz:test --per_class=100 \\
+    # Fashion-MNIST, 100 labelled images per class, from a colorization run, 3 seeds (the .npz
+    # is written by binaries/build_corpus):
+    binaries/finetune --data=~/.cache/tfcolor-corpus/labeled/fashion_mnist.npz:train \\
+        --test_data=~/.cache/tfcolor-corpus/labeled/fashion_mnist.npz:test --per_class=100 \\
         --init=runs/pretrain --arch=vgg_tiny --seeds=0,1,2 --output_dir=runs/ft_fmnist
 
     # VOC 2012 segmentation from a VOC folder, colour input, fine-tune from conv3_1 up:

@@ -40,8 +40,8 @@ run on this host is taken over with a warning.
 Checkpoints hold the model, optimizer, step, RNG state and the input position (records consumed);
 the input pipeline is rebuilt at that position on resume
 (:func:`tfcolor.tasks.colorization.build_dataset` with ``start``),
-so checkpoints stay about the size of the variables and optimizer slots (README, "Checkpoint
-size").
+so checkpoints stay about the size of the variables and optimizer slots (docs/training.md,
+"Checkpoints").
 """
 import dataclasses
 import functools
