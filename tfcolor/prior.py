@@ -178,7 +178,8 @@ def marginal_prior(source=None, data_config=None, loss_config=None, *, target_bu
         if max_images is not None and images >= max_images:
             break
     if points == 0:
-        raise ValueError(f"no decodable image in {source!r}: cannot compute a marginal prior")
+        raise data_lib.SourceError(f"no decodable image in {source!r}: cannot compute a "
+                                   "marginal prior")
     mean = total / points
     groups = {}
     for name, start, size in layout:
