@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ("README.md", os.path.join("docs", "reproduction.md"))
@@ -122,7 +123,36 @@ def headline(path=os.path.join(ROOT, "results", "reproduce.json")):
     return "\n".join(lines)
 
 
-SECTIONS = {"headline": headline, "colorizer_heldout": colorizer_heldout,
+def quickstart(path=os.path.join(ROOT, "results", "quickstart.json")):
+    """The README's quick start as measured by ``tools/quickstart_results.py``: time, the
+    held-out loss against the prior's, and ``evaluate``'s comparison with grey and the prior."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    train, evaluate = r["commands"]
+    curve, best, prior = r["heldout_curve"], r["best"], r["prior_heldout"]
+    lines = [f"Measured with `python tools/quickstart_results.py` ({r['machine']}): "
+             f"`{train['command']}` took {train['wall_seconds'] / 60:.1f} min "
+             f"({train['cpu_seconds'] / 60:.1f} min of CPU), `{evaluate['command']}` "
+             f"{evaluate['wall_seconds']:.0f} s. Held-out loss (the training loss on the "
+             f"validation photos' fixed crops): {curve[0]['loss']:.3f} at step "
+             f"{curve[0]['step']}, {best['loss']:.3f} at the kept step {best['step']}; the "
+             f"training photos' marginal prior, which does not look at the image, scores "
+             f"{prior['loss']:.3f}."]
+    lines = [textwrap.fill(lines[0], 100, break_on_hyphens=False, break_long_words=False), ""]
+    m = r["evaluate"]["metrics"]
+    lines += ["| on the 8 validation photos | model | grey | prior | model - grey [95% CI] | "
+              "model - prior [95% CI] |", "| --- | ---: | ---: | ---: | --- | --- |"]
+    for metric, label, fmt, ci in (("alphabeta_mean", "alpha-beta error (lower is better)",
+                                    ".3f", _ci), ("psnr", "PSNR (dB, higher is better)", ".2f",
+                                                  _ci_db)):
+        paired = r["evaluate"]["paired"]
+        lines.append(f"| {label} | {m['model'][metric]:{fmt}} | {m['gray'][metric]:{fmt}} | "
+                     f"{m['prior'][metric]:{fmt}} | {ci(paired['model-gray'][metric])} | "
+                     f"{ci(paired['model-prior'][metric])} |")
+    return "\n".join(lines)
+
+
+SECTIONS = {"headline": headline, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
             "linear_probe": linear_probe, "reproduce": reproduce}
 
 
