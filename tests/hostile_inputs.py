@@ -133,7 +133,7 @@ def write_image_cases(folder, *, camera=True):
     add("photo_683x512.jpg", _encode(Image.fromarray(photo), "JPEG", quality=90), "ok",
         "ordinary photo whose long side exceeds the default max_side", (512, 683))
     highlights = photo.copy()
-    highlights[100:300, 200:500] = 255  # a blown-out sky: shrinking it overshot 1.0 (issue #11)
+    highlights[100:300, 200:500] = 255  # a blown-out sky: shrinking it once overshot 1.0
     add("highlights_683x512.jpg", _encode(Image.fromarray(highlights), "JPEG", quality=90), "ok",
         "683 x 512 photo with pure-white highlights, longer than the default max_side",
         (512, 683))

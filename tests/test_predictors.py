@@ -84,7 +84,7 @@ def test_mixed_precision_model_is_read_out_in_float32(model):
 
 
 def test_shrunk_network_input_stays_in_range():
-    # Issue #11: an all-white 683 x 512 image shrunk to 512 x 384 by the antialiased area
+    # An all-white 683 x 512 image shrunk to 512 x 384 by the antialiased area
     # resize came out at 1.0000075, which the SavedModel's range check refused.
     white = tf.ones([1, 512, 683, 1])
     net, net_hw = predictors._network_input(white, 512)  # pylint: disable=protected-access

@@ -5,7 +5,7 @@ the whole folder of cases; the exported signatures are called in a fresh process
 ``saved_model_cli run``; damaged models (a model_dir without a model, a truncated
 saved_model.pb, a missing variables shard) end in a one-line error. The camera-size JPEGs
 (4000 x 3000, and portrait by EXIF rotation) run in the slow tests; the default ones keep the
-683 x 512 photos of issue #11 (one with pure-white highlights, whose shrunk network input
+683 x 512 photos (one with pure-white highlights, whose shrunk network input
 overshot 1.0 and failed the SavedModel's range check).
 """
 import json
@@ -300,7 +300,8 @@ def test_signatures_in_a_fresh_process(world, tmp_path):
                     str(tmp_path / "cases.json"), str(tmp_path / "out.json")],
                    check=True, env=ENV, timeout=600, capture_output=True)
     results = json.load(open(tmp_path / "out.json"))
-    # The photo of issue #11 passes every signature, with in-range, finite outputs.
+    # The 683 x 512 photo with blown-out highlights passes every signature, with in-range,
+    # finite outputs.
     for name in ["serving_default", "colorize", "colorize_float"]:
         rgb = results[name + "/photo"]["rgb"]
         assert rgb["shape"] == [1, 512, 683, 3] and rgb["finite"], name

@@ -1,4 +1,4 @@
-"""The small-scale reproduction (issue #12): does colorization teach a network to see?
+"""The small-scale reproduction: does colorization teach a network to see?
 
 Parses flags into a :class:`tfcolor.reproduce.ReproduceConfig` (each flag is named as its field)
 and calls :func:`tfcolor.reproduce.run`, which pretrains every arm with every pretraining seed on

@@ -1,4 +1,4 @@
-"""The small-scale reproduction of issue #12 in one call: pretraining arms with several seeds,
+"""The small-scale reproduction in one call: pretraining arms with several seeds,
 the colorizer against grey and the marginal prior on held-out photos, a linear probe and full
 fine-tuning against random initialisation with paired confidence intervals, and the ablations
 (no learning-rate drop, L2 regression).

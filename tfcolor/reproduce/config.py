@@ -45,7 +45,7 @@ class Arm:
 
 
 #: The named arms. ``colorization`` is the paper's method; ``no_lr_drop`` and ``l2_regression``
-#: are the two ablations of issue #12 (the CVPR 2017 paper's Fig. 3.4: a learning-rate drop
+#: are the two ablations (the CVPR 2017 paper's Fig. 3.4: a learning-rate drop
 #: during pretraining matters downstream; Table 3.2: histogram losses beat L2 regression);
 #: ``denoising`` and ``split_brain`` are the other self-supervised baselines.
 ARMS = {
