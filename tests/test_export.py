@@ -404,6 +404,7 @@ def test_serving_functions_for_every_loss_kind(kind, groups):
     assert module.metadata()["group_sizes"] == list(groups.values())
 
 
+@pytest.mark.slow
 def test_export_is_atomic_and_can_refuse_to_replace(exported, tmp_path, monkeypatch):
     model, _ = exported
     path = tmp_path / "sm"

@@ -50,6 +50,7 @@ def test_folder_with_a_corrupt_file(setup):
         assert np.abs(got.mean(-1) - src.mean(-1)).max() <= 1.5
 
 
+@pytest.mark.slow
 def test_saved_model_gives_the_same_colours(setup, tmp_path):
     base, paths = setup
     from tfcolor import export
@@ -95,6 +96,7 @@ def test_readout_flag_defaults_are_the_methods_best_choices():
             "paper", "median_bin_centre", "median_bin_centre")
 
 
+@pytest.mark.slow
 def test_without_a_model_flag_the_shipped_colorizer_is_used(setup, tmp_path):
     """`binaries/colorize photo.jpg` right after install: the model shipped in the package
     (tfcolor.pretrained), the same PNG as --pretrained=NAME and as the Python API."""

@@ -64,7 +64,12 @@ def test_help_text_lists_every_flag_of_the_program_once(name):
     assert text.startswith(module.__doc__.strip("\n").splitlines()[0])
 
 
-@pytest.mark.parametrize("name", PROGRAMS)
+# finetune and reproduce import TensorFlow while defining their flags (about 10 s each): slow.
+_SLOW_TO_START = ("finetune", "reproduce")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_TO_START
+                                  else n for n in PROGRAMS])
 def test_checkout_executable_help_exits_0_with_every_flag(name, tmp_path):
     proc = _run([os.path.join(ROOT, "binaries", name), "--help"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -72,7 +77,8 @@ def test_checkout_executable_help_exits_0_with_every_flag(name, tmp_path):
     assert "Try --helpfull" not in proc.stdout
 
 
-@pytest.mark.parametrize("name", PROGRAMS)
+@pytest.mark.parametrize("name", [n if n == "colorize" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in PROGRAMS])
 def test_installed_console_script_help_exits_0_with_every_flag(name, tmp_path):
     proc = _run([_console_script(name), "--help"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

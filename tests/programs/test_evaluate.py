@@ -54,6 +54,7 @@ def test_evaluate_writes_json_and_plot(run_dir, tmp_path):
     assert plot.ndim == 3 and plot.shape[2] == 3
 
 
+@pytest.mark.slow
 def test_grey_images_give_a_zero_error_baseline(run_dir, tmp_path):
     tiny_model_dir.write_images(str(tmp_path / "grey"), [(16, 16), (16, 24)], seed=4, grey=True)
     res = _run(f"--model_dir={run_dir / 'run'}", f"--data={tmp_path / 'grey'}/*",
@@ -126,6 +127,7 @@ def test_the_shipped_photos_by_the_source_names_and_what_the_prior_log_says(run_
     assert res.returncode == 2 and "splits train, validation, all" in res.stderr
 
 
+@pytest.mark.slow
 def test_prior_source_none_and_bad_prior_source(run_dir, tmp_path):
     paths = tiny_model_dir.write_images(str(tmp_path / "colour"), [(16, 16)], seed=5)
     res = _run(f"--model_dir={run_dir / 'run'}", f"--data={paths[0]}",

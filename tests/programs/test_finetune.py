@@ -98,6 +98,7 @@ def test_bad_flag_value_is_a_clear_error(tmp_path):
     assert "--val_fraction must be in [0, 1)" in proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_data_specs_are_one_line_errors_naming_the_flag(tmp_path):
     """A missing path, an empty folder, a class folder of bad files, mismatched counts and a
     set whose images all fail to decode: exit status 2, one line naming the flag, no

@@ -70,6 +70,7 @@ def _check_colorize_run(res, cases, out):
 
 
 @pytest.mark.parametrize("model_flag", ["model_dir", "saved_model"])
+@pytest.mark.slow
 def test_colorize_over_the_matrix(world, tmp_path, model_flag):
     base, cases = world
     model = base / ("run" if model_flag == "model_dir" else "sm")
@@ -115,6 +116,7 @@ def test_a_decompression_bomb_is_refused_unread(world, tmp_path):
     assert max_rss_kb < 1.5 * 1024 * 1024, max_rss_kb
 
 
+@pytest.mark.slow
 def test_evaluate_over_the_matrix_keeps_an_earlier_report(world, tmp_path):
     base, cases = world
     out = tmp_path / "eval"
@@ -194,6 +196,7 @@ DEFAULT_DAMAGE = ("model_dir without anything", "truncated saved_model.pb",
 
 @pytest.mark.parametrize("which", [
         "default", pytest.param("rest, and the export program", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_damaged_models_end_in_one_line(world, tmp_path, which):
     """~12 s per program launch: three in the default run, the other eight in the slow one."""
     base, cases = world
@@ -292,6 +295,7 @@ BAD_FLOATS = {
 }
 
 
+@pytest.mark.slow
 def test_signatures_in_a_fresh_process(world, tmp_path):
     base, cases = world
     files = {name: case.path for name, case in cases.items() if os.path.isfile(case.path)}
@@ -338,6 +342,7 @@ def _saved_model_cli():
     return [exe] if exe else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
+@pytest.mark.slow
 def test_saved_model_cli_run_refuses_nan_and_accepts_the_white_photo(world, tmp_path):
     base, cases = world
     photo = np.asarray(Image.open(cases["highlights_683x512.jpg"].path).convert("RGB"))

@@ -207,6 +207,7 @@ def _tiny_args(tmp_path):
                  "--lr_drops=0.5", "--learning_rate=0.01"]
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_run_on_generated_images(tmp_path):
     """Checkpoint, colorization grid, summaries, config.json; then a restart finds the run
     complete and does not train again. (The export is covered by the slow test below.)"""

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from absl import flags
 
 from tfcolor.reproduce import config as config_lib
@@ -77,6 +78,7 @@ def test_missing_corpus_is_a_clear_usage_error(tmp_path):
     assert not os.path.exists(tmp_path / "a" / "pretrain")
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_the_report_with_its_command(tmp_path):
     proc = _run(f"--output_dir={tmp_path}", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]

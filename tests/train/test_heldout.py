@@ -199,6 +199,7 @@ def _same_weights(a, b):
     return all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.weights, b.weights))
 
 
+@pytest.mark.slow
 def test_pretraining_keeps_and_exports_the_model_of_the_lowest_heldout_loss(tmp_path):
     from tfcolor import export as export_lib  # pylint: disable=import-outside-toplevel
     model_dir = str(tmp_path / "run")
