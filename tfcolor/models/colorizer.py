@@ -122,6 +122,10 @@ class Colorizer(keras.Model):
         trunk_options: further ``build_trunk`` keyword arguments (e.g. ``{"groups": 1}``).
         trunk: optional custom trunk model (then ``tap_strides`` is required).
         tap_strides: ``{tap: stride}`` in hypercolumn order for a custom trunk.
+        input_channels: channels the trunk takes: 1 (the grey image, the papers) or 3 (an
+            *RGB-encoded grey* image: the lightness repeated in three channels, so the trunk can
+            be shared with colour tasks, METHOD_CH4.md §8.5.1). The colorizer's input is grey
+            either way; it repeats it itself.
         **kwargs: ``keras.Model`` arguments (``name``, ``dtype``, ...).
     """
 
@@ -129,7 +133,8 @@ class Colorizer(keras.Model):
                  hidden=1024, dropout=0.5, head_activation=None, grid_factor=4,
                  convention="released", edge_eps=tfcolor_layers.DEFAULT_EDGE_EPS,
                  dense_method="factored", batch_norm=None, sync_batch_norm=False, fov=False,
-                 input_mean=None, trunk_options=None, trunk=None, tap_strides=None, **kwargs):
+                 input_mean=None, trunk_options=None, trunk=None, tap_strides=None, input_channels=1,
+                 **kwargs):
         dtype = kwargs.get("dtype")
         super().__init__(**kwargs)
         if dense_method not in DENSE_METHODS:
@@ -156,6 +161,11 @@ class Colorizer(keras.Model):
             self.trunk_options["sync_batch_norm"] = True
         if fov:
             self.trunk_options["fov"] = True
+        if input_channels not in (1, 3):
+            raise ValueError(f"input_channels must be 1 or 3; got {input_channels!r}.")
+        self.input_channels = input_channels
+        if input_channels != 1:
+            self.trunk_options["input_channels"] = input_channels
         self.custom_trunk = trunk is not None
         with _global_policy(self.dtype_policy if dtype is not None else None):
             if self.custom_trunk:
@@ -198,8 +208,7 @@ class Colorizer(keras.Model):
             raise ValueError(f"build_trunk({arch!r}) did not output taps {missing}.")
         return trunk, collections.OrderedDict(table)
 
-    @staticmethod
-    def _custom_trunk(trunk, tap_strides, taps):
+    def _custom_trunk(self, trunk, tap_strides, taps):
         if isinstance(trunk, dict):
             trunk = keras.saving.deserialize_keras_object(trunk)
         if not isinstance(trunk, keras.Model) or not isinstance(trunk.output, dict):
@@ -219,6 +228,10 @@ class Colorizer(keras.Model):
         if missing:
             raise ValueError(f"The custom trunk does not output taps {missing}; it outputs "
                              f"{list(trunk.output)}.")
+        if trunk.input.shape[-1] != self.input_channels:
+            raise ValueError(f"input_channels={self.input_channels} needs a trunk taking "
+                             f"{self.input_channels} channels; the custom trunk takes "
+                             f"{trunk.input.shape[-1]}.")
         return trunk, collections.OrderedDict(order)
 
     def build(self, input_shape=None):
@@ -237,7 +250,10 @@ class Colorizer(keras.Model):
 
     def features(self, gray, training=None):
         """The selected tap maps, in hypercolumn order."""
-        maps = self.trunk(self._check_gray(gray), training=training)
+        gray = self._check_gray(gray)
+        if self.input_channels != 1:
+            gray = tf.repeat(gray, self.input_channels, axis=-1)
+        maps = self.trunk(gray, training=training)
         return [maps[name] for name in self.taps]
 
     def sparse(self, gray, centers, training=None):
@@ -313,7 +329,9 @@ class Colorizer(keras.Model):
                 dropout=self.dropout, head_activation=self.head_activation,
                 grid_factor=self.grid_factor, convention=self.convention,
                 edge_eps=self.edge_eps, dense_method=self.dense_method,
-                trunk_options=dict(self.trunk_options))
+                trunk_options={k: v for k, v in self.trunk_options.items()
+                               if k != "input_channels"},
+                input_channels=self.input_channels)
         if self.custom_trunk:
             config.update(arch=None, taps=None, trunk=keras.saving.serialize_keras_object(self.trunk),
                           tap_strides=[[n, s] for n, s in self.tap_strides.items()])

@@ -74,6 +74,18 @@ class Task(abc.ABC):
         if not isinstance(element_spec, dict):
             raise ValueError(f"the dataset must yield dicts, got {element_spec}")
 
+    def build_model_on(self, trunk):
+        """Returns a new model of this task whose trunk is ``trunk`` (a
+        :class:`tfcolor.models.multitask.SharedTrunk`): the task's part of a multi-task model,
+        whose trunk variables are shared with the other tasks' models (called inside
+        ``strategy.scope()``). Tasks that cannot share a trunk keep this default.
+
+        Raises:
+            NotImplementedError: the task has no shared-trunk model.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot be trained on a shared trunk "
+                                  "(it does not implement build_model_on)")
+
     def head_variables(self, model):
         """The variables that get the optimizer's ``head_weight_decay`` (default: ``model.head``)."""
         head = getattr(model, "head", None)
