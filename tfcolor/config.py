@@ -358,6 +358,10 @@ class OptimizerConfig:
             TF code used 1e-6 on the head and nothing on the trunk.
         bias_lr_multiplier: biases learn this much faster (released Caffe ``lr_mult: 2``).
         clip_norm: clip the global gradient norm (after the cross-replica sum); ``None``: off.
+        warmup_steps: a linear learning-rate warm-up: the update with 0-based index ``d <
+            warmup_steps`` uses ``learning_rate * (d + 1) / warmup_steps``; 0: none (the
+            papers' single-task runs). NormSGD needs "a brief warm-up" (METHOD_CH4.md §8.3.4;
+            its length is not specified). Drops falling inside the warm-up are refused.
     """
     learning_rate: float = 0.001
     lr_drops: typing.Sequence[float] = (0.5, 0.75, 0.875)
@@ -367,6 +371,7 @@ class OptimizerConfig:
     head_weight_decay: typing.Optional[float] = None
     bias_lr_multiplier: float = 2.0
     clip_norm: typing.Optional[float] = None
+    warmup_steps: int = 0
 
     def validate(self):
         _positive_float("learning_rate", self.learning_rate)
@@ -383,6 +388,7 @@ class OptimizerConfig:
                 raise ConfigError(f"lr_drops must be positive numbers (steps, or fractions of "
                                   f"train_steps in (0, 1)); got {list(self.lr_drops)!r}",
                                   "lr_drops")
+        _non_negative_int("warmup_steps", self.warmup_steps)
         return self
 
     def drop_steps(self, train_steps):

@@ -41,7 +41,7 @@ def _validate(section_name, section):
         raise _config_error(f"{section_name}: a value has the wrong type or form ({e})") from e
 
 
-def build_colorizer(config, *, prior=None):
+def build_colorizer(config, *, prior=None, trunk=None):
     """The colorizer of ``config``; call inside ``strategy.scope()`` when training distributed.
 
     Args:
@@ -54,6 +54,11 @@ def build_colorizer(config, *, prior=None):
         prior: a :class:`tfcolor.prior.MarginalPrior` of the loss kind: the head's output bias
             starts at it (:meth:`tfcolor.layers.HistogramHead.start_at_prior`; what
             ``model.prior_bias`` asks pretraining to do). None: the default initialization.
+        trunk: a :class:`tfcolor.models.multitask.SharedTrunk` to build the colorizer on
+            (multi-task training; its input channels are the colorizer's ``input_channels``,
+            3: an RGB-encoded grey input) instead of a trunk of its own; the model section's
+            trunk fields (``arch``, ``batch_norm``, ...) then describe the shared trunk and
+            are not looked at here.
 
     Returns:
         A new :class:`tfcolor.models.Colorizer`.
@@ -75,9 +80,15 @@ def build_colorizer(config, *, prior=None):
     except (TypeError, ValueError) as e:
         raise _config_error(f"model.taps={m.taps!r} does not fit arch={m.arch!r}: {e}") from e
     try:
-        model = Colorizer(m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden,
-                          dropout=m.dropout, convention=m.convention, batch_norm=m.batch_norm,
-                          sync_batch_norm=m.sync_batch_norm, fov=m.fov, input_mean=m.input_mean)
+        if trunk is not None:
+            model = Colorizer(trunk=trunk.model, tap_strides=trunk.tap_strides(m.taps),
+                              kind=config.loss.kind, hidden=m.hidden, dropout=m.dropout,
+                              convention=m.convention, input_channels=trunk.input_channels)
+        else:
+            model = Colorizer(m.arch, taps=m.taps, kind=config.loss.kind, hidden=m.hidden,
+                              dropout=m.dropout, convention=m.convention,
+                              batch_norm=m.batch_norm, sync_batch_norm=m.sync_batch_norm,
+                              fov=m.fov, input_mean=m.input_mean)
     except ValueError as e:
         raise _config_error(f"model: {e} (the model section {config.model} does not describe a "
                             "colorizer)") from e

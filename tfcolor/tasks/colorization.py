@@ -47,13 +47,17 @@ class ColorizationTask(base.Task):
         target_builder: ``target_builder(rgb, centers) -> y_true`` for on-device targets.
         preview_images: (N, H, W, 3) RGB images in [0, 1] for the preview grid.
         preview_fn: ``preview_fn(model, rgb) -> colorized rgb`` (with ``preview_images``).
+        model_on_fn: ``model_on_fn(trunk) -> model`` on a
+            :class:`tfcolor.models.multitask.SharedTrunk` (multi-task training; see
+            :meth:`build_model_on`), or None.
     """
 
     name = "colorization"
 
     def __init__(self, *, loss_fn, model_fn=None, dataset=None, target_builder=None,
-                 preview_images=None, preview_fn=None):
+                 preview_images=None, preview_fn=None, model_on_fn=None):
         self.model_fn = model_fn
+        self.model_on_fn = model_on_fn
         self.loss_fn = loss_fn
         self.target_builder = target_builder
         self.preview_images = preview_images
@@ -80,7 +84,9 @@ class ColorizationTask(base.Task):
             if start == 0:
                 return first
             return build_dataset(config, start=start, include_index=True)[0]
-        return cls(model_fn=lambda: factory.build_colorizer(config), loss_fn=loss_fn,
+        return cls(model_fn=lambda: factory.build_colorizer(config),
+                   model_on_fn=lambda trunk: factory.build_colorizer(config, trunk=trunk),
+                   loss_fn=loss_fn,
                    dataset=dataset_fn, target_builder=target_builder,
                    preview_images=preview_images(config),
                    preview_fn=make_preview_fn(config.loss.kind))
@@ -91,6 +97,14 @@ class ColorizationTask(base.Task):
         if self.model_fn is None:
             raise ValueError("this ColorizationTask has no model_fn")
         return self.model_fn()
+
+    def build_model_on(self, trunk):
+        """The colorizer on a shared trunk (multi-task training). With a 3-channel trunk the
+        colorizer feeds it an RGB-encoded grey image (METHOD_CH4.md §8.5.1)."""
+        if self.model_on_fn is None:
+            raise NotImplementedError("this ColorizationTask has no model_on_fn (build it with "
+                                      "ColorizationTask.from_config, or pass model_on_fn=)")
+        return self.model_on_fn(trunk)
 
     def build_inputs(self, start=0):
         if self._dataset is not None:

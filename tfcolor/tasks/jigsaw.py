@@ -107,6 +107,16 @@ class JigsawTask(base.Task):
         return jigsaw_model.JigsawNet(color=self.color, pieces=jigsaw_data.PIECES,
                                       classes=len(jigsaw_data.PERMUTATIONS), **self.model_kwargs)
 
+    def build_model_on(self, trunk):
+        """The jigsaw network on a shared trunk (a
+        :class:`tfcolor.models.multitask.SharedTrunk`; colour pieces need a 3-channel one)."""
+        options = {k: v for k, v in self.model_kwargs.items()
+                   if k not in ("arch", "batch_norm", "sync_batch_norm", "input_mean",
+                                "trunk_options", "trunk")}
+        return jigsaw_model.JigsawNet(color=self.color, pieces=jigsaw_data.PIECES,
+                                      classes=len(jigsaw_data.PERMUTATIONS), trunk=trunk.model,
+                                      **options)
+
     def build_inputs(self, start=0):
         batches = inputs.pretraining_batches(self.data_config, self.source,
                                              self.pipeline_options, start)

@@ -3,6 +3,12 @@
 * :class:`Trainer` (:mod:`tfcolor.train.trainer`): the custom loop for any
   :class:`tfcolor.tasks.base.Task` (strategy, replica step, optimizer, weight decay, clipping,
   mixed precision, checkpoints, resume, preemption, NaN guard, summaries).
+* step objects (:mod:`tfcolor.train.task_step`): what one step is, for the host loop:
+  :class:`~tfcolor.train.task_step.TaskStep` (one task) and :class:`MultiTaskStep`
+  (:mod:`tfcolor.train.multitask_step`: several tasks on one shared trunk, with a gradient rule
+  of :mod:`tfcolor.train.gradient_rules` -- sum, NormSGD, separate optimizers -- and a schedule
+  of :mod:`tfcolor.train.task_sampler` -- joint or round-robin).
+* :mod:`tfcolor.train.optimizers`: SGD with momentum, multistep schedule, linear warm-up.
 * :func:`run` (:mod:`tfcolor.train.experiment`): the one entry point that trains a task.
 * :class:`TaskModel` (:mod:`tfcolor.train.keras_fit`): any task as a ``keras.Model`` for
   ``compile()`` + ``fit()`` with Keras callbacks; its step is the trainer's
@@ -21,6 +27,8 @@ from tfcolor.train.lock import ModelDirLockedError  # noqa: F401
 from tfcolor.train.trainer import (  # noqa: F401
         NonFiniteLossError, Trainer, TrainResult, current_learning_rate, make_optimizer,
         set_deterministic)
+from tfcolor.train.task_step import TaskStep, TrainStep  # noqa: F401
+from tfcolor.train.multitask_step import MultiTaskStep  # noqa: F401
 from tfcolor.train.experiment import RunResult, run, seed_everything  # noqa: F401
 from tfcolor.train.keras_fit import TaskModel  # noqa: F401
 from tfcolor.train.strategy import STRATEGY_NAMES, is_chief, make_strategy  # noqa: F401

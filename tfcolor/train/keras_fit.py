@@ -112,25 +112,19 @@ class TaskModel(keras.Model):
             raise ValueError("the dataset must have a static batch size (batch with "
                              f"drop_remainder=True); got {element_spec}")
         self.network = task.build_model() if network is None else network
-        # Build the variables and find the loss-term names with one dummy batch (as the
-        # trainer does).
-        loss, terms = self._task_loss(task.dummy_batch(element_spec), training=False,
-                                      global_batch_size=1)
-        if loss.shape.rank != 0:
-            raise ValueError(f"{type(task).__name__}.compute_loss must return a scalar loss, got "
-                             f"shape {loss.shape}")
+        # Build the variables and find the loss-term names with one dummy batch: the step is
+        # the custom loop's (tfcolor.train.step.TaskUpdate).
+        self._update = step_lib.TaskUpdate(task, self.network, self.optimizer_config,
+                                           element_spec, self.global_batch_size)
         if not self.network.built:
             # A subclassed model whose variables the loss created through another method than
             # __call__ (e.g. ``sparse``): built, or Keras would build it by calling it on a
             # whole task batch before fit.
             self.network.built = True
-        self.term_names = sorted(terms)
-        name = task.name
-        self.loss_names = (["loss", name, "weight_decay"]
-                           + [f"{name}/{t}" for t in self.term_names])
+        self.term_names = self._update.term_names
+        self.loss_names = self._update.loss_names
         self._trackers = [keras.metrics.Mean(name=n) for n in self.loss_names]
-        self._rule = step_lib.UpdateRule(self.optimizer_config, self.network.trainable_variables,
-                                         task.head_variables(self.network))
+        self._rule = self._update.rule
         self.built = True
 
     # -- Keras API --------------------------------------------------------------------------
@@ -176,22 +170,16 @@ class TaskModel(keras.Model):
         return self.network(inputs, training=training)
 
     def train_step(self, data):
-        batch = self._batch(data)
         replicas = self.distribute_strategy.num_replicas_in_sync
-        variables = self.network.trainable_variables
-        with tf.GradientTape() as tape:
-            data_loss, terms = self._task_loss(batch, training=True)
-            decay = self._rule.weight_decay() / replicas
-            scaled = self.optimizer.scale_loss(data_loss + decay)
-        grads = self._rule.gradients(tape, scaled, variables, self.optimizer)
-        self.optimizer.apply(grads, variables)
-        return self._log(data_loss, decay, terms, replicas)
+        values = self._update.train_step(self._batch(data), self.optimizer)
+        return self._record([values[n] for n in self.loss_names], replicas)
 
     def test_step(self, data):
         batch = self._batch(data)
         replicas = self.distribute_strategy.num_replicas_in_sync
-        data_loss, terms = self._task_loss(batch, training=False)
-        return self._log(data_loss, self._rule.weight_decay() / replicas, terms, replicas)
+        data_loss, terms = self._update.loss(batch, training=False)
+        decay = self._rule.weight_decay() / replicas
+        return self._record(self._update.values(data_loss, decay, terms), replicas)
 
     def get_config(self):
         """Needs a serialisable task (``get_config``/``from_config``, registered with
@@ -221,18 +209,9 @@ class TaskModel(keras.Model):
                              f"{type(data).__name__}. Feed task.build_inputs() to fit.")
         return {k: v for k, v in data.items() if k != "index"}
 
-    def _task_loss(self, batch, training, global_batch_size=None):
-        # Like Keras' own train_step and the trainer, without AutoGraph conversion.
-        compute = tf.autograph.experimental.do_not_convert(self.task.compute_loss)
-        loss, terms = compute(self.network, batch, training=training,
-                              global_batch_size=global_batch_size or self.global_batch_size)
-        return (tf.cast(loss, tf.float32),
-                {k: tf.cast(v, tf.float32) for k, v in terms.items()})
-
-    def _log(self, data_loss, decay, terms, replicas):
+    def _record(self, values, replicas):
         # Each replica holds its share of the global mean; Keras means the trackers over the
         # replicas, so they record share x replicas (as Keras' own loss tracker does).
-        values = [data_loss + decay, data_loss, decay] + [terms[t] for t in self.term_names]
         for tracker, value in zip(self._trackers, values):
             tracker.update_state(value * replicas)
         return {t.name: t.result() for t in self._trackers}

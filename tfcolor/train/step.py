@@ -16,11 +16,16 @@
 
 The optimizer must not sum the gradients again: :func:`disable_optimizer_all_reduce`. Then the
 loss-scale optimizer's finiteness check also sees the global gradient on every replica.
+
+:class:`TaskUpdate` is one replica's training step of one task (its loss, the weight decay, the
+rule, the optimizer's update, the logged values): the custom loop's single-task step
+(:class:`tfcolor.train.task_step.TaskStep`) and Keras ``fit``
+(:class:`tfcolor.train.keras_fit.TaskModel`) both run it, so they cannot drift apart.
 """
 import keras
 import tensorflow as tf
 
-__all__ = ["UpdateRule", "disable_optimizer_all_reduce"]
+__all__ = ["UpdateRule", "TaskUpdate", "disable_optimizer_all_reduce"]
 
 
 def _inner(optimizer):
@@ -84,3 +89,66 @@ class UpdateRule:
         if mult != 1.0:
             grads = [g * mult if is_bias else g for g, is_bias in zip(grads, self.bias_mask)]
         return grads
+
+
+class TaskUpdate:
+    """One replica's training step of one task (see the module docstring).
+
+    Builds the model's variables with one dummy batch (``task.compute_loss`` on one all-zero
+    element) and finds the task's logged terms.
+
+    Args:
+        task: a :class:`tfcolor.tasks.base.Task`.
+        model: its model.
+        optimizer_config: a :class:`tfcolor.config.OptimizerConfig`.
+        element_spec: the ``element_spec`` of the task's batches.
+        global_batch_size: rows in a global batch (the loss's normaliser).
+
+    Attributes:
+        loss_names: ``loss`` (data + weight decay), ``<task>`` (data), ``weight_decay``,
+            ``<task>/<term>``: the order of :meth:`values`.
+        rule: the :class:`UpdateRule`.
+    """
+
+    def __init__(self, task, model, optimizer_config, element_spec, global_batch_size):
+        self.task = task
+        self.model = model
+        self.global_batch_size = global_batch_size
+        loss, terms = self.loss(task.dummy_batch(element_spec), training=False,
+                                global_batch_size=1)
+        if loss.shape.rank != 0:
+            raise ValueError(f"{type(task).__name__}.compute_loss must return a scalar loss, "
+                             f"got shape {loss.shape}")
+        self.term_names = sorted(terms)
+        name = task.name
+        self.loss_names = (["loss", name, "weight_decay"]
+                           + [f"{name}/{t}" for t in self.term_names])
+        self.rule = UpdateRule(optimizer_config, model.trainable_variables,
+                               task.head_variables(model))
+
+    def loss(self, batch, training, global_batch_size=None):
+        """``(data loss, terms)`` of this replica's batch, float32."""
+        # Like Keras' own train_step, run the model without AutoGraph conversion: Keras layers
+        # are written for plain tracing, and AutoGraph mis-handles some of them (e.g. a layer
+        # overriding __call__ with a zero-argument super() call).
+        compute = tf.autograph.experimental.do_not_convert(self.task.compute_loss)
+        loss, terms = compute(self.model, batch, training=training,
+                              global_batch_size=global_batch_size or self.global_batch_size)
+        return (tf.cast(loss, tf.float32),
+                {k: tf.cast(v, tf.float32) for k, v in terms.items()})
+
+    def values(self, data_loss, decay, terms):
+        """The logged values in :attr:`loss_names` order."""
+        return [data_loss + decay, data_loss, decay] + [terms[t] for t in self.term_names]
+
+    def train_step(self, batch, optimizer):
+        """One update in the replica context; returns ``{name: this replica's share}``."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            data_loss, terms = self.loss(batch, training=True)
+            decay = self.rule.weight_decay() / replicas
+            scaled = optimizer.scale_loss(data_loss + decay)
+        grads = self.rule.gradients(tape, scaled, variables, optimizer)
+        optimizer.apply(grads, variables)
+        return dict(zip(self.loss_names, self.values(data_loss, decay, terms)))

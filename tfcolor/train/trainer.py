@@ -1,11 +1,16 @@
-"""The generic trainer: a custom training loop for any :class:`tfcolor.tasks.base.Task` under any
-``tf.distribute`` strategy (SimCLR-TF2 / Model Garden style).
+"""The generic trainer: the host loop of a custom training loop for any
+:class:`tfcolor.tasks.base.Task`, or several on one trunk, under any ``tf.distribute`` strategy
+(SimCLR-TF2 / Model Garden style).
 
-The trainer owns what does not depend on the objective; the task owns the rest (inputs, model,
-loss, preview). It never looks inside a batch.
+The loop is split the way Orbit splits it: :class:`Trainer` is the **host loop** (cadence,
+checkpoints and exact resume, SIGTERM and preemption, the NaN guard, the ``model_dir`` lock,
+summaries, hooks, progress) and knows nothing of how many tasks there are; a **step object**
+(:mod:`tfcolor.train.task_step`) owns the model(s), optimizer(s), input streams and their
+trackables and runs ``steps_per_loop`` steps in one ``tf.function`` call. Given a task, the
+trainer builds a :class:`~tfcolor.train.task_step.TaskStep`; given a step object (e.g.
+:class:`tfcolor.train.multitask_step.MultiTaskStep`), it runs it.
 
-One call of a ``tf.function`` runs ``steps_per_loop`` optimizer steps; each step is
-``strategy.run(replica_step)`` on the next distributed batch. Inside a replica step:
+One step of one task (:class:`tfcolor.train.step.TaskUpdate`, inside ``strategy.run``):
 
 1. ``task.compute_loss(model, batch, training=True, global_batch_size=B)`` gives this replica's
    share of the global mean data loss (its sum divided by the number of units in the *global*
@@ -15,17 +20,19 @@ One call of a ``tf.function`` runs ``steps_per_loop`` optimizer steps; each step
    paper's released solver), divided by the number of replicas for the same reason; the task's
    head (:meth:`~tfcolor.tasks.base.Task.head_variables`) can have its own rate (released TF
    code: 1e-6 on the head only);
-3. gradients are summed across replicas *by the loop* (``replica_context.all_reduce``), then
+3. gradients are summed across replicas *by the step* (``replica_context.all_reduce``), then
    optionally clipped by global norm (so clipping sees the true global gradient, which Keras'
    per-replica ``clipnorm`` would not), bias gradients are multiplied by ``bias_lr_multiplier``
    (Caffe's ``lr_mult: 2``; with SGD this is exactly a per-variable learning rate), and the
-   optimizer (SGD, momentum 0.9, piecewise-constant schedule; wrapped in a Keras
-   ``LossScaleOptimizer`` under mixed precision) applies them. The optimizer's own cross-replica
-   sum is disabled, so gradients are summed exactly once, and the loss-scale optimizer's
-   finiteness check sees the global gradient on every replica.
+   optimizer (SGD, momentum 0.9, piecewise-constant schedule with an optional linear warm-up,
+   :mod:`tfcolor.train.optimizers`; wrapped in a Keras ``LossScaleOptimizer`` under mixed
+   precision) applies them. The optimizer's own cross-replica sum is disabled, so gradients are
+   summed exactly once, and the loss-scale optimizer's finiteness check sees the global gradient
+   on every replica.
 
 Logged losses: ``loss`` (data + weight decay), ``<task.name>`` (the data loss),
-``weight_decay`` and ``<task.name>/<term>`` for the task's terms, as ``loss/...`` scalars.
+``weight_decay`` and ``<task.name>/<term>`` for the task's terms, as ``loss/...`` scalars, and
+every summary also as one JSON line in ``model_dir/train.jsonl`` (:data:`TRAIN_LOG_FILE`).
 
 Batch normalization with ``synchronized=True`` (the trunks' ``sync_batch_norm``) normalizes over
 the global batch in this loop under ``MirroredStrategy`` with Keras 3 on the TF backend (its
@@ -40,15 +47,12 @@ checkpoint and returns ``stopped="preempted"``. A damaged latest checkpoint stop
 ``model_dir`` lock (:mod:`tfcolor.train.lock`): a second run on the same directory refuses with
 :class:`tfcolor.train.lock.ModelDirLockedError` instead of interleaving checkpoints.
 
-Input position: when the task's batches carry ``"index"`` (each element's position in a
-deterministic record stream), every step records ``max(index) + 1`` in the ``input_position``
-variable, which is checkpointed (8 bytes) instead of the tf.data iterator and its buffers; on
-resume the trainer calls ``task.build_inputs(input_position)``. Batches without ``"index"`` are
-resumed by checkpointing the serialized iterator (which includes its prefetch and parallel-map
-buffers: large checkpoints). See :mod:`tfcolor.train.checkpointing`.
+Input position: see :mod:`tfcolor.train.task_step` (checkpointed stream positions, or whole
+iterators for batches without ``"index"``).
 """
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -56,17 +60,28 @@ import threading
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfcolor.config import OptimizerConfig
 from tfcolor.tasks import base as task_lib
 from tfcolor.train import checkpointing
-from tfcolor.train import step as step_lib
 from tfcolor.train import lock as lock_lib
+from tfcolor.train import optimizers as optimizers_lib
 from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import summaries
+from tfcolor.train import task_step as task_step_lib
+
+#: Every summary as one JSON line ``{"step": ..., "loss/<name>": ..., "learning_rate": ...,
+#: "grad/<task>/<norm>": ...}`` in the model_dir (a resumed run appends; take the last line of
+#: a step).
+TRAIN_LOG_FILE = "train.jsonl"
+#: Logged values whose names start with this are gradient statistics (multi-task steps), not
+#: losses: TensorBoard shows them under their own name and the NaN guard ignores them.
+GRADIENT_PREFIX = "grad/"
+
+# Re-exported: the optimizer builders live in tfcolor.train.optimizers.
+make_optimizer = optimizers_lib.make_optimizer
+current_learning_rate = optimizers_lib.current_learning_rate
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -101,30 +116,6 @@ def set_deterministic(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def make_optimizer(config, train_steps, *, mixed_precision=False):
-    """SGD with momentum and the config's piecewise-constant schedule (loss-scaled if mixed)."""
-    boundaries, values = config.learning_rates(train_steps)
-    if boundaries:
-        # Caffe's multistep: the update with 0-based index d (``optimizer.iterations == d``) is
-        # the first at the dropped rate; PiecewiseConstantDecay switches *after* a boundary.
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
-            [b - 1 for b in boundaries], values)
-    else:
-        rate = values[0]
-    optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
-    if mixed_precision:
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def current_learning_rate(optimizer):
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    rate = inner.learning_rate
-    if callable(getattr(inner, "_learning_rate", None)):
-        rate = inner._learning_rate(inner.iterations)  # pylint: disable=protected-access
-    return float(np.asarray(rate))
-
-
 class Trainer:
     """Trains the model of a :class:`~tfcolor.tasks.base.Task`; see the module docstring.
 
@@ -138,6 +129,8 @@ class Trainer:
         steps_per_loop, checkpoint_every, keep_checkpoints, summary_every, image_every: see
             :class:`tfcolor.config.TrainConfig`. ``image_every``: steps between the task's
             preview images (:meth:`~tfcolor.tasks.base.Task.preview`) in TensorBoard (0: off).
+            A loop never crosses a step the step object names (``next_boundary``, e.g. a
+            round-robin task switch).
         mixed_precision: wrap the optimizer in a ``LossScaleOptimizer`` (set the Keras
             ``mixed_float16`` policy before building the model yourself, or use
             :func:`tfcolor.train.run`).
@@ -159,19 +152,25 @@ class Trainer:
                             ("summary_every", summary_every)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(task, task_lib.Task):
-            raise TypeError(f"task must be a tfcolor.tasks.base.Task, got {type(task).__name__}")
-        self.task = task
+        if isinstance(task, task_step_lib.TrainStep):
+            self.train_step = task
+            self.task = getattr(task, "task", None)
+        elif isinstance(task, task_lib.Task):
+            self.task = task
+            self.train_step = task_step_lib.TaskStep(
+                task, strategy=strategy, train_steps=train_steps,
+                optimizer_config=optimizer_config, mixed_precision=mixed_precision,
+                checkpoint_iterator=checkpoint_iterator)
+        else:
+            raise TypeError(f"task must be a tfcolor.tasks.base.Task or a step object "
+                            f"(tfcolor.train.task_step.TrainStep), got {type(task).__name__}")
         self.strategy = strategy
         self.model_dir = model_dir
         self.train_steps = train_steps
-        self.optimizer_config = optimizer_config or OptimizerConfig()
-        self.optimizer_config.validate()
         self.steps_per_loop = steps_per_loop
         self.checkpoint_every = checkpoint_every
         self.summary_every = summary_every
         self.image_every = image_every
-        self.mixed_precision = mixed_precision
         self.hooks = list(hooks)
         self.handle_sigterm = handle_sigterm
         self._stop_requested = False
@@ -179,163 +178,56 @@ class Trainer:
         self.lock_model_dir = lock_model_dir
         self.force_unlock = force_unlock
 
-        dataset = task.build_inputs(0)
-        if not isinstance(dataset, tf.data.Dataset):
-            raise TypeError(f"{type(task).__name__}.build_inputs must return a tf.data.Dataset, "
-                            f"got {type(dataset).__name__}")
-        spec = dataset.element_spec
-        task.check_inputs(spec)
-        self.global_batch_size = task.batch_size(spec)
-        if self.global_batch_size is None:
-            raise ValueError("the dataset must have a static batch size (batch with "
-                             f"drop_remainder=True); got {spec}")
-        replicas = strategy.num_replicas_in_sync
-        if self.global_batch_size % replicas:
-            raise ValueError(f"global batch size {self.global_batch_size} is not divisible by the "
-                             f"{replicas} replicas of the strategy")
-
         self.is_chief = strategy_lib.is_chief(strategy)
         task_type, task_id = strategy_lib.worker_id(strategy)
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        tpu = isinstance(strategy, (tf.distribute.TPUStrategy,))
-
-        with strategy.scope():
-            self.model = task.build_model()
-            self.optimizer = make_optimizer(self.optimizer_config, train_steps,
-                                            mixed_precision=mixed_precision)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-            self.input_position = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                              name="input_position")
-            self._build(spec)
-            step_lib.disable_optimizer_all_reduce(self.optimizer)
-            self.optimizer.build(self.model.trainable_variables)
-
-        if checkpoint_iterator == "auto":
-            checkpoint_iterator = not (multi_worker or tpu)
-        elif checkpoint_iterator and (multi_worker or tpu):
-            raise ValueError("checkpoint_iterator=True is not supported with multi-worker or TPU "
-                             "strategies (see tfcolor.train.checkpointing)")
-        # Distributed iterators are not trackable and their batches are split already; to follow
-        # the input position, single-worker strategies read global batches from a plain tf.data
-        # iterator and split them across replicas inside the step function.
-        self._host_split = bool(checkpoint_iterator)
-        positioned = "index" in spec
-        self._track_position = self._host_split and positioned
-        self._dataset = dataset
-        self._iterator = None
-        if not positioned:
-            self._iterator = self._make_iterator(dataset)
+        iterator, position, trackables = self.train_step.checkpoint_parts()
         self.checkpointer = checkpointing.Checkpointer(
             model_dir, max_to_keep=keep_checkpoints, is_chief=self.is_chief,
-            worker_name=f"{task_type}_{task_id}",
-            iterator=self._iterator if checkpoint_iterator and not positioned else None,
-            input_position=self.input_position if self._track_position else None,
-            model=self.model, optimizer=self.optimizer, step=self.step,
-            layer_rng=_rng_states(self.model))
+            worker_name=f"{task_type}_{task_id}", iterator=iterator, input_position=position,
+            **trackables)
         if self.is_chief:
             self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
         else:
             self.writer = tf.summary.create_noop_writer()
-        self._loop_fn = tf.function(self._train_loop)
 
-    def _make_iterator(self, dataset):
-        if self._host_split:
-            return iter(dataset)
-        if "index" in dataset.element_spec:  # not followed here (multi-worker, TPU): drop it
-            dataset = dataset.map(lambda b: {k: v for k, v in b.items() if k != "index"})
-        return iter(self.strategy.experimental_distribute_dataset(dataset))
+    # -- what the step object holds ---------------------------------------------------------
 
-    def _input(self, restart=False):
-        """The input iterator; with positioned batches it is (re)built at ``input_position``."""
-        if self._iterator is None or (restart and self._track_position):
-            start = int(self.input_position.numpy()) if self._track_position else 0
-            dataset = self._dataset if start == 0 else self.task.build_inputs(start)
-            self._iterator = self._make_iterator(dataset)
-        return self._iterator
+    @property
+    def model(self):
+        return self.train_step.model
 
-    # ----------------------------------------------------------------------------------------
-    # Graph pieces.
+    @property
+    def optimizer(self):
+        return self.train_step.optimizer
 
-    def _compute_loss(self, batch, training):
-        # Like Keras' own train_step, run the model without AutoGraph conversion: Keras layers
-        # are written for plain tracing, and AutoGraph mis-handles some of them (e.g. a layer
-        # overriding __call__ with a zero-argument super() call).
-        compute = tf.autograph.experimental.do_not_convert(self.task.compute_loss)
-        loss, terms = compute(self.model, batch, training=training,
-                              global_batch_size=self.global_batch_size)
-        return (tf.cast(loss, tf.float32),
-                {k: tf.cast(v, tf.float32) for k, v in terms.items()})
+    @property
+    def step(self):
+        return self.train_step.step
 
-    def _build(self, spec):
-        """Builds the model's variables and finds the loss-term names with one dummy batch."""
-        batch = self.task.dummy_batch(spec)
-        loss, terms = self._compute_loss(batch, training=False)
-        if loss.shape.rank != 0:
-            raise ValueError(f"{type(self.task).__name__}.compute_loss must return a scalar loss, "
-                             f"got shape {loss.shape}")
-        self.term_names = sorted(terms)
-        self.update_rule = step_lib.UpdateRule(
-            self.optimizer_config, self.model.trainable_variables,
-            self.task.head_variables(self.model))
+    @property
+    def mixed_precision(self):
+        return self.train_step.mixed_precision
+
+    @property
+    def global_batch_size(self):
+        """Input elements per step (over all tasks)."""
+        return self.train_step.images_per_step
+
+    @property
+    def input_position(self):
+        return getattr(self.train_step, "input_position", None)
 
     @property
     def loss_names(self):
-        """The names of the logged losses, in the order :meth:`run_steps` returns them."""
-        name = self.task.name
-        return ["loss", name, "weight_decay"] + [f"{name}/{t}" for t in self.term_names]
-
-    def _replica_step(self, batch):
-        replicas = self.strategy.num_replicas_in_sync
-        variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            data_loss, terms = self._compute_loss(batch, training=True)
-            decay = self.update_rule.weight_decay() / replicas
-            loss = data_loss + decay
-            scaled = self.optimizer.scale_loss(loss) if self.mixed_precision else loss
-        grads = self.update_rule.gradients(tape, scaled, variables, self.optimizer)
-        self.optimizer.apply(grads, variables)
-        name = self.task.name
-        out = {"loss": loss, name: data_loss, "weight_decay": decay}
-        for term in self.term_names:
-            out[f"{name}/{term}"] = terms[term]
-        return out
-
-    def _split(self, batch):
-        """Global batch (host tensors) -> per-replica slices, replica i gets rows [i*b, (i+1)*b)."""
-        replicas = self.strategy.num_replicas_in_sync
-        if replicas == 1:
-            return batch
-        per = self.global_batch_size // replicas
-
-        def value_fn(ctx):
-            i = ctx.replica_id_in_sync_group
-            return tf.nest.map_structure(lambda t: t[i * per:(i + 1) * per], batch)
-
-        return self.strategy.experimental_distribute_values_from_function(value_fn)
-
-    def _train_loop(self, iterator, num_steps):
-        names = self.loss_names
-        total = tf.zeros([len(names)], tf.float32)
-        for _ in tf.range(num_steps):
-            batch = dict(next(iterator))
-            index = batch.pop("index", None)
-            if index is not None and self._track_position:
-                self.input_position.assign(tf.reduce_max(index) + 1)
-            if self._host_split:
-                batch = self._split(batch)
-            per_replica = self.strategy.run(self._replica_step, args=(batch,))
-            total += tf.stack([self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[n],
-                                                    axis=None) for n in names])
-            self.step.assign_add(1)
-        total /= tf.cast(num_steps, tf.float32)
-        return {n: total[i] for i, n in enumerate(names)}
+        """The names of the logged losses."""
+        return self.train_step.loss_names
 
     # ----------------------------------------------------------------------------------------
     # Host-side loop.
 
     def weights_finite(self):
         """True when every model and optimizer float variable is finite."""
-        variables = list(self.model.variables) + list(self.optimizer.variables)
+        variables = self.train_step.variables()
         checks = [tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))
                   for v in variables if tf.as_dtype(v.dtype).is_floating]
         return bool(tf.reduce_all(checks)) if checks else True
@@ -353,7 +245,7 @@ class Trainer:
     def run_steps(self, num_steps):
         """Runs ``num_steps`` training steps (one ``tf.function`` call) and returns their mean
         losses as floats, without checkpoints, summaries or checks (benchmarks, notebooks)."""
-        out = self._loop_fn(self._input(), tf.constant(int(num_steps), tf.int32))
+        out = self.train_step.run(int(num_steps))
         return {k: float(v) for k, v in out.items()}
 
     def request_stop(self, reason="early_stop"):
@@ -372,18 +264,30 @@ class Trainer:
                    _next_multiple(step, self.summary_every)]
         if self.image_every:
             targets.append(_next_multiple(step, self.image_every))
+        boundary = self.train_step.next_boundary(step)
+        if boundary is not None and boundary > step:
+            targets.append(boundary)
         return max(1, min(min(targets) - step, self.steps_per_loop))
 
+    def previews(self):
+        """``{task name: preview image}`` of the current model (e.g. grey | colorized |
+        original); tasks without a preview are left out."""
+        return self.train_step.preview()
+
     def preview(self):
-        """The task's preview image of the current model (e.g. grey | colorized | original),
-        or None."""
-        return self.task.preview(self.model)
+        """The preview image of the run's task (with several tasks: colorization's, or the
+        first task's that has one), or None."""
+        images = self.previews()
+        if not images:
+            return None
+        return images.get("colorization", next(iter(images.values())))
 
     def _write_images(self, step):
-        image = self.preview()
-        if image is not None:
+        images = self.previews()
+        if images:
             with self.writer.as_default(step=step):
-                tf.summary.image(self.task.name, tf.convert_to_tensor(image)[None])
+                for name, image in images.items():
+                    tf.summary.image(name, tf.convert_to_tensor(image)[None])
 
     def train(self):
         """Takes the ``model_dir`` lock, restores the latest checkpoint (if any) and trains up to
@@ -399,7 +303,7 @@ class Trainer:
 
     def _train(self):
         restored = self.checkpointer.restore_latest()
-        iterator = self._input(restart=restored is not None)
+        self.train_step.restart_inputs(restored is not None)
         step = int(self.step.numpy())
         if restored:
             logging.info("resumed from %s at step %d", restored, step)
@@ -420,11 +324,13 @@ class Trainer:
             while step < self.train_steps:
                 n = self._next_chunk(step)
                 t0 = time.perf_counter()
-                out = self._loop_fn(iterator, tf.constant(n, tf.int32))
+                out = self.train_step.run(n)
                 losses = {k: float(v) for k, v in out.items()}
                 elapsed = time.perf_counter() - t0
                 new_step = int(self.step.numpy())
-                bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+                # Gradient norms may be infinite in a step the loss-scale optimizer skips.
+                bad = {k: v for k, v in losses.items()
+                       if not k.startswith(GRADIENT_PREFIX) and not math.isfinite(v)}
                 if bad:
                     raise NonFiniteLossError(
                         f"loss became non-finite between steps {step} and {new_step}: {bad}. "
@@ -473,28 +379,29 @@ class Trainer:
         self.request_stop("preempted")
 
     def _summarize(self, step, losses, images_per_second):
-        lr = current_learning_rate(self.optimizer)
+        extra = self.train_step.summary_scalars()
+        lr = extra.get("learning_rate", current_learning_rate(self.optimizer))
         remaining = self.train_steps - step
         eta = remaining * self.global_batch_size / images_per_second if images_per_second else None
-        scalars = {"loss/" + k: v for k, v in losses.items()}
-        scalars["learning_rate"] = lr
+        scalars = {(k if k.startswith(GRADIENT_PREFIX) else "loss/" + k): v
+                   for k, v in losses.items()}
+        scalars.update(extra)
         scalars["images_per_second"] = images_per_second
-        if self.mixed_precision:
-            scalars["loss_scale"] = float(np.asarray(self.optimizer.dynamic_scale))
         summaries.write_scalars(self.writer, step, scalars)
-        logging.info(summaries.progress_line(step, self.train_steps, losses, lr,
+        if self.is_chief:
+            record = {"step": int(step), **{k: _json_number(v) for k, v in scalars.items()}}
+            with tf.io.gfile.GFile(os.path.join(self.model_dir, TRAIN_LOG_FILE), "a") as f:
+                f.write(json.dumps(record) + "\n")
+        shown = {k: v for k, v in losses.items() if not k.startswith(GRADIENT_PREFIX)}
+        logging.info(summaries.progress_line(step, self.train_steps, shown, lr,
                                              images_per_second, eta))
 
 
-def _rng_states(model):
-    """A trackable holding the Keras seed-generator states (dropout) of ``model``.
-
-    ``tf.train.Checkpoint`` does not track Keras 3 seed generators through the model, so without
-    this a resumed run would redraw the dropout masks of the first steps.
-    """
-    holder = tf.Module()
-    holder.states = [v.value for v in model.variables if "seed_generator_state" in v.path]
-    return holder
+def _json_number(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
 
 
 def _next_multiple(step, every):
