@@ -4,7 +4,7 @@ The library validates; the programs (``tfcolor.programs``) only parse flags into
 Every field has the paper's value (or, where the paper is silent, the released Caffe code's) as
 its default, and the source of every constant is given next to it.
 
-``PretrainConfig`` groups five parts:
+``PretrainConfig`` groups six parts:
 
 * :class:`ModelConfig`: trunk architecture, hypercolumn taps, +FoV, batch normalization, head.
 * :class:`DataConfig`: data source, crop size, batch size, sampled points per image.
@@ -13,6 +13,8 @@ its default, and the source of every constant is given next to it.
 * :class:`OptimizerConfig`: SGD with momentum, step-drop learning-rate schedule, weight decay,
   bias learning-rate multiplier, gradient clipping.
 * :class:`TrainConfig`: steps, strategy, checkpoints, summaries, determinism, mixed precision.
+* :class:`MultiTaskConfig`: the proxy tasks trained on the trunk (colorization alone by default,
+  or several on one shared trunk) and how their gradients combine.
 
 Optimizer constants (paper and released code)
 ---------------------------------------------
@@ -465,6 +467,134 @@ class TrainConfig:
         return self
 
 
+#: The proxy tasks a pretraining run can combine on one trunk (``MultiTaskConfig.tasks``).
+PROXY_TASKS = ("colorization", "jigsaw", "video", "denoising", "split_brain")
+#: NormSGD options of ``MultiTaskConfig`` (the rule's keyword arguments).
+NORMSGD_OPTIONS = ("freeze_step", "ema_decay", "epsilon", "normalize_heads",
+                   "decay_after_normalisation")
+
+
+@dataclasses.dataclass
+class MultiTaskConfig:
+    """Several proxy tasks on one shared trunk (METHOD_CH4.md §8.3, §8.5; docs/multitask.md).
+
+    The default, ``tasks=("colorization",)``, is single-task colorization pretraining, the
+    papers' run; with other or more tasks the run trains a
+    :class:`tfcolor.train.multitask_step.MultiTaskStep`.
+
+    Attributes:
+        tasks: task names from :data:`PROXY_TASKS`, in order (e.g. ``("colorization",
+            "jigsaw")``: C+J).
+        gradient_rule: ``"sum"`` (joint SGD, eq. 4.9), ``"normsgd"`` (eq. 4.11, the thesis'
+            multi-proxy runs) or ``"separate"`` (one adaptive optimizer per task, eq. 4.10).
+        schedule: ``"joint"`` (every task every step) or ``"round_robin"`` (one task per
+            ``quantum`` steps, §8.3.5).
+        quantum: steps per round-robin turn.
+        task_weights: ``{task: weight}`` (default 1 each); under NormSGD they weight the
+            normalised gradients.
+        round_robin_state: ``"per_task"`` (each task keeps its own momentum, [interpretation])
+            or ``"shared"``.
+        separate_optimizer: ``"adam"`` (multi-Adam) or ``"sgd"``, for ``gradient_rule=
+            "separate"``.
+        reduction: ``"mean"`` (eq. 4.9) or ``"sum"`` of the task gradients under ``sum``.
+        average_heads: a head gets its task's share ``w_m/M`` of the step (else ``w_m``).
+        freeze_step: NormSGD freezes its statistics here; None: after the warm-up, before the
+            first drop (:func:`tfcolor.train.gradient_rules.default_freeze_step`).
+        ema_decay, epsilon, normalize_heads, decay_after_normalisation: NormSGD's options
+            (:class:`tfcolor.train.gradient_rules.NormSGDRule`).
+        task_data: ``{task: {DataConfig field: value}}``: each task's input section. Fields not
+            given come from the task's own defaults (jigsaw: 500 x 500 sources; video: its
+            corpus) and, for ``data`` (the photos) and ``batch_size``, from the run's ``data``
+            section. Colorization's section is the run's ``data`` section with these overrides.
+        task_options: ``{task: {option: value}}``: further task arguments (jigsaw:
+            ``piece_size``, ``color``; video: see :class:`tfcolor.tasks.video.VideoTask`).
+        input_channels: channels of the shared trunk's input: 3 (colour for jigsaw and video,
+            RGB-encoded grey for colorization, §8.5.1) or 1 (grey for every task).
+    """
+    tasks: typing.Sequence[str] = ("colorization",)
+    gradient_rule: str = "normsgd"
+    schedule: str = "joint"
+    quantum: int = 1000
+    task_weights: dict = dataclasses.field(default_factory=dict)
+    round_robin_state: str = "per_task"
+    separate_optimizer: str = "adam"
+    reduction: str = "mean"
+    average_heads: bool = True
+    freeze_step: typing.Optional[int] = None
+    ema_decay: float = 0.99
+    epsilon: float = 1e-12
+    normalize_heads: bool = True
+    decay_after_normalisation: bool = True
+    task_data: dict = dataclasses.field(default_factory=dict)
+    task_options: dict = dataclasses.field(default_factory=dict)
+    input_channels: int = 3
+
+    @property
+    def single_colorization(self):
+        """True for the papers' single-task colorization run."""
+        return list(self.tasks) == ["colorization"]
+
+    def validate(self):
+        tasks = list(self.tasks)
+        if not tasks:
+            raise ConfigError("tasks must name at least one task", "tasks")
+        unknown = [t for t in tasks if t not in PROXY_TASKS]
+        if unknown:
+            raise ConfigError(f"unknown tasks {unknown}; known: {', '.join(PROXY_TASKS)}",
+                              "tasks")
+        if len(set(tasks)) != len(tasks):
+            raise ConfigError(f"tasks must be distinct, got {tasks}", "tasks")
+        _choice("gradient_rule", self.gradient_rule, ("sum", "normsgd", "separate"))
+        _choice("schedule", self.schedule, ("joint", "round_robin"))
+        _positive_int("quantum", self.quantum)
+        _choice("round_robin_state", self.round_robin_state, ("per_task", "shared"))
+        _choice("separate_optimizer", self.separate_optimizer, ("adam", "sgd"))
+        _choice("reduction", self.reduction, ("mean", "sum"))
+        for name in ("task_weights", "task_data", "task_options"):
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name} must be a mapping task -> value, got {value!r}", name)
+            stray = sorted(set(value) - set(tasks))
+            if stray:
+                raise ConfigError(f"{name} names tasks that are not trained: {stray} (tasks: "
+                                  f"{', '.join(tasks)})", name)
+        for task, weight in self.task_weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+                raise ConfigError(f"the weight of {task} must be a positive number, got "
+                                  f"{weight!r}", "task_weights")
+        known = {f.name for f in dataclasses.fields(DataConfig)}
+        for task, fields in self.task_data.items():
+            if not isinstance(fields, dict):
+                raise ConfigError(f"task_data of {task} must be a mapping of data fields",
+                                  "task_data")
+            bad = sorted(set(fields) - known)
+            if bad:
+                raise ConfigError(f"task_data of {task}: unknown data fields {bad}",
+                                  "task_data")
+        if self.freeze_step is not None:
+            _non_negative_int("freeze_step", self.freeze_step)
+        _fraction("ema_decay", self.ema_decay, "[0, 1)", upper_open=True)
+        _non_negative_float("epsilon", self.epsilon)
+        for name in ("average_heads", "normalize_heads", "decay_after_normalisation"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false", name)
+        _choice("input_channels", self.input_channels, (1, 3))
+        return self
+
+    def rule_options(self):
+        """The gradient rule's keyword arguments."""
+        if self.gradient_rule == "normsgd":
+            options = {k: getattr(self, k) for k in NORMSGD_OPTIONS}
+            if options["freeze_step"] is None:
+                del options["freeze_step"]
+        elif self.gradient_rule == "sum":
+            options = {"reduction": self.reduction}
+        else:
+            options = {}
+        options["average_heads"] = self.average_heads
+        return options
+
+
 @dataclasses.dataclass
 class PretrainConfig:
     """Everything a pretraining run needs (see the module docstring)."""
@@ -473,6 +603,7 @@ class PretrainConfig:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    multitask: MultiTaskConfig = dataclasses.field(default_factory=MultiTaskConfig)
 
     def validate(self):
         """Checks every part and their combinations; returns self or raises a ConfigError whose
@@ -488,6 +619,10 @@ class PretrainConfig:
             raise ConfigError(f"lr_drops {late} are at or after train_steps="
                               f"{self.train.train_steps}: the rate would never drop",
                               "optimizer.lr_drops")
+        if self.train.keep_best and not self.multitask.single_colorization:
+            raise ConfigError("keep_best keeps the colorizer of the lowest held-out loss; a "
+                              "multi-task run has several objectives and keeps its last step",
+                              "train.keep_best")
         if self.train.keep_best and not self.data.heldout_data:
             raise ConfigError("keep_best needs heldout_data: the best model is the one with the "
                               "lowest held-out loss", "train.keep_best")

@@ -306,7 +306,7 @@ def load_model(model_dir, checkpoint=None):
     from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
-    model = factory.build_colorizer(config)
+    target, model = factory.build_run_colorizer(config)
     path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
             else model_checkpoint(model_dir)[0])
     if path is None:
@@ -314,7 +314,7 @@ def load_model(model_dir, checkpoint=None):
                                 f"'{checkpointing.CHECKPOINT_STATE_FILE}' state file and no "
                                 f"{checkpointing.CHECKPOINT_PREFIX}-N files)")
     try:
-        status = tf.train.Checkpoint(model=model).restore(str(path)).expect_partial()
+        status = tf.train.Checkpoint(model=target).restore(str(path)).expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
         raise checkpointing.CheckpointError(

@@ -8,7 +8,7 @@ by one always fits the model rebuilt by another.
 from tfcolor.models import trunk as trunk_lib
 from tfcolor.models.colorizer import Colorizer
 
-__all__ = ["build_colorizer"]
+__all__ = ["build_colorizer", "build_shared_trunk", "build_run_colorizer"]
 
 
 def _config_error(message):
@@ -98,3 +98,43 @@ def build_colorizer(config, *, prior=None, trunk=None):
         model.head.start_at_prior(prior.probabilities(),
                                   regression=prior.kind == "lab_regression")
     return model
+
+
+def build_shared_trunk(config):
+    """The shared trunk of a multi-task ``config``
+    (:class:`tfcolor.models.multitask.SharedTrunk`): ``model.arch`` with the model section's trunk
+    options and ``multitask.input_channels`` input channels, every tap."""
+    from tfcolor.models import multitask  # pylint: disable=import-outside-toplevel
+    config = _as_config(config)
+    m = config.model
+    _validate("model", m)
+    options = dict(sync_batch_norm=m.sync_batch_norm, input_mean=m.input_mean)
+    if m.batch_norm is not None:
+        options["batch_norm"] = m.batch_norm
+    return multitask.build_shared_trunk(m.arch, input_channels=config.multitask.input_channels,
+                                        fov=m.fov, **options)
+
+
+def build_run_colorizer(config):
+    """``(checkpoint_model, colorizer)``: the colorizer of a run's ``config`` and the object its
+    checkpoints hold as ``model``. A colorization run: the colorizer twice. A multi-task run
+    with colorization: a :class:`tfcolor.models.multitask.MultiTaskModel` of the shared trunk
+    and the colorizer alone (restore with ``expect_partial``: the other tasks' heads are left
+    out).
+
+    Raises:
+        tfcolor.config.ConfigError: the run trained no colorizer.
+    """
+    config = _as_config(config)
+    if config.multitask.single_colorization:
+        model = build_colorizer(config)
+        return model, model
+    if "colorization" not in config.multitask.tasks:
+        raise _config_error(f"this run trained no colorizer (tasks: "
+                            f"{', '.join(config.multitask.tasks)}); its trunk can be fine-tuned "
+                            "(binaries/finetune --init) but not colorize")
+    from tfcolor.models import multitask  # pylint: disable=import-outside-toplevel
+    trunk = build_shared_trunk(config)
+    colorizer = build_colorizer(config, trunk=trunk)
+    return multitask.MultiTaskModel(trunk, {"colorization": colorizer}), colorizer
+

@@ -74,6 +74,20 @@ class DenoisingTask(base.Task):
     def build_model(self):
         return denoising.DenoisingAutoencoder(**self.model_kwargs)
 
+    def build_model_on(self, trunk):
+        """The denoising autoencoder on a shared trunk (a
+        :class:`tfcolor.models.multitask.SharedTrunk`): its hypercolumn reads every tap but the
+        input itself (``data``: the noisy pixel would give the answer away), as alone."""
+        options = {k: v for k, v in self.model_kwargs.items()
+                   if k not in ("arch", "batch_norm", "sync_batch_norm", "input_mean", "fov",
+                                "trunk_options", "trunk", "tap_strides", "taps")}
+        taps = self.model_kwargs.get("taps")
+        strides = trunk.tap_strides(taps)
+        if taps is None:
+            strides = {k: v for k, v in strides.items() if k != "data"}
+        return denoising.DenoisingAutoencoder(trunk=trunk.model, tap_strides=strides,
+                                              input_channels=trunk.input_channels, **options)
+
     def build_inputs(self, start=0):
         batches = inputs.pretraining_batches(self.data_config, self.source,
                                              self.pipeline_options, start)

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from tfcolor.config import OptimizerConfig, TrainConfig
+from tfcolor.tasks import base as task_lib
 from tfcolor.train import lock as lock_lib
 from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import trainer as trainer_lib
@@ -51,7 +52,10 @@ def run(task, train_config=None, optimizer_config=None, *, strategy=None, hooks=
     """Trains ``task`` as ``train_config`` says; returns a :class:`RunResult`.
 
     Args:
-        task: a :class:`tfcolor.tasks.base.Task`.
+        task: a :class:`tfcolor.tasks.base.Task`, or ``make_step(strategy)`` returning a step
+            object (:class:`tfcolor.train.task_step.TrainStep`, e.g.
+            :func:`tfcolor.train.multitask.make_step`), called under the run's mixed-precision
+            policy.
         train_config: a :class:`tfcolor.config.TrainConfig` (model_dir, steps, loop sizes,
             strategy, mixed precision, seed, determinism). Its ``export`` and ``eval_every`` are
             for the caller (e.g. :func:`tfcolor.train.pretrain`).
@@ -84,6 +88,8 @@ def run(task, train_config=None, optimizer_config=None, *, strategy=None, hooks=
         if t.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
         try:
+            if callable(task) and not isinstance(task, task_lib.Task):
+                task = task(strategy)
             trainer = trainer_lib.Trainer(
                 task, strategy=strategy, model_dir=t.model_dir, train_steps=t.train_steps,
                 optimizer_config=optimizer_config, steps_per_loop=t.steps_per_loop,

@@ -63,13 +63,16 @@ class HeldOutLoss:
             module docstring); None: not kept.
         heldout: a JSON-able description of the held-out set, stored in the best record and
             compared with an existing record's on resume.
+        model_of: ``model_of(trainer) -> model`` to evaluate (default: ``trainer.model``; a
+            multi-task run gives its colorization sub-model).
 
     Attributes:
         curve: ``[(step, loss, terms)]`` of this process's evaluations.
         best: the best-so-far record (a dict, see :func:`tfcolor.run_dir.read_best`) or None.
     """
 
-    def __init__(self, batches, task, *, every=1000, path=None, best_dir=None, heldout=None):
+    def __init__(self, batches, task, *, every=1000, path=None, best_dir=None, heldout=None,
+                 model_of=None):
         if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
             raise ValueError(f"eval_every must be a positive integer, got {every!r}")
         if not batches:
@@ -84,6 +87,7 @@ class HeldOutLoss:
         self._model = None
         self.best_dir = best_dir
         self.heldout = heldout
+        self.model_of = model_of or (lambda trainer: trainer.model)
         self.best = _resume_best(best_dir, heldout) if best_dir else None
 
     @staticmethod
@@ -121,7 +125,8 @@ class HeldOutLoss:
         if not getattr(trainer, "is_chief", True):
             self._last = step
             return
-        loss, terms = self.evaluate(trainer.model)
+        model = self.model_of(trainer)
+        loss, terms = self.evaluate(model)
         self._last = step
         self.curve.append((step, loss, terms))
         scalars = {"heldout/loss": loss}
@@ -137,7 +142,7 @@ class HeldOutLoss:
                 f.write(json.dumps(line) + "\n")
         if self.best_dir is not None and math.isfinite(loss) and (
                 self.best is None or loss < self.best["loss"]):
-            self.best = keep_best(trainer.model, self.best_dir, step, loss, terms, self.heldout)
+            self.best = keep_best(model, self.best_dir, step, loss, terms, self.heldout)
             logging.info("lowest held-out loss so far: step %d kept in %s", step, self.best_dir)
 
 

@@ -32,6 +32,17 @@ compares with) and starts the head's output bias at its logarithm
 different model or loss section is refused (the checkpoint would not fit); other sections (e.g.
 more ``train_steps``) may change between restarts.
 
+Several tasks
+-------------
+With ``config.multitask`` naming other or more tasks than colorization alone (C+J, C+J+V, ...),
+the run trains them on one shared trunk (:func:`tfcolor.train.multitask.make_step`:
+:class:`tfcolor.train.multitask_step.MultiTaskStep`, gradient rule and schedule from the config).
+The held-out loss, when colorization is one of the tasks, is its colorizer's; the previews are
+written as ``colorizations.png`` and ``<task>_preview.png``; the export is the colorizer's
+SavedModel (tasks without colorization export nothing: their trunk is fine-tuned from the
+checkpoint). ``keep_best`` is refused (several objectives). Restarting with other tasks, rule,
+schedule or trunk input is refused like another model section.
+
 One run per ``model_dir``: :func:`pretrain` takes ``model_dir/.lock`` (pid, host, start time;
 :mod:`tfcolor.train.lock`) before writing anything and releases it at the end; a second run on
 the same directory raises :class:`tfcolor.train.lock.ModelDirLockedError`, the lock of a killed
@@ -45,6 +56,7 @@ so checkpoints stay about the size of the variables and optimizer slots (docs/tr
 """
 import dataclasses
 import functools
+import os
 
 import tensorflow as tf
 from absl import logging
@@ -57,6 +69,7 @@ from tfcolor.tasks import colorization
 from tfcolor.train import experiment
 from tfcolor.train import heldout as heldout_lib
 from tfcolor.train import lock as lock_lib
+from tfcolor.train import multitask
 from tfcolor.train import strategy as strategy_lib
 from tfcolor.train import summaries
 from tfcolor.train import trainer as trainer_lib
@@ -66,6 +79,9 @@ from tfcolor.train import trainer as trainer_lib
 PRIOR_BIAS_IMAGES = 1000
 #: Model-section fields that only initialize the model: they may change between restarts.
 INITIALIZATION_FIELDS = ("prior_bias",)
+#: Multi-task fields that shape the checkpoint (the others may change between restarts).
+MULTITASK_STRUCTURE = ("tasks", "gradient_rule", "schedule", "round_robin_state",
+                       "separate_optimizer", "input_channels")
 
 
 @dataclasses.dataclass
@@ -94,11 +110,12 @@ def _check_model_dir(config, model_dir):
     except config_lib.ConfigError:
         return  # unreadable: overwritten below
     new = config.to_dict()
-    for section in ("model", "loss"):
+    for section in ("model", "loss", "multitask"):
         before, now = old.get(section, {}), new[section]
         changed = {k: (before.get(k), v) for k, v in now.items()
                    if k in before and _norm(before.get(k)) != _norm(v)
-                   and not (section == "model" and k in INITIALIZATION_FIELDS)}
+                   and not (section == "model" and k in INITIALIZATION_FIELDS)
+                   and not (section == "multitask" and k not in MULTITASK_STRUCTURE)}
         if changed:
             raise config_lib.ConfigError(
                 f"model_dir {model_dir} holds a run with a different {section} configuration "
@@ -145,6 +162,8 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
     _check_model_dir(config, model_dir)
     if chief:
         run_dir.write_config(model_dir, config)
+    if not config.multitask.single_colorization:
+        return _pretrain_multitask(config, strategy, hooks, export, chief, force_unlock)
     task = colorization.ColorizationTask.from_config(config)
     if config.model.prior_bias and run_dir.latest_checkpoint(model_dir, validate=False) is None:
         task.model_fn = functools.partial(factory.build_colorizer, config,
@@ -195,6 +214,60 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
             config=config.to_dict(), checkpoint=export_lib.checkpoint_metadata(
                 checkpoint, out.best))
         logging.info("SavedModel: %s", out.export_dir)
+    return out
+
+
+def _pretrain_multitask(config, strategy, hooks, export, chief, force_unlock):
+    """The multi-task run of ``config`` (module docstring, "Several tasks")."""
+    t = config.train
+    model_dir = t.model_dir
+    tasks = multitask.build_tasks(config)
+    by_name = {task.name: task for task in tasks}
+    coloring = by_name.get("colorization")
+    fresh = run_dir.latest_checkpoint(model_dir, validate=False) is None
+    if coloring is not None and config.model.prior_bias and fresh:
+        prior = _training_prior(config)
+        coloring.model_on_fn = lambda trunk: factory.build_colorizer(config, prior=prior,
+                                                                     trunk=trunk)
+    heldout = None
+    if chief and coloring is not None:
+        batches = colorization.heldout_batches(
+            dataclasses.replace(config, data=multitask.task_data_config(config, "colorization")))
+        if batches is not None:
+            heldout = heldout_lib.HeldOutLoss(
+                batches, coloring, every=t.eval_every,
+                path=run_dir.heldout_curve_path(model_dir), heldout=heldout_identity(config),
+                model_of=lambda trainer: trainer.model.sub_models["colorization"])
+            hooks = list(hooks) + [heldout]
+    mt = config.multitask
+    logging.info("pretraining %s on %s (%s, %s%s), %d replica(s), %d steps, model_dir %s",
+                 config.model.arch, "+".join(mt.tasks), mt.gradient_rule, mt.schedule,
+                 f" Q={mt.quantum}" if mt.schedule == "round_robin" else "",
+                 strategy.num_replicas_in_sync, t.train_steps, model_dir)
+    run = experiment.run(lambda s: multitask.make_step(config, s, tasks), t, config.optimizer,
+                         strategy=strategy, hooks=hooks, force_unlock=force_unlock, seed=False,
+                         lock_model_dir=False)
+    result, trainer = run.train, run.trainer
+    from tfcolor.data import decode as decode_lib  # pylint: disable=import-outside-toplevel
+    decode_lib.default_skip_counter().log_summary()
+    out = PretrainResult(train=result, model=trainer.model,
+                         heldout_curve=heldout.curve if heldout is not None else None)
+    if result.stopped != "completed" or not chief:
+        return out
+    for name, image in trainer.previews().items():
+        path = (run_dir.preview_path(model_dir) if name == "colorization"
+                else os.path.join(model_dir, f"{name}_preview.png"))
+        written = summaries.write_png(image, path)
+        if name == "colorization":
+            out.preview_png = written
+        logging.info("%s preview: %s", name, written)
+    if coloring is not None and (t.export if export is None else export):
+        from tfcolor import export as export_lib  # pylint: disable=import-outside-toplevel
+        out.export_dir = export_lib.export_saved_model(
+            trainer.model.sub_models["colorization"], run_dir.export_path(model_dir),
+            kind=config.loss.kind, config=config.to_dict(),
+            checkpoint=export_lib.checkpoint_metadata(result.checkpoint, None))
+        logging.info("SavedModel of the colorizer: %s", out.export_dir)
     return out
 
 
