@@ -25,8 +25,8 @@ Left out, after looking at their frames: ``Megamind.avi`` and ``Megamind_bugy.av
 opencv-doc (a computer-animated film trailer, not camera footage), ViSP's ``video/cube.mpeg``
 (the ``cube`` sequence again, re-encoded), ViSP's ``ellipse-1`` and ``line`` (a white shape on
 black: no texture to follow). ``kdenlive-data``, ``shotcut-data``, ``pitivi``,
-``blender-data``, ``openshot-qt`` (one 4 KB clip: ten frames of a still grey gradient) hold no camera
-footage.
+``blender-data`` and ``openshot-qt`` (one 4 KB clip: ten frames of a still grey gradient) hold
+no camera footage.
 
 Steps: download each package once (``OUT/packages/debs``) and unpack only the clip files and
 the package's copyright file (``OUT/packages/root/PACKAGE``); split the clips built

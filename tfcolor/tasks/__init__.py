@@ -5,6 +5,7 @@
 * :class:`~tfcolor.tasks.denoising.DenoisingTask`,
   :class:`~tfcolor.tasks.split_brain.SplitBrainTask`: the baselines' pretraining objectives.
 * :class:`~tfcolor.tasks.jigsaw.JigsawTask`: the jigsaw 2x2 proxy task.
+* :class:`~tfcolor.tasks.video.VideoTask`: the video proxy task (relative optical-flow amplitude).
 * :class:`~tfcolor.tasks.downstream.ClassificationTask`,
   :class:`~tfcolor.tasks.downstream.MultiLabelTask`,
   :class:`~tfcolor.tasks.downstream.SegmentationTask`: fine-tuning on labelled tasks.
@@ -20,6 +21,7 @@ _EXPORTS = {
     "DenoisingTask": "denoising",
     "SplitBrainTask": "split_brain",
     "JigsawTask": "jigsaw",
+    "VideoTask": "video",
     "ClassificationTask": "downstream",
     "MultiLabelTask": "downstream",
     "SegmentationTask": "downstream",
