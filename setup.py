@@ -55,6 +55,8 @@ setup(
             "packaging>=22",          # tests/test_packaging.py: version ranges and markers
         ],
         "tfds": ["tensorflow-datasets>=4.9,<5"],
+        # tfcolor.data.video computes optical flow (Farnebäck) when a video corpus is built
+        "video": ["opencv-python-headless>=4.9,<6"],
         "bench": ["torch==2.13.0", "scikit-image>=0.24,<0.27", "opencv-python-headless>=4.9,<6"],
     },
     entry_points={
