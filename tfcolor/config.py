@@ -595,6 +595,63 @@ class MultiTaskConfig:
         return options
 
 
+def parse_task_weights(items, field="task_weights"):
+    """``["colorization:1", "jigsaw:2"]`` (or one comma-separated string) -> ``{task: weight}``.
+
+    Raises:
+        ConfigError: an item that is not ``TASK:NUMBER``.
+    """
+    out = {}
+    for item in _items(items):
+        task, sep, value = item.partition(":")
+        try:
+            if not sep or not task.strip():
+                raise ValueError
+            out[task.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"{field}: {item!r} is not TASK:WEIGHT (e.g. jigsaw:0.5)",
+                              field) from None
+    return out
+
+
+def parse_task_fields(items, field="task_data"):
+    """``["jigsaw.crop_size=128", "video.data=~/v"]`` (or one comma-separated string) ->
+    ``{task: {name: value}}``; values are read as int, float, true/false/none or kept as text.
+
+    Raises:
+        ConfigError: an item that is not ``TASK.NAME=VALUE``.
+    """
+    out = {}
+    for item in _items(items):
+        key, sep, value = item.partition("=")
+        task, dot, name = key.strip().partition(".")
+        if not sep or not dot or not task or not name:
+            raise ConfigError(f"{field}: {item!r} is not TASK.NAME=VALUE (e.g. "
+                              "jigsaw.crop_size=128)", field)
+        out.setdefault(task, {})[name] = _literal(value.strip())
+    return out
+
+
+def _items(items):
+    if isinstance(items, str):
+        items = items.split(",")
+    return [i.strip() for i in items or () if i and i.strip()]
+
+
+def _literal(text):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return os.path.expanduser(text) if text.startswith("~") else text
+
+
 @dataclasses.dataclass
 class PretrainConfig:
     """Everything a pretraining run needs (see the module docstring)."""

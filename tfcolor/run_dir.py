@@ -322,3 +322,46 @@ def load_model(model_dir, checkpoint=None):
                 f"describes (another architecture, taps, head or loss kind?): "
                 f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from e
     return model, model.kind
+
+
+def load_shared_trunk(model_dir, checkpoint=None):
+    """The shared trunk of a multi-task run directory, restored from a checkpoint.
+
+    Args:
+        model_dir: the run directory of a multi-task run (``config.json`` with a ``multitask``
+            section naming other or more tasks than colorization alone).
+        checkpoint: as :func:`load_model` (default: the latest checkpoint).
+
+    Returns:
+        ``(trunk, config)``: the :class:`tfcolor.models.multitask.SharedTrunk` and the run's
+        :class:`tfcolor.config.PretrainConfig`.
+
+    Raises:
+        FileNotFoundError, tfcolor.config.ConfigError, CorruptCheckpointError,
+        CheckpointError: as :func:`load_model`; ``ConfigError`` also for a single-task run.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    config = read_config(model_dir)
+    if config.multitask.single_colorization:
+        raise config_lib.ConfigError(f"{model_dir} holds a colorization run, not a multi-task "
+                                     "one: load its colorizer with load_model")
+    trunk = factory.build_shared_trunk(config)
+    path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
+            else latest_checkpoint(model_dir))
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {model_dir}")
+    holder = tf.Module()
+    holder.trunk = trunk.model
+    try:
+        status = tf.train.Checkpoint(model=holder).restore(str(path)).expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        raise checkpointing.CheckpointError(
+                f"checkpoint {path} does not fit the trunk that {config_path(model_dir)} "
+                f"describes: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}"
+        ) from e
+    return trunk, config
+

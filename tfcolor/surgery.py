@@ -394,18 +394,57 @@ def gray_to_rgb_conv1(model_or_kernel, *, layer_name=None):
     Raises:
         ValueError: if the kernel / input does not have 1 channel.
     """
-    if not isinstance(model_or_kernel, keras.Model):
-        kernel = np.asarray(model_or_kernel)
+    def convert(kernel):
+        kernel = np.asarray(kernel)
         if kernel.ndim != 4 or kernel.shape[2] != 1:
             raise ValueError(f"gray_to_rgb_conv1 expects a (kh, kw, 1, out) kernel; got shape "
                              f"{kernel.shape}.")
         return np.repeat(kernel / 3.0, 3, axis=2).astype(kernel.dtype)
-    model = model_or_kernel
-    config = _check_functional(model, "gray_to_rgb_conv1")
+
+    if not isinstance(model_or_kernel, keras.Model):
+        return convert(model_or_kernel)
+    return _convert_input_channels(model_or_kernel, 1, 3, convert, "gray_to_rgb_conv1",
+                                   layer_name)
+
+
+def rgb_to_gray_conv1(model_or_kernel, *, layer_name=None):
+    """Turns a 3-channel first convolution into a 1-channel one: sum over the input channels.
+
+    A trunk trained on *RGB-encoded grey* images (the grey image repeated in three channels, the
+    colorizer's input when it shares a colour trunk with other tasks, METHOD_CH4.md §8.5.1)
+    computes on a grey image ``g`` exactly ``sum_c K[..., c, :] * g``: the 1-channel network with
+    the summed kernel. On a colour trunk (jigsaw, video) it is that network on grey images, which
+    it saw as the special case R = G = B.
+
+    Args:
+        model_or_kernel: a (kh, kw, 3, out) kernel, or a functional model whose input has 3
+            channels.
+        layer_name: as :func:`gray_to_rgb_conv1`.
+
+    Returns:
+        The (kh, kw, 1, out) kernel, or a new model with a 1-channel input and the same outputs.
+    """
+    def convert(kernel):
+        kernel = np.asarray(kernel)
+        if kernel.ndim != 4 or kernel.shape[2] != 3:
+            raise ValueError(f"rgb_to_gray_conv1 expects a (kh, kw, 3, out) kernel; got shape "
+                             f"{kernel.shape}.")
+        return kernel.sum(axis=2, keepdims=True).astype(kernel.dtype)
+
+    if not isinstance(model_or_kernel, keras.Model):
+        return convert(model_or_kernel)
+    return _convert_input_channels(model_or_kernel, 3, 1, convert, "rgb_to_gray_conv1",
+                                   layer_name)
+
+
+def _convert_input_channels(model, before, after, convert, what, layer_name):
+    """A copy of the one-input functional ``model`` whose input has ``after`` channels instead of
+    ``before``, the first convolutions' kernels mapped by ``convert``."""
+    config = _check_functional(model, what)
     inputs, consumers, classes, _ = _graph(config)
     input_names = [t[0] for t in _triples(config["input_layers"])]
     if len(input_names) != 1:
-        raise ValueError(f"gray_to_rgb_conv1 expects a model with one input; got {input_names}.")
+        raise ValueError(f"{what} expects a model with one input; got {input_names}.")
     if layer_name is not None:
         targets = [layer_name]
     else:
@@ -414,24 +453,24 @@ def gray_to_rgb_conv1(model_or_kernel, *, layer_name=None):
                 lambda layer: isinstance(layer, keras.layers.Conv2D),
                 lambda layer: not layer.weights or isinstance(layer, keras.layers.Rescaling))
     if not targets:
-        raise ValueError("gray_to_rgb_conv1: no Conv2D layer is fed by the model input.")
+        raise ValueError(f"{what}: no Conv2D layer is fed by the model input.")
     for layer_config in config["layers"]:
         if layer_config["name"] == input_names[0]:
             shape = list(layer_config["config"]["batch_shape"])
-            if shape[-1] != 1:
-                raise ValueError(f"gray_to_rgb_conv1 expects a 1-channel model input; got input "
+            if shape[-1] != before:
+                raise ValueError(f"{what} expects a {before}-channel model input; got input "
                                  f"shape {shape}.")
-            layer_config["config"]["batch_shape"] = shape[:-1] + [3]
+            layer_config["config"]["batch_shape"] = shape[:-1] + [after]
         if "build_config" in layer_config and layer_config["name"] not in input_names:
             layer_config.pop("build_config")
     new_model = keras.Model.from_config(config)
     for layer in new_model.layers:
         weights = model.get_layer(layer.name).get_weights()
         if layer.name in targets:
-            if weights[0].shape[2] != 1:
-                raise ValueError(f"gray_to_rgb_conv1: {layer.name!r} has "
-                                 f"{weights[0].shape[2]} input channels, not 1.")
-            weights[0] = gray_to_rgb_conv1(weights[0])
+            if weights[0].shape[2] != before:
+                raise ValueError(f"{what}: {layer.name!r} has {weights[0].shape[2]} input "
+                                 f"channels, not {before}.")
+            weights[0] = convert(weights[0])
         layer.set_weights(weights)
     return new_model
 
@@ -446,11 +485,14 @@ def is_resnet(arch):
 
 
 def prepare_trunk(trunk, *, arch=None, absorb_bn="auto", color_input=False):
-    """A pretrained grey trunk made ready for downstream training (a new model).
+    """A pretrained trunk made ready for downstream training (a new model).
 
     The paper's protocol: batch normalization is absorbed into the convolutions and training
-    continues without it, except for ResNet (``absorb_bn="auto"``); ``color_input=True``
-    converts the grey conv1 to RGB with :func:`gray_to_rgb_conv1`.
+    continues without it, except for ResNet (``absorb_bn="auto"``). The input follows
+    ``color_input``: a grey (1-channel) trunk gets an RGB conv1 for colour input
+    (:func:`gray_to_rgb_conv1`); a 3-channel trunk (pretrained on colour or RGB-encoded grey,
+    multi-task runs) keeps its conv1 for colour input and gets the channel sum for grey input
+    (:func:`rgb_to_gray_conv1`).
     """
     if absorb_bn == "auto":
         absorb_bn = not is_resnet(arch)
@@ -458,6 +500,9 @@ def prepare_trunk(trunk, *, arch=None, absorb_bn="auto", color_input=False):
         raise ValueError(f"absorb_bn must be True, False or 'auto'; got {absorb_bn!r}.")
     if absorb_bn and any(isinstance(l, keras.layers.BatchNormalization) for l in trunk.layers):
         trunk = absorb_batch_norm(trunk)
-    if color_input:
+    channels = trunk.input.shape[-1]
+    if color_input and channels == 1:
         trunk = gray_to_rgb_conv1(trunk)
+    elif not color_input and channels == 3:
+        trunk = rgb_to_gray_conv1(trunk)
     return trunk

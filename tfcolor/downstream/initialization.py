@@ -25,6 +25,11 @@ a colorization export           (holds ``tfcolor_export.json`` and ``colorizer.k
                                 :func:`tfcolor.export.load_keras_model`; its trunk is taken.
 a baseline ``model_dir``        (holds ``tfcolor_baseline.json``: :mod:`tfcolor.baselines`):
                                 the baseline's downstream trunk (split-brain: both halves).
+a multi-task ``model_dir``      (``config.json`` with several tasks, or one other than
+                                colorization: :mod:`tfcolor.train.multitask`): its shared trunk
+                                (:func:`tfcolor.run_dir.load_shared_trunk`), every tap; its
+                                3-channel conv1 is summed over channels for grey input
+                                (:func:`tfcolor.surgery.rgb_to_gray_conv1`) and kept for colour.
 =============================== =================================================================
 
 Then, following the paper's protocol:
@@ -249,6 +254,12 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
         trunk = model.downstream_trunk(absorb_bn=absorb_bn, color_input=color_input)
         return (_with_fov(trunk, model.arch) if fov else trunk), model.arch
     from tfcolor import export  # pylint: disable=import-outside-toplevel
+    if kind == "colorization" and not run_dir.read_config(init).multitask.single_colorization:
+        shared, config = run_dir.load_shared_trunk(init)
+        found = config.model.arch
+        trunk = prepare_trunk(shared.model, arch=found, absorb_bn=absorb_bn,
+                              color_input=color_input)
+        return (_with_fov(trunk, found) if fov else trunk), found
     if kind == "export":
         path = (init if tf.io.gfile.exists(os.path.join(init, run_dir.EXPORT_METADATA_FILE))
                 else run_dir.export_path(init))
