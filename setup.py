@@ -19,8 +19,10 @@ TF_RANGE = ">=2.21,<2.22"
 _tf_package = os.environ.get("TFCOLOR_TF_PACKAGE", "tensorflow-cpu").strip()
 TENSORFLOW = [] if _tf_package.lower() == "none" else [_tf_package + TF_RANGE]
 
-# The programs (tfcolor/programs/NAME.py), each installed as the console script tfcolor-NAME
-# (underscores as dashes: tfcolor-build-corpus).
+# The programs: the flag-free tfcolor/programs/NAME.py and its absl entry point binaries/NAME.py.
+# binaries/ is installed as the package tfcolor_binaries (its modules import each other
+# relatively), and each entry point as the console script tfcolor-NAME (underscores as dashes:
+# tfcolor-build-corpus), so the scripts work from any directory after a plain `pip install .`.
 PROGRAMS = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce", "build_corpus"]
 
 setup(
@@ -32,13 +34,14 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["tfcolor", "tfcolor.*"]),
+    packages=find_packages(include=["tfcolor", "tfcolor.*"]) + ["tfcolor_binaries"],
+    package_dir={"tfcolor_binaries": "binaries"},
     include_package_data=True,
     package_data={"tfcolor": ["assets/photos/*.jpg", "assets/photos/*.png", "assets/photos/*.txt",
                               "assets/photos/*.csv", "assets/models/*/*"]},
     install_requires=TENSORFLOW + [
         "keras>=3.15,<3.16",          # trained against this Keras; saved-model formats move
-        "absl-py>=2.1,<3",            # absl.flags / absl.app / absl.logging in the programs
+        "absl-py>=2.1,<3",            # absl.flags / absl.app in binaries/, absl.logging
         "tensorboard>=2.21,<2.22",    # `tensorboard --logdir`: the release matching TensorFlow
         "numpy>=1.26,<3",             # TensorFlow 2.21's own range
         "h5py>=3.11,<4",              # tfcolor.models.imagenet_weights reads Keras HDF5 files
@@ -60,7 +63,7 @@ setup(
         "bench": ["torch==2.13.0", "scikit-image>=0.24,<0.27", "opencv-python-headless>=4.9,<6"],
     },
     entry_points={
-        "console_scripts": [f"tfcolor-{p.replace('_', '-')}=tfcolor.programs.{p}:run"
+        "console_scripts": [f"tfcolor-{p.replace('_', '-')}=tfcolor_binaries.{p}:run"
                             for p in PROGRAMS],
     },
     classifiers=[

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from tfcolor.programs import pretrain as program  # noqa: E402
+from binaries import pretrain as program  # noqa: E402
 from tfcolor.tasks import colorization  # noqa: E402
 from tfcolor.train import experiment  # noqa: E402
 from tfcolor.train import trainer as trainer_lib  # noqa: E402

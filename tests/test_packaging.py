@@ -5,12 +5,15 @@ users install from setup.py's ranges. These tests keep the two from drifting apa
 satisfies the range setup.py states, the lock is closed under dependencies (rules_python installs
 each wheel on its own, so a missing transitive dependency only shows up as an ImportError inside
 Bazel) and it names every distribution that a ``requirement(...)`` in BUILD asks for. setup.py
-installs the ``tfcolor`` package only, with one console script per program.
+installs the ``tfcolor`` package and the programs' entry points (``binaries/`` as
+``tfcolor_binaries``), with one console script per program.
 """
+import ast
 import importlib
 import importlib.metadata
 import pathlib
 import re
+import sys
 
 import pytest
 import setuptools
@@ -136,11 +139,14 @@ def test_lock_covers_every_requirement_in_build():
 
 
 
-def test_only_the_tfcolor_package_is_installed(setup_kwargs):
-    # The programs live in tfcolor.programs; binaries/ holds the checkout's entry points only.
+def test_the_library_and_the_entry_points_are_installed(setup_kwargs):
+    # The programs' code lives in tfcolor.programs; binaries/ (their absl entry points) is
+    # installed as tfcolor_binaries, the package of the console scripts.
     packages = setup_kwargs["packages"]
     assert "tfcolor" in packages and "tfcolor.programs" in packages
-    assert {p.split(".")[0] for p in packages} == {"tfcolor"}, packages
+    assert {p.split(".")[0] for p in packages} == {"tfcolor", "tfcolor_binaries"}, packages
+    assert setup_kwargs["package_dir"] == {"tfcolor_binaries": "binaries"}
+    assert (ROOT / "binaries" / "__init__.py").is_file()
 
 
 def test_every_console_script_runs_a_program(setup_kwargs):
@@ -148,8 +154,34 @@ def test_every_console_script_runs_a_program(setup_kwargs):
     programs = sorted(p.stem for p in (ROOT / "tfcolor" / "programs").glob("*.py")
                       if p.stem not in ("__init__", "common"))
     assert sorted(scripts) == sorted("tfcolor-" + p.replace("_", "-") for p in programs)
+    assert sorted(p.stem for p in (ROOT / "binaries").glob("*.py")
+                  if p.stem not in ("__init__", "common")) == programs
+    sys.path.insert(0, str(ROOT))   # binaries/ is a package at the checkout's root
     for script, target in scripts.items():
         module, function = target.split(":")
-        assert function == "run" and module == "tfcolor.programs." + script[
-                len("tfcolor-"):].replace("-", "_"), (script, target)
-        assert callable(getattr(importlib.import_module(module), function)), target
+        name = script[len("tfcolor-"):].replace("-", "_")
+        assert function == "run" and module == "tfcolor_binaries." + name, (script, target)
+        # tfcolor_binaries.NAME is binaries/NAME.py (importable as binaries.NAME in a checkout)
+        assert callable(getattr(importlib.import_module("binaries." + name), function)), target
+
+
+def _absl_imports(path):
+    """``absl.flags`` / ``absl.app`` imports of a Python file (``absl.logging`` is allowed)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith(("absl.flags", "absl.app"))]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.startswith(("absl.flags", "absl.app")):
+                found.append(node.module)
+            elif node.module == "absl":
+                found += [f"absl.{a.name}" for a in node.names if a.name in ("flags", "app")]
+    return found
+
+
+def test_the_library_never_imports_absl_flags_or_app():
+    # tfcolor/ never reads flags: binaries/ parse them into configs and call the library.
+    offenders = {str(p.relative_to(ROOT)): _absl_imports(p)
+                 for p in sorted((ROOT / "tfcolor").rglob("*.py"))}
+    assert not {k: v for k, v in offenders.items() if v}
+    assert _absl_imports(ROOT / "binaries" / "common.py")   # the check sees such imports

@@ -67,7 +67,7 @@ REGRESSIONS = ("--hue_weight=2.5", "--learning_rate=0.02", "--lightness_weight=t
                "--taps=conv1_2-fc7")
 CURVES = ("train_loss", "heldout_loss")
 #: The program that runs the recipe.
-PROGRAM = ("-m", "tfcolor.programs.pretrain")
+PROGRAM = ("-m", "binaries.pretrain")
 
 
 def _flag_name(line):

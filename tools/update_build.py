@@ -2,9 +2,10 @@
 """Regenerates the root BUILD file from the source tree and its imports.
 
 One ``py_library`` per module under ``tfcolor/`` (the programs' code, ``tfcolor/programs/``,
-included) and ``benchmarks/``, one ``py_binary`` per entry point under ``binaries/`` and per
-program under ``benchmarks/``, one ``py_test`` per test file. Internal deps come from each file's
-``import tfcolor...`` statements, third-party deps from its top-level imports. ``tests/test_build_file.py`` checks the result against the tree, so
+included) and ``benchmarks/`` and for the shared modules of ``binaries/`` (the package and
+``common.py``), one ``py_binary`` per entry point under ``binaries/`` and per program under
+``benchmarks/``, one ``py_test`` per test file. Internal deps come from each file's ``import
+tfcolor...`` and ``from . import ...`` statements, third-party deps from its top-level imports. ``tests/test_build_file.py`` checks the result against the tree, so
 run this after adding or removing a module::
 
     python tools/update_build.py
@@ -42,6 +43,8 @@ def _target_name(path):
             parts = parts[:-1] or ["tfcolor"]
     elif parts[0] == "benchmarks":
         parts = ["bench"] + ([] if parts[1:] == ["__init__"] else parts[1:])
+    elif parts[0] == "binaries" and parts[1:] == ["__init__"]:
+        parts = ["binaries"]
     elif parts[0] == "tests":
         parts = parts[1:]
     return "_".join(parts)
@@ -72,16 +75,25 @@ def _imports(path):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and (node.module and node.level == 0
+                                                   or node.level > 0):
             # "from pkg import mod" depends on pkg.mod only, not on pkg's __init__ (which may
             # import mod itself: a dependency cycle); "from pkg import name" depends on pkg.
-            base = ROOT / node.module.replace(".", "/")
+            # A relative import ("from . import common") is resolved in the file's package,
+            # which it then depends on too (Bazel must ship the package's __init__.py).
+            module = node.module or ""
+            if node.level > 0:
+                package = list(path.relative_to(ROOT).parent.parts)
+                package = package[:len(package) - (node.level - 1)]
+                names.add(".".join(package))
+                module = ".".join(package + ([module] if module else []))
+            base = ROOT / module.replace(".", "/")
             for a in node.names:
                 sub = base / a.name
                 if sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file():
-                    names.add(f"{node.module}.{a.name}")
+                    names.add(f"{module}.{a.name}")
                 else:
-                    names.add(node.module)
+                    names.add(module)
     return names
 
 

@@ -12,7 +12,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tiny_model_dir  # noqa: E402
 
-from tfcolor.programs import colorize  # noqa: E402
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# binaries/ (the entry points) is a package at the checkout's root.
+sys.path.insert(0, _ROOT)
+from binaries import colorize  # noqa: E402
 
 SHIM = os.path.join(ROOT, "binaries", "colorize")
 
@@ -85,13 +88,13 @@ def test_readout_flag_defaults_are_the_methods_best_choices():
     fv = flags.FlagValues()
     program.define_flags(fv)
     fv(["colorize"])
-    options = program.options_from_flags(fv)
+    options = program.colorize_options(fv)
     assert (options.fading, options.hue_method, options.chroma_method, options.lab_method) == (
             "released", "expectation", "median", None)
     fv2 = flags.FlagValues()
     program.define_flags(fv2)
     fv2(["colorize", "--fading=paper", "--mode=released", "--lab_method=median_bin_centre"])
-    options = program.options_from_flags(fv2)
+    options = program.colorize_options(fv2)
     assert (options.fading, options.chroma_method, options.lab_method) == (
             "paper", "median_bin_centre", "median_bin_centre")
 

@@ -1,10 +1,11 @@
-"""Tests of tfcolor.programs.common's entry point: every program explains itself with --help.
+"""Tests of the programs' entry points (``binaries/common.py``): every program explains itself
+with --help.
 
-The expected flags come from each program's own ``define_flags`` on a fresh ``FlagValues``, so a
-flag added to a program without showing up in its help fails here. The programs run as
-subprocesses (``--help`` exits the process) through every way of starting them: the checkout's
-``binaries/NAME``, ``python binaries/NAME.py``, ``python -m tfcolor.programs.NAME`` and the
-installed console script ``tfcolor-NAME`` next to this interpreter.
+The expected flags come from each entry point's own ``define_flags`` (``binaries/NAME.py``) on a
+fresh ``FlagValues``, so a flag added to a program without showing up in its help fails here.
+The programs run as subprocesses (``--help`` exits the process) through every way of starting
+them: the checkout's ``binaries/NAME``, ``python binaries/NAME.py``, ``python -m binaries.NAME``
+and the installed console script ``tfcolor-NAME`` next to this interpreter.
 """
 import importlib
 import os
@@ -16,20 +17,21 @@ import sys
 import pytest
 from absl import flags
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# binaries/ (the entry points) is a package at the checkout's root.
+sys.path.insert(0, _ROOT)
+import binaries
 import tfcolor.programs
-from tfcolor.programs import common
+from binaries import common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROGRAMS = sorted(m.name for m in pkgutil.iter_modules(tfcolor.programs.__path__)
-                  if m.name != "common")
+PROGRAMS = sorted(m.name for m in pkgutil.iter_modules(binaries.__path__) if m.name != "common")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 FLAG_LINE = re.compile(r"^  (?:-\S+,)?--(?:\[no\])?([\w-]+):", re.M)
 
 
 def _own_flags(name):
-    fv = flags.FlagValues()
-    importlib.import_module(f"tfcolor.programs.{name}").define_flags(fv)
-    return {n for n in fv if fv[n].name == n}
+    return set(common.own_flag_names(importlib.import_module(f"binaries.{name}").define_flags))
 
 
 def _run(cmd, cwd=None):
@@ -48,20 +50,24 @@ def _console_script(name):
 def test_every_program_has_an_entry_point_of_each_kind():
     assert {"pretrain", "export", "colorize", "evaluate", "finetune", "reproduce",
             "build_corpus"} <= set(PROGRAMS)
+    assert PROGRAMS == sorted(m.name for m in pkgutil.iter_modules(tfcolor.programs.__path__)
+                              if m.name != "common")
     for name in PROGRAMS:
-        module = importlib.import_module(f"tfcolor.programs.{name}")
+        module = importlib.import_module(f"binaries.{name}")
         assert callable(module.run) and callable(module.define_flags), name
+        assert callable(importlib.import_module(f"tfcolor.programs.{name}").main), name
         assert os.access(os.path.join(ROOT, "binaries", name), os.X_OK), name
         assert os.path.isfile(os.path.join(ROOT, "binaries", f"{name}.py")), name
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_help_text_lists_every_flag_of_the_program_once(name):
-    module = importlib.import_module(f"tfcolor.programs.{name}")
-    text = common.program_help(module.define_flags, module.__doc__)
+    entry = importlib.import_module(f"binaries.{name}")
+    doc = importlib.import_module(f"tfcolor.programs.{name}").__doc__
+    text = common.program_help(entry.define_flags, doc)
     listed = FLAG_LINE.findall(text)
     assert sorted(listed) == sorted(_own_flags(name))
-    assert text.startswith(module.__doc__.strip("\n").splitlines()[0])
+    assert text.startswith(doc.strip("\n").splitlines()[0])
 
 
 # finetune and reproduce import TensorFlow while defining their flags (about 10 s each): slow.
@@ -89,7 +95,7 @@ def test_installed_console_script_help_exits_0_with_every_flag(name, tmp_path):
 
 @pytest.mark.parametrize("how", ["module", "script"])
 def test_python_module_and_script_help(how, tmp_path):
-    cmd = ([sys.executable, "-m", "tfcolor.programs.export"] if how == "module" else
+    cmd = ([sys.executable, "-m", "binaries.export"] if how == "module" else
            [sys.executable, os.path.join(ROOT, "binaries", "export.py")])
     proc = _run(cmd + ["--help"], cwd=tmp_path if how == "script" else ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -12,7 +12,10 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tfcolor.programs import finetune  # noqa: E402
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# binaries/ (the entry points) is a package at the checkout's root.
+sys.path.insert(0, _ROOT)
+from binaries import finetune  # noqa: E402
 
 SHIM = os.path.join(ROOT, "binaries", "finetune")
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "finetune_*.flags")))

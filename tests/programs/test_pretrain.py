@@ -7,12 +7,17 @@ end-to-end run on generated images run as subprocesses with timeouts.
 import glob
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 from absl import flags
 
-from tfcolor.programs import pretrain
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# binaries/ (the entry points) is a package at the checkout's root.
+sys.path.insert(0, _ROOT)
+from binaries import common
+from binaries import pretrain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -70,7 +75,7 @@ def test_paper_flagfiles_hold_the_paper_constants():
 
 def test_flagfile_paths_resolve_from_the_repository_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    argv = pretrain.common.resolve_flagfiles(["x", "--flagfile=configs/quickstart.flags", "--a"])
+    argv = common.resolve_flagfiles(["x", "--flagfile=configs/quickstart.flags", "--a"])
     assert argv == ["x", f"--flagfile={ROOT}/configs/quickstart.flags", "--a"]
 
 
@@ -127,7 +132,7 @@ def test_every_flag_sets_the_config_field_of_its_name():
     fields = {f"{section.name}.{f.name}"
               for section in dataclasses.fields(config_lib.PretrainConfig)
               for f in dataclasses.fields(section.default_factory)}
-    by_flag = {pretrain.FLAG_NAMES.get(path, path.split(".")[1]): path for path in fields}
+    by_flag = {pretrain.program.FLAG_NAMES.get(path, path.split(".")[1]): path for path in fields}
     assert len(by_flag) == len(fields), "two config fields share a name"
     # Every flag but --force_unlock (a run option, not configuration) sets a field ...
     assert program_flags - set(by_flag) == {"force_unlock"}

@@ -12,8 +12,11 @@ from tfcolor.reproduce import config as config_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tfcolor.programs import common  # noqa: E402
-from tfcolor.programs import reproduce as program  # noqa: E402
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# binaries/ (the entry points) is a package at the checkout's root.
+sys.path.insert(0, _ROOT)
+from binaries import common  # noqa: E402
+from binaries import reproduce as program  # noqa: E402
 
 SHIM = os.path.join(ROOT, "binaries", "reproduce")
 TINY = ["--fake_data", "--arms=colorization", "--evaluate_arms=", "--pretrain_seeds=0",
@@ -27,8 +30,7 @@ def _config(*argv):
     fv = flags.FlagValues()
     program.define_flags(fv)
     fv(["reproduce"] + list(argv))
-    program.FLAGS = fv
-    return program.config_from_flags()
+    return program.config_from_flags(fv)
 
 
 def test_flagfile_is_the_library_defaults_plus_the_baselines():

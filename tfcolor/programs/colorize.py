@@ -31,10 +31,7 @@ from tfcolor.programs import common
 
 common.quiet_tensorflow()
 
-from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
-
-FLAGS = flags.FLAGS
 
 MODES = {
         "paper": ("expectation", "median"),
@@ -46,88 +43,15 @@ MODES = {
 }
 
 
-def define_model_flags(fv):
-    if "saved_model" in fv:
-        return
-    common.flag_section(fv, "Model (at most one; none: the colorizer shipped with tfcolor)")
-    flags.DEFINE_string("model_dir", None, "Training directory (config.json + checkpoints).",
-                        flag_values=fv)
-    flags.DEFINE_string("saved_model", None, "SavedModel written by tfcolor-export.",
-                        flag_values=fv)
-    flags.DEFINE_string("checkpoint", None, "Specific checkpoint in --model_dir (default latest).",
-                        flag_values=fv)
-    flags.DEFINE_string("pretrained", None,
-                        "A colorizer shipped with tfcolor (tfcolor.pretrained.available(); the "
-                        "default when neither --model_dir nor --saved_model is given).",
-                        flag_values=fv)
-    common.flag_section(fv, None)
-
-
-def define_readout_flags(fv, runtime=True):
-    """Readout flags (how colours are read off the predicted histograms, ``tfcolor.readout``)
-    shared by colorize, evaluate and export (``runtime=False``: without the
-    per-run --max_side and --seed)."""
-    if "fading" in fv:
-        return
-    common.flag_section(fv, "Readout (how colours are read off the predicted histograms)")
-    flags.DEFINE_enum("mode", "paper", list(MODES), "How a colour is read off the histograms.",
-                      flag_values=fv)
-    flags.DEFINE_enum("fading", "released", ["released", "paper", "none"],
-                      "Chromatic fading: released = min(|z|/eta, 1) (fades uncertain hues); "
-                      "paper = the printed max(|z|/eta, 1), which never fades.", flag_values=fv)
-    flags.DEFINE_float("eta", 0.03, "Chromatic fading threshold.", flag_values=fv)
-    flags.DEFINE_enum("hcl_variant", "paper", ["paper", "released"],
-                      "Hue/chroma -> RGB reconstruction.", flag_values=fv)
-    flags.DEFINE_enum("lab_method", "", ["", "expectation", "median", "median_bin_centre", "mode",
-                                         "sample"],
-                      "Point estimate of Lab histograms (default: expectation, the paper's "
-                      "best).",
-                      flag_values=fv)
-    flags.DEFINE_enum("lightness", "exact", ["exact", "released", "none"],
-                      "Lightness matching (exact: output lightness = input grey).",
-                      flag_values=fv)
-    flags.DEFINE_integer("grid_factor", 4, "Dense grid factor (input / g); fixed by the export "
-                         "for --saved_model.", lower_bound=1, flag_values=fv)
-    if runtime:
-        flags.DEFINE_integer("max_side", 512, "Shrink the network input to this longer side "
-                             "(the output keeps the full resolution); 0 = never.",
-                             lower_bound=0, flag_values=fv)
-        flags.DEFINE_integer("seed", 0, "Seed of sampled colorizations.", flag_values=fv)
-    common.flag_section(fv, None)
-
-
-def define_flags(fv=FLAGS):
-    if "output_dir" in fv and "uncertainty" in fv:
-        return fv
-    define_model_flags(fv)
-    define_readout_flags(fv)
-    flags.DEFINE_string("output_dir", "colorized", "Where the PNGs go.", flag_values=fv)
-    flags.DEFINE_boolean("overwrite", False, "Replace existing outputs (default: an input whose "
-                         "output exists is left alone, so a re-run finishes a killed run).",
-                         flag_values=fv)
-    flags.DEFINE_boolean("recursive", False, "Descend into folders (and ** in globs).",
-                         flag_values=fv)
-    flags.DEFINE_boolean("uncertainty", False, "Also write NAME_uncertainty.png (normalised hue "
-                         "entropy x chroma).", flag_values=fv)
-    flags.DEFINE_integer("samples", 0, "Also write this many sampled colorizations (one quantile "
-                         "per image: coherent alternatives).", lower_bound=0, flag_values=fv)
-    flags.DEFINE_string("reference", None, "Reference image for histogram transfer.",
-                        flag_values=fv)
-    flags.DEFINE_enum("transfer", "none", ["none", "quantile", "bias"],
-                      "Histogram transfer to --reference.", flag_values=fv)
-    flags.DEFINE_float("transfer_lambda", 10.0, "lambda of the bias transfer energy.",
-                       flag_values=fv)
-    flags.DEFINE_integer("transfer_steps", 300, "Gradient steps of the bias transfer.",
-                         lower_bound=1, flag_values=fv)
-    return fv
-
-
-def load_predictor(f):
-    """The predictor (``tfcolor.predictors``) named by --model_dir / --saved_model /
-    --pretrained (at most one; none: the model shipped with tfcolor)."""
+def load_predictor(f, *, explicit=()):
+    """The predictor (``tfcolor.predictors``) named by the options ``f.model_dir`` /
+    ``f.saved_model`` / ``f.pretrained`` (at most one; none: the model shipped with tfcolor),
+    with ``f.checkpoint`` and ``f.grid_factor``. ``explicit``: the options the user gave (a
+    SavedModel's own grid factor wins over a ``grid_factor`` not given, with a warning over
+    one given)."""
     from tfcolor import predictors  # pylint: disable=import-outside-toplevel
     from tfcolor import pretrained  # pylint: disable=import-outside-toplevel
-    given = [n for n in ("model_dir", "saved_model", "pretrained") if f[n].value]
+    given = [n for n in ("model_dir", "saved_model", "pretrained") if getattr(f, n)]
     if len(given) > 1:
         common.die("give exactly one of --model_dir (training directory), --saved_model or "
                    "--pretrained, or none for the model shipped with tfcolor")
@@ -144,7 +68,7 @@ def load_predictor(f):
     try:
         if f.saved_model:
             predictor = predictors.SavedModelPredictor(f.saved_model)
-            if f["grid_factor"].present and f.grid_factor != predictor.grid_factor:
+            if "grid_factor" in explicit and f.grid_factor != predictor.grid_factor:
                 logging.warning("--grid_factor=%d ignored: the SavedModel was exported with %d",
                                 f.grid_factor, predictor.grid_factor)
             return predictor
@@ -154,7 +78,10 @@ def load_predictor(f):
         common.die(common.model_error(f.saved_model or f.model_dir, e))
 
 
-def options_from_flags(f, **extra):
+def colorize_options(f, **extra):
+    """The ``predictors.ColorizeOptions`` of the readout options of ``f`` (``mode``,
+    ``fading``, ``eta``, ``hcl_variant``, ``lab_method``, ``lightness``, ``max_side``,
+    ``seed``) and ``extra``; a bad combination is a ``ProgramError``."""
     from tfcolor import predictors  # pylint: disable=import-outside-toplevel
     hue_method, chroma_method = MODES[f.mode]
     options = predictors.ColorizeOptions(
@@ -168,47 +95,40 @@ def options_from_flags(f, **extra):
         common.die(str(e))
 
 
-def main(argv):
-    inputs = argv[1:]
+def main(options, inputs, *, explicit=()):
+    """Colorizes ``inputs`` (files, folders, globs) with the program's ``options`` (an object
+    with one attribute per flag); returns the exit status (1 if any input was skipped)."""
+    f = options
     if not inputs:
         common.die("no input: give image files, folders or globs after the flags")
-    if FLAGS.transfer != "none" and not FLAGS.reference:
-        common.die(f"--transfer={FLAGS.transfer} needs --reference=IMAGE")
+    if f.transfer != "none" and not f.reference:
+        common.die(f"--transfer={f.transfer} needs --reference=IMAGE")
     from tfcolor import image_files  # pylint: disable=import-outside-toplevel
-    options = options_from_flags(
-            FLAGS, samples=FLAGS.samples, uncertainty=FLAGS.uncertainty,
-            transfer=None if FLAGS.transfer == "none" else FLAGS.transfer,
-            transfer_lambda=FLAGS.transfer_lambda, transfer_steps=FLAGS.transfer_steps)
+    colorize = colorize_options(
+            f, samples=f.samples, uncertainty=f.uncertainty,
+            transfer=None if f.transfer == "none" else f.transfer,
+            transfer_lambda=f.transfer_lambda, transfer_steps=f.transfer_steps)
     reference = None
-    if FLAGS.reference:
+    if f.reference:
         try:
-            reference = image_files.read_image(FLAGS.reference)
+            reference = image_files.read_image(f.reference)
         except image_files.ImageReadError as e:
-            common.die(f"--reference={FLAGS.reference}: {e}")
+            common.die(f"--reference={f.reference}: {e}")
     try:
-        image_files.expand_inputs(inputs, recursive=FLAGS.recursive)
+        image_files.expand_inputs(inputs, recursive=f.recursive)
     except FileNotFoundError as e:
         common.die(str(e))
-    predictor = load_predictor(FLAGS)
+    predictor = load_predictor(f, explicit=explicit)
 
     def progress(i, n, path, seconds):
         print(f"[{i}/{n}] {path} ({seconds:.2f}s)", flush=True)
 
-    result = image_files.colorize_files(predictor, inputs, FLAGS.output_dir, options,
-                                        reference=reference, recursive=FLAGS.recursive,
-                                        progress=progress, overwrite=FLAGS.overwrite)
+    result = image_files.colorize_files(predictor, inputs, f.output_dir, colorize,
+                                        reference=reference, recursive=f.recursive,
+                                        progress=progress, overwrite=f.overwrite)
     done = len(result["written"])
     kept = f"; kept {len(result['kept'])} existing (--overwrite replaces them)" if \
         result["kept"] else ""
-    print(f"wrote {done} PNG(s) to {FLAGS.output_dir}{kept}; "
+    print(f"wrote {done} PNG(s) to {f.output_dir}{kept}; "
           f"{common.skip_summary(result['skipped'])}", flush=True)
     return 1 if result["skipped"] else 0
-
-
-def run():
-    """Console-script entry point (``tfcolor-colorize``)."""
-    common.run_program(define_flags, main)
-
-
-if __name__ == "__main__":
-    run()

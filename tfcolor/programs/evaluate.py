@@ -25,48 +25,10 @@ import shutil
 import sys
 import tempfile
 
-from tfcolor.programs import colorize as colorize_bin
+from tfcolor.programs import colorize as colorize_program
 from tfcolor.programs import common
 
 common.quiet_tensorflow()
-
-from absl import flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-
-
-def define_flags(fv=FLAGS):
-    if "t_max" in fv:
-        return fv
-    colorize_bin.define_model_flags(fv)
-    colorize_bin.define_readout_flags(fv)
-    flags.DEFINE_string("data", None, "Colour images: a folder, a glob, an image file or "
-                        "'embedded[:SPLIT]' (the shipped photos: train, validation, all), as "
-                        "pretrain's --data; comma-separated list allowed.", flag_values=fv)
-    flags.DEFINE_string("output_dir", "evaluation", "Where metrics.json and the plot go.",
-                        flag_values=fv)
-    flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images (0: all).",
-                         lower_bound=0, flag_values=fv)
-    flags.DEFINE_float("t_max", 1.0, "Largest threshold of the cumulative error curve "
-                       "(alpha-beta units).", flag_values=fv)
-    flags.DEFINE_boolean("recursive", False, "Descend into folders.", flag_values=fv)
-    flags.DEFINE_boolean("overwrite", False, "Replace the metrics.json and plot of an earlier "
-                         "evaluation in --output_dir (default: refuse before evaluating).",
-                         flag_values=fv)
-    flags.DEFINE_string("prior_source", "config", "Training images of the marginal-prior "
-                        "baseline (the training set's mean target histogram, read out like the "
-                        "model): 'config' = the data source of the run's config.json "
-                        "(--model_dir) or of the training config stored in the SavedModel "
-                        "(skipped with a warning when there is none or it cannot be read); a "
-                        "folder, glob or 'embedded[:SPLIT]' (any source of pretrain's --data); "
-                        "'none' = no prior.", flag_values=fv)
-    flags.DEFINE_integer("prior_max_images", 1000, "The prior averages the training targets of "
-                         "at most this many images (the first ones of the source).",
-                         lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("bootstrap_resamples", 10000, "Resamples of the bootstrap CI of the "
-                         "per-image paired differences.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap.", flag_values=fv)
-    return fv
 
 
 def _run_config(f):
@@ -80,7 +42,7 @@ def _run_config(f):
         return None
 
 
-def marginal_prior_from_flags(f, predictor):
+def marginal_prior(f, predictor):
     """``(MarginalPrior or None, description)`` per --prior_source (see its help)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from absl import logging  # pylint: disable=import-outside-toplevel
@@ -114,49 +76,50 @@ def marginal_prior_from_flags(f, predictor):
     return prior, f"{prior.origin} ({prior.images} images, {prior.points} points)"
 
 
-def main(argv):
-    if len(argv) > 1:
-        common.die(f"unexpected arguments {argv[1:]}: give the images with --data")
-    if not FLAGS.data:
+def main(options, *, explicit=()):
+    """Evaluates the colorizer of the program's ``options`` (an object with one attribute per
+    flag) on ``options.data``; returns the exit status (1 if any image was skipped)."""
+    f = options
+    if not f.data:
         common.die("--data is required (a folder, a glob or embedded[:SPLIT] of colour "
                    "images)")
-    if not FLAGS.t_max > 0:
-        common.die(f"--t_max must be positive, got {FLAGS.t_max}")
+    if not f.t_max > 0:
+        common.die(f"--t_max must be positive, got {f.t_max}")
     from tfcolor import image_files, metrics  # pylint: disable=import-outside-toplevel
-    inputs = [d for d in FLAGS.data.split(",") if d]
+    inputs = [d for d in f.data.split(",") if d]
     try:
-        image_files.expand_inputs(inputs, recursive=FLAGS.recursive)
+        image_files.expand_inputs(inputs, recursive=f.recursive)
     except FileNotFoundError as e:
         common.die(str(e))
-    options = colorize_bin.options_from_flags(FLAGS)
-    existing = _existing_report(FLAGS.output_dir)
-    if existing and not FLAGS.overwrite:
+    options = colorize_program.colorize_options(f)
+    existing = _existing_report(f.output_dir)
+    if existing and not f.overwrite:
         common.die(f"{existing} exists: not replacing an earlier evaluation (--overwrite, or "
                    "choose another --output_dir)")
-    predictor = colorize_bin.load_predictor(FLAGS)
+    predictor = colorize_program.load_predictor(f, explicit=explicit)
 
     def progress(i, n, path):
         if i % 10 == 0 or i == n:
             print(f"[{i}/{n}] {path}", flush=True)
 
     from tfcolor import evaluation  # pylint: disable=import-outside-toplevel
-    prior, prior_desc = marginal_prior_from_flags(FLAGS, predictor)
+    prior, prior_desc = marginal_prior(f, predictor)
     try:
         evaluated = evaluation.evaluate_with_baselines(
-                predictor, inputs, options, prior=prior, t_max=FLAGS.t_max,
-                max_images=FLAGS.max_images or None, recursive=FLAGS.recursive,
-                progress=progress, n_resamples=FLAGS.bootstrap_resamples,
-                seed=FLAGS.bootstrap_seed)
+                predictor, inputs, options, prior=prior, t_max=f.t_max,
+                max_images=f.max_images or None, recursive=f.recursive,
+                progress=progress, n_resamples=f.bootstrap_resamples,
+                seed=f.bootstrap_seed)
     except ValueError as e:
         common.die(str(e))
     acc, skipped = evaluated.metrics, evaluated.skipped
-    settings = {"data": inputs, "mode": FLAGS.mode, "fading": FLAGS.fading,
-                "lightness": FLAGS.lightness, "max_side": FLAGS.max_side,
+    settings = {"data": inputs, "mode": f.mode, "fading": f.fading,
+                "lightness": f.lightness, "max_side": f.max_side,
                 "grid_factor": predictor.grid_factor, "kind": predictor.kind,
-                "model": FLAGS.saved_model or FLAGS.model_dir,
+                "model": f.saved_model or f.model_dir,
                 "skipped": [p for p, _ in skipped], "prior_source": prior_desc}
     json_path, png_path = _write_report_atomically(
-            metrics, acc, FLAGS.output_dir, {"settings": settings, **evaluated.report()})
+            metrics, acc, f.output_dir, {"settings": settings, **evaluated.report()})
     result = acc.result()
     print(f"{'':8} {'images':>7} {'ab mean':>9} {'ab RMS':>9} {'PSNR(dB)':>9} {'AuC':>6}")
     for name, r in result.items():
@@ -198,12 +161,3 @@ def _write_report_atomically(metrics, acc, output_dir, extra):
         return tuple(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def run():
-    """Console-script entry point (``tfcolor-evaluate``)."""
-    common.run_program(define_flags, main)
-
-
-if __name__ == "__main__":
-    run()

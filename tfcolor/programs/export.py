@@ -17,37 +17,15 @@ replaces it. A --model_dir without a model (no config.json, no checkpoint, a dam
 is a one-line error (exit status 2).
 """
 
-from tfcolor.programs import colorize as colorize_bin
+from tfcolor.programs import colorize as colorize_program
 from tfcolor.programs import common
 
 common.quiet_tensorflow()
 
-from absl import flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-
-
-def define_flags(fv=FLAGS):
-    if "export_dir" in fv:
-        return fv
-    flags.DEFINE_string("model_dir", None, "Training directory (config.json + checkpoints).",
-                        flag_values=fv)
-    flags.DEFINE_string("checkpoint", None, "Specific checkpoint (default: the latest).",
-                        flag_values=fv)
-    flags.DEFINE_string("export_dir", None, "Output directory (default: MODEL_DIR/export).",
-                        flag_values=fv)
-    flags.DEFINE_boolean("keras", True, "Also write colorizer.keras beside the SavedModel.",
-                         flag_values=fv)
-    flags.DEFINE_boolean("overwrite", False, "Replace an existing export in --export_dir (the "
-                         "new one is written beside it and swapped in when complete).",
-                         flag_values=fv)
-    colorize_bin.define_readout_flags(fv, runtime=False)
-    return fv
-
 
 def readout_options(f):
-    """Readout options fixed in the SavedModel (the colorize program's flags)."""
-    hue_method, chroma_method = colorize_bin.MODES[f.mode]
+    """Readout options fixed in the SavedModel (the colorize program's readout options)."""
+    hue_method, chroma_method = colorize_program.MODES[f.mode]
     if "sample" in (hue_method, chroma_method):
         common.die("--mode=sample cannot be exported (serving is deterministic)")
     return dict(hue_method=hue_method, chroma_method=chroma_method,
@@ -56,27 +34,28 @@ def readout_options(f):
                 lightness=None if f.lightness == "none" else f.lightness)
 
 
-def main(argv):
-    if len(argv) > 1:
-        common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
-    if not FLAGS.model_dir:
+def main(options):
+    """Exports the colorizer of ``options.model_dir`` (an object with one attribute per flag);
+    returns the exit status."""
+    f = options
+    if not f.model_dir:
         common.die("--model_dir is required (the training directory to export)")
     import os  # pylint: disable=import-outside-toplevel
     from tfcolor import export, run_dir  # pylint: disable=import-outside-toplevel
-    export_dir = FLAGS.export_dir or run_dir.export_path(FLAGS.model_dir)
-    if os.path.isdir(export_dir) and os.listdir(export_dir) and not FLAGS.overwrite:
+    export_dir = f.export_dir or run_dir.export_path(f.model_dir)
+    if os.path.isdir(export_dir) and os.listdir(export_dir) and not f.overwrite:
         common.die(f"{export_dir} already exists: not replacing an earlier export (--overwrite "
                    "replaces it once the new one is complete, or choose another --export_dir)")
-    options = readout_options(FLAGS)
+    options = readout_options(f)
     try:
-        model, kind = run_dir.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+        model, kind = run_dir.load_model(f.model_dir, f.checkpoint)
     except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
-        common.die(common.model_error(FLAGS.model_dir, e))
+        common.die(common.model_error(f.model_dir, e))
     try:
         export.export_from_checkpoint(
-                FLAGS.model_dir, export_dir, checkpoint=FLAGS.checkpoint,
-                grid_factor=FLAGS.grid_factor, readout_options=options,
-                save_keras=FLAGS.keras, overwrite=FLAGS.overwrite, model=(model, kind))
+                f.model_dir, export_dir, checkpoint=f.checkpoint,
+                grid_factor=f.grid_factor, readout_options=options,
+                save_keras=f.keras, overwrite=f.overwrite, model=(model, kind))
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         common.die(str(e))
     source = run_dir.read_export_metadata(export_dir).get("checkpoint") or {}
@@ -85,12 +64,3 @@ def main(argv):
     print(f"SavedModel written to {export_dir} (checkpoint {source.get('path')}{which})",
           flush=True)
     return 0
-
-
-def run():
-    """Console-script entry point (``tfcolor-export``)."""
-    common.run_program(define_flags, main)
-
-
-if __name__ == "__main__":
-    run()
