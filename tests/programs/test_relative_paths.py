@@ -21,8 +21,10 @@ import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tiny_model_dir  # noqa: E402
+from checkpoint_state import absolute_state_file  # noqa: E402
 
 from tfcolor import predictors, run_dir  # noqa: E402
 from tfcolor.downstream import initialization  # noqa: E402
@@ -36,17 +38,6 @@ def _run(name, args, cwd, timeout=300):
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _absolute_state_file(directory):
-    """Rewrites ``directory``'s state file with the absolute paths of its checkpoints."""
-    state = tf.train.get_checkpoint_state(directory)
-    tf.compat.v1.train.update_checkpoint_state(
-        directory, os.path.abspath(state.model_checkpoint_path),
-        all_model_checkpoint_paths=[os.path.abspath(p)
-                                    for p in state.all_model_checkpoint_paths],
-        all_model_checkpoint_timestamps=list(state.all_model_checkpoint_timestamps),
-        last_preserved_timestamp=state.last_preserved_timestamp)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """``(base, model)``: base/work/runs/tiny (the run), base/other/moved (moved, absolute
@@ -55,7 +46,7 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("relative_paths")
     model = tiny_model_dir.make_model_dir(str(base / "work" / "runs" / "tiny"))
     shutil.copytree(base / "work" / "runs" / "tiny", base / "gone" / "tiny")
-    _absolute_state_file(str(base / "gone" / "tiny"))
+    absolute_state_file(str(base / "gone" / "tiny"))
     (base / "other").mkdir()
     shutil.move(str(base / "gone" / "tiny"), str(base / "other" / "moved"))
     assert str(base / "gone") in (base / "other" / "moved" / "checkpoint").read_text()
@@ -205,7 +196,7 @@ def test_pretraining_resumes_a_copied_run_by_relative_paths(tmp_path):
     shutil.copytree(work, other)
     original = {n: (work / "runs" / "q" / n).read_bytes()
                 for n in os.listdir(work / "runs" / "q") if n.startswith("ckpt-")}
-    _absolute_state_file(str(other / "runs" / "q"))  # entries of work/runs/q, not the copy's
+    absolute_state_file(str(other / "runs" / "q"))  # entries of work/runs/q, not the copy's
     res = _run("pretrain", args + ["--model_dir=runs/q", "--train_steps=4"], cwd=other,
                timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -8,12 +8,17 @@ The trainer's resume from damaged or half-written checkpoints is tested in
 """
 import os
 import shutil
+import sys
 
 import pytest
 import tensorflow as tf
 
-from tfcolor import run_dir
-from tfcolor.train import checkpointing
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from checkpoint_state import absolute_state_file  # noqa: E402
+
+from tfcolor import run_dir  # noqa: E402
+from tfcolor.train import checkpointing  # noqa: E402
 
 
 def _save(directory, steps, max_to_keep=5, offset=0):
@@ -25,20 +30,6 @@ def _save(directory, steps, max_to_keep=5, offset=0):
     for step in steps:
         var.assign(float(step + offset))
         manager.save(checkpoint_number=step)
-
-
-def _absolute_state_file(directory):
-    """Rewrites ``directory``'s state file with absolute paths (what older tools and
-    ``tf.compat.v1.train.update_checkpoint_state`` write for an absolute directory)."""
-    state = tf.train.get_checkpoint_state(directory)
-    tf.compat.v1.train.update_checkpoint_state(
-        directory, os.path.abspath(state.model_checkpoint_path),
-        all_model_checkpoint_paths=[os.path.abspath(p)
-                                    for p in state.all_model_checkpoint_paths],
-        all_model_checkpoint_timestamps=list(state.all_model_checkpoint_timestamps),
-        last_preserved_timestamp=state.last_preserved_timestamp)
-    text = open(os.path.join(directory, "checkpoint"), encoding="utf-8").read()
-    assert f'"{os.path.abspath(directory)}/ckpt-' in text  # really absolute
 
 
 def _value(path):
@@ -74,7 +65,7 @@ def test_a_relative_directory_resolves_from_the_working_directory(tmp_path, monk
 def test_absolute_entries_of_a_moved_directory_resolve_inside_it(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     _save(str(old), [1, 2])
-    _absolute_state_file(str(old))
+    absolute_state_file(str(old))
     shutil.move(str(old), str(new))
     assert checkpointing.state_checkpoints(str(new)) == (
             str(new / "ckpt-2"), [str(new / "ckpt-1"), str(new / "ckpt-2")])
@@ -85,7 +76,7 @@ def test_absolute_entries_of_a_moved_directory_resolve_inside_it(tmp_path):
 def test_a_copied_directory_reads_its_own_files_not_the_originals(tmp_path):
     original, copy = tmp_path / "original", tmp_path / "copy"
     _save(str(original), [1, 2])
-    _absolute_state_file(str(original))
+    absolute_state_file(str(original))
     shutil.copytree(original, copy)
     # The copy's ckpt-2 holds another value than the original's.
     _save(str(tmp_path / "other"), [2], offset=100)
@@ -105,7 +96,7 @@ def _checkpointer(directory, max_to_keep=2):
 def test_a_resumed_copy_keeps_and_prunes_only_its_own_checkpoints(tmp_path):
     original, copy = tmp_path / "original", tmp_path / "copy"
     _save(str(original), [1, 2], max_to_keep=2)
-    _absolute_state_file(str(original))
+    absolute_state_file(str(original))
     shutil.copytree(original, copy)
     before = {n: (original / n).read_bytes() for n in os.listdir(original)}
     ckpt, var = _checkpointer(str(copy))
