@@ -261,7 +261,8 @@ def encode_example(frame, flow, *, clip="", frame_index=-1, stride=0, image_form
         "clip": _bytes(str(clip).encode()), "frame_index": _int(frame_index),
         "stride": _int(stride),
     }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=features))
+    return example.SerializeToString(deterministic=True)  # the same bytes in every process
 
 
 def write_records(path, examples):
