@@ -62,6 +62,11 @@ def test_config_round_trip():
                                net.pairs(frame, points, points[:, ::-1]), rtol=1e-6)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(net))
     assert isinstance(restored, video_model.VideoNet) and restored.head.bins == 8
+    # A grey network reads colour frames as their grey, (R + G + B) / 3.
+    rgb = tf.random.stateless_uniform([1, 24, 24, 3], (9, 9))
+    np.testing.assert_allclose(net.pairs(rgb, points, points),
+                               net.pairs(tf.reduce_mean(rgb, -1, keepdims=True), points, points),
+                               rtol=1e-6)
 
 
 def test_given_trunk_is_used_not_copied_and_bad_ones_are_named():

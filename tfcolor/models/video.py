@@ -102,7 +102,8 @@ class VideoNet(keras.Model):
         arch: trunk architecture for :func:`tfcolor.models.build_trunk` (``"alexnet"``, the
             thesis' base; ``"vgg_tiny"``, ...). Ignored when ``trunk`` is given.
         taps: the hypercolumn's taps (a preset, a list, a range; None: every tap).
-        input_channels: channels of the frame (3: colour, the thesis; 1: grey).
+        input_channels: channels of the trunk's input (3: colour frames, the thesis; 1: grey,
+            e.g. a shared grey trunk: colour frames are turned grey, the mean of R, G, B).
         hidden, bins, dropout, merge: the head's (:class:`RelativeFlowHead`).
         convention, edge_eps: hypercolumn sampling (:class:`tfcolor.layers.SparseHypercolumn`).
         batch_norm, sync_batch_norm, input_mean: trunk options (``build_trunk``).
@@ -170,6 +171,8 @@ class VideoNet(keras.Model):
     def features(self, frame, training=None):
         """The tap maps in hypercolumn order."""
         frame = tf.convert_to_tensor(frame)
+        if self.input_channels == 1 and frame.shape.rank == 4 and frame.shape[-1] == 3:
+            frame = tf.reduce_mean(frame, axis=-1, keepdims=True)  # grey: (R + G + B) / 3
         if frame.shape.rank != 4 or frame.shape[-1] != self.input_channels:
             raise ValueError(f"VideoNet expects frames (B, H, W, {self.input_channels}); got "
                              f"{frame.shape}")
