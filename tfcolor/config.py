@@ -506,6 +506,9 @@ class MultiTaskConfig:
             given come from the task's own defaults (jigsaw: 500 x 500 sources; video: its
             corpus) and, for ``data`` (the photos) and ``batch_size``, from the run's ``data``
             section. Colorization's section is the run's ``data`` section with these overrides.
+        loss_scales: ``{task: factor}``: multiply a task's loss by a constant
+            (:class:`tfcolor.tasks.scaled.ScaledTask`; the "contrived" test of §8.3.2: joint
+            SGD follows the scaled task, NormSGD does not change). Default 1 each.
         task_options: ``{task: {option: value}}``: further task arguments (jigsaw:
             ``piece_size``, ``color``; video: see :class:`tfcolor.tasks.video.VideoTask`).
         input_channels: channels of the shared trunk's input: 3 (colour for jigsaw and video,
@@ -516,6 +519,7 @@ class MultiTaskConfig:
     schedule: str = "joint"
     quantum: int = 1000
     task_weights: dict = dataclasses.field(default_factory=dict)
+    loss_scales: dict = dataclasses.field(default_factory=dict)
     round_robin_state: str = "per_task"
     separate_optimizer: str = "adam"
     reduction: str = "mean"
@@ -550,7 +554,7 @@ class MultiTaskConfig:
         _choice("round_robin_state", self.round_robin_state, ("per_task", "shared"))
         _choice("separate_optimizer", self.separate_optimizer, ("adam", "sgd"))
         _choice("reduction", self.reduction, ("mean", "sum"))
-        for name in ("task_weights", "task_data", "task_options"):
+        for name in ("task_weights", "loss_scales", "task_data", "task_options"):
             value = getattr(self, name)
             if not isinstance(value, dict):
                 raise ConfigError(f"{name} must be a mapping task -> value, got {value!r}", name)
@@ -558,10 +562,12 @@ class MultiTaskConfig:
             if stray:
                 raise ConfigError(f"{name} names tasks that are not trained: {stray} (tasks: "
                                   f"{', '.join(tasks)})", name)
-        for task, weight in self.task_weights.items():
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-                raise ConfigError(f"the weight of {task} must be a positive number, got "
-                                  f"{weight!r}", "task_weights")
+        for name in ("task_weights", "loss_scales"):
+            for task, weight in getattr(self, name).items():
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+                        weight > 0):
+                    raise ConfigError(f"{name} of {task} must be a positive number, got "
+                                      f"{weight!r}", name)
         known = {f.name for f in dataclasses.fields(DataConfig)}
         for task, fields in self.task_data.items():
             if not isinstance(fields, dict):

@@ -27,6 +27,7 @@ import importlib
 
 from tfcolor import config as config_lib
 from tfcolor.models import factory
+from tfcolor.tasks import scaled
 
 __all__ = ["build_tasks", "make_step", "task_data_config", "SEED_OFFSETS"]
 
@@ -131,10 +132,12 @@ def build_tasks(config):
                 "halves by channel (a split network of its own); train it alone "
                 "(tfcolor.baselines.pretrain)", "multitask.tasks")
         try:
-            tasks.append(builder(config))
+            task = builder(config)
         except TypeError as e:
             raise config_lib.ConfigError(f"task_options of {name}: {e}",
                                          "multitask.task_options") from e
+        factor = config.multitask.loss_scales.get(name, 1.0)
+        tasks.append(task if factor == 1.0 else scaled.ScaledTask(task, factor))
     return tasks
 
 

@@ -222,7 +222,9 @@ def _pretrain_multitask(config, strategy, hooks, export, chief, force_unlock):
     t = config.train
     model_dir = t.model_dir
     tasks = multitask.build_tasks(config)
-    by_name = {task.name: task for task in tasks}
+    # A loss-scaled task (multitask.loss_scales) wraps the task: the held-out loss and the
+    # prior start are the plain task's.
+    by_name = {task.name: getattr(task, "task", task) for task in tasks}
     coloring = by_name.get("colorization")
     fresh = run_dir.latest_checkpoint(model_dir, validate=False) is None
     if coloring is not None and config.model.prior_bias and fresh:
