@@ -420,10 +420,13 @@ def write_bin_edges(path, edges, **info):
 
 
 def load_bin_edges(data, bins=DEFAULT_BINS):
-    """The inner bin edges for records ``data``: the fitted ``flow_bins.json`` in the records'
-    folder or the folder above it (a corpus keeps one for its splits), else
-    :func:`tanh_edges` (the released code's bins, logged). Returns ``(edges, where)``."""
+    """The inner bin edges for records ``data`` (a file, folder or glob; of a list, the first):
+    the fitted ``flow_bins.json`` in the records' folder or the folder above it (a corpus keeps
+    one for its splits), else :func:`tanh_edges` (the released code's bins, logged). Returns
+    ``(edges, where)``."""
     candidates = []
+    if isinstance(data, (list, tuple)) and data:
+        data = data[0]
     if isinstance(data, (str, os.PathLike)):
         path = os.path.expanduser(os.fspath(data))
         folder = path if os.path.isdir(path) else os.path.dirname(path.split("*", 1)[0])
