@@ -117,6 +117,54 @@ def define_flags(fv=FLAGS):
             "on the head and --weight_decay=0).")
     d.float("bias_lr_multiplier", 2.0, "Bias learning-rate multiplier (Caffe lr_mult 2).")
     d.float("clip_norm", 0.0, "Clip the global gradient norm; 0: off.")
+    d.integer("warmup_steps", 0,
+              "Linear learning-rate warm-up over this many steps; 0: none (NormSGD wants a "
+              "brief one).")
+
+    common.flag_section(fv, "Several tasks on one trunk")
+    d.string("tasks", "colorization",
+             "Proxy tasks trained on one shared trunk, comma-separated: colorization, jigsaw, "
+             "video, denoising (e.g. colorization,jigsaw: C+J). colorization alone: the papers' "
+             "run.")
+    d.enum("gradient_rule", "normsgd", ["sum", "normsgd", "separate"],
+           "How the tasks' gradients combine: sum (joint SGD), normsgd (each task's gradient "
+           "divided by its mean absolute value) or separate (one Adam per task).")
+    d.enum("schedule", "joint", ["joint", "round_robin"],
+           "joint: every task every step; round_robin: one task per --quantum steps.")
+    d.integer("quantum", 1000, "Steps per task turn under --schedule=round_robin.")
+    d.string("task_weights", "",
+             "TASK:WEIGHT,... (default 1 each); under NormSGD they weight the normalised "
+             "gradients.")
+    d.string("loss_scales", "",
+             "TASK:FACTOR,...: multiply a task's loss by a constant (the contrived "
+             "uneven-gradients test).")
+    d.string("task_data", "",
+             "Each task's input section: TASK.FIELD=VALUE,... with data fields (data, "
+             "batch_size, crop_size, min_side, max_side, ...), e.g. "
+             "jigsaw.batch_size=4,video.data=~/.cache/tfcolor-video/train.")
+    d.string("task_options", "",
+             "Further task arguments: TASK.NAME=VALUE,... (jigsaw.piece_size=227, ...).")
+    d.enum("round_robin_state", "per_task", ["per_task", "shared"],
+           "Round-robin momentum: one per task, swapped with it, or one shared.")
+    d.enum("separate_optimizer", "adam", ["adam", "sgd"],
+           "The per-task optimizer of --gradient_rule=separate.")
+    d.integer("freeze_step", -1,
+              "NormSGD freezes its gradient statistics at this step; -1: after the warm-up, "
+              "before the first drop.")
+    d.float("ema_decay", 0.99, "Decay of NormSGD's running statistic; 0: per step.")
+    d.float("normsgd_epsilon", 1e-12, "Added to NormSGD's statistic in the denominator.")
+    d.boolean("normalize_heads", True,
+              "NormSGD divides each head's gradient by its task's statistic too.")
+    d.boolean("decay_after_normalisation", True,
+              "NormSGD adds weight decay after normalising (else to each task's gradient "
+              "before).")
+    d.enum("reduction", "mean", ["mean", "sum"],
+           "--gradient_rule=sum: mean (eq. 4.9) or sum of the task gradients.")
+    d.boolean("average_heads", True,
+              "A head moves by its task's share (weight / tasks) of the step, like the trunk.")
+    d.integer("input_channels", 3,
+              "Channels of the shared trunk's input: 3 (colour; RGB-encoded grey for "
+              "colorization) or 1.")
     return fv
 
 

@@ -470,7 +470,7 @@ class TrainConfig:
 #: The proxy tasks a pretraining run can combine on one trunk (``MultiTaskConfig.tasks``).
 PROXY_TASKS = ("colorization", "jigsaw", "video", "denoising", "split_brain")
 #: NormSGD options of ``MultiTaskConfig`` (the rule's keyword arguments).
-NORMSGD_OPTIONS = ("freeze_step", "ema_decay", "epsilon", "normalize_heads",
+NORMSGD_OPTIONS = ("freeze_step", "ema_decay", "normsgd_epsilon", "normalize_heads",
                    "decay_after_normalisation")
 
 
@@ -500,8 +500,9 @@ class MultiTaskConfig:
         average_heads: a head gets its task's share ``w_m/M`` of the step (else ``w_m``).
         freeze_step: NormSGD freezes its statistics here; None: after the warm-up, before the
             first drop (:func:`tfcolor.train.gradient_rules.default_freeze_step`).
-        ema_decay, epsilon, normalize_heads, decay_after_normalisation: NormSGD's options
-            (:class:`tfcolor.train.gradient_rules.NormSGDRule`).
+        ema_decay, normsgd_epsilon, normalize_heads, decay_after_normalisation: NormSGD's
+            options (:class:`tfcolor.train.gradient_rules.NormSGDRule`; ``normsgd_epsilon`` is
+            its ``epsilon``).
         task_data: ``{task: {DataConfig field: value}}``: each task's input section. Fields not
             given come from the task's own defaults (jigsaw: 500 x 500 sources; video: its
             corpus) and, for ``data`` (the photos) and ``batch_size``, from the run's ``data``
@@ -526,7 +527,7 @@ class MultiTaskConfig:
     average_heads: bool = True
     freeze_step: typing.Optional[int] = None
     ema_decay: float = 0.99
-    epsilon: float = 1e-12
+    normsgd_epsilon: float = 1e-12
     normalize_heads: bool = True
     decay_after_normalisation: bool = True
     task_data: dict = dataclasses.field(default_factory=dict)
@@ -580,7 +581,7 @@ class MultiTaskConfig:
         if self.freeze_step is not None:
             _non_negative_int("freeze_step", self.freeze_step)
         _fraction("ema_decay", self.ema_decay, "[0, 1)", upper_open=True)
-        _non_negative_float("epsilon", self.epsilon)
+        _non_negative_float("normsgd_epsilon", self.normsgd_epsilon)
         for name in ("average_heads", "normalize_heads", "decay_after_normalisation"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false", name)
@@ -591,6 +592,7 @@ class MultiTaskConfig:
         """The gradient rule's keyword arguments."""
         if self.gradient_rule == "normsgd":
             options = {k: getattr(self, k) for k in NORMSGD_OPTIONS}
+            options["epsilon"] = options.pop("normsgd_epsilon")
             if options["freeze_step"] is None:
                 del options["freeze_step"]
         elif self.gradient_rule == "sum":

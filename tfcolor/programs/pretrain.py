@@ -1,4 +1,5 @@
-r"""Pretrains a colorization network (Larsson, Maire & Shakhnarovich 2016/2017).
+r"""Pretrains a colorization network (Larsson, Maire & Shakhnarovich 2016/2017), or several proxy
+tasks on one shared trunk (colorization, jigsaw, video, denoising; Larsson's dissertation, ch. 4).
 
     binaries/pretrain --flagfile=configs/quickstart.flags
     binaries/pretrain --flagfile=configs/vgg16_hue_chroma.flags --data=/data/imagenet/train \
@@ -13,6 +14,11 @@ one the colorizations and the export show (and that export, colorize and evaluat
 One run per --model_dir: a second run on a directory in use exits with status 5 and a one-line
 message naming the owner (model_dir/.lock: pid, host, start time). The lock of a killed run on
 this host is taken over automatically; --force_unlock takes over another host's lock.
+
+Several tasks: --tasks=colorization,jigsaw (C+J) with --gradient_rule=sum|normsgd|separate,
+--schedule=joint|round_robin, --quantum=Q, --task_weights=colorization:1,jigsaw:1, each task's
+input section --task_data=jigsaw.batch_size=4,... and options --task_options=jigsaw.piece_size=56
+(docs/multitask.md; configs/cj_normsgd_cpu.flags).
 
 Every flag is named as the ``tfcolor.config.PretrainConfig`` field it sets (``--points`` is
 ``data.points``), except ``--loss`` for ``loss.kind``; a flag's "unset" value (``""``, ``0``,
@@ -33,7 +39,18 @@ PARSERS = {
     "model.taps": common.parse_taps,
     "optimizer.lr_drops": lambda value: common.parse_float_list(value, "lr_drops"),
     "data.targets_on_device": {"auto": "auto", "true": True, "false": False}.get,
+    "multitask.tasks": lambda value: tuple(t.strip() for t in str(value).split(",")
+                                           if t.strip()),
+    "multitask.task_weights": lambda value: _config().parse_task_weights(value),
+    "multitask.loss_scales": lambda value: _config().parse_task_weights(value, "loss_scales"),
+    "multitask.task_data": lambda value: _config().parse_task_fields(value),
+    "multitask.task_options": lambda value: _config().parse_task_fields(value, "task_options"),
 }
+
+
+def _config():
+    from tfcolor import config  # pylint: disable=import-outside-toplevel
+    return config
 
 
 def config_from_values(values, defaults=None):

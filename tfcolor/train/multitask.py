@@ -6,8 +6,9 @@ with its own input section (``multitask.task_data``) and options (``multitask.ta
 on one trunk (``config.model``: architecture and trunk options; ``multitask.input_channels``);
 :func:`tfcolor.train.pretrain` runs it (docs/multitask.md).
 
-Each task's input section starts from the task's own defaults and takes the run's photo source
-(``data.data``) and batch size (``data.batch_size``) unless ``task_data`` says otherwise:
+Each task's input section starts from the task's own defaults and takes the run's batch size
+(``data.batch_size``) and, except video, its photo source (``data.data``) unless ``task_data``
+says otherwise:
 
 * ``colorization``: the run's ``data`` section (crops, points, held-out data) with its
   ``task_data`` overrides; its loss is the run's ``loss`` section.
@@ -42,8 +43,9 @@ def task_data_config(config, task):
     overrides = dict(mt.task_data.get(task, {}))
     if task in ("colorization", "denoising"):
         return dataclasses.replace(config.data, **overrides)
-    base = {"data": config.data.data, "batch_size": config.data.batch_size,
-            "validation_images": 0}
+    base = {"batch_size": config.data.batch_size, "validation_images": 0}
+    if task != "video":  # the video task reads its own corpus, not the photos
+        base["data"] = config.data.data
     base.update(overrides)
     module = importlib.import_module(f"tfcolor.tasks.{task}")
     return module.default_data_config(**base)
