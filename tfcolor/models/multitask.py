@@ -107,6 +107,11 @@ class MultiTaskModel(keras.Model):
             if not trunk_ids <= ids:
                 raise ValueError(f"the sub-model of task {name!r} is not built on the shared "
                                  "trunk (it does not hold the trunk's variables)")
+        # Keras 3 keeps a dict attribute for its own tracking (a TrackedDict), which is not a
+        # TensorFlow checkpoint dependency: without these, tf.train.Checkpoint(model=self) would
+        # save the trunk only and lose every head.
+        for name, model in self.sub_models.items():
+            self._track_trackable(model, name=f"sub_model_{name}", overwrite=True)
         self.built = True
 
     @property
