@@ -205,10 +205,10 @@ def test_stream_is_deterministic_and_resumes_exactly(tmp_path):
     folder = _write_synthetic(tmp_path)
     kwargs = dict(source=folder, bin_edges=video.tanh_edges(), include_index=True, seed=7,
                   include_flow=True, include_amplitude=True)
-    stream = _take(video.video_dataset(_config(), **kwargs), 5)
-    again = _take(video.video_dataset(_config(), **kwargs), 5)
-    resumed = _take(video.video_dataset(_config(), start=4, **kwargs), 3)
-    assert [list(b["index"]) for b in stream] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    stream = _take(video.video_dataset(_config(), **kwargs), 4)
+    again = _take(video.video_dataset(_config(), **kwargs), 4)
+    resumed = _take(video.video_dataset(_config(), start=4, **kwargs), 2)
+    assert [list(b["index"]) for b in stream] == [[0, 1], [2, 3], [4, 5], [6, 7]]
     for a, b in zip(stream, again):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
