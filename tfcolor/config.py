@@ -545,7 +545,7 @@ class MultiTaskConfig:
             raise ConfigError("tasks must name at least one task", "tasks")
         unknown = [t for t in tasks if t not in PROXY_TASKS]
         if unknown:
-            raise ConfigError(f"unknown tasks {unknown}; known: {', '.join(PROXY_TASKS)}",
+            raise ConfigError(f"tasks: unknown {unknown}; known: {', '.join(PROXY_TASKS)}",
                               "tasks")
         if len(set(tasks)) != len(tasks):
             raise ConfigError(f"tasks must be distinct, got {tasks}", "tasks")

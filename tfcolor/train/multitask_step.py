@@ -230,8 +230,9 @@ class MultiTaskStep(task_step.TrainStep):
         active = self.active_tasks()
         fn = self._loop_fns.get(active)
         if fn is None:
-            fn = self._loop_fns[active] = tf.function(functools.partial(self._train_loop,
-                                                                        active=active))
+            # The names are fixed per active set: computed here, outside the traced function.
+            fn = self._loop_fns[active] = tf.function(functools.partial(
+                self._train_loop, active=active, names=tuple(self.names_for(active))))
         iterators = {n: self.inputs[n].get() for n in active}
         return fn(iterators, tf.constant(int(num_steps), tf.int32))
 
@@ -281,6 +282,8 @@ class MultiTaskStep(task_step.TrainStep):
         heads = {n: self.rule.head_variables(n) for n in active}
         task_grads, head_grads = gradient_rules.task_gradients(tape, losses, base, heads, scales)
         del tape
+        # Of the weights the losses were evaluated at (before the update), as TaskUpdate logs it.
+        decay = self.rule.weight_decay() / replicas
         for n in active:
             if n in self.task_optimizers:
                 _inner(self.task_optimizers[n]).iterations.assign(step)
@@ -289,7 +292,6 @@ class MultiTaskStep(task_step.TrainStep):
         else:
             norms = self.rule.apply(task_grads, head_grads, step,
                                     self._optimizer_for(active[0]))
-        decay = self.rule.weight_decay() / replicas
         out["weight_decay"] = decay
         out["loss"] = tf.add_n([losses[n] for n in active]) + decay
         for name, value in norms.items():
@@ -307,8 +309,7 @@ class MultiTaskStep(task_step.TrainStep):
             names.extend(f"grad/{n}/{s}" for s in self._norm_names())
         return names
 
-    def _train_loop(self, iterators, num_steps, active):
-        names = self.names_for(active)
+    def _train_loop(self, iterators, num_steps, active, names):
         total = tf.zeros([len(names)], tf.float32)
         for _ in tf.range(num_steps):
             batches = {n: self.inputs[n].next_batch(iterators[n]) for n in active}
