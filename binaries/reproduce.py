@@ -35,6 +35,8 @@ def define_flags(fv=flags.FLAGS):
                       flag_values=fv)
     flags.DEFINE_string("labeled_set", d.labeled_set, "labeled/NAME.npz of the corpus.",
                         flag_values=fv)
+    flags.DEFINE_string("video_corpus", d.video_corpus, "Video corpus of the arms with video "
+                        "(tools/build_video_corpus.py).", flag_values=fv)
     common.flag_section(fv, "Arms, seeds and protocols")
     flags.DEFINE_list("arms", list(d.arms), f"Pretraining recipes, of {sorted(config.ARMS)}.",
                       flag_values=fv)
@@ -59,13 +61,15 @@ def define_flags(fv=flags.FLAGS):
                         ("eval_every", "Steps between held-out losses."),
                         ("ft_batch_size", "Downstream batch size."),
                         ("ft_eval_every", "Downstream steps between validations."),
-                        ("ft_max_steps", "Downstream maximum steps.")):
+                        ("ft_max_steps", "Downstream maximum steps."),
+                        ("normsgd_warmup_steps", "Warm-up steps of the NormSGD arms.")):
         flags.DEFINE_integer(name, getattr(d, name), help_, flag_values=fv)
     for name, help_ in (("dropout", "Pretraining head dropout."),
                         ("learning_rate", "Pretraining learning rate (x the arm's scale)."),
                         ("weight_decay", "Pretraining weight decay."),
                         ("ft_weight_decay", "Downstream weight decay."),
-                        ("ft_dropout", "Downstream classifier dropout.")):
+                        ("ft_dropout", "Downstream classifier dropout."),
+                        ("normsgd_learning_rate", "Learning rate of the NormSGD arms.")):
         flags.DEFINE_float(name, getattr(d, name), help_, flag_values=fv)
     flags.DEFINE_list("lr_drops", [str(v) for v in d.lr_drops],
                       "Pretraining LR drops (x0.1) as fractions of the steps.", flag_values=fv)

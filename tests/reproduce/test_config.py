@@ -29,7 +29,7 @@ def test_lists_are_normalised_to_tuples():
 
 @pytest.mark.parametrize("change, field", [
         (dict(corpus=""), "corpus"),
-        (dict(arms=("colorization", "jigsaw")), "arms"),
+        (dict(arms=("colorization", "nope")), "arms"),
         (dict(arms=("colorization", "colorization")), "arms"),
         (dict(evaluate_arms=("denoising",), arms=("denoising",)), "evaluate_arms"),
         (dict(evaluate_arms=("no_lr_drop",), arms=("colorization",)), "evaluate_arms"),

@@ -72,7 +72,7 @@ def main(cfg, *, fake_data=False, command=None, names=None):
     except ConfigError as e:  # a fielded error: its field is called by its option
         common.die(common.option_error(e, names))
     except CorpusError as e:
-        common.die(f"--corpus: {e}")
+        common.die(f"--{e.flag}: {e}")
     except ValueError as e:
         common.die(str(e))
     except ModelDirLockedError as e:

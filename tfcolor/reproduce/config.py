@@ -14,13 +14,45 @@ Every default is the recipe the project chose from held-out evidence, not from t
 
 An *arm* is a named pretraining recipe (:data:`ARMS`); each arm is pretrained once per
 pretraining seed, and every pretrained trunk plus ``random`` is a downstream initialisation.
+
+Multi-proxy arms (the thesis' Table 4.7, METHOD_CH4.md §8.5) train one or more proxy tasks on one
+shared trunk through :func:`tfcolor.train.pretrain` (its ``multitask`` section): ``jigsaw`` (J),
+``video`` (V), ``cj`` (C+J), ``cjv`` (C+J+V) under NormSGD and ``cj_sgd`` (C+J under plain summed
+SGD, the thesis' uneven-gradients case). At CPU scale:
+
+* **batch**: a task alone gets ``batch_size`` images per step; each task of a joint arm gets
+  ``batch_size // 2`` (thesis: 8 alone, 4 per task jointly, so C+J sees as many images as one
+  task; C+J+V was not reduced further and sees 1.5 times as many);
+* **trunk**: the shared trunk takes 3 channels (:class:`tfcolor.config.MultiTaskConfig`
+  ``input_channels=3``): colour for J and V, RGB-encoded grey for C (§8.5.1). The ``colorization``
+  arm is the reproduction's grey single-task recipe (1-channel conv1), so its conv1 input differs
+  from every multi-proxy arm's; the downstream protocol is grey, and a 3-channel conv1 is summed
+  over its channels there (:func:`tfcolor.surgery.rgb_to_gray_conv1`);
+* **jigsaw**: the source image is ``crop_size`` (the short side scaled to it, a square crop of
+  that side: the jigsaw default's 500 at this scale) and a piece is the thesis' 227/500 of it,
+  rounded down to a multiple of 8 (:func:`jigsaw_piece_size`: 56 for 128); its head pools the
+  deepest of ``taps``, so that, as in the thesis (where J trains every layer up to fc7), every
+  task trains exactly the layers the downstream network uses;
+* **video**: ``crop_size`` crops of the corpus' 160-pixel frames (``video_corpus``), 128 pairs
+  per frame, sparse hypercolumns at ``taps`` with a ``hidden``-wide layer (the colorizer's);
+* **NormSGD** (eq. 4.11): momentum SGD on per-task gradients divided by their mean absolute value,
+  so its rate is on another scale than SGD's (a normalised gradient has mean ``|g| = 1`` per
+  parameter): ``normsgd_learning_rate``, with a linear warm-up of ``normsgd_warmup_steps`` (the
+  thesis asks for "a brief warm-up", length not given) and the statistics frozen at the library's
+  default (:func:`tfcolor.train.gradient_rules.default_freeze_step`). J and V alone train under
+  NormSGD too (§8.5.2: the base network is trained with NormSGD), so J, V, C+J and C+J+V differ
+  only in their tasks; ``cj_sgd`` uses ``learning_rate``.
 """
 import dataclasses
 import typing
 
 from tfcolor.config import ConfigError
 
-__all__ = ["Arm", "ARMS", "PROTOCOLS", "ReproduceConfig"]
+__all__ = ["Arm", "ARMS", "PROTOCOLS", "ReproduceConfig", "jigsaw_piece_size",
+           "DEFAULT_VIDEO_CORPUS"]
+
+#: Where ``tools/build_video_corpus.py`` writes the video corpus by default.
+DEFAULT_VIDEO_CORPUS = "~/.cache/tfcolor-video"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,17 +63,57 @@ class Arm:
         objective: a colorization loss kind (``hue_chroma``, ``lab_hist``, ``lab_regression``)
             or a baseline (``denoising``, ``split_brain``).
         lr_drop: drop the learning rate (x0.1 at ``ReproduceConfig.lr_drops``) or keep it.
-        lr_scale: multiplier of ``ReproduceConfig.learning_rate``.
+        lr_scale: multiplier of ``ReproduceConfig.learning_rate`` (or, under NormSGD, of
+            ``ReproduceConfig.normsgd_learning_rate``).
         description: one line for the report.
+        tasks: proxy tasks trained on one shared trunk (:class:`tfcolor.config.MultiTaskConfig`
+            ``tasks``); empty: a single-task recipe of ``objective`` (the reproduction's
+            grey-input colorizer or a baseline). With tasks, ``objective`` is the colorization
+            loss kind (used when ``colorization`` is one of them).
+        gradient_rule: how the task gradients are combined (``MultiTaskConfig.gradient_rule``:
+            ``normsgd`` or ``sum``, plain SGD on the mean of the task gradients).
     """
     objective: str
     lr_drop: bool = True
     lr_scale: float = 1.0
     description: str = ""
+    tasks: typing.Tuple[str, ...] = ()
+    gradient_rule: str = "sum"
+
+    @property
+    def is_multitask(self):
+        """Trained through the multi-task path (a shared 3-channel trunk)."""
+        return bool(self.tasks)
 
     @property
     def is_colorizer(self):
+        """Trains a colorizer (its held-out curve and holdout evaluation exist)."""
+        if self.tasks:
+            return "colorization" in self.tasks
         return self.objective not in ("denoising", "split_brain")
+
+    @property
+    def label(self):
+        """The thesis' name of a multi-proxy arm (``C+J``, ``C+J (SGD)``), else ``objective``."""
+        if not self.tasks:
+            return self.objective
+        text = "+".join(_TASK_LETTERS[t] for t in self.tasks)
+        return text + (" (SGD)" if self.gradient_rule == "sum" and len(self.tasks) > 1 else "")
+
+    def task_batch_size(self, batch_size):
+        """Images per step of each task: ``batch_size`` alone, half of it jointly (thesis: 8
+        alone, 4 per task in C+J and C+J+V)."""
+        return batch_size if len(self.tasks) <= 1 else max(1, batch_size // 2)
+
+
+_TASK_LETTERS = {"colorization": "C", "jigsaw": "J", "video": "V", "denoising": "D"}
+
+
+def jigsaw_piece_size(crop_size):
+    """The side of a jigsaw piece cut from a ``crop_size`` source: the thesis' 227/500 of the
+    source, rounded down to a multiple of 8 (vgg_tiny's three poolings before conv4); at least
+    8. ``jigsaw_piece_size(128) == 56`` (16 pixels of wiggle room, the thesis' 46 of 500)."""
+    return max(8, crop_size * 227 // 500 // 8 * 8)
 
 
 #: The named arms. ``colorization`` is the paper's method; ``no_lr_drop`` and ``l2_regression``
@@ -59,6 +131,24 @@ ARMS = {
         "lab_hist": Arm("lab_hist", description="Lab ab histograms (KL), LR drops"),
         "denoising": Arm("denoising", description="denoising autoencoder (salt-and-pepper 5%)"),
         "split_brain": Arm("split_brain", description="split-brain autoencoder (Lab)"),
+        # Multi-proxy arms (METHOD_CH4.md §8.5, Table 4.7; module docstring for their sizes).
+        "jigsaw": Arm("hue_chroma", tasks=("jigsaw",), gradient_rule="normsgd",
+                      description="J: jigsaw 2x2 (24 permutations), colour pieces, NormSGD at "
+                                  "normsgd_learning_rate, LR drops"),
+        "video": Arm("hue_chroma", tasks=("video",), gradient_rule="normsgd",
+                     description="V: relative optical-flow amplitude (32 bins) from one colour "
+                                 "frame, NormSGD at normsgd_learning_rate, LR drops"),
+        "cj": Arm("hue_chroma", tasks=("colorization", "jigsaw"), gradient_rule="normsgd",
+                  description="C+J: colorization (RGB-encoded grey) and jigsaw on one trunk, "
+                              "half the batch each, NormSGD at normsgd_learning_rate (chosen "
+                              "on the colorizer's val held-out loss), LR drops"),
+        "cjv": Arm("hue_chroma", tasks=("colorization", "jigsaw", "video"),
+                   gradient_rule="normsgd",
+                   description="C+J+V: the three proxies on one trunk, half the batch each, "
+                               "NormSGD at normsgd_learning_rate, LR drops"),
+        "cj_sgd": Arm("hue_chroma", tasks=("colorization", "jigsaw"), gradient_rule="sum",
+                      description="C+J with plain SGD on the mean of the task gradients at "
+                                  "learning_rate (the thesis' uneven-gradients case), LR drops"),
 }
 
 #: Downstream protocols: ``linear_probe`` freezes the trunk (trains the classifier only);
@@ -115,6 +205,13 @@ class ReproduceConfig:
         ft_batch_size, ft_eval_every, ft_max_steps, ft_weight_decay, ft_dropout: the downstream
             protocol (:class:`tfcolor.downstream.protocol.FinetuneConfig`; plateau patience 1,
             two drops, best validation weights restored).
+        normsgd_learning_rate: the NormSGD arms' rate (module docstring): chosen from
+            1e-5, 3e-5, 1e-4, 3e-4, 1e-3 by the C+J colorizer's val held-out loss after 300
+            steps (``results/reproduce_multitask.json``, ``normsgd_grid``).
+        normsgd_warmup_steps: linear warm-up of the NormSGD arms (5% of 1000 steps; the
+            statistics freeze one warm-up later).
+        video_corpus: the video corpus (``tools/build_video_corpus.py``; ``train/*.tfrecord``)
+            of the arms with video; read only when such an arm is asked for.
     """
     corpus: str = ""
     output_dir: str = ""
@@ -145,6 +242,9 @@ class ReproduceConfig:
     ft_max_steps: int = 1500
     ft_weight_decay: float = 5e-4
     ft_dropout: float = 0.5
+    normsgd_learning_rate: float = 1e-4
+    normsgd_warmup_steps: int = 50
+    video_corpus: str = DEFAULT_VIDEO_CORPUS
 
     def validate(self):
         """Raises :class:`tfcolor.config.ConfigError` naming the first bad field; returns
@@ -181,9 +281,12 @@ class ReproduceConfig:
         for name in ("weight_decay", "ft_weight_decay"):
             if not float(getattr(self, name)) >= 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)!r}", name)
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be positive; got {self.learning_rate!r}",
-                              "learning_rate")
+        for name in ("learning_rate", "normsgd_learning_rate"):
+            if not float(getattr(self, name)) > 0:
+                raise ConfigError(f"{name} must be positive; got {getattr(self, name)!r}", name)
+        if not isinstance(self.video_corpus, str) or not self.video_corpus.strip():
+            raise ConfigError(f"video_corpus must be a folder path; got {self.video_corpus!r}",
+                              "video_corpus")
         self.lr_drops = tuple(float(d) for d in self.lr_drops)
         if any(not 0 < d < 1 for d in self.lr_drops) or list(self.lr_drops) != sorted(
                 self.lr_drops):
@@ -194,6 +297,11 @@ class ReproduceConfig:
             raise ConfigError(f"lr_drops {list(self.lr_drops)} of pretrain_steps="
                               f"{self.pretrain_steps} fall on steps {drops}: each must be after "
                               "step 0 and before the last step", "lr_drops")
+        _ints("normsgd_warmup_steps", (self.normsgd_warmup_steps,))
+        if drops and self.normsgd_warmup_steps >= drops[0]:
+            raise ConfigError(f"normsgd_warmup_steps={self.normsgd_warmup_steps} must end before "
+                              f"the first learning-rate drop (step {drops[0]})",
+                              "normsgd_warmup_steps")
         self.taps = tuple(self.taps)
         if not self.taps:
             raise ConfigError("taps must not be empty", "taps")
@@ -217,6 +325,11 @@ class ReproduceConfig:
         if unknown:
             raise ConfigError(f"unknown reproduce config keys: {unknown}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    @property
+    def uses_video(self):
+        """Some arm trains the video task (the video corpus is read)."""
+        return any("video" in ARMS[a].tasks for a in self.arms)
 
     def learning_rates(self, protocol):
         return (self.probe_learning_rates if protocol == "linear_probe"

@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-__all__ = ["CorpusError", "read_manifest", "split_folders", "labeled_set_path",
-           "make_fake_corpus", "SPLITS"]
+__all__ = ["CorpusError", "VideoCorpusError", "read_manifest", "split_folders",
+           "labeled_set_path", "check_video_corpus", "make_fake_corpus", "SPLITS"]
 
 #: The manifest splits a reproduction reads.
 SPLITS = ("train", "val", "holdout")
@@ -24,6 +24,28 @@ _BUILD_HINT = ("build it with `tfcolor-build-corpus --out DIR` (in a checkout: "
 
 class CorpusError(ValueError):
     """The corpus folder is missing or incomplete (the message says how to build it)."""
+
+    #: The option (flag) that names the folder.
+    flag = "corpus"
+
+
+class VideoCorpusError(CorpusError):
+    """The video corpus of an arm with the video task is missing (one line, with the build
+    command)."""
+
+    flag = "video_corpus"
+
+
+def check_video_corpus(path):
+    """Raises :class:`VideoCorpusError` unless ``path`` (``~`` expanded) holds the video corpus'
+    training records, ``train/*.tfrecord``; returns the expanded path."""
+    import glob  # pylint: disable=import-outside-toplevel
+    folder = os.path.expanduser(path)
+    if not glob.glob(os.path.join(folder, "train", "*.tfrecord")):
+        raise VideoCorpusError(f"video corpus {path!r} has no train/*.tfrecord: build it with "
+                               f"`python tools/build_video_corpus.py` (it writes "
+                               f"~/.cache/tfcolor-video), or leave out the arms with video.")
+    return folder
 
 
 def read_manifest(corpus):

@@ -1,7 +1,19 @@
 """Markdown tables of a reproduction's ``results.json`` (``results.md``, and the README section
 that ``tools/results_tables.py`` generates from the committed copy)."""
 
-__all__ = ["markdown", "pretraining_table", "colorizer_table", "downstream_tables", "grid_table"]
+__all__ = ["markdown", "pretraining_table", "colorizer_table", "downstream_tables", "grid_table",
+           "multitask_table", "THESIS_TABLE_4_7"]
+
+#: The thesis' Table 4.7 (AlexNet; METHOD_CH4.md §8.5.3): ``{arm: (row, VOC 2007 classification
+#: %mAP, VOC 2012 segmentation %mIU)}``. C+J with plain SGD is described there (its conv1 filters
+#: look like J's) but has no number.
+THESIS_TABLE_4_7 = {"random": ("No Pretraining", 46.2, 23.5),
+                    "colorization": ("C (Colorization)", 61.1, 36.3),
+                    "jigsaw": ("J (Jigsaw)", 60.0, 33.7),
+                    "video": ("V (Video)", 60.6, 35.9),
+                    "cj": ("C+J", 59.2, 35.5),
+                    "cjv": ("C+J+V", 60.2, 36.1),
+                    "cj_sgd": ("C+J with plain SGD", None, None)}
 
 _PROTOCOL_TITLES = {"linear_probe": "Linear probe (frozen trunk)",
                     "finetune": "Full fine-tuning"}
@@ -9,6 +21,31 @@ _PROTOCOL_TITLES = {"linear_probe": "Linear probe (frozen trunk)",
 
 def _interval(pair):
     return f"[{pair[0]:+.3f}, {pair[1]:+.3f}]" if pair else "-"
+
+
+def _objective(arm):
+    """The report's name of an arm's objective: its loss kind, or its tasks and gradient rule."""
+    tasks = arm.get("tasks") or ()
+    if not tasks:
+        return arm["objective"]
+    letters = {"colorization": "C", "jigsaw": "J", "video": "V", "denoising": "D"}
+    return "+".join(letters.get(t, t) for t in tasks) + f" ({arm['gradient_rule']})"
+
+
+def _final_loss(arm, losses):
+    """The final training loss; per task for a multi-proxy arm (with the jigsaw's and video's
+    accuracy)."""
+    if not arm.get("tasks"):
+        loss = losses.get("loss")
+        return "-" if loss is None else f"{loss:.4f}"
+    parts = []
+    for task in arm["tasks"]:
+        if task in losses:
+            text = f"{task} {losses[task]:.4f}"
+            if f"{task}/accuracy" in losses:
+                text += f" (acc {losses[f'{task}/accuracy']:.2f})"
+            parts.append(text)
+    return ", ".join(parts) or "-"
 
 
 def pretraining_table(results):
@@ -22,12 +59,92 @@ def pretraining_table(results):
             held = f"{curve[0][1]:.3f} -> {best[1]:.3f} @ {best[0]} -> {curve[-1][1]:.3f}"
         else:
             held = "-"
-        loss = p["final_losses"].get("loss")
         arm = arms[p["arm"]]
-        lines.append(f"| {name} | {arm['objective']} | {'yes' if arm['lr_drop'] else 'no'} | "
-                     f"{p['seconds']:.0f} | {'-' if loss is None else f'{loss:.4f}'} | "
+        lines.append(f"| {name} | {_objective(arm)} | {'yes' if arm['lr_drop'] else 'no'} | "
+                     f"{p['seconds']:.0f} | {_final_loss(arm, p['final_losses'])} | "
                      f"{held} |")
     return "\n".join(lines)
+
+
+def _arm_of(results, init):
+    return "random" if init == "random" else results["pretrain"][init]["arm"]
+
+
+def multitask_table(results, protocol):
+    """Table 4.7's rows at this scale: per arm, the test score at the rate chosen on val (mean
+    over fine-tuning seeds, then over pretraining seeds), its difference from random with the
+    95% t-interval (paired by fine-tuning seed), next to the thesis' numbers and both orderings.
+    """
+    d = results["downstream"][protocol]
+    by_arm = {}
+    for init, c in d["chosen"].items():
+        by_arm.setdefault(_arm_of(results, init), []).append(c["test_mean"])
+    rows = [a for a in THESIS_TABLE_4_7 if a in by_arm]
+    ours = {a: sum(v) / len(v) for a, v in by_arm.items()}
+    rank = {a: i + 1 for i, a in enumerate(sorted(rows, key=lambda a: -ours[a]))}
+    thesis = [a for a in rows if THESIS_TABLE_4_7[a][1] is not None]
+    trank = {a: i + 1 for i, a in enumerate(sorted(thesis, key=lambda a: -THESIS_TABLE_4_7[a][1]))}
+    lines = [f"| Table 4.7 row | arm | ours: test {d['metric']} | rank | - random, 95% t | "
+             "thesis: VOC07 cls %mAP | VOC12 seg %mIU | thesis rank (cls) |",
+             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for a in rows:
+        row, cls, seg = THESIS_TABLE_4_7[a]
+        comp = d["comparisons"].get(f"{a} - random")
+        diff = (f"{comp['mean']:+.3f} {_interval(comp['t_interval'])}" if comp else "-")
+        lines.append(f"| {row} | {a} | {ours[a]:.3f} | {rank[a]} | {diff} | "
+                     f"{'-' if cls is None else f'{cls:.1f}'} | "
+                     f"{'-' if seg is None else f'{seg:.1f}'} | {trank.get(a, '-')} |")
+    return "\n".join(lines)
+
+
+def normsgd_grid_table(grid):
+    """The NormSGD learning-rate grid (``results["normsgd_grid"]``): per rate, the C+J
+    colorizer's val held-out loss (last and best) and the jigsaw's final training loss and
+    accuracy; the chosen rate (the lowest last held-out loss) in bold."""
+    rows = grid["results"]
+    chosen = min(rows, key=lambda r: rows[r]["heldout_curve"][-1][1])
+    lines = [f"| NormSGD rate ({grid['arm']}, {grid['steps']} steps, seed {grid['seed']}) | "
+             "val held-out loss, last | best @ step | jigsaw training loss (accuracy) | "
+             "seconds |", "| --- | ---: | ---: | ---: | ---: |"]
+    for rate in sorted(rows, key=float):
+        r = rows[rate]
+        curve, losses = r["heldout_curve"], r["final_losses"]
+        best = min(curve, key=lambda c: c[1])
+        mark = "**" if rate == chosen else ""
+        lines.append(f"| {mark}{rate}{mark} | {mark}{curve[-1][1]:.3f}{mark} | "
+                     f"{best[1]:.3f} @ {best[0]} | {losses['jigsaw']:.3f} "
+                     f"({losses['jigsaw/accuracy']:.2f}) | {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def _multitask_notes(results):
+    arms = results["arms"]
+    multi = [a for a, arm in arms.items() if arm.get("tasks")]
+    if not multi:
+        return []
+    cfg = results["config"]
+    n = sum(len(d["comparisons"]) for d in results["downstream"].values())
+    return [
+        "Table 4.7 next to ours: the thesis' numbers are AlexNet pretrained for 2M iterations on "
+        "ImageNet + Places (and Hollywood2 for V), evaluated on PASCAL VOC (mAP, mIU); ours are "
+        f"{cfg['arch']} pretrained for {cfg['pretrain_steps']} steps on the corpus' photos (and "
+        f"the video corpus for V), evaluated by {cfg['labeled_set']} top-1. The levels are not "
+        "comparable; only the orderings (the rank columns) and the signs of the differences are.",
+        "",
+        "Trunk input: every multi-proxy arm trains a shared 3-channel conv1 (colour for jigsaw "
+        "and video, RGB-encoded grey for colorization); the colorization arm is the "
+        "reproduction's grey recipe with a 1-channel conv1. Downstream input is grey: a "
+        "3-channel conv1 is summed over its channels (exact for RGB-encoded grey), and every "
+        f"initialisation's classifier pools {cfg['taps'][-1]}.",
+        "",
+        "Intervals: each is a 95% interval for that one comparison, not simultaneous: the tables "
+        f"hold {n} comparisons, so a few could exclude zero by chance alone (no multiple-"
+        "comparison correction is applied). Batch: a task alone sees "
+        f"{cfg['batch_size']} images per step, each task of a joint arm "
+        f"{max(1, cfg['batch_size'] // 2)}. NormSGD arms: rate "
+        f"{cfg.get('normsgd_learning_rate')} with a {cfg.get('normsgd_warmup_steps')}-step "
+        f"warm-up; cj_sgd: rate {cfg['learning_rate']}.",
+        ""]
 
 
 def _diff(paired, metric, db=False):
@@ -128,6 +245,17 @@ def markdown(results, level=1):
     lines += [f"{h2} Downstream", ""]
     for protocol in results["downstream"]:
         lines += [downstream_tables(results, protocol), ""]
+    if any(a.get("tasks") for a in results["arms"].values()):
+        lines += [f"{h2} Multi-proxy pretraining next to the thesis' Table 4.7", ""]
+        for protocol in results["downstream"]:
+            lines += [f"**{_PROTOCOL_TITLES.get(protocol, protocol)}**", "",
+                      multitask_table(results, protocol), ""]
+        lines += _multitask_notes(results)
+    if results.get("normsgd_grid"):
+        lines += [f"{h2} The NormSGD learning rate", "",
+                  "Chosen before the run on the C+J colorizer's val held-out loss (the lowest "
+                  "last loss; the downstream sets were not looked at):", "",
+                  normsgd_grid_table(results["normsgd_grid"]), ""]
     if "split_brain" in results["arms"]:
         from tfcolor.baselines import split_brain  # pylint: disable=import-outside-toplevel
         lines += [f"The downstream input is grey, so {split_brain.grey_input_handicap('lab')}: "

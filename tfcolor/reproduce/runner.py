@@ -86,7 +86,9 @@ def _check_config(config):
     if not os.path.exists(path):
         _write_json(path, new)
         return
-    old = _read_json(path)
+    # A field added to ReproduceConfig after the run started has its default there.
+    old = {**config_lib.ReproduceConfig(corpus="-", output_dir="-").to_dict(),
+           **_read_json(path)}
     changed = {k: (old.get(k), v) for k, v in new.items() if k != "output_dir"
                and k not in SELECTABLE and old.get(k) != v}
     if changed:
@@ -107,18 +109,48 @@ def _check_config(config):
 # Pretraining.
 
 
+def _multitask(config, arm):
+    """The :class:`tfcolor.config.MultiTaskConfig` of a multi-proxy arm (sizes: the module
+    docstring of :mod:`tfcolor.reproduce.config`)."""
+    from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
+    if not arm.is_multitask:
+        return lib.MultiTaskConfig()
+    batch = arm.task_batch_size(config.batch_size)
+    task_data, task_options = {}, {}
+    if "jigsaw" in arm.tasks:
+        side = config.crop_size
+        task_data["jigsaw"] = {"crop_size": side, "min_side": side, "max_side": side,
+                               "batch_size": batch}
+        task_options["jigsaw"] = {"piece_size": config_lib.jigsaw_piece_size(side),
+                                  "tap": config.taps[-1]}
+    if "video" in arm.tasks:
+        task_data["video"] = {"data": os.path.join(os.path.expanduser(config.video_corpus),
+                                                   "train"),
+                              "crop_size": config.crop_size, "batch_size": batch}
+        task_options["video"] = {"model_kwargs": {"taps": list(config.taps),
+                                                  "hidden": config.hidden,
+                                                  "dropout": config.dropout}}
+    return lib.MultiTaskConfig(tasks=tuple(arm.tasks), gradient_rule=arm.gradient_rule,
+                               schedule="joint", task_data=task_data,
+                               task_options=task_options, input_channels=3)
+
+
 def _pretrain_config(config, arm_name, seed, folders, model_dir):
     from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
     arm = config_lib.ARMS[arm_name]
+    colorizer = arm.is_colorizer
     return lib.PretrainConfig(
             model=lib.ModelConfig(arch=config.arch, taps=tuple(config.taps),
                                   hidden=config.hidden, dropout=config.dropout),
-            data=lib.DataConfig(data=folders["train"], batch_size=config.batch_size,
+            data=lib.DataConfig(data=folders["train"],
+                                batch_size=(arm.task_batch_size(config.batch_size)
+                                            if arm.is_multitask else config.batch_size),
                                 crop_size=config.crop_size, points=config.points,
-                                heldout_data=folders["val"],
+                                heldout_data=folders["val"] if colorizer else None,
                                 heldout_images=config.heldout_images),
             loss=lib.LossConfig(kind=arm.objective),
             optimizer=_optimizer(config, arm),
+            multitask=_multitask(config, arm),
             train=lib.TrainConfig(model_dir=model_dir, train_steps=config.pretrain_steps,
                                   steps_per_loop=min(25, config.eval_every,
                                                      config.pretrain_steps),
@@ -130,14 +162,22 @@ def _pretrain_config(config, arm_name, seed, folders, model_dir):
 
 def _optimizer(config, arm):
     from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
-    return lib.OptimizerConfig(learning_rate=config.learning_rate * arm.lr_scale,
+    normsgd = arm.is_multitask and arm.gradient_rule == "normsgd"
+    rate = config.normsgd_learning_rate if normsgd else config.learning_rate
+    return lib.OptimizerConfig(learning_rate=rate * arm.lr_scale,
                                lr_drops=tuple(config.lr_drops) if arm.lr_drop else (),
-                               weight_decay=config.weight_decay)
+                               weight_decay=config.weight_decay,
+                               warmup_steps=config.normsgd_warmup_steps if normsgd else 0)
 
 
 def pretrain_arm(config, arm_name, seed, folders):
     """Pretrains (or resumes, or reuses) one arm with one seed; returns its info dict
     (``model_dir``, ``seconds``, ``final_losses``, ``heldout_curve`` ``[[step, loss], ...]``).
+
+    A multi-proxy arm trains through :func:`tfcolor.train.pretrain` with its ``multitask``
+    section; its ``heldout_curve`` is the colorizer's when colorization is one of its tasks (else
+    empty), and ``final_losses`` holds every task's final training loss and logged terms
+    (``jigsaw``, ``jigsaw/accuracy``, ...).
 
     Raises:
         Preempted: the run was stopped before its last step (its checkpoint is kept).
@@ -153,7 +193,7 @@ def pretrain_arm(config, arm_name, seed, folders):
     start = time.perf_counter()
     logging.info("pretraining %s (%s) with seed %d in %s", arm_name, arm.objective, seed,
                  model_dir)
-    if arm.is_colorizer:
+    if arm.is_colorizer or arm.is_multitask:
         from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
         from tfcolor.train import pretraining  # pylint: disable=import-outside-toplevel
         result = pretraining.pretrain(_pretrain_config(config, arm_name, seed, folders,
@@ -178,6 +218,8 @@ def pretrain_arm(config, arm_name, seed, folders):
     if stopped != "completed":
         raise Preempted(f"pretraining {name} stopped early ({stopped}); its checkpoint in "
                         f"{model_dir} is kept: rerun the same command to resume.")
+    if arm.is_multitask:  # the step's norms are not losses: keep the losses and their terms
+        losses = {k: v for k, v in (losses or {}).items() if not k.startswith("grad/")}
     info = {"init": name, "arm": arm_name, "objective": arm.objective, "seed": seed,
             "model_dir": model_dir, "steps": config.pretrain_steps,
             "seconds": time.perf_counter() - start,
@@ -233,9 +275,14 @@ def finetune_config(config, learning_rate):
 
 
 def downstream_cell(config, protocol_name, init, init_value, learning_rate, data,
-                    rebalance_images=None):
+                    rebalance_images=None, feature_tap=None):
     """One grid cell: ``finetune_seeds`` of one protocol, initialisation and learning rate;
-    cached in its ``results.json`` (an unfinished cell's runs are discarded and redone)."""
+    cached in its ``results.json`` (an unfinished cell's runs are discarded and redone).
+
+    ``feature_tap``: the trunk output the classifier pools (default: the trunk's last). A
+    multi-proxy trunk has every tap of the architecture; the runner gives it the deepest of
+    ``taps``, the layer the other initialisations' classifiers pool, so every initialisation is
+    fine-tuned as the same network."""
     from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
     from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     cell_dir = os.path.join(config.output_dir, "downstream", protocol_name, init,
@@ -255,7 +302,7 @@ def downstream_cell(config, protocol_name, init, init_value, learning_rate, data
                 taps=list(config.taps) if random else None,
                 from_layer="head" if protocol_name == "linear_probe" else None,
                 rebalance_images=rebalance_images if random else None, seed=seed,
-                dropout=config.ft_dropout)
+                dropout=config.ft_dropout, head_taps=feature_tap)
 
     start = time.perf_counter()
     out = protocol.finetune_seeds(make, train, data["test"], finetune_config(config,
@@ -288,7 +335,16 @@ def _comparisons(config, chosen):
             if arm != "colorization":
                 out[f"colorization - {arm}"] = comparison.paired_difference(
                         chosen, inits["colorization"], inits[arm])
+    # Combining proxies (Table 4.7): C+J against J (against C above), C+J+V against C+J, and
+    # NormSGD against plain SGD for C+J.
+    for a, b in MULTITASK_COMPARISONS:
+        if a in config.arms and b in config.arms:
+            out[f"{a} - {b}"] = comparison.paired_difference(chosen, inits[a], inits[b])
     return out
+
+
+#: Paired differences between multi-proxy arms that the report adds when both are run.
+MULTITASK_COMPARISONS = (("cj", "jigsaw"), ("cjv", "cj"), ("cj", "cj_sgd"))
 
 
 def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
@@ -313,6 +369,12 @@ def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
                         "tensorflow": tf.__version__, "keras": keras.__version__}}
 
 
+def _feature_tap(config, init):
+    if init == "random" or not config_lib.ARMS[init.rsplit("_s", 1)[0]].is_multitask:
+        return None  # the committed cells: the trunk's last output, the deepest of taps
+    return config.taps[-1]
+
+
 def run(config, *, progress=None, command=None):
     """Runs (or resumes) the reproduction of ``config`` (a :class:`ReproduceConfig`); returns
     the results dict also written to ``output_dir/results.json`` (and ``results.md``).
@@ -324,13 +386,16 @@ def run(config, *, progress=None, command=None):
 
     Raises:
         tfcolor.config.ConfigError: a bad config, or ``output_dir`` holds another config.
-        tfcolor.reproduce.corpus.CorpusError: the corpus is missing or incomplete.
+        tfcolor.reproduce.corpus.CorpusError: the corpus (or, for an arm with video, the video
+            corpus) is missing or incomplete.
         Preempted: a pretraining run was stopped (SIGTERM); rerun to resume.
     """
     from tfcolor.reproduce import report  # pylint: disable=import-outside-toplevel
     from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
     from tfcolor.train import lock as lock_lib  # pylint: disable=import-outside-toplevel
     config.validate()
+    if config.uses_video:
+        corpus_lib.check_video_corpus(config.video_corpus)
     os.makedirs(config.output_dir, exist_ok=True)
     note = progress or (lambda stage, name: None)
     with lock_lib.hold(config.output_dir):
@@ -366,7 +431,8 @@ def run(config, *, progress=None, command=None):
                     note(protocol_name, f"{init} lr {lr:g}")
                     cells.setdefault(protocol_name, {}).setdefault(init, {})[lr] = \
                         downstream_cell(config, protocol_name, init, values[init], lr, data,
-                                        rebalance_images=sample)
+                                        rebalance_images=sample,
+                                        feature_tap=_feature_tap(config, init))
         seconds["downstream"] = sum(r["seconds"] for by_init in cells.values()
                                     for by_lr in by_init.values() for r in by_lr.values())
         seconds["this_invocation"] = time.perf_counter() - t0
