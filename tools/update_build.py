@@ -5,7 +5,7 @@ One ``py_library`` per module under ``tfcolor/`` (the programs' code, ``tfcolor/
 included) and ``benchmarks/`` and for the shared modules of ``binaries/`` (the package and
 ``common.py``), one ``py_binary`` per entry point under ``binaries/`` and per program under
 ``benchmarks/``, one ``py_test`` per test file. Internal deps come from each file's ``import
-tfcolor...`` and ``from . import ...`` statements, third-party deps from its top-level imports. ``tests/test_build_file.py`` checks the result against the tree, so
+tfcolor...`` and relative ``from . import ...`` statements, third-party deps from its top-level imports. ``tests/test_build_file.py`` checks the result against the tree, so
 run this after adding or removing a module::
 
     python tools/update_build.py
@@ -79,13 +79,11 @@ def _imports(path):
                                                    or node.level > 0):
             # "from pkg import mod" depends on pkg.mod only, not on pkg's __init__ (which may
             # import mod itself: a dependency cycle); "from pkg import name" depends on pkg.
-            # A relative import ("from . import common") is resolved in the file's package,
-            # which it then depends on too (Bazel must ship the package's __init__.py).
+            # A relative import ("from . import common") is resolved in the file's package.
             module = node.module or ""
             if node.level > 0:
                 package = list(path.relative_to(ROOT).parent.parts)
                 package = package[:len(package) - (node.level - 1)]
-                names.add(".".join(package))
                 module = ".".join(package + ([module] if module else []))
             base = ROOT / module.replace(".", "/")
             for a in node.names:
@@ -113,8 +111,12 @@ def main():
         rel = p.relative_to(ROOT).as_posix()
         top = p.parts[len(ROOT.parts)]
         imports = _imports(p)
+        # A module never depends on its own enclosing packages (``import tfcolor.models`` inside
+        # tfcolor/models/multitask.py): importing the module loads them anyway, and a package's
+        # __init__ that imports the module would make a dependency cycle.
+        own = _module_name(p)
         internal = {":" + _target_name(by_module[m]) for m in imports
-                    if m in by_module and by_module[m] != p}
+                    if m in by_module and by_module[m] != p and not own.startswith(m + ".")}
         # Sibling modules imported by plain name (test helpers put on sys.path by the tests),
         # and for tests in sub-folders the helpers of tests/ itself (e.g. tests/layer_testing.py).
         helper_dirs = [p.parent] + ([ROOT / "tests"] if top == "tests" else [])
