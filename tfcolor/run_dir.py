@@ -302,25 +302,12 @@ def load_model(model_dir, checkpoint=None):
         tfcolor.train.checkpointing.CorruptCheckpointError: the checkpoint is damaged.
         tfcolor.train.checkpointing.CheckpointError: it does not fit the configured model.
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
     target, model = factory.build_run_colorizer(config)
-    path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
-            else model_checkpoint(model_dir)[0])
-    if path is None:
-        raise FileNotFoundError(f"no checkpoint in {model_dir} (no "
-                                f"'{checkpointing.CHECKPOINT_STATE_FILE}' state file and no "
-                                f"{checkpointing.CHECKPOINT_PREFIX}-N files)")
-    try:
-        status = tf.train.Checkpoint(model=target).restore(str(path)).expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-        raise checkpointing.CheckpointError(
-                f"checkpoint {path} does not fit the model that {config_path(model_dir)} "
-                f"describes (another architecture, taps, head or loss kind?): "
-                f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from e
+    _restore(target, model_dir, checkpoint, model_checkpoint,
+             "the model that {config} describes (another architecture, taps, head or loss "
+             "kind?)")
     return model, model.kind
 
 
@@ -343,25 +330,37 @@ def load_shared_trunk(model_dir, checkpoint=None):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
     if config.multitask.single_colorization:
         raise config_lib.ConfigError(f"{model_dir} holds a colorization run, not a multi-task "
                                      "one: load its colorizer with load_model")
     trunk = factory.build_shared_trunk(config)
-    path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
-            else latest_checkpoint(model_dir))
-    if path is None:
-        raise FileNotFoundError(f"no checkpoint in {model_dir}")
     holder = tf.Module()
-    holder.trunk = trunk.model
+    holder.trunk = trunk.model  # the MultiTaskModel's trunk, without the task models
+    _restore(holder, model_dir, checkpoint, lambda d: (latest_checkpoint(d), None),
+             "the trunk that {config} describes")
+    return trunk, config
+
+
+def _restore(target, model_dir, checkpoint, default, what):
+    """Restores the checkpoint ``checkpoint`` of ``model_dir`` (a name or prefix; None: the
+    first element of ``default(model_dir)``) into ``target`` as ``model``, the objects it holds
+    only. Raises FileNotFoundError without a checkpoint and CheckpointError when it does not fit
+    ``what`` (``{config}``: the config file's path)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
+            else default(model_dir)[0])
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {model_dir} (no "
+                                f"'{checkpointing.CHECKPOINT_STATE_FILE}' state file and no "
+                                f"{checkpointing.CHECKPOINT_PREFIX}-N files)")
     try:
-        status = tf.train.Checkpoint(model=holder).restore(str(path)).expect_partial()
+        status = tf.train.Checkpoint(model=target).restore(str(path)).expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
         raise checkpointing.CheckpointError(
-                f"checkpoint {path} does not fit the trunk that {config_path(model_dir)} "
-                f"describes: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}"
-        ) from e
-    return trunk, config
+                f"checkpoint {path} does not fit {what.format(config=config_path(model_dir))}: "
+                f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from e
+    return path
 

@@ -20,8 +20,9 @@ task per step (the thesis: 4 per task jointly, 8 alone), warm-up 50 steps, drops
    - ``CJx100_sum`` and ``CJx100_normsgd``: the "contrived" case, jigsaw's loss x100
      (``multitask.loss_scales``): joint SGD follows the scaled task, NormSGD's update does not
      change (so its run equals ``CJ_normsgd`` up to float rounding, a check of the claim);
-   - ``CJ_rr_q50`` and ``CJ_rr_q250``: round-robin NormSGD with quanta of 50 and 250 steps
-     (Table 4.6 analogue; the joint reference is ``CJ_normsgd``).
+   - ``CJ_rr_q5`` and ``CJ_rr_q50``: round-robin NormSGD with quanta of 5 and 50 of 1,000
+     steps, the thesis' 1,000 and 10,000 of 200,000 in proportion (Table 4.6 analogue; the joint
+     reference is ``CJ_normsgd``).
 3. **filters**: the first-layer filters of C, J, C+J (SGD) and C+J (NormSGD) as one image
    (Fig. 4.6; ``vgg_tiny``'s conv1_1 has 8 3x3 filters: a small picture of the same question,
    whose filters look like which task's).
@@ -72,11 +73,20 @@ RUNS = {
     "CJ_normsgd": (("colorization", "jigsaw"), "normsgd", "joint", None, {}),
     "CJx100_sum": (("colorization", "jigsaw"), "sum", "joint", None, {"jigsaw": 100.0}),
     "CJx100_normsgd": (("colorization", "jigsaw"), "normsgd", "joint", None, {"jigsaw": 100.0}),
+    "CJ_rr_q5": (("colorization", "jigsaw"), "normsgd", "round_robin", 5, {}),
     "CJ_rr_q50": (("colorization", "jigsaw"), "normsgd", "round_robin", 50, {}),
-    "CJ_rr_q250": (("colorization", "jigsaw"), "normsgd", "round_robin", 250, {}),
 }
 FILTER_RUNS = ("C", "J", "CJ_sum", "CJ_normsgd")
-PROBE_RUNS = tuple(RUNS)
+#: The paired comparisons of the report (named before running; the first two are the ones the
+#: chapter's claim is about).
+COMPARISONS = (("CJ_normsgd", "CJ_sum"), ("CJx100_normsgd", "CJx100_sum"),
+               ("CJx100_sum", "CJ_sum"), ("CJx100_normsgd", "CJ_normsgd"),
+               ("CJ_rr_q5", "CJ_normsgd"), ("CJ_rr_q50", "CJ_normsgd"),
+               ("CJ_normsgd", "C"), ("CJ_normsgd", "J"),
+               ("C", "random"), ("J", "random"), ("CJ_normsgd", "random"))
+#: Probed in this order (the comparisons that matter first).
+PROBE_RUNS = ("CJ_normsgd", "CJ_sum", "CJx100_normsgd", "CJx100_sum", "CJ_rr_q5", "CJ_rr_q50",
+              "C", "J")
 
 
 def _read(path):
@@ -202,8 +212,9 @@ def filters_image(runs, path):
     return summaries.write_png(np.clip(np.concatenate(rows, axis=0), 0, 1), str(path))
 
 
-def downstream(records, out, corpus, probe_seeds):
-    """Linear-probe cells for random and each run's trunk; returns (cells, chosen)."""
+def downstream(records, out, corpus, probe_seeds, finished_only=False):
+    """Linear-probe cells for random and each run's trunk; returns (cells, chosen). With
+    ``finished_only`` nothing is trained: initialisations with a missing cell are left out."""
     from tfcolor.reproduce import config as rconfig  # pylint: disable=import-outside-toplevel
     from tfcolor.reproduce import runner  # pylint: disable=import-outside-toplevel
     rc = rconfig.ReproduceConfig(corpus=corpus, output_dir=out, finetune_seeds=probe_seeds,
@@ -213,25 +224,23 @@ def downstream(records, out, corpus, probe_seeds):
                                        "conv5_1", "conv5_2", "conv5_3", "fc6", "fc7"))
     data = runner._labeled(rc)  # pylint: disable=protected-access
     inits = {"random": "random"}
-    inits.update({f"{r['name']}_s{r['seed']}": r["model_dir"] for r in records})
-    cells, chosen = {}, {}
+    order = {name: i for i, name in enumerate(PROBE_RUNS)}
+    for r in sorted(records, key=lambda r: (order[r["name"]], r["seed"])):
+        inits[f"{r['name']}_s{r['seed']}"] = r["model_dir"]
+    from tfcolor.downstream import comparison  # pylint: disable=import-outside-toplevel
+    deepest = rc.taps[-1]   # every classifier pools the same layer (the runner's convention)
+    cells = {}
     for init, value in inits.items():
-        cells[init] = [runner.downstream_cell(rc, "linear_probe", init, value, rate, data)
-                       for rate in PROBE_RATES]
-        best = max(cells[init], key=lambda c: c["val"]["mean"])
-        chosen[init] = best
-    return cells, chosen
-
-
-def _paired(a, b, rng_seed=0, draws=10000):
-    """Mean of a - b over paired probe seeds with a percentile bootstrap 95% interval."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    d = a - b
-    rng = np.random.default_rng(rng_seed)
-    boots = rng.choice(d, size=(draws, d.size), replace=True).mean(axis=1)
-    return {"mean": float(d.mean()), "ci95": [float(np.percentile(boots, 2.5)),
-                                              float(np.percentile(boots, 97.5))],
-            "n": int(d.size)}
+        paths = [os.path.join(out, "downstream", "linear_probe", init, f"lr{rate:g}",
+                              runner.RESULTS_FILE) for rate in PROBE_RATES]
+        if finished_only and not all(os.path.exists(p) for p in paths):
+            continue
+        cells[init] = {rate: runner.downstream_cell(
+            rc, "linear_probe", init, value, rate, data,
+            feature_tap=None if value == "random" else deepest) for rate in PROBE_RATES}
+    grid = {init: {f"{lr:g}": comparison.grid_cell(r) for lr, r in by_lr.items()}
+            for init, by_lr in cells.items()}
+    return cells, grid, comparison.choose_learning_rates(grid)
 
 
 def main(argv=None):
@@ -259,6 +268,8 @@ def main(argv=None):
             name = "CJ_sum" if rule == "sum" else "CJ_normsgd"
             for lr in values:
                 grid[rule].append(pretrain(name, 0, lr, folders, out, GRID_STEPS, tag="grid"))
+            if "grid" not in stages and not grid[rule]:
+                continue
             rates[rule] = choose(grid[rule], values)
         print("chosen rates:", rates, flush=True)
     records = []
@@ -266,6 +277,9 @@ def main(argv=None):
         for seed in seeds:
             for name in names:
                 rule = RUNS[name][1]
+                done = os.path.join(out, "runs", f"{name}_s{seed}", "done.json")
+                if "runs" not in stages and not os.path.exists(done):
+                    continue   # a report of what is finished
                 records.append(pretrain(name, seed, rates[rule], folders, out))
                 print(f"{name} seed {seed}: {records[-1]['seconds']:.0f} s, held-out "
                       f"{records[-1]['final_heldout']}", flush=True)
@@ -275,23 +289,20 @@ def main(argv=None):
                 if r["seed"] == seeds[0] and r["name"] in FILTER_RUNS}
         if len(dirs) == len(FILTER_RUNS):
             png = filters_image({n: dirs[n] for n in FILTER_RUNS}, FILTERS_PNG)
-    cells, chosen = {}, {}
+    cells, grid_cells, chosen = {}, {}, {}
     if stages & {"downstream", "report"}:
         probed = [r for r in records if r["name"] in PROBE_RUNS]
-        cells, chosen = downstream(probed, out, args.corpus, probe_seeds)
+        cells, grid_cells, chosen = downstream(probed, out, args.corpus, probe_seeds,
+                                               finished_only="downstream" not in stages)
     if "report" in stages:
-        def tests(init):
-            return [run["test"] for run in chosen[init]["runs"]] if init in chosen else None
+        from tfcolor.downstream import comparison  # pylint: disable=import-outside-toplevel
         comparisons = {}
-        for a, b in (("CJ_normsgd", "CJ_sum"), ("CJx100_normsgd", "CJx100_sum"),
-                     ("CJ_normsgd", "C"), ("CJ_normsgd", "J"), ("CJ_rr_q50", "CJ_normsgd"),
-                     ("CJ_rr_q250", "CJ_normsgd"), ("C", "random"), ("J", "random"),
-                     ("CJ_normsgd", "random")):
-            for seed in seeds:
-                ia = f"{a}_s{seed}"
-                ib = "random" if b == "random" else f"{b}_s{seed}"
-                if tests(ia) and tests(ib):
-                    comparisons[f"{ia} - {ib}"] = _paired(tests(ia), tests(ib))
+        for a, b in COMPARISONS:
+            left = [f"{a}_s{seed}" for seed in seeds if f"{a}_s{seed}" in chosen]
+            right = (["random"] if b == "random" else
+                     [f"{b}_s{seed}" for seed in seeds if f"{b}_s{seed}" in chosen])
+            if left and all(r in chosen for r in right) and right:
+                comparisons[f"{a} - {b}"] = comparison.paired_difference(chosen, left, right)
         payload = {
             "command": ["python", "tools/multitask_experiments.py"] + list(argv or sys.argv[1:]),
             "seeds": seeds, "probe_seeds": list(probe_seeds),
@@ -309,8 +320,7 @@ def main(argv=None):
             "downstream": {
                 "protocol": "linear_probe", "labeled_set": "debphoto15",
                 "rates": list(PROBE_RATES),
-                "chosen": {init: {"learning_rate": c["learning_rate"], "val": c["val"],
-                                  "test": c["test"]} for init, c in chosen.items()},
+                "grid": grid_cells, "chosen": chosen,
                 "comparisons": comparisons,
                 "intervals_cover": ("probe seeds only (one pretraining seed per run)"
                                     if len(seeds) == 1 else
@@ -318,7 +328,8 @@ def main(argv=None):
             "compute_seconds": {
                 "grid": sum(r["seconds"] for g in grid.values() for r in g),
                 "runs": sum(r["seconds"] for r in records),
-                "downstream": sum(c.get("seconds", 0.0) for cs in cells.values() for c in cs)},
+                "downstream": sum(c.get("seconds", 0.0) for cs in cells.values()
+                                  for c in cs.values())},
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                         "platform": platform.platform()},
             "invocation_seconds": time.time() - started,

@@ -66,6 +66,7 @@ import keras
 import tensorflow as tf
 
 from tfcolor import layers as tfcolor_layers
+from tfcolor.models import trunk as trunk_lib
 
 DENSE_METHODS = ("factored", "concat")
 
@@ -153,14 +154,9 @@ class Colorizer(keras.Model):
         self.convention = convention
         self.edge_eps = edge_eps
         self.dense_method = dense_method
-        self.trunk_options = dict(trunk_options or {})
-        for key, value in (("batch_norm", batch_norm), ("input_mean", input_mean)):
-            if value is not None:
-                self.trunk_options[key] = value
-        if sync_batch_norm:
-            self.trunk_options["sync_batch_norm"] = True
-        if fov:
-            self.trunk_options["fov"] = True
+        self.trunk_options = trunk_lib.merge_options(
+                trunk_options, batch_norm=batch_norm, sync_batch_norm=sync_batch_norm,
+                input_mean=input_mean, fov=fov)
         if input_channels not in (1, 3):
             raise ValueError(f"input_channels must be 1 or 3; got {input_channels!r}.")
         self.input_channels = input_channels
@@ -197,7 +193,6 @@ class Colorizer(keras.Model):
         # Bazel forbids cycles). Importing the architecture modules registers them.
         import tfcolor.models.alexnet  # noqa: F401
         import tfcolor.models.resnet  # noqa: F401
-        import tfcolor.models.trunk as trunk_lib
         import tfcolor.models.vgg  # noqa: F401
         fov = bool(self.trunk_options.get("fov", False))
         names = trunk_lib.resolve_taps(arch, taps, fov)

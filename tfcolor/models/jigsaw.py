@@ -123,12 +123,9 @@ class JigsawNet(keras.Model):
         self.tap = tap
         self.color = bool(color)
         self.pieces = pieces
-        self.trunk_options = dict(trunk_options or {})
-        for key, value in (("batch_norm", batch_norm), ("input_mean", input_mean)):
-            if value is not None:
-                self.trunk_options[key] = value
-        if sync_batch_norm:
-            self.trunk_options["sync_batch_norm"] = True
+        self.trunk_options = trunk_lib.merge_options(
+                trunk_options, batch_norm=batch_norm, sync_batch_norm=sync_batch_norm,
+                input_mean=input_mean)
         channels = 3 if self.color else 1
         self.custom_trunk = trunk is not None
         if self.custom_trunk:

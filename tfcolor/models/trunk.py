@@ -268,6 +268,22 @@ def build_trunk(arch, *, batch_norm=None, sync_batch_norm=False, fov=False, taps
     return keras.Model(gray, outputs, name=name or arch)
 
 
+def merge_options(trunk_options=None, *, batch_norm=None, sync_batch_norm=False,
+                  input_mean=None, fov=False):
+    """The :func:`build_trunk` keyword arguments of a model that takes the common trunk options
+    as its own arguments and the rest as ``trunk_options``: the named ones win when given
+    (``None``/``False`` leave ``trunk_options`` as they are)."""
+    options = dict(trunk_options or {})
+    for key, value in (("batch_norm", batch_norm), ("input_mean", input_mean)):
+        if value is not None:
+            options[key] = value
+    if sync_batch_norm:
+        options["sync_batch_norm"] = True
+    if fov:
+        options["fov"] = True
+    return options
+
+
 def tap_channels(trunk):
     """{tap name: channels} of a built trunk, in its output order."""
     return {key: int(t.shape[-1]) for key, t in trunk.output.items()}

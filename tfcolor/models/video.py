@@ -124,12 +124,9 @@ class VideoNet(keras.Model):
         if input_channels not in (1, 3):
             raise ValueError(f"input_channels must be 1 or 3, got {input_channels!r}")
         self.input_channels = input_channels
-        self.trunk_options = dict(trunk_options or {})
-        for key, value in (("batch_norm", batch_norm), ("input_mean", input_mean)):
-            if value is not None:
-                self.trunk_options[key] = value
-        if sync_batch_norm:
-            self.trunk_options["sync_batch_norm"] = True
+        self.trunk_options = trunk_lib.merge_options(
+                trunk_options, batch_norm=batch_norm, sync_batch_norm=sync_batch_norm,
+                input_mean=input_mean)
         self.custom_trunk = trunk is not None
         if self.custom_trunk:
             if tap_strides is None:
