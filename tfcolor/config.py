@@ -1,6 +1,7 @@
 """Plain dataclass configurations of pretraining, validated with clear errors.
 
-The library validates; the programs (``tfcolor.programs``) only parse flags into these objects.
+The library validates; the absl entry points (``binaries/``) only turn flags into these objects
+and the programs (``tfcolor.programs``) run them.
 Every field has the paper's value (or, where the paper is silent, the released Caffe code's) as
 its default, and the source of every constant is given next to it.
 
