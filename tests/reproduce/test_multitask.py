@@ -153,12 +153,15 @@ def cj_arm(tmp_path_factory):
         pretraining.pretrain = original
     model_dir = os.path.join(config.output_dir, "pretrain", "cj_s0")
     stopped = sorted(os.listdir(model_dir))
-    log = _Messages()
-    logging.getLogger("absl").addHandler(log)
+    log, logger = _Messages(), logging.getLogger("absl")
+    level = logger.level
+    logger.addHandler(log)
+    logger.setLevel(logging.INFO)
     try:
         info = runner.pretrain_arm(config, "cj", 0, folders)
     finally:
-        logging.getLogger("absl").removeHandler(log)
+        logger.removeHandler(log)
+        logger.setLevel(level)
     return config, folders, info, stopped, log.messages
 
 
@@ -195,6 +198,21 @@ def test_the_downstream_classifier_pools_the_same_tap_for_every_trunk(cj_arm):
                                      taps=list(config.taps))()
     assert given.feature_tap == random.feature_tap == "conv3_3"
     assert given.trunk.input.shape[-1] == random.trunk.input.shape[-1] == 1  # grey, summed
+    # The layers after the pooled tap do not reach the loss: frozen, every trainable trunk
+    # variable gets a gradient and the logits do not change.
+    import numpy as np
+    import tensorflow as tf
+    images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 1)).astype("float32")
+    before = given.logits(images).numpy()
+    runner.freeze_after(given, "conv3_3")
+    frozen = [layer.name for layer in given.trunk.layers if layer.weights and not layer.trainable]
+    assert "conv4_1" in frozen and "conv3_3" not in frozen
+    np.testing.assert_array_equal(given.logits(images).numpy(), before)
+    trunk_vars = given.trunk.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(given.logits(images, training=True) ** 2)
+    grads = tape.gradient(loss, trunk_vars)
+    assert trunk_vars and all(g is not None for g in grads)
 
 
 def _cell(test):
@@ -222,3 +240,23 @@ def test_the_report_puts_our_rows_next_to_table_4_7():
     assert rows["random"].startswith("| No Pretraining | random | 0.250 | 5 |")
     assert rows["random"].endswith("| 46.2 | 23.5 | 6 |")
     assert [r.split(" | ")[1] for r in lines[2:]] == list(report.THESIS_TABLE_4_7)
+
+
+def test_the_normsgd_grid_marks_the_lowest_last_held_out_loss():
+    def run(last, best):
+        return {"heldout_curve": [[100, best], [300, last]], "seconds": 9.0,
+                "final_losses": {"jigsaw": 3.5, "jigsaw/accuracy": 0.04}}
+
+    grid = {"arm": "cj", "steps": 300, "seed": 0,
+            "results": {"0.0001": run(3.52, 3.50), "1e-06": run(3.84, 3.84),
+                        "1e-05": run(3.45, 3.46)}}
+    lines = report.normsgd_grid_table(grid).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1e-06", "| **1e-05**", "| 0.0001"]
+    assert lines[3] == "| **1e-05** | **3.450** | 3.450 @ 300 | 3.500 (0.04) | 9 |"
+    assert lines[4].startswith("| 0.0001 | 3.520 | 3.500 @ 100 |")
+
+
+def test_the_warm_up_is_checked_only_when_a_normsgd_arm_runs():
+    _config(arms=("colorization", "cj_sgd"), normsgd_warmup_steps=50).validate()
+    with pytest.raises(ConfigError):
+        _config(arms=("colorization", "jigsaw"), normsgd_warmup_steps=50).validate()

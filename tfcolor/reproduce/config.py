@@ -302,7 +302,9 @@ class ReproduceConfig:
                               f"{self.pretrain_steps} fall on steps {drops}: each must be after "
                               "step 0 and before the last step", "lr_drops")
         _ints("normsgd_warmup_steps", (self.normsgd_warmup_steps,))
-        if drops and self.normsgd_warmup_steps >= drops[0]:
+        normsgd = any(ARMS[a].is_multitask and ARMS[a].gradient_rule == "normsgd"
+                      for a in self.arms)
+        if normsgd and drops and self.normsgd_warmup_steps >= drops[0]:
             raise ConfigError(f"normsgd_warmup_steps={self.normsgd_warmup_steps} must end before "
                               f"the first learning-rate drop (step {drops[0]})",
                               "normsgd_warmup_steps")

@@ -274,6 +274,22 @@ def finetune_config(config, learning_rate):
             max_steps=config.ft_max_steps).validate()
 
 
+def freeze_after(model, tap):
+    """Freezes the trunk layers of ``model`` (a downstream model) after the layer ``tap``, which
+    its classifier pools: they do not reach the loss (a multi-proxy trunk has every layer of the
+    architecture), and a trainable variable that does not reach the loss fails the training
+    step (its zero gradient is built from a Keras variable's string dtype). The network's output
+    is unchanged. Returns ``model``."""
+    layers = model.trunk.layers
+    names = [layer.name for layer in layers]
+    if tap not in names:
+        raise ValueError(f"freeze_after: the trunk has no layer {tap!r}; layers: {names}")
+    for layer in layers[names.index(tap) + 1:]:
+        if layer.weights:
+            layer.trainable = False
+    return model
+
+
 def downstream_cell(config, protocol_name, init, init_value, learning_rate, data,
                     rebalance_images=None, feature_tap=None):
     """One grid cell: ``finetune_seeds`` of one protocol, initialisation and learning rate;
@@ -282,7 +298,8 @@ def downstream_cell(config, protocol_name, init, init_value, learning_rate, data
     ``feature_tap``: the trunk output the classifier pools (default: the trunk's last). A
     multi-proxy trunk has every tap of the architecture; the runner gives it the deepest of
     ``taps``, the layer the other initialisations' classifiers pool, so every initialisation is
-    fine-tuned as the same network."""
+    fine-tuned as the same network; its layers after ``feature_tap`` are frozen
+    (:func:`freeze_after`: they do not reach the loss)."""
     from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
     from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     cell_dir = os.path.join(config.output_dir, "downstream", protocol_name, init,
@@ -297,12 +314,15 @@ def downstream_cell(config, protocol_name, init, init_value, learning_rate, data
     random = init_value == "random"
 
     def make(seed):
-        return initialization.model_fn(
+        build = initialization.model_fn(
                 init_value, train.task, train.num_classes, arch=config.arch,
                 taps=list(config.taps) if random else None,
                 from_layer="head" if protocol_name == "linear_probe" else None,
                 rebalance_images=rebalance_images if random else None, seed=seed,
                 dropout=config.ft_dropout, head_taps=feature_tap)
+        if feature_tap is None:
+            return build
+        return lambda: freeze_after(build(), feature_tap)
 
     start = time.perf_counter()
     out = protocol.finetune_seeds(make, train, data["test"], finetune_config(config,
