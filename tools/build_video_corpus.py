@@ -28,7 +28,8 @@ black: no texture to follow). ``kdenlive-data``, ``shotcut-data``, ``pitivi``,
 ``blender-data`` and ``openshot-qt`` (one 4 KB clip: ten frames of a still grey gradient) hold
 no camera footage.
 
-Steps: download each package once (``OUT/packages/debs``) and unpack only the clip files and
+Steps (the Debian parts by :mod:`tfcolor.corpus.packages`): download each package once
+(``OUT/packages/debs``) and unpack only the clip files and
 the package's copyright file (``OUT/packages/root/PACKAGE``); split the clips built
 (:func:`split_clips`: the largest clip in ``train``, the others ranked by a hash of the seed and
 the clip name, at least one clip each in ``holdout`` and ``val``; never frames of one clip in
@@ -46,12 +47,10 @@ parameter recomputes every clip. ``--out`` may not lie inside a git work tree.
 """
 import argparse
 import dataclasses
-import fnmatch
 import glob
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +58,13 @@ import tarfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=wrong-import-position
+from tfcolor.corpus import packages  # noqa: E402
+from tfcolor.corpus.build import inside_git_tree  # noqa: E402
+from tfcolor.corpus.splits import unit_hash  # noqa: E402
 
 #: (name, package, path in the package: a file or a frame pattern for cv2.VideoCapture, what it
 #: shows).
@@ -86,90 +92,10 @@ def _fail(message):
     sys.exit(2)
 
 
-def unit_hash(seed, name):
-    """A number in [0, 1) from ``(seed, name)`` (stable across runs and machines)."""
-    return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16) / 16 ** 15
-
-
-def inside_git_tree(path):
-    p = os.path.abspath(path)
-    while True:
-        if os.path.exists(os.path.join(p, ".git")):
-            return p
-        parent = os.path.dirname(p)
-        if parent == p:
-            return None
-        p = parent
-
-
-def deb_file(debs_dir, package):
-    """The newest cached ``PACKAGE_*.deb`` in ``debs_dir`` or None."""
-    hits = sorted(f for f in os.listdir(debs_dir) if f.startswith(package + "_")
-                  and f.endswith(".deb")) if os.path.isdir(debs_dir) else []
-    return os.path.join(debs_dir, hits[-1]) if hits else None
-
-
-def download(packages, debs_dir, log=print):
-    """``apt-get download`` every package not cached yet (nothing is installed)."""
-    os.makedirs(debs_dir, exist_ok=True)
-    missing = [p for p in packages if deb_file(debs_dir, p) is None]
-    if missing:
-        log(f"apt-get download {' '.join(missing)}")
-        run = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir,
-                             capture_output=True, text=True)
-        if run.returncode:
-            last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-            _fail(f"apt-get download {' '.join(missing)} failed: {last} (no network, or no "
-                  "package lists: run `apt-get update` once first)")
-
-
-def unpack(deb, patterns, dest):
-    """Unpacks the files of ``deb`` matching the fnmatch ``patterns`` into ``dest`` (once: a
-    marker records what was unpacked from which .deb); returns the package version."""
-    marker = os.path.join(dest, ".tfcolor-unpacked.json")
-    want = {"deb": os.path.basename(deb), "patterns": sorted(patterns)}
-    if os.path.exists(marker):
-        with open(marker) as f:
-            done = json.load(f)
-        if {k: done.get(k) for k in want} == want:
-            return done["version"]
-    if os.path.isdir(dest):
-        shutil.rmtree(dest)
-    os.makedirs(dest)
-    version = subprocess.run(["dpkg-deb", "-f", deb, "Version"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
-    with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-        for member in tar:
-            name = member.name[2:] if member.name.startswith("./") else member.name
-            if member.isfile() and any(fnmatch.fnmatchcase(name, p) for p in patterns):
-                target = os.path.join(dest, name)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with tar.extractfile(member) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    if proc.wait():
-        _fail(f"dpkg-deb --fsys-tarfile {deb} failed ({proc.returncode})")
-    with open(marker, "w") as f:
-        json.dump(dict(want, version=version), f)
-    return version
-
-
 def licence_for(copyright_text, path):
-    """The licence a machine-readable (DEP-5) copyright file states for ``path``: the last
-    ``Files:`` stanza with a pattern matching the path or one of its suffixes."""
-    found = ""
-    for stanza in re.split(r"\n\s*\n", copyright_text):
-        files = re.search(r"^Files:\s*(.*(?:\n[ \t].*)*)", stanza, re.M)
-        licence = re.search(r"^License:\s*(\S+)", stanza, re.M)
-        if not files or not licence:
-            continue
-        parts = path.split("/")
-        suffixes = ["/".join(parts[i:]) for i in range(len(parts))]
-        if any(p == "*" or any(fnmatch.fnmatchcase(s, p) for s in suffixes)
-               for p in files.group(1).split()):
-            found = licence.group(1)
-    return found or "see copyright"
-
+    """The licence a package's copyright file states for ``path``
+    (:func:`tfcolor.corpus.packages.licence_for`: the last matching stanza of a DEP-5 file)."""
+    return packages.licence_for(packages.parse_copyright(copyright_text), path)
 
 
 def _files_of(pattern):
@@ -260,18 +186,29 @@ def build(args, log=print):
               "frame_step": args.frame_step, "image_format": args.image_format,
               "farneback": dataclasses.asdict(video.FarnebackParams())}
 
-    packages = sorted({c[1] for c in wanted})
+    names = sorted({c[1] for c in wanted})
     debs_dir = os.path.join(out, "packages", "debs")
-    download(packages, debs_dir, log=log)
+    try:
+        packages.download(names, debs_dir, log=log)
+    except packages.DownloadError as err:
+        _fail(f"apt-get download {' '.join(err.packages)} failed: {err.last_line} (no network, "
+              "or no package lists: run `apt-get update` once first)")
     roots, versions, copyrights = {}, {}, {}
-    for package in packages:
-        deb = deb_file(debs_dir, package)
+    for package in names:
+        deb = packages.deb_file(debs_dir, package)
+        if deb is None:
+            _fail(f"no {package}_*.deb in {debs_dir}")
         root = os.path.join(out, "packages", "root", package)
         patterns = {f"usr/share/doc/{package}/copyright"}
         for _, pkg, path, _ in wanted:
             if pkg == package:
                 patterns.add(path.split("%", 1)[0] + "*" if "%" in path else path)
-        versions[package] = unpack(deb, patterns, root)
+        try:
+            versions[package] = packages.unpack(deb, patterns, root)
+        except RuntimeError as err:   # dpkg-deb --fsys-tarfile failed
+            _fail(str(err))
+        except (subprocess.CalledProcessError, tarfile.TarError) as err:
+            _fail(f"cannot read {deb}: {err}")
         roots[package] = root
         with open(os.path.join(root, f"usr/share/doc/{package}/copyright"),
                   errors="replace") as f:
@@ -380,7 +317,6 @@ def build(args, log=print):
 
 
 def main(argv=None):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     build(parse_args(argv))
 
 

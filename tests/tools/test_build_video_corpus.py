@@ -38,7 +38,41 @@ def test_licence_is_the_last_matching_stanza_of_the_copyright_file():
     tool = _tool()
     assert tool.licence_for(text, "usr/share/x/data/video/cube.mpeg") == "GPL-2"
     assert tool.licence_for(text, "usr/share/x/data/faces/a.xml") == "Intel"
-    assert tool.licence_for("no stanzas", "a/b") == "see copyright"
+    assert tool.licence_for(text, "usr/share/x/other/sub/b.avi") == "Intel"
+    # A copyright file that is not machine-readable: what it states (tfcolor.corpus.packages).
+    assert tool.licence_for("Licensed under the GPL-2.\n", "a/b") == "not DEP-5; states: GPL-2"
+
+
+def _fake_command(folder, name, stderr, status):
+    """An executable ``folder/name`` that prints ``stderr`` to stderr and exits ``status``."""
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(f"#!/bin/sh\nprintf '%s\\n' '{stderr}' >&2\nexit {status}\n")
+    path.chmod(0o755)
+
+
+def test_failed_download_and_unreadable_deb_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("cv2")   # the tool checks for OpenCV before it downloads
+    tool = _tool()
+    fake = tmp_path / "bin"
+    _fake_command(fake, "apt-get", "W: first line\nE: Unable to locate package opencv-doc", 100)
+    _fake_command(fake, "dpkg-deb", "dpkg-deb: error: not a Debian format archive", 2)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        tool.build(tool.parse_args(["--out", str(out), "--clips", "tree"]), log=lambda _: None)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "build_video_corpus: apt-get download opencv-doc failed: E: Unable to locate package "
+        "opencv-doc (no network, or no package lists: run `apt-get update` once first)\n")
+    # A cached .deb that dpkg-deb cannot read.
+    deb = out / "packages" / "debs" / "opencv-doc_1.0_all.deb"
+    deb.write_bytes(b"not a deb")
+    with pytest.raises(SystemExit) as exit_info:
+        tool.build(tool.parse_args(["--out", str(out), "--clips", "tree"]), log=lambda _: None)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"build_video_corpus: cannot read {deb}: ") and err.count("\n") == 1
 
 
 def test_missing_tool_and_inside_a_git_tree_are_one_line_errors(tmp_path, monkeypatch, capsys):

@@ -35,8 +35,30 @@ def deb_file(debs_dir, package):
     return os.path.join(debs_dir, hits[-1]) if hits else None
 
 
+class DownloadError(RuntimeError):
+    """``apt-get download`` failed: ``packages`` (those it was asked for: the ones not cached),
+    ``returncode``, ``stderr``.
+
+    Its message holds the exit status and the end of apt-get's error output; ``last_line`` is
+    apt-get's last error line, for one-line reports.
+    """
+
+    def __init__(self, packages, returncode, stderr):
+        self.packages, self.returncode, self.stderr = list(packages), returncode, stderr
+        super().__init__(f"apt-get download failed ({returncode}): {stderr.strip()[-2000:]}\n"
+                         "(run `apt-get update` once first)")
+
+    @property
+    def last_line(self):
+        return (self.stderr.strip().splitlines() or ["no message"])[-1]
+
+
 def download(packages, debs_dir, log=print):
-    """``apt-get download`` every package not cached yet (no dependencies, nothing installed)."""
+    """``apt-get download`` every package not cached yet (no dependencies, nothing installed).
+
+    Raises:
+        DownloadError: apt-get failed (a ``RuntimeError``).
+    """
     os.makedirs(debs_dir, exist_ok=True)
     missing = [p for p in packages if deb_file(debs_dir, p) is None]
     if missing:
@@ -44,8 +66,7 @@ def download(packages, debs_dir, log=print):
         run = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir,
                              capture_output=True, text=True)
         if run.returncode:
-            raise RuntimeError(f"apt-get download failed ({run.returncode}): "
-                               f"{run.stderr.strip()[-2000:]}\n(run `apt-get update` once first)")
+            raise DownloadError(missing, run.returncode, run.stderr)
 
 
 def member_patterns(sources):
