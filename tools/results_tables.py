@@ -96,6 +96,40 @@ def reproduce(path=os.path.join(ROOT, "results", "reproduce.json")):
     return text.split("\n", 2)[2].rstrip("\n")  # drop the title line and its blank line
 
 
+def reproduce_multitask(path=os.path.join(ROOT, "results", "reproduce_multitask.json")):
+    """The tables of the committed multi-proxy run (Table 4.7 at CPU scale), as its own report
+    renders them, without the title."""
+    return reproduce(path)
+
+
+def multitask_headline(path=os.path.join(ROOT, "results", "reproduce_multitask.json")):
+    """The README's summary of the multi-proxy run: per protocol, our rows next to the thesis'
+    Table 4.7, and the combinations' paired differences."""
+    sys.path.insert(0, ROOT)
+    from tfcolor.reproduce import report  # pylint: disable=import-outside-toplevel
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    titles = {"linear_probe": "linear probe (frozen trunk)", "finetune": "full fine-tuning"}
+    lines = []
+    for protocol, d in r["downstream"].items():
+        rates = sorted({float(lr) for by_lr in d["grid"].values() for lr in by_lr})
+        how = ("LR chosen on val" if len(rates) > 1 else f"at the one learning rate {rates[0]:g}")
+        lines += [f"**{titles.get(protocol, protocol)}**, {r['config']['labeled_set']} "
+                  f"{d['metric']}, {len(r['config']['finetune_seeds'])} fine-tuning seeds, "
+                  f"{how}:", "", report.multitask_table(r, protocol), ""]
+        pairs = [(name, c) for name, c in d["comparisons"].items()
+                 if name in ("colorization - cj", "cj - jigsaw", "cjv - cj", "cj - cj_sgd",
+                             "colorization - cjv")]
+        if pairs:
+            lines += ["| combination, paired by fine-tuning seed | n | mean | 95% t-interval |",
+                      "| --- | ---: | ---: | --- |"]
+            for name, c in pairs:
+                lo, hi = c["t_interval"] or (float("nan"), float("nan"))
+                lines.append(f"| {name} | {c['n']} | {c['mean']:+.3f} | [{lo:+.3f}, {hi:+.3f}] |")
+            lines.append("")
+    return "\n".join(lines).rstrip("\n")
+
+
 def headline(path=os.path.join(ROOT, "results", "reproduce.json")):
     """The README's summary of the committed reproduction: colorization - random per protocol,
     and the first colorization seed's colorizer against grey and the prior."""
@@ -153,7 +187,10 @@ def quickstart(path=os.path.join(ROOT, "results", "quickstart.json")):
 
 
 SECTIONS = {"headline": headline, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
-            "linear_probe": linear_probe, "reproduce": reproduce}
+            "linear_probe": linear_probe, "reproduce": reproduce,
+            "reproduce_multitask": reproduce_multitask}
+# multitask_headline is the README's table of the multi-proxy run: add it here together with
+# its <!-- results:multitask_headline:begin/end --> markers in README.md.
 
 
 def _pattern(name):

@@ -260,3 +260,20 @@ def test_the_warm_up_is_checked_only_when_a_normsgd_arm_runs():
     _config(arms=("colorization", "cj_sgd"), normsgd_warmup_steps=50).validate()
     with pytest.raises(ConfigError):
         _config(arms=("colorization", "jigsaw"), normsgd_warmup_steps=50).validate()
+
+
+def test_the_readme_table_of_the_committed_run_has_every_row():
+    import importlib.util
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+            "results_tables", os.path.join(root, "tools", "results_tables.py"))
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    with open(os.path.join(root, "results", "reproduce_multitask.json")) as f:
+        results = json.load(f)
+    text = tables.multitask_headline()
+    for arm in ("random", "colorization", "jigsaw", "video", "cj", "cjv", "cj_sgd"):
+        assert f" | {arm} | " in text
+    for name in ("colorization - cj", "cj - jigsaw", "cjv - cj", "cj - cj_sgd"):
+        c = results["downstream"]["finetune"]["comparisons"][name]
+        assert f"| {name} | {c['n']} | {c['mean']:+.3f} |" in text

@@ -84,7 +84,7 @@ def multitask_table(results, protocol):
     rank = {a: i + 1 for i, a in enumerate(sorted(rows, key=lambda a: -ours[a]))}
     thesis = [a for a in rows if THESIS_TABLE_4_7[a][1] is not None]
     trank = {a: i + 1 for i, a in enumerate(sorted(thesis, key=lambda a: -THESIS_TABLE_4_7[a][1]))}
-    lines = [f"| Table 4.7 row | arm | ours: test {d['metric']} | rank | - random, 95% t | "
+    lines = [f"| Table 4.7 row | arm | ours: test {d['metric']} | rank | minus random, 95% t | "
              "thesis: VOC07 cls %mAP | VOC12 seg %mIU | thesis rank (cls) |",
              "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     for a in rows:
@@ -197,8 +197,11 @@ def grid_table(results, protocol):
 def downstream_tables(results, protocol):
     d = results["downstream"][protocol]
     seeds = len(results["config"]["finetune_seeds"])
+    rates = {lr for by_lr in d["grid"].values() for lr in by_lr}
+    how = ("LR chosen per initialisation on the val split" if len(rates) > 1 else
+           f"one learning rate, {next(iter(rates))}: nothing is chosen on val")
     lines = [f"**{_PROTOCOL_TITLES.get(protocol, protocol)}** ({d['metric']}, {seeds} "
-             "fine-tuning seeds; LR chosen per initialisation on the val split)", "",
+             f"fine-tuning seeds; {how})", "",
              "| initialisation | LR | val | test (mean +- std) |", "| --- | --- | ---: | ---: |"]
     for init, c in d["chosen"].items():
         edge = " (grid edge)" if c["at_edge"] else ""
@@ -216,6 +219,18 @@ def downstream_tables(results, protocol):
     return "\n".join(lines)
 
 
+def _run_lines(run):
+    """How the run went, when the results record it (``results["run"]``: wall time, CPU time
+    of the units, parallel processes)."""
+    if not run:
+        return []
+    cpu = run.get("cpu_seconds_of_the_units", {})
+    return [f"Run: {run['wall_minutes']:.0f} min of wall time ({run['started']} to "
+            f"{run['finished']}), {sum(cpu.values()) / 60:.0f} min of CPU time in its units "
+            f"(pretraining {cpu.get('pretraining', 0) / 60:.0f}, downstream "
+            f"{cpu.get('downstream', 0) / 60:.0f}); {run['note']}"]
+
+
 def markdown(results, level=1):
     """The whole report; ``level`` is the Markdown level of its title (sections one below)."""
     h1, h2 = "#" * level, "#" * (level + 1)
@@ -229,7 +244,8 @@ def markdown(results, level=1):
     lines += [f"Machine: {m['processor']}, {m['cpus']} CPUs, Python {m['python']}, TensorFlow "
               f"{m['tensorflow']}, Keras {m['keras']}  ",
               f"Compute: {total / 60:.1f} min (pretraining {s['pretrain'] / 60:.1f}, colorizer "
-              f"evaluation {s['colorizer'] / 60:.1f}, downstream {s['downstream'] / 60:.1f})", "",
+              f"evaluation {s['colorizer'] / 60:.1f}, downstream {s['downstream'] / 60:.1f})"
+              + ("" if not results.get("run") else "  "), *_run_lines(results.get("run")), "",
               f"Photos: {sizes['train_photos']} train, {sizes['val_photos']} val (held-out "
               f"loss), {sizes['holdout_photos']} holdout (colorizer evaluation). Downstream: "
               f"{cfg['labeled_set']}, {sizes['classes']} classes, "
