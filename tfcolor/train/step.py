@@ -77,8 +77,12 @@ class UpdateRule:
         """The gradients to pass to ``optimizer.apply``: of ``loss`` (already loss-scaled if
         the optimizer scales), summed across replicas, clipped, bias-multiplied. Call in the
         replica context."""
-        grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        grads = [tf.convert_to_tensor(g) for g in grads]
+        # Zeros for variables the loss does not reach (e.g. layers after the tap a frozen or
+        # partial network reads), filled here: the tape's UnconnectedGradients.ZERO fails on
+        # Keras 3 variables, whose dtype is a string.
+        grads = tape.gradient(loss, variables)
+        grads = [tf.zeros(v.shape, v.dtype) if g is None else tf.convert_to_tensor(g)
+                 for g, v in zip(grads, variables)]
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         clip = self.config.clip_norm
         if clip is not None:
