@@ -304,7 +304,11 @@ def main(argv=None):
             if left and all(r in chosen for r in right) and right:
                 comparisons[f"{a} - {b}"] = comparison.paired_difference(chosen, left, right)
         payload = {
-            "command": ["python", "tools/multitask_experiments.py"] + list(argv or sys.argv[1:]),
+            # The command that runs everything (a later --stages report only rewrites this file).
+            "command": ["python", "tools/multitask_experiments.py",
+                        "--corpus", args.corpus.replace(os.path.expanduser("~"), "~"),
+                        "--output_dir", "runs/multitask_experiments",
+                        "--seeds", args.seeds, "--probe_seeds", args.probe_seeds],
             "seeds": seeds, "probe_seeds": list(probe_seeds),
             "recipe": {"arch": "vgg_tiny", "steps": STEPS, "warmup": WARMUP,
                        "batch_joint": BATCH_JOINT, "batch_alone": BATCH_ALONE,

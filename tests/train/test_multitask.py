@@ -49,6 +49,8 @@ def test_each_task_gets_its_own_input_section_and_seed():
     assert tasks[1].piece_size == 28
 
 
+@pytest.mark.slow  # two input pipelines and a model (30 s); ScaledTask's invariance under
+# NormSGD is in the default run (tests/train/test_multitask_step.py)
 def test_loss_scales_wrap_the_task_and_multiply_its_loss():
     config = _config(loss_scales={"jigsaw": 100.0})
     tasks = multitask.build_tasks(config)
@@ -107,6 +109,7 @@ def cj_run(tmp_path_factory):
     return model_dir, result
 
 
+@pytest.mark.slow  # a whole C+J run with its export (about a minute)
 def test_a_multitask_run_logs_each_task_and_exports_the_colorizer(cj_run):
     model_dir, result = cj_run
     assert result.stopped == "completed" and result.train.step == 6
@@ -125,6 +128,7 @@ def test_a_multitask_run_logs_each_task_and_exports_the_colorizer(cj_run):
     assert list(config.multitask.tasks) == ["colorization", "jigsaw"]
 
 
+@pytest.mark.slow  # a whole C+J run with its export (about a minute)
 def test_the_run_directory_gives_back_the_trained_colorizer_and_trunk(cj_run):
     model_dir, result = cj_run
     trained = result.model.sub_models["colorization"]
@@ -147,6 +151,7 @@ def _single_run(model_dir):
     return other
 
 
+@pytest.mark.slow  # a whole C+J run with its export (about a minute)
 def test_finetune_init_takes_the_shared_trunk_grey_or_colour(cj_run):
     model_dir, result = cj_run
     grey, arch = initialization.load_trunk(str(model_dir), arch="vgg_tiny")
@@ -171,6 +176,7 @@ def test_rgb_to_gray_conv1_is_the_channel_sum_and_inverts_gray_to_rgb():
         surgery.rgb_to_gray_conv1(grey)
 
 
+@pytest.mark.slow  # a whole C+J run with its export (about a minute)
 def test_resuming_with_another_task_set_is_refused(cj_run, tmp_path):
     model_dir, _ = cj_run
     other = _config(model_dir, steps=9, tasks=("colorization", "jigsaw", "denoising"))

@@ -488,6 +488,7 @@ def test_mirrored_step_equals_single_device_step(normsgd, tasks):
 # --------------------------------------------------------------------------------------------
 # 7. Mixed precision.
 
+@pytest.mark.slow  # two runs under two dtype policies (a minute on a busy machine)
 def test_mixed_precision_trains_and_logs_unscaled_gradient_norms(tmp_path, normsgd, tasks):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")
