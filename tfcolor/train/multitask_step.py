@@ -264,6 +264,8 @@ class MultiTaskStep(task_step.TrainStep):
     def _optimizer_for(self, task):
         return self.task_optimizers.get(task, self.optimizer)
 
+    # Plain TensorFlow: not converted by AutoGraph (see tfcolor.train.step.TaskUpdate).
+    @tf.autograph.experimental.do_not_convert
     def _replica_step(self, batches, step, active):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=len(active) > 1) as tape:

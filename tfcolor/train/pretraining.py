@@ -184,14 +184,8 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
                  "model_dir %s", config.model.arch, config.loss.kind, config.data.data,
                  strategy.num_replicas_in_sync, config.data.batch_size, t.train_steps,
                  model_dir)
-    run = experiment.run(task, t, config.optimizer, strategy=strategy, hooks=hooks,
-                         force_unlock=force_unlock, seed=False, lock_model_dir=False)
-    result, trainer = run.train, run.trainer
-    # Unreadable images were skipped by the pipeline: say how many and which kinds.
-    from tfcolor.data import decode as decode_lib  # pylint: disable=import-outside-toplevel
-    decode_lib.default_skip_counter().log_summary()
-    out = PretrainResult(train=result, model=trainer.model,
-                         heldout_curve=heldout.curve if heldout is not None else None)
+    out, trainer = _train(task, t, config, strategy, hooks, force_unlock, heldout)
+    result = out.train
     if result.stopped != "completed" or not chief:
         return out
     checkpoint = result.checkpoint
@@ -246,14 +240,9 @@ def _pretrain_multitask(config, strategy, hooks, export, chief, force_unlock):
                  config.model.arch, "+".join(mt.tasks), mt.gradient_rule, mt.schedule,
                  f" Q={mt.quantum}" if mt.schedule == "round_robin" else "",
                  strategy.num_replicas_in_sync, t.train_steps, model_dir)
-    run = experiment.run(lambda s: multitask.make_step(config, s, tasks), t, config.optimizer,
-                         strategy=strategy, hooks=hooks, force_unlock=force_unlock, seed=False,
-                         lock_model_dir=False)
-    result, trainer = run.train, run.trainer
-    from tfcolor.data import decode as decode_lib  # pylint: disable=import-outside-toplevel
-    decode_lib.default_skip_counter().log_summary()
-    out = PretrainResult(train=result, model=trainer.model,
-                         heldout_curve=heldout.curve if heldout is not None else None)
+    out, trainer = _train(lambda s: multitask.make_step(config, s, tasks), t, config,
+                          strategy, hooks, force_unlock, heldout)
+    result = out.train
     if result.stopped != "completed" or not chief:
         return out
     for name, image in trainer.previews().items():
@@ -271,6 +260,20 @@ def _pretrain_multitask(config, strategy, hooks, export, chief, force_unlock):
             checkpoint=export_lib.checkpoint_metadata(result.checkpoint, None))
         logging.info("SavedModel of the colorizer: %s", out.export_dir)
     return out
+
+
+def _train(task, train_config, config, strategy, hooks, force_unlock, heldout):
+    """Trains ``task`` (a task, or ``make_step(strategy)``) as ``train_config`` says through
+    :func:`experiment.run` in the lock ``pretrain`` holds; returns ``(PretrainResult,
+    trainer)``."""
+    run = experiment.run(task, train_config, config.optimizer, strategy=strategy, hooks=hooks,
+                         force_unlock=force_unlock, seed=False, lock_model_dir=False)
+    # Unreadable images were skipped by the pipeline: say how many and which kinds.
+    from tfcolor.data import decode as decode_lib  # pylint: disable=import-outside-toplevel
+    decode_lib.default_skip_counter().log_summary()
+    return PretrainResult(train=run.train, model=run.trainer.model,
+                          heldout_curve=heldout.curve if heldout is not None else None), \
+        run.trainer
 
 
 def heldout_identity(config):

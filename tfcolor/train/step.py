@@ -101,6 +101,10 @@ class TaskUpdate:
     Builds the model's variables with one dummy batch (``task.compute_loss`` on one all-zero
     element) and finds the task's logged terms.
 
+    Its methods are plain TensorFlow (no Python control flow on tensors) and are not converted
+    by AutoGraph when a ``tf.function`` calls them: AutoGraph's cache of converted methods has
+    been seen to call them without ``self`` in a process that traced other functions first.
+
     Args:
         task: a :class:`tfcolor.tasks.base.Task`.
         model: its model.
@@ -130,6 +134,7 @@ class TaskUpdate:
         self.rule = UpdateRule(optimizer_config, model.trainable_variables,
                                task.head_variables(model))
 
+    @tf.autograph.experimental.do_not_convert
     def loss(self, batch, training, global_batch_size=None):
         """``(data loss, terms)`` of this replica's batch, float32."""
         # Like Keras' own train_step, run the model without AutoGraph conversion: Keras layers
@@ -141,10 +146,12 @@ class TaskUpdate:
         return (tf.cast(loss, tf.float32),
                 {k: tf.cast(v, tf.float32) for k, v in terms.items()})
 
+    @tf.autograph.experimental.do_not_convert
     def values(self, data_loss, decay, terms):
         """The logged values in :attr:`loss_names` order."""
         return [data_loss + decay, data_loss, decay] + [terms[t] for t in self.term_names]
 
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, batch, optimizer):
         """One update in the replica context; returns ``{name: this replica's share}``."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
