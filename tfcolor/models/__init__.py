@@ -14,3 +14,4 @@ from tfcolor.models.trunk import (  # noqa: F401
 from tfcolor.models import alexnet, resnet, vgg  # noqa: F401,E402
 from tfcolor.models.colorizer import Colorizer  # noqa: F401,E402
 from tfcolor.models.factory import build_colorizer  # noqa: F401,E402
+from tfcolor.models.multitask import MultiTaskModel, SharedTrunk  # noqa: F401,E402

@@ -5,6 +5,7 @@
 * :class:`~tfcolor.tasks.denoising.DenoisingTask`,
   :class:`~tfcolor.tasks.split_brain.SplitBrainTask`: the baselines' pretraining objectives.
 * :class:`~tfcolor.tasks.jigsaw.JigsawTask`: the jigsaw 2x2 proxy task.
+* :class:`~tfcolor.tasks.scaled.ScaledTask`: a task with its loss multiplied by a constant.
 * :class:`~tfcolor.tasks.video.VideoTask`: the video proxy task (relative optical-flow amplitude).
 * :class:`~tfcolor.tasks.downstream.ClassificationTask`,
   :class:`~tfcolor.tasks.downstream.MultiLabelTask`,
@@ -21,6 +22,7 @@ _EXPORTS = {
     "DenoisingTask": "denoising",
     "SplitBrainTask": "split_brain",
     "JigsawTask": "jigsaw",
+    "ScaledTask": "scaled",
     "VideoTask": "video",
     "ClassificationTask": "downstream",
     "MultiLabelTask": "downstream",
