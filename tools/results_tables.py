@@ -16,7 +16,7 @@ import sys
 import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = ("README.md", os.path.join("docs", "reproduction.md"))
+PAGES = ("README.md", os.path.join("docs", "reproduction.md"), os.path.join("docs", "multitask.md"))
 
 
 def _ci(p):
@@ -186,11 +186,78 @@ def quickstart(path=os.path.join(ROOT, "results", "quickstart.json")):
     return "\n".join(lines)
 
 
+def _mean_tail(curve, fraction=1.0):
+    values = [v for _, v in curve]
+    if not values:
+        return float("nan")
+    start = int(len(values) * (1.0 - fraction))
+    tail = values[start:]
+    return sum(tail) / len(tail)
+
+
+def multitask_gradients(path=os.path.join(ROOT, "results", "multitask.json")):
+    """The tasks' gradient norms under joint SGD and NormSGD (Fig. 4.4), the contrived x100
+    case and round-robin against joint (Table 4.6) of ``tools/multitask_experiments.py``."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    runs = {x["name"]: x for x in r["runs"] if x["seed"] == r["seeds"][0]}
+    rates = r["chosen_rates"]
+    lines = [textwrap.fill(
+        f"Measured with `{' '.join(r['command'])}` (pretraining seed {r['seeds'][0]}, "
+        f"{r['recipe']['steps']} steps, vgg_tiny, learning rates chosen on the val photos' "
+        f"held-out colorization loss: SGD {rates['sum']:g}, NormSGD {rates['normsgd']:g}; "
+        f"{sum(r['compute_seconds'].values()) / 60:.0f} min of compute). Gradient norms are "
+        f"the mean over the run of ||g||_1 / P over the trunk.", 100,
+        break_on_hyphens=False, break_long_words=False), "",
+        "| run | C grad | J grad | J / C | C held-out loss | J train loss (chance 3.18) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name in ("CJ_sum", "CJ_normsgd", "CJx100_sum", "CJx100_normsgd", "CJ_rr_q5",
+                 "CJ_rr_q50", "C", "J"):
+        x = runs.get(name)
+        if x is None:
+            continue
+        g = x["gradient_curves"]
+        c = _mean_tail(g.get("grad/colorization/l1_mean", []))
+        j = _mean_tail(g.get("grad/jigsaw/l1_mean", []))
+        jl = _mean_tail(x["loss_curves"].get("loss/jigsaw", []), 0.1)
+        held = x["final_heldout"]
+        cells = [f"{c:.2e}" if c == c else "-", f"{j:.2e}" if j == j else "-",
+                 f"{j / c:.1f}" if c == c and j == j else "-",
+                 f"{held:.3f}" if held is not None else "-", f"{jl:.2f}" if jl == jl else "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def multitask_probe(path=os.path.join(ROOT, "results", "multitask.json")):
+    """The linear probe of every trunk of ``tools/multitask_experiments.py`` with the paired
+    differences named before the run."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    d = r["downstream"]
+    one = len(d["rates"]) == 1
+    lines = [f"Intervals cover {d['intervals_cover']}; "
+             + (f"every probe at the one learning rate {d['rates'][0]:g} (nothing chosen on "
+                "val)." if one else "a rate marked (edge) was chosen at the edge of the grid.")]
+    lines += ["", f"| {d['protocol'].replace('_', ' ')} on {d['labeled_set']} (top-1) | rate | "
+              "test mean | test std |", "| --- | ---: | ---: | ---: |"]
+    for init, c in d["chosen"].items():
+        edge = " (edge)" if c.get("at_edge") and not one else ""
+        lines.append(f"| {init} | {c['learning_rate']:g}{edge} | {c['test_mean']:.3f} | "
+                     f"{c['test_std']:.3f} |")
+    if d["comparisons"]:
+        lines += ["", "| paired difference (probe seeds) | mean | 95% t-interval |",
+                  "| --- | ---: | --- |"]
+        for name, c in d["comparisons"].items():
+            ci = c.get("t_interval")
+            ci = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-"
+            lines.append(f"| {name} | {c['mean']:+.3f} | {ci} |")
+    return "\n".join(lines)
+
+
 SECTIONS = {"headline": headline, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
             "linear_probe": linear_probe, "reproduce": reproduce,
-            "reproduce_multitask": reproduce_multitask}
-# multitask_headline is the README's table of the multi-proxy run: add it here together with
-# its <!-- results:multitask_headline:begin/end --> markers in README.md.
+            "reproduce_multitask": reproduce_multitask, "multitask_headline": multitask_headline,
+            "multitask_gradients": multitask_gradients, "multitask_probe": multitask_probe}
 
 
 def _pattern(name):
