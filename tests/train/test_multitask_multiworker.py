@@ -12,9 +12,7 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ _TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ROOT = os.path.dirname(_TESTS)
 _CHILD = os.path.join(_TESTS, "train_child.py")
 sys.path.insert(0, _TESTS)
+import child_processes  # noqa: E402
 import train_child  # noqa: E402
 
 from tfcolor import train  # noqa: E402
@@ -45,25 +44,7 @@ def _free_ports(n):
 
 
 def _spawn(args, tf_config):
-    env = dict(os.environ, PYTHONPATH=_ROOT, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config)
-    return subprocess.Popen([sys.executable, _CHILD] + args, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _finish(procs, timeout):
-    """Waits for every process (total ``timeout`` s); kills all of them whatever happens."""
-    deadline = time.monotonic() + timeout
-    outputs = []
-    try:
-        for p in procs:
-            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            outputs.append(out)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-    return outputs
+    return child_processes.spawn(_CHILD, args, {"TF_CONFIG": tf_config})
 
 
 def _result(path):
@@ -95,7 +76,7 @@ def test_two_worker_multitask_run_equals_one_process_on_the_global_batches(tmp_p
             procs.append(_spawn(["--task=multitask", "--strategy=multi_worker",
                                  f"--steps={STEPS}", f"--checkpoint_every={CHECKPOINT_EVERY}",
                                  "--model_dir", str(model_dir), "--out", outs[i]], tf_config))
-        logs = _finish(procs, timeout=600)
+        logs = child_processes.finish(procs, timeout=600)
     finally:
         for p in procs:
             if p.poll() is None:

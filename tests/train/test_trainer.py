@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+import child_processes  # noqa: E402
 import layer_testing  # noqa: E402
 import train_standins as si  # noqa: E402
 
@@ -489,29 +490,10 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _spawn(args, env_extra=None):
-    import subprocess
-    env = dict(os.environ, PYTHONPATH=_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    env.update(env_extra or {})
-    return subprocess.Popen([sys.executable, _CHILD] + args, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return child_processes.spawn(_CHILD, args, env_extra)
 
 
-def _finish(procs, timeout):
-    """Waits for every process (total ``timeout`` s); kills all of them whatever happens."""
-    import time
-    deadline = time.monotonic() + timeout
-    outputs = []
-    try:
-        for p in procs:
-            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            outputs.append(out)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-    return outputs
+_finish = child_processes.finish
 
 
 def _result(path):
