@@ -2,6 +2,7 @@
 their own session so that a test can kill them and everything they started, whatever happens."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,3 +36,16 @@ def finish(procs, timeout):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
     return outputs
+
+
+def free_ports(n):
+    """``n`` TCP ports on 127.0.0.1 that were free a moment ago (for a test's TF_CONFIG)."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports

@@ -11,7 +11,6 @@ record position). Restore: a fresh step object restores the chief's last checkpo
 import json
 import os
 import signal
-import socket
 import sys
 
 import numpy as np
@@ -31,16 +30,7 @@ EPS32 = 2.0 ** -24
 STEPS, CHECKPOINT_EVERY = 4, 2
 
 
-def _free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+_free_ports = child_processes.free_ports
 
 
 def _spawn(args, tf_config):

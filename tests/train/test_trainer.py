@@ -538,17 +538,7 @@ def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def _free_ports(n):
-    import socket
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+_free_ports = child_processes.free_ports
 
 
 @pytest.mark.slow
