@@ -165,6 +165,12 @@ def define_flags(fv=FLAGS):
     d.integer("input_channels", 3,
               "Channels of the shared trunk's input: 3 (colour; RGB-encoded grey for "
               "colorization) or 1.")
+    d.string("init", "",
+             "Start the shared trunk from another run's trunk (a colorization or multi-task "
+             "model_dir, an export, a baseline model_dir), e.g. the jigsaw task from a "
+             "colorizer: --tasks=jigsaw --init=runs/C. Read when the run starts from scratch.")
+    d.boolean("train_trunk", True,
+              "Train end to end; false: the task layers only, on the fixed --init trunk.")
     return fv
 
 

@@ -515,6 +515,13 @@ class MultiTaskConfig:
             ``piece_size``, ``color``; video: see :class:`tfcolor.tasks.video.VideoTask`).
         input_channels: channels of the shared trunk's input: 3 (colour for jigsaw and video,
             RGB-encoded grey for colorization, §8.5.1) or 1 (grey for every task).
+        init: "" (a fresh trunk) or a run whose trunk starts this run's shared trunk (a
+            colorization or multi-task ``model_dir``, a colorization export or a baseline
+            ``model_dir``; the inter-proxy runs of Fig. 4.7: "C -> J"). Read once, when the run
+            starts from scratch; the first layer is converted between grey and colour input
+            (:func:`tfcolor.train.trunk_init.initialize_trunk`).
+        train_trunk: False trains the task layers only, on a fixed trunk (Fig. 4.7's runs
+            without "(ft)"); True (default) trains end to end.
     """
     tasks: typing.Sequence[str] = ("colorization",)
     gradient_rule: str = "normsgd"
@@ -534,11 +541,13 @@ class MultiTaskConfig:
     task_data: dict = dataclasses.field(default_factory=dict)
     task_options: dict = dataclasses.field(default_factory=dict)
     input_channels: int = 3
+    init: str = ""
+    train_trunk: bool = True
 
     @property
     def single_colorization(self):
-        """True for the papers' single-task colorization run."""
-        return list(self.tasks) == ["colorization"]
+        """True for the papers' single-task colorization run (from scratch, end to end)."""
+        return list(self.tasks) == ["colorization"] and not self.init and self.train_trunk
 
     def validate(self):
         tasks = list(self.tasks)
@@ -587,6 +596,18 @@ class MultiTaskConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false", name)
         _choice("input_channels", self.input_channels, (1, 3))
+        if not isinstance(self.init, str):
+            raise ConfigError(f"init must be a path or empty, got {self.init!r}", "init")
+        if not isinstance(self.train_trunk, bool):
+            raise ConfigError("train_trunk must be true or false", "train_trunk")
+        if not self.train_trunk:
+            if not self.init:
+                raise ConfigError("train_trunk=false trains the task layers on a fixed trunk: "
+                                  "name the run that provides it with init", "train_trunk")
+            if self.gradient_rule == "normsgd":
+                raise ConfigError("gradient_rule normsgd normalises gradients over the shared "
+                                  "trunk, which train_trunk=false fixes: use sum",
+                                  "gradient_rule")
         return self
 
     def rule_options(self):

@@ -18,6 +18,10 @@ replica's share of the global mean, summed over replicas), ``h_m`` its gradient 
   then weight decay is added and the trainer's momentum-SGD optimizer applies the result. Every
   normalised task gradient has the same L1 norm, so multiplying a task's loss by a constant leaves
   every update unchanged (up to ``eps``).
+* :class:`SplitWeightsRule` (split-weights, §8.2.2): :class:`SumRule` where task m's base
+  gradient is multiplied by its column mask ``mask_m`` (:func:`tfcolor.models.split.column_masks`:
+  a weight belongs to the column of its destination unit, task m owns column m), so
+  ``base <- (1/M) sum_m w_m mask_m * g_m``: no base weight gets gradients from two tasks.
 * :class:`SeparateRule` (eq. 4.10, "multi-Adam"): one optimizer per task, owned by the rule;
   optimizer m applies ``g_m`` (base) and ``h_m`` (head m); the update is ``sum_m optimizer_m(g_m)``,
   so eq. 4.10's 1/M belongs in each optimizer's learning rate (:attr:`SeparateRule.rate_factor`).
@@ -79,12 +83,14 @@ does not say):
   (:class:`tfcolor.config.OptimizerConfig`); NormSGD is this rule followed by momentum SGD.
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfcolor.config import OptimizerConfig
 from tfcolor.train import step as step_lib
 
-__all__ = ["GradientRule", "SumRule", "NormSGDRule", "SeparateRule", "RULES", "make_rule",
+__all__ = ["GradientRule", "SumRule", "NormSGDRule", "SeparateRule", "SplitWeightsRule", "RULES",
+           "make_rule",
            "task_gradients", "loss_scales", "default_freeze_step"]
 
 
@@ -209,9 +215,8 @@ class GradientRule(tf.Module):
                                      f"every variable belongs to one place")
                 seen.add(id(v))
         self._layout = _Untracked(base=base, heads=heads)
+        # No base (0): the trunk is fixed and only the heads train (``train_trunk=False``).
         self.num_base_scalars = int(sum(int(tf.size(v)) for v in base))
-        if self.num_base_scalars == 0:
-            raise ValueError("the shared base has no parameters")
         all_heads = [v for t in tasks for v in heads[t]]
         update_rule = step_lib.UpdateRule(self.config, base + all_heads, all_heads)
         decay = {id(v): rate for v, rate in update_rule.decayed}
@@ -271,7 +276,9 @@ class GradientRule(tf.Module):
         return list(grads)
 
     def _norms(self, base_grads):
-        """(L1 / P, L2) of one task's base gradient."""
+        """(L1 / P, L2) of one task's base gradient (zeros without a base)."""
+        if not base_grads:
+            return tf.constant(0.0), tf.constant(0.0)
         l1 = tf.add_n([tf.reduce_sum(tf.abs(g)) for g in base_grads])
         l2 = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in base_grads]))
         return l1 / float(self.num_base_scalars), l2
@@ -377,6 +384,9 @@ class NormSGDRule(_SingleOptimizerRule):
                  freeze_step, ema_decay=0.99, epsilon=1e-12, normalize_heads=True,
                  decay_after_normalisation=True, **kw):
         super().__init__(tasks, base_variables, head_variables, optimizer_config, **kw)
+        if self.num_base_scalars == 0:
+            raise ValueError("NormSGD normalises the gradients over a shared base, and this one "
+                             "has no parameters (a fixed trunk: use the sum rule)")
         if freeze_step is not None and (isinstance(freeze_step, bool)
                                         or not isinstance(freeze_step, int) or freeze_step < 0):
             raise ValueError(f"freeze_step must be a step number >= 0 or None, got "
@@ -524,11 +534,78 @@ class SeparateRule(GradientRule):
         return norms
 
 
-RULES = {"sum": SumRule, "normsgd": NormSGDRule, "separate": SeparateRule}
+class SplitWeightsRule(SumRule):
+    """Split-weights (METHOD_CH4.md §8.2.2): every base weight and bias belongs to one task, the
+    task of the column of its destination unit, and gets only that task's gradient:
+    ``base <- (1/M) sum_m w_m mask_m * g_m`` (``reduction="sum"``: no 1/M); heads as in
+    :class:`SumRule` (a head is its task's own). Task m (``tasks[m]``) owns column m. With one
+    task this is :class:`SumRule`. Under round-robin an inactive task's column gets no gradient.
+
+    Args:
+        masks: ``{variable path: [M masks]}`` over the base variables, each a 0/1 array
+            broadcastable to the variable, the M masks summing to 1
+            (:func:`tfcolor.models.split.column_masks` of the trunk, which also checks its layer
+            kinds). None: from the variables' shapes, the destination unit on the last axis
+            (Keras kernels, biases, batch-normalisation parameters), unit ``c`` of ``C`` in
+            column ``floor(c * M / C)``.
+        Other arguments: :class:`SumRule`.
+    """
+
+    def __init__(self, tasks, base_variables, head_variables, optimizer_config=None, *,
+                 masks=None, **kw):
+        super().__init__(tasks, base_variables, head_variables, optimizer_config, **kw)
+        num = len(self.tasks)
+        given = None if masks is None else dict(masks)
+        per_variable = []
+        for v in self.base_variables:
+            shape = tuple(int(d) for d in v.shape)
+            if given is None:
+                if not shape:
+                    raise ValueError(f"split-weights: variable {v.path} has no unit axis")
+                cols = (np.arange(shape[-1]) * num) // shape[-1]
+                cols = cols.reshape((1,) * (len(shape) - 1) + (-1,))
+                ms = [(cols == m).astype(np.float32) for m in range(num)]
+            else:
+                if v.path not in given:
+                    raise ValueError(f"split-weights: no column masks for base variable {v.path}")
+                ms = [np.asarray(x, np.float32) for x in given.pop(v.path)]
+                if len(ms) != num:
+                    raise ValueError(f"split-weights: {v.path} has {len(ms)} column masks for "
+                                     f"{num} tasks")
+                try:
+                    total = np.broadcast_to(sum(ms), shape)
+                except ValueError as e:
+                    raise ValueError(f"split-weights: the masks of {v.path} do not broadcast to "
+                                     f"its shape {shape}") from e
+                if not all(np.isin(x, (0.0, 1.0)).all() for x in ms) or not (total == 1).all():
+                    raise ValueError(f"split-weights: the masks of {v.path} must be 0/1 and put "
+                                     f"every entry in exactly one column")
+            per_variable.append([tf.constant(x) for x in ms])
+        if given:
+            raise ValueError(f"split-weights: masks for variables that are not in the base: "
+                             f"{sorted(given)[:3]}")
+        self._masks = _Untracked(values=per_variable)
+
+    def column_mask(self, task, index):
+        """The mask of base variable ``index`` for ``task`` (a broadcastable float32 tensor)."""
+        return self._masks.values[index][self.tasks.index(task)]
+
+    def _combine(self, active, task_grads, head_grads, step):
+        masked = {t: [g * self.column_mask(t, i) for i, g in enumerate(task_grads[t])]
+                  for t in active}
+        grads, norms = super()._combine(active, masked, head_grads, step)
+        # Log each task's whole (unmasked) base gradient, as the other rules do.
+        for t in active:
+            norms[f"{t}/grad_l1_mean"], norms[f"{t}/grad_l2"] = self._norms(task_grads[t])
+        return grads, norms
+
+
+RULES = {"sum": SumRule, "normsgd": NormSGDRule, "separate": SeparateRule,
+         "split_weights": SplitWeightsRule}
 
 
 def make_rule(name, *args, **kwargs):
-    """The rule named ``name`` (``sum``, ``normsgd`` or ``separate``)."""
+    """The rule named ``name`` (``sum``, ``normsgd``, ``separate`` or ``split_weights``)."""
     if name not in RULES:
         raise ValueError(f"unknown gradient rule {name!r}; choose one of {', '.join(RULES)}")
     return RULES[name](*args, **kwargs)

@@ -29,8 +29,9 @@ import importlib
 from tfcolor import config as config_lib
 from tfcolor.models import factory
 from tfcolor.tasks import scaled
+from tfcolor.train import trunk_init
 
-__all__ = ["build_tasks", "make_step", "task_data_config", "SEED_OFFSETS"]
+__all__ = ["build_tasks", "make_step", "make_trunk", "task_data_config", "SEED_OFFSETS"]
 
 #: Added to ``train.seed`` for each task's pipeline seed.
 SEED_OFFSETS = {"colorization": 0, "jigsaw": 1000, "video": 2000, "denoising": 3000,
@@ -143,14 +144,28 @@ def build_tasks(config):
     return tasks
 
 
-def make_step(config, strategy, tasks=None, *, checkpoint_iterator="auto"):
+def make_trunk(config, *, initialize=True):
+    """The :class:`tfcolor.models.multitask.SharedTrunk` of ``config``: started from the run
+    ``multitask.init`` when ``initialize`` (a run that starts from scratch) and fixed when
+    ``multitask.train_trunk`` is false (:mod:`tfcolor.train.trunk_init`)."""
+    mt = config.multitask
+    shared = factory.build_shared_trunk(config)
+    if mt.init and initialize:
+        trunk_init.initialize_trunk(shared, mt.init)
+    if not mt.train_trunk:
+        trunk_init.freeze_trunk(shared)
+    return shared
+
+
+def make_step(config, strategy, tasks=None, *, checkpoint_iterator="auto", initialize=True):
     """The :class:`tfcolor.train.multitask_step.MultiTaskStep` of ``config`` (build it under the
-    run's mixed-precision policy; :func:`tfcolor.train.experiment.run` does)."""
+    run's mixed-precision policy; :func:`tfcolor.train.experiment.run` does). ``initialize``:
+    copy the trunk of ``multitask.init`` (False when the run resumes from its checkpoint)."""
     from tfcolor.train import multitask_step  # pylint: disable=import-outside-toplevel
     mt = config.multitask
     tasks = build_tasks(config) if tasks is None else tasks
     return multitask_step.MultiTaskStep(
-        tasks, trunk_fn=lambda: factory.build_shared_trunk(config), strategy=strategy,
+        tasks, trunk_fn=lambda: make_trunk(config, initialize=initialize), strategy=strategy,
         train_steps=config.train.train_steps, optimizer_config=config.optimizer,
         gradient_rule=mt.gradient_rule, rule_options=mt.rule_options(),
         task_weights=dict(mt.task_weights) or None, schedule=mt.schedule,

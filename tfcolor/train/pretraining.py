@@ -81,7 +81,7 @@ PRIOR_BIAS_IMAGES = 1000
 INITIALIZATION_FIELDS = ("prior_bias",)
 #: Multi-task fields that shape the checkpoint (the others may change between restarts).
 MULTITASK_STRUCTURE = ("tasks", "gradient_rule", "schedule", "round_robin_state",
-                       "separate_optimizer", "input_channels")
+                       "separate_optimizer", "input_channels", "train_trunk")
 
 
 @dataclasses.dataclass
@@ -240,7 +240,8 @@ def _pretrain_multitask(config, strategy, hooks, export, chief, force_unlock):
                  config.model.arch, "+".join(mt.tasks), mt.gradient_rule, mt.schedule,
                  f" Q={mt.quantum}" if mt.schedule == "round_robin" else "",
                  strategy.num_replicas_in_sync, t.train_steps, model_dir)
-    out, trainer = _train(lambda s: multitask.make_step(config, s, tasks), t, config,
+    out, trainer = _train(lambda s: multitask.make_step(config, s, tasks, initialize=fresh), t,
+                          config,
                           strategy, hooks, force_unlock, heldout)
     result = out.train
     if result.stopped != "completed" or not chief:
