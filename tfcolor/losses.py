@@ -31,7 +31,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["LOSS_KINDS", "HistogramKL", "HueChromaLoss", "LabRegressionLoss", "kl_divergence"]
+from tfcolor.distill.losses import (  # noqa: F401  (the distillation losses, re-exported)
+        ABDivergence, ExpDistillation, TemperatureKL, ab_divergence, ab_divergence_from_logs,
+        teacher_scale)
+
+__all__ = ["LOSS_KINDS", "HistogramKL", "HueChromaLoss", "LabRegressionLoss", "kl_divergence",
+           "ABDivergence", "ExpDistillation", "TemperatureKL", "ab_divergence",
+           "ab_divergence_from_logs", "teacher_scale"]
 
 #: The colorization loss kinds (``tfcolor.config.LossConfig.kind``, the targets, the head and the
 #: read-out all use these names): hue/chroma KL (the paper's best), KL of the a and b marginal
