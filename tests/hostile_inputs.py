@@ -8,7 +8,9 @@ the reason it must be skipped with a logged message (the names of
 for a folder or a dangling link that only looks like an image by its name).
 
 Everything is generated here (Pillow, OpenCV for the 16-bit colour PNG, hand-written PNG chunks
-for the decompression bomb), so the tests need no network and no shared data.
+for the decompression bomb, hand-written GIF blocks and LZW data for the GIF whose frame is larger
+than its screen, a progressive JPEG whose scans are repeated), so the tests need no network and no
+shared data.
 """
 import dataclasses
 import io
@@ -21,6 +23,10 @@ from PIL import Image
 
 #: Pixels the bomb declares (30000 x 30000 = 9e8, above tfcolor's documented limit of 1e8).
 BOMB_SIDE = 30000
+#: The GIF bomb: a 64 x 64 screen holding one 12000 x 12000 frame (~100 KB, 1.44e8 pixels).
+GIF_SCREEN, GIF_FRAME = (64, 64), (12000, 12000)
+#: Scans of the crafted progressive JPEG (tfcolor refuses more than 500).
+MANY_SCANS = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +92,81 @@ def png_bomb(side=BOMB_SIDE):
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
             + _png_chunk(b"IDAT", b"".join(chunks)) + _png_chunk(b"IEND", b""))
+
+
+def _lzw_uniform(pixels, min_code_size=2):
+    """GIF LZW data (with its minimum code size and data sub-blocks) of ``pixels`` pixels of
+    colour 0: the codes of ever longer runs (1, 2, 3, ... pixels), a clear code whenever the
+    table is full, so a frame of 1.44e8 pixels takes ~100 KB."""
+    clear, eoi = 1 << min_code_size, (1 << min_code_size) + 1
+    out, bits = bytearray(), [0, 0]  # accumulator, bit count
+
+    def emit(code, size):
+        bits[0] |= code << bits[1]
+        bits[1] += size
+        while bits[1] >= 8:
+            out.append(bits[0] & 0xFF)
+            bits[0] >>= 8
+            bits[1] -= 8
+
+    size, next_code, longest, first = min_code_size + 1, eoi + 1, 1, True
+    emit(clear, size)
+    remaining = pixels
+    while remaining > 0:
+        take = min(longest, remaining)
+        emit(0 if take == 1 else eoi + 1 + (take - 2), size)
+        remaining -= take
+        if not first:
+            next_code += 1  # the decoder adds one table entry per code after the first
+        first = False
+        longest += take == longest
+        if next_code >= (1 << size) and size < 12:
+            size += 1
+        if next_code >= 4094 and remaining > 0:
+            emit(clear, size)
+            size, next_code, longest, first = min_code_size + 1, eoi + 1, 1, True
+    emit(eoi, size)
+    if bits[1]:
+        out.append(bits[0] & 0xFF)
+    blocks = bytearray([min_code_size])
+    for i in range(0, len(out), 255):
+        blocks += bytes([len(out[i:i + 255])]) + out[i:i + 255]
+    return bytes(blocks + b"\x00")
+
+
+def gif_with_frames(screen, frames):
+    """A valid GIF: logical screen ``screen`` (height, width), one black-and-white global colour
+    table, and one black frame of each (height, width) of ``frames`` at the top left (a frame may
+    be larger than the screen: GIF allows it, and decoders allocate the frame)."""
+    data = b"GIF89a" + struct.pack("<HHBBB", screen[1], screen[0], 0x80, 0, 0)
+    data += b"\x00\x00\x00\xff\xff\xff"
+    for height, width in frames:
+        data += b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        data += _lzw_uniform(height * width)
+    return data + b"\x3b"
+
+
+def jpeg_with_scans(scans, seed=0):
+    """A small progressive JPEG whose first (DC) scan is repeated until the file has ``scans``
+    start-of-scan markers: decoding time grows with the scans."""
+    data = _encode(Image.fromarray(smooth_rgb(48, 64, seed)), "JPEG", quality=90,
+                   progressive=True)
+    first = data.index(b"\xff\xda")
+    end = data.index(b"\xff\xda", first + 2)
+    while data[end - 2:end - 1] == b"\xff":  # the segment before the next SOS may be a table
+        end -= 1
+    scan = data[first:end]
+    # Cut at the first marker after the scan's entropy-coded data (a DHT before the next scan).
+    body = scan[2:]
+    pos = 0
+    while True:
+        pos = body.index(b"\xff", pos)
+        if body[pos + 1] not in (0x00,) and not 0xD0 <= body[pos + 1] <= 0xD7:
+            break
+        pos += 2
+    scan = scan[:2 + pos]
+    count = data.count(b"\xff\xda")
+    return data[:first] + scan * (scans - count + 1) + data[first + len(scan):]
 
 
 def _exif_jpeg(rgb, orientation):
@@ -171,6 +252,13 @@ def write_image_cases(folder, *, camera=True):
         "unknown_format", "HTML page named .png")
     add("bomb.png", png_bomb(), "too_large",
         f"decompression bomb: {BOMB_SIDE} x {BOMB_SIDE} PNG in ~100 KB")
+    add("gif_frame_larger_than_screen.gif", gif_with_frames(GIF_SCREEN, [GIF_FRAME]), "too_large",
+        f"GIF bomb: a {GIF_SCREEN[0]} x {GIF_SCREEN[1]} screen with a {GIF_FRAME[0]} x "
+        f"{GIF_FRAME[1]} frame in ~100 KB")
+    add("gif_small_frame.gif", gif_with_frames((40, 60), [(40, 60), (20, 30)]), "ok",
+        "hand-written GIF, two frames inside the screen", (40, 60))
+    add("many_scans.jpg", jpeg_with_scans(MANY_SCANS), "too_many_scans",
+        f"progressive JPEG with {MANY_SCANS} scans")
     os.mkdir(os.path.join(folder, "folder.jpg"))
     cases.append(Case("folder.jpg", os.path.join(folder, "folder.jpg"), "not_a_file",
                       "a directory named x.jpg", listed=False))

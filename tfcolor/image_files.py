@@ -7,7 +7,9 @@ colorizer (the network and the output only use their grey). An input
 that cannot be used is skipped by :func:`colorize_files` with one logged line
 ``skipped PATH: reason: detail``, the reason being ``not_a_file``, ``empty``, ``unknown_format``,
 ``too_large`` (above :data:`MAX_PIXELS` = ``tfcolor.data.decode.DEFAULT_MAX_PIXELS``, read from
-the header: never decoded), ``corrupt``, ``unreadable`` or ``failed`` (an error while colorizing
+the header, for a GIF from every frame's image descriptor: never decoded), ``too_many_scans`` (a
+progressive JPEG with more than ``tfcolor.data.decode_cost.MAX_JPEG_SCANS`` scans: its decoding
+time grows with them), ``corrupt``, ``unreadable`` or ``failed`` (an error while colorizing
 it). Outputs are PNGs named after the input (``name.png``, ``name_uncertainty.png``,
 ``name_sample1.png``, ...), written atomically (:func:`save_png`: temporary name, then
 ``os.replace``); existing outputs are kept unless ``overwrite=True``.
@@ -25,6 +27,7 @@ import numpy as np
 
 from tfcolor import predictors
 from tfcolor.data import decode as decode_lib
+from tfcolor.data import decode_cost
 from tfcolor.data import sources as sources_lib
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageReadError", "expand_inputs", "read_image",
@@ -44,7 +47,7 @@ class ImageReadError(IOError):
     Attributes:
         path: the input.
         reason: ``"not_a_file"``, ``"empty"``, ``"unknown_format"``, ``"too_large"``,
-            ``"corrupt"`` or ``"unreadable"`` (the names of ``tfcolor.data.decode.REASONS`` where
+            ``"too_many_scans"``, ``"corrupt"`` or ``"unreadable"`` (the names of ``tfcolor.data.decode.REASONS`` where
             they mean the same).
     """
 
@@ -135,6 +138,34 @@ def _one_line(error):
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+_SCAN_CHUNK = 1 << 20
+
+
+def _decode_cost(path, max_pixels):
+    """``(reason, detail)`` when the file's bytes show that decoding it would allocate more than
+    ``max_pixels`` (a GIF's frames) or take absurdly long (a JPEG's scans), else None
+    (``tfcolor.data.decode_cost``: the same measures as the TensorFlow decoder's)."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+        if head[:3] == b"\xff\xd8\xff":
+            scans, chunk = decode_cost.jpeg_scans(head), head
+            while chunk:  # streamed (the whole file is never held); a marker may straddle
+                tail = chunk[-1:] if chunk[-1:] == b"\xff" else b""
+                chunk = f.read(_SCAN_CHUNK)
+                scans += decode_cost.jpeg_scans(tail + chunk)
+            if scans > decode_cost.MAX_JPEG_SCANS:
+                return ("too_many_scans", f"{scans} JPEG scans, above the limit of "
+                        f"{decode_cost.MAX_JPEG_SCANS} (decoding time grows with the scans)")
+        elif head in (b"GIF87a", b"GIF89a") and max_pixels is not None:
+            screen, largest, total, exceeded = decode_cost.gif_frames(head + f.read())
+            if exceeded:
+                return ("too_large", f"more than {decode_cost.MAX_GIF_BLOCKS} GIF blocks")
+            if max(screen, total) > max_pixels:
+                return ("too_large", f"GIF frames of {total} pixels in all (largest {largest}, "
+                        f"screen {screen}), above the limit of {max_pixels}")
+    return None
+
+
 def read_image(path, max_pixels=MAX_PIXELS):
     """Reads an image file as float32 (H, W, 3) in [0, 1] (EXIF orientation applied; grey, palette,
     CMYK, 16-bit and alpha images converted to RGB; the first frame of an animation).
@@ -149,7 +180,9 @@ def read_image(path, max_pixels=MAX_PIXELS):
     Raises:
         ImageReadError: with ``reason`` ``not_a_file`` (a folder, a dangling link, missing),
             ``empty`` (zero bytes), ``unknown_format`` (not an image Pillow knows), ``too_large``
-            (above ``max_pixels``), ``corrupt`` (truncated or damaged data) or ``unreadable``
+            (above ``max_pixels``; a GIF: its screen or all its frames together),
+            ``too_many_scans`` (a JPEG of more than
+            ``tfcolor.data.decode_cost.MAX_JPEG_SCANS`` scans), ``corrupt`` (truncated or damaged data) or ``unreadable``
             (the file system refused it, e.g. permissions).
     """
     import warnings  # pylint: disable=import-outside-toplevel
@@ -164,6 +197,9 @@ def read_image(path, max_pixels=MAX_PIXELS):
     try:
         if os.path.getsize(path) == 0:
             fail("empty", "zero-byte file")
+        refused = _decode_cost(path, max_pixels)
+        if refused is not None:
+            fail(*refused)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             try:

@@ -49,7 +49,12 @@ unreadable path     ``not_a_file``: a dangling link, a directory, a vanished fil
                     100 KB PNG declaring 30000 x 30000) costs no memory. Default
                     :data:`DEFAULT_MAX_PIXELS` = 100,000,000 (the ``max_pixels`` option of
                     ``pretrain_dataset`` (:class:`tfcolor.data.pretrain.PipelineOptions`) and
-                    field of ``EvalDataConfig``; ``None`` disables it)
+                    field of ``EvalDataConfig``; ``None`` disables it). A GIF counts as
+                    ``max(screen, sum of its frames' sizes)``: giflib reads every frame, and
+                    a frame may be larger than the screen (``tfcolor.data.decode_cost``)
+progressive JPEG    ``too_many_scans`` above ``max_jpeg_scans`` start-of-scan markers
+with many scans     (default ``decode_cost.MAX_JPEG_SCANS`` = 500; a standard progressive JPEG
+                    has about 10): decoding time grows with the number of scans
 =================== ==========================================================================
 
 Images smaller than the training crop are not rejected: the pipelines scale the short side up.
@@ -61,9 +66,11 @@ import threading
 
 import tensorflow as tf
 
+from tfcolor.data import decode_cost
+
 __all__ = [
     "REASONS", "OK", "EMPTY", "UNKNOWN_FORMAT", "UNSUPPORTED", "TOO_LARGE", "CORRUPT",
-    "NOT_A_FILE", "BAD_RECORD", "CORRUPT_FILE",
+    "NOT_A_FILE", "BAD_RECORD", "CORRUPT_FILE", "TOO_MANY_SCANS",
     "FORMATS", "SkipCounter", "default_skip_counter", "sniff_format", "decode_image",
     "to_rgb", "safe_decode_dataset", "DEFAULT_MAX_PIXELS", "exif_orientation",
     "apply_orientation",
@@ -73,9 +80,9 @@ _LOG = logging.getLogger("tfcolor.data")
 
 #: Reason codes returned with every decoded image; the index is the code.
 REASONS = ("ok", "empty", "unknown_format", "unsupported", "too_large", "corrupt", "not_a_file",
-           "bad_record", "corrupt_file")
+           "bad_record", "corrupt_file", "too_many_scans")
 (OK, EMPTY, UNKNOWN_FORMAT, UNSUPPORTED, TOO_LARGE, CORRUPT, NOT_A_FILE, BAD_RECORD,
- CORRUPT_FILE) = range(len(REASONS))
+ CORRUPT_FILE, TOO_MANY_SCANS) = range(len(REASONS))
 
 #: Container formats recognised from their magic bytes; the index is the format code.
 FORMATS = ("unknown", "jpeg", "png", "gif", "bmp", "webp")
@@ -430,7 +437,8 @@ def _decode_webp(contents, alpha_background):
 
 
 def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS,
-                 alpha_background=0.5, exif_orientation=True):
+                 alpha_background=0.5, exif_orientation=True,
+                 max_jpeg_scans=decode_cost.MAX_JPEG_SCANS):
     """Decodes encoded image bytes to RGB, reporting bad input by a reason code.
 
     Args:
@@ -443,6 +451,8 @@ def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS
         alpha_background: grey level that transparent pixels are composited over, or ``None``
             to drop alpha.
         exif_orientation: turn JPEGs upright according to their EXIF orientation tag.
+        max_jpeg_scans: JPEGs with more start-of-scan markers are not decoded (reason
+            ``too_many_scans``); ``None`` disables the check.
 
     Returns:
         ``(image, reason)``: float32 (H, W, 3) in [0, 1] and an int32 scalar, :data:`OK` when
@@ -469,15 +479,26 @@ def decode_image(contents, *, min_short_side=None, max_pixels=DEFAULT_MAX_PIXELS
         return tf.cast(tf.reduce_prod(tf.cast(tf.io.extract_jpeg_shape(contents)[:2],
                                               tf.int64)), tf.int64)
 
+    def gif_pixels():  # every frame is allocated, and may be larger than the screen
+        screen, _, frames, blocks_exceeded = decode_cost.gif_frame_pixels(contents)
+        return tf.where(blocks_exceeded, tf.constant(2 ** 62, tf.int64),
+                        tf.maximum(screen, frames))
+
+    if max_pixels is not None:
+        pixels = tf.cond(tf.equal(fmt, _GIF), gif_pixels, lambda: pixels)
     pixels = tf.cond(tf.equal(fmt, _JPEG), jpeg_pixels, lambda: pixels)
     too_large = (tf.constant(False) if max_pixels is None
                  else tf.greater(pixels, tf.constant(int(max_pixels), tf.int64)))
+    too_many_scans = tf.constant(False) if max_jpeg_scans is None else tf.cond(
+            tf.equal(fmt, _JPEG), lambda: decode_cost.jpeg_scan_count(contents) > max_jpeg_scans,
+            lambda: tf.constant(False))
     reason = tf.constant(OK, tf.int32)
     for cond, code in reversed([
             (tf.equal(tf.strings.length(contents), 0), EMPTY),
             (tf.equal(fmt, 0), UNKNOWN_FORMAT),
             (unsupported, UNSUPPORTED),
-            (too_large, TOO_LARGE)]):
+            (too_large, TOO_LARGE),
+            (too_many_scans, TOO_MANY_SCANS)]):
         reason = tf.where(cond, tf.constant(code, tf.int32), reason)
 
     def decode():
