@@ -487,7 +487,9 @@ class MultiTaskConfig:
         tasks: task names from :data:`PROXY_TASKS`, in order (e.g. ``("colorization",
             "jigsaw")``: C+J).
         gradient_rule: ``"sum"`` (joint SGD, eq. 4.9), ``"normsgd"`` (eq. 4.11, the thesis'
-            multi-proxy runs) or ``"separate"`` (one adaptive optimizer per task, eq. 4.10).
+            multi-proxy runs), ``"separate"`` (one adaptive optimizer per task, eq. 4.10) or
+            ``"split_weights"`` (§8.2.2: a trunk weight gets only the gradient of the task
+            whose column holds its destination unit; task m owns column m).
         schedule: ``"joint"`` (every task every step) or ``"round_robin"`` (one task per
             ``quantum`` steps, §8.3.5).
         quantum: steps per round-robin turn.
@@ -559,7 +561,8 @@ class MultiTaskConfig:
                               "tasks")
         if len(set(tasks)) != len(tasks):
             raise ConfigError(f"tasks must be distinct, got {tasks}", "tasks")
-        _choice("gradient_rule", self.gradient_rule, ("sum", "normsgd", "separate"))
+        _choice("gradient_rule", self.gradient_rule,
+                ("sum", "normsgd", "separate", "split_weights"))
         _choice("schedule", self.schedule, ("joint", "round_robin"))
         _positive_int("quantum", self.quantum)
         _choice("round_robin_state", self.round_robin_state, ("per_task", "shared"))

@@ -515,3 +515,38 @@ def test_mixed_precision_trains_and_logs_unscaled_gradient_norms(tmp_path, norms
         if key.startswith("grad/"):
             np.testing.assert_allclose(result.history[0][1][key], value, rtol=80 * EPS16,
                                        err_msg=key)
+
+
+# --------------------------------------------------------------------------------------------
+# 8. Split-weights: each trunk column follows its own task.
+
+def test_split_weights_trunk_columns_follow_their_own_task_only(tasks):
+    """Scaling the jigsaw's loss by 10 scales the first update of the jigsaw's trunk column
+    (column 1: the upper half of every layer's units) by 10 and leaves colorization's column
+    (the lower half) unchanged (plain SGD, no decay: the update is the masked gradient)."""
+    from tfcolor.models import split  # pylint: disable=import-outside-toplevel
+    opt = _opt(momentum=0.0, weight_decay=0.0, head_weight_decay=0.0)
+    step = _step(list(tasks.values()), rule="split_weights", opt=opt)
+    trunk = step.model.base_variables()
+    masks = split.column_masks(step.model.trunk, 2)
+    initial = _values(_state(step))
+    before = _values(trunk)
+    deltas = []
+    for scale in (1.0, 10.0):
+        _reset(step, initial)
+        tasks["jigsaw"].scale.assign(scale)
+        step.run(1)
+        deltas.append([a - b for a, b in zip(_values(trunk), before)])
+    largest = max(np.abs(d).max() for d in deltas[0])
+    for v, w, d1, d10 in zip(trunk, before, *deltas):
+        own, other = masks[v.path]
+        # The stored weights round to EPS32 |w| (before and after the update); a bias before
+        # batch normalization has a zero gradient in exact arithmetic, computed as a
+        # cancellation (the noise floor of _close_to).
+        atol = 4 * EPS32 * np.abs(w).max() + 3e-4 * largest
+        np.testing.assert_allclose(d10 * own, d1 * own, rtol=1e-4, atol=atol, err_msg=v.path)
+        np.testing.assert_allclose(d10 * other, 10 * d1 * other, rtol=1e-4, atol=10 * atol,
+                                   err_msg=v.path)
+        if v.path.endswith("kernel"):
+            assert np.abs(d10 * other).max() > 30 * atol, v.path   # both columns moved
+            assert np.abs(d1 * own).max() > 30 * atol, v.path

@@ -18,10 +18,11 @@ replica's share of the global mean, summed over replicas), ``h_m`` its gradient 
   then weight decay is added and the trainer's momentum-SGD optimizer applies the result. Every
   normalised task gradient has the same L1 norm, so multiplying a task's loss by a constant leaves
   every update unchanged (up to ``eps``).
-* :class:`SplitWeightsRule` (split-weights, §8.2.2): :class:`SumRule` where task m's base
-  gradient is multiplied by its column mask ``mask_m`` (:func:`tfcolor.models.split.column_masks`:
-  a weight belongs to the column of its destination unit, task m owns column m), so
-  ``base <- (1/M) sum_m w_m mask_m * g_m``: no base weight gets gradients from two tasks.
+* :class:`SplitWeightsRule` (split-weights, §8.2.2): every base weight belongs to the task of
+  the column of its destination unit (:func:`tfcolor.models.split.column_masks`; task m owns
+  column m) and gets that task's gradient only, ``base <- sum_m w_m mask_m * g_m``; head m
+  ``<- w_m h_m``. No 1/M: each parameter gets its one owner's whole gradient, as if the task
+  trained alone (so equal task gradients give the mean rule's update).
 * :class:`SeparateRule` (eq. 4.10, "multi-Adam"): one optimizer per task, owned by the rule;
   optimizer m applies ``g_m`` (base) and ``h_m`` (head m); the update is ``sum_m optimizer_m(g_m)``,
   so eq. 4.10's 1/M belongs in each optimizer's learning rate (:attr:`SeparateRule.rate_factor`).
@@ -537,9 +538,12 @@ class SeparateRule(GradientRule):
 class SplitWeightsRule(SumRule):
     """Split-weights (METHOD_CH4.md §8.2.2): every base weight and bias belongs to one task, the
     task of the column of its destination unit, and gets only that task's gradient:
-    ``base <- (1/M) sum_m w_m mask_m * g_m`` (``reduction="sum"``: no 1/M); heads as in
-    :class:`SumRule` (a head is its task's own). Task m (``tasks[m]``) owns column m. With one
-    task this is :class:`SumRule`. Under round-robin an inactive task's column gets no gradient.
+    ``base <- sum_m w_m mask_m * g_m``, head m ``<- w_m h_m`` (no 1/M **[interpretation]**: every
+    parameter gets its one owner's whole gradient, as that task alone would give it, the
+    scale of split-activations' separately trained columns; if all tasks had the same
+    gradient the update would be the mean rule's). Task m (``tasks[m]``) owns column m. With
+    one task this is :class:`SumRule`. Under round-robin an inactive task's column gets no
+    gradient. ``average_heads`` has no effect (there is no share to take).
 
     Args:
         masks: ``{variable path: [M masks]}`` over the base variables, each a 0/1 array
@@ -548,12 +552,16 @@ class SplitWeightsRule(SumRule):
             kinds). None: from the variables' shapes, the destination unit on the last axis
             (Keras kernels, biases, batch-normalisation parameters), unit ``c`` of ``C`` in
             column ``floor(c * M / C)``.
-        Other arguments: :class:`SumRule`.
+        Other arguments: :class:`GradientRule`.
     """
 
     def __init__(self, tasks, base_variables, head_variables, optimizer_config=None, *,
                  masks=None, **kw):
-        super().__init__(tasks, base_variables, head_variables, optimizer_config, **kw)
+        if kw.pop("reduction", "sum") != "sum":
+            raise ValueError("split-weights gives every weight its owner task's whole gradient: "
+                             "reduction must be 'sum'")
+        super().__init__(tasks, base_variables, head_variables, optimizer_config,
+                         reduction="sum", **kw)
         num = len(self.tasks)
         given = None if masks is None else dict(masks)
         per_variable = []

@@ -9,8 +9,9 @@
 * one input stream per task (its own source, crop size and batch size), each with its own
   checkpointed position, so every task resumes exactly where it was;
 * a gradient rule (:mod:`tfcolor.train.gradient_rules`): ``sum`` (joint SGD, eq. 4.9),
-  ``normsgd`` (eq. 4.11) or ``separate`` (one adaptive optimizer per task, eq. 4.10), whose
-  state is checkpointed;
+  ``normsgd`` (eq. 4.11), ``separate`` (one adaptive optimizer per task, eq. 4.10) or
+  ``split_weights`` (§8.2.2, task m owns column m of every trunk layer), whose state is
+  checkpointed;
 * a schedule (:mod:`tfcolor.train.task_sampler`): ``joint`` (every task every step) or
   ``round_robin`` (one task per quantum of Q steps, §8.3.5);
 * the optimizer(s): momentum SGD on the rule's result; under round-robin each task keeps its
@@ -39,6 +40,7 @@ import tensorflow as tf
 
 from tfcolor.config import OptimizerConfig
 from tfcolor.models import multitask as multitask_lib
+from tfcolor.models import split as split_lib
 from tfcolor.tasks import base as task_lib
 from tfcolor.train import gradient_rules
 from tfcolor.train import optimizers as optimizers_lib
@@ -70,7 +72,7 @@ class MultiTaskStep(task_step.TrainStep):
         train_steps: the run's length (learning-rate schedule, NormSGD's default freeze).
         optimizer_config: a :class:`tfcolor.config.OptimizerConfig` (rates, momentum, warm-up,
             weight decay, clipping, bias multiplier).
-        gradient_rule: ``"sum"``, ``"normsgd"`` or ``"separate"``.
+        gradient_rule: ``"sum"``, ``"normsgd"``, ``"separate"`` or ``"split_weights"``.
         rule_options: further arguments of the rule (``freeze_step``, ``ema_decay``,
             ``epsilon``, ``normalize_heads``, ``decay_after_normalisation``, ``reduction``,
             ``average_heads``). NormSGD's ``freeze_step`` defaults to
@@ -147,6 +149,9 @@ class MultiTaskStep(task_step.TrainStep):
             options = dict(rule_options or {})
             if gradient_rule == "normsgd" and "freeze_step" not in options:
                 options["freeze_step"] = default_normsgd_freeze(config, train_steps)
+            if gradient_rule == "split_weights" and "masks" not in options:
+                # Task m owns column m of every trunk layer (checks the layer kinds).
+                options["masks"] = split_lib.column_masks(shared.model, len(names))
             self.optimizer = optimizers_lib.make_optimizer(config, train_steps,
                                                            mixed_precision=mixed_precision)
             self.task_optimizers = {}
