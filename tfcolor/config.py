@@ -548,8 +548,12 @@ class MultiTaskConfig:
 
     @property
     def single_colorization(self):
-        """True for the papers' single-task colorization run (from scratch, end to end)."""
-        return list(self.tasks) == ["colorization"] and not self.init and self.train_trunk
+        """True for the papers' single-task colorization run: colorization alone, from scratch,
+        end to end, with the optimizer section's momentum SGD (the gradient rules ``sum`` and
+        ``normsgd`` combine several tasks and are not used for colorization alone;
+        ``separate`` asks for one Adam per task, which the shared-trunk path gives)."""
+        return (list(self.tasks) == ["colorization"] and not self.init and self.train_trunk
+                and self.gradient_rule != "separate")
 
     def validate(self):
         tasks = list(self.tasks)

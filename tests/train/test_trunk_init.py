@@ -51,6 +51,8 @@ def test_the_trunk_starts_from_the_run_with_conv1_made_rgb(colorizer_run, tmp_pa
     for layer in shared.model.layers:
         if not layer.weights:
             continue
+        if layer.name not in source:   # above the colorizer's deepest tap: kept fresh
+            continue
         values = [w.numpy() for w in layer.weights]
         expected = source[layer.name]
         if values[0].ndim == 4 and values[0].shape[2] == 3 and expected[0].shape[2] == 1:

@@ -9,7 +9,10 @@ copies that trunk into a :class:`tfcolor.models.multitask.SharedTrunk`, layer by
   (:func:`tfcolor.downstream.initialization.load_trunk`): a colorization or multi-task
   ``model_dir``, a colorization export, a baseline ``model_dir``;
 * its batch normalization is kept (not absorbed): the shared trunk is built as the run's model
-  section says, and the two must have the same layers;
+  section says, and every layer the two have in common must have the same shapes;
+* a trunk pretrained up to a shallower tap (a colorizer whose hypercolumn ends at ``conv3_3``)
+  holds only the layers up to it; the shared trunk's deeper layers keep their fresh
+  initialisation (logged);
 * the first convolution is converted to the shared trunk's input channels: a grey trunk's
   kernel is replicated over three channels and divided by 3 for an RGB input
   (:func:`tfcolor.surgery.gray_to_rgb_conv1`, exact on RGB-encoded grey), a colour trunk's is
@@ -63,18 +66,18 @@ def initialize_trunk(shared, init):
             shapes.append(f"{layer.name} {got} (needs {want})")
             continue
         pairs.append((layer, values))
-    if missing or shapes:
-        parts = ([f"missing layers {missing}"] if missing else []) + (
-            [f"other shapes: {'; '.join(shapes)}"] if shapes else [])
+    if shapes or not pairs:
         raise config_lib.ConfigError(
-            f"init {init}: its trunk does not fit this run's {shared.arch} trunk "
-            f"({', '.join(parts)}); the model sections (batch_norm, fov) must agree", "init")
+            f"init {init}: its trunk does not fit this run's {shared.arch} trunk ("
+            + (f"other shapes: {'; '.join(shapes)}" if shapes else "no layer in common")
+            + "); the model sections (batch_norm, fov) must agree", "init")
     for layer, values in pairs:
         layer.set_weights(values)
     unused = sorted({l.name for l in source.layers if l.weights}
                     - {l.name for l in shared.model.layers})
-    logging.info("the shared trunk starts from %s (%d layers copied%s)", init, len(pairs),
-                 f"; not used: {', '.join(unused)}" if unused else "")
+    logging.info("the shared trunk starts from %s (%d layers copied%s%s)", init, len(pairs),
+                 f"; fresh, above the source's deepest tap: {', '.join(missing)}"
+                 if missing else "", f"; not used: {', '.join(unused)}" if unused else "")
     return shared
 
 
