@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Inter-proxy training curves (the method's Fig. 4.7) at CPU scale, resumable.
+
+    binaries/reproduce --flagfile=configs/reproduce_multitask.flags \
+        --output_dir=runs/reproduce_multitask           # the source trunks (C, J, V, C+J+V)
+    python tools/interproxy_curves.py --sources runs/reproduce_multitask/pretrain \
+        --output_dir runs/interproxy                     # writes results/interproxy.json
+    python tools/results_tables.py                      # the docs table
+
+Each *target* proxy task (colorization C, jigsaw J, video V) is trained for a few hundred steps
+from each *initialisation*: a fresh trunk (``random``) and the trunks the other single tasks and
+the joint C+J+V run (NormSGD) trained (``runs/reproduce_multitask/pretrain/<arm>_s0``), either
+end to end (``ft``, the figure's "(ft)") or with the trunk fixed and only the task layers
+trained (``fixed``; ``--train_trunk=false``). Every run of one target uses that target's
+pretraining recipe (its ``config.json`` in the sources: data, crops, batch, heads) with one
+optimizer for all: Adam (``gradient_rule=separate``; the thesis does not say which optimizer
+its curves used, and the tasks' gradients differ by orders of magnitude, which Adam's step is
+invariant to, as NormSGD's is, while NormSGD needs a trunk to normalise over) at
+``--learning_rate``, no warm-up, no drops, the same seeds, so the runs of one target see the
+same data in the same order (the figure's "sample randomisation switched off").
+
+The measure: each run's training loss curve (``train.jsonl``, every ``--log_every`` steps) and
+its mean over the last ``--tail`` steps; the comparison named before the run is each
+initialisation's tail loss minus ``random``'s with the same mode and seed (negative: the other
+task's trunk helps). Seeds (``--seeds``) vary the target run's head initialisation and data order
+over one source trunk per task, so an interval covers that, not the variation of pretraining.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tfcolor import config as cfg  # noqa: E402
+from tfcolor import paired_statistics  # noqa: E402
+from tfcolor import run_dir  # noqa: E402
+
+RESULTS = ROOT / "results" / "interproxy.json"
+#: Short names of the figure -> the source arm of the multi-task reproduction.
+SOURCES = {"C": "colorization", "J": "jigsaw", "V": "video", "CJV": "cjv"}
+TASKS = {"C": "colorization", "J": "jigsaw", "V": "video"}
+
+
+def _read(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write(path, payload):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def target_config(sources, target, init, mode, seed, model_dir, args):
+    """The :class:`tfcolor.config.PretrainConfig` of one curve: ``target``'s recipe from its
+    source run, started from ``init`` (a key of :data:`SOURCES` or ``"random"``)."""
+    recipe = run_dir.read_config(os.path.join(sources, f"{SOURCES[target]}_s0"))
+    task = TASKS[target]
+    task_data = {k: v for k, v in recipe.multitask.task_data.items() if k == task}
+    task_options = {k: v for k, v in recipe.multitask.task_options.items() if k == task}
+    init_dir = "" if init == "random" else os.path.join(sources, f"{SOURCES[init]}_s0")
+    return dataclasses.replace(
+        recipe,
+        data=dataclasses.replace(recipe.data, heldout_data=None, validation_images=0),
+        optimizer=dataclasses.replace(recipe.optimizer, learning_rate=args.learning_rate,
+                                      lr_drops=(), warmup_steps=0),
+        train=cfg.TrainConfig(model_dir=model_dir, train_steps=args.steps,
+                              steps_per_loop=args.log_every, checkpoint_every=args.steps,
+                              keep_checkpoints=1, summary_every=args.log_every, image_every=0,
+                              seed=seed, export=False),
+        multitask=cfg.MultiTaskConfig(
+            tasks=(task,), gradient_rule="separate", separate_optimizer="adam",
+            task_data=task_data, task_options=task_options,
+            input_channels=3, init=init_dir, train_trunk=(mode == "ft")))
+
+
+def _loss_curve(model_dir, task):
+    rows = {}
+    with open(os.path.join(model_dir, "train.jsonl")) as f:
+        for line in f:
+            row = json.loads(line)
+            if f"loss/{task}" in row:
+                rows[row["step"]] = row[f"loss/{task}"]
+    return [[s, float(rows[s])] for s in sorted(rows)]
+
+
+def run_one(sources, target, init, mode, seed, out, args):
+    """Trains (or reuses) one curve; returns its record."""
+    from tfcolor.train import pretraining  # pylint: disable=import-outside-toplevel
+    name = f"{target}_from_{init}_{mode}_s{seed}"
+    model_dir = os.path.join(out, name)
+    done = os.path.join(model_dir, "done.json")
+    if os.path.exists(done):
+        return _read(done)
+    config = target_config(sources, target, init, mode, seed, model_dir, args)
+    start = time.perf_counter()
+    result = pretraining.pretrain(config, export=False)
+    if result.stopped != "completed":
+        raise SystemExit(f"{model_dir} stopped early ({result.stopped}): rerun to resume")
+    curve = _loss_curve(model_dir, TASKS[target])
+    tail = [v for s, v in curve if s > args.steps - args.tail]
+    record = {"target": target, "init": init, "mode": mode, "seed": seed,
+              "seconds": time.perf_counter() - start, "curve": curve,
+              "tail_loss": float(np.mean(tail)), "first_loss": curve[0][1]}
+    _write(done, record)
+    return record
+
+
+def summarize(records, targets, inits, modes, seeds):
+    """Tail losses and the differences to ``random`` (same target, mode and seed)."""
+    table = []
+    by_key = {(r["target"], r["init"], r["mode"], r["seed"]): r for r in records}
+    for target in targets:
+        for mode in modes:
+            for init in inits:
+                if init == target:
+                    continue
+                rows = [by_key.get((target, init, mode, s)) for s in seeds]
+                if any(r is None for r in rows):
+                    continue
+                entry = {"target": target, "init": init, "mode": mode,
+                         "tail_loss": float(np.mean([r["tail_loss"] for r in rows])),
+                         "seeds": len(rows)}
+                if init != "random":
+                    base = [by_key.get((target, "random", mode, s)) for s in seeds]
+                    if all(b is not None for b in base):
+                        diffs = [r["tail_loss"] - b["tail_loss"] for r, b in zip(rows, base)]
+                        entry["minus_random"] = float(np.mean(diffs))
+                        if len(diffs) > 1:
+                            entry["minus_random_ci95"] = list(
+                                paired_statistics.t_interval(diffs))
+                table.append(entry)
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sources", default="runs/reproduce_multitask/pretrain")
+    parser.add_argument("--output_dir", default="runs/interproxy")
+    parser.add_argument("--targets", default="J,C,V")
+    parser.add_argument("--inits", default="random,C,J,V,CJV")
+    parser.add_argument("--modes", default="ft,fixed")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--log_every", type=int, default=10)
+    parser.add_argument("--tail", type=int, default=50)
+    parser.add_argument("--learning_rate", type=float, default=1e-4)
+    parser.add_argument("--results", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    targets, inits = args.targets.split(","), args.inits.split(",")
+    modes, seeds = args.modes.split(","), [int(s) for s in args.seeds.split(",")]
+    os.makedirs(args.output_dir, exist_ok=True)
+    records, start = [], time.perf_counter()
+    for seed in seeds:
+        for target in targets:
+            for mode in modes:
+                for init in inits:
+                    if init == target:
+                        continue
+                    record = run_one(args.sources, target, init, mode, seed, args.output_dir,
+                                     args)
+                    records.append(record)
+                    print(f"{target} from {init} ({mode}, seed {seed}): tail loss "
+                          f"{record['tail_loss']:.4f} ({record['seconds']:.0f} s)", flush=True)
+    payload = {
+        "command": "python tools/interproxy_curves.py " + " ".join(argv or sys.argv[1:]),
+        "settings": {k: getattr(args, k) for k in ("steps", "log_every", "tail",
+                                                   "learning_rate", "sources")},
+        "seeds": seeds, "machine": platform.platform(), "processor_count": os.cpu_count(),
+        "seconds_this_invocation": time.perf_counter() - start,
+        "compute_seconds": sum(r["seconds"] for r in records),
+        "runs": records, "table": summarize(records, targets, inits, modes, seeds)}
+    _write(args.results, payload)
+    print(f"wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()
