@@ -5,7 +5,7 @@ and the programs (``tfcolor.programs``) run them.
 Every field has the paper's value (or, where the paper is silent, the released Caffe code's) as
 its default, and the source of every constant is given next to it.
 
-``PretrainConfig`` groups six parts:
+``PretrainConfig`` groups seven parts:
 
 * :class:`ModelConfig`: trunk architecture, hypercolumn taps, +FoV, batch normalization, head.
 * :class:`DataConfig`: data source, crop size, batch size, sampled points per image.
@@ -16,6 +16,7 @@ its default, and the source of every constant is given next to it.
 * :class:`TrainConfig`: steps, strategy, checkpoints, summaries, determinism, mixed precision.
 * :class:`MultiTaskConfig`: the proxy tasks trained on the trunk (colorization alone by default,
   or several on one shared trunk) and how their gradients combine.
+* :class:`DistillConfig`: the teachers, target and loss of the ``distillation`` task.
 
 Optimizer constants (paper and released code)
 ---------------------------------------------
@@ -469,7 +470,7 @@ class TrainConfig:
 
 
 #: The proxy tasks a pretraining run can combine on one trunk (``MultiTaskConfig.tasks``).
-PROXY_TASKS = ("colorization", "jigsaw", "video", "denoising", "split_brain")
+PROXY_TASKS = ("colorization", "jigsaw", "video", "denoising", "split_brain", "distillation")
 #: NormSGD options of ``MultiTaskConfig`` (the rule's keyword arguments).
 NORMSGD_OPTIONS = ("freeze_step", "ema_decay", "normsgd_epsilon", "normalize_heads",
                    "decay_after_normalisation")
@@ -689,6 +690,94 @@ def _literal(text):
     return os.path.expanduser(text) if text.startswith("~") else text
 
 
+#: Loss kinds of distillation (:func:`tfcolor.distill.losses.make_loss`).
+DISTILL_LOSSES = ("ab", "exp", "kl", "l2")
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """Distillation from frozen teachers (METHOD_CH4.md §8.1; the task
+    :class:`tfcolor.tasks.distillation.DistillationTask`, trained when ``multitask.tasks`` names
+    ``"distillation"``; docs/distillation.md).
+
+    Attributes:
+        teachers: the teachers: colorization or multi-task ``model_dir`` s, exports, baseline
+            ``model_dir`` s or SavedModels.
+        teacher_layer: the matched activations: ``"top"`` (the top non-task layer, task-agnostic
+            distillation), a layer name or a trunk tap (e.g. the task layer: task-driven).
+        pre_relu: read a layer followed by a ReLU before it ([interpretation] of §8.1.2).
+        student_layer: the student's matched layer ("": ``teacher_layer``).
+        combine: several teachers: ``"subset"`` (random feature subset), ``"concat"``,
+            ``"average"`` (ensemble) or ``"auxiliary"`` (auxiliary layer on the student).
+        subset_spread: ``"uniform"`` over all M F features or ``"per_teacher"`` (F / M each).
+        subset_seed: the subset's seed (drawn once).
+        distill_loss: ``"ab"`` (AB divergence), ``"exp"`` (eq. 4.2), ``"kl"`` (eq. 4.1) or
+            ``"l2"``.
+        alpha, beta: the AB divergence's parameters (1/4, 0: Table 4.3).
+        temperature: T of ``"exp"`` and ``"kl"``.
+        normalize_student: divide the student by the teacher statistics too.
+        teacher_scale: pre-normalise by the teacher statistics s (eq. 4.4; ``ab``, ``exp``,
+            ``l2``).
+        per_feature_scale: one s per feature (else one scalar).
+        statistics_batches: training batches s is computed over, once, before training.
+        student_dropout: dropout after each ReLU of the student (0: none).
+        augment: random mirror and translation of the distillation images.
+        augment_pad: the translation's range in pixels.
+        warm_start: index of the teacher the student starts from (same architecture); -1: none.
+        color_images: distil on colour images (else grey; RGB-encoded for 3-channel nets).
+    """
+    teachers: typing.Sequence[str] = ()
+    teacher_layer: str = "top"
+    pre_relu: bool = True
+    student_layer: str = ""
+    combine: str = "subset"
+    subset_spread: str = "uniform"
+    subset_seed: int = 0
+    distill_loss: str = "ab"
+    alpha: float = 0.25
+    beta: float = 0.0
+    temperature: float = 4.0
+    normalize_student: bool = True
+    teacher_scale: bool = True
+    per_feature_scale: bool = True
+    statistics_batches: int = 20
+    student_dropout: float = 0.0
+    augment: bool = False
+    augment_pad: int = 4
+    warm_start: int = -1
+    color_images: bool = False
+
+    def validate(self):
+        if isinstance(self.teachers, str) or not all(
+                isinstance(t, str) and t for t in self.teachers):
+            raise ConfigError(f"teachers must be a list of paths, got {self.teachers!r}",
+                              "teachers")
+        _choice("combine", self.combine, ("subset", "concat", "average", "auxiliary"))
+        _choice("subset_spread", self.subset_spread, ("uniform", "per_teacher"))
+        _choice("distill_loss", self.distill_loss, DISTILL_LOSSES)
+        _non_negative_int("subset_seed", self.subset_seed)
+        _positive_int("statistics_batches", self.statistics_batches)
+        _non_negative_int("augment_pad", self.augment_pad)
+        _positive_float("temperature", self.temperature)
+        for name in ("alpha", "beta"):
+            if not isinstance(getattr(self, name), (int, float)) or isinstance(
+                    getattr(self, name), bool) or not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number", name)
+        if not isinstance(self.student_dropout, (int, float)) or not (
+                0.0 <= self.student_dropout < 1.0):
+            raise ConfigError(f"student_dropout must be in [0, 1), got {self.student_dropout!r}",
+                              "student_dropout")
+        if isinstance(self.warm_start, bool) or not isinstance(self.warm_start, int) or not (
+                -1 <= self.warm_start < max(len(self.teachers), 1)):
+            raise ConfigError(f"warm_start must be -1 or the index of a teacher, got "
+                              f"{self.warm_start!r}", "warm_start")
+        for name in ("pre_relu", "normalize_student", "teacher_scale", "per_feature_scale",
+                     "augment", "color_images"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false", name)
+        return self
+
+
 @dataclasses.dataclass
 class PretrainConfig:
     """Everything a pretraining run needs (see the module docstring)."""
@@ -698,6 +787,7 @@ class PretrainConfig:
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     multitask: MultiTaskConfig = dataclasses.field(default_factory=MultiTaskConfig)
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
 
     def validate(self):
         """Checks every part and their combinations; returns self or raises a ConfigError whose

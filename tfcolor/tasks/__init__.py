@@ -7,6 +7,7 @@
 * :class:`~tfcolor.tasks.jigsaw.JigsawTask`: the jigsaw 2x2 proxy task.
 * :class:`~tfcolor.tasks.scaled.ScaledTask`: a task with its loss multiplied by a constant.
 * :class:`~tfcolor.tasks.video.VideoTask`: the video proxy task (relative optical-flow amplitude).
+* :class:`~tfcolor.tasks.distillation.DistillationTask`: distillation from frozen teachers.
 * :class:`~tfcolor.tasks.downstream.ClassificationTask`,
   :class:`~tfcolor.tasks.downstream.MultiLabelTask`,
   :class:`~tfcolor.tasks.downstream.SegmentationTask`: fine-tuning on labelled tasks.
@@ -24,6 +25,7 @@ _EXPORTS = {
     "JigsawTask": "jigsaw",
     "ScaledTask": "scaled",
     "VideoTask": "video",
+    "DistillationTask": "distillation",
     "ClassificationTask": "downstream",
     "MultiLabelTask": "downstream",
     "SegmentationTask": "downstream",

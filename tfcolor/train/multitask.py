@@ -18,6 +18,9 @@ says otherwise:
   (``task_data: video: data:`` names it); options: :class:`tfcolor.tasks.video.VideoTask`'s.
 * ``denoising``: the run's ``data`` section, as colorization (the baseline's recipe); options
   ``noise_rate``, ``corrupted_weight``.
+* ``distillation``: the run's ``data`` section, as colorization; its options are the ``distill``
+  section (:meth:`tfcolor.tasks.distillation.DistillationTask.from_config`), its teacher
+  statistics are kept in ``model_dir/distill_statistics.json``.
 
 Every task's pipeline is seeded from ``train.seed`` plus a fixed per-task offset
 (:data:`SEED_OFFSETS`), so two tasks reading the same photos do not draw the same order and crops
@@ -25,6 +28,7 @@ at the same step, and deterministic runs stay deterministic.
 """
 import dataclasses
 import importlib
+import os
 
 from tfcolor import config as config_lib
 from tfcolor.models import factory
@@ -35,14 +39,14 @@ __all__ = ["build_tasks", "make_step", "make_trunk", "task_data_config", "SEED_O
 
 #: Added to ``train.seed`` for each task's pipeline seed.
 SEED_OFFSETS = {"colorization": 0, "jigsaw": 1000, "video": 2000, "denoising": 3000,
-                "split_brain": 4000}
+                "split_brain": 4000, "distillation": 5000}
 
 
 def task_data_config(config, task):
     """The :class:`tfcolor.config.DataConfig` of ``task`` in the run ``config``."""
     mt = config.multitask
     overrides = dict(mt.task_data.get(task, {}))
-    if task in ("colorization", "denoising"):
+    if task in ("colorization", "denoising", "distillation"):
         return dataclasses.replace(config.data, **overrides)
     base = {"batch_size": config.data.batch_size, "validation_images": 0}
     if task != "video":  # the video task reads its own corpus, not the photos
@@ -116,8 +120,22 @@ def _denoising(config):
                                    **options)
 
 
+def _distillation(config):
+    from tfcolor.distill import teachers  # pylint: disable=import-outside-toplevel
+    from tfcolor.tasks import distillation  # pylint: disable=import-outside-toplevel
+    data_config = task_data_config(config, "distillation")
+    if _options(config, "distillation"):
+        raise config_lib.ConfigError("distillation takes its options from the distill section, "
+                                     "not from task_options", "task_options")
+    path = os.path.join(config.train.model_dir, teachers.STATISTICS_FILE)
+    return distillation.DistillationTask.from_config(
+        config, data_config, seed=config.train.seed + SEED_OFFSETS["distillation"],
+        pipeline_options=_pipeline_options(config, "distillation", data_config),
+        statistics_path=path)
+
+
 _BUILDERS = {"colorization": _colorization, "jigsaw": _jigsaw, "video": _video,
-             "denoising": _denoising}
+             "denoising": _denoising, "distillation": _distillation}
 
 
 def build_tasks(config):
