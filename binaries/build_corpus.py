@@ -56,7 +56,8 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_boolean("no_download", d["no_download"],
                          "Use only the .debs already in CACHE/debs (offline).", flag_values=fv)
     flags.DEFINE_boolean("no_existing_sets", d["no_existing_sets"], "Skip "
-                         "labeled/fashion_mnist.npz, digits_opencv.npz and gcompris5.npz.",
+                         "labeled/fashion_mnist.npz, digits_opencv.npz, gcompris5.npz and "
+                         "fmnist_digits20.npz.",
                          flag_values=fv)
     flags.DEFINE_integer("workers", d["workers"], "Processes measuring the candidate images.",
                          lower_bound=1, flag_values=fv)

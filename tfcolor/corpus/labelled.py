@@ -2,7 +2,8 @@
 
 :func:`square_image` makes a labelled image (cut-outs padded on grey, photos centre-cropped);
 :func:`write_existing_sets` writes ``fashion_mnist.npz``, ``digits_opencv.npz`` and
-``gcompris5.npz`` from their packages.
+``gcompris5.npz`` from their packages, and ``fmnist_digits20.npz`` from the first two
+(:mod:`tfcolor.corpus.fmnist_digits20`).
 """
 import hashlib
 import os
@@ -11,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tfcolor.corpus.bundles import unpack_rcc
+from tfcolor.corpus import fmnist_digits20
 from tfcolor.corpus.curation import GREY_BACKGROUND, load_image
 from tfcolor.corpus.packages import path_match
 from tfcolor.corpus.sources import DIGITS_FILE, FMNIST_DIR, GCOMPRIS5, GCOMPRIS5_BUNDLE
@@ -55,6 +57,8 @@ def write_existing_sets(root, cache, lab, recs):
         np.savez_compressed(os.path.join(lab, "digits_opencv.npz"), x=x,
                             y=np.repeat(np.arange(10), 500))
         written.append("digits_opencv")
+    if fmnist_digits20.write(lab):   # the 20-class stand-in for CIFAR-100, from the two above
+        written.append(fmnist_digits20.NAME)
     bundle = os.path.join(root, "gcompris-qt-data", GCOMPRIS5_BUNDLE[0])
     if os.path.exists(bundle):
         files = unpack_rcc(bundle, os.path.join(cache, "rcc", "gcompris-qt-data",

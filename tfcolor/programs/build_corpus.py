@@ -51,7 +51,9 @@ Stages:
    ``OUT/labeled/debphotoK.npz`` (K classes; ``x``, ``y``, ``classes``, ``group``, ``split``
    and ``x_train`` / ``y_train`` / ``x_val`` / ... / ``y_test``, split by group inside each
    class) with its ``labelled_manifest.csv``, the existing sets of ``/work/shared/data``
-   (``gcompris5.npz``, ``fashion_mnist.npz``, ``digits_opencv.npz``, same keys),
+   (``gcompris5.npz``, ``fashion_mnist.npz``, ``digits_opencv.npz``, same keys) and from the
+   last two the 20-class stand-in for CIFAR-100 ``fmnist_digits20.npz``
+   (:mod:`tfcolor.corpus.fmnist_digits20`),
    ``near_duplicates.txt``, ``report.json`` (counts per package / split / class, licences,
    wall time), and with ``--sizes`` the crop arrays ``pretrain_S.npy`` (``--crops_per_photo``
    random crops per train photo) / ``val_S.npy`` / ``holdout_S.npy`` (``--eval_crops`` per
