@@ -182,10 +182,13 @@ def ab_divergence(p, q, alpha=0.25, beta=0.0):
     p, q = _broadcast(tf.cast(p, dtype), tf.cast(q, dtype))
     log_p = tf.math.log(p)
     # log(q/p) = log1p((q - p)/p) when q is within a factor 1.5 of p: q - p is exact there,
-    # log q - log p would lose the digits of delta to the rounding of the two logs.
+    # log q - log p would lose the digits of delta to the rounding of the two logs. Tiny p and q
+    # are scaled by 2^64 (exactly) first, so that q - p is never a subnormal that the CPU
+    # flushes to zero.
     close = tf.abs(q - p) <= 0.5 * p
-    p_safe = tf.where(close, p, tf.ones_like(p))
-    q_safe = tf.where(close, q, tf.ones_like(q))
+    lift = tf.where(p < 2.0 ** -60, 2.0 ** 64 * tf.ones_like(p), tf.ones_like(p))
+    p_safe = tf.where(close, p, tf.ones_like(p)) * lift
+    q_safe = tf.where(close, q, tf.ones_like(q)) * lift
     delta = tf.where(close, tf.math.log1p((q_safe - p_safe) / p_safe), tf.math.log(q) - log_p)
     return _ab_from_delta(log_p, delta, alpha, beta)
 
