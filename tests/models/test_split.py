@@ -4,6 +4,7 @@ the column heads against a NumPy head, and the named errors."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfcolor.models import build_trunk, cifar_nets, split
 
@@ -69,7 +70,6 @@ def test_cross_weights_random_init_and_free_to_train():
     np.testing.assert_array_equal(k[..., c:2 * c, c:2 * c],
                                   cols[1].get_layer("conv4").kernel.numpy())
     # Cross-weights are ordinary parameters: with exact zeros they still get gradients.
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     exact = split.concatenate_columns(cols)
     x = np.random.default_rng(1).random((4, 16, 16, 1)).astype(np.float32)
     kernel = exact.get_layer("conv4").kernel
@@ -143,3 +143,14 @@ def test_top_columns_follow_channels_and_heads_read_their_column():
                                    atol=1e-6)
     whole = split.column_heads(net, [3, 5], own_column=False)
     assert whole.get_layer("head_task0").kernel.shape == (16, 3)
+
+
+def test_combined_network_and_heads_round_trip_through_their_config():
+    cols = _columns()
+    net = cifar_nets.shallow_net(input_shape=(16, 16, 1), width_divisor=8, num_classes=None)
+    x = np.random.default_rng(5).random((2, 16, 16, 1)).astype(np.float32)
+    for model in (split.concatenate_columns(cols), split.column_heads(net, [3, 5])):
+        again = keras.Model.from_config(model.get_config())
+        again.set_weights(model.get_weights())
+        for key, value in model(x, training=False).items():
+            np.testing.assert_array_equal(again(x, training=False)[key], value)
