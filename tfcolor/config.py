@@ -524,7 +524,8 @@ class MultiTaskConfig:
             starts from scratch; the first layer is converted between grey and colour input
             (:func:`tfcolor.train.trunk_init.initialize_trunk`).
         train_trunk: False trains the task layers only, on a fixed trunk (Fig. 4.7's runs
-            without "(ft)"); True (default) trains end to end.
+            without "(ft)"; without ``init``, a fixed random trunk: the untrained control);
+            True (default) trains end to end.
     """
     tasks: typing.Sequence[str] = ("colorization",)
     gradient_rule: str = "normsgd"
@@ -609,9 +610,6 @@ class MultiTaskConfig:
         if not isinstance(self.train_trunk, bool):
             raise ConfigError("train_trunk must be true or false", "train_trunk")
         if not self.train_trunk:
-            if not self.init:
-                raise ConfigError("train_trunk=false trains the task layers on a fixed trunk: "
-                                  "name the run that provides it with init", "train_trunk")
             if self.gradient_rule == "normsgd":
                 raise ConfigError("gradient_rule normsgd normalises gradients over the shared "
                                   "trunk, which train_trunk=false fixes: use sum",

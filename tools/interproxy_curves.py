@@ -7,6 +7,8 @@
         --output_dir runs/interproxy                     # writes results/interproxy.json
     python tools/results_tables.py                      # the docs table
 
+It writes ``results/interproxy.json`` and the curves, ``results/interproxy_curves.png``.
+
 Each *target* proxy task (colorization C, jigsaw J, video V) is trained for a few hundred steps
 from each *initialisation*: a fresh trunk (``random``) and the trunks the other single tasks and
 the joint C+J+V run (NormSGD) trained (``runs/reproduce_multitask/pretrain/<arm>_s0``), either
@@ -44,6 +46,7 @@ from tfcolor import paired_statistics  # noqa: E402
 from tfcolor import run_dir  # noqa: E402
 
 RESULTS = ROOT / "results" / "interproxy.json"
+CURVES_PNG = ROOT / "results" / "interproxy_curves.png"
 #: Short names of the figure -> the source arm of the multi-task reproduction.
 SOURCES = {"C": "colorization", "J": "jigsaw", "V": "video", "CJV": "cjv"}
 TASKS = {"C": "colorization", "J": "jigsaw", "V": "video"}
@@ -116,11 +119,13 @@ def run_one(sources, target, init, mode, seed, out, args):
     return record
 
 
-def summarize(records, targets, inits, modes, seeds):
-    """Tail losses and the differences to ``random`` (same target, mode and seed)."""
+def summarize(records, targets, inits, modes, target_seeds):
+    """Tail losses and the differences to ``random`` (same target, mode and seed) over the
+    seeds ``target_seeds[target]``."""
     table = []
     by_key = {(r["target"], r["init"], r["mode"], r["seed"]): r for r in records}
     for target in targets:
+        seeds = target_seeds[target]
         for mode in modes:
             for init in inits:
                 if init == target:
@@ -143,6 +148,52 @@ def summarize(records, targets, inits, modes, seeds):
     return table
 
 
+#: Line colours of the initialisations in the curves image.
+COLOURS = {"random": (0, 0, 0), "C": (214, 39, 40), "J": (31, 119, 180), "V": (44, 160, 44),
+           "CJV": (148, 103, 189)}
+
+
+def curves_image(records, path, targets, modes, size=(320, 200), margin=36):
+    """One panel per target (rows) and mode (columns): the training loss of every
+    initialisation, averaged over seeds, with the y range of the panel written at its left."""
+    from PIL import Image, ImageDraw  # pylint: disable=import-outside-toplevel
+    w, h = size
+    image = Image.new("RGB", (len(modes) * (w + margin) + margin, len(targets) * (h + margin)
+                              + margin + 16), "white")
+    draw = ImageDraw.Draw(image)
+    for i, target in enumerate(targets):
+        for j, mode in enumerate(modes):
+            x0, y0 = margin + j * (w + margin), margin + i * (h + margin)
+            curves = {}
+            for init in COLOURS:
+                rows = [r["curve"] for r in records
+                        if (r["target"], r["init"], r["mode"]) == (target, init, mode)]
+                if rows:
+                    steps = [s for s, _ in rows[0]]
+                    curves[init] = (steps, np.mean([[v for _, v in c] for c in rows], axis=0))
+            draw.rectangle([x0, y0, x0 + w, y0 + h], outline=(128, 128, 128))
+            draw.text((x0 + 4, y0 - 14), f"{target} from ... ({mode})", fill="black")
+            if not curves:
+                continue
+            lo = min(float(v.min()) for _, v in curves.values())
+            hi = max(float(v.max()) for _, v in curves.values())
+            last = max(s[-1] for s, _ in curves.values())
+            draw.text((x0 - margin + 2, y0), f"{hi:.3g}", fill="black")
+            draw.text((x0 - margin + 2, y0 + h - 10), f"{lo:.3g}", fill="black")
+            draw.text((x0 + w - 60, y0 + h + 2), f"step {last}", fill="black")
+            for init, (steps, values) in curves.items():
+                points = [(x0 + w * s / last, y0 + h - h * (v - lo) / max(hi - lo, 1e-9))
+                          for s, v in zip(steps, values)]
+                draw.line(points, fill=COLOURS[init], width=2)
+    x = margin
+    for init, colour in COLOURS.items():
+        draw.rectangle([x, image.height - 14, x + 10, image.height - 4], fill=colour)
+        draw.text((x + 14, image.height - 15), init, fill="black")
+        x += 70
+    image.save(path)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", default="runs/reproduce_multitask/pretrain")
@@ -151,18 +202,25 @@ def main(argv=None):
     parser.add_argument("--inits", default="random,C,J,V,CJV")
     parser.add_argument("--modes", default="ft,fixed")
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--target_seeds", default="",
+                        help="TARGET:SEED;SEED,... overriding --seeds for a target (J:0)")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--log_every", type=int, default=10)
     parser.add_argument("--tail", type=int, default=50)
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--image", default=str(CURVES_PNG))
     args = parser.parse_args(argv)
     targets, inits = args.targets.split(","), args.inits.split(",")
     modes, seeds = args.modes.split(","), [int(s) for s in args.seeds.split(",")]
+    target_seeds = {t: seeds for t in targets}
+    for item in filter(None, args.target_seeds.split(",")):
+        target, _, values = item.partition(":")
+        target_seeds[target] = [int(v) for v in values.split(";")]
     os.makedirs(args.output_dir, exist_ok=True)
     records, start = [], time.perf_counter()
     for seed in seeds:
-        for target in targets:
+        for target in [t for t in targets if seed in target_seeds[t]]:
             for mode in modes:
                 for init in inits:
                     if init == target:
@@ -179,9 +237,12 @@ def main(argv=None):
         "seeds": seeds, "machine": platform.platform(), "processor_count": os.cpu_count(),
         "seconds_this_invocation": time.perf_counter() - start,
         "compute_seconds": sum(r["seconds"] for r in records),
-        "runs": records, "table": summarize(records, targets, inits, modes, seeds)}
+        "target_seeds": target_seeds,
+        "runs": records, "table": summarize(records, targets, inits, modes, target_seeds)}
     _write(args.results, payload)
     print(f"wrote {args.results}")
+    if args.image:
+        print(f"wrote {curves_image(records, args.image, targets, modes)}")
 
 
 if __name__ == "__main__":

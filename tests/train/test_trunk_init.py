@@ -118,7 +118,6 @@ def test_a_trunk_that_does_not_fit_is_one_config_error(colorizer_run, tmp_path):
 
 
 @pytest.mark.parametrize("fields, field", [
-    (dict(train_trunk=False, gradient_rule="sum"), "multitask.train_trunk"),   # no init
     (dict(train_trunk=False, init="runs/C"), "multitask.gradient_rule"),        # NormSGD
     (dict(init=3), "multitask.init"),
 ])
