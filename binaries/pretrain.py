@@ -124,11 +124,12 @@ def define_flags(fv=FLAGS):
     common.flag_section(fv, "Several tasks on one trunk")
     d.string("tasks", "colorization",
              "Proxy tasks trained on one shared trunk, comma-separated: colorization, jigsaw, "
-             "video, denoising (e.g. colorization,jigsaw: C+J). colorization alone: the papers' "
-             "run.")
-    d.enum("gradient_rule", "normsgd", ["sum", "normsgd", "separate"],
+             "video, denoising, distillation (e.g. colorization,jigsaw: C+J). colorization "
+             "alone: the papers' run.")
+    d.enum("gradient_rule", "normsgd", ["sum", "normsgd", "separate", "split_weights"],
            "How the tasks' gradients combine: sum (joint SGD), normsgd (each task's gradient "
-           "divided by its mean absolute value) or separate (one Adam per task).")
+           "divided by its mean absolute value), separate (one Adam per task) or "
+           "split_weights (task m updates only the trunk weights that feed column m).")
     d.enum("schedule", "joint", ["joint", "round_robin"],
            "joint: every task every step; round_robin: one task per --quantum steps.")
     d.integer("quantum", 1000, "Steps per task turn under --schedule=round_robin.")
@@ -171,6 +172,42 @@ def define_flags(fv=FLAGS):
              "colorizer: --tasks=jigsaw --init=runs/C. Read when the run starts from scratch.")
     d.boolean("train_trunk", True,
               "Train end to end; false: the task layers only, on the fixed --init trunk.")
+
+    common.flag_section(fv, "Distillation (--tasks=distillation or with other tasks)")
+    d.string("teachers", "",
+             "The frozen teachers, comma-separated: colorization or multi-task model_dirs, "
+             "exports, baseline model_dirs or SavedModels.")
+    d.string("teacher_layer", "top",
+             "The matched activations: top (the top non-task layer: task-agnostic), a layer "
+             "name or a trunk tap (the task layer: task-driven).")
+    d.boolean("pre_relu", True, "Match a layer followed by a ReLU before the ReLU.")
+    d.string("student_layer", "", "The student's matched layer; empty: --teacher_layer.")
+    d.enum("combine", "subset", ["subset", "concat", "average", "auxiliary"],
+           "Several teachers: a random feature subset, the concatenation, the average "
+           "(ensemble) or an auxiliary layer (ReLU, then fully connected) on the student.")
+    d.enum("subset_spread", "uniform", ["uniform", "per_teacher"],
+           "The subset: uniform over all teachers' features, or F/M from each teacher.")
+    d.integer("subset_seed", 0, "Seed of the feature subset (drawn once).")
+    d.enum("distill_loss", "ab", ["ab", "exp", "kl", "l2"],
+           "ab: AB divergence on exponentials; exp: eq. 4.2; kl: temperature KL on softmax "
+           "(task layer); l2.")
+    d.float("alpha", 0.25, "alpha of the AB divergence (Table 4.3: 1/4).")
+    d.float("beta", 0.0, "beta of the AB divergence.")
+    d.float("temperature", 4.0, "T of the exp and kl losses.")
+    d.boolean("normalize_student", True, "Divide the student by the teacher statistics too.")
+    d.boolean("teacher_scale", True,
+              "Pre-normalise by the teacher statistics s = sqrt(E[y^2]) (ab, exp, l2).")
+    d.boolean("per_feature_scale", True, "One s per feature (else one scalar).")
+    d.integer("statistics_batches", 20,
+              "Training batches s is computed over, once, before training.")
+    d.float("student_dropout", 0.0, "Dropout after each ReLU of the student; 0: none.")
+    d.boolean("augment", False, "Random mirror and translation of the distillation images.")
+    d.integer("augment_pad", 4, "Range of the random translation, in pixels.")
+    d.integer("warm_start", -1,
+              "Start the student from this teacher (same architecture; index in --teachers); "
+              "-1: from scratch.")
+    d.boolean("color_images", False,
+              "Distil on colour images (else grey, RGB-encoded for 3-channel networks).")
     return fv
 
 
