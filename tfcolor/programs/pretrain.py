@@ -45,6 +45,8 @@ PARSERS = {
     "multitask.loss_scales": lambda value: _config().parse_task_weights(value, "loss_scales"),
     "multitask.task_data": lambda value: _config().parse_task_fields(value),
     "multitask.task_options": lambda value: _config().parse_task_fields(value, "task_options"),
+    "distill.teachers": lambda value: tuple(t.strip() for t in str(value).split(",")
+                                            if t.strip()),
 }
 
 
