@@ -111,8 +111,8 @@ def _taylor_coefficients(coefs, terms):
     return [h[n] / math.factorial(n + 2) for n in range(terms + 1)]
 
 
-def _ab_from_delta(log_p, delta, alpha, beta):
-    """d_AB^(alpha, beta) from log p and delta = log q - log p (same dtype).
+def _ab_value(log_p, delta, alpha, beta):
+    """d_AB^(alpha, beta) from log p and delta = log q - log p (same dtype and shape).
 
     With lam = alpha + beta, u = log p and v = log q, the five cases of the definition are one
     expression: ``d = delta^2 * exp[lam u, alpha u + beta v, lam v]``, the second divided
@@ -138,10 +138,38 @@ def _ab_from_delta(log_p, delta, alpha, beta):
     ki, km, kj = sorted(coefs)
     d_b = tf.where(small, zero + 2.0 * _TAYLOR_SPREAD[delta.dtype] / spread, delta)
     x0_b = tf.where(small, zero, x0)
-    upper = _exp_dd1(x0_b + 0.5 * (km + kj) * d_b, 0.5 * (kj - km) * d_b)
-    lower = _exp_dd1(x0_b + 0.5 * (ki + km) * d_b, 0.5 * (km - ki) * d_b)
+    upper = _exp_dd1_of(x0_b, d_b, km, kj)
+    lower = _exp_dd1_of(x0_b, d_b, ki, km)
     direct = d_b * (upper - lower) / (kj - ki)
     return tf.where(small, taylor, direct)
+
+
+def _exp_dd1_of(x0, delta, k1, k2):
+    """exp[x0 + k1 delta, x0 + k2 delta] for Python numbers k1, k2 (just an exp when they are
+    equal, as on the special-case lines)."""
+    if k1 == k2:
+        return tf.exp(x0 + k1 * delta)
+    return _exp_dd1(x0 + 0.5 * (k1 + k2) * delta, 0.5 * (k2 - k1) * delta)
+
+
+def _ab_from_delta(log_p, delta, alpha, beta):
+    """:func:`_ab_value` with its gradient in closed form (cheaper than differentiating the
+    branches, and as continuous in (alpha, beta)): with u = log p, v = log q = u + delta,
+    ``dd/dv = delta exp[alpha u + beta v, (alpha+beta) v]`` and, at fixed delta,
+    ``dd/du = (alpha + beta) d`` (shifting both logs by c multiplies d by e^((alpha+beta) c))."""
+    lam = alpha + beta
+
+    @tf.custom_gradient
+    def divergence(lp, dl):
+        value = _ab_value(lp, dl, alpha, beta)
+
+        def grad(upstream):
+            slope = _exp_dd1_of(lam * lp, dl, beta, lam)
+            return upstream * lam * value, upstream * dl * slope
+
+        return value, grad
+
+    return divergence(log_p, delta)
 
 
 def ab_divergence_from_logs(log_p, log_q, alpha=0.25, beta=0.0):
