@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "baselines", "bins", "color", "config", "data", "export", "histogram_transfer",
     "image_files", "layers", "losses", "metrics", "models", "predictors", "readout", "run_dir",
-    "surgery", "targets", "tasks", "train", "downstream", "pretrained",
+    "surgery", "targets", "tasks", "train", "downstream", "pretrained", "distill", "corpus",
+    "reproduce", "evaluation", "prior", "paired_statistics", "image_grid", "estimates",
 )
 
 
