@@ -23,7 +23,8 @@ TENSORFLOW = [] if _tf_package.lower() == "none" else [_tf_package + TF_RANGE]
 # binaries/ is installed as the package tfcolor_binaries (its modules import each other
 # relatively), and each entry point as the console script tfcolor-NAME (underscores as dashes:
 # tfcolor-build-corpus), so the scripts work from any directory after a plain `pip install .`.
-PROGRAMS = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce", "build_corpus"]
+PROGRAMS = ["pretrain", "export", "colorize", "evaluate", "finetune", "reproduce", "build_corpus",
+            "distill"]
 
 setup(
     name="tfcolor",

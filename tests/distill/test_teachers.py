@@ -100,6 +100,10 @@ def test_statistics_equal_numpy():
     np.testing.assert_allclose(s, np.sqrt(np.mean(every ** 2, axis=0)), rtol=1e-12)
     scalar, _ = teachers_lib.target_statistics(batches, lambda b: b, per_feature=False)
     np.testing.assert_allclose(scalar, np.sqrt(np.mean(every ** 2)), rtol=1e-12)
+    dead = [np.concatenate([b, np.zeros(b.shape[:-1] + (1,))], axis=-1) for b in batches]
+    s_dead, _ = teachers_lib.target_statistics(dead, lambda b: b)
+    assert s_dead[-1] == 1.0  # a dead feature: s = 1, as losses.teacher_scale
+    np.testing.assert_allclose(s_dead[:-1], s, rtol=1e-12)
 
 
 def test_statistics_file_round_trip_and_mismatch(tmp_path):

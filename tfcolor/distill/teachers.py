@@ -306,7 +306,9 @@ def auxiliary_layer(width, name=AUXILIARY_NAME):
 def target_statistics(batches, target_fn, per_feature=True):
     """``s = sqrt(E[y^2])`` of the target ``target_fn(batch)`` (..., C) over ``batches``
     (every position of every example counts once), per feature (C,) or one scalar; float64
-    accumulation. Returns ``(s, count)`` with ``count`` the positions seen."""
+    accumulation. A dead feature (always 0) gets s = 1, as in
+    :func:`tfcolor.distill.losses.teacher_scale`. Returns ``(s, count)`` with ``count`` the
+    positions seen."""
     sums, count = None, 0
     for batch in batches:
         y = np.asarray(target_fn(batch), dtype=np.float64)
@@ -317,8 +319,10 @@ def target_statistics(batches, target_fn, per_feature=True):
     if not count:
         raise ValueError("no batch to compute the teacher statistics on")
     if per_feature:
-        return np.sqrt(sums / count), count
-    return np.sqrt(np.sum(sums) / (count * sums.shape[0])), count
+        scale = np.sqrt(sums / count)
+        return np.where(scale > 0, scale, 1.0), count
+    scale = np.sqrt(np.sum(sums) / (count * sums.shape[0]))
+    return (scale if scale > 0 else 1.0), count
 
 
 def _jsonable(value):

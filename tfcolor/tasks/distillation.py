@@ -184,6 +184,7 @@ class DistillationTask(base.Task):
         self.target_scale = None   # s, once known
         self.loss_fn = None
         self._loaded = None
+        self._dataset0 = None
 
     # -- teachers and target --------------------------------------------------------------
 
@@ -272,6 +273,16 @@ class DistillationTask(base.Task):
                 teachers_lib.AUXILIARY_NAME) for v in layer.trainable_variables]
 
     def build_inputs(self, start=0):
+        # The stream from the start is built once: the trainer, the subset's widths and the
+        # statistics all read it (each iteration starts afresh).
+        if start == 0 and self._dataset0 is not None:
+            return self._dataset0
+        dataset = self._build_inputs(start)
+        if start == 0:
+            self._dataset0 = dataset
+        return dataset
+
+    def _build_inputs(self, start):
         if self.dataset_fn is not None:
             dataset = self.dataset_fn(start)
             if "index" not in dataset.element_spec:
