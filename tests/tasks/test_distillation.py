@@ -214,3 +214,22 @@ def test_bad_teacher_path_is_a_one_line_config_error(tmp_path):
     with pytest.raises(teachers_lib.TeacherError) as e:
         _task([str(tmp_path / "missing")])
     assert "\n" not in str(e.value)
+
+
+def test_mixed_precision_loss_is_float32_and_close_to_float32_training():
+    teacher = teachers_lib.Teacher(small_net(1), "top")
+    batch = next(iter(dataset_fn(0)))
+    reference = _task([teacher], loss="ab", scale=None)
+    model = reference.build_model_on(small_net(10))
+    want, _ = reference.compute_loss(model, batch, training=False, global_batch_size=8)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        task = _task([teacher], loss="ab", scale=None)
+        half = task.build_model_on(small_net(10))
+        assert half.output["features"].dtype == "float16"
+        got, _ = task.compute_loss(half, batch, training=False, global_batch_size=8)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert got.dtype == tf.float32 and np.isfinite(float(got))
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-2)
