@@ -1,0 +1,77 @@
+"""tools/distill_experiments.py: Table 4.3's smallest cell on a tiny synthetic set -- the
+results file's structure, and a rerun that reuses every finished run."""
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+_TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "distill_experiments.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("distill_experiments", _TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_set(path):
+    rng = np.random.default_rng(0)
+
+    def split(per_class):
+        y = np.repeat(np.arange(20), per_class)
+        x = rng.integers(0, 40, (len(y), 16, 16, 3)).astype(np.uint8)
+        for c in range(20):   # a class is a bright row
+            x[y == c, c % 16, :, c // 16] = 255
+        order = rng.permutation(len(y))
+        return x[order], y[order]
+    x_train, y_train = split(5)
+    x_test, y_test = split(2)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def test_smallest_cell_writes_its_results_and_a_rerun_reuses_them(tmp_path):
+    tool = _tool()
+    data = _tiny_set(tmp_path / "tiny.npz")
+    out = tmp_path / "distill.json"
+    argv = ["--table", "4.3", "--data", str(data), "--output", str(out), "--work_dir",
+            str(tmp_path / "work"), "--seeds", "2", "--problems", "task_compress",
+            "--teacher_epochs", "1", "--student_epochs", "1", "--probe_epochs", "2",
+            "--batch", "32", "--lr_grid", "1e-3,3e-3,1e-2"]
+    store = tool.main(argv)
+    assert store.computed == len(store.runs) > 0
+    result = json.loads(out.read_text())
+    part = result["tables"]["4.3"]
+    assert part["commands"] == ["python tools/distill_experiments.py " + " ".join(argv)]
+    runs = part["runs"]
+    for seed in (0, 1):
+        for name in (f"teacher_all/s{seed}", f"teacher_pretrain/s{seed}",
+                     f"task_compress/l2/s{seed}", f"task_compress/ab/s{seed}"):
+            assert 0 <= runs[name]["test_accuracy"] <= 100 and runs[name]["seconds"] > 0
+    assert part["compute_seconds"] == pytest.approx(sum(r["seconds"] for r in runs.values()),
+                                                    abs=0.1)
+    for key in ("lr_teacher", "lr_student"):
+        choices = [part[key]] if key == "lr_teacher" else list(part[key].values())
+        for c in choices:
+            assert c["chosen"] in c["grid"]
+            assert not c["inside"] or c["grid"][0] < c["chosen"] < c["grid"][-1]
+    cells = part["summary"]["cells"]
+    ab = cells["task_compress/ab"]
+    assert ab["n"] == 2 and ab["ci95"][0] <= ab["mean"] <= ab["ci95"][1]
+    diff = part["summary"]["contrasts"]["task_compress: ab - l2"]
+    assert diff["seeds"] == [0, 1]
+    assert diff["values"] == pytest.approx(
+        [runs[f"task_compress/ab/s{s}"]["test_accuracy"]
+         - runs[f"task_compress/l2/s{s}"]["test_accuracy"] for s in (0, 1)])
+    assert ["task_copy: ab - l2", "task_copy/ab", "task_copy/l2"] in part["contrasts_planned"]
+
+    again = tool.main(argv)
+    assert again.computed == 0
+    assert json.loads(out.read_text())["tables"]["4.3"]["runs"] == runs
+
+    with pytest.raises(tool.Failure, match="other settings"):
+        tool.main([a if a != "--teacher_epochs" else "--student_epochs" for a in argv[:-2]]
+                  + ["--teacher_epochs", "2"])
