@@ -96,7 +96,7 @@ def test_signature_names_dtypes_and_shapes_are_stable(loaded):
     assert table["colorize"] == rgb_u8
     assert table["colorize_float"] == ({"images": ("float32", None)},
                                        {"rgb": ("float32", [None, None, None, 3])})
-    assert table["colorize_bytes"] == ({"images": ("string", [None])},
+    assert table["colorize_bytes"] == ({"images": ("string", None)},
                                        {"rgb": ("uint8", [None, None, None, 3])})
     assert table["histograms"] == ({"images": ("float32", None)}, {
             "logits": ("float32", [None, None, None, 64]),
@@ -187,6 +187,16 @@ def test_bad_bytes_input(loaded):
         loaded.colorize_bytes(tf.constant([_encode(u8, "PNG"), _encode(u8[:5], "PNG")]))
     with pytest.raises(tf.errors.InvalidArgumentError):
         loaded.colorize_bytes(tf.constant([b"not an image"]))
+    # A scalar or a matrix of strings: the message names the expected shape (the signature
+    # declares no rank, so the check runs for signature calls too).
+    png = _encode(u8, "PNG")
+    for bad in (tf.constant(png), tf.constant([[png]])):
+        for call in (loaded.colorize_bytes, lambda x: loaded.signatures["colorize_bytes"](
+                images=x)):
+            with pytest.raises(tf.errors.InvalidArgumentError,
+                               match=r"images must be a 1-D batch of encoded images \(shape "
+                                     r"\[batch\]"):
+                call(bad)
 
 
 def test_fresh_process_load_and_call(exported, tmp_path):

@@ -43,9 +43,12 @@ a fresh process and through ``saved_model_cli run``): ``images must be a rank-4 
 height, width, channels)``, ``images must have 1 (grey) or 3 (RGB) channels``, ``images must not
 be empty`` (a zero batch, height or width), ``float images must be in [0, 1] (no NaN or Inf)``
 (negative, above 1, NaN, +-Inf), ``colorize_bytes: all images of a batch must have the same
-size``, ``colorize_bytes: an image cannot be decoded; reason by batch index: ok,too_large``
+size``, ``colorize_bytes: images must be a 1-D batch of encoded images`` (a scalar or a
+matrix of strings), ``colorize_bytes: an image cannot be decoded; reason by batch index:
+ok,too_large``
 (the reasons of ``tfcolor.data.decode``: empty, unknown_format, unsupported, too_large above
-``max_pixels`` = 1e8 pixels read from the header, so a decompression bomb is never decoded;
+``max_pixels`` = 1e8 pixels read from the header, so a decompression bomb is never decoded,
+a GIF counted by all its frames; too_many_scans: a JPEG of more than 500 scans;
 corrupt data that passes the header checks fails in the decoder op). A wrong dtype (float64,
 int32, float for the uint8 signatures) is refused at the signature boundary (``expected to be a
 float tensor but is a double tensor``). Valid input never fails: nothing inside resizes before
@@ -84,6 +87,7 @@ loss), else the latest complete checkpoint (``tfcolor.run_dir.model_checkpoint``
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
 import shutil
@@ -91,10 +95,12 @@ import shutil
 import keras
 import tensorflow as tf
 
+from tfcolor import leftovers
 from tfcolor import predictors
 from tfcolor import readout as readout_lib
 from tfcolor import run_dir
 from tfcolor.data import decode as decode_lib
+from tfcolor.data import decode_cost
 
 try:  # keeps the Keras model out of the SavedModel's object graph (see ServingModule)
     from tensorflow.python.trackable.data_structures import NoDependency
@@ -105,7 +111,7 @@ SIGNATURES = ("serving_default", "colorize", "colorize_float", "colorize_bytes",
               "features", "hypercolumn")
 _ANY = tf.TensorSpec(shape=None, dtype=tf.float32, name="images")
 _ANY_U8 = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
-_BYTES = tf.TensorSpec(shape=[None], dtype=tf.string, name="images")
+_BYTES = tf.TensorSpec(shape=None, dtype=tf.string, name="images")
 
 
 def _validated_gray(images):
@@ -315,6 +321,12 @@ class ServingModule(tf.Module):
         @self._traced
         def colorize_bytes(images):
             """string (B,) encoded images of one size -> {"rgb": uint8 (B, H, W, 3)}."""
+            is_vector = tf.equal(tf.rank(images), 1)
+            tf.debugging.Assert(is_vector, [
+                    "colorize_bytes: images must be a 1-D batch of encoded images (shape [batch],"
+                    " one string per image); got shape", tf.shape(images)])
+            images = tf.cond(is_vector, lambda: tf.reshape(images, [-1]),
+                             lambda: tf.constant([""]))
             tf.debugging.Assert(tf.size(images) > 0, ["colorize_bytes: empty batch"])
 
             def decode_one(contents):
@@ -332,7 +344,8 @@ class ServingModule(tf.Module):
                     "colorize_bytes: an image cannot be decoded; reason by batch index:",
                     tf.strings.reduce_join(tf.gather(tf.constant(decode_lib.REASONS), reasons),
                                            separator=","),
-                    f"(too_large means above {self.max_pixels} pixels)"])
+                    f"(too_large means above {self.max_pixels} pixels; too_many_scans: a JPEG "
+                    f"of more than {decode_cost.MAX_JPEG_SCANS} scans)"])
             sizes = decoded.row_lengths(axis=1)
             widths = tf.reshape(decoded.values.row_lengths(), [-1])
             same = tf.logical_and(tf.reduce_all(tf.equal(sizes, sizes[0])),
@@ -430,6 +443,25 @@ def _local(path):
     return "://" not in str(path)
 
 
+def clean_leftovers(export_dir):
+    """Removes what killed exports left next to ``export_dir`` (``tfcolor.leftovers``): their
+    ``EXPORT_DIR.tmp-PID/`` staging folders and ``EXPORT_DIR.old-PID/`` earlier exports, once
+    their process is dead. An earlier export moved aside whose replacement never arrived
+    (``EXPORT_DIR`` missing) is renamed back instead. Returns the removed paths."""
+    if not _local(export_dir):
+        return []
+    target = str(export_dir).rstrip("/") or str(export_dir)
+    parent, base = os.path.split(os.path.abspath(target))
+    olds = leftovers.dead_leftovers(parent, re.escape(base) + r"\.old-(?P<pid>\d+)")
+    if olds and not os.path.lexists(target):
+        os.rename(os.path.join(parent, olds[-1]), target)
+        logging.getLogger(__name__).warning(
+                "restored the export %s from %s (an export was killed while replacing it)",
+                target, olds[-1])
+    return leftovers.remove_dead(parent, re.escape(base) + r"\.(tmp|old)-(?P<pid>\d+)",
+                                 "partial export")
+
+
 def checkpoint_metadata(path, best=None, *, given=False):
     """The export metadata's ``checkpoint``: which checkpoint of a run the export holds.
 
@@ -464,7 +496,8 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
     (``export_dir.tmp-PID``) and renamed to ``export_dir`` only when complete, so a failed or
     killed export never leaves a partial SavedModel under the final name, and an earlier
     export is replaced only once the new one is whole (it is moved aside, the new one renamed
-    in, then the old one deleted).
+    in, then the old one deleted). What killed exports left there is cleaned first
+    (:func:`clean_leftovers`).
 
     Args:
         model: a ``tfcolor.models.Colorizer``.
@@ -485,6 +518,7 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
         ``export_dir``.
     """
     export_dir = str(export_dir)
+    clean_leftovers(export_dir)
     exists = tf.io.gfile.isdir(export_dir) and bool(tf.io.gfile.listdir(export_dir))
     if exists and not overwrite:
         raise FileExistsError(f"{export_dir} already exists and is not empty: not replacing an "

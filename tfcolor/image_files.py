@@ -11,8 +11,10 @@ the header, for a GIF from every frame's image descriptor: never decoded), ``too
 progressive JPEG with more than ``tfcolor.data.decode_cost.MAX_JPEG_SCANS`` scans: its decoding
 time grows with them), ``corrupt``, ``unreadable`` or ``failed`` (an error while colorizing
 it). Outputs are PNGs named after the input (``name.png``, ``name_uncertainty.png``,
-``name_sample1.png``, ...), written atomically (:func:`save_png`: temporary name, then
-``os.replace``); existing outputs are kept unless ``overwrite=True``.
+``name_sample1.png``, ...), written atomically (:func:`save_png`: temporary name
+``.NAME.png.PID.tmp``, then ``os.replace``); existing outputs are kept unless ``overwrite=True``.
+Temporary PNGs of killed runs (their process is dead) are removed when the next run starts
+(``tfcolor.leftovers``).
 
 Colorizing one image in memory is ``tfcolor.predictors.colorize_image``; decoding encoded image
 bytes inside TensorFlow (the ``colorize_bytes`` signature, the training pipelines) is
@@ -25,6 +27,7 @@ import time
 
 import numpy as np
 
+from tfcolor import leftovers
 from tfcolor import predictors
 from tfcolor.data import decode as decode_lib
 from tfcolor.data import decode_cost
@@ -243,6 +246,10 @@ def read_image(path, max_pixels=MAX_PIXELS):
     return np.clip(arr, 0.0, 1.0)
 
 
+#: The temporary name of :func:`save_png` (a regular expression; group ``pid``).
+TEMPORARY_PNG = r"\..+\.png\.(?P<pid>\d+)\.tmp"
+
+
 def save_png(image, path):
     """Writes (H, W, 3) / (H, W) float in [0, 1] as an 8-bit PNG (rounded), atomically.
 
@@ -311,6 +318,7 @@ def colorize_files(predictor, inputs, output_dir, options=None, reference=None, 
         reference = read_image(reference, max_pixels)
     items = expand_inputs(inputs, recursive=recursive)
     os.makedirs(output_dir, exist_ok=True)
+    leftovers.remove_dead(output_dir, TEMPORARY_PNG, "half-written PNG")
     written, skipped, kept = [], [], []
 
     def skip(path, message):

@@ -205,3 +205,70 @@ def test_an_adopted_first_checkpoint_is_named_by_its_name(tmp_path, monkeypatch)
     shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
     monkeypatch.chdir(tmp_path)
     assert _value(run_dir.latest_checkpoint("b")) == 3.0
+
+
+# --------------------------------------------------------------------------------------------
+# The disk refuses a save.
+
+def _full_disk_at_step(monkeypatch, fail_step, error):
+    """Makes the checkpoint write of step ``fail_step`` fail the way a full disk does: part of
+    ``ckpt-N_temp/`` is written, then the write raises ``error``."""
+    real = tf.train.Checkpoint._write  # pylint: disable=protected-access
+
+    def write(self, file_prefix, *args, **kwargs):
+        if file_prefix.endswith(f"-{fail_step}"):
+            os.makedirs(file_prefix + "_temp")
+            with open(os.path.join(file_prefix + "_temp", "part-00000-of-00001.data"), "wb") as f:
+                f.write(b"\0" * 100)
+            raise error
+        return real(self, file_prefix, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.Checkpoint, "_write", write)
+
+
+def test_a_full_disk_mid_save_names_the_last_good_checkpoint(tmp_path, monkeypatch):
+    var = tf.Variable(1.0)
+    ckpt = checkpointing.Checkpointer(str(tmp_path), model=var)
+    first = ckpt.save(2)
+    _full_disk_at_step(monkeypatch, 4, tf.errors.ResourceExhaustedError(
+            None, None, f"{{{{function_node __wrapped__SaveV2}}}} {tmp_path}/ckpt-4_temp/part; "
+            "No space left on device [Op:SaveV2]"))
+    var.assign(2.0)
+    with pytest.raises(checkpointing.CheckpointWriteError) as info:
+        ckpt.save(4)
+    message = str(info.value)
+    assert "\n" not in message and info.value.last_good == first
+    assert message.startswith(f"cannot write checkpoint 4 in {tmp_path}: No space left on "
+                              f"device; the last good checkpoint, {first}, is complete")
+    assert "rerun the same command to resume from it" in message
+    monkeypatch.undo()
+    # The next start removes the half-written save and resumes from the last good one.
+    var.assign(0.0)
+    again = checkpointing.Checkpointer(str(tmp_path), model=var)
+    assert again.restore_latest() == first and float(var.numpy()) == 1.0
+    assert not os.path.exists(str(tmp_path / "ckpt-4_temp"))
+
+
+def test_storage_errors_are_told_from_others(tmp_path):
+    import errno
+    full = OSError(errno.ENOSPC, "No space left on device", "/x/y")
+    assert checkpointing.storage_error(full)
+    assert checkpointing.storage_reason(full) == "No space left on device (/x/y)"
+    assert checkpointing.storage_error(PermissionError(errno.EACCES, "Permission denied"))
+    assert checkpointing.storage_error(tf.errors.PermissionDeniedError(
+            None, None, "/m/run; Read-only file system"))
+    assert checkpointing.storage_reason(tf.errors.PermissionDeniedError(
+            None, None, "/m/run; Read-only file system")) == "Read-only file system"
+    assert not checkpointing.storage_error(FileNotFoundError(errno.ENOENT, "missing"))
+    assert not checkpointing.storage_error(tf.errors.InvalidArgumentError(None, None, "bad"))
+    assert not checkpointing.storage_error(ValueError("no"))
+    # Without the storage at fault, an error is not turned into a CheckpointWriteError.
+    ckpt = checkpointing.Checkpointer(str(tmp_path), model=tf.Variable(1.0))
+    real = tf.train.Checkpoint._write  # pylint: disable=protected-access
+    try:
+        tf.train.Checkpoint._write = lambda *a, **k: (_ for _ in ()).throw(  # noqa: E731
+                tf.errors.InternalError(None, None, "something else"))
+        with pytest.raises(tf.errors.InternalError):
+            ckpt.save(1)
+    finally:
+        tf.train.Checkpoint._write = real

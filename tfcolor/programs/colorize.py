@@ -66,16 +66,22 @@ def load_predictor(f, *, explicit=()):
         except ValueError as e:
             common.die(f"--pretrained: {e}")
     try:
-        if f.saved_model:
-            predictor = predictors.SavedModelPredictor(f.saved_model)
-            if "grid_factor" in explicit and f.grid_factor != predictor.grid_factor:
-                logging.warning("--grid_factor=%d ignored: the SavedModel was exported with %d",
-                                f.grid_factor, predictor.grid_factor)
-            return predictor
-        return predictors.KerasPredictor.from_model_dir(f.model_dir, checkpoint=f.checkpoint,
-                                                        grid_factor=f.grid_factor)
+        with common.quiet_failure():
+            return _load_model(f, explicit, predictors)
     except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
         common.die(common.model_error(f.saved_model or f.model_dir, e))
+
+
+def _load_model(f, explicit, predictors):
+    """The predictor of ``f.saved_model`` or ``f.model_dir`` (:func:`load_predictor`)."""
+    if f.saved_model:
+        predictor = predictors.SavedModelPredictor(f.saved_model)
+        if "grid_factor" in explicit and f.grid_factor != predictor.grid_factor:
+            logging.warning("--grid_factor=%d ignored: the SavedModel was exported with %d",
+                            f.grid_factor, predictor.grid_factor)
+        return predictor
+    return predictors.KerasPredictor.from_model_dir(f.model_dir, checkpoint=f.checkpoint,
+                                                    grid_factor=f.grid_factor)
 
 
 def colorize_options(f, **extra):
@@ -118,6 +124,7 @@ def main(options, inputs, *, explicit=()):
         image_files.expand_inputs(inputs, recursive=f.recursive)
     except FileNotFoundError as e:
         common.die(str(e))
+    common.writable_folder(f.output_dir, "output_dir")
     predictor = load_predictor(f, explicit=explicit)
 
     def progress(i, n, path, seconds):

@@ -14,7 +14,10 @@ error naming the option (:func:`option_error`: ``--batch_size must be a positive
 0``). A program ends with such an error by raising :class:`ProgramError` (:func:`die`); the entry
 point prints it as one line, ``NAME: error: MESSAGE``, and exits with its status.
 """
+import contextlib
 import dataclasses
+import gc
+import logging
 import os
 import re
 
@@ -141,6 +144,67 @@ def one_line(error):
     """``Type: first line of the message`` of an exception (TensorFlow's span many lines)."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
+
+
+def storage_error(error):
+    """True if ``error`` comes from the disk: full, read-only, not writable, an I/O error
+    (``tfcolor.train.checkpointing.storage_error``; ``OSError`` and TensorFlow errors)."""
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    return checkpointing.storage_error(error)
+
+
+def storage_message(action, error, then=""):
+    """One line for a storage error: ``cannot ACTION: No space left on device; THEN``."""
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    line = f"cannot {action}: {checkpointing.storage_reason(error)}"
+    return f"{line}; {then}" if then else line
+
+
+def writable_folder(path, option):
+    """Creates the folder ``path`` (the program's option ``option``) if needed and checks that a
+    file can be written in it; a disk error ends the program with one line, before any work."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        die(storage_message(f"write to --{option}={path}", e))
+
+
+_NOISY_LOGGERS = ("tensorflow", "absl", "keras", "h5py")
+
+
+def _forget_tracebacks(error):
+    """Drops the frames that ``error`` and its causes keep alive (the objects of a failed load)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
+
+
+@contextlib.contextmanager
+def quiet_failure():
+    """Runs a model load whose failure is reported as one line: if it raises, what the attempt
+    built (a half-restored checkpoint, a partly loaded SavedModel) is released at once with
+    TensorFlow's and Keras' Python logging silenced, so that their dozens of warnings about
+    unrestored values do not follow (or bury) the error; the logging levels are restored after.
+    A load that succeeds is not affected."""
+    try:
+        yield
+    except BaseException as error:
+        loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            _forget_tracebacks(error)
+            gc.collect()
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+        raise
 
 
 def model_error(path, error):

@@ -96,6 +96,7 @@ def main(options, *, explicit=()):
     if existing and not f.overwrite:
         common.die(f"{existing} exists: not replacing an earlier evaluation (--overwrite, or "
                    "choose another --output_dir)")
+    common.writable_folder(f.output_dir, "output_dir")
     predictor = colorize_program.load_predictor(f, explicit=explicit)
 
     def progress(i, n, path):
@@ -118,8 +119,6 @@ def main(options, *, explicit=()):
                 "grid_factor": predictor.grid_factor, "kind": predictor.kind,
                 "model": f.saved_model or f.model_dir,
                 "skipped": [p for p, _ in skipped], "prior_source": prior_desc}
-    json_path, png_path = _write_report_atomically(
-            metrics, acc, f.output_dir, {"settings": settings, **evaluated.report()})
     result = acc.result()
     print(f"{'':8} {'images':>7} {'ab mean':>9} {'ab RMS':>9} {'PSNR(dB)':>9} {'AuC':>6}")
     for name, r in result.items():
@@ -132,6 +131,13 @@ def main(options, *, explicit=()):
                   f"improved {st['fraction_improved']:6.1%} of {st['n']} images")
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
+    try:
+        json_path, png_path = _write_report_atomically(
+                metrics, acc, f.output_dir, {"settings": settings, **evaluated.report()})
+    except OSError as e:  # the disk filled up or became read-only while evaluating
+        common.die(common.storage_message(
+                f"write the report to --output_dir={f.output_dir}", e,
+                "the results are printed above"))
     print(f"wrote {json_path} and {png_path}; {common.skip_summary(skipped)}", flush=True)
     return 1 if skipped else 0
 

@@ -13,8 +13,9 @@ flags below.
 An existing, non-empty --export_dir is never replaced unless --overwrite; the SavedModel is
 written to a temporary sibling folder and renamed into place when complete, so a failed or
 killed export leaves no partial SavedModel and an earlier export stays whole until the new one
-replaces it. A --model_dir without a model (no config.json, no checkpoint, a damaged checkpoint)
-is a one-line error (exit status 2).
+replaces it; what killed exports left there (``EXPORT_DIR.tmp-PID``) is removed first. A
+--model_dir without a model (no config.json, no checkpoint, a damaged checkpoint) and a disk that
+refuses the export (full, read-only) are one-line errors (exit status 2).
 """
 
 from tfcolor.programs import colorize as colorize_program
@@ -48,7 +49,8 @@ def main(options):
                    "replaces it once the new one is complete, or choose another --export_dir)")
     options = readout_options(f)
     try:
-        model, kind = run_dir.load_model(f.model_dir, f.checkpoint)
+        with common.quiet_failure():
+            model, kind = run_dir.load_model(f.model_dir, f.checkpoint)
     except Exception as e:  # a broken model must end in one line  pylint: disable=broad-except
         common.die(common.model_error(f.model_dir, e))
     try:
@@ -58,6 +60,12 @@ def main(options):
                 save_keras=f.keras, overwrite=f.overwrite, model=(model, kind))
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         common.die(str(e))
+    except Exception as e:  # pylint: disable=broad-except
+        if not common.storage_error(e):
+            raise
+        common.die(common.storage_message(
+                f"write the SavedModel to {export_dir}", e, "nothing was left there (an earlier "
+                "export stays whole): free space or choose a writable --export_dir"))
     source = run_dir.read_export_metadata(export_dir).get("checkpoint") or {}
     which = {"best_heldout": f", the lowest held-out loss ({source.get('heldout_loss', 0):.4f})",
              "latest": ", the latest"}.get(source.get("selected"), "")

@@ -95,6 +95,8 @@ def main(cfg, *, force_unlock=False, names=None):
     from tfcolor import train  # pylint: disable=import-outside-toplevel
     from tfcolor.data.sources import SourceError  # pylint: disable=import-outside-toplevel
     from tfcolor.data.stages import NO_DECODABLE_IMAGE  # pylint: disable=import-outside-toplevel
+    from tfcolor.train.checkpointing import (  # pylint: disable=import-outside-toplevel
+            CheckpointWriteError)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     if names is None:
         names = _field_options()
@@ -109,7 +111,8 @@ def main(cfg, *, force_unlock=False, names=None):
         logging.error("%s", e)
         common.die(str(e), status=3, hard=True)
     except train.CheckpointError as e:
-        logging.error("%s", e)
+        if not isinstance(e, CheckpointWriteError):  # the disk may be full: one line only
+            logging.error("%s", e)
         common.die(str(e), status=4, hard=True)
     except config.ConfigError as e:
         common.die(option_message(e, names), hard=True)
@@ -120,18 +123,43 @@ def main(cfg, *, force_unlock=False, names=None):
             raise
         common.die(f"--data={data!r}: {line[line.index(NO_DECODABLE_IMAGE):].rstrip(']')}",
                    hard=True)
+    except (OSError, tf.errors.OpError) as e:
+        if not common.storage_error(e):
+            raise
+        common.die(_storage_message(cfg.train.model_dir, e), status=4, hard=True)
     if result.stopped == "preempted":
         logging.warning("preempted at step %d: checkpoint %s; rerun to resume",
                         result.train.step, result.train.checkpoint)
         return 0
-    logging.info("done: step %d, loss %.4f, checkpoint %s, colorizations %s, export %s",
-                 result.train.step, result.train.losses.get("loss", float("nan")),
-                 result.train.checkpoint, result.preview_png, result.export_dir)
+    if not result.train.history:  # a finished run, started again
+        logging.info("done: the run had already reached step %d (--train_steps=%d): nothing "
+                     "trained; checkpoint %s, colorizations %s, export %s (raise --train_steps "
+                     "to train further)", result.train.step, cfg.train.train_steps,
+                     result.train.checkpoint, result.preview_png, result.export_dir)
+    else:
+        logging.info("done: step %d, loss %.4f, checkpoint %s, colorizations %s, export %s",
+                     result.train.step, result.train.losses.get("loss", float("nan")),
+                     result.train.checkpoint, result.preview_png, result.export_dir)
     if result.best is not None:
         logging.info("the run's model (colorizations, export) is the one of step %d, the lowest "
                      "held-out loss (%.4f), kept in %s", result.best["step"],
                      result.best["loss"], os.path.dirname(result.best["checkpoint"]))
     return 0
+
+
+def _storage_message(model_dir, error):
+    """One line for a disk error (full, read-only, ...) while writing the run: what failed and
+    the checkpoint the run can resume from."""
+    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
+    try:
+        last = checkpointing.state_checkpoint(model_dir)
+    except Exception:  # pylint: disable=broad-except  (the disk is failing: say what we can)
+        last = None
+    then = (f"the last good checkpoint is {last}: free space or make {model_dir} writable, "
+            "then rerun the same command to resume from it" if last else
+            f"no checkpoint was written: free space or make {model_dir} writable (or choose "
+            "another --model_dir), then rerun the same command")
+    return common.storage_message(f"write the run in --model_dir={model_dir}", error, then)
 
 
 def _field_options():

@@ -37,10 +37,18 @@ name *inside the directory the state file was read from* (:func:`state_checkpoin
 state file with plain names, so that the ``tf.train.CheckpointManager`` keeps and prunes the
 checkpoints of this directory (never those of the directory a run was copied from).
 
+Storage errors: a save that fails because of the disk (full, read-only, no permission, an I/O
+error) raises :class:`CheckpointWriteError`, whose one-line message names the last complete
+checkpoint, which such a failure never touches, and says what to do (free space or make the
+directory writable, then rerun the same command: the half-written files are removed at the next
+start). :func:`storage_error` tells those errors from others (Python's ``OSError`` and
+TensorFlow's); :func:`storage_reason` gives their short cause (``No space left on device``).
+
 Input position: tracked for single-worker strategies (``one_device``, ``mirrored``). Not for
 ``multi_worker`` (each worker has its own input shard but only the chief's files are kept) nor
 ``tpu``: there a resumed run continues with a freshly started (reshuffled) input pipeline.
 """
+import errno
 import os
 import re
 import shutil
@@ -60,6 +68,49 @@ class CheckpointError(RuntimeError):
 
 class CorruptCheckpointError(CheckpointError):
     """A checkpoint exists but is incomplete or damaged."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint cannot be written: the disk is full, read-only or not writable.
+
+    Attributes:
+        last_good: the latest complete checkpoint of the directory (None if there is none).
+    """
+
+    def __init__(self, message, last_good=None):
+        super().__init__(message)
+        self.last_good = last_good
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO,
+                   errno.EFBIG, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
+_STORAGE_TEXT = ("no space left", "read-only file system", "disk quota", "permission denied",
+                 "input/output error", "file too large", "not a directory")
+
+
+def storage_error(error):
+    """True if ``error`` (an ``OSError`` or a TensorFlow error) comes from the storage: a full,
+    read-only or unwritable disk, an I/O error."""
+    if isinstance(error, OSError):
+        return error.errno in _STORAGE_ERRNOS or isinstance(error, PermissionError)
+    if isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, tf.errors.OpError) and any(t in text for t in _STORAGE_TEXT)
+
+
+def storage_reason(error):
+    """The short cause of a storage error: ``No space left on device`` (an ``OSError``: with
+    its file), else the first line of the message without TensorFlow's function and op names."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}"
+    text = re.sub(r"\{\{[^}]*\}\}", "", str(error)).strip()
+    text = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", text.splitlines()[0] if text else "").strip()
+    cause = text.rsplit("; ", 1)[-1]  # TensorFlow's "PATH; No space left on device"
+    if cause != text and any(marker in cause.lower() for marker in _STORAGE_TEXT):
+        return cause
+    return text or type(error).__name__
 
 
 def _has_object(path, name):
@@ -509,18 +560,46 @@ class Checkpointer:
                             self.directory, _short(orphans),
                             os.path.basename(latest) if latest else "none")
 
+    def _write_error(self, step, error):
+        """The :class:`CheckpointWriteError` of a save of ``step`` that the storage refused."""
+        try:
+            last = state_checkpoint(self.directory)
+        except (CheckpointError, tf.errors.OpError, ValueError):
+            last = None
+        where = self.directory
+        if last is not None:
+            then = (f"the last good checkpoint, {last}, is complete and untouched: free space on "
+                    f"that disk (or make {where} writable) and rerun the same command to resume "
+                    "from it")
+        else:
+            then = (f"no checkpoint was completed before: free space on that disk (or make "
+                    f"{where} writable) and rerun the same command to start again")
+        return CheckpointWriteError(f"cannot write checkpoint {int(step)} in {where}: "
+                                    f"{storage_reason(error)}; {then}", last_good=last)
+
     def save(self, step):
-        """Writes a checkpoint numbered ``step``; returns the chief's checkpoint path."""
+        """Writes a checkpoint numbered ``step``; returns the chief's checkpoint path.
+
+        Raises:
+            CheckpointWriteError: the storage refused the save (full, read-only, ...).
+        """
         try:
             path = self.manager.save(checkpoint_number=int(step))
-        except tf.errors.OpError as e:
-            if self._iterator is None:
+        except (tf.errors.OpError, OSError) as e:
+            if storage_error(e):
+                raise self._write_error(step, e) from e
+            if self._iterator is None or isinstance(e, OSError):
                 raise
             logging.warning("the input iterator cannot be checkpointed (%s); saving without it: "
                             "a resumed run restarts the data pipeline.", str(e).splitlines()[0])
             self._iterator = None
             self._make_manager()
-            path = self.manager.save(checkpoint_number=int(step))
+            try:
+                path = self.manager.save(checkpoint_number=int(step))
+            except (tf.errors.OpError, OSError) as e2:
+                if storage_error(e2):
+                    raise self._write_error(step, e2) from e2
+                raise
         if not self.is_chief:
             shutil.rmtree(self._write_dir, ignore_errors=True)
             path = os.path.join(self.directory, os.path.basename(path))
