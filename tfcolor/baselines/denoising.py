@@ -23,6 +23,8 @@ seeded per image by its position in the record stream.
 import keras
 import tensorflow as tf
 
+from tfcolor import models
+from tfcolor import surgery
 from tfcolor.models import colorizer as colorizer_lib
 
 DEFAULT_RATE = 0.05
@@ -73,7 +75,6 @@ class DenoisingAutoencoder(colorizer_lib.Colorizer):
                 raise ValueError(f"DenoisingAutoencoder has a fixed {fixed}={value!r}; got "
                                  f"{given!r}.")
         if taps is None and kwargs.get("trunk") is None:
-            from tfcolor import models  # pylint: disable=import-outside-toplevel
             fov = bool(kwargs.get("fov", False))
             taps = [t for t in models.resolve_taps(arch, None, fov) if t != "data"]
         super().__init__(arch, taps=taps, kind="lab_regression", output_sizes=(1,),
@@ -81,7 +82,6 @@ class DenoisingAutoencoder(colorizer_lib.Colorizer):
 
     def downstream_trunk(self, absorb_bn="auto", color_input=False):
         """The trunk, prepared for fine-tuning (:func:`tfcolor.surgery.prepare_trunk`)."""
-        from tfcolor import surgery  # pylint: disable=import-outside-toplevel
         return surgery.prepare_trunk(self.trunk, arch=self.arch, absorb_bn=absorb_bn,
                                      color_input=color_input)
 

@@ -11,6 +11,7 @@ import dataclasses
 
 from tfcolor import config as config_lib
 from tfcolor import data as data_lib
+from tfcolor.data import pretrain
 
 __all__ = ["TASK_OPTIONS", "check_data_config", "check_pipeline_options", "pretraining_batches"]
 
@@ -36,7 +37,6 @@ def check_pipeline_options(options, seed):
     if taken:
         raise config_lib.ConfigError(f"{taken[0]} is set by the task (build_inputs(start)), not "
                                      "by pipeline_options", taken[0])
-    from tfcolor.data import pretrain  # pylint: disable=import-outside-toplevel
     names = [f.name for f in dataclasses.fields(pretrain.PipelineOptions)]
     unknown = sorted(set(options) - set(names))
     if unknown:

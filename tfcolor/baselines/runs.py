@@ -18,6 +18,13 @@ import tensorflow as tf
 from tfcolor import run_dir
 from tfcolor.baselines import denoising
 from tfcolor.baselines import split_brain
+from tfcolor.config import TrainConfig
+from tfcolor.tasks import denoising as denoising_task
+from tfcolor.tasks import split_brain as split_brain_task
+from tfcolor.train import checkpointing
+from tfcolor.train import experiment
+from tfcolor.train import lock as lock_lib
+from tfcolor.train import strategy as strategy_lib
 
 __all__ = ["BASELINES", "build", "make_task", "load", "pretrain"]
 
@@ -52,16 +59,14 @@ def make_task(kind, data_config=None, *, source=None, model_kwargs=None, noise_r
     common = dict(source=source, model_kwargs=model_kwargs, seed=seed,
                   pipeline_options=pipeline_options)
     if _check_kind(kind) == "denoising":
-        from tfcolor.tasks import denoising as task_lib  # pylint: disable=import-outside-toplevel
         options = {k: v for k, v in (("noise_rate", noise_rate),
                                      ("corrupted_weight", corrupted_weight)) if v is not None}
-        return task_lib.DenoisingTask(data_config, **common, **options)
+        return denoising_task.DenoisingTask(data_config, **common, **options)
     given = [k for k, v in (("noise_rate", noise_rate), ("corrupted_weight", corrupted_weight))
              if v is not None]
     if given:
         raise ValueError(f"{given} are denoising options; the split-brain baseline has none.")
-    from tfcolor.tasks import split_brain as task_lib  # pylint: disable=import-outside-toplevel
-    return task_lib.SplitBrainTask(data_config, **common)
+    return split_brain_task.SplitBrainTask(data_config, **common)
 
 
 def _read_metadata(model_dir):
@@ -88,7 +93,6 @@ def _write_metadata(model_dir, meta):
     if tf.io.gfile.exists(os.path.join(str(model_dir), run_dir.CONFIG_FILE)):
         raise ValueError(f"{model_dir} holds a colorization run ({run_dir.CONFIG_FILE}); "
                          "pretrain a baseline into another model_dir.")
-    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     if not tf.io.gfile.exists(path) and tf.io.gfile.exists(
             os.path.join(str(model_dir), checkpointing.CHECKPOINT_STATE_FILE)):
         raise ValueError(f"{model_dir} holds checkpoints but no {run_dir.BASELINE_FILE}: not a "
@@ -127,7 +131,6 @@ def load(model_dir, checkpoint=None):
     """
     meta = _read_metadata(model_dir)
     model = build(meta["kind"], **meta.get("model", {}))
-    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
             else run_dir.latest_checkpoint(model_dir))
     if path is None:
@@ -160,10 +163,6 @@ def pretrain(kind, source, model_dir, *, model_kwargs=None, data_config=None, tr
         seed: seed of the weight initialisation, of the pipeline's shuffle, crops and centres,
             and of the denoising noise.
     """
-    from tfcolor.config import TrainConfig  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import experiment  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import lock as lock_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
     _check_kind(kind)
     model_kwargs = dict(model_kwargs or {})
     task = make_task(kind, data_config, source=source, model_kwargs=model_kwargs, seed=seed,

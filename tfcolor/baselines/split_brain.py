@@ -51,7 +51,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tfcolor import color
 from tfcolor import layers as tfcolor_layers
+from tfcolor import models
+from tfcolor import surgery
 
 SPLITS = ("lab", "rescaled_lab", "rgb")
 AB_RANGE = 110.0
@@ -85,7 +88,6 @@ def split_channels(rgb, split=DEFAULT_SPLIT, eps=1e-6):
         rgb = tf.tile(rgb, [1, 1, 1, 3])
     if split == "rgb":
         return rgb[..., 1:2], tf.stack([rgb[..., 0], rgb[..., 2]], axis=-1)
-    from tfcolor import color  # pylint: disable=import-outside-toplevel
     lab = color.rgb_to_lab(tf.clip_by_value(rgb, 0.0, 1.0), validate=False)
     if split == "lab":
         lightness = tf.clip_by_value(lab[..., :1] / 100.0, 0.0, 1.0)
@@ -154,7 +156,6 @@ def split_brain_batches(dataset, split=DEFAULT_SPLIT, l_bins=DEFAULT_L_BINS,
 def resized_trunk(arch, *, input_channels=1, width_factor=1.0, name=None, **trunk_kwargs):
     """``build_trunk(arch, ...)`` with every Conv2D's filters scaled by ``width_factor`` and
     ``input_channels`` input channels (weights freshly initialised)."""
-    from tfcolor import models  # pylint: disable=import-outside-toplevel
     trunk = models.build_trunk(arch, **trunk_kwargs)
     if input_channels == 1 and width_factor == 1.0:
         return trunk if name is None else keras.Model(trunk.input, trunk.output, name=name)
@@ -216,7 +217,6 @@ class SplitBrainAutoencoder(keras.Model):
                  l_bins=DEFAULT_L_BINS, ab_bins=DEFAULT_AB_BINS, hidden=1024, dropout=0.5,
                  batch_norm=None, convention="released", **kwargs):
         super().__init__(**kwargs)
-        from tfcolor import models  # pylint: disable=import-outside-toplevel
         self.arch = arch
         self.split = _check_split(split)
         self.width_factor = float(width_factor)
@@ -282,7 +282,6 @@ class SplitBrainAutoencoder(keras.Model):
         handicap = None if color_input else grey_input_handicap(self.split)
         if handicap:
             logging.warning("%s", handicap)
-        from tfcolor import surgery  # pylint: disable=import-outside-toplevel
         half_a = surgery.prepare_trunk(self.trunk_a, arch=self.arch, absorb_bn=absorb_bn)
         half_b = surgery.prepare_trunk(self.trunk_b, arch=self.arch, absorb_bn=absorb_bn)
         images = keras.Input((None, None, 3 if color_input else 1), name="images")
