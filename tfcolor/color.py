@@ -136,6 +136,11 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+try:  # TensorFlow's private control-flow helpers: the only way to see an XLA context (see below)
+    from tensorflow.python.ops import control_flow_util
+except ImportError:  # pragma: no cover - TensorFlow internals moved
+    control_flow_util = None
+
 __all__ = [
         "rgb_to_gray", "rgb_to_lab", "lab_to_rgb", "rgb_to_hcl", "hcl_to_rgb", "rgb_to_alphabeta",
         "alphabeta_to_rgb", "ColorConversion", "D65_WHITE", "XYZ_FROM_RGB", "ALPHABETA_EPS",
@@ -298,10 +303,11 @@ def _in_xla_context():
     function; TensorFlow exposes no public query for it, so a moved private module means False
     (the ``pow`` implementation, correct everywhere).
     """
+    if control_flow_util is None:  # pragma: no cover - TensorFlow internals moved
+        return False
     try:
-        from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top
         return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-    except (ImportError, AttributeError):  # pragma: no cover - TensorFlow internals moved
+    except AttributeError:  # pragma: no cover - TensorFlow internals moved
         return False
 
 

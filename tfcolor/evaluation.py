@@ -29,6 +29,11 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfcolor import image_files
+from tfcolor import metrics
+from tfcolor import paired_statistics
+from tfcolor import predictors
+
 __all__ = ["PER_IMAGE_METRICS", "EvaluationResult", "per_image_metrics",
            "evaluate_with_baselines"]
 
@@ -63,8 +68,8 @@ class EvaluationResult:
         image paths), ``prior`` and the definitions of the per-image metrics."""
         return {"paired": self.paired,
                 "per_image": {"images": list(self.images), **{
-                        name: {m: [float(v) for v in values] for m, values in metrics.items()}
-                        for name, metrics in self.per_image.items()}},
+                        name: {m: [float(v) for v in values] for m, values in by_metric.items()}
+                        for name, by_metric in self.per_image.items()}},
                 "prior": None if self.prior is None else self.prior.to_dict(),
                 "paired_definitions": {
                         "alphabeta_mean": "per image: mean over pixels of the Euclidean "
@@ -83,7 +88,6 @@ class EvaluationResult:
 def per_image_metrics(rgb_true, rgb_pred):
     """Per-image ``alphabeta_mean``, ``alphabeta_rms`` and ``psnr`` of (B, H, W, 3) (or one
     (H, W, 3)) images in [0, 1]; dict of float64 NumPy arrays of shape (B,)."""
-    from tfcolor import metrics  # pylint: disable=import-outside-toplevel
     rgb_true = tf.convert_to_tensor(rgb_true)
     rgb_pred = tf.convert_to_tensor(rgb_pred)
     if rgb_true.shape.rank == 3:
@@ -116,8 +120,6 @@ def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, t_ma
     Returns:
         An :class:`EvaluationResult`.
     """
-    # pylint: disable=import-outside-toplevel
-    from tfcolor import image_files, metrics, paired_statistics, predictors
     if prior is not None and prior.kind != predictor.kind:
         raise ValueError(f"the prior is of kind {prior.kind!r} but the model predicts "
                          f"{predictor.kind!r}")

@@ -40,6 +40,7 @@ Everything is TensorFlow ops on single images (``(H, W, 3)`` / ``(h, w, K)``); b
 import tensorflow as tf
 
 from tfcolor import bins as bins_lib
+from tfcolor import color as color_lib
 
 DEFAULT_LAMBDA = 10.0
 DEFAULT_STEPS = 300
@@ -148,17 +149,16 @@ def target_histogram(reference_rgb, spec, channel, hcl_variant="paper"):
     Returns:
         (K,) float32 summing to 1 (uniform if every weight is 0).
     """
-    from tfcolor import color  # pylint: disable=import-outside-toplevel
     spec = bins_lib.get(spec)
     rgb = _check_rgb("reference_rgb", reference_rgb)
     weights = None
     if channel in ("hue", "chroma"):
-        hcl = _rgb_to_hcl(color, rgb, hcl_variant)
+        hcl = _rgb_to_hcl(color_lib, rgb, hcl_variant)
         values = hcl[..., 0] if channel == "hue" else hcl[..., 1]
         if channel == "hue":
             weights = hcl[..., 1]
     elif channel in ("a", "b", "ab"):
-        lab = color.rgb_to_lab(rgb)
+        lab = color_lib.rgb_to_lab(rgb)
         values = {"a": lab[..., 1], "b": lab[..., 2], "ab": lab[..., 1:]}[channel]
     else:
         raise ValueError(f"unknown channel {channel!r}; expected hue, chroma, a, b or ab")

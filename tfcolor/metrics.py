@@ -36,10 +36,15 @@ number of named predictors side by side.
 All image computations are TensorFlow ops on batches (``(B, H, W, 3)`` float in [0, 1]); only
 the running sums live in NumPy.
 """
+import json
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageDraw
+
+from tfcolor import color
 
 DEFAULT_T_MAX = 1.0
 DEFAULT_NUM_BINS = 1000
@@ -89,7 +94,6 @@ def psnr(rgb_true, rgb_pred, max_val=1.0):
 
 def alphabeta_error(rgb_true, rgb_pred):
     """Per-pixel colour error: Euclidean distance in the alpha-beta plane, shape (..., H, W)."""
-    from tfcolor import color  # pylint: disable=import-outside-toplevel
     rgb_true, rgb_pred = _check_pair(rgb_true, rgb_pred)
     ab_true = color.rgb_to_alphabeta(rgb_true)
     ab_pred = color.rgb_to_alphabeta(rgb_pred)
@@ -246,7 +250,6 @@ def plot_curves(curves, path, title="Cumulative per-pixel error (alpha-beta)", s
         title: text on top.
         size: (width, height) in pixels.
     """
-    from PIL import Image, ImageDraw  # pylint: disable=import-outside-toplevel
     width, height = size
     left, right, top, bottom = 60, 20, 40, 50
     img = Image.new("RGB", size, "white")
@@ -283,8 +286,6 @@ def write_report(acc, output_dir, extra=None):
     Returns:
         ``(json_path, png_path)``.
     """
-    import json  # pylint: disable=import-outside-toplevel
-    import os  # pylint: disable=import-outside-toplevel
     os.makedirs(output_dir, exist_ok=True)
     result = acc.result()
     curves = {name: acc.curve(name) for name in result}

@@ -30,14 +30,10 @@ import keras
 import tensorflow as tf
 
 from tfcolor import bins as bins_lib
+from tfcolor import color as color_lib
 from tfcolor.losses import LOSS_KINDS as KINDS
 
 __all__ = ["TargetBuilder", "KINDS"]
-
-
-def _color():
-    from tfcolor import color  # imported on first use: keeps `import tfcolor.targets` light
-    return color
 
 
 def _stack(channels):
@@ -115,7 +111,7 @@ class TargetBuilder:
         centers = bins_lib._check_centers(centers)
         if self.kind == "lab_regression":
             pixels, _ = bins_lib.gather_windows(rgb, centers, 1)  # (B, P, 1, 3)
-            lab = _stack(_color().rgb_to_lab(pixels))
+            lab = _stack(color_lib.rgb_to_lab(pixels))
             out = tf.cast(lab[:, :, 0, 1:3], tf.float32)
         elif self.histogram_method == "gather":
             out = self._gather_targets(rgb, centers)
@@ -125,10 +121,9 @@ class TargetBuilder:
         return tf.ensure_shape(out, [static[0], static[1], self.target_dim])
 
     def _convert(self, pixels):
-        color = _color()
         if self.kind == "hue_chroma":
-            return tf.cast(_stack(color.rgb_to_hcl(pixels)), tf.float32)
-        return tf.cast(_stack(color.rgb_to_lab(pixels)), tf.float32)
+            return tf.cast(_stack(color_lib.rgb_to_hcl(pixels)), tf.float32)
+        return tf.cast(_stack(color_lib.rgb_to_lab(pixels)), tf.float32)
 
     def _gather_targets(self, rgb, centers):
         pixels, valid = bins_lib.gather_windows(rgb, centers, self.window)  # (B, P, R*R, 3)
