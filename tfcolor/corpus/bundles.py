@@ -5,6 +5,7 @@ GCompris ships its images inside Qt binary resource bundles (:func:`rcc_members`
 (:func:`pzl_photo`, :func:`unpack_pzl`). A source pattern ``BUNDLE!MEMBER`` selects such members
 (:func:`unpack_bundle`, by extension).
 """
+import io
 import json
 import os
 import re
@@ -81,7 +82,6 @@ def pzl_photo(blob):
     the atlas), then files, each as a name line, a size line and the bytes: a thumbnail
     ``NAME-t.jpg``, the piece mask ``NAME.png`` and the atlas ``NAME.jpg``.
     """
-    import io  # pylint: disable=import-outside-toplevel
     if not blob.startswith(b"PzlF\n"):
         raise ValueError("not a Jigzo puzzle (no 'PzlF' magic)")
     pos, lines = 0, []

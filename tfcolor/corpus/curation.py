@@ -14,7 +14,7 @@ import json
 import os
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from tfcolor.corpus.dedup import dhash
 from tfcolor.corpus.sources import CURATED_DROP, CURATED_KEEP
@@ -175,7 +175,6 @@ def analyse(job):
 
 def contact_sheet(items, path, cell=128, cols=12):
     """PNG grid of thumbnails, each captioned with its index in ``items`` [(file, caption)]."""
-    from PIL import ImageDraw  # pylint: disable=import-outside-toplevel
     rows = max(1, -(-len(items) // cols))
     sheet = Image.new("RGB", (cols * cell, rows * (cell + 12)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tfcolor.data.decode as decode_lib
 import tfcolor.data.sources as sources_lib
 import tfcolor.data.stages as stages
+from tfcolor.color import rgb_to_gray
 
 __all__ = ["EvalDataConfig", "eval_dataset", "load_images", "CROPS"]
 
@@ -85,7 +86,6 @@ class EvalDataConfig:
 
 
 def _prepare(config):
-    from tfcolor.color import rgb_to_gray  # pylint: disable=import-outside-toplevel
 
     def prepare(element):
         image = element["image"]

@@ -74,7 +74,9 @@ import tfcolor.data.decode as decode_lib
 import tfcolor.data.sources as sources_lib
 import tfcolor.data.stages as stages
 from tfcolor import config as config_lib
+from tfcolor.color import rgb_to_gray
 from tfcolor.config import CAFFE_EDGE_BUFFER_FRACTION, ConfigError
+from tfcolor.targets import TargetBuilder
 
 _LOG = logging.getLogger("tfcolor.data")
 
@@ -246,7 +248,6 @@ def _augment(data, opts, seed, stream):
     crop = data.crop_size
     lo, hi = data.side_range
     buffer = data.resolved_edge_buffer
-    from tfcolor.color import rgb_to_gray  # pylint: disable=import-outside-toplevel
 
     def augment(element):
         image = element["image"]
@@ -334,7 +335,6 @@ def pretrain_dataset(config=None, loss=None, *, source=None, target_builder=None
     src = sources_lib.as_source(source)
     on_device = resolve_targets_on_device(data.targets_on_device)
     if target_builder is None and not on_device:
-        from tfcolor.targets import TargetBuilder  # pylint: disable=import-outside-toplevel
         target_builder = TargetBuilder(loss.kind, window=loss.window)
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(2 ** 31)
     shard = stages.shard_spec(src, opts.shard_policy, input_context)

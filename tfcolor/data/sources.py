@@ -54,6 +54,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+import tfcolor.data.decode as decode
+import tfcolor.data.embedded as embedded
+
 __all__ = [
     "IMAGE_EXTENSIONS", "TFRECORD_SUFFIXES", "ImageSource", "FileSource", "TFRecordSource",
     "TFDSSource", "ArraySource", "as_source", "embedded_split", "embedded_files",
@@ -83,7 +86,6 @@ def embedded_split(data):
     """
     if not isinstance(data, str) or not (data == "embedded" or data.startswith("embedded:")):
         return None
-    import tfcolor.data.embedded as embedded  # pylint: disable=import-outside-toplevel
     split = data.partition(":")[2] if ":" in data else "train"
     if split not in embedded.SPLITS:
         raise SourceError(f"{data!r}: the shipped photos have the splits "
@@ -97,7 +99,6 @@ def embedded_files(data):
     split = embedded_split(data)
     if split is None:
         return None
-    import tfcolor.data.embedded as embedded  # pylint: disable=import-outside-toplevel
     return embedded.embedded_photos(split)
 
 
@@ -350,7 +351,6 @@ class ArraySource(_ListSource):
 
     def to_float_rgb(self, record, alpha_background=0.5):
         """The record's image as float32 (H, W, 3) in [0, 1]."""
-        import tfcolor.data.decode as decode  # pylint: disable=import-outside-toplevel
         if "pixels" in record:
             hw = record["hw"]
             image = tf.reshape(record["pixels"], [hw[0], hw[1], self.channels])
@@ -364,7 +364,6 @@ class ArraySource(_ListSource):
 
 
 def _decode():
-    import tfcolor.data.decode as decode  # pylint: disable=import-outside-toplevel
     return decode
 
 

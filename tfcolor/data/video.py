@@ -72,7 +72,9 @@ import tfcolor.data.decode as decode_lib
 import tfcolor.data.sources as sources_lib
 import tfcolor.data.stages as stages
 from tfcolor import config as config_lib
+from tfcolor import layers
 from tfcolor.config import ConfigError
+from tfcolor.data import pretrain
 
 __all__ = ["DEFAULT_SHORT_SIDE", "DEFAULT_STRIDE", "DEFAULT_FRAME_STEP", "DEFAULT_BINS",
            "DEFAULT_OFFSET_STDDEV", "DEFAULT_FLOOR", "BORDERS", "BINS_FILE", "FEATURES",
@@ -145,6 +147,7 @@ class FarnebackParams:
 def import_cv2():
     """The ``cv2`` module, or an ImportError saying how to install it."""
     try:
+        # optional: cv2 (the 'video' extra, opencv-python-headless)
         import cv2  # pylint: disable=import-outside-toplevel
     except ImportError as err:
         raise ImportError("optical flow needs OpenCV: pip install 'tfcolor[video]' (or pip "
@@ -485,7 +488,6 @@ def sample_pairs(seed, crop_size, points, *, offset_stddev=DEFAULT_OFFSET_STDDEV
 def read_flow(flow, locations):
     """Bilinear reads of a flow field (..., H, W, 2) at (..., P, 2) float (y, x) pixel
     locations -> (..., P, 2) (locations clamped to the field)."""
-    from tfcolor import layers  # pylint: disable=import-outside-toplevel
     flow = tf.convert_to_tensor(flow, tf.float32)
     locations = tf.cast(locations, tf.float32)
     batched = flow.shape.rank == 4
@@ -620,7 +622,6 @@ def video_dataset(data_config=None, *, source=None, bin_edges=None,
         Batches ``{"frame", "first", "second", "label"}`` (see the module docstring), with
         ``"index"``, ``"name"``, ``"flow"``, ``"amplitude"`` as asked.
     """
-    from tfcolor.data import pretrain  # pylint: disable=import-outside-toplevel
     data = config_lib.DataConfig() if data_config is None else data_config
     if not isinstance(data, config_lib.DataConfig):
         raise TypeError(f"data_config must be a tfcolor.config.DataConfig, got "
