@@ -20,6 +20,7 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageDraw
 
 
 def _features(trunk, images, batch_size=16):
@@ -83,7 +84,6 @@ def format_table(rows):
 
 def plot_feature_shift(rows, path, size=(640, 360), title="Feature shift after fine-tuning"):
     """PNG plot: per layer the median correlation (dot) and the interquartile range (bar)."""
-    from PIL import Image, ImageDraw  # pylint: disable=import-outside-toplevel
     width, height = size
     left, right, top, bottom = 50, 20, 30, 70
     image = Image.new("RGB", size, "white")
@@ -219,6 +219,5 @@ def top_activations(trunk, images, tap, units, k=8, path=None, patch_size=48, ba
         records.append(rec)
     grid = (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255).astype(np.uint8)
     if path is not None:
-        from PIL import Image  # pylint: disable=import-outside-toplevel
         Image.fromarray(grid).save(path)
     return grid, records

@@ -29,6 +29,7 @@ import typing
 
 import numpy as np
 
+from tfcolor.data import sources
 from tfcolor.downstream import scoring
 
 IGNORE_LABEL = scoring.IGNORE_LABEL
@@ -265,7 +266,6 @@ def load_folder(root):
     Files whose header is not an image (empty, text, HTML, unreadable) are left out with one
     logged line per class; a class folder with no usable image is an error naming it.
     """
-    from tfcolor.data import sources  # pylint: disable=import-outside-toplevel
     if not os.path.exists(root):
         raise FileNotFoundError(f"no such folder: {root!r}.")
     if not os.path.isdir(root):
@@ -339,6 +339,7 @@ def load_tfds(name, split="train", *, task=None, image_key="image", label_key=No
         ImportError: when ``tensorflow-datasets`` is not installed (the message says how).
     """
     try:
+        # optional: tensorflow_datasets (the 'tfds' extra)
         import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
     except ImportError:
         raise ImportError(f"loading 'tfds:{name}' needs the tensorflow-datasets package, which "

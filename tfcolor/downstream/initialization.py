@@ -69,13 +69,20 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfcolor import baselines
+from tfcolor import export
+from tfcolor import models
 from tfcolor import run_dir
 from tfcolor import surgery
 from tfcolor.downstream import model as model_lib
+from tfcolor.downstream import pipelines
 from tfcolor.downstream import scoring
+from tfcolor.models import imagenet_weights as imagenet_weights_lib
+from tfcolor.models import trunk as trunk_lib
 
 def _is_resnet(arch):
     return surgery.is_resnet(arch)
@@ -89,7 +96,6 @@ def trunk_tap_strides(trunk, arch=None, probe_size=128):
     by running the trunk on a ``probe_size`` square (which must be a multiple of the largest
     stride).
     """
-    from tfcolor import models  # pylint: disable=import-outside-toplevel
     names = list(trunk.output)
     if arch in models.TAP_STRIDES:
         table = dict(models.TAP_STRIDES[arch])
@@ -134,7 +140,6 @@ def add_fov_blocks(trunk, arch=None, *, channels=None, kernel_initializer="gloro
     present = [t for t in FOV_TAPS if t in trunk.output]
     if present:
         raise ValueError(f"the trunk already has the +FoV taps {present}")
-    from tfcolor.models import trunk as trunk_lib  # pylint: disable=import-outside-toplevel
     channels = trunk_lib.FOV_CHANNELS if channels is None else int(channels)
     strides = trunk_tap_strides(trunk, arch)
     deepest = max(strides, key=lambda name: (strides[name], list(strides).index(name)))
@@ -161,7 +166,6 @@ def with_downstream_taps(colorizer, arch):
     statistics included) copied by layer name. A trunk that already outputs them (or that has
     +FoV taps) is returned as is.
     """
-    from tfcolor.models import trunk as trunk_lib  # pylint: disable=import-outside-toplevel
     trunk = colorizer.trunk
     if arch not in trunk_lib.TAP_STRIDES or any(t in trunk.output for t in FOV_TAPS):
         return trunk
@@ -219,9 +223,7 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
     Returns:
         ``(trunk, arch)`` (``arch`` as found in the checkpoint, or the argument).
     """
-    from tfcolor import models  # pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
-    from tfcolor.models import imagenet_weights as imagenet_weights_lib
     kind = describe_init(init)
     if kind == "random":
         trunk = models.build_trunk(arch, taps=taps, fov=fov,
@@ -249,11 +251,9 @@ def load_trunk(init="random", *, arch="vgg16", taps=None, fov=False, absorb_bn="
             surgery.rebalance(trunk, _grey_sample(rebalance_images))
         return prepare_trunk(trunk, arch=arch, absorb_bn=False, color_input=color_input), arch
     if kind == "baseline":
-        from tfcolor import baselines  # pylint: disable=import-outside-toplevel
         model = baselines.load(init)
         trunk = model.downstream_trunk(absorb_bn=absorb_bn, color_input=color_input)
         return (_with_fov(trunk, model.arch) if fov else trunk), model.arch
-    from tfcolor import export  # pylint: disable=import-outside-toplevel
     if kind == "colorization" and not run_dir.read_config(init).multitask.single_colorization:
         shared, config = run_dir.load_shared_trunk(init)
         found = config.model.arch
@@ -359,8 +359,6 @@ def rebalance_sample(data, *, color=False, count=32, crop_size=None):
     """A batch of the first ``count`` images of ``data`` (a labelled set) as the model sees them
     at evaluation (grey, or RGB with ``color``; centre-cropped to ``crop_size``): the
     ``rebalance_images`` of a random or ImageNet initialisation."""
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
     ds = pipelines.eval_dataset(data.subset(np.arange(min(count, len(data)))),
                                 batch_size=count, crop_size=crop_size, color=color)
     return next(iter(ds))["image"].numpy()

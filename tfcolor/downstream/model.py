@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcolor import layers as tfcolor_layers
+from tfcolor import readout
 from tfcolor.downstream import scoring
 
 POOLS = ("avg", "max")
@@ -160,7 +161,6 @@ class DownstreamModel(keras.Model):
 
     def dense_logits(self, images, training=False):
         """Segmentation: full-resolution logits (B, H, W, C)."""
-        from tfcolor import readout  # pylint: disable=import-outside-toplevel
         images = self._check_images(images)
         maps = self.features(images, training=training)
         grid = self.dense_hypercolumn([maps[n] for n in self.taps], images)

@@ -29,14 +29,17 @@ list of in-memory arrays of different sizes (looked up by index).
 """
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
+from tfcolor.data import decode
+from tfcolor.data import sources
+from tfcolor.data import stages
 from tfcolor.downstream import scoring
 
 IGNORE_LABEL = scoring.IGNORE_LABEL
 
 def _read_mask(path):
     """A label map as uint8 (H, W); an unreadable file gives an empty (0, 0) map (skipped)."""
-    from PIL import Image  # pylint: disable=import-outside-toplevel
     try:
         with Image.open(path.decode() if isinstance(path, bytes) else path) as im:
             if im.mode not in ("P", "L"):
@@ -52,7 +55,6 @@ def _decoded_files(paths, skip_counter=None):
     :func:`tfcolor.data.stages.decoded_images`. A pass in which no file decodes raises
     (instead of a repeating pipeline spinning forever): a sentinel closes each pass and the
     scan asserts that some file came before it."""
-    from tfcolor.data import sources, stages  # pylint: disable=import-outside-toplevel
     count = len(paths)
     records = tf.data.Dataset.from_tensor_slices(
         {"path": list(paths), "name": list(paths), "index": np.arange(count, dtype=np.int64)})
@@ -127,7 +129,6 @@ def _elements(data):
                 lambda i: arrays[int(i)], [e["index"]], tf.uint8, stateful=False),
                 [None, None])[..., None]))
 
-        from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
 
         def matching(e):
             ok = tf.reduce_all(tf.equal(tf.shape(e["label"])[:2], tf.shape(e["image"])[:2]))

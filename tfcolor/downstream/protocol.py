@@ -35,10 +35,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfcolor import config as config_lib
 from tfcolor.config import ConfigError
 from tfcolor.downstream import pipelines
 from tfcolor.downstream import scoring
+from tfcolor.tasks import downstream as tasks
 from tfcolor.train import checkpointing
+from tfcolor.train import experiment
 
 
 class PlateauSchedule:
@@ -289,7 +292,6 @@ def make_task(model_fn, data, config=None, *, color=False, seed=None):
     """The training task of ``data`` (a :mod:`tfcolor.tasks.downstream` task) with the
     pipeline numbers of ``config`` (:class:`FinetuneConfig`); ``seed`` (default
     ``config.seed``) seeds the pipeline's shuffle and augmentation."""
-    from tfcolor.tasks import downstream as tasks  # pylint: disable=import-outside-toplevel
     config = config or FinetuneConfig()
     return tasks.for_data(data, model_fn, num_points=config.num_points,
                           batch_size=config.batch_size, crop_size=config.crop_size,
@@ -304,8 +306,6 @@ def train_task(task, model_dir, steps, config=None, *, strategy=None, hooks=(), 
     (``.model``, ``.train``, ``.trainer``). ``hooks``: ``hook(trainer, step, losses)`` after
     every loop of ``min(eval_every, steps)`` steps."""
     config = config or FinetuneConfig()
-    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import experiment  # pylint: disable=import-outside-toplevel
     steps = int(steps)
     optimizer = config_lib.OptimizerConfig(
             learning_rate=config.learning_rate, lr_drops=tuple(int(d) for d in drops),
