@@ -66,6 +66,8 @@ import keras
 import tensorflow as tf
 
 from tfcolor import layers as tfcolor_layers
+from tfcolor import targets
+from tfcolor.models import alexnet, resnet, vgg  # noqa: F401  (register the architectures)
 from tfcolor.models import trunk as trunk_lib
 
 DENSE_METHODS = ("factored", "concat")
@@ -73,7 +75,6 @@ DENSE_METHODS = ("factored", "concat")
 
 def output_sizes_for_kind(kind, **target_kwargs):
     """Head group sizes for a loss kind (``tfcolor.targets.TargetBuilder(kind).output_sizes``)."""
-    from tfcolor import targets  # local import: targets pulls in colour/bins only when needed
     return tuple(targets.TargetBuilder(kind, **target_kwargs).output_sizes)
 
 
@@ -189,11 +190,6 @@ class Colorizer(keras.Model):
     # -- construction ---------------------------------------------------------------------------
 
     def _built_trunk(self, arch, taps):
-        # Imported here, not via the package: tfcolor.models' __init__ imports this module (and
-        # Bazel forbids cycles). Importing the architecture modules registers them.
-        import tfcolor.models.alexnet  # noqa: F401
-        import tfcolor.models.resnet  # noqa: F401
-        import tfcolor.models.vgg  # noqa: F401
         fov = bool(self.trunk_options.get("fov", False))
         names = trunk_lib.resolve_taps(arch, taps, fov)
         table = trunk_lib.tap_strides(arch, names, fov)

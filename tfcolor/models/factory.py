@@ -5,6 +5,8 @@
 export, fine-tuning initialisation and the programs all build through it, so a checkpoint written
 by one always fits the model rebuilt by another.
 """
+from tfcolor import config as config_lib
+from tfcolor.models import multitask
 from tfcolor.models import trunk as trunk_lib
 from tfcolor.models.colorizer import Colorizer
 
@@ -12,12 +14,10 @@ __all__ = ["build_colorizer", "build_shared_trunk", "build_run_colorizer"]
 
 
 def _config_error(message):
-    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     return config_lib.ConfigError(message)
 
 
 def _as_config(config):
-    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     if isinstance(config, config_lib.PretrainConfig):
         return config
     if isinstance(config, dict):
@@ -32,7 +32,6 @@ def _as_config(config):
 def _validate(section_name, section):
     """``section.validate()``, with any error it lets through re-raised as a ConfigError naming
     the section (e.g. ``float('x')`` of a string where a number belongs)."""
-    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     try:
         section.validate()
     except config_lib.ConfigError:
@@ -104,7 +103,6 @@ def build_shared_trunk(config):
     """The shared trunk of a multi-task ``config``
     (:class:`tfcolor.models.multitask.SharedTrunk`): ``model.arch`` with the model section's trunk
     options and ``multitask.input_channels`` input channels, every tap."""
-    from tfcolor.models import multitask  # pylint: disable=import-outside-toplevel
     config = _as_config(config)
     m = config.model
     _validate("model", m)
@@ -133,7 +131,6 @@ def build_run_colorizer(config):
         raise _config_error(f"this run trained no colorizer (tasks: "
                             f"{', '.join(config.multitask.tasks)}); its trunk can be fine-tuned "
                             "(binaries/finetune --init) but not colorize")
-    from tfcolor.models import multitask  # pylint: disable=import-outside-toplevel
     trunk = build_shared_trunk(config)
     colorizer = build_colorizer(config, trunk=trunk)
     return multitask.MultiTaskModel(trunk, {"colorization": colorizer}), colorizer

@@ -13,6 +13,7 @@ import io
 import os
 import zipfile
 
+import h5py
 import numpy as np
 
 from tfcolor.models import vgg
@@ -63,7 +64,6 @@ def read_keras_weights_file(path):
         FileNotFoundError: if ``path`` does not exist.
         ValueError: if the file is not one of these formats.
     """
-    import h5py
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Weights file not found: {path!r}.")

@@ -28,6 +28,7 @@ import dataclasses
 
 import keras
 
+from tfcolor.models import alexnet, resnet, vgg  # noqa: F401  (register the architectures)
 from tfcolor.models import trunk as trunk_lib
 
 __all__ = ["SharedTrunk", "MultiTaskModel", "build_shared_trunk"]
@@ -70,10 +71,6 @@ class SharedTrunk:
 def build_shared_trunk(arch, *, input_channels=3, fov=False, **options):
     """Builds a :class:`SharedTrunk` with every tap of ``arch`` (``options``: further
     :func:`tfcolor.models.build_trunk` arguments)."""
-    # The architecture modules register themselves with build_trunk when imported; the package
-    # imports them (tfcolor.models' __init__), which this module cannot do at its top: the
-    # package imports this module.
-    import tfcolor.models  # noqa: F401  pylint: disable=import-outside-toplevel
     model = trunk_lib.build_trunk(arch, taps=None, fov=fov, input_channels=input_channels,
                                   **options)
     return SharedTrunk(model=model, arch=arch, input_channels=input_channels, fov=bool(fov),

@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from tfcolor import layers as tfcolor_layers
+from tfcolor.models import alexnet, resnet, vgg  # noqa: F401  (register the architectures)
 from tfcolor.models import trunk as trunk_lib
 
 __all__ = ["RelativeFlowHead", "VideoNet", "MERGES", "DEFAULT_DROPOUT"]
@@ -146,7 +147,6 @@ class VideoNet(keras.Model):
             self.trunk = trunk
             self.tap_strides = table
         else:
-            import tfcolor.models  # noqa: F401  pylint: disable=import-outside-toplevel
             fov = bool(self.trunk_options.get("fov", False))
             names = trunk_lib.resolve_taps(arch, taps, fov)
             self.arch = arch
