@@ -88,8 +88,11 @@ def load(name=None, *, verify=True):
     Raises:
         ValueError: unknown name, a file that fails its hash, or weights that do not fit.
     """
+    # lazy: TensorFlow only to load a model (tools/package_pretrained.py --help)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    # lazy: config imports Keras (see above)
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    # lazy: the models import TensorFlow (see above)
     from tfcolor.models import build_colorizer  # pylint: disable=import-outside-toplevel
     path = model_path(name)
     manifest = read_manifest(path)

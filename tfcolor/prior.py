@@ -31,6 +31,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfcolor import config as config_lib
+from tfcolor import data as data_lib
+from tfcolor import losses
+from tfcolor import predictors
+from tfcolor import readout
+from tfcolor import targets as targets_lib
+from tfcolor.losses import LOSS_KINDS
+
 __all__ = ["MarginalPrior", "marginal_prior", "data_config_from_run_config", "histogram_kl"]
 
 logger = logging.getLogger(__name__)
@@ -39,7 +47,6 @@ logger = logging.getLogger(__name__)
 def _group_layout(kind, target_builder):
     """[(group name, start, size)] of the histogram groups in the packed target, and the
     prediction depth D (the head's output size)."""
-    from tfcolor import readout  # pylint: disable=import-outside-toplevel
     names = [name for name, _ in readout.GROUPS[kind]]
     sizes = list(target_builder.output_sizes)
     if len(names) != len(sizes):
@@ -73,14 +80,12 @@ class MarginalPrior:
 
     def probabilities(self):
         """The constant prediction in the head's layout (groups concatenated), float32 (D,)."""
-        from tfcolor import readout  # pylint: disable=import-outside-toplevel
         return np.concatenate([np.asarray(self.groups[name], np.float32)
                                for name, _ in readout.GROUPS[self.kind]])
 
     def predictor(self, grid_factor=4):
         """A ``tfcolor.predictors.PriorPredictor`` of this prior (for
         ``tfcolor.predictors.colorize_image``)."""
-        from tfcolor import predictors  # pylint: disable=import-outside-toplevel
         return predictors.PriorPredictor(self, grid_factor)
 
     def to_dict(self):
@@ -90,8 +95,6 @@ class MarginalPrior:
 
     @classmethod
     def from_dict(cls, d):
-        from tfcolor import readout  # pylint: disable=import-outside-toplevel
-        from tfcolor.losses import LOSS_KINDS  # pylint: disable=import-outside-toplevel
         kind = d.get("kind")
         if kind not in LOSS_KINDS:
             raise ValueError(f"prior kind must be one of {LOSS_KINDS}, got {kind!r}")
@@ -112,7 +115,6 @@ def data_config_from_run_config(run_config, **options):
     """``(source, DataConfig, LossConfig, options)`` of a training run's ``config.json`` dict (or a
     ``tfcolor.config.PretrainConfig``): its data source, crops, points, loss kind and window, and
     the pipeline options ``seed`` (the run's) plus ``options``."""
-    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     if isinstance(run_config, dict):
         run_config = config_lib.PretrainConfig.from_dict(run_config)
     return (run_config.data.data, run_config.data, run_config.loss,
@@ -142,9 +144,6 @@ def marginal_prior(source=None, data_config=None, loss_config=None, *, target_bu
     Returns:
         A :class:`MarginalPrior`.
     """
-    from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
-    from tfcolor import targets as targets_lib  # pylint: disable=import-outside-toplevel
     data_config = data_config or config_lib.DataConfig()
     loss_config = loss_config or config_lib.LossConfig()
     if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
@@ -198,8 +197,6 @@ def histogram_kl(prior, targets, target_builder=None):
     the sum over histogram groups of ``KL(target || prior)``, ``tfcolor.losses.HistogramKL``
     with probabilities. Empty prior bins are floored at the smallest float32 (as the losses do),
     so a target with mass there gives a large, finite KL."""
-    from tfcolor import losses  # pylint: disable=import-outside-toplevel
-    from tfcolor import targets as targets_lib  # pylint: disable=import-outside-toplevel
     if prior.kind == "lab_regression":
         raise ValueError("histogram_kl needs a histogram prior, not lab_regression")
     builder = target_builder or targets_lib.TargetBuilder(prior.kind)

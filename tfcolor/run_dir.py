@@ -33,9 +33,9 @@ the kept best model of a ``keep_best`` run, else its latest *complete* checkpoin
 (:func:`latest_checkpoint`: the one named by the state file, which TensorFlow rewrites atomically
 only once a checkpoint is whole, validated tensor by tensor; never a half-written one).
 
-This module imports TensorFlow, the models and the training package only inside its functions:
-:mod:`tfcolor.train.lock` takes its file name from here and stays importable without TensorFlow,
-and modules under ``tfcolor.train`` may import this one at their top without a cycle.
+This module imports TensorFlow, the models and the training package only inside the functions
+that load a model or a checkpoint, so that it (and :mod:`tfcolor.pretrained`) imports without
+TensorFlow: reading a run's files and ``tools/package_pretrained.py --help`` stay quick.
 """
 import json
 import os
@@ -90,6 +90,7 @@ def lock_path(model_dir):
 
 
 def _gfile():
+    # lazy: run_dir imports without TensorFlow (tfcolor.pretrained, tools/)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     return tf.io.gfile
 
@@ -133,6 +134,7 @@ def read_config(model_dir, *, as_dict=False):
         tfcolor.config.ConfigError: it is not valid JSON, not a JSON object, or holds unknown
             sections or keys (the message names the file and the problem).
     """
+    # lazy: config imports Keras; run_dir stays TensorFlow-free
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     path = config_path(model_dir)
     gfile = _gfile()
@@ -221,6 +223,7 @@ def latest_checkpoint(model_dir, *, validate=True):
             names no checkpoint, the named checkpoint is missing or damaged, or several
             checkpoints exist without a state file.
     """
+    # lazy: the training package imports TensorFlow; run_dir does not
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     return checkpointing.latest_complete_checkpoint(str(model_dir), validate=validate)
 
@@ -243,6 +246,7 @@ def read_best_dir(best_dir):
     Raises:
         tfcolor.config.ConfigError: the record is not valid JSON or lacks a field.
     """
+    # lazy: config imports Keras; run_dir stays TensorFlow-free
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     path = os.path.join(str(best_dir), BEST_RECORD_FILE)
     gfile = _gfile()
@@ -270,6 +274,7 @@ def model_checkpoint(model_dir, *, validate=True):
     Raises:
         tfcolor.train.checkpointing.CorruptCheckpointError: the chosen checkpoint is damaged.
     """
+    # lazy: the training package imports TensorFlow; run_dir does not
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     try:
         keep_best = bool(read_config(model_dir, as_dict=True).get("train", {}).get("keep_best"))
@@ -302,6 +307,7 @@ def load_model(model_dir, checkpoint=None):
         tfcolor.train.checkpointing.CorruptCheckpointError: the checkpoint is damaged.
         tfcolor.train.checkpointing.CheckpointError: it does not fit the configured model.
     """
+    # lazy: the models import TensorFlow; run_dir does not
     from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
     target, model = factory.build_run_colorizer(config)
@@ -327,8 +333,11 @@ def load_shared_trunk(model_dir, checkpoint=None):
         FileNotFoundError, tfcolor.config.ConfigError, CorruptCheckpointError,
         CheckpointError: as :func:`load_model`; ``ConfigError`` also for a single-task run.
     """
+    # lazy: run_dir imports without TensorFlow (tfcolor.pretrained, tools/)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    # lazy: config imports Keras; run_dir stays TensorFlow-free
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    # lazy: the models import TensorFlow; run_dir does not
     from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
     config = read_config(model_dir)
     if config.multitask.single_colorization:
@@ -347,7 +356,9 @@ def _restore(target, model_dir, checkpoint, default, what):
     first element of ``default(model_dir)``) into ``target`` as ``model``, the objects it holds
     only. Raises FileNotFoundError without a checkpoint and CheckpointError when it does not fit
     ``what`` (``{config}``: the config file's path)."""
+    # lazy: run_dir imports without TensorFlow (tfcolor.pretrained, tools/)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    # lazy: the training package imports TensorFlow; run_dir does not
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     path = (checkpointing.checkpoint_in(str(model_dir), checkpoint) if checkpoint
             else default(model_dir)[0])

@@ -18,7 +18,12 @@ the constructor takes the pieces, for custom models, losses or datasets.
 import tensorflow as tf
 from absl import logging
 
+from tfcolor import data as data_lib
+from tfcolor import losses
+from tfcolor import predictors
+from tfcolor import targets
 from tfcolor.image_grid import image_grid
+from tfcolor.models import factory
 from tfcolor.tasks import base
 
 __all__ = ["ColorizationTask", "build_loss", "build_target_builder", "build_dataset",
@@ -76,7 +81,6 @@ class ColorizationTask(base.Task):
     def from_config(cls, config):
         """The task of a :class:`tfcolor.config.PretrainConfig` (pipeline, colorizer, loss,
         preview photos decoded with the library's defaults)."""
-        from tfcolor.models import factory  # pylint: disable=import-outside-toplevel
         loss_fn = build_loss(config.loss)
         first, target_builder = build_dataset(config, include_index=True)
 
@@ -190,7 +194,6 @@ def build_loss(loss_config):
     terms without evaluating a KL again. ``lab_joint`` and ``lab_regression`` return the
     per-point loss (B, P) (no terms).
     """
-    from tfcolor import losses  # pylint: disable=import-outside-toplevel
     kind = loss_config.kind
     if kind == "hue_chroma":
         return losses.HueChromaLoss(hue_weight=loss_config.hue_weight,
@@ -209,7 +212,6 @@ def build_loss(loss_config):
 
 def build_target_builder(config):
     """The :class:`tfcolor.targets.TargetBuilder` of the run's loss kind and window."""
-    from tfcolor import targets  # pylint: disable=import-outside-toplevel
     return targets.TargetBuilder(config.loss.kind, window=config.loss.window)
 
 
@@ -220,7 +222,6 @@ def build_dataset(config, start=0, include_index=False):
     each element's stream position ``"index"`` to the batches
     (:func:`tfcolor.data.pretrain_dataset`).
     """
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     builder = build_target_builder(config)
     on_device = data_lib.resolve_targets_on_device(config.data.targets_on_device)
     dataset = data_lib.pretrain_dataset(config, start=start, include_index=include_index,
@@ -233,7 +234,6 @@ def heldout_batches(config):
     see :func:`tfcolor.data.heldout_batches`."""
     if not config.data.heldout_data:
         return None
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     return data_lib.heldout_batches(config.data.heldout_data, config.data, config.loss,
                                     build_target_builder(config),
                                     images=config.data.heldout_images)
@@ -244,7 +244,6 @@ def preview_images(config):
     count = config.data.validation_images
     if not count:
         return None
-    from tfcolor import data as data_lib  # pylint: disable=import-outside-toplevel
     source = config.data.data
     source = None if source == "embedded" or source.startswith("embedded:") else source
     size = min(config.data.crop_size, PREVIEW_MAX_SIZE)
@@ -257,7 +256,6 @@ def preview_images(config):
 
 def make_preview_fn(kind):
     """``preview_fn(model, rgb) -> colorized rgb`` with the default decoding (released fading)."""
-    from tfcolor import predictors  # pylint: disable=import-outside-toplevel
 
     def preview(model, rgb):
         return predictors.colorize_batch(model, rgb, kind=kind, fading="released")

@@ -30,9 +30,10 @@ import socket
 import threading
 import time
 
+import tensorflow as tf
 from absl import logging
 
-from tfcolor import run_dir  # the file's name (tfcolor.run_dir.LOCK_FILE); imports no TensorFlow
+from tfcolor import run_dir
 
 _HELD = {}  # lock path -> hold count of this process
 _MUTEX = threading.Lock()
@@ -76,12 +77,6 @@ def _is_local(path):
     return "://" not in path
 
 
-def _gfile():
-    # TensorFlow only for non-local paths (gs://...): local locking stays importable without it.
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tf
-
-
 def _read(path):
     """The owner record in ``path``: a dict, {} when unreadable/garbled, None when absent."""
     try:
@@ -89,7 +84,6 @@ def _read(path):
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         else:
-            tf = _gfile()
             try:
                 with tf.io.gfile.GFile(path) as f:
                     text = f.read()
@@ -142,7 +136,7 @@ def _age(path):
         if _is_local(path):
             mtime = os.path.getmtime(path)
         else:
-            mtime = _gfile().io.gfile.stat(path).mtime_nsec / 1e9
+            mtime = tf.io.gfile.stat(path).mtime_nsec / 1e9
     except Exception:  # pylint: disable=broad-except
         return 0.0
     return max(0.0, time.time() - mtime)
@@ -183,7 +177,6 @@ def _create_local(path, record):
 def _create(path, record):
     if _is_local(path):
         return _create_local(path, record)
-    tf = _gfile()
     if tf.io.gfile.exists(path):
         return False
     with tf.io.gfile.GFile(path, "w") as f:
@@ -195,7 +188,7 @@ def _take_over(path, seen):
     """Removes the stale lock ``path`` whose content was ``seen``; False if it changed (another
     process took it over first)."""
     if not _is_local(path):
-        _gfile().io.gfile.remove(path)
+        tf.io.gfile.remove(path)
         return True
     aside = f"{path}.stale.{os.getpid()}"
     try:
@@ -228,7 +221,7 @@ def acquire(model_dir, *, force=False, attempts=5):
     if _is_local(model_dir):
         os.makedirs(model_dir, exist_ok=True)
     else:
-        _gfile().io.gfile.makedirs(model_dir)
+        tf.io.gfile.makedirs(model_dir)
     path = run_dir.lock_path(model_dir)
     with _MUTEX:
         if _HELD.get(path):
@@ -283,7 +276,6 @@ def release(model_dir):
                 with contextlib.suppress(OSError):
                     os.remove(path)
             else:
-                tf = _gfile()
                 with contextlib.suppress(tf.errors.OpError):
                     tf.io.gfile.remove(path)
 

@@ -62,8 +62,10 @@ import tensorflow as tf
 from absl import logging
 
 from tfcolor import config as config_lib
+from tfcolor import export as export_lib
 from tfcolor import prior as prior_lib
 from tfcolor import run_dir
+from tfcolor.data import decode as decode_lib
 from tfcolor.models import factory
 from tfcolor.tasks import colorization
 from tfcolor.train import experiment
@@ -202,7 +204,6 @@ def _pretrain(config, strategy, hooks, export, chief, force_unlock):
         out.preview_png = summaries.write_png(grid, run_dir.preview_path(model_dir))
         logging.info("colorizations: %s", out.preview_png)
     if t.export if export is None else export:
-        from tfcolor import export as export_lib  # pylint: disable=import-outside-toplevel
         out.export_dir = export_lib.export_saved_model(
             trainer.model, run_dir.export_path(model_dir), kind=config.loss.kind,
             config=config.to_dict(), checkpoint=export_lib.checkpoint_metadata(
@@ -254,7 +255,6 @@ def _pretrain_multitask(config, strategy, hooks, export, chief, force_unlock):
             out.preview_png = written
         logging.info("%s preview: %s", name, written)
     if coloring is not None and (t.export if export is None else export):
-        from tfcolor import export as export_lib  # pylint: disable=import-outside-toplevel
         out.export_dir = export_lib.export_saved_model(
             trainer.model.sub_models["colorization"], run_dir.export_path(model_dir),
             kind=config.loss.kind, config=config.to_dict(),
@@ -270,7 +270,6 @@ def _train(task, train_config, config, strategy, hooks, force_unlock, heldout):
     run = experiment.run(task, train_config, config.optimizer, strategy=strategy, hooks=hooks,
                          force_unlock=force_unlock, seed=False, lock_model_dir=False)
     # Unreadable images were skipped by the pipeline: say how many and which kinds.
-    from tfcolor.data import decode as decode_lib  # pylint: disable=import-outside-toplevel
     decode_lib.default_skip_counter().log_summary()
     return PretrainResult(train=run.train, model=run.trainer.model,
                           heldout_curve=heldout.curve if heldout is not None else None), \
