@@ -10,6 +10,7 @@ through ``tfcolor.programs.common.config_from_values``), so a ``ConfigError`` fr
 names its flag (:func:`flag_error`). A program's ``tfcolor.programs.common.ProgramError`` ends in
 one line on stderr, ``NAME: error: MESSAGE``, and its exit status (:func:`report_error`).
 """
+import logging as std_logging
 import os
 import re
 import sys
@@ -189,7 +190,6 @@ def die(message, status=2, *, hard=False):
     """
     sys.stderr.write(f"{program_name()}: error: {message}\n")
     if hard:
-        import logging as std_logging  # pylint: disable=import-outside-toplevel
         for handler in std_logging.getLogger().handlers:
             handler.flush()
         sys.stdout.flush()

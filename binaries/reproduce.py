@@ -14,6 +14,7 @@ import os  # noqa: E402
 from absl import flags  # noqa: E402
 
 from tfcolor.programs import reproduce as program  # noqa: E402
+from tfcolor.reproduce import config  # noqa: E402
 
 from . import common  # noqa: E402
 
@@ -23,7 +24,6 @@ FLAGS = flags.FLAGS
 def define_flags(fv=flags.FLAGS):
     """Defines the program's flags on ``fv`` (at run time, so that programs and tests
     can each use their own FlagValues)."""
-    from tfcolor.reproduce import config  # pylint: disable=import-outside-toplevel
     d = config.ReproduceConfig()
     common.flag_section(fv, "Run")
     flags.DEFINE_string("corpus", os.path.expanduser("~/.cache/tfcolor-corpus"),

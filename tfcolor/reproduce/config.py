@@ -46,7 +46,7 @@ SGD, the thesis' uneven-gradients case). At CPU scale:
 import dataclasses
 import typing
 
-from tfcolor.config import ConfigError
+from tfcolor.config import ConfigError, known_architectures
 
 __all__ = ["Arm", "ARMS", "PROTOCOLS", "ReproduceConfig", "jigsaw_piece_size",
            "DEFAULT_VIDEO_CORPUS"]
@@ -314,7 +314,6 @@ class ReproduceConfig:
         self.probe_learning_rates = _rates("probe_learning_rates", self.probe_learning_rates)
         self.finetune_learning_rates = _rates("finetune_learning_rates",
                                               self.finetune_learning_rates)
-        from tfcolor.config import known_architectures  # pylint: disable=import-outside-toplevel
         if self.arch not in known_architectures():
             raise ConfigError(f"arch must be one of {known_architectures()}; got {self.arch!r}",
                               "arch")

@@ -8,9 +8,12 @@ both), and the downstream protocols the labelled set, whose scene groups never e
 splits.
 """
 import csv
+import glob
 import os
+import shutil
 
 import numpy as np
+from PIL import Image
 
 __all__ = ["CorpusError", "VideoCorpusError", "read_manifest", "split_folders",
            "labeled_set_path", "check_video_corpus", "make_fake_corpus", "SPLITS"]
@@ -39,7 +42,6 @@ class VideoCorpusError(CorpusError):
 def check_video_corpus(path):
     """Raises :class:`VideoCorpusError` unless ``path`` (``~`` expanded) holds the video corpus'
     training records, ``train/*.tfrecord``; returns the expanded path."""
-    import glob  # pylint: disable=import-outside-toplevel
     folder = os.path.expanduser(path)
     if not glob.glob(os.path.join(folder, "train", "*.tfrecord")):
         raise VideoCorpusError(f"video corpus {path!r} has no train/*.tfrecord: build it with "
@@ -76,7 +78,6 @@ def read_manifest(corpus):
 def split_folders(corpus, out_dir):
     """One folder per split under ``out_dir`` holding links to its photos (copies where links
     are not possible); returns ``{split: folder}``. Existing links are kept (a resumed run)."""
-    import shutil  # pylint: disable=import-outside-toplevel
     folders = {}
     for split, paths in read_manifest(corpus).items():
         folder = os.path.join(out_dir, split)
@@ -121,7 +122,6 @@ def make_fake_corpus(root, *, labeled_set="debphoto15", photos=12, classes=3, pe
     """A tiny synthetic corpus with the layout of ``tfcolor-build-corpus`` (smooth colour
     fields as photos; a labelled set whose classes differ in colour and layout): for tests and
     smoke runs, not for results. Returns ``root``."""
-    from PIL import Image  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(root, "photos"), exist_ok=True)
     os.makedirs(os.path.join(root, "labeled"), exist_ok=True)

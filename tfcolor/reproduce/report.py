@@ -1,5 +1,6 @@
 """Markdown tables of a reproduction's ``results.json`` (``results.md``, and the README section
 that ``tools/results_tables.py`` generates from the committed copy)."""
+from tfcolor.baselines import split_brain
 
 __all__ = ["markdown", "pretraining_table", "colorizer_table", "downstream_tables", "grid_table",
            "multitask_table", "THESIS_TABLE_4_7"]
@@ -273,7 +274,6 @@ def markdown(results, level=1):
                   "last loss; the downstream sets were not looked at):", "",
                   normsgd_grid_table(results["normsgd_grid"]), ""]
     if "split_brain" in results["arms"]:
-        from tfcolor.baselines import split_brain  # pylint: disable=import-outside-toplevel
         lines += [f"The downstream input is grey, so {split_brain.grey_input_handicap('lab')}: "
                   "the split-brain numbers understate that method (its authors fine-tune on "
                   "colour input).", ""]

@@ -37,11 +37,27 @@ import platform
 import shutil
 import time
 
+import keras
+import tensorflow as tf
 from absl import logging
 
+from tfcolor import baselines
+from tfcolor import config as cfg  # the library's configs (config_lib: the reproduction's)
+from tfcolor import evaluation
+from tfcolor import predictors
+from tfcolor import prior as prior_lib
+from tfcolor import run_dir
 from tfcolor.config import ConfigError
+from tfcolor.downstream import comparison
+from tfcolor.downstream import datasets
+from tfcolor.downstream import initialization
+from tfcolor.downstream import protocol
 from tfcolor.reproduce import config as config_lib
 from tfcolor.reproduce import corpus as corpus_lib
+from tfcolor.reproduce import report
+from tfcolor.train import heldout
+from tfcolor.train import lock as lock_lib
+from tfcolor.train import pretraining
 
 __all__ = ["Preempted", "run", "pretrain_arm", "evaluate_colorizer", "downstream_cell",
            "collect", "CONFIG_FILE", "RESULTS_FILE"]
@@ -112,9 +128,8 @@ def _check_config(config):
 def _multitask(config, arm):
     """The :class:`tfcolor.config.MultiTaskConfig` of a multi-proxy arm (sizes: the module
     docstring of :mod:`tfcolor.reproduce.config`)."""
-    from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
     if not arm.is_multitask:
-        return lib.MultiTaskConfig()
+        return cfg.MultiTaskConfig()
     batch = arm.task_batch_size(config.batch_size)
     task_data, task_options = {}, {}
     if "jigsaw" in arm.tasks:
@@ -130,28 +145,27 @@ def _multitask(config, arm):
         task_options["video"] = {"model_kwargs": {"taps": list(config.taps),
                                                   "hidden": config.hidden,
                                                   "dropout": config.dropout}}
-    return lib.MultiTaskConfig(tasks=tuple(arm.tasks), gradient_rule=arm.gradient_rule,
+    return cfg.MultiTaskConfig(tasks=tuple(arm.tasks), gradient_rule=arm.gradient_rule,
                                schedule="joint", task_data=task_data,
                                task_options=task_options, input_channels=3)
 
 
 def _pretrain_config(config, arm_name, seed, folders, model_dir):
-    from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
     arm = config_lib.ARMS[arm_name]
     colorizer = arm.is_colorizer
-    return lib.PretrainConfig(
-            model=lib.ModelConfig(arch=config.arch, taps=tuple(config.taps),
+    return cfg.PretrainConfig(
+            model=cfg.ModelConfig(arch=config.arch, taps=tuple(config.taps),
                                   hidden=config.hidden, dropout=config.dropout),
-            data=lib.DataConfig(data=folders["train"],
+            data=cfg.DataConfig(data=folders["train"],
                                 batch_size=(arm.task_batch_size(config.batch_size)
                                             if arm.is_multitask else config.batch_size),
                                 crop_size=config.crop_size, points=config.points,
                                 heldout_data=folders["val"] if colorizer else None,
                                 heldout_images=config.heldout_images),
-            loss=lib.LossConfig(kind=arm.objective),
+            loss=cfg.LossConfig(kind=arm.objective),
             optimizer=_optimizer(config, arm),
             multitask=_multitask(config, arm),
-            train=lib.TrainConfig(model_dir=model_dir, train_steps=config.pretrain_steps,
+            train=cfg.TrainConfig(model_dir=model_dir, train_steps=config.pretrain_steps,
                                   steps_per_loop=min(25, config.eval_every,
                                                      config.pretrain_steps),
                                   checkpoint_every=min(250, config.pretrain_steps),
@@ -161,10 +175,9 @@ def _pretrain_config(config, arm_name, seed, folders, model_dir):
 
 
 def _optimizer(config, arm):
-    from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
     normsgd = arm.is_multitask and arm.gradient_rule == "normsgd"
     rate = config.normsgd_learning_rate if normsgd else config.learning_rate
-    return lib.OptimizerConfig(learning_rate=rate * arm.lr_scale,
+    return cfg.OptimizerConfig(learning_rate=rate * arm.lr_scale,
                                lr_drops=tuple(config.lr_drops) if arm.lr_drop else (),
                                weight_decay=config.weight_decay,
                                warmup_steps=config.normsgd_warmup_steps if normsgd else 0)
@@ -194,19 +207,15 @@ def pretrain_arm(config, arm_name, seed, folders):
     logging.info("pretraining %s (%s) with seed %d in %s", arm_name, arm.objective, seed,
                  model_dir)
     if arm.is_colorizer or arm.is_multitask:
-        from tfcolor.train import heldout  # pylint: disable=import-outside-toplevel
-        from tfcolor.train import pretraining  # pylint: disable=import-outside-toplevel
         result = pretraining.pretrain(_pretrain_config(config, arm_name, seed, folders,
                                                        model_dir))
         stopped, losses = result.stopped, result.train.losses
         curve = [[int(s), float(v)] for s, v, _ in heldout.read_curve(model_dir)]
     else:
-        from tfcolor import baselines  # pylint: disable=import-outside-toplevel
-        from tfcolor import config as lib  # pylint: disable=import-outside-toplevel
         kwargs = dict(arch=config.arch, hidden=config.hidden, taps=tuple(config.taps))
         if arm.objective == "split_brain":
             kwargs["split"] = "lab"
-        data_config = lib.DataConfig(data=folders["train"], batch_size=config.batch_size,
+        data_config = cfg.DataConfig(data=folders["train"], batch_size=config.batch_size,
                                      crop_size=config.crop_size, points=config.points)
         result = baselines.pretrain(
                 arm.objective, folders["train"], model_dir, model_kwargs=kwargs,
@@ -238,9 +247,6 @@ def evaluate_colorizer(model_dir, holdout_folder, out_path):
     of its own training photos (default read-out); cached in ``out_path``."""
     if os.path.exists(out_path):
         return _read_json(out_path)
-    # pylint: disable=import-outside-toplevel
-    from tfcolor import evaluation, predictors, run_dir
-    from tfcolor import prior as prior_lib
     start = time.perf_counter()
     predictor = predictors.KerasPredictor.from_model_dir(model_dir)
     source, data_config, loss_config, options = prior_lib.data_config_from_run_config(
@@ -260,14 +266,12 @@ def evaluate_colorizer(model_dir, holdout_folder, out_path):
 
 
 def _labeled(config):
-    from tfcolor.downstream import datasets  # pylint: disable=import-outside-toplevel
     path = corpus_lib.labeled_set_path(config.corpus, config.labeled_set)
     return {split: datasets.load(f"{path}:{split}") for split in ("train", "val", "test")}
 
 
 def finetune_config(config, learning_rate):
     """The :class:`tfcolor.downstream.protocol.FinetuneConfig` of a downstream cell."""
-    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     return protocol.FinetuneConfig(
             batch_size=config.ft_batch_size, learning_rate=float(learning_rate),
             weight_decay=config.ft_weight_decay, eval_every=config.ft_eval_every,
@@ -300,8 +304,6 @@ def downstream_cell(config, protocol_name, init, init_value, learning_rate, data
     ``taps``, the layer the other initialisations' classifiers pool, so every initialisation is
     fine-tuned as the same network; its layers after ``feature_tap`` are frozen
     (:func:`freeze_after`: they do not reach the loss)."""
-    from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
-    from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     cell_dir = os.path.join(config.output_dir, "downstream", protocol_name, init,
                             f"lr{learning_rate:g}")
     done = os.path.join(cell_dir, RESULTS_FILE)
@@ -344,7 +346,6 @@ def downstream_cell(config, protocol_name, init, init_value, learning_rate, data
 
 
 def _comparisons(config, chosen):
-    from tfcolor.downstream import comparison  # pylint: disable=import-outside-toplevel
     seeds = config.pretrain_seeds
     inits = {arm: [config_lib.init_name(arm, s) for s in seeds] for arm in config.arms}
     out = {}
@@ -369,7 +370,6 @@ MULTITASK_COMPARISONS = (("cj", "jigsaw"), ("cjv", "cj"), ("cj", "cj_sgd"))
 
 def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
     """The ``results.json`` payload of finished units (see the module docstring)."""
-    from tfcolor.downstream import comparison  # pylint: disable=import-outside-toplevel
     downstream = {}
     for protocol_name, by_init in cells.items():
         grid = {init: {f"{lr:g}": comparison.grid_cell(r) for lr, r in by_lr.items()}
@@ -378,8 +378,6 @@ def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
         metric = next(iter(next(iter(by_init.values())).values()))["metric"]
         downstream[protocol_name] = {"metric": metric, "grid": grid, "chosen": chosen,
                                      "comparisons": _comparisons(config, chosen)}
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    import keras  # pylint: disable=import-outside-toplevel
     return {"config": config.to_dict(),
             "arms": {a: dataclasses.asdict(config_lib.ARMS[a]) for a in config.arms},
             "data": data_sizes, "pretrain": pretrain, "colorizer": colorizer,
@@ -410,9 +408,6 @@ def run(config, *, progress=None, command=None):
             corpus) is missing or incomplete.
         Preempted: a pretraining run was stopped (SIGTERM); rerun to resume.
     """
-    from tfcolor.reproduce import report  # pylint: disable=import-outside-toplevel
-    from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import lock as lock_lib  # pylint: disable=import-outside-toplevel
     config.validate()
     if config.uses_video:
         corpus_lib.check_video_corpus(config.video_corpus)
