@@ -1,5 +1,6 @@
 """tools/distill_experiments.py: Table 4.3's smallest cell on a tiny synthetic set -- the
-results file's structure, and a rerun that reuses every finished run."""
+results file's structure, and a rerun that reuses every finished run. About 20 small Keras
+trainings: a minute or more on a loaded machine, most of it building and tracing models."""
 import importlib.util
 import json
 import pathlib
@@ -49,7 +50,8 @@ def test_smallest_cell_writes_its_results_and_a_rerun_reuses_them(tmp_path, monk
     assert part["commands"] == ["python tools/distill_experiments.py " + " ".join(argv)]
     runs = part["runs"]
     for seed in (0, 1):
-        for name in (f"teacher_all/s{seed}", f"task_compress/l2/s{seed}", f"task_compress/ab/s{seed}"):
+        for name in (f"teacher_all/s{seed}", f"task_compress/l2/s{seed}",
+                     f"task_compress/ab/s{seed}"):
             assert 0 <= runs[name]["test_accuracy"] <= 100 and runs[name]["seconds"] > 0
     assert f"teacher_pretrain/s{seed}" not in runs   # only the Top problems need it
     assert part["compute_seconds"] == pytest.approx(sum(r["seconds"] for r in runs.values()),
