@@ -130,3 +130,40 @@ def test_colorize_options_carry_exactly_the_readout_options():
     for name in readout.READOUT_OPTIONS:  # each is a keyword of readout() with the same default
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
         assert params[name].default == getattr(options, name), name
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(samples=2, uncertainty=True, max_side=64),
+    dict(hue_method="sample", chroma_method="sample", seed=3),
+    dict(lightness="released", fading=None),
+], ids=["default", "samples+uncertainty+shrunk", "sampled", "released"])
+def test_strip_wise_recombination_equals_the_whole(model, options):
+    """Strips of whole rows (here 64 rows: the 301 x 419 image is not a multiple of them) give
+    exactly the numbers of the recombination in one piece, floats and 8-bit outputs alike."""
+    predictor = predictors.KerasPredictor(model)
+    image = (np.random.default_rng(4).uniform(size=(301, 419, 3)) * 255).astype(np.uint8)
+    whole = predictors.colorize_image(predictor, image,
+                                      predictors.ColorizeOptions(tile_pixels=None, **options))
+    tiled_options = predictors.ColorizeOptions(tile_pixels=419 * 70, **options)
+    assert predictors._strip_rows(301, 419, tiled_options.tile_pixels) == 64
+    tiled = predictors.colorize_image(predictor, image, tiled_options)
+    as_uint8 = predictors.colorize_image(predictor, image, tiled_options, output_dtype=np.uint8)
+    assert sorted(whole) == sorted(tiled) == sorted(as_uint8)
+    for key in whole:
+        pairs = zip(whole[key], tiled[key], as_uint8[key]) if key == "samples" else [
+                (whole[key], tiled[key], as_uint8[key])]
+        for a, b, c in pairs:
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+            assert c.dtype == np.uint8
+            np.testing.assert_array_equal(predictors.to_uint8(a.numpy()), c)
+
+
+def test_strip_rows_are_aligned_and_bounded():
+    for width in (1, 7, 64, 419, 4000, 6001):
+        for tile in (1, 1000, 65536):
+            rows = predictors._strip_rows(10_000, width, tile)
+            assert rows == 10_000 or rows * width % 64 == 0  # whole image or aligned strips
+            assert rows * width <= max(tile, 64 * width)
+    assert predictors._strip_rows(30, 419, 1 << 16) == 30  # never more rows than the image
+    assert predictors._strip_rows(30, 419, None) == 30

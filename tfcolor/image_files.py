@@ -170,8 +170,19 @@ def _decode_cost(path, max_pixels):
 
 
 def read_image(path, max_pixels=MAX_PIXELS):
-    """Reads an image file as float32 (H, W, 3) in [0, 1] (EXIF orientation applied; grey, palette,
-    CMYK, 16-bit and alpha images converted to RGB; the first frame of an animation).
+    """See :func:`_read_pixels`: the image as float32 (H, W, 3) in [0, 1]."""
+    arr = _read_pixels(path, max_pixels)
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float32)
+        out /= 255.0  # in place: the same float32 values as a division of a copy
+        return out
+    return arr
+
+
+def _read_pixels(path, max_pixels=MAX_PIXELS):
+    """Reads an image file as (H, W, 3) pixels: uint8 for 8-bit images, float32 in [0, 1] for
+    16-bit and 32-bit ones (EXIF orientation applied; grey, palette, CMYK, 16-bit and alpha
+    images converted to RGB; the first frame of an animation). :func:`read_image` gives float32.
 
     Args:
         path: the file.
@@ -230,9 +241,9 @@ def read_image(path, max_pixels=MAX_PIXELS):
                     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                         arr = np.asarray(img, dtype=np.float32)
                         arr = arr / (65535.0 if arr.max() > 255 else 255.0)
-                        arr = np.repeat(arr[..., None], 3, axis=-1)
+                        arr = np.clip(np.repeat(arr[..., None], 3, axis=-1), 0.0, 1.0)
                     else:
-                        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+                        arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
                 except MemoryError:
                     raise
                 except Exception as e:  # PIL raises many types  pylint: disable=broad-except
@@ -243,7 +254,7 @@ def read_image(path, max_pixels=MAX_PIXELS):
         fail("unreadable", _one_line(e))
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         fail("corrupt", f"decoded to an empty array (shape {arr.shape})")
-    return np.clip(arr, 0.0, 1.0)
+    return arr
 
 
 #: The temporary name of :func:`save_png` (a regular expression; group ``pid``).
@@ -251,14 +262,20 @@ TEMPORARY_PNG = r"\..+\.png\.(?P<pid>\d+)\.tmp"
 
 
 def save_png(image, path):
-    """Writes (H, W, 3) / (H, W) float in [0, 1] as an 8-bit PNG (rounded), atomically.
+    """Writes (H, W, 3) / (H, W) float in [0, 1] (rounded; converted a few rows at a time) or
+    uint8 as an 8-bit PNG, atomically.
 
     The PNG is written to a hidden temporary name in the same folder and renamed over ``path``
     (``os.replace``), so a killed run never leaves a truncated file under the final name.
     """
     from PIL import Image  # pylint: disable=import-outside-toplevel
-    arr = np.asarray(image, dtype=np.float32)
-    arr = np.clip(np.round(np.nan_to_num(arr) * 255.0), 0, 255).astype(np.uint8)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        out = np.empty(arr.shape, np.uint8)
+        rows = max(1, (1 << 16) // max(1, arr[:1].size))
+        for start in range(0, arr.shape[0], rows):
+            out[start:start + rows] = predictors.to_uint8(arr[start:start + rows])
+        arr = out
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -338,11 +355,14 @@ def colorize_files(predictor, inputs, output_dir, options=None, reference=None, 
             kept.append((path, existing[0]))
             continue
         try:
-            image = read_image(path, max_pixels)
-            result = predictors.colorize_image(predictor, image, options, reference=reference)
-            arrays = ([result["uncertainty"].numpy()] if "uncertainty" in result else [])
-            arrays += [s.numpy() for s in result.get("samples", [])]
-            arrays.append(result["rgb"].numpy())
+            image = _read_pixels(path, max_pixels)
+            result = predictors.colorize_image(predictor, image, options, reference=reference,
+                                               output_dtype=np.uint8)
+            del image
+            arrays = ([result["uncertainty"]] if "uncertainty" in result else [])
+            arrays += list(result.get("samples", []))
+            arrays.append(result["rgb"])
+            del result
         except ImageReadError as e:
             skip(path, str(e))
             continue

@@ -36,9 +36,20 @@ lightness, so no detail is lost); the uncertainty map; coherent samples (one qua
 pixel's histograms per draw); histogram transfer to a reference image
 (``tfcolor.histogram_transfer``: ``"quantile"`` on the output colours, ``"bias"`` on the
 predicted histograms). Files and folders: ``tfcolor.image_files``.
+
+Memory at full resolution: the network only sees ``max_side``, but the recombination of the
+upsampled colour with the full-resolution lightness touches every pixel, through a dozen float
+intermediates (about 200 bytes per pixel). :func:`colorize_image` therefore reads the colours
+off in strips of about ``ColorizeOptions.tile_pixels`` pixels (default
+:data:`DEFAULT_TILE_PIXELS`, 65,536: whole rows, at least one), each strip the same numbers as
+those rows of the whole image (``tfcolor.readout.readout(rows=...)``), written into the output
+arrays; ``output_dtype=np.uint8`` gives 8-bit outputs directly (3 bytes per pixel instead of 12).
+With the grey input computed strip by strip as well, the peak memory beyond the model's own
+stays at a few bytes per output pixel plus one strip (``benchmarks/colorize_memory.py``).
 """
 import abc
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -49,11 +60,13 @@ from tfcolor import estimates
 from tfcolor import histogram_transfer
 from tfcolor import readout as readout_lib
 
-__all__ = ["DEFAULT_MAX_SIDE", "Predictor", "KerasPredictor", "SavedModelPredictor",
+__all__ = ["DEFAULT_MAX_SIDE", "DEFAULT_TILE_PIXELS", "Predictor", "KerasPredictor", "SavedModelPredictor",
            "PriorPredictor", "load_predictor", "model_stride", "reflect_pad", "predict_grid",
            "to_gray", "colorize_batch", "ColorizeOptions", "colorize_image"]
 
 DEFAULT_MAX_SIDE = 512
+#: Pixels per strip of the full-resolution recombination (:func:`colorize_image`).
+DEFAULT_TILE_PIXELS = 1 << 16
 
 
 # ------------------------------------------------------------------------------------------------
@@ -315,6 +328,8 @@ class ColorizeOptions:
         transfer: None, ``"quantile"`` or ``"bias"`` (``tfcolor.histogram_transfer``);
             needs ``reference``.
         transfer_lambda, transfer_steps: of the bias method.
+        tile_pixels: the full-resolution recombination runs in strips of whole rows of about
+            this many pixels (bounded memory; the same numbers); None: in one piece.
     """
     hue_method: str = "expectation"
     chroma_method: str = "median"
@@ -330,6 +345,7 @@ class ColorizeOptions:
     transfer: str = None
     transfer_lambda: float = 10.0
     transfer_steps: int = 300
+    tile_pixels: int = DEFAULT_TILE_PIXELS
 
     def validate(self):
         if self.transfer not in (None, "quantile", "bias"):
@@ -341,6 +357,10 @@ class ColorizeOptions:
             raise ValueError(f"max_side must be >= 8 or None, got {self.max_side}")
         if self.samples < 0:
             raise ValueError(f"samples must be >= 0, got {self.samples}")
+        if self.tile_pixels is not None and (isinstance(self.tile_pixels, bool)
+                                             or int(self.tile_pixels) < 1):
+            raise ValueError(f"tile_pixels must be a positive integer or None, got "
+                             f"{self.tile_pixels!r}")
         if self.fading not in (None, "paper", "released"):
             raise ValueError(f"fading must be 'paper', 'released' or None, got {self.fading!r}")
         return self
@@ -384,7 +404,62 @@ def _bias_transfer(histograms, kind, reference, options):
     return out
 
 
-def colorize_image(predictor, image, options=None, reference=None):
+def to_uint8(values):
+    """Float values in [0, 1] -> uint8, rounded (NaN -> 0), as every PNG tfcolor writes."""
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
+    return np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8)
+
+
+#: Strips hold a multiple of this many pixels: vectorized float kernels treat the elements of
+#: an incomplete vector on their own (another rounding), so every strip starts where the whole
+#: image's vectors do and each pixel gets exactly the value it has in the whole.
+_STRIP_ALIGN = 64
+
+
+def _strip_rows(height, width, tile_pixels):
+    """Rows per strip: about ``tile_pixels`` pixels, ``rows * width`` a multiple of
+    :data:`_STRIP_ALIGN`."""
+    if tile_pixels is None:
+        return height
+    step = _STRIP_ALIGN // math.gcd(max(1, width), _STRIP_ALIGN)
+    rows = int(tile_pixels) // max(1, width) // step * step
+    return min(height, max(step, rows))
+
+
+def _gray_of(image, rows):
+    """(1, H, W, 1) float32 grey of an (H, W, C) array or tensor, computed ``rows`` rows at a
+    time (the same values as :func:`to_gray` of the whole: each pixel is its own mean)."""
+    height = int(image.shape[0])
+    if rows >= height:
+        return to_gray(tf.convert_to_tensor(image)[None])
+    gray = np.empty((1, height, int(image.shape[1]), 1), np.float32)
+    for start in range(0, height, rows):
+        gray[:, start:start + rows] = to_gray(tf.convert_to_tensor(image[start:start + rows])[None])
+    return tf.convert_to_tensor(gray)
+
+
+def _readout_strips(histograms, gray, rows, output_dtype, uncertainty, quantiles, seed, common):
+    """The readout of ``gray`` (1, H, W, 1) in strips of ``rows`` rows, into numpy arrays."""
+    height, width = int(gray.shape[1]), int(gray.shape[2])
+    dtype = np.uint8 if output_dtype == np.uint8 else np.float32
+    rgb = np.empty((height, width, 3), dtype)
+    unc = np.empty((height, width), dtype) if uncertainty else None
+    samples = [np.empty((height, width, 3), dtype) for _ in quantiles]
+    convert = to_uint8 if dtype == np.uint8 else (lambda t: np.asarray(t, np.float32))
+    for start in range(0, height, rows):
+        strip = gray[:, start:start + rows]
+        region = (start, height) if rows < height else None
+        colours = readout_lib.readout(histograms, strip, seed=seed, rows=region, **common)
+        rgb[start:start + rows] = convert(colours["rgb"][0])
+        if unc is not None:
+            unc[start:start + rows] = convert(colours["uncertainty"][0, ..., 0])
+        for out, u in zip(samples, quantiles):
+            out[start:start + rows] = convert(readout_lib.readout(
+                    histograms, strip, sample_quantile=u, rows=region, **common)["rgb"][0])
+    return rgb, unc, samples
+
+
+def colorize_image(predictor, image, options=None, reference=None, output_dtype=None):
     """Colorizes one image (H, W, 3) RGB / (H, W) or (H, W, 1) grey, float in [0, 1] or uint8.
 
     Args:
@@ -394,21 +469,29 @@ def colorize_image(predictor, image, options=None, reference=None):
         image: the input; colour is discarded (desaturated).
         options: :class:`ColorizeOptions`.
         reference: (H', W', 3) float RGB for histogram transfer.
+        output_dtype: None: float32 tensors; ``np.uint8``: uint8 NumPy arrays (:func:`to_uint8`
+            of the floats, as the PNGs; a quarter of the memory); ``np.float32``: float32 NumPy
+            arrays.
 
     Returns:
-        dict ``rgb`` (H, W, 3) float32, optionally ``uncertainty`` (H, W) and ``samples`` (list).
+        dict ``rgb`` (H, W, 3), optionally ``uncertainty`` (H, W) and ``samples`` (list).
     """
     options = (options or ColorizeOptions()).validate()
-    image = tf.convert_to_tensor(image)
-    if image.shape.rank == 2:
+    if not isinstance(image, (np.ndarray, tf.Tensor)):
+        image = np.asarray(image)
+    if len(image.shape) == 2:
         image = image[..., None]
-    if image.shape.rank != 3 or image.shape[-1] not in (1, 3):
+    if len(image.shape) != 3 or image.shape[-1] not in (1, 3):
         raise ValueError(f"image must be (H, W), (H, W, 1) or (H, W, 3), got {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty: shape {image.shape}")
     if options.transfer is not None and reference is None:
         raise ValueError(f"transfer={options.transfer!r} needs a reference image")
-    gray = to_gray(image[None])
+    rows = _strip_rows(int(image.shape[0]), int(image.shape[1]), options.tile_pixels)
+    if options.transfer == "quantile":
+        rows = int(image.shape[0])  # the transfer needs the whole output at once
+    gray = _gray_of(image, rows)
+    del image
     net_gray, net_hw = _network_input(gray, options.max_side)
     predictions = predictor(net_gray)
     histograms = readout_lib.split_predictions(predictions, predictor.kind,
@@ -418,6 +501,27 @@ def colorize_image(predictor, image, options=None, reference=None):
         histograms = _bias_transfer(histograms, predictor.kind, reference, options)
     common = dict(kind=predictor.kind, grid_factor=predictor.grid_factor, network_size=net_hw,
                   **options.readout_kwargs())
+    if output_dtype is not None or rows < int(gray.shape[1]):
+        rng = np.random.default_rng(options.seed)
+        quantiles = [float(rng.uniform()) for _ in range(options.samples)]
+        quantile = options.transfer == "quantile"  # transferred as floats, then converted
+        rgb, unc, samples = _readout_strips(histograms, gray, rows,
+                                            np.float32 if quantile else output_dtype,
+                                            options.uncertainty, quantiles, options.seed, common)
+        if quantile and output_dtype == np.uint8:
+            unc = None if unc is None else to_uint8(unc)
+            samples = [to_uint8(a) for a in samples]
+        if options.transfer == "quantile":
+            rgb = histogram_transfer.quantile_transfer(
+                    rgb, tf.convert_to_tensor(reference, tf.float32)).numpy()
+            rgb = to_uint8(rgb) if output_dtype == np.uint8 else rgb
+        wrap = tf.convert_to_tensor if output_dtype is None else (lambda a: a)
+        out = {"rgb": wrap(rgb)}
+        if unc is not None:
+            out["uncertainty"] = wrap(unc)
+        if samples:
+            out["samples"] = [wrap(a) for a in samples]
+        return out
     colours = readout_lib.readout(histograms, gray, seed=options.seed, **common)
     rgb = colours["rgb"][0]
     if options.transfer == "quantile":

@@ -113,7 +113,7 @@ def split_predictions(predictions, kind="hue_chroma", from_logits=True):
     return out
 
 
-def upsample_grid(values, size, grid_factor=4, network_size=None):
+def upsample_grid(values, size, grid_factor=4, network_size=None, rows=None):
     """Bilinear upsampling of grid maps to full resolution, under the dense-grid convention.
 
     Grid cell ``(i, j)`` is network-input pixel ``(i g, j g)``. When the network saw the image at
@@ -126,6 +126,8 @@ def upsample_grid(values, size, grid_factor=4, network_size=None):
         grid_factor: g.
         network_size: (H_net, W_net) or None (= size).
 
+        rows: ``(start, height)``: only output rows ``start`` to ``start + size[0] - 1`` of an
+            image ``height`` rows high (a strip; the same values as those rows of the whole).
     Returns:
         (B, H, W, C) float32.
     """
@@ -139,6 +141,9 @@ def upsample_grid(values, size, grid_factor=4, network_size=None):
         n_in = grid_hw[axis - 1]
         pix = tf.cast(tf.range(n_out), tf.float32)
         if network_size is not None:
+        if rows is not None and axis == 1:
+            start, n_out = rows
+            pix = tf.cast(tf.range(start, start + size[0]), tf.float32)
             ratio = tf.cast(net[axis - 1], tf.float32) / tf.cast(n_out, tf.float32)
             pix = tf.maximum((pix + 0.5) * ratio - 0.5, 0.0)
         coord = tf.clip_by_value(pix / g, 0.0, tf.cast(n_in - 1, tf.float32))
@@ -191,7 +196,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
             hue_method="expectation", chroma_method="median", lab_method=None,
             fading=estimates.DEFAULT_FADING,
             eta=estimates.DEFAULT_FADING_ETA, hcl_variant="paper", lightness="exact",
-            sample_quantile=None, seed=None):
+            sample_quantile=None, seed=None, rows=None):
     """Grid histograms -> full-resolution RGB and uncertainty (module docstring, steps 2-5).
 
     Args:
@@ -214,6 +219,9 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
             point-estimate method by that quantile of the histograms (coherent samples).
         seed: seed of ``"sample"`` methods (int, shape-[2] seed or ``tf.random.Generator``).
 
+        rows: ``(start, height)``: ``gray`` holds rows ``start``... of an image ``height`` rows
+            high, and the result is those rows of the whole image's readout (strip-wise
+            recombination, ``tfcolor.predictors``; ``"sample"`` methods then need an int seed).
     Returns:
         dict ``rgb`` (B, H, W, 3) float32 in [0, 1] and ``uncertainty`` (B, H, W, 1) in [0, 1].
     """
@@ -225,7 +233,7 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
     if gray.shape.rank != 4 or gray.shape[-1] not in (1, None):
         raise ValueError(f"gray must have shape (B, H, W, 1), got {gray.shape}")
     size = tf.shape(gray)[1:3]
-    up = lambda t: upsample_grid(t, size, grid_factor, network_size)  # noqa: E731
+    up = lambda t: upsample_grid(t, size, grid_factor, network_size, rows)  # noqa: E731
     if kind == "hue_chroma":
         hue_p, chroma_p = histograms["hue"], histograms["chroma"]
         hue_spec, chroma_spec = bins_lib.get("hue"), bins_lib.get("chroma")
