@@ -49,7 +49,9 @@ def load_predictor(f, *, explicit=()):
     with ``f.checkpoint`` and ``f.grid_factor``. ``explicit``: the options the user gave (a
     SavedModel's own grid factor wins over a ``grid_factor`` not given, with a warning over
     one given)."""
+    # lazy: keeps TensorFlow out of binaries/colorize --help
     from tfcolor import predictors  # pylint: disable=import-outside-toplevel
+    # lazy: keeps NumPy (0.25 s) out of binaries/colorize --help
     from tfcolor import pretrained  # pylint: disable=import-outside-toplevel
     given = [n for n in ("model_dir", "saved_model", "pretrained") if getattr(f, n)]
     if len(given) > 1:
@@ -88,6 +90,7 @@ def colorize_options(f, **extra):
     """The ``predictors.ColorizeOptions`` of the readout options of ``f`` (``mode``,
     ``fading``, ``eta``, ``hcl_variant``, ``lab_method``, ``lightness``, ``max_side``,
     ``seed``) and ``extra``; a bad combination is a ``ProgramError``."""
+    # lazy: keeps TensorFlow out of binaries/colorize --help
     from tfcolor import predictors  # pylint: disable=import-outside-toplevel
     hue_method, chroma_method = MODES[f.mode]
     options = predictors.ColorizeOptions(
@@ -109,6 +112,7 @@ def main(options, inputs, *, explicit=()):
         common.die("no input: give image files, folders or globs after the flags")
     if f.transfer != "none" and not f.reference:
         common.die(f"--transfer={f.transfer} needs --reference=IMAGE")
+    # lazy: keeps TensorFlow out of binaries/colorize --help
     from tfcolor import image_files  # pylint: disable=import-outside-toplevel
     colorize = colorize_options(
             f, samples=f.samples, uncertainty=f.uncertainty,

@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import re
+import tempfile
 
 
 class ProgramError(Exception):
@@ -149,12 +150,14 @@ def one_line(error):
 def storage_error(error):
     """True if ``error`` comes from the disk: full, read-only, not writable, an I/O error
     (``tfcolor.train.checkpointing.storage_error``; ``OSError`` and TensorFlow errors)."""
+    # lazy: keeps TensorFlow out of every program's --help
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     return checkpointing.storage_error(error)
 
 
 def storage_message(action, error, then=""):
     """One line for a storage error: ``cannot ACTION: No space left on device; THEN``."""
+    # lazy: keeps TensorFlow out of every program's --help
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     line = f"cannot {action}: {checkpointing.storage_reason(error)}"
     return f"{line}; {then}" if then else line
@@ -163,7 +166,6 @@ def storage_message(action, error, then=""):
 def writable_folder(path, option):
     """Creates the folder ``path`` (the program's option ``option``) if needed and checks that a
     file can be written in it; a disk error ends the program with one line, before any work."""
-    import tempfile  # pylint: disable=import-outside-toplevel
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

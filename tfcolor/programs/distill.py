@@ -37,6 +37,7 @@ FlagError = pretrain_program.FlagError
 
 def config_from_values(values, defaults=None):
     """A ``tfcolor.config.PretrainConfig`` from ``{option: value}`` (no validation here)."""
+    # lazy: keeps TensorFlow out of binaries/distill --help
     from tfcolor import config  # pylint: disable=import-outside-toplevel
     return common.config_from_values(config.PretrainConfig, values, defaults,
                                      flag_names=FLAG_NAMES, parsers=PARSERS)
@@ -45,6 +46,7 @@ def config_from_values(values, defaults=None):
 def build_config(values, defaults=None):
     """The validated ``PretrainConfig`` of ``{option: value}``, whose tasks include
     ``distillation`` and which names a teacher; raises FlagError naming the option."""
+    # lazy: keeps TensorFlow out of binaries/distill --help
     from tfcolor import config  # pylint: disable=import-outside-toplevel
     try:
         cfg = config_from_values(values, defaults).validate()

@@ -25,6 +25,9 @@ import shutil
 import sys
 import tempfile
 
+from absl import logging
+
+from tfcolor import run_dir
 from tfcolor.programs import colorize as colorize_program
 from tfcolor.programs import common
 
@@ -33,7 +36,6 @@ common.quiet_tensorflow()
 
 def _run_config(f):
     """The training config dict of --model_dir / --saved_model, or None."""
-    from tfcolor import run_dir  # pylint: disable=import-outside-toplevel
     try:
         if f.saved_model:
             return run_dir.read_export_metadata(f.saved_model).get("config")
@@ -44,9 +46,11 @@ def _run_config(f):
 
 def marginal_prior(f, predictor):
     """``(MarginalPrior or None, description)`` per --prior_source (see its help)."""
+    # lazy: keeps TensorFlow out of binaries/evaluate --help
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from absl import logging  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/evaluate --help
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/evaluate --help
     from tfcolor import prior as prior_lib  # pylint: disable=import-outside-toplevel
     if f.prior_source == "none":
         return None, "none (--prior_source=none)"
@@ -85,6 +89,7 @@ def main(options, *, explicit=()):
                    "images)")
     if not f.t_max > 0:
         common.die(f"--t_max must be positive, got {f.t_max}")
+    # lazy: keeps TensorFlow out of binaries/evaluate --help
     from tfcolor import image_files, metrics  # pylint: disable=import-outside-toplevel
     inputs = [d for d in f.data.split(",") if d]
     try:
@@ -103,6 +108,7 @@ def main(options, *, explicit=()):
         if i % 10 == 0 or i == n:
             print(f"[{i}/{n}] {path}", flush=True)
 
+    # lazy: keeps TensorFlow out of binaries/evaluate --help
     from tfcolor import evaluation  # pylint: disable=import-outside-toplevel
     prior, prior_desc = marginal_prior(f, predictor)
     try:

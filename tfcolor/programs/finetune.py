@@ -32,7 +32,6 @@ import os
 from absl import logging
 
 from tfcolor.programs import common
-from tfcolor.train.strategy import make_strategy
 
 common.quiet_tensorflow()
 
@@ -43,6 +42,7 @@ _NO_IMAGE = "labelled image files could be decoded"
 
 def _data(spec, task, num_classes, flag="data"):
     """The labelled set of a data spec; any problem is a ValueError naming ``--flag``."""
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.downstream import datasets  # pylint: disable=import-outside-toplevel
     try:
         return datasets.load(spec, task=task, num_classes=num_classes)
@@ -52,9 +52,13 @@ def _data(spec, task, num_classes, flag="data"):
 
 def _analyse(f, initial, tuned, test, config, color):
     """Feature shift (table + plot) and top-activation grids of the fine-tuned trunk."""
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     import numpy as np  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.downstream import analysis  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.downstream import datasets  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.downstream import pipelines  # pylint: disable=import-outside-toplevel
     count = min(f.analysis_images, len(test))
     crop = config.eval_crop or config.crop_size
@@ -84,6 +88,7 @@ def _analyse(f, initial, tuned, test, config, color):
 
 def finetune_config(f):
     """The :class:`tfcolor.downstream.protocol.FinetuneConfig` of the options ``f`` (validated)."""
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
     return protocol.FinetuneConfig(
             batch_size=f.batch_size, crop_size=f.crop_size,
@@ -101,9 +106,13 @@ def main(options):
     """Fine-tunes with the program's ``options`` (an object with one attribute per flag, all of
     which are recorded under ``flags`` in results.json); returns the exit status."""
     f = options
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.data import decode  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.config import ConfigError  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.train import CheckpointError  # pylint: disable=import-outside-toplevel
     try:
         _main(f)
@@ -124,10 +133,16 @@ def main(options):
 
 
 def _main(f):
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     import numpy as np  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
     from tfcolor.downstream import protocol  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/finetune --help
+    from tfcolor.train.strategy import make_strategy  # pylint: disable=import-outside-toplevel
     train = _data(f.data, f.task, f.num_classes)
     test = (_data(f.test_data, train.task, train.num_classes, flag="test_data")
             if f.test_data else None)

@@ -24,6 +24,7 @@ Every flag is named as the ``tfcolor.config.PretrainConfig`` field it sets (``--
 ``data.points``), except ``--loss`` for ``loss.kind``; a flag's "unset" value (``""``, ``0``,
 ``-1``) gives a field's ``None`` default. Bad values are reported by the library, naming the flag.
 """
+import dataclasses
 import os
 
 from tfcolor.programs import common
@@ -51,6 +52,7 @@ PARSERS = {
 
 
 def _config():
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     from tfcolor import config  # pylint: disable=import-outside-toplevel
     return config
 
@@ -60,8 +62,7 @@ def config_from_values(values, defaults=None):
 
     ``defaults``: each option's "unset" value, which gives a field's ``None`` default.
     """
-    from tfcolor import config  # pylint: disable=import-outside-toplevel
-    return common.config_from_values(config.PretrainConfig, values, defaults,
+    return common.config_from_values(_config().PretrainConfig, values, defaults,
                                      flag_names=FLAG_NAMES, parsers=PARSERS)
 
 
@@ -76,10 +77,9 @@ class FlagError(ValueError):
 
 def build_config(values, defaults=None):
     """The validated ``PretrainConfig`` of ``{option: value}``; raises FlagError."""
-    from tfcolor import config  # pylint: disable=import-outside-toplevel
     try:
         return config_from_values(values, defaults).validate()
-    except (config.ConfigError, ValueError) as e:  # ValueError: a malformed --lr_drops list
+    except (_config().ConfigError, ValueError) as e:  # ValueError: a malformed --lr_drops list
         raise FlagError(option_message(e, set(values))) from e
 
 
@@ -91,12 +91,18 @@ def main(cfg, *, force_unlock=False, names=None):
     ``common.ProgramError`` (status 2: bad data or config; 3: non-finite loss; 4: checkpoint;
     5: ``model_dir`` in use by another run).
     """
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     from tfcolor import config  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     from tfcolor import train  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     from tfcolor.data.sources import SourceError  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     from tfcolor.data.stages import NO_DECODABLE_IMAGE  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     from tfcolor.train.checkpointing import (  # pylint: disable=import-outside-toplevel
             CheckpointWriteError)
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     if names is None:
         names = _field_options()
@@ -150,6 +156,7 @@ def main(cfg, *, force_unlock=False, names=None):
 def _storage_message(model_dir, error):
     """One line for a disk error (full, read-only, ...) while writing the run: what failed and
     the checkpoint the run can resume from."""
+    # lazy: keeps TensorFlow out of binaries/pretrain --help
     from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     try:
         last = checkpointing.state_checkpoint(model_dir)
@@ -164,8 +171,6 @@ def _storage_message(model_dir, error):
 
 def _field_options():
     """The option name of every ``PretrainConfig`` field (``loss`` for ``loss.kind``)."""
-    import dataclasses  # pylint: disable=import-outside-toplevel
-    from tfcolor import config  # pylint: disable=import-outside-toplevel
     return {FLAG_NAMES.get(f"{section.name}.{f.name}", f.name)
-            for section in dataclasses.fields(config.PretrainConfig)
+            for section in dataclasses.fields(_config().PretrainConfig)
             for f in dataclasses.fields(section.default_factory)}
