@@ -46,16 +46,14 @@ A :class:`ConfigError` names the field at fault (``field``, or ``section.field``
 programs turn into the flag's name.
 """
 import dataclasses
+import glob
 import math
 import os
 import typing
 
 from tfcolor.layers import CONVENTIONS
 from tfcolor.losses import LOSS_KINDS
-from tfcolor.models.trunk import BATCH_NORM_CHOICES, DEFAULT_INPUT_MEAN
-
-# tfcolor.train.strategy.STRATEGY_NAMES is imported where it is used (TrainConfig.validate):
-# the tfcolor.train package imports this module.
+from tfcolor.models.trunk import BATCH_NORM_CHOICES, DEFAULT_INPUT_MEAN, architectures
 
 #: Released Caffe: centres uniform in [96, 256) on a 352 crop (``DataConfig.edge_buffer=None``).
 CAFFE_EDGE_BUFFER_FRACTION = 96.0 / 352.0
@@ -101,8 +99,7 @@ class ConfigError(ValueError):
 
 def known_architectures():
     """Names accepted by ``ModelConfig.arch``: the trunks registered in :mod:`tfcolor.models`."""
-    from tfcolor.models import trunk  # pylint: disable=import-outside-toplevel
-    return tuple(trunk.architectures())
+    return tuple(architectures())
 
 
 def _positive_int(name, value):
@@ -311,7 +308,6 @@ def _check_data_source(name, data):
     if "://" in data:  # gs://, s3://: checked when opened
         return
     if any(c in data for c in "*?["):
-        import glob  # pylint: disable=import-outside-toplevel
         if not glob.glob(os.path.expanduser(data)):
             raise ConfigError(f"{name}={data!r}: the pattern matches no file", name)
         return
@@ -453,6 +449,7 @@ class TrainConfig:
     keep_best: bool = False
 
     def validate(self):
+        # cycle: tfcolor.config <- tfcolor.train (the package imports trainer, which imports config)
         from tfcolor.train.strategy import STRATEGY_NAMES  # pylint: disable=import-outside-toplevel
         if not isinstance(self.model_dir, str) or not self.model_dir.strip():
             raise ConfigError("model_dir must be a directory path, got an empty value",

@@ -5,6 +5,7 @@
 ``gcompris5.npz`` from their packages, and ``fmnist_digits20.npz`` from the first two
 (:mod:`tfcolor.corpus.fmnist_digits20`).
 """
+import gzip
 import hashlib
 import os
 
@@ -35,7 +36,6 @@ def write_existing_sets(root, cache, lab, recs):
     cropped to 128 x 128; ``group`` / ``photo_split`` come from this build's manifests, so a
     split can respect the pretraining holdout (the "others" folder is in no manifest).
     """
-    import gzip  # pylint: disable=import-outside-toplevel
     os.makedirs(lab, exist_ok=True)
     written = []
     fm = os.path.join(root, "dataset-fashion-mnist", FMNIST_DIR)

@@ -41,6 +41,8 @@ import tensorflow as tf
 
 from tfcolor import config as config_lib
 from tfcolor import run_dir
+from tfcolor.downstream import initialization
+from tfcolor.train import checkpointing
 
 __all__ = ["Teacher", "TeacherError", "load_teacher", "describe_teacher", "locate",
            "resolve_layer", "subset_indices", "combine", "indices_digest", "COMBINATIONS",
@@ -239,8 +241,6 @@ def load_teacher(path, layer="top", *, pre_relu=True, color_input=False, arch="v
         except (OSError, ValueError, tf.errors.OpError) as e:
             raise TeacherError(f"teachers: {path}: {_first_line(e)}", "teachers") from e
         return Teacher(fn, layer, pre_relu=pre_relu, name=name, input_channels=channels)
-    from tfcolor.downstream import initialization  # pylint: disable=import-outside-toplevel
-    from tfcolor.train import checkpointing  # pylint: disable=import-outside-toplevel
     try:
         trunk, _ = initialization.load_trunk(str(path), arch=arch, absorb_bn=False,
                                              color_input=bool(color_input))

@@ -31,8 +31,14 @@ import importlib
 import os
 
 from tfcolor import config as config_lib
+from tfcolor.distill import teachers
 from tfcolor.models import factory
+from tfcolor.tasks import colorization
+from tfcolor.tasks import denoising
+from tfcolor.tasks import distillation
+from tfcolor.tasks import jigsaw
 from tfcolor.tasks import scaled
+from tfcolor.train import multitask_step
 from tfcolor.train import trunk_init
 
 __all__ = ["build_tasks", "make_step", "make_trunk", "task_data_config", "SEED_OFFSETS"]
@@ -70,7 +76,6 @@ def _options(config, task):
 
 
 def _colorization(config):
-    from tfcolor.tasks import colorization  # pylint: disable=import-outside-toplevel
     run = dataclasses.replace(
         config, data=task_data_config(config, "colorization"),
         train=dataclasses.replace(config.train,
@@ -82,7 +87,6 @@ def _colorization(config):
 
 
 def _jigsaw(config):
-    from tfcolor.tasks import jigsaw  # pylint: disable=import-outside-toplevel
     data_config = task_data_config(config, "jigsaw")
     options = _options(config, "jigsaw")
     model_keys = ("tap", "reduce_channels", "init_stddev")
@@ -107,7 +111,6 @@ def _video(config):
 
 
 def _denoising(config):
-    from tfcolor.tasks import denoising  # pylint: disable=import-outside-toplevel
     data_config = task_data_config(config, "denoising")
     options = _options(config, "denoising")
     m = config.model
@@ -121,8 +124,6 @@ def _denoising(config):
 
 
 def _distillation(config):
-    from tfcolor.distill import teachers  # pylint: disable=import-outside-toplevel
-    from tfcolor.tasks import distillation  # pylint: disable=import-outside-toplevel
     data_config = task_data_config(config, "distillation")
     if _options(config, "distillation"):
         raise config_lib.ConfigError("distillation takes its options from the distill section, "
@@ -179,7 +180,6 @@ def make_step(config, strategy, tasks=None, *, checkpoint_iterator="auto", initi
     """The :class:`tfcolor.train.multitask_step.MultiTaskStep` of ``config`` (build it under the
     run's mixed-precision policy; :func:`tfcolor.train.experiment.run` does). ``initialize``:
     copy the trunk of ``multitask.init`` (False when the run resumes from its checkpoint)."""
-    from tfcolor.train import multitask_step  # pylint: disable=import-outside-toplevel
     mt = config.multitask
     tasks = build_tasks(config) if tasks is None else tasks
     return multitask_step.MultiTaskStep(
