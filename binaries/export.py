@@ -33,6 +33,9 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_boolean("overwrite", False, "Replace an existing export in --export_dir (the "
                          "new one is written beside it and swapped in when complete).",
                          flag_values=fv)
+    flags.DEFINE_integer("max_pixels", 100_000_000, "Serving cap: the signatures refuse a "
+                         "batch of more pixels (batch x height x width; colorize_bytes: each "
+                         "file's header) with a one-line error.", flag_values=fv)
     colorize_bin.define_readout_flags(fv, runtime=False)
     return fv
 

@@ -451,3 +451,19 @@ def test_colorize_bytes_refuses_a_decompression_bomb_unread(loaded):
     u8 = np.zeros((10, 12, 3), np.uint8)
     with pytest.raises(tf.errors.InvalidArgumentError, match="ok.*empty"):
         loaded.colorize_bytes(tf.constant([_encode(u8, "PNG"), b""]))
+
+
+def test_the_serving_cap_refuses_larger_batches(exported):
+    model, _ = exported
+    module = export.ServingModule(model, max_pixels=2 * 10 * 12)
+    assert module.colorize_float(np.zeros((2, 10, 12, 3), np.float32))["rgb"].shape == (2, 10, 12,
+                                                                                         3)
+    for name in ("colorize", "colorize_float", "histograms", "features", "hypercolumn"):
+        images = np.zeros((2, 11, 12, 3), np.uint8 if name == "colorize" else np.float32)
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match="images above the serving cap of 240 pixels"):
+            getattr(module, name)(images)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too_large"):
+        module.colorize_bytes(tf.constant([_encode(np.zeros((16, 16, 3), np.uint8), "PNG")]))
+    assert export.ServingModule(model, max_pixels=None).colorize_float(
+            np.zeros((3, 10, 12, 3), np.float32))["rgb"].shape[0] == 3

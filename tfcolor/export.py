@@ -38,6 +38,14 @@ expectation, chroma median, chromatic fading variant, ...) are fixed at export t
 declared fully unknown (rank too), so that a wrong rank reaches the checks below instead of a
 shape error at the signature boundary.
 
+Serving cap: every signature refuses a batch of more than ``max_pixels`` pixels (batch x height x
+width; default 100,000,000, set at export: ``export_saved_model(max_pixels=...)``,
+``binaries/export --max_pixels``; recorded in the metadata) with ``images above the serving cap
+of N pixels``, and ``colorize_bytes`` refuses files whose header declares more. The network runs
+at the input's full size in the signatures, so its memory grows with the image: choose the cap
+for the memory of the server (shrink large images before calling, as ``binaries/colorize
+--max_side`` does).
+
 Bad input fails with ``InvalidArgumentError`` whose message names the problem (tested, also in
 a fresh process and through ``saved_model_cli run``): ``images must be a rank-4 batch (batch,
 height, width, channels)``, ``images must have 1 (grey) or 3 (RGB) channels``, ``images must not
@@ -114,8 +122,10 @@ _ANY_U8 = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
 _BYTES = tf.TensorSpec(shape=None, dtype=tf.string, name="images")
 
 
-def _validated_gray(images):
+def _validated_gray(images, max_pixels=None):
     """Checks a serving batch and returns a safe (B, H, W, 1) float32 grey batch.
+
+    ``max_pixels``: the serving cap; a batch of more pixels (batch x height x width) is refused.
 
     Invalid input is replaced by a small dummy batch so that no other op fails first; the
     ``tf.debugging.Assert`` ops (stateful, so always run by ``tf.function``) then raise the
@@ -134,6 +144,13 @@ def _validated_gray(images):
     tf.debugging.Assert(tf.logical_or(tf.logical_not(rank_ok), nonempty), [
             "images must not be empty (batch, height and width > 0); got shape", shape])
     ok = rank_ok & channels_ok & nonempty
+    if max_pixels is not None:
+        pixels = tf.reduce_prod(tf.cast(shape4[:3], tf.int64))
+        small = pixels <= max_pixels
+        tf.debugging.Assert(tf.logical_or(tf.logical_not(ok), small), [
+                f"images above the serving cap of {int(max_pixels)} pixels (batch x height x "
+                "width; set when exporting: max_pixels); got shape", shape])
+        ok = ok & small
     x = tf.cast(images, tf.float32)
     if images.dtype == tf.uint8:
         x = x / 255.0
@@ -283,7 +300,7 @@ class ServingModule(tf.Module):
     def _padded_features(self, images):
         """Validated grey input reflect-padded to the trunk's multiple: (input size, padded,
         tap maps of the padded input in inference mode)."""
-        gray = _validated_gray(images)
+        gray = _validated_gray(images, self.max_pixels)
         padded = predictors.reflect_pad(gray, self.multiple)
         return tf.shape(gray)[1:3], padded, self.model.features(padded, training=False)
 
@@ -308,14 +325,14 @@ class ServingModule(tf.Module):
         @self._traced
         def colorize(images):
             """uint8 (B, H, W, 1|3) -> {"rgb": uint8 (B, H, W, 3)}."""
-            rgb = self._colorize_gray(_validated_gray(images))
+            rgb = self._colorize_gray(_validated_gray(images, self.max_pixels))
             return {"rgb": _to_uint8(rgb)}
 
         @tf.function(input_signature=[_ANY])
         @self._traced
         def colorize_float(images):
             """float32 (B, H, W, 1|3) in [0, 1] -> {"rgb": float32 (B, H, W, 3)}."""
-            return {"rgb": self._colorize_gray(_validated_gray(images))}
+            return {"rgb": self._colorize_gray(_validated_gray(images, self.max_pixels))}
 
         @tf.function(input_signature=[_BYTES])
         @self._traced
@@ -355,14 +372,14 @@ class ServingModule(tf.Module):
                     "image per request or resize first)"])
             dense = tf.cond(decodable & same, lambda: decoded.to_tensor(),
                             lambda: tf.zeros([1, 8, 8, 3], tf.uint8))
-            rgb = self._colorize_gray(_validated_gray(dense))
+            rgb = self._colorize_gray(_validated_gray(dense, self.max_pixels))
             return {"rgb": _to_uint8(rgb)}
 
         @tf.function(input_signature=[_ANY])
         @self._traced
         def histograms(images):
             """float32 images -> {"logits": (B, h, w, D), <group>: probabilities (B, h, w, K)}."""
-            logits = tf.cast(self._grid(_validated_gray(images)), tf.float32)
+            logits = tf.cast(self._grid(_validated_gray(images, self.max_pixels)), tf.float32)
             out = readout_lib.split_predictions(logits, self.kind, self.from_logits)
             out["logits"] = logits
             return out
@@ -489,7 +506,7 @@ def _checkpoint_step(path):
 
 def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=None,
                        readout_options=None, config=None, save_keras=True, overwrite=True,
-                       checkpoint=None):
+                       checkpoint=None, max_pixels=decode_lib.DEFAULT_MAX_PIXELS):
     """Writes a SavedModel of ``model`` with the signatures of the module docstring.
 
     On a local disk the export is written to a temporary sibling folder
@@ -513,6 +530,8 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
         save_keras: also write ``colorizer.keras`` next to it.
         checkpoint: JSON-able description of the checkpoint the model comes from, stored in the
             metadata (:func:`checkpoint_metadata`).
+        max_pixels: the serving cap (module docstring); None: no cap (the decoder's header
+            check of ``colorize_bytes`` included).
 
     Returns:
         ``export_dir``.
@@ -526,7 +545,7 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
     if not exists and tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not a directory")
     module = ServingModule(model, kind=kind, grid_factor=grid_factor, multiple=multiple,
-                           readout_options=readout_options)
+                           readout_options=readout_options, max_pixels=max_pixels)
     target = export_dir.rstrip("/") or export_dir
     staging = f"{target}.tmp-{os.getpid()}" if _local(export_dir) else export_dir
     if staging != export_dir and os.path.lexists(staging):

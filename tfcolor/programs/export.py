@@ -57,7 +57,8 @@ def main(options):
         export.export_from_checkpoint(
                 f.model_dir, export_dir, checkpoint=f.checkpoint,
                 grid_factor=f.grid_factor, readout_options=options,
-                save_keras=f.keras, overwrite=f.overwrite, model=(model, kind))
+                save_keras=f.keras, overwrite=f.overwrite, model=(model, kind),
+                max_pixels=getattr(f, "max_pixels", None) or None)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         common.die(str(e))
     except Exception as e:  # pylint: disable=broad-except
