@@ -56,6 +56,7 @@ import math
 import tensorflow as tf
 
 from tfcolor import bins as bins_lib
+from tfcolor import color
 from tfcolor import estimates
 from tfcolor import histogram_transfer
 from tfcolor.losses import LOSS_KINDS
@@ -125,9 +126,9 @@ def upsample_grid(values, size, grid_factor=4, network_size=None, rows=None):
         size: (H, W) output size (ints or int tensor).
         grid_factor: g.
         network_size: (H_net, W_net) or None (= size).
-
         rows: ``(start, height)``: only output rows ``start`` to ``start + size[0] - 1`` of an
             image ``height`` rows high (a strip; the same values as those rows of the whole).
+
     Returns:
         (B, H, W, C) float32.
     """
@@ -140,10 +141,10 @@ def upsample_grid(values, size, grid_factor=4, network_size=None, rows=None):
         n_out = size[axis - 1]
         n_in = grid_hw[axis - 1]
         pix = tf.cast(tf.range(n_out), tf.float32)
-        if network_size is not None:
         if rows is not None and axis == 1:
             start, n_out = rows
             pix = tf.cast(tf.range(start, start + size[0]), tf.float32)
+        if network_size is not None:
             ratio = tf.cast(net[axis - 1], tf.float32) / tf.cast(n_out, tf.float32)
             pix = tf.maximum((pix + 0.5) * ratio - 0.5, 0.0)
         coord = tf.clip_by_value(pix / g, 0.0, tf.cast(n_in - 1, tf.float32))
@@ -218,14 +219,13 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
         sample_quantile: None, or a per-image quantile in [0, 1] (scalar or (B,)) replacing every
             point-estimate method by that quantile of the histograms (coherent samples).
         seed: seed of ``"sample"`` methods (int, shape-[2] seed or ``tf.random.Generator``).
-
         rows: ``(start, height)``: ``gray`` holds rows ``start``... of an image ``height`` rows
             high, and the result is those rows of the whole image's readout (strip-wise
             recombination, ``tfcolor.predictors``; ``"sample"`` methods then need an int seed).
+
     Returns:
         dict ``rgb`` (B, H, W, 3) float32 in [0, 1] and ``uncertainty`` (B, H, W, 1) in [0, 1].
     """
-    from tfcolor import color  # pylint: disable=import-outside-toplevel
     _check_kind(kind)
     if lightness not in LIGHTNESS_MODES:
         raise ValueError(f"lightness must be one of {LIGHTNESS_MODES}, got {lightness!r}")
