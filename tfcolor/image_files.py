@@ -24,8 +24,10 @@ import glob
 import logging
 import os
 import time
+import warnings
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfcolor import leftovers
 from tfcolor import predictors
@@ -199,8 +201,6 @@ def _read_pixels(path, max_pixels=MAX_PIXELS):
             ``tfcolor.data.decode_cost.MAX_JPEG_SCANS`` scans), ``corrupt`` (truncated or damaged data) or ``unreadable``
             (the file system refused it, e.g. permissions).
     """
-    import warnings  # pylint: disable=import-outside-toplevel
-    from PIL import Image, ImageOps, UnidentifiedImageError  # pylint: disable=import-outside-toplevel
 
     def fail(reason, detail):
         raise ImageReadError(f"{reason}: {detail}", path=path, reason=reason)
@@ -268,7 +268,6 @@ def save_png(image, path):
     The PNG is written to a hidden temporary name in the same folder and renamed over ``path``
     (``os.replace``), so a killed run never leaves a truncated file under the final name.
     """
-    from PIL import Image  # pylint: disable=import-outside-toplevel
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         out = np.empty(arr.shape, np.uint8)

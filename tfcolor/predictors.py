@@ -58,7 +58,9 @@ import tensorflow as tf
 from tfcolor import bins as bins_lib
 from tfcolor import estimates
 from tfcolor import histogram_transfer
+from tfcolor import pretrained
 from tfcolor import readout as readout_lib
+from tfcolor import run_dir
 
 __all__ = ["DEFAULT_MAX_SIDE", "DEFAULT_TILE_PIXELS", "Predictor", "KerasPredictor", "SavedModelPredictor",
            "PriorPredictor", "load_predictor", "model_stride", "reflect_pad", "predict_grid",
@@ -232,7 +234,6 @@ class KerasPredictor(Predictor):
     def from_pretrained(cls, name=None, grid_factor=4):
         """A colorizer shipped with tfcolor (:func:`tfcolor.pretrained.load`; default
         :data:`tfcolor.pretrained.DEFAULT`): no training needed."""
-        from tfcolor import pretrained  # pylint: disable=import-outside-toplevel
         model, kind = pretrained.load(name)
         return cls(model, kind=kind, grid_factor=grid_factor)
 
@@ -240,7 +241,6 @@ class KerasPredictor(Predictor):
     def from_model_dir(cls, model_dir, checkpoint=None, grid_factor=4):
         """The colorizer of a training ``model_dir`` (its ``config.json`` and latest complete
         checkpoint, or ``checkpoint``), rebuilt and restored by ``tfcolor.run_dir.load_model``."""
-        from tfcolor import run_dir  # pylint: disable=import-outside-toplevel
         model, kind = run_dir.load_model(model_dir, checkpoint)
         return cls(model, kind=kind, grid_factor=grid_factor)
 
@@ -256,7 +256,6 @@ class SavedModelPredictor(Predictor):
     from_logits = True
 
     def __init__(self, export_dir):
-        from tfcolor import run_dir  # pylint: disable=import-outside-toplevel
         self.loaded = tf.saved_model.load(export_dir)
         meta = run_dir.read_export_metadata(export_dir)
         self.kind = meta["kind"]
