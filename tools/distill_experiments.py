@@ -49,15 +49,17 @@ evaluated by the linear probe as above. ``single`` is the probe on each task tea
 Learning rates: chosen on a validation split carved from the training data (never ``test``),
 each from a grid that must hold the choice strictly inside (a choice at an edge extends the grid
 by one step that way, at most twice; the record says which grid was used): the supervised
-teachers' on the last 10% of ``all`` (trained on the rest, seed 0); each loss's student rate on
-a Task-Compress analogue (the seed-0 grid teacher, Shallow student, distilled on the rest, the
-student's task accuracy on that 10%) and used for every problem and method of that loss; each
+teachers' on the last 10% of ``all`` (trained on the rest, seed 0); each loss's student rate for
+each student architecture on a Task-Compress (Shallow) or Task-Copy (Deep) analogue (the seed-0
+grid teacher, distilled on the rest, the student's task accuracy on that 10%), used for every
+problem and method with that loss and student (Table 4.4: Deep, D_AB^(1/4,0)); each
 linear probe's on the last 20% of its training data (then refitted on all of it).
 
 Statistics: per cell the test accuracies (percent) of each seed, their mean and a 95% Student-t
 interval over seeds; the paired differences named in ``CONTRASTS`` (before any run) as mean and
 95% t-interval over seeds. Every run's seconds are recorded; ``compute_seconds`` sums all runs
-of the table, learning-rate grids included.
+of the table, learning-rate grids and runs left out (``discarded``: e.g. made at a rate that a
+later choice replaced) included.
 """
 import argparse
 import json
@@ -145,7 +147,7 @@ class Store:
         self.path, self.table, self.work_dir = str(path), table, pathlib.Path(work_dir) / table
         self.payload = _read(self.path)
         part = self.payload.setdefault("tables", {}).get(table)
-        if part and part.get("settings") != settings:
+        if part and part.get("settings") != settings and (part["runs"] or part.get("discarded")):
             if not fresh:
                 raise Failure(f"results for table {table} in {self.path} were made with other "
                               f"settings; pass --fresh to discard them")
@@ -166,7 +168,9 @@ class Store:
         return self.part["runs"]
 
     def save(self):
-        self.part["compute_seconds"] = round(sum(r["seconds"] for r in self.runs.values()), 1)
+        left_out = [r for rs in self.part.get("discarded", {}).values() for r in rs]
+        self.part["compute_seconds"] = round(
+            sum(r["seconds"] for r in list(self.runs.values()) + left_out), 1)
         on_disk = _read(self.path)   # another table's command may have written since
         on_disk.setdefault("tables", {})[self.table] = self.part
         self.payload = on_disk
@@ -188,6 +192,13 @@ class Store:
         self.save()
         print(f"[{self.table}] {name}: {json.dumps(record, sort_keys=True)[:200]}", flush=True)
         return record
+
+    def discard(self, name, why):
+        """Leaves run ``name`` out of the table (kept under ``discarded``, its seconds counted
+        in ``compute_seconds``)."""
+        record = dict(self.runs.pop(name), why=why)
+        self.part.setdefault("discarded", {}).setdefault(name, []).append(record)
+        self.save()
 
     def weights(self, name):
         return self.work_dir / (name.replace("/", "__") + ".weights.h5")
@@ -264,7 +275,7 @@ def choose(evaluate, grid, max_extensions=MAX_EXTENSIONS):
     ``{"chosen", "grid", "scores", "inside"}``; a best value at an edge extends the grid."""
     grid = sorted(float(g) for g in grid)
     scores = {}
-    for _ in range(max_extensions + 1):
+    for attempt in range(max_extensions + 1):
         for lr in grid:
             if repr(lr) not in scores:
                 scores[repr(lr)] = evaluate(lr)
@@ -272,7 +283,9 @@ def choose(evaluate, grid, max_extensions=MAX_EXTENSIONS):
         i = grid.index(best)
         if 0 < i < len(grid) - 1:
             return {"chosen": best, "grid": grid, "scores": scores, "inside": True}
-        step = grid[1] / grid[0] if len(grid) > 1 else 3.0
+        if attempt == max_extensions:
+            break
+        step = (grid[1] / grid[0] if i == 0 else grid[-1] / grid[-2]) if len(grid) > 1 else 3.0
         grid = [grid[0] / step] + grid if i == 0 else grid + [grid[-1] * step]
     return {"chosen": best, "grid": grid, "scores": scores, "inside": False}
 
@@ -356,9 +369,10 @@ def _teacher(model, x, y, lr, settings, seed, x_eval, y_eval, key):
             "seed": seed}
 
 
-def student_lr(store, data, settings, shape, lr_t, loss_name):
-    """A loss's student rate: Task-Compress on ``all`` minus its last 10% with the seed-0 grid
-    teacher; the student's task accuracy on that 10%."""
+def student_lr(store, data, settings, shape, lr_t, loss_name, arch="shallow"):
+    """A loss's rate for a student architecture: Task-Compress (``shallow``) or Task-Copy
+    (``deep``) on ``all`` minus its last 10% with the seed-0 grid teacher; the student's task
+    accuracy on that 10%."""
     x, y = fd.protocol_split(data, "all")
     n_val = int(round(len(y) * VAL_FRACTION))
     teacher, _ = store.model(f"lr/teacher/{lr_t!r}", lambda: net("deep", 20, settings, shape, 0),
@@ -368,18 +382,19 @@ def student_lr(store, data, settings, shape, lr_t, loss_name):
 
     def score(lr):
         def train():
-            student = net("shallow", 20, settings, shape, 0)
+            student = net(arch, 20, settings, shape, 0)
             loss = fit_distill(student, x[:-n_val], target, "task",
                                distill_loss(loss_name, target), lr,
                                settings["student_epochs"], settings["batch"], 0)
             return {"val_accuracy": accuracy(outputs(student, x[-n_val:], "task"), y[-n_val:]),
                     "train_loss": loss, "lr": lr}
-        return store.run(f"lr/student_{loss_name}/{lr!r}", train)["val_accuracy"]
+        return store.run(f"lr/student_{name}/{lr!r}", train)["val_accuracy"]
+    name = loss_name if arch == "shallow" else f"{arch}_{loss_name}"
     choices = store.part.setdefault("lr_student", {})
-    if loss_name not in choices:
-        choices[loss_name] = choose(score, settings["lr_grid"])
+    if name not in choices:
+        choices[name] = choose(score, settings["lr_grid"])
         store.save()
-    return choices[loss_name]["chosen"]
+    return choices[name]["chosen"]
 
 
 # -- Table 4.3 ---------------------------------------------------------------------------------
@@ -387,7 +402,10 @@ def student_lr(store, data, settings, shape, lr_t, loss_name):
 def table_43(store, data, settings):
     shape = tuple(data["x_train"].shape[1:])
     lr_t = teacher_lr(store, data, settings, shape)
-    lr_s = {name: student_lr(store, data, settings, shape, lr_t, name) for name in LOSSES}
+    archs = sorted({"deep" if p.endswith("copy") else "shallow"
+                    for p in settings.get("problems", PROBLEMS)}, reverse=True)
+    lr_s = {(arch, name): student_lr(store, data, settings, shape, lr_t, name, arch)
+            for arch in archs for name in LOSSES}
     x_all, y_all = fd.protocol_split(data, "all")
     x_pre, _ = fd.protocol_split(data, "pretrain")
     x_probe, y_probe = fd.protocol_split(data, "probe")
@@ -431,9 +449,9 @@ def table_43(store, data, settings):
                     student = net(arch, 20, settings, shape, 300 + seed)
                     target = targets[key]
                     loss = fit_distill(student, x_d, target, key, distill_loss(loss_name, target),
-                                       lr_s[loss_name], settings["student_epochs"],
+                                       lr_s[arch, loss_name], settings["student_epochs"],
                                        settings["batch"], 300 + seed)
-                    record = {"train_loss": loss, "lr": lr_s[loss_name], "seed": seed,
+                    record = {"train_loss": loss, "lr": lr_s[arch, loss_name], "seed": seed,
                               "teacher": f"teacher_{'all' if task else 'pretrain'}/s{seed}"}
                     if task:
                         record["test_accuracy"] = accuracy(outputs(student, x_test, "task"),
@@ -443,7 +461,10 @@ def table_43(store, data, settings):
                                                    outputs(student, x_test, "top"), y_test, 20,
                                                    settings, seed))
                     return record
-                rec = store.run(f"{problem}/{loss_name}/s{seed}", train)
+                name = f"{problem}/{loss_name}/s{seed}"
+                if name in store.runs and store.runs[name]["lr"] != lr_s[arch, loss_name]:
+                    store.discard(name, "made at another student learning rate")
+                rec = store.run(name, train)
                 cells.setdefault(f"{problem}/{loss_name}", {})[seed] = rec["test_accuracy"]
         summarize(store, cells, CONTRASTS["4.3"])
     return summarize(store, cells, CONTRASTS["4.3"])
@@ -454,7 +475,7 @@ def table_43(store, data, settings):
 def table_44(store, data, settings):
     shape = tuple(data["x_train"].shape[1:])
     lr_t = teacher_lr(store, data, settings, shape)
-    lr_s = student_lr(store, data, settings, shape, lr_t, "ab")
+    lr_s = student_lr(store, data, settings, shape, lr_t, "ab", "deep")
     x_pre, y_pre = fd.protocol_split(data, "pretrain")
     x_probe, y_probe = fd.protocol_split(data, "probe")
     x_test, y_test = fd.protocol_split(data, "test")

@@ -77,3 +77,32 @@ def test_smallest_cell_writes_its_results_and_a_rerun_reuses_them(tmp_path, monk
 
     with pytest.raises(tool.Failure, match="other settings"):
         tool.main(argv + ["--student_epochs", "2"])
+
+
+def test_choose_extends_a_grid_until_the_best_rate_is_inside():
+    tool = _tool()
+    best = 0.1
+    calls = []
+
+    def score(lr):
+        calls.append(lr)
+        return -abs(np.log(lr / best))
+    choice = tool.choose(score, [1e-3, 1e-2, 3e-2])   # best beyond the top edge
+    assert choice["inside"] and choice["chosen"] == pytest.approx(0.09)
+    assert choice["grid"][0] < choice["chosen"] < choice["grid"][-1]
+    assert len(calls) == len(set(calls)) == 5          # each rate evaluated once
+    stuck = tool.choose(score, [1e-6, 1e-5, 1e-4], max_extensions=1)
+    assert not stuck["inside"] and stuck["chosen"] == stuck["grid"][-1]
+
+
+def test_a_discarded_run_stays_in_the_compute_total(tmp_path):
+    tool = _tool()
+    store = tool.Store(tmp_path / "d.json", "4.3", {"a": 1}, "cmd", tmp_path / "w")
+    store.run("x", lambda: {"test_accuracy": 50.0})
+    store.runs["x"]["seconds"] = 7.0
+    store.discard("x", "made at another rate")
+    store.run("x", lambda: {"test_accuracy": 60.0})
+    part = json.loads((tmp_path / "d.json").read_text())["tables"]["4.3"]
+    assert part["runs"]["x"]["test_accuracy"] == 60.0
+    assert part["discarded"]["x"][0]["why"] == "made at another rate"
+    assert part["compute_seconds"] == pytest.approx(7.0 + part["runs"]["x"]["seconds"], abs=0.1)
