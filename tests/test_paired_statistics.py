@@ -1,5 +1,6 @@
 """Tests of tfcolor.paired_statistics: paired per-image statistics and the percentile bootstrap."""
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -152,3 +153,23 @@ def test_t_interval_matches_scipy_and_checks_input():
         statistics.t_interval([1.0, 2.0], 1.5)
     with pytest.raises(ValueError, match="df"):
         statistics.student_t_cdf(0.0, 0)
+
+
+def test_t_test_p_against_hand_values():
+    # [1, 2, 3]: mean 2, sd 1, t = 2 sqrt(3) = 3.4641 on 2 degrees of freedom; the t(2) CDF is
+    # 1/2 + t / (2 sqrt(2 + t^2)), so p = 1 - t / sqrt(2 + t^2) = 1 - sqrt(12/14).
+    assert statistics.t_test_p([1.0, 2.0, 3.0]) == pytest.approx(
+        1.0 - math.sqrt(12.0 / 14.0), rel=1e-9)
+    assert statistics.t_test_p([-1.0, 1.0]) == pytest.approx(1.0)
+    assert statistics.t_test_p([0.5, 0.5, 0.5]) == 0.0
+    with pytest.raises(ValueError):
+        statistics.t_test_p([1.0])
+
+
+def test_holm_against_hand_values():
+    # sorted 0.01, 0.03, 0.04 (m = 3): 3 x 0.01 = 0.03, 2 x 0.03 = 0.06, max(0.06, 1 x 0.04)
+    assert statistics.holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert statistics.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert statistics.holm([]) == []
+    with pytest.raises(ValueError):
+        statistics.holm([1.5])

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 __all__ = ["bootstrap_mean_ci", "paired_statistics", "paired_comparisons", "student_t_cdf",
-           "student_t_quantile", "t_interval"]
+           "student_t_quantile", "t_interval", "t_test_p", "holm"]
 
 DEFAULT_RESAMPLES = 10000
 DEFAULT_CONFIDENCE = 0.95
@@ -155,6 +155,42 @@ def t_interval(values, confidence=DEFAULT_CONFIDENCE):
     half = (student_t_quantile(0.5 + confidence / 2.0, n - 1)
             * float(values.std(ddof=1)) / math.sqrt(n))
     return mean - half, mean + half
+
+
+def t_test_p(values):
+    """Two-sided p-value of the one-sample t-test of mean 0 on ``values`` (1-D, finite, at
+    least 2; e.g. paired differences): ``2 * (1 - F_{n-1}(|mean| / (sd / sqrt(n))))``. A zero
+    spread gives 0 for a non-zero mean and 1 for a zero mean."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size < 2:
+        raise ValueError(f"t_test_p needs at least two values, got {values.size}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("t_test_p needs finite values")
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    if sd == 0.0:
+        return 0.0 if mean != 0.0 else 1.0
+    t = abs(mean) / (sd / math.sqrt(values.size))
+    return min(1.0, 2.0 * (1.0 - student_t_cdf(t, values.size - 1)))
+
+
+def holm(p_values):
+    """Holm's step-down adjusted p-values (Holm 1979), in the order given: with the m p-values
+    sorted ascending, ``adjusted_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))``. A comparison
+    is significant at level a, the family-wise error kept at a, when its adjusted value is
+    <= a."""
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    if p.size == 0:
+        return []
+    if not np.all((p >= 0.0) & (p <= 1.0)):
+        raise ValueError("holm needs p-values in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return [float(a) for a in adjusted]
 
 
 def paired_statistics(values, baseline, *, higher_is_better=False,

@@ -22,9 +22,10 @@ invariant to, as NormSGD's is, while NormSGD needs a trunk to normalise over) at
 same data in the same order (the figure's "sample randomisation switched off").
 
 The measure: each run's training loss curve (``train.jsonl``, every ``--log_every`` steps) and
-its mean over the last ``--tail`` steps; the comparison named before the run is each
+its mean over the last ``--tail`` steps; the comparisons named before the run are each
 initialisation's tail loss minus ``random``'s with the same mode and seed (negative: the other
-task's trunk helps). Seeds (``--seeds``) vary the target run's head initialisation and data order
+task's trunk helps), each with a t-interval and a two-sided t-test whose p-values are
+Holm-adjusted over the whole family. Seeds (``--seeds``) vary the target run's head initialisation and data order
 over one source trunk per task, so an interval covers that, not the variation of pretraining.
 """
 import argparse
@@ -144,7 +145,13 @@ def summarize(records, targets, inits, modes, target_seeds):
                         if len(diffs) > 1:
                             entry["minus_random_ci95"] = list(
                                 paired_statistics.t_interval(diffs))
+                            entry["minus_random_p"] = paired_statistics.t_test_p(diffs)
                 table.append(entry)
+    # Every "minus random" named before the run is one test of the family: Holm keeps the
+    # family-wise error at 5%.
+    tested = [e for e in table if "minus_random_p" in e]
+    for e, adjusted in zip(tested, paired_statistics.holm([e["minus_random_p"] for e in tested])):
+        e["minus_random_p_holm"] = adjusted
     return table
 
 

@@ -254,10 +254,49 @@ def multitask_probe(path=os.path.join(ROOT, "results", "multitask.json")):
     return "\n".join(lines)
 
 
+def interproxy(path=os.path.join(ROOT, "results", "interproxy.json")):
+    """The inter-proxy curves' tail losses (``tools/interproxy_curves.py``, Fig. 4.7)."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    st = r["settings"]
+    cells = {(e["target"], e["init"], e["mode"]): e for e in r["table"]}
+    seeds = {t: len(v) for t, v in r["target_seeds"].items()}
+    lines = [f"Training loss averaged over the last {st['tail']} of {st['steps']} steps "
+             f"(Adam, rate {st['learning_rate']:g}); the difference to `random` is paired by "
+             "seed; intervals (95% t) cover the target run's seeds (head initialisation and "
+             "data order) over one source trunk per task: "
+             + ", ".join(f"{t} {n} seed{'s' if n > 1 else ''}" for t, n in seeds.items())
+             + "; p-values of the paired t-tests are Holm-adjusted over every comparison "
+             "with an interval.",
+             "", "| target | trunk from | end to end (ft) | minus random | fixed trunk | "
+             "minus random |", "| --- | --- | ---: | --- | ---: | --- |"]
+
+    def diff(e):
+        if e is None or "minus_random" not in e:
+            return "-"
+        ci = e.get("minus_random_ci95")
+        text = f"{e['minus_random']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+        if "minus_random_p_holm" in e:
+            text += f" (Holm p {e['minus_random_p_holm']:.2f})"
+        return text
+
+    for target in seeds:
+        for init in ("random", "C", "J", "V", "CJV"):
+            ft, fixed = cells.get((target, init, "ft")), cells.get((target, init, "fixed"))
+            if ft is None and fixed is None:
+                continue
+            lines.append(f"| {target} | {init} | "
+                         f"{ft['tail_loss']:.3f} | {diff(ft)} | " if ft else
+                         f"| {target} | {init} | - | - | ")
+            lines[-1] += (f"{fixed['tail_loss']:.3f} | {diff(fixed)} |" if fixed else "- | - |")
+    return "\n".join(lines)
+
+
 SECTIONS = {"headline": headline, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
             "linear_probe": linear_probe, "reproduce": reproduce,
             "reproduce_multitask": reproduce_multitask, "multitask_headline": multitask_headline,
-            "multitask_gradients": multitask_gradients, "multitask_probe": multitask_probe}
+            "multitask_gradients": multitask_gradients, "multitask_probe": multitask_probe,
+            "interproxy": interproxy}
 
 
 def _pattern(name):
