@@ -104,6 +104,7 @@ import keras
 import tensorflow as tf
 
 from tfcolor import leftovers
+from tfcolor import models  # noqa: F401  (registers the Keras classes load_keras_model reads)
 from tfcolor import predictors
 from tfcolor import readout as readout_lib
 from tfcolor import run_dir
@@ -573,8 +574,6 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
 
 def load_keras_model(export_dir):
     """The Keras colorizer saved beside the SavedModel (trainable; ``.trunk`` is the trunk)."""
-    import keras  # pylint: disable=import-outside-toplevel
-    from tfcolor import models  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     path = os.path.join(export_dir, run_dir.EXPORT_KERAS_FILE)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path} does not exist (exported with save_keras=False?)")

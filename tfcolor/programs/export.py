@@ -17,7 +17,9 @@ replaces it; what killed exports left there (``EXPORT_DIR.tmp-PID``) is removed 
 --model_dir without a model (no config.json, no checkpoint, a damaged checkpoint) and a disk that
 refuses the export (full, read-only) are one-line errors (exit status 2).
 """
+import os
 
+from tfcolor import run_dir
 from tfcolor.programs import colorize as colorize_program
 from tfcolor.programs import common
 
@@ -41,8 +43,8 @@ def main(options):
     f = options
     if not f.model_dir:
         common.die("--model_dir is required (the training directory to export)")
-    import os  # pylint: disable=import-outside-toplevel
-    from tfcolor import export, run_dir  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/export --help
+    from tfcolor import export  # pylint: disable=import-outside-toplevel
     export_dir = f.export_dir or run_dir.export_path(f.model_dir)
     if os.path.isdir(export_dir) and os.listdir(export_dir) and not f.overwrite:
         common.die(f"{export_dir} already exists: not replacing an earlier export (--overwrite "
