@@ -185,3 +185,42 @@ def test_the_library_never_imports_absl_flags_or_app():
                  for p in sorted((ROOT / "tfcolor").rglob("*.py"))}
     assert not {k: v for k, v in offenders.items() if v}
     assert _absl_imports(ROOT / "binaries" / "common.py")   # the check sees such imports
+
+
+#: The reasons a function-level import gives on its line or the line above: the import cycle it
+#: breaks, the optional package it needs, or the measurably quicker path it keeps light.
+IMPORT_REASONS = ("# cycle: ", "# optional: ", "# lazy: ")
+
+
+def _unexplained_local_imports(text, name):
+    """``"name:line: statement"`` for every import inside a function of the source ``text`` whose
+    line and the line above carry none of :data:`IMPORT_REASONS`."""
+    lines = text.splitlines()
+    found = set()
+    for function in ast.walk(ast.parse(text, filename=name)):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                near = lines[max(node.lineno - 2, 0):node.lineno]
+                if not any(reason in line for line in near for reason in IMPORT_REASONS):
+                    found.add((node.lineno, lines[node.lineno - 1].strip()))
+    return [f"{name}:{line}: {statement}" for line, statement in sorted(found)]
+
+
+def test_every_function_level_import_says_why():
+    # House rule: imports at the top of modules, unless one inside a function says why:
+    # "# cycle: this <- other (how)", "# optional: package (extra)" or "# lazy: what it keeps fast".
+    sample = ("def f():\n    import os\n\n\ndef g():\n    # optional: cv2 (the 'video' extra)\n"
+              "    import cv2\n\n\nclass C:\n    def h(self):\n        from json import dumps\n")
+    assert _unexplained_local_imports(sample, "sample") == [  # the check sees them
+            "sample:2: import os", "sample:12: from json import dumps"]
+    paths = sorted((ROOT / "tfcolor").rglob("*.py")) + sorted((ROOT / "binaries").glob("*.py"))
+    assert ROOT / "tfcolor" / "run_dir.py" in paths and ROOT / "binaries" / "common.py" in paths
+    offenders = [found for path in paths
+                 for found in _unexplained_local_imports(path.read_text(),
+                                                         path.relative_to(ROOT).as_posix())]
+    assert not offenders, (
+            "imports inside functions without a reason ('# cycle: ', '# optional: ' or "
+            "'# lazy: ' on the line or the line above); move them to the module's top:\n"
+            + "\n".join(offenders))
