@@ -53,7 +53,8 @@ teachers' on the last 10% of ``all`` (trained on the rest, seed 0); each loss's 
 each student architecture on a Task-Compress (Shallow) or Task-Copy (Deep) analogue (the seed-0
 grid teacher, distilled on the rest, the student's task accuracy on that 10%), used for every
 problem and method with that loss and student (Table 4.4: Deep, D_AB^(1/4,0)); each
-linear probe's on the last 20% of its training data (then refitted on all of it).
+linear probe's on the last 20% of its training data (then refitted on all of it). A table reuses
+a choice that another table of the file made with the same settings (``from_table``).
 
 Statistics: per cell the test accuracies (percent) of each seed, their mean and a 95% Student-t
 interval over seeds; the paired differences named in ``CONTRASTS`` (before any run) as mean and
@@ -347,8 +348,23 @@ def summarize(store, cells, contrasts):
 
 # -- shared learning-rate choices ----------------------------------------------------------------
 
+def _shared(store, key, sub=None):
+    """A learning-rate choice that another table of the file made with the same settings (its
+    runs are counted in that table's compute), marked with ``from_table``."""
+    for table, part in store.payload.get("tables", {}).items():
+        choice = part.get(key) if sub is None else part.get(key, {}).get(sub)
+        if table != store.table and choice and part.get("settings") == store.part["settings"]:
+            return dict(choice, from_table=table)
+    return None
+
+
 def teacher_lr(store, data, settings, shape):
     """The supervised rate (Deep, trained on ``all`` minus its last 10%, seed 0)."""
+    if "lr_teacher" not in store.part and _shared(store, "lr_teacher"):
+        store.part["lr_teacher"] = _shared(store, "lr_teacher")
+        store.save()
+    if "lr_teacher" in store.part:
+        return store.part["lr_teacher"]["chosen"]
     x, y = fd.protocol_split(data, "all")
     n_val = int(round(len(y) * VAL_FRACTION))
 
@@ -357,9 +373,8 @@ def teacher_lr(store, data, settings, shape):
                                 lambda m: _teacher(m, x[:-n_val], y[:-n_val], lr, settings, 0,
                                                    x[-n_val:], y[-n_val:], "val_accuracy"))
         return record["val_accuracy"]
-    if "lr_teacher" not in store.part:
-        store.part["lr_teacher"] = choose(score, settings["lr_grid"])
-        store.save()
+    store.part["lr_teacher"] = choose(score, settings["lr_grid"])
+    store.save()
     return store.part["lr_teacher"]["chosen"]
 
 
@@ -373,6 +388,13 @@ def student_lr(store, data, settings, shape, lr_t, loss_name, arch="shallow"):
     """A loss's rate for a student architecture: Task-Compress (``shallow``) or Task-Copy
     (``deep``) on ``all`` minus its last 10% with the seed-0 grid teacher; the student's task
     accuracy on that 10%."""
+    name = loss_name if arch == "shallow" else f"{arch}_{loss_name}"
+    choices = store.part.setdefault("lr_student", {})
+    if name not in choices and _shared(store, "lr_student", name):
+        choices[name] = _shared(store, "lr_student", name)
+        store.save()
+    if name in choices:
+        return choices[name]["chosen"]
     x, y = fd.protocol_split(data, "all")
     n_val = int(round(len(y) * VAL_FRACTION))
     teacher, _ = store.model(f"lr/teacher/{lr_t!r}", lambda: net("deep", 20, settings, shape, 0),
@@ -389,11 +411,8 @@ def student_lr(store, data, settings, shape, lr_t, loss_name, arch="shallow"):
             return {"val_accuracy": accuracy(outputs(student, x[-n_val:], "task"), y[-n_val:]),
                     "train_loss": loss, "lr": lr}
         return store.run(f"lr/student_{name}/{lr!r}", train)["val_accuracy"]
-    name = loss_name if arch == "shallow" else f"{arch}_{loss_name}"
-    choices = store.part.setdefault("lr_student", {})
-    if name not in choices:
-        choices[name] = choose(score, settings["lr_grid"])
-        store.save()
+    choices[name] = choose(score, settings["lr_grid"])
+    store.save()
     return choices[name]["chosen"]
 
 

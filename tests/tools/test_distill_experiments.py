@@ -106,3 +106,21 @@ def test_a_discarded_run_stays_in_the_compute_total(tmp_path):
     assert part["runs"]["x"]["test_accuracy"] == 60.0
     assert part["discarded"]["x"][0]["why"] == "made at another rate"
     assert part["compute_seconds"] == pytest.approx(7.0 + part["runs"]["x"]["seconds"], abs=0.1)
+
+
+def test_a_table_reuses_the_rates_another_table_chose_with_the_same_settings(tmp_path):
+    tool = _tool()
+    out = tmp_path / "d.json"
+    chosen = {"chosen": 0.003, "grid": [0.001, 0.003, 0.01], "inside": True, "scores": {}}
+    out.write_text(json.dumps({"tables": {"4.3": {
+        "settings": {"a": 1}, "runs": {}, "commands": [], "lr_teacher": chosen,
+        "lr_student": {"deep_ab": dict(chosen, chosen=0.001)}}}}))
+    store = tool.Store(out, "4.4", {"a": 1}, "cmd", tmp_path / "w")
+    # no data: a rate chosen elsewhere trains nothing
+    assert tool.teacher_lr(store, None, {}, None) == 0.003
+    assert tool.student_lr(store, None, {}, None, 0.003, "ab", "deep") == 0.001
+    part = json.loads(out.read_text())["tables"]["4.4"]
+    assert part["lr_teacher"]["from_table"] == part["lr_student"]["deep_ab"]["from_table"] == "4.3"
+    other = tool.Store(out, "4.5", {"a": 2}, "cmd", tmp_path / "w")
+    with pytest.raises(TypeError):   # other settings: it would have to train (and has no data)
+        tool.teacher_lr(other, None, {}, None)
