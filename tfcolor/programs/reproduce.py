@@ -30,6 +30,13 @@ from tfcolor.programs import common
 
 common.quiet_tensorflow()
 
+# The reproduction imports TensorFlow: after quiet_tensorflow() (binaries/reproduce --help loads it
+# anyway, for its flags' defaults in tfcolor.reproduce.config).
+from tfcolor import reproduce  # noqa: E402
+from tfcolor.config import ConfigError  # noqa: E402
+from tfcolor.reproduce import CorpusError, Preempted, config, report  # noqa: E402
+from tfcolor.train.lock import ModelDirLockedError  # noqa: E402
+
 
 def _int_list(values, flag):
     try:
@@ -42,8 +49,6 @@ def _int_list(values, flag):
 def config_from_values(values, defaults=None):
     """The :class:`tfcolor.reproduce.ReproduceConfig` of ``{option: value}`` (lists as lists of
     strings, as absl's list flags hold them; not yet validated)."""
-    # lazy: keeps TensorFlow out of binaries/reproduce --help
-    from tfcolor.reproduce import config  # pylint: disable=import-outside-toplevel
     float_lists = {k: tuple(common.parse_float_list(values[k], k))
                    for k in ("lr_drops", "probe_learning_rates", "finetune_learning_rates")
                    if k in values}
@@ -63,12 +68,6 @@ def main(cfg, *, fake_data=False, command=None, names=None):
     exit status. ``fake_data``: a tiny synthetic corpus in ``OUTPUT_DIR/fake_corpus`` instead of
     ``cfg.corpus``; ``command``: the command line recorded in results.json (default
     ``sys.argv``); ``names``: the options a config field may be called by in errors."""
-    # lazy: keeps TensorFlow out of binaries/reproduce --help
-    from tfcolor.config import ConfigError  # pylint: disable=import-outside-toplevel
-    # lazy: keeps TensorFlow out of binaries/reproduce --help
-    from tfcolor.reproduce import CorpusError, Preempted  # pylint: disable=import-outside-toplevel
-    # lazy: keeps TensorFlow out of binaries/reproduce --help
-    from tfcolor.train.lock import ModelDirLockedError  # pylint: disable=import-outside-toplevel
     names = set(vars(cfg)) if names is None else names
     try:
         _main(cfg, fake_data, sys.argv if command is None else command)
@@ -86,14 +85,10 @@ def main(cfg, *, fake_data=False, command=None, names=None):
 
 
 def _main(cfg, fake_data, command):
-    # lazy: keeps TensorFlow out of binaries/reproduce --help
-    from tfcolor import reproduce  # pylint: disable=import-outside-toplevel
     if fake_data:
         cfg.corpus = reproduce.make_fake_corpus(os.path.join(cfg.output_dir, "fake_corpus"))
     results = reproduce.run(cfg, progress=lambda stage, name: logging.info("%s: %s", stage,
                                                                             name),
                             command=command)
-    # lazy: keeps TensorFlow out of binaries/reproduce --help
-    from tfcolor.reproduce import report  # pylint: disable=import-outside-toplevel
     text = report.markdown(results)
     print(text)
