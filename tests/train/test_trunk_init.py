@@ -88,6 +88,7 @@ def test_a_fixed_trunk_stays_the_source_and_the_head_trains(colorizer_run, tmp_p
     assert head and result.model.base_variables() == []
 
 
+@pytest.mark.slow  # two more runs (about 40 s); the copy itself is checked in the default run
 def test_end_to_end_from_the_source_moves_the_trunk_and_resume_does_not_reread_init(
         colorizer_run, tmp_path):
     source = tmp_path / "C_copy"
