@@ -40,30 +40,20 @@ def define_flags(fv=FLAGS):
 
 def config_from_flags(fv=FLAGS):
     """A ``tfcolor.config.PretrainConfig`` from the parsed flags (no validation here)."""
-    names = common.own_flag_names(define_flags)
-    return program.config_from_values(common.flag_values(fv, names),
-                                      common.flag_defaults(fv, names))
+    return pretrain.config_from_flags(fv, prog=program, define=define_flags)
 
 
 def build_config(fv=FLAGS):
     """The validated ``PretrainConfig`` of the parsed flags ``fv``; raises
     ``tfcolor.programs.distill.FlagError`` naming the flag."""
-    names = common.own_flag_names(define_flags)
-    return program.build_config(common.flag_values(fv, names), common.flag_defaults(fv, names))
+    return pretrain.build_config(fv, prog=program, define=define_flags)
 
 
 FlagError = program.FlagError
 
 
 def main(argv):
-    if len(argv) > 1:
-        common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
-    try:
-        cfg = build_config(FLAGS)
-    except FlagError as e:
-        common.die(str(e))
-    return program.main(cfg, force_unlock=FLAGS.force_unlock,
-                        names=set(common.own_flag_names(define_flags)))
+    return pretrain.main(argv, prog=program, define=define_flags)
 
 
 def run():

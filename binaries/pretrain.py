@@ -222,32 +222,37 @@ class _Definer:
         return lambda *args, **kwargs: define(*args, flag_values=self._fv, **kwargs)
 
 
-def config_from_flags(fv=FLAGS):
-    """A ``tfcolor.config.PretrainConfig`` from the parsed flags (no validation here)."""
-    names = common.own_flag_names(define_flags)
-    return program.config_from_values(common.flag_values(fv, names),
-                                      common.flag_defaults(fv, names))
+def config_from_flags(fv=FLAGS, *, prog=program, define=None):
+    """A ``tfcolor.config.PretrainConfig`` from the parsed flags (no validation here).
+
+    ``prog`` and ``define``: the program module and flag definer of a program built on these
+    flags (``binaries/distill``); default this one's."""
+    names = common.own_flag_names(define or define_flags)
+    return prog.config_from_values(common.flag_values(fv, names),
+                                   common.flag_defaults(fv, names))
 
 
-def build_config(fv=FLAGS):
+def build_config(fv=FLAGS, *, prog=program, define=None):
     """The validated ``PretrainConfig`` of the parsed flags ``fv``; raises
-    ``tfcolor.programs.pretrain.FlagError`` naming the flag."""
-    names = common.own_flag_names(define_flags)
-    return program.build_config(common.flag_values(fv, names), common.flag_defaults(fv, names))
+    ``tfcolor.programs.pretrain.FlagError`` naming the flag (``prog``, ``define``: as
+    :func:`config_from_flags`)."""
+    names = common.own_flag_names(define or define_flags)
+    return prog.build_config(common.flag_values(fv, names), common.flag_defaults(fv, names))
 
 
 FlagError = program.FlagError
 
 
-def main(argv):
+def main(argv, *, prog=program, define=None):
+    """Runs the program ``prog`` (default: pretraining) on the parsed flags."""
     if len(argv) > 1:
         common.die(f"unexpected arguments {argv[1:]}: every option is a --flag (see --help)")
     try:
-        cfg = build_config(FLAGS)
-    except FlagError as e:
+        cfg = build_config(FLAGS, prog=prog, define=define)
+    except prog.FlagError as e:
         common.die(str(e))
-    return program.main(cfg, force_unlock=FLAGS.force_unlock,
-                        names=set(common.own_flag_names(define_flags)))
+    return prog.main(cfg, force_unlock=FLAGS.force_unlock,
+                     names=set(common.own_flag_names(define or define_flags)))
 
 
 def run():

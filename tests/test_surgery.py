@@ -196,3 +196,14 @@ def test_gray_to_rgb_model_equals_gray_model():
                                rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="1-channel model input"):
         surgery.gray_to_rgb_conv1(rgb_model)
+
+
+def test_leaf_layers_expands_nested_models_in_order():
+    inner_in = keras.Input((3,))
+    inner = keras.Model(inner_in, keras.layers.Dense(2, name="inner_dense")(inner_in),
+                        name="inner")
+    x = keras.Input((3,), name="outer_in")
+    y = keras.layers.Dense(1, name="outer_dense")(inner(x))
+    names = [l.name for l in surgery.leaf_layers(keras.Model(x, y))]
+    assert names == ["outer_in", names[1], "inner_dense", "outer_dense"]
+    assert "inner" not in names

@@ -10,6 +10,7 @@ model's functional config, so they need no knowledge of a particular architectur
   statistics (inference-mode equivalent).
 * :func:`gray_to_rgb_conv1` -- a 1-channel conv1 (kernel or model) made 3-channel by replicating
   it over the channels and dividing by 3.
+* :func:`leaf_layers` -- every layer of a model, nested models expanded.
 * :func:`prepare_trunk` -- a pretrained grey trunk made ready for downstream training (BN
   absorbed except for ResNet, optionally RGB input).
 
@@ -30,6 +31,17 @@ _HOMOGENEOUS = (
 )
 _HOMOGENEOUS_ACTIVATIONS = ("linear", "relu")
 _WEIGHTED = (keras.layers.Conv2D, keras.layers.Dense)
+
+
+def leaf_layers(model):
+    """Every layer of ``model`` that is not itself a model, nested models expanded in order."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out.extend(leaf_layers(layer))
+        else:
+            out.append(layer)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

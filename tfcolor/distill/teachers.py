@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from tfcolor import config as config_lib
 from tfcolor import run_dir
+from tfcolor import surgery
 from tfcolor.downstream import initialization
 from tfcolor.train import checkpointing
 
@@ -383,9 +384,9 @@ def warm_start(student, teacher_model):
     Raises:
         TeacherError: a student layer missing from the teacher, or of other shapes.
     """
-    teacher_layers = {l.name: l for l in _all_layers(teacher_model)}
+    teacher_layers = {l.name: l for l in surgery.leaf_layers(teacher_model)}
     copied, problems = [], []
-    for layer in _all_layers(student):
+    for layer in surgery.leaf_layers(student):
         if not layer.weights or layer.name.startswith(AUXILIARY_NAME):
             continue
         other = teacher_layers.get(layer.name)
@@ -408,16 +409,6 @@ def warm_start(student, teacher_model):
         raise TeacherError("warm_start: the teacher is not of the student's architecture: "
                            + ", ".join(problems[:5]), "warm_start")
     return copied
-
-
-def _all_layers(model):
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out.extend(_all_layers(layer))
-        else:
-            out.append(layer)
-    return out
 
 
 def _convert_channels(kernel, shape):

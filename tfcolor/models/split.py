@@ -39,6 +39,8 @@ naming them.
 import keras
 import numpy as np
 
+from tfcolor import surgery
+
 __all__ = ["unit_columns", "column_masks", "top_columns", "column_heads", "concatenate_columns"]
 
 _WEIGHTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
@@ -81,16 +83,6 @@ def _check_layer(layer):
                              f"axis to be split into columns")
 
 
-def _layers(model):
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out.extend(_layers(layer))
-        else:
-            out.append(layer)
-    return out
-
-
 def column_masks(model, num_columns):
     """Split-weights: ``{variable path: [mask of column m for m in range(M)]}`` over the trainable
     variables of ``model``; each mask is a float32 0/1 array broadcastable to the variable (shape
@@ -102,7 +94,7 @@ def column_masks(model, num_columns):
     """
     num_columns = int(num_columns)
     masks, bad = {}, set()
-    for layer in _layers(model):
+    for layer in surgery.leaf_layers(model):
         variables = layer.trainable_variables
         if not variables:
             continue
