@@ -410,6 +410,11 @@ def test_round_robin_trains_one_task_per_quantum_with_its_own_momentum(tmp_path,
         assert _changed(snap["slots"][active], before)
         previous = snap
     assert step.schedule.steps_of(names[0], 0, steps) == steps // 2
+    # Called directly, a run that would cross a switch is refused (it would train the wrong
+    # task after the switch); up to the switch is fine.
+    with pytest.raises(ValueError, match="task switch at step 10"):
+        step.run(3)
+    assert step.next_boundary(int(step.step.numpy())) == 10
 
     # One shared momentum: equal to the per-task run over the first turn, different after the
     # switch (the jigsaw's first updates carry the colorization's trunk momentum).

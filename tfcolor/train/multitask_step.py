@@ -232,6 +232,12 @@ class MultiTaskStep(task_step.TrainStep):
         return self.schedule.active(int(self.step.numpy()) if step is None else step)
 
     def run(self, num_steps):
+        step = int(self.step.numpy())
+        boundary = self.next_boundary(step)
+        if boundary is not None and step + int(num_steps) > boundary > step:
+            raise ValueError(f"run({num_steps}) at step {step} would cross the task switch at "
+                             f"step {boundary}: run at most {boundary - step} steps (the host "
+                             "loop ends every loop at next_boundary)")
         active = self.active_tasks()
         fn = self._loop_fns.get(active)
         if fn is None:
