@@ -130,7 +130,10 @@ class InputStream:
         """The iterator; with positioned batches it is (re)built at ``position``."""
         if self.iterator is None or (restart and self.track_position):
             start = int(self.position.numpy()) if self.track_position else 0
-            dataset = self.dataset if start == 0 else self.task.build_inputs(start)
+            # The built dataset serves the first iterator at 0 only: a second iteration of it
+            # may not repeat its first order (shuffles reshuffle each iteration).
+            dataset = (self.dataset if start == 0 and self.iterator is None
+                       else self.task.build_inputs(start))
             self.iterator = self._make_iterator(dataset)
         return self.iterator
 
