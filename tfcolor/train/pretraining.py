@@ -81,6 +81,10 @@ from tfcolor.train import trainer as trainer_lib
 PRIOR_BIAS_IMAGES = 1000
 #: Model-section fields that only initialize the model: they may change between restarts.
 INITIALIZATION_FIELDS = ("prior_bias",)
+#: Distillation fields that decide what the student learns to match (the teachers, their
+#: layer and combination): a restart with others would continue a different run.
+DISTILL_STRUCTURE = ("teachers", "teacher_layer", "student_layer", "pre_relu", "combine",
+                     "subset_spread", "subset_seed", "color_images")
 #: Multi-task fields that shape the checkpoint (the others may change between restarts).
 MULTITASK_STRUCTURE = ("tasks", "gradient_rule", "schedule", "round_robin_state",
                        "separate_optimizer", "input_channels", "train_trunk")
@@ -112,12 +116,16 @@ def _check_model_dir(config, model_dir):
     except config_lib.ConfigError:
         return  # unreadable: overwritten below
     new = config.to_dict()
-    for section in ("model", "loss", "multitask"):
+    sections = ["model", "loss", "multitask"]
+    if "distillation" in config.multitask.tasks:
+        sections.append("distill")
+    for section in sections:
         before, now = old.get(section, {}), new[section]
         changed = {k: (before.get(k), v) for k, v in now.items()
                    if k in before and _norm(before.get(k)) != _norm(v)
                    and not (section == "model" and k in INITIALIZATION_FIELDS)
-                   and not (section == "multitask" and k not in MULTITASK_STRUCTURE)}
+                   and not (section == "multitask" and k not in MULTITASK_STRUCTURE)
+                   and not (section == "distill" and k not in DISTILL_STRUCTURE)}
         if changed:
             raise config_lib.ConfigError(
                 f"model_dir {model_dir} holds a run with a different {section} configuration "
