@@ -115,6 +115,8 @@ def test_pretrain_full_disk_mid_checkpoint_then_resume_then_finished(tmp_path):
     assert code == 0, out[-3000:]
     assert "done: the run had already reached step 4 (--train_steps=4): nothing trained" in out
     assert "nan" not in out
+    done = next(line for line in out.splitlines() if "done:" in line)
+    assert "export" not in done and "None" not in done   # --noexport: not named at all
 
 
 def test_pretrain_on_a_model_dir_that_cannot_be_created(tmp_path):

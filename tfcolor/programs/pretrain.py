@@ -137,15 +137,14 @@ def main(cfg, *, force_unlock=False, names=None):
         logging.warning("preempted at step %d: checkpoint %s; rerun to resume",
                         result.train.step, result.train.checkpoint)
         return 0
+    written = _written(result)
     if not result.train.history:  # a finished run, started again
         logging.info("done: the run had already reached step %d (--train_steps=%d): nothing "
-                     "trained; checkpoint %s, colorizations %s, export %s (raise --train_steps "
-                     "to train further)", result.train.step, cfg.train.train_steps,
-                     result.train.checkpoint, result.preview_png, result.export_dir)
+                     "trained; %s (raise --train_steps to train further)", result.train.step,
+                     cfg.train.train_steps, written)
     else:
-        logging.info("done: step %d, loss %.4f, checkpoint %s, colorizations %s, export %s",
-                     result.train.step, result.train.losses.get("loss", float("nan")),
-                     result.train.checkpoint, result.preview_png, result.export_dir)
+        logging.info("done: step %d, loss %.4f, %s", result.train.step,
+                     result.train.losses.get("loss", float("nan")), written)
     if result.best is not None:
         logging.info("the run's model (colorizations, export) is the one of step %d, the lowest "
                      "held-out loss (%.4f), kept in %s", result.best["step"],
@@ -167,6 +166,14 @@ def _storage_message(model_dir, error):
             f"no checkpoint was written: free space or make {model_dir} writable (or choose "
             "another --model_dir), then rerun the same command")
     return common.storage_message(f"write the run in --model_dir={model_dir}", error, then)
+
+
+def _written(result):
+    """What the run wrote, for the last line: only what exists (a run without colorization
+    has no colorizations or export)."""
+    parts = [("checkpoint", result.train.checkpoint), ("colorizations", result.preview_png),
+             ("export", result.export_dir)]
+    return ", ".join(f"{name} {value}" for name, value in parts if value) or "nothing written"
 
 
 def _field_options():
