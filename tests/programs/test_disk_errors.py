@@ -92,6 +92,8 @@ def model_dir(tmp_path_factory):
     return str(path), images
 
 
+@pytest.mark.slow  # three program runs (about 1-2 min); the trainer's own full-disk error is in
+# the default run (tests/train/test_checkpointing.py)
 def test_pretrain_full_disk_mid_checkpoint_then_resume_then_finished(tmp_path):
     images, run = str(tmp_path / "images"), str(tmp_path / "run")
     _write_images(images)
