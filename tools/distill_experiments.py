@@ -148,11 +148,11 @@ class Store:
         self.path, self.table, self.work_dir = str(path), table, pathlib.Path(work_dir) / table
         self.payload = _read(self.path)
         part = self.payload.setdefault("tables", {}).get(table)
-        if part and part.get("settings") != settings and (part["runs"] or part.get("discarded")):
-            if not fresh:
+        if part and part.get("settings") != settings:
+            if not fresh and (part["runs"] or part.get("discarded")):
                 raise Failure(f"results for table {table} in {self.path} were made with other "
                               f"settings; pass --fresh to discard them")
-            part = None
+            part = None   # (a part without runs holds nothing to keep)
         if part is None:
             part = {"runs": {}, "commands": []}
         part["settings"] = settings
