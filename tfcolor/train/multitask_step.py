@@ -242,8 +242,10 @@ class MultiTaskStep(task_step.TrainStep):
         fn = self._loop_fns.get(active)
         if fn is None:
             # The names are fixed per active set: computed here, outside the traced function.
+            # No AutoGraph: an explicit tf.while_loop (task_step.TaskStep says why).
             fn = self._loop_fns[active] = tf.function(functools.partial(
-                self._train_loop, active=active, names=tuple(self.names_for(active))))
+                self._train_loop, active=active, names=tuple(self.names_for(active))),
+                autograph=False)
         iterators = {n: self.inputs[n].get() for n in active}
         return fn(iterators, tf.constant(int(num_steps), tf.int32))
 
@@ -323,16 +325,16 @@ class MultiTaskStep(task_step.TrainStep):
         return names
 
     def _train_loop(self, iterators, num_steps, active, names):
-        total = tf.zeros([len(names)], tf.float32)
-        for _ in tf.range(num_steps):
+        def body(i, total):
             batches = {n: self.inputs[n].next_batch(iterators[n]) for n in active}
             step = tf.identity(self.step)
             per_replica = self.strategy.run(self._replica_step, args=(batches, step, active))
             total += tf.stack([self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[n],
                                                     axis=None) for n in names])
             self.step.assign_add(1)
-        total /= tf.cast(num_steps, tf.float32)
-        return {n: total[i] for i, n in enumerate(names)}
+            return i + 1, total
+
+        return task_step.mean_of_loop(body, num_steps, names)
 
 
 def default_normsgd_freeze(config, train_steps):

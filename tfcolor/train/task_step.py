@@ -229,7 +229,9 @@ class TaskStep(TrainStep):
             step_lib.disable_optimizer_all_reduce(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
         self.inputs = InputStream(task, dataset, strategy, host_split=host_split)
-        self._loop_fn = tf.function(self._train_loop)
+        # No AutoGraph: the loop is an explicit tf.while_loop (AutoGraph's cache of converted
+        # methods has been seen to return another method's conversion in long processes).
+        self._loop_fn = tf.function(self._train_loop, autograph=False)
 
     # -- the contract -----------------------------------------------------------------------
 
@@ -264,15 +266,25 @@ class TaskStep(TrainStep):
 
     def _train_loop(self, iterator, num_steps):
         names = self.loss_names
-        total = tf.zeros([len(names)], tf.float32)
-        for _ in tf.range(num_steps):
+
+        def body(i, total):
             batch = self.inputs.next_batch(iterator)
             per_replica = self.strategy.run(self._replica_step, args=(batch,))
             total += tf.stack([self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[n],
                                                     axis=None) for n in names])
             self.step.assign_add(1)
-        total /= tf.cast(num_steps, tf.float32)
-        return {n: total[i] for i, n in enumerate(names)}
+            return i + 1, total
+
+        return mean_of_loop(body, num_steps, names)
+
+
+def mean_of_loop(body, num_steps, names):
+    """Runs ``body(i, total) -> (i + 1, total + values)`` ``num_steps`` times in a
+    ``tf.while_loop`` from zeros; returns ``{name: mean value}``."""
+    start = (tf.constant(0, tf.int32), tf.zeros([len(names)], tf.float32))
+    _, total = tf.while_loop(lambda i, _: i < num_steps, body, start)
+    total /= tf.cast(num_steps, tf.float32)
+    return {n: total[i] for i, n in enumerate(names)}
 
 
 def rng_states(model):
