@@ -119,6 +119,7 @@ def test_release_leaves_another_owners_lock_alone(tmp_path, live_pid):
     assert _read_lock(d)["pid"] == live_pid
 
 
+@pytest.mark.slow  # racing processes (about 15-25 s); one takeover stays in the default run
 def test_racing_takeovers_of_one_stale_lock_leave_exactly_one_owner(tmp_path, dead_pid):
     """Several processes start at once on a directory with a stale lock: exactly one of them
     gets it, the others are refused (none silently shares the directory)."""

@@ -117,6 +117,8 @@ def test_keras_model_contract():
             expected_num_trainable_weights=3 * 8, expected_num_non_trainable_weights=2 * 8)
 
 
+@pytest.mark.slow  # a ResNet under two replicas and mixed precision (about 12-20 s); the other
+# trunks' strategy tests stay in the default run
 def test_mirrored_strategy_and_mixed_precision(two_replica_strategy, replica_training_step):
     strategy = two_replica_strategy
     with layer_testing.global_dtype_policy("mixed_float16"), strategy.scope():

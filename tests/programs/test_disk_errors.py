@@ -165,6 +165,8 @@ def test_evaluate_disk_full_at_the_report_prints_the_results_and_one_line(model_
     assert os.listdir(out_dir) == []  # no partial report, no staging folder
 
 
+@pytest.mark.slow  # two exports of a SavedModel (about 40 s); the export library's own atomic write
+# is in tests/test_export.py
 def test_export_disk_full_leaves_nothing_and_keeps_an_earlier_export(model_dir, tmp_path):
     run, _ = model_dir
     target = tmp_path / "export"

@@ -111,6 +111,7 @@ def test_evaluate_reports_the_marginal_prior_and_paired_statistics(run_dir, tmp_
             (model - gray).mean(), abs=1e-9)
 
 
+@pytest.mark.slow  # evaluates every shipped photo (about 15-25 s)
 def test_the_shipped_photos_by_the_source_names_and_what_the_prior_log_says(run_dir, tmp_path):
     # --data and --prior_source take pretrain's source names; the prior's log line says that the
     # prior is being estimated, not that something is pretrained.

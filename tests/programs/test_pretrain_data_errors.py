@@ -6,10 +6,14 @@ surface only once the input pipeline is built or read.)
 import os
 import subprocess
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIM = os.path.join(ROOT, "binaries", "pretrain")
 
 
+@pytest.mark.slow  # several program runs (about 25-40 s); the pipeline's no-decodable-image error
+# is in tests/data
 def test_folders_without_a_usable_image_are_one_line_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad").mkdir()

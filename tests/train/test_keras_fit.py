@@ -124,6 +124,8 @@ def test_fit_gives_the_trainers_losses_and_weights(tmp_path, strategy_name, clip
     assert train.current_learning_rate(model.optimizer) == pytest.approx(0.05)
 
 
+@pytest.mark.slow  # two mixed-precision trainings (about 25-40 s); fit's default-precision
+# equality with the trainer stays in the default run
 def test_fit_mixed_precision_uses_the_loss_scale_optimizer_and_matches_the_trainer(tmp_path):
     """Under mixed_float16, compile wraps the optimizer in Keras' LossScaleOptimizer; fit and the
     trainer (also loss-scaled) give the same losses."""
