@@ -65,7 +65,8 @@ def table_43(path=RESULTS):
     for p, _ in PROBLEMS:
         ours = summary.get("contrasts", {}).get(f"{p}: ab - l2")
         pl2, pab = paper.get(f"{p}/l2"), paper.get(f"{p}/ab")
-        ref = (f"{float(pab.split()[0]) - float(pl2.split()[0]):+.1f}" if pl2 and pab else "–")
+        ref = (f"{float(str(pab).split()[0]) - float(str(pl2).split()[0]):+.1f}"
+               if pl2 and pab else "–")
         row += [_diff(ours), ref]
     lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n" + _footer(part)
