@@ -16,7 +16,8 @@ import sys
 import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = ("README.md", os.path.join("docs", "reproduction.md"), os.path.join("docs", "multitask.md"))
+PAGES = ("README.md", os.path.join("docs", "reproduction.md"), os.path.join("docs", "multitask.md"),
+         os.path.join("docs", "distillation.md"))
 
 
 def _ci(p):
@@ -292,11 +293,18 @@ def interproxy(path=os.path.join(ROOT, "results", "interproxy.json")):
     return "\n".join(lines)
 
 
+def distill(path=os.path.join(ROOT, "results", "distill.json")):
+    """Tables 4.3 and 4.4 at CPU scale (``tools/distill_experiments.py``) next to the paper's."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import distill_tables  # pylint: disable=import-outside-toplevel  # lazy: a sibling script
+    return distill_tables.distill_table(path).strip()
+
+
 SECTIONS = {"headline": headline, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
             "linear_probe": linear_probe, "reproduce": reproduce,
             "reproduce_multitask": reproduce_multitask, "multitask_headline": multitask_headline,
             "multitask_gradients": multitask_gradients, "multitask_probe": multitask_probe,
-            "interproxy": interproxy}
+            "interproxy": interproxy, "distill": distill}
 
 
 def _pattern(name):
