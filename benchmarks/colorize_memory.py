@@ -12,6 +12,15 @@ run: the same program with the recombination in one piece and float outputs
 sizes given by ``--peer_sizes`` (it needs about 200 bytes per pixel: 5 GB at 24 MP).
 
     python benchmarks/colorize_memory.py [--sizes 1,4,24,100 --peer_sizes 1,4]
+
+``--signature``: the same for the SavedModel's ``colorize_bytes`` signature, on an export of the
+shipped colorizer (written once by this script). The signatures run the network at the input's
+full size, so the model's own memory grows with the photo: it is measured too, as the peak of
+the ``histograms`` signature (the network alone) on the photo's grey pixels, and the cost per
+pixel is the peak of ``colorize_bytes`` beyond it. The peer: the same export with the
+recombination in one piece (``tfcolor.export.STRIP_PIXELS`` above the photo's size).
+
+    python benchmarks/colorize_memory.py --signature [--sizes 1,4,24 --peer_sizes 1,4,24]
 """
 import argparse
 import os
@@ -54,6 +63,47 @@ colorize(path, out)
 print(base, hwm())
 """
 
+EXPORT = r"""
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfcolor import export, pretrained
+model, kind = pretrained.load()
+export.export_saved_model(model, sys.argv[1], kind=kind, save_keras=False)
+export.STRIP_PIXELS = 1 << 30  # the peer: one strip, the whole image
+export.export_saved_model(model, sys.argv[2], kind=kind, save_keras=False)
+"""
+
+CHILD_SIGNATURE = r"""
+import io, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+def hwm():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+path, saved_model, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+loaded = tf.saved_model.load(saved_model)
+small = io.BytesIO()
+Image.fromarray(np.full((384, 512, 3), 128, np.uint8)).save(small, format="JPEG")
+if mode == "network":  # the model's own at this size: the histograms signature alone
+    def call(data):
+        grey = tf.cast(tf.io.decode_jpeg(data, channels=1)[None], tf.float32) / 255.0
+        return loaded.signatures["histograms"](images=grey)
+else:
+    def call(data):
+        return loaded.signatures["colorize_bytes"](images=tf.constant([data]))
+call(small.getvalue())
+base = hwm()
+with open(path, "rb") as f:
+    data = f.read()
+out = call(data)
+print(base, hwm())
+"""
+
 
 def _write_jpeg(path, megapixels):
     import numpy as np  # pylint: disable=import-outside-toplevel
@@ -75,15 +125,55 @@ def _measure(path, folder, mode):
     return base, peak
 
 
+def _measure_signature(path, saved_model, mode):
+    base, peak = map(int, common.run_isolated(
+            [sys.executable, "-c", CHILD_SIGNATURE, path, saved_model, mode],
+            timeout=3600).split()[-2:])
+    return base, peak
+
+
+def _signature_table(sizes, peers, folder):
+    strips, whole = os.path.join(folder, "sm_strips"), os.path.join(folder, "sm_whole")
+    common.run_isolated([sys.executable, "-c", EXPORT, strips, whole], timeout=3600)
+    rows = []
+    for mp in sizes:
+        path = os.path.join(folder, f"photo_{mp:g}mp.jpg")
+        pixels = _write_jpeg(path, mp)
+        base, network = _measure_signature(path, strips, "network")
+        _, peak = _measure_signature(path, strips, "bytes")
+        row = [f"{mp:g}", pixels, round(base / 2**20), round(network / 2**20),
+               (network - base) / pixels, round(peak / 2**20), (peak - network) / pixels]
+        if mp in peers:
+            _, ppeak = _measure_signature(path, whole, "bytes")
+            row += [round(ppeak / 2**20), (ppeak - network) / pixels]
+        else:
+            row += ["-", "-"]
+        rows.append(row)
+        os.remove(path)
+    common.print_table(
+            ["MP", "pixels", "small image peak (MiB)", "network alone (MiB)",
+             "network bytes/pixel", "colorize_bytes peak (MiB)",
+             "bytes/pixel over the network (strips)", "one piece peak (MiB)",
+             "bytes/pixel over the network (one piece)"], rows,
+            title="colorize_bytes signature: peak memory beyond the model's own (the network "
+                  "at the photo's size), per output pixel")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1,4,24,100", help="megapixels, comma-separated")
     parser.add_argument("--peer_sizes", default="1,4", help="sizes also measured in one piece")
+    parser.add_argument("--signature", action="store_true",
+                        help="measure the SavedModel's colorize_bytes signature instead")
     args = parser.parse_args()
     sizes = [float(s) for s in args.sizes.split(",") if s]
     peers = {float(s) for s in args.peer_sizes.split(",") if s}
     import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     print(common.machine_description())
+    if args.signature:
+        with tempfile.TemporaryDirectory() as folder:
+            _signature_table(sizes, peers, folder)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for mp in sizes:

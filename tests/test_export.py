@@ -467,3 +467,47 @@ def test_the_serving_cap_refuses_larger_batches(exported):
         module.colorize_bytes(tf.constant([_encode(np.zeros((16, 16, 3), np.uint8), "PNG")]))
     assert export.ServingModule(model, max_pixels=None).colorize_float(
             np.zeros((3, 10, 12, 3), np.float32))["rgb"].shape[0] == 3
+
+
+def test_strip_wise_signatures_equal_the_one_piece_computation(exported, monkeypatch):
+    """The colour signatures recombine at full resolution in strips of whole rows (here 64 rows
+    of a 301 x 419 image, not a multiple of them; in the batch of three 77 x 51 images a strip
+    spans two images). Their uint8 outputs are exactly those of the computation in one piece
+    (tfcolor.predictors.colorize_batch, as the signatures ran before); float outputs agree to
+    float32 rounding (the graph optimizer rewrites some arithmetic of the one-piece graph, which
+    eager execution does not either) and are exactly the same for any strip size."""
+    model, _ = exported
+    options = {"fading": "released"}
+
+    @tf.function
+    def one_piece(images):
+        gray = predictors.to_gray(images)
+        return predictors.colorize_batch(model, gray, multiple=32, **options)
+
+    rng = np.random.default_rng(7)
+    for shape, strip_pixels in [((1, 301, 419, 3), 419 * 70), ((3, 77, 51, 1), 64 * 51)]:
+        monkeypatch.setattr(export, "STRIP_PIXELS", strip_pixels)
+        assert int(export._strip_rows(shape[0] * shape[1], shape[2], strip_pixels)) == 64
+        module = export.ServingModule(model, readout_options=options)
+        assert module.multiple == 32
+        u8 = (rng.uniform(size=shape) * 255).astype(np.uint8)
+        want = export._to_uint8(one_piece(u8)).numpy()
+        np.testing.assert_array_equal(module.colorize(u8)["rgb"].numpy(), want)
+        if shape[0] == 1:
+            got = module.colorize_bytes(tf.constant([_encode(u8[0], "PNG")]))["rgb"].numpy()
+            np.testing.assert_array_equal(got, want)
+        x = rng.uniform(size=shape).astype(np.float32)
+        floats = module.colorize_float(x)["rgb"].numpy()
+        np.testing.assert_allclose(floats, one_piece(x).numpy(), rtol=0, atol=2.4e-7)
+    monkeypatch.setattr(export, "STRIP_PIXELS", 1 << 24)
+    whole = export.ServingModule(model, readout_options=options).colorize_float(x)
+    np.testing.assert_array_equal(whole["rgb"].numpy(), floats)
+
+
+def test_strip_rows_are_aligned_and_bounded():
+    for width in (1, 7, 64, 419, 4000, 6001):
+        for pixels in (1, 1000, 65536):
+            rows = int(export._strip_rows(10_000, width, pixels))
+            assert rows == 10_000 or rows * width % 64 == 0
+            assert rows * width <= max(pixels, 64 * width)
+    assert int(export._strip_rows(30, 419, 1 << 16)) == 30

@@ -31,8 +31,9 @@ signature          inputs                                       outputs
 mirror reflection to a multiple of the trunk's largest stride, see ``tfcolor.predictors``) and any
 batch size; the B, H, W dimensions are dynamic (-1 in ``saved_model_cli``). Colour inputs are
 desaturated (``(R + G + B) / 3``) first. The colour output has the input's lightness exactly.
-The colour signatures run one function, ``tfcolor.predictors.colorize_batch`` (pad, predict,
-read the colours off the histograms with ``tfcolor.readout``). Readout options (hue
+The colour signatures compute what ``tfcolor.predictors.colorize_batch`` does (pad, predict,
+read the colours off the histograms with ``tfcolor.readout``), the full-resolution part in strips
+(see memory below). Readout options (hue
 expectation, chroma median, chromatic fading variant, ...) are fixed at export time
 (``readout_options``) and recorded in the metadata. Shapes of ``images`` are
 declared fully unknown (rank too), so that a wrong rank reaches the checks below instead of a
@@ -44,7 +45,15 @@ width; default 100,000,000, set at export: ``export_saved_model(max_pixels=...)`
 of N pixels``, and ``colorize_bytes`` refuses files whose header declares more. The network runs
 at the input's full size in the signatures, so its memory grows with the image: choose the cap
 for the memory of the server (shrink large images before calling, as ``binaries/colorize
---max_side`` does).
+--max_side`` does). Everything else at full resolution runs in strips of whole rows of about
+:data:`STRIP_PIXELS` pixels inside the signature (a ``tf.while_loop`` writing each strip's output
+into a ``TensorArray``): the validation and grey conversion of the input, and the recombination
+of the upsampled colour estimates (computed once, on the grid: ``tfcolor.readout.grid_maps``)
+with the input's lightness (``tfcolor.readout.recombine``). Strips are aligned to 64 pixels of
+the batch, so every pixel gets the same value for any strip size; against the recombination in
+one piece, floats differ by at most float32 rounding (the graph optimizer rewrites some
+arithmetic of the one-piece graph) and uint8 outputs are identical in the tests
+(``benchmarks/colorize_memory.py --signature`` measures the memory).
 
 Bad input fails with ``InvalidArgumentError`` whose message names the problem (tested, also in
 a fresh process and through ``saved_model_cli run``): ``images must be a rank-4 batch (batch,
@@ -123,6 +132,60 @@ _ANY_U8 = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
 _BYTES = tf.TensorSpec(shape=None, dtype=tf.string, name="images")
 
 
+#: Pixels per strip of the signatures' full-resolution work (grey input, recombination).
+STRIP_PIXELS = predictors.DEFAULT_TILE_PIXELS
+#: Strips hold a multiple of this many pixels of the batch, so that each pixel gets exactly the
+#: value the computation in one piece gives it (``tfcolor.predictors``: vectorized kernels treat
+#: the elements of an incomplete vector on their own).
+_STRIP_ALIGN = 64
+
+
+def _strip_rows(total_rows, width, strip_pixels):
+    """Rows per strip (int32 scalar): about ``strip_pixels`` pixels, ``rows * width`` a multiple
+    of :data:`_STRIP_ALIGN`, at most ``total_rows``."""
+    width = tf.maximum(width, 1)
+    low_bit = tf.bitwise.bitwise_and(width, -width)  # gcd(width, 2^k)
+    step = _STRIP_ALIGN // tf.minimum(low_bit, _STRIP_ALIGN)
+    rows = tf.maximum(step, strip_pixels // width // step * step)
+    return tf.minimum(rows, tf.maximum(total_rows, 1))
+
+
+def _map_strips(fn, tall, rows, dtype, channels):
+    """``fn(strip, first_row)`` over strips of ``rows`` rows of ``tall`` (N, W, C), concatenated:
+    (N, W, ``channels``) of ``dtype``. Only one strip's intermediates exist at a time."""
+    total = tf.shape(tall)[0]
+    count = (total + rows - 1) // rows
+    array = tf.TensorArray(dtype, size=count, infer_shape=False,
+                           element_shape=tf.TensorShape([None, None, channels]))
+
+    def body(i, array):
+        start = i * rows
+        return i + 1, array.write(i, fn(tall[start:start + rows], start))
+
+    _, array = tf.while_loop(lambda i, _: i < count, body, [tf.constant(0), array],
+                             parallel_iterations=1)
+    return array.concat()
+
+
+def _range_check(images):
+    """(all floats of ``images`` in [0, 1], min, max of them and 0), in chunks (no copy)."""
+    flat = tf.reshape(images, [-1])
+    chunk = 1 << 18
+    count = (tf.size(flat) + chunk - 1) // chunk
+
+    def body(i, ok, low, high):
+        part = flat[i * chunk:(i + 1) * chunk]
+        ok = ok & tf.reduce_all(tf.logical_and(part >= 0.0, part <= 1.0))  # False for NaN
+        return (i + 1, ok, tf.minimum(low, tf.reduce_min(part)),
+                tf.maximum(high, tf.reduce_max(part)))
+
+    _, ok, low, high = tf.while_loop(
+            lambda i, *_: i < count, body,
+            [tf.constant(0), tf.constant(True), tf.constant(0.0), tf.constant(0.0)],
+            parallel_iterations=1)
+    return ok, low, high
+
+
 def _validated_gray(images, max_pixels=None):
     """Checks a serving batch and returns a safe (B, H, W, 1) float32 grey batch.
 
@@ -130,7 +193,8 @@ def _validated_gray(images, max_pixels=None):
 
     Invalid input is replaced by a small dummy batch so that no other op fails first; the
     ``tf.debugging.Assert`` ops (stateful, so always run by ``tf.function``) then raise the
-    message. Floats must be in [0, 1], uint8 are divided by 255.
+    message. Floats must be in [0, 1], uint8 are divided by 255. The check and the grey are
+    computed strip by strip (no float copy of the whole input; the same values).
     """
     shape = tf.shape(images)
     rank_ok = tf.equal(tf.rank(images), 4)
@@ -152,24 +216,52 @@ def _validated_gray(images, max_pixels=None):
                 f"images above the serving cap of {int(max_pixels)} pixels (batch x height x "
                 "width; set when exporting: max_pixels); got shape", shape])
         ok = ok & small
-    x = tf.cast(images, tf.float32)
-    if images.dtype == tf.uint8:
-        x = x / 255.0
-    else:
-        in_range = tf.logical_or(tf.equal(tf.size(x), 0), tf.reduce_all(tf.logical_and(
-                x >= 0.0, x <= 1.0)))  # False for NaN too (every comparison with NaN is)
+    uint8 = images.dtype == tf.uint8
+    if not uint8:
+        in_range, low, high = _range_check(images)
         tf.debugging.Assert(in_range, [
-                "float images must be in [0, 1] (no NaN or Inf); got min", tf.reduce_min(
-                tf.concat([tf.reshape(x, [-1]), [0.0]], 0)), "max", tf.reduce_max(
-                tf.concat([tf.reshape(x, [-1]), [0.0]], 0))])
+                "float images must be in [0, 1] (no NaN or Inf); got min", low, "max", high])
+
+    def strip_gray(strip, _):
+        x = tf.cast(strip, tf.float32)
+        if uint8:
+            x = x / 255.0
+        return tf.reduce_mean(x, axis=-1, keepdims=True)
 
     def good():
-        x4 = tf.reshape(x, shape4)
-        return tf.reduce_mean(x4, axis=-1, keepdims=True)
+        tall = tf.reshape(images, [shape4[0] * shape4[1], shape4[2], channels])
+        rows = _strip_rows(tf.shape(tall)[0], shape4[2], STRIP_PIXELS)
+        gray = _map_strips(strip_gray, tall, rows, tf.float32, 1)
+        return tf.reshape(gray, [shape4[0], shape4[1], shape4[2], 1])
 
     gray = tf.cond(ok, good, lambda: tf.zeros([1, 8, 8, 1], tf.float32))
     gray.set_shape([None, None, None, 1])
     return gray
+
+
+def _upsample_rows(values, first, count, height, width, grid_factor):
+    """Rows ``first`` ... ``first + count - 1`` of the batch ``values`` (B, h, w, C) upsampled to
+    (B, ``height``, ``width``) and stacked as one tall image (batch after batch): (1, count,
+    width, C), each value exactly that of ``tfcolor.readout.upsample_grid`` of the whole."""
+    grid = tf.shape(values)
+    h, w = grid[1], grid[2]
+    g = float(grid_factor)
+    tall_rows = tf.range(first, first + count)
+    image, row = tall_rows // height, tall_rows % height
+    coord = tf.clip_by_value(tf.cast(row, tf.float32) / g, 0.0, tf.cast(h - 1, tf.float32))
+    lo = tf.cast(tf.floor(coord), tf.int32)
+    hi = tf.minimum(lo + 1, h - 1)
+    frac = tf.reshape(coord - tf.cast(lo, tf.float32), [-1, 1, 1])
+    flat = tf.reshape(values, tf.concat([[-1], grid[2:]], 0))  # (B h, w, C)
+    out = (tf.gather(flat, image * h + lo) * (1.0 - frac)
+           + tf.gather(flat, image * h + hi) * frac)
+    coord = tf.clip_by_value(tf.cast(tf.range(width), tf.float32) / g, 0.0,
+                             tf.cast(w - 1, tf.float32))
+    lo = tf.cast(tf.floor(coord), tf.int32)
+    hi = tf.minimum(lo + 1, w - 1)
+    frac = tf.reshape(coord - tf.cast(lo, tf.float32), [-1, 1])
+    out = tf.gather(out, lo, axis=1) * (1.0 - frac) + tf.gather(out, hi, axis=1) * frac
+    return out[None]
 
 
 def _to_uint8(rgb):
@@ -305,10 +397,31 @@ class ServingModule(tf.Module):
         padded = predictors.reflect_pad(gray, self.multiple)
         return tf.shape(gray)[1:3], padded, self.model.features(padded, training=False)
 
-    def _colorize_gray(self, gray):
-        return predictors.colorize_batch(
-                self.model, gray, kind=self.kind, grid_factor=self.grid_factor,
-                multiple=self.multiple, from_logits=self.from_logits, **self.readout_options)
+    def _colorize_gray(self, gray, dtype=tf.float32):
+        """(B, H, W, 1) grey -> (B, H, W, 3) RGB of ``dtype`` (uint8: :func:`_to_uint8`): the
+        numbers of ``tfcolor.predictors.colorize_batch``, recombined at full resolution in
+        strips of about :data:`STRIP_PIXELS` pixels (the colour estimates once, on the grid)."""
+        logits = self._grid(gray)
+        histograms = readout_lib.split_predictions(logits, self.kind, self.from_logits)
+        options = dict(self.readout_options)
+        recombine_options = {k: options.pop(k) for k in ("hcl_variant", "lightness")
+                             if k in options}
+        maps = readout_lib.grid_maps(histograms, kind=self.kind, uncertainty=False, **options)
+        shape = tf.shape(gray)
+        height, width = shape[1], shape[2]
+
+        def strip(gray_strip, first):
+            def upsample(values):
+                return _upsample_rows(values, first, tf.shape(gray_strip)[0], height, width,
+                                      self.grid_factor)
+            rgb = readout_lib.recombine(maps, gray_strip[None], upsample, kind=self.kind,
+                                        **recombine_options)["rgb"][0]
+            return _to_uint8(rgb) if dtype == tf.uint8 else rgb
+
+        tall = tf.reshape(gray, [shape[0] * height, width, 1])
+        rows = _strip_rows(tf.shape(tall)[0], width, STRIP_PIXELS)
+        rgb = _map_strips(strip, tall, rows, dtype, 3)
+        return tf.reshape(rgb, [shape[0], height, width, 3])
 
     def _traced(self, fn):
         """``fn`` with the model's variables captured under valid names and synchronized batch
@@ -326,8 +439,8 @@ class ServingModule(tf.Module):
         @self._traced
         def colorize(images):
             """uint8 (B, H, W, 1|3) -> {"rgb": uint8 (B, H, W, 3)}."""
-            rgb = self._colorize_gray(_validated_gray(images, self.max_pixels))
-            return {"rgb": _to_uint8(rgb)}
+            return {"rgb": self._colorize_gray(_validated_gray(images, self.max_pixels),
+                                               tf.uint8)}
 
         @tf.function(input_signature=[_ANY])
         @self._traced
@@ -373,8 +486,8 @@ class ServingModule(tf.Module):
                     "image per request or resize first)"])
             dense = tf.cond(decodable & same, lambda: decoded.to_tensor(),
                             lambda: tf.zeros([1, 8, 8, 3], tf.uint8))
-            rgb = self._colorize_gray(_validated_gray(dense, self.max_pixels))
-            return {"rgb": _to_uint8(rgb)}
+            return {"rgb": self._colorize_gray(_validated_gray(dense, self.max_pixels),
+                                               tf.uint8)}
 
         @tf.function(input_signature=[_ANY])
         @self._traced

@@ -233,7 +233,24 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
     if gray.shape.rank != 4 or gray.shape[-1] not in (1, None):
         raise ValueError(f"gray must have shape (B, H, W, 1), got {gray.shape}")
     size = tf.shape(gray)[1:3]
-    up = lambda t: upsample_grid(t, size, grid_factor, network_size, rows)  # noqa: E731
+    maps = grid_maps(histograms, kind=kind, hue_method=hue_method, chroma_method=chroma_method,
+                     lab_method=lab_method, fading=fading, eta=eta,
+                     sample_quantile=sample_quantile, seed=seed)
+    return recombine(maps, gray,
+                     lambda t: upsample_grid(t, size, grid_factor, network_size, rows),
+                     kind=kind, hcl_variant=hcl_variant, lightness=lightness)
+
+
+def grid_maps(histograms, *, kind="hue_chroma", hue_method="expectation",
+              chroma_method="median", lab_method=None, fading=estimates.DEFAULT_FADING,
+              eta=estimates.DEFAULT_FADING_ETA, sample_quantile=None, seed=None,
+              uncertainty=True):
+    """Step 2 of :func:`readout` at grid resolution (arguments as there): dict ``colour``
+    (B, h, w, 2), the chroma vector ``(C cos 2 pi H, C sin 2 pi H)`` for ``hue_chroma``, else
+    ``(a, b)``; ``uncertainty`` (B, h, w, 1), or None for regression or ``uncertainty=False``.
+    :func:`recombine` turns them into full-resolution colours, whole or strip by strip."""
+    _check_kind(kind)
+    unc = None
     if kind == "hue_chroma":
         hue_p, chroma_p = histograms["hue"], histograms["chroma"]
         hue_spec, chroma_spec = bins_lib.get("hue"), bins_lib.get("chroma")
@@ -248,49 +265,78 @@ def readout(histograms, gray, *, kind="hue_chroma", grid_factor=4, network_size=
                     fading=fading, eta=eta, seed=seed)
         chroma = tf.clip_by_value(chroma, 0.0, 1.0)
         angle = 2.0 * math.pi * hue
-        vec = up(tf.stack([chroma * tf.cos(angle), chroma * tf.sin(angle)], axis=-1))
+        colour = tf.stack([chroma * tf.cos(angle), chroma * tf.sin(angle)], axis=-1)
+        if uncertainty:
+            plain_chroma = estimates.estimate(chroma_spec, chroma_p, "median")
+            unc = (_normalised_entropy(hue_p) * plain_chroma)[..., None]
+    elif kind == "lab_regression":
+        colour = histograms["ab"]
+    else:
+        if kind == "lab_hist":
+            method = lab_method or "expectation"
+            parts, ents = [], []
+            for name, preset in GROUPS[kind]:
+                spec, p = bins_lib.get(preset), histograms[name]
+                if sample_quantile is not None:
+                    parts.append(_quantile_value(spec, p, sample_quantile))
+                else:
+                    parts.append(estimates.estimate(spec, p, method, seed=seed))
+                if uncertainty:
+                    ents.append(_normalised_entropy(p))
+            colour = tf.stack(parts, axis=-1)
+            ent = 0.5 * (ents[0] + ents[1]) if uncertainty else None
+        else:
+            method = lab_method or "expectation"
+            spec, p = bins_lib.get("lab_ab"), histograms["ab"]
+            if sample_quantile is not None:
+                index = tf.cast(_quantile_value(
+                        bins_lib.UniformBins(spec.num_bins, 0.0, float(spec.num_bins)), p,
+                        sample_quantile), tf.int32)
+                colour = tf.gather(spec.centers_tensor(), index)
+            else:
+                colour = estimates.estimate(spec, p, method, seed=seed)
+            ent = _normalised_entropy(p) if uncertainty else None
+        unc = None if ent is None else ent[..., None]
+    return {"colour": colour, "uncertainty": unc}
+
+
+def recombine(maps, gray, upsample, *, kind="hue_chroma", hcl_variant="paper",
+              lightness="exact"):
+    """Steps 3-5 of :func:`readout`: :func:`grid_maps` -> colours at the pixels of ``gray``.
+
+    Args:
+        maps: :func:`grid_maps` of the image(s).
+        gray: (B, H, W, 1) grey of the pixels to colour (the whole image or a strip of it).
+        upsample: grid map (B, h, w, C) -> its values at those pixels, (B, H, W, C)
+            (:func:`upsample_grid`, or rows of it).
+        kind, hcl_variant, lightness: as in :func:`readout`.
+
+    Returns:
+        dict ``rgb`` (B, H, W, 3) float32 and ``uncertainty`` (B, H, W, 1) (None when ``maps``
+        has none, except for regression: zeros).
+    """
+    if kind == "hue_chroma":
+        vec = upsample(maps["colour"])
         chroma_full = tf.clip_by_value(tf.norm(vec, axis=-1, keepdims=True), 0.0, 1.0)
         hue_full = tf.math.atan2(vec[..., 1:], vec[..., :1]) / (2.0 * math.pi)
         hue_full = hue_full - tf.floor(hue_full)
         rgb = color.hcl_to_rgb(tf.concat([hue_full, chroma_full, gray], axis=-1),
                                lightness="mean", variant=hcl_variant, validate=False)
-        plain_chroma = estimates.estimate(chroma_spec, chroma_p, "median")
-        uncertainty = up((_normalised_entropy(hue_p) * plain_chroma)[..., None])
     else:
-        if kind == "lab_regression":
-            ab = histograms["ab"]
-            uncertainty = tf.zeros_like(gray)
-        else:
-            if kind == "lab_hist":
-                method = lab_method or "expectation"
-                parts, ents = [], []
-                for name, preset in GROUPS[kind]:
-                    spec, p = bins_lib.get(preset), histograms[name]
-                    if sample_quantile is not None:
-                        parts.append(_quantile_value(spec, p, sample_quantile))
-                    else:
-                        parts.append(estimates.estimate(spec, p, method, seed=seed))
-                    ents.append(_normalised_entropy(p))
-                ab = tf.stack(parts, axis=-1)
-                ent = 0.5 * (ents[0] + ents[1])
-            else:
-                method = lab_method or "expectation"
-                spec, p = bins_lib.get("lab_ab"), histograms["ab"]
-                if sample_quantile is not None:
-                    index = tf.cast(_quantile_value(
-                            bins_lib.UniformBins(spec.num_bins, 0.0, float(spec.num_bins)), p,
-                            sample_quantile), tf.int32)
-                    ab = tf.gather(spec.centers_tensor(), index)
-                else:
-                    ab = estimates.estimate(spec, p, method, seed=seed)
-                ent = _normalised_entropy(p)
-            uncertainty = up(ent[..., None])
-        ab_full = up(ab)
+        ab_full = upsample(maps["colour"])
         l_star = color.rgb_to_lab(tf.repeat(gray, 3, axis=-1), validate=False)[..., :1]
         rgb = color.lab_to_rgb(tf.concat([l_star, ab_full], axis=-1), validate=False)
     if lightness is not None:
         rgb = match_lightness(rgb, gray, lightness)
-    return {"rgb": tf.cast(rgb, tf.float32), "uncertainty": tf.clip_by_value(uncertainty, 0.0, 1.0)}
+    if maps["uncertainty"] is not None:
+        uncertainty = upsample(maps["uncertainty"])
+    elif kind == "lab_regression":
+        uncertainty = tf.zeros_like(gray)
+    else:
+        uncertainty = None
+    if uncertainty is not None:
+        uncertainty = tf.clip_by_value(uncertainty, 0.0, 1.0)
+    return {"rgb": tf.cast(rgb, tf.float32), "uncertainty": uncertainty}
 
 
 def readout_rgb(predictions, gray, *, kind="hue_chroma", grid_factor=4, from_logits=True,
