@@ -591,8 +591,12 @@ def parse(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse(argv)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:  # one core: the runs were sized for it (possible only before TensorFlow starts)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        print("TensorFlow is running already: its thread pools stay as they are",
+              file=sys.stderr)
     try:
         data = fd.load(args.data)
         grids = {k: [float(v) for v in getattr(args, k).split(",")]

@@ -34,6 +34,8 @@ def _tiny_set(path):
     return path
 
 
+@pytest.mark.slow  # trains teachers and students of two seeds (1-3 min); the tool's grid and
+# summary helpers are checked in the default run
 def test_smallest_cell_writes_its_results_and_a_rerun_reuses_them(tmp_path, monkeypatch):
     tool = _tool()
     monkeypatch.setattr(tool, "MAX_EXTENSIONS", 0)   # fewer runs: a grid edge is kept
