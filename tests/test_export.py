@@ -235,6 +235,8 @@ def _saved_model_cli():
     return [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
+@pytest.mark.slow  # two saved_model_cli processes (about 15 s); the signatures are checked in
+# process in the default run
 def test_saved_model_cli_show_and_run(exported, tmp_path):
     _, path = exported
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -284,6 +286,7 @@ def test_export_and_load_log_nothing_about_inputs_or_gradients(exported_and_log)
     assert not [m for m in load_messages if "custom gradient" in m], load_messages[:3]
 
 
+@pytest.mark.slow  # every trainable variable of the exported and the Keras model (about 20-30 s)
 def test_fine_tuning_gradients_equal_the_keras_models(exported):
     """Gradients through the loaded SavedModel's fine-tuning call are the Keras model's: first
     order in inference and training mode, and the second order (a gradient penalty), which a

@@ -194,6 +194,8 @@ def test_tiny_colorizer_overfits_one_photo(tmp_path, deterministic_ops):
     assert end < 0.5 * start   # measured 0.23-0.25 x on seeds 0-2
 
 
+@pytest.mark.slow  # a training run and held-out evaluation (about 15-25 s); the overfitting
+# check against the prior stays in the default run
 def test_tiny_colorizer_beats_the_marginal_prior_on_held_out_photos(tmp_path, deterministic_ops):
     """Chroma KL on held-out photos: the model beats the prior by a margin (measured 0.12-0.18
     nats on seeds 0-2). The hue group is not learned in so short a run (the model's hue KL stays

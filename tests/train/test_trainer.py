@@ -322,7 +322,9 @@ def _tiny_pretrain_config(tmp_path, batch_size):
                               image_every=0, export=False, deterministic=True)).validate()
 
 
-@pytest.mark.parametrize("batch_size,prefetch", [(2, 1), (16, 8)])
+# The larger batch and buffer (about 30-50 s) run with -m slow; the small one in the default run.
+@pytest.mark.parametrize("batch_size,prefetch",
+                         [(2, 1), pytest.param(16, 8, marks=pytest.mark.slow)])
 def test_checkpoint_is_at_most_1_2x_the_variables_at_any_batch_size_and_buffer_depth(
         tmp_path, batch_size, prefetch):
     """The real pretraining pipeline (files, parallel decode, prefetch) after a few steps: the
