@@ -199,6 +199,8 @@ def test_bad_bytes_input(loaded):
                 call(bad)
 
 
+@pytest.mark.slow  # a second process loading the SavedModel (about 12 s); the README walk's
+# serving snippet does the same
 def test_fresh_process_load_and_call(exported, tmp_path):
     model, path = exported
     out = tmp_path / "out.npz"

@@ -29,6 +29,8 @@ def run_dir(tmp_path_factory):
     return base
 
 
+@pytest.mark.slow  # a whole evaluation (about 11 s); the README walk checks that evaluate writes
+# eval/metrics.json and its plot, and the paired-statistics test stays in the default run
 def test_evaluate_writes_json_and_plot(run_dir, tmp_path):
     from tfcolor import metrics
     paths = tiny_model_dir.write_images(str(tmp_path / "colour"), [(24, 24), (16, 40), (30, 20)],

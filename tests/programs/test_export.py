@@ -28,6 +28,8 @@ def model_dir(tmp_path_factory):
     return str(path), model
 
 
+@pytest.mark.slow  # an export and saved_model_cli (about 30 s); the README walk runs the same
+# commands, and tests/test_export.py checks the SavedModel in process
 def test_export_program_writes_a_servable_savedmodel(model_dir, tmp_path):
     import tensorflow as tf
     from tfcolor import predictors, run_dir
