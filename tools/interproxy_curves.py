@@ -42,6 +42,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tools"))
+import results_io  # noqa: E402
 from tfcolor import config as cfg  # noqa: E402
 from tfcolor import paired_statistics  # noqa: E402
 from tfcolor import run_dir  # noqa: E402
@@ -53,16 +55,7 @@ SOURCES = {"C": "colorization", "J": "jigsaw", "V": "video", "CJV": "cjv"}
 TASKS = {"C": "colorization", "J": "jigsaw", "V": "video"}
 
 
-def _read(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _write(path, payload):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+_read, _write = results_io.read_json, results_io.write_json
 
 
 def target_config(sources, target, init, mode, seed, model_dir, args):

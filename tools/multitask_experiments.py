@@ -52,6 +52,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tools"))
+import results_io  # noqa: E402
 from tfcolor import config as cfg  # noqa: E402
 from tfcolor.reproduce import corpus as corpus_lib  # noqa: E402
 
@@ -88,16 +90,7 @@ COMPARISONS = (("CJ_normsgd", "CJ_sum"), ("CJx100_normsgd", "CJx100_sum"),
 PROBE_RUNS = ("CJ_normsgd", "CJ_sum", "CJx100_normsgd", "CJx100_sum", "CJ_rr_q5", "CJ_rr_q50")
 
 
-def _read(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _write(path, payload):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+_read, _write = results_io.read_json, results_io.write_json
 
 
 def pretrain_config(name, seed, learning_rate, folders, model_dir, steps=STEPS):
