@@ -14,13 +14,13 @@ sizes given by ``--peer_sizes`` (it needs about 200 bytes per pixel: 5 GB at 24 
     python benchmarks/colorize_memory.py [--sizes 1,4,24,100 --peer_sizes 1,4]
 
 ``--signature``: the same for the SavedModel's ``colorize_bytes`` signature, on an export of the
-shipped colorizer (written once by this script). The signatures run the network at the input's
-full size, so the model's own memory grows with the photo: it is measured too, as the peak of
-the ``histograms`` signature (the network alone) on the photo's grey pixels, and the cost per
-pixel is the peak of ``colorize_bytes`` beyond it. The peer: the same export with the
-recombination in one piece (``tfcolor.export.STRIP_PIXELS`` above the photo's size).
+shipped colorizer (written once by this script with the default ``max_side`` = 512: the network
+runs on the photo shrunk to 512 pixels, as in the program). The baseline is the signature's peak
+on a 512-pixel JPEG; the cost per pixel is the peak on the large photo beyond it. The peer, in
+the same run: the same model exported with ``max_side=None`` (the network at the photo's full
+size, the only way before the option), measured at ``--peer_sizes``.
 
-    python benchmarks/colorize_memory.py --signature [--sizes 1,4,24 --peer_sizes 1,4,24]
+    python benchmarks/colorize_memory.py --signature [--sizes 1,4,24 --peer_sizes 1,4]
 """
 import argparse
 import os
@@ -69,8 +69,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tfcolor import export, pretrained
 model, kind = pretrained.load()
 export.export_saved_model(model, sys.argv[1], kind=kind, save_keras=False)
-export.STRIP_PIXELS = 1 << 30  # the peer: one strip, the whole image
-export.export_saved_model(model, sys.argv[2], kind=kind, save_keras=False)
+# the peer: the network at the photo's full size
+export.export_saved_model(model, sys.argv[2], kind=kind, save_keras=False, max_side=None)
 """
 
 CHILD_SIGNATURE = r"""
@@ -85,17 +85,12 @@ def hwm():
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
-path, saved_model, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+path, saved_model = sys.argv[1], sys.argv[2]
 loaded = tf.saved_model.load(saved_model)
 small = io.BytesIO()
 Image.fromarray(np.full((384, 512, 3), 128, np.uint8)).save(small, format="JPEG")
-if mode == "network":  # the model's own at this size: the histograms signature alone
-    def call(data):
-        grey = tf.cast(tf.io.decode_jpeg(data, channels=1)[None], tf.float32) / 255.0
-        return loaded.signatures["histograms"](images=grey)
-else:
-    def call(data):
-        return loaded.signatures["colorize_bytes"](images=tf.constant([data]))
+def call(data):
+    return loaded.signatures["colorize_bytes"](images=tf.constant([data]))
 call(small.getvalue())
 base = hwm()
 with open(path, "rb") as f:
@@ -125,38 +120,36 @@ def _measure(path, folder, mode):
     return base, peak
 
 
-def _measure_signature(path, saved_model, mode):
+def _measure_signature(path, saved_model):
     base, peak = map(int, common.run_isolated(
-            [sys.executable, "-c", CHILD_SIGNATURE, path, saved_model, mode],
+            [sys.executable, "-c", CHILD_SIGNATURE, path, saved_model],
             timeout=3600).split()[-2:])
     return base, peak
 
 
 def _signature_table(sizes, peers, folder):
-    strips, whole = os.path.join(folder, "sm_strips"), os.path.join(folder, "sm_whole")
-    common.run_isolated([sys.executable, "-c", EXPORT, strips, whole], timeout=3600)
+    shrunk, full = os.path.join(folder, "sm_max_side"), os.path.join(folder, "sm_full")
+    common.run_isolated([sys.executable, "-c", EXPORT, shrunk, full], timeout=3600)
     rows = []
     for mp in sizes:
         path = os.path.join(folder, f"photo_{mp:g}mp.jpg")
         pixels = _write_jpeg(path, mp)
-        base, network = _measure_signature(path, strips, "network")
-        _, peak = _measure_signature(path, strips, "bytes")
-        row = [f"{mp:g}", pixels, round(base / 2**20), round(network / 2**20),
-               (network - base) / pixels, round(peak / 2**20), (peak - network) / pixels]
+        base, peak = _measure_signature(path, shrunk)
+        per_pixel = (peak - base) / pixels
+        row = [f"{mp:g}", pixels, round(base / 2**20), round(peak / 2**20), per_pixel]
         if mp in peers:
-            _, ppeak = _measure_signature(path, whole, "bytes")
-            row += [round(ppeak / 2**20), (ppeak - network) / pixels]
+            pbase, ppeak = _measure_signature(path, full)
+            whole = (ppeak - pbase) / pixels
+            row += [round(ppeak / 2**20), whole, whole / max(per_pixel, 1e-9)]
         else:
-            row += ["-", "-"]
+            row += ["-", "-", "-"]
         rows.append(row)
         os.remove(path)
     common.print_table(
-            ["MP", "pixels", "small image peak (MiB)", "network alone (MiB)",
-             "network bytes/pixel", "colorize_bytes peak (MiB)",
-             "bytes/pixel over the network (strips)", "one piece peak (MiB)",
-             "bytes/pixel over the network (one piece)"], rows,
-            title="colorize_bytes signature: peak memory beyond the model's own (the network "
-                  "at the photo's size), per output pixel")
+            ["MP", "pixels", "512-pixel image peak (MiB)", "peak (MiB)", "bytes/pixel",
+             "network at full size: peak (MiB)", "bytes/pixel", "ratio"], rows,
+            title="colorize_bytes signature (network at max_side = 512): peak memory beyond a "
+                  "512-pixel image's, per output pixel; peer: the network at full size")
 
 
 def main():

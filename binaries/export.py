@@ -36,6 +36,10 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_integer("max_pixels", 100_000_000, "Serving cap: the signatures refuse a "
                          "batch of more pixels (batch x height x width; colorize_bytes: each "
                          "file's header) with a one-line error.", flag_values=fv)
+    flags.DEFINE_integer("max_side", 512, "The colour signatures run the network on the image "
+                         "shrunk to this longer side when larger, as colorize --max_side (the "
+                         "output keeps the full resolution); 0 = at full size.", lower_bound=0,
+                         flag_values=fv)
     colorize_bin.define_readout_flags(fv, runtime=False)
     return fv
 

@@ -516,3 +516,56 @@ def test_strip_rows_are_aligned_and_bounded():
             assert rows == 10_000 or rows * width % 64 == 0
             assert rows * width <= max(pixels, 64 * width)
     assert int(export._strip_rows(30, 419, 1 << 16)) == 30
+
+
+def test_network_size_is_the_programs(exported):
+    """The colour signatures' network input size (TF ops, any size at run time) is the one the
+    colorize program computes in Python (round half to even included: 3 x 0.5 -> 2)."""
+    model, _ = exported
+    module = export.ServingModule(model, max_side=8)
+    for h, w in [(3, 16), (5, 16), (8, 8), (9, 8), (1, 300), (300, 1), (17, 13), (1000, 999)]:
+        gray = tf.zeros((1, h, w, 1))
+        net, size = module._network_input(gray)
+        want = predictors._network_input(gray, 8)[1] or (h, w)
+        assert tuple(size.numpy()) == tuple(want), (h, w)
+        assert net.shape[1:3] == tuple(want)
+    assert export.ServingModule(model, max_side=None)._network_input(gray)[1] is None
+    for bad in (0, 7, 8.5, True, "512"):
+        with pytest.raises((ValueError, TypeError), match="max_side"):
+            export.ServingModule(model, max_side=bad)
+
+
+def test_colour_signatures_run_the_network_at_max_side_as_the_program():
+    """On an image larger than max_side, the colour signatures give the pixels of
+    tfcolor.predictors.colorize_image with the same max_side (the network on the shrunk grey,
+    the colour upsampled back and recombined with the full-resolution lightness), not those of
+    the network at full size; images up to max_side are unchanged."""
+    tf.keras.utils.set_random_seed(1)
+    model = Colorizer("vgg_tiny", kind="hue_chroma", hidden=16, dropout=0.0, taps=TAPS)
+    for v in model.head.trainable_variables[-2:]:  # peaked histograms: saturated colours
+        v.assign(v * 30.0)
+    options = {"fading": "released"}
+    module = export.ServingModule(model, readout_options=options, max_side=64)
+    full = export.ServingModule(model, readout_options=options, max_side=None)
+    predictor = predictors.KerasPredictor(model)
+    rng = np.random.default_rng(3)
+    u8 = (rng.uniform(size=(1, 150, 97, 3)) * 255).astype(np.uint8)
+    program = predictors.colorize_image(
+            predictor, u8[0], predictors.ColorizeOptions(max_side=64, **options),
+            output_dtype=np.uint8)["rgb"]
+    got = module.colorize(u8)["rgb"].numpy()[0]
+    # The same numbers by two implementations: uint8 may differ by one step where float32
+    # rounding of the two graphs lands on either side of a rounding boundary.
+    diff = np.abs(got.astype(int) - program.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
+    at_full = full.colorize(u8)["rgb"].numpy()[0]
+    assert np.abs(at_full.astype(int) - program.astype(int)).max() > 4
+    x = rng.uniform(size=(2, 150, 97, 1)).astype(np.float32)
+    floats = module.colorize_float(x)["rgb"].numpy()
+    for i in range(2):
+        want = predictors.colorize_image(
+                predictor, x[i], predictors.ColorizeOptions(max_side=64, **options))["rgb"]
+        np.testing.assert_allclose(floats[i], want.numpy(), rtol=0, atol=1e-5)
+    small = x[:, :60, :50]
+    np.testing.assert_array_equal(module.colorize_float(small)["rgb"].numpy(),
+                                  full.colorize_float(small)["rgb"].numpy())

@@ -32,8 +32,9 @@ mirror reflection to a multiple of the trunk's largest stride, see ``tfcolor.pre
 batch size; the B, H, W dimensions are dynamic (-1 in ``saved_model_cli``). Colour inputs are
 desaturated (``(R + G + B) / 3``) first. The colour output has the input's lightness exactly.
 The colour signatures compute what ``tfcolor.predictors.colorize_batch`` does (pad, predict,
-read the colours off the histograms with ``tfcolor.readout``), the full-resolution part in strips
-(see memory below). Readout options (hue
+read the colours off the histograms with ``tfcolor.readout``) on images up to ``max_side``, and
+what ``binaries/colorize`` does on larger ones (see network size below), the full-resolution part
+in strips. Readout options (hue
 expectation, chroma median, chromatic fading variant, ...) are fixed at export time
 (``readout_options``) and recorded in the metadata. Shapes of ``images`` are
 declared fully unknown (rank too), so that a wrong rank reaches the checks below instead of a
@@ -42,10 +43,18 @@ shape error at the signature boundary.
 Serving cap: every signature refuses a batch of more than ``max_pixels`` pixels (batch x height x
 width; default 100,000,000, set at export: ``export_saved_model(max_pixels=...)``,
 ``binaries/export --max_pixels``; recorded in the metadata) with ``images above the serving cap
-of N pixels``, and ``colorize_bytes`` refuses files whose header declares more. The network runs
-at the input's full size in the signatures, so its memory grows with the image: choose the cap
-for the memory of the server (shrink large images before calling, as ``binaries/colorize
---max_side`` does). Everything else at full resolution runs in strips of whole rows of about
+of N pixels``, and ``colorize_bytes`` refuses files whose header declares more.
+
+Network size: the colour signatures (``serving_default``, ``colorize``, ``colorize_float``,
+``colorize_bytes``) run the network on the grey image shrunk to ``max_side`` pixels on its longer
+side when it is larger (default 512, set at export: ``export_saved_model(max_side=...)``,
+``binaries/export --max_side``, 0 = never; recorded in the metadata), exactly as
+``binaries/colorize --max_side`` and ``tfcolor.predictors.colorize_image`` do (antialiased area
+resize, :func:`tfcolor.predictors.shrink_gray`; the colour upsampled back to the full size and
+recombined with the full-resolution lightness, so no detail of the lightness is lost): the
+network's memory then stays that of a ``max_side`` image, whatever the input. ``histograms``,
+``features`` and ``hypercolumn`` return maps of the input itself and run the network at its full
+size; the serving cap bounds them. Everything else at full resolution runs in strips of whole rows of about
 :data:`STRIP_PIXELS` pixels inside the signature (a ``tf.while_loop`` writing each strip's output
 into a ``TensorArray``): the validation and grey conversion of the input, and the recombination
 of the upsampled colour estimates (computed once, on the grid: ``tfcolor.readout.grid_maps``)
@@ -239,24 +248,37 @@ def _validated_gray(images, max_pixels=None):
     return gray
 
 
-def _upsample_rows(values, first, count, height, width, grid_factor):
+def _network_pixels(pixels, network, full):
+    """Full-resolution pixel indices -> network-input coordinates (float32), as
+    ``tfcolor.readout.upsample_grid`` maps them: ``(y + 0.5) * network / full - 0.5``, at least
+    0 (exactly ``y`` when the network saw the full size)."""
+    ratio = tf.cast(network, tf.float32) / tf.cast(full, tf.float32)
+    return tf.maximum((tf.cast(pixels, tf.float32) + 0.5) * ratio - 0.5, 0.0)
+
+
+def _upsample_rows(values, first, count, height, width, grid_factor, network_size=None):
     """Rows ``first`` ... ``first + count - 1`` of the batch ``values`` (B, h, w, C) upsampled to
     (B, ``height``, ``width``) and stacked as one tall image (batch after batch): (1, count,
-    width, C), each value exactly that of ``tfcolor.readout.upsample_grid`` of the whole."""
+    width, C), each value exactly that of ``tfcolor.readout.upsample_grid`` of the whole
+    (``network_size``: the (H_net, W_net) int32 size the network saw; None: full size)."""
     grid = tf.shape(values)
     h, w = grid[1], grid[2]
     g = float(grid_factor)
     tall_rows = tf.range(first, first + count)
     image, row = tall_rows // height, tall_rows % height
-    coord = tf.clip_by_value(tf.cast(row, tf.float32) / g, 0.0, tf.cast(h - 1, tf.float32))
+    row = tf.cast(row, tf.float32) if network_size is None else _network_pixels(
+            row, network_size[0], height)
+    coord = tf.clip_by_value(row / g, 0.0, tf.cast(h - 1, tf.float32))
     lo = tf.cast(tf.floor(coord), tf.int32)
     hi = tf.minimum(lo + 1, h - 1)
     frac = tf.reshape(coord - tf.cast(lo, tf.float32), [-1, 1, 1])
     flat = tf.reshape(values, tf.concat([[-1], grid[2:]], 0))  # (B h, w, C)
     out = (tf.gather(flat, image * h + lo) * (1.0 - frac)
            + tf.gather(flat, image * h + hi) * frac)
-    coord = tf.clip_by_value(tf.cast(tf.range(width), tf.float32) / g, 0.0,
-                             tf.cast(w - 1, tf.float32))
+    column = tf.range(width)
+    column = tf.cast(column, tf.float32) if network_size is None else _network_pixels(
+            column, network_size[1], width)
+    coord = tf.clip_by_value(column / g, 0.0, tf.cast(w - 1, tf.float32))
     lo = tf.cast(tf.floor(coord), tf.int32)
     hi = tf.minimum(lo + 1, w - 1)
     frac = tf.reshape(coord - tf.cast(lo, tf.float32), [-1, 1])
@@ -357,7 +379,8 @@ class ServingModule(tf.Module):
     trainable_variables = None
 
     def __init__(self, model, kind=None, grid_factor=4, multiple=None, readout_options=None,
-                 name="tfcolor_colorizer", max_pixels=decode_lib.DEFAULT_MAX_PIXELS):
+                 name="tfcolor_colorizer", max_pixels=decode_lib.DEFAULT_MAX_PIXELS,
+                 max_side=predictors.DEFAULT_MAX_SIDE):
         super().__init__(name=name)
         # Keras 3 variables are saved through their underlying tf.Variable, never through the
         # Keras objects: a SavedModel that tracks Keras variables/models directly loads fine with
@@ -372,6 +395,10 @@ class ServingModule(tf.Module):
             raise ValueError(f"grid_factor must be a positive integer, got {grid_factor}")
         self.multiple = int(multiple or predictors.model_stride(model))
         self.max_pixels = None if max_pixels is None else int(max_pixels)
+        if max_side is not None and (isinstance(max_side, bool) or int(max_side) != max_side
+                                     or max_side < 8):
+            raise ValueError(f"max_side must be an integer >= 8 or None, got {max_side!r}")
+        self.max_side = None if max_side is None else int(max_side)
         self.readout_options = dict(readout_options or {})
         for key in ("sample_quantile", "seed", "network_size"):
             if key in self.readout_options:
@@ -397,11 +424,32 @@ class ServingModule(tf.Module):
         padded = predictors.reflect_pad(gray, self.multiple)
         return tf.shape(gray)[1:3], padded, self.model.features(padded, training=False)
 
+    def _network_input(self, gray):
+        """The colour signatures' network input: ``gray`` shrunk to ``max_side`` on its longer
+        side when larger (as ``tfcolor.predictors.colorize_image``), and its size (int32 (2,);
+        None without ``max_side``)."""
+        if self.max_side is None:
+            return gray, None
+        height, width = tf.shape(gray)[1], tf.shape(gray)[2]
+        longest = tf.maximum(height, width)
+        scale = float(self.max_side) / tf.cast(longest, tf.float64)
+
+        def side(n):  # max(1, round(n * s)): round half to even, in float64, as Python's round
+            return tf.maximum(1, tf.cast(tf.round(tf.cast(n, tf.float64) * scale), tf.int32))
+
+        shrink = longest > self.max_side
+        size = tf.where(shrink, tf.stack([side(height), side(width)]),
+                        tf.stack([height, width]))
+        net_gray = tf.cond(shrink, lambda: predictors.shrink_gray(gray, size), lambda: gray)
+        return net_gray, size
+
     def _colorize_gray(self, gray, dtype=tf.float32):
         """(B, H, W, 1) grey -> (B, H, W, 3) RGB of ``dtype`` (uint8: :func:`_to_uint8`): the
         numbers of ``tfcolor.predictors.colorize_batch``, recombined at full resolution in
         strips of about :data:`STRIP_PIXELS` pixels (the colour estimates once, on the grid)."""
-        logits = self._grid(gray)
+        net_gray, net_hw = self._network_input(gray)
+        logits = self._grid(net_gray)
+        del net_gray
         histograms = readout_lib.split_predictions(logits, self.kind, self.from_logits)
         options = dict(self.readout_options)
         recombine_options = {k: options.pop(k) for k in ("hcl_variant", "lightness")
@@ -413,7 +461,7 @@ class ServingModule(tf.Module):
         def strip(gray_strip, first):
             def upsample(values):
                 return _upsample_rows(values, first, tf.shape(gray_strip)[0], height, width,
-                                      self.grid_factor)
+                                      self.grid_factor, net_hw)
             rgb = readout_lib.recombine(maps, gray_strip[None], upsample, kind=self.kind,
                                         **recombine_options)["rgb"][0]
             return _to_uint8(rgb) if dtype == tf.uint8 else rgb
@@ -557,6 +605,7 @@ class ServingModule(tf.Module):
                 "grid_factor": self.grid_factor,
                 "padding_multiple": self.multiple,
                 "max_pixels": self.max_pixels,
+                "max_side": self.max_side,
                 "from_logits": self.from_logits,
                 "group_sizes": list(readout_lib.group_sizes(self.kind)),
                 "readout_options": self.readout_options,
@@ -620,7 +669,8 @@ def _checkpoint_step(path):
 
 def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=None,
                        readout_options=None, config=None, save_keras=True, overwrite=True,
-                       checkpoint=None, max_pixels=decode_lib.DEFAULT_MAX_PIXELS):
+                       checkpoint=None, max_pixels=decode_lib.DEFAULT_MAX_PIXELS,
+                       max_side=predictors.DEFAULT_MAX_SIDE):
     """Writes a SavedModel of ``model`` with the signatures of the module docstring.
 
     On a local disk the export is written to a temporary sibling folder
@@ -646,6 +696,8 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
             metadata (:func:`checkpoint_metadata`).
         max_pixels: the serving cap (module docstring); None: no cap (the decoder's header
             check of ``colorize_bytes`` included).
+        max_side: the colour signatures run the network on the image shrunk to this longer
+            side (module docstring; 512, as ``binaries/colorize``); None: at full size.
 
     Returns:
         ``export_dir``.
@@ -659,7 +711,8 @@ def export_saved_model(model, export_dir, *, kind=None, grid_factor=4, multiple=
     if not exists and tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is not a directory")
     module = ServingModule(model, kind=kind, grid_factor=grid_factor, multiple=multiple,
-                           readout_options=readout_options, max_pixels=max_pixels)
+                           readout_options=readout_options, max_pixels=max_pixels,
+                           max_side=max_side)
     target = export_dir.rstrip("/") or export_dir
     staging = f"{target}.tmp-{os.getpid()}" if _local(export_dir) else export_dir
     if staging != export_dir and os.path.lexists(staging):

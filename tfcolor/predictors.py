@@ -371,16 +371,22 @@ class ColorizeOptions:
                     hcl_variant=self.hcl_variant, lightness=self.lightness)
 
 
+def shrink_gray(gray, size):
+    """(B, H, W, 1) grey in [0, 1] -> (B, ``size``, 1): the network input of an image larger than
+    ``max_side`` (antialiased area resize; the program and the SavedModel's colour signatures)."""
+    shrunk = tf.image.resize(gray, size, method="area", antialias=True)
+    # The antialiased area resize overshoots by float rounding (an all-white image gives
+    # 1.0000075): clip, so valid input never trips a range check (the SavedModel signatures').
+    return tf.clip_by_value(shrunk, 0.0, 1.0)
+
+
 def _network_input(gray, max_side):
     h, w = int(gray.shape[1]), int(gray.shape[2])
     if max_side is None or max(h, w) <= max_side:
         return gray, None
     s = max_side / max(h, w)
     net_hw = (max(1, round(h * s)), max(1, round(w * s)))
-    shrunk = tf.image.resize(gray, net_hw, method="area", antialias=True)
-    # The antialiased area resize overshoots by float rounding (an all-white image gives
-    # 1.0000075): clip, so valid input never trips a range check (the SavedModel signatures').
-    return tf.clip_by_value(shrunk, 0.0, 1.0), net_hw
+    return shrink_gray(gray, net_hw), net_hw
 
 
 def _bias_transfer(histograms, kind, reference, options):

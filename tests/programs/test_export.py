@@ -36,12 +36,13 @@ def test_export_program_writes_a_servable_savedmodel(model_dir, tmp_path):
     path, model = model_dir
     out = str(tmp_path / "exported" / "1")
     res = _run(f"--model_dir={path}", f"--export_dir={out}", "--fading=released",
-               "--grid_factor=2", "--nokeras")
+               "--grid_factor=2", "--nokeras", "--max_side=0")
     assert res.returncode == 0, res.stderr[-2000:]
     assert os.path.exists(os.path.join(out, "saved_model.pb"))
     assert not os.path.exists(os.path.join(out, run_dir.EXPORT_KERAS_FILE))
     meta = json.load(open(os.path.join(out, run_dir.EXPORT_METADATA_FILE)))
     assert meta["grid_factor"] == 2 and meta["readout_options"]["fading"] == "released"
+    assert meta["max_side"] is None and meta["max_pixels"] == 100_000_000
     assert meta["config"]["model"]["arch"] == "vgg_tiny"
     loaded = tf.saved_model.load(out)
     x = np.random.default_rng(0).uniform(size=(1, 19, 26, 3)).astype(np.float32)
@@ -56,6 +57,8 @@ def test_export_usage_errors(model_dir, tmp_path):
     assert res.returncode == 2 and "--model_dir is required" in res.stderr
     res = _run(f"--model_dir={path}", "--mode=sample", f"--export_dir={tmp_path / 'x'}")
     assert res.returncode == 2 and "cannot be exported" in res.stderr
+    res = _run(f"--model_dir={path}", "--max_side=7", f"--export_dir={tmp_path / 'x'}")
+    assert res.returncode == 2 and "--max_side must be 0" in res.stderr, res.stderr[-500:]
     res = _run(f"--model_dir={tmp_path}")
     assert res.returncode == 2 and "config.json" in res.stderr
 

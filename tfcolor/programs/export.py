@@ -50,6 +50,9 @@ def main(options):
         common.die(f"{export_dir} already exists: not replacing an earlier export (--overwrite "
                    "replaces it once the new one is complete, or choose another --export_dir)")
     options = readout_options(f)
+    network = {"max_side": f.max_side or None} if hasattr(f, "max_side") else {}
+    if network.get("max_side") is not None and network["max_side"] < 8:
+        common.die(f"--max_side must be 0 (the network at full size) or >= 8, got {f.max_side}")
     try:
         with common.quiet_failure():
             model, kind = run_dir.load_model(f.model_dir, f.checkpoint)
@@ -60,7 +63,7 @@ def main(options):
                 f.model_dir, export_dir, checkpoint=f.checkpoint,
                 grid_factor=f.grid_factor, readout_options=options,
                 save_keras=f.keras, overwrite=f.overwrite, model=(model, kind),
-                max_pixels=getattr(f, "max_pixels", None) or None)
+                max_pixels=getattr(f, "max_pixels", None) or None, **network)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         common.die(str(e))
     except Exception as e:  # pylint: disable=broad-except
