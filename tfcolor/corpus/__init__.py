@@ -24,7 +24,8 @@ from tfcolor.corpus.dedup import dedup_and_group, dhash, hamming_matrix
 from tfcolor.corpus.labelled import square_image, write_existing_sets
 from tfcolor.corpus.manifest import LABEL_FIELDS, MANIFEST_FIELDS, write_csv
 from tfcolor.corpus.packages import (deb_file, download, licence_for, member_patterns,
-                                     package_version, parse_copyright, path_match, unpack)
+                                     name_match, package_version, parse_copyright, path_match,
+                                     unpack)
 from tfcolor.corpus.sources import (COPYRIGHT_FROM, CURATED_DROP, CURATED_KEEP,
                                     EXISTING_SET_MEMBERS, LABEL_SOURCES, SOURCES, Source, collect)
 from tfcolor.corpus.splits import split_corpus, split_labelled, unit_hash

@@ -24,9 +24,9 @@ from tfcolor.corpus.dedup import dedup_and_group
 from tfcolor.corpus.labelled import square_image, write_existing_sets
 from tfcolor.corpus.manifest import LABEL_FIELDS, MANIFEST_FIELDS, write_csv
 from tfcolor.corpus.packages import (deb_file, download, licence_for, member_patterns,
-                                     parse_copyright, unpack)
-from tfcolor.corpus.sources import (COPYRIGHT_FROM, EXISTING_SET_MEMBERS, LABEL_SOURCES, SOURCES,
-                                    collect)
+                                     name_match, parse_copyright, unpack)
+from tfcolor.corpus.sources import (COPYRIGHT_FROM, CURATED_DROP, CURATED_KEEP,
+                                    EXISTING_SET_MEMBERS, LABEL_SOURCES, SOURCES, collect)
 from tfcolor.corpus.splits import split_corpus, split_labelled, unit_hash
 
 #: Settings whose value must lie in [0, 1).
@@ -107,7 +107,14 @@ def build(a, sources=None, label_sources=None, log=print):
         unpack(deb, patterns, os.path.join(root, pkg))
     log(f"[{time.time() - t0:6.1f}s] packages unpacked")
 
-    cands = collect(every, root, os.path.join(a.cache, "rcc"))
+    unmatched = []
+    cands = collect(every, root, os.path.join(a.cache, "rcc"), unmatched)
+    names = [f"{c['package']}:{c['path']}" for c in cands]
+    unmatched += [("", "curated", p) for p in CURATED_DROP + CURATED_KEEP
+                  if not any(name_match(n, p) for n in names)]
+    unmatched = sorted(set(unmatched))
+    for pkg, kind, pattern in unmatched:  # a typo, or the package changed: look at it
+        log(f"warning: {kind} pattern {pattern!r}{' of ' + pkg if pkg else ''} matches no file")
     staging = os.path.join(a.cache, f"normalised-{a.max_side}")
     os.makedirs(staging, exist_ok=True)
     jobs = [(c, staging, a.max_side) for c in cands]
@@ -237,7 +244,8 @@ def build(a, sources=None, label_sources=None, log=print):
         labelled_by_split=dict(Counter(r["split"] for r in labelled)),
         labelled_by_class={c: dict(Counter(r["split"] for r in labelled if r["label"] == c))
                            for c in classes},
-        labelled_by_package=dict(Counter(r["package"] for r in labelled)))
+        labelled_by_package=dict(Counter(r["package"] for r in labelled)),
+        unmatched_patterns=[list(u) for u in unmatched])
     with open(os.path.join(a.out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     log(f"[{time.time() - t0:6.1f}s] done: {json.dumps(report)}")

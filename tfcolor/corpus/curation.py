@@ -8,7 +8,6 @@ and rejected for the reasons of :func:`reject_reasons` under a :class:`FilterCon
 by sha256. :func:`contact_sheet` draws the sheets the curation was decided on.
 """
 import dataclasses
-import fnmatch
 import hashlib
 import json
 import os
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from tfcolor.corpus.dedup import dhash
+from tfcolor.corpus.packages import name_match
 from tfcolor.corpus.sources import CURATED_DROP, CURATED_KEEP
 
 
@@ -105,7 +105,7 @@ class FilterConfig:
 
 
 def _curated(rec, patterns):
-    return any(fnmatch.fnmatchcase(f"{rec['package']}:{rec['path']}", p) for p in patterns)
+    return any(name_match(f"{rec['package']}:{rec['path']}", p) for p in patterns)
 
 
 def reject_reasons(rec, cfg):

@@ -24,8 +24,18 @@ def _glob_regex(pattern):
 
 
 def path_match(path, pattern):
-    """Shell-style match in which ``*`` and ``?`` never cross a ``/`` (unlike fnmatch)."""
+    """Shell-style match in which ``*`` and ``?`` never cross a ``/`` (unlike fnmatch): the
+    selection patterns of a :class:`~tfcolor.corpus.sources.Source`, where ``folder/*`` means
+    the files of that folder and not of its sub-folders."""
     return _glob_regex(pattern).fullmatch(path) is not None
+
+
+def name_match(path, pattern):
+    """Shell-style match of a whole path, case-insensitive, ``*`` crossing ``/`` (``fnmatch``
+    on lower-cased strings): the patterns that name files to leave out or keep
+    (``Source.exclude``, ``Source.keep_only``, the curated lists), so that ``*/name.jpg`` and
+    ``*_mirror.*`` match at any depth."""
+    return fnmatch.fnmatchcase(path.lower(), pattern.lower())
 
 
 def deb_file(debs_dir, package):

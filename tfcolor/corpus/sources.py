@@ -8,25 +8,28 @@ rejected; :data:`EXISTING_SET_MEMBERS` the files of the existing labelled sets
 unpacked packages (members of bundles included).
 """
 import dataclasses
-import fnmatch
 import os
 import re
 
 from tfcolor.corpus.bundles import IMAGE_EXTS, PZL_MEMBER, unpack_bundle
-from tfcolor.corpus.packages import package_version, path_match
+from tfcolor.corpus.packages import name_match, package_version, path_match
 
 
 @dataclasses.dataclass(frozen=True)
 class Source:
     """Files of one Debian package to consider.
 
-    ``patterns`` are ``fnmatch`` patterns on paths inside the package (``usr/share/...``); a
+    ``patterns`` are :func:`~tfcolor.corpus.packages.path_match` patterns (``*`` within one
+    folder) on paths inside the package (``usr/share/...``); a
     pattern ``BUNDLE.rcc!MEMBER`` selects members of a Qt resource bundle and
     ``PUZZLE.pzl!image.png`` the photo of a Jigzo puzzle (:func:`pzl_photo`). ``group_by`` is a
     regular expression whose first group, found in the path, names a same-scene group.
     ``label`` puts the matches in the labelled set under that class instead of the corpus.
     ``exclude`` skips paths; ``keep_only`` (curated on the contact sheets) rejects, as
-    ``curated``, every match outside it: the artwork of a mixed wallpaper collection.
+    ``curated``, every match outside it: the artwork of a mixed wallpaper collection. Both are
+    matched by :func:`~tfcolor.corpus.packages.name_match` (the whole path, case-insensitive,
+    ``*`` crossing ``/``), and each of their patterns must match a file of the package
+    (:func:`collect` reports those that do not: a pattern that matches nothing is a typo).
     """
     package: str
     patterns: tuple
@@ -72,7 +75,7 @@ SOURCES = [
            group_by=r"wallpapers/([^/]+)/",
            keep_only=tuple(f"*/wallpapers/{n}/*" for n in _PLASMA_PHOTOS)),
     Source("lomiri-wallpapers-16.04", ("usr/share/backgrounds/*",),
-           exclude=("*/analogpattern_*", "*/umang_*", "*/warty-final-*")),
+           exclude=("*/analogpattern_*", "*/umang_*")),
     Source("lomiri-wallpapers-20.04", ("usr/share/backgrounds/Kleiber_*",)),
     Source("lxqt-themes", ("usr/share/lxqt/wallpapers/*",),
            keep_only=tuple(f"*/wallpapers/{n}.*" for n in _LXQT_PHOTOS)),
@@ -101,7 +104,7 @@ SOURCES = [
                                  "usr/share/doc/imagemagick-6-common/html/images/rose.jpg"),
            group_by=r"/(bluebells)_"),
     Source("scribus-template", ("usr/share/scribus/templates/*/*.jpg",),
-           keep_only=tuple(f"*/{n}.jpg" for n in ("nature", "sunset", "teriyaki", "pizza"))),
+           keep_only=tuple(f"*/{n}.jpg" for n in ("nature", "sunset", "pizza"))),
     # photo puzzles: the photo is cut out of each puzzle's texture atlas; penguin-3x2 is
     # CC-BY-NC-SA-1.0 (non-commercial), left out so the corpus stays free to ship a model from
     Source("jigzo-data", ("usr/share/games/jigzo/puzzles/*/*.pzl!" + PZL_MEMBER,),
@@ -166,17 +169,16 @@ _LABEL_DROP = tuple(_TP + n for n in (
     "*_mirror.*",)   # tuxpaint's mirrored copies of a stamp
 
 
-LABEL_SOURCES = [Source(pkg, (pattern,), label=cls, exclude=_LABEL_DROP,
+LABEL_SOURCES = [Source(pkg, (pattern,), label=cls,
+                        exclude=_LABEL_DROP if pkg == "tuxpaint-stamps-default" else (),
                         group_by=r"monuments/.*?([a-z_]+?)\d*\.\w+$" if cls == "monuments" else "")
                  for cls, folders in _CLASS_FOLDERS.items() for pkg, pattern in folders]
 
 
-# Dropped by name after looking at the contact sheets (fnmatch on "package:path"): artwork,
+# Dropped by name after looking at the contact sheets (name_match on "package:path"): artwork,
 # renders and synthetic images that pass the statistics. KEEP: photographs that the flat /
 # palette tests reject (none needed so far).
-CURATED_DROP = ("opencv-doc:*/examples/data/*noise*", "opencv-doc:*/examples/data/pic*",
-                "tuxpaint-data:*/templates/frog*", "tuxpaint-data:*/templates/street*",
-                "tuxpaint-data:*/templates/tux_*", "tuxpaint-data:*/templates/worldmap*")
+CURATED_DROP = ("opencv-doc:*/examples/data/pic*",)
 
 
 CURATED_KEEP = ()
@@ -204,13 +206,20 @@ EXISTING_SET_MEMBERS = {"dataset-fashion-mnist": {FMNIST_DIR + "*"}, "opencv-doc
 COPYRIGHT_FROM = {"imagemagick-6-doc": "imagemagick-6-common"}
 
 
-def collect(sources, root, rcc_cache):
-    """Candidate files: dicts with package, version, path, file, label, group_key."""
+def collect(sources, root, rcc_cache, unmatched=None):
+    """Candidate files: dicts with package, version, path, file, label, group_key.
+
+    ``unmatched``: a list to which ``(package, "exclude" | "keep_only", pattern)`` is appended
+    for every pattern of the sources of an unpacked package that matched none of the files their
+    selection patterns found (a pattern shared by several sources of the package counts once)."""
     out, seen = [], set()
+    declared, used = set(), set()
     for s in sources:
         pkg_root = os.path.join(root, s.package)
         if not os.path.isdir(pkg_root):
             continue
+        declared.update((s.package, kind, p) for kind, patterns in
+                        (("exclude", s.exclude), ("keep_only", s.keep_only)) for p in patterns)
         version = package_version(pkg_root)
         files = []
         for dirpath, _, names in os.walk(pkg_root):
@@ -233,14 +242,18 @@ def collect(sources, root, rcc_cache):
                         if path_match(f, pattern)]
             for path, local in hits:
                 key = (s.package, path)
-                if (not path.lower().endswith(IMAGE_EXTS) or key in seen
-                        or any(path_match(path, e) for e in s.exclude)):
+                excluded = [e for e in s.exclude if name_match(path, e)]
+                kept = [k for k in s.keep_only if name_match(path, k)]
+                used.update((s.package, "exclude", e) for e in excluded)
+                used.update((s.package, "keep_only", k) for k in kept)
+                if not path.lower().endswith(IMAGE_EXTS) or key in seen or excluded:
                     continue
                 seen.add(key)
                 m = re.search(s.group_by, path) if s.group_by else None
-                curated = bool(s.keep_only) and not any(fnmatch.fnmatchcase(path, k)
-                                                         for k in s.keep_only)
+                curated = bool(s.keep_only) and not kept
                 out.append(dict(package=s.package, version=version, path=path, file=local,
                                 label=s.label, curated_out=curated,
                                 group_key=f"{s.package}:{m.group(1).lower()}" if m else ""))
+    if unmatched is not None:
+        unmatched.extend(sorted(declared - used))
     return out
