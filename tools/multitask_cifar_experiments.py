@@ -72,8 +72,11 @@ Learning rates: one per family, chosen on ``c4``, seed 0, trained on ``pretrain`
 last 10% and scored by the mean over tasks of each head's accuracy on that 10% (a task's head
 on the samples of its classes), from a grid that must hold the choice strictly inside
 (``de.choose``), then used for every column and seed: ``adam`` (Joint Adam; Multi-Adam at it
-times 1/M), ``sgd`` (Joint SGD; also the single, split-activations column and full nets, the
-same optimizer on one task), ``normsgd`` (Joint NormSGD and round-robin), ``split_weights``.
+times 1/M), ``sgd`` (Joint SGD), ``normsgd`` (Joint NormSGD and round-robin),
+``split_weights``, and ``single`` (momentum SGD on one task: the single, split-activations
+column and full nets; chosen on ``c4``'s first task alone, a batch of ``batch // 4``: a task
+alone takes about M times the joint mean's step, and at the joint SGD rate the single nets
+died).
 The student's rate is Table 4.4's (``results/distill.json``, Deep student, D_AB^(1/4,0),
 chosen there on validation); ``--lr family=value`` fixes a rate without a grid (recorded so).
 
@@ -117,13 +120,14 @@ JOINT = ("split_weights", "adam", "multi_adam", "sgd", "normsgd")
 ROWS = ("single_mean", "single_max", "distill", "split_act") + JOINT + ("full",)
 OFFLINE = ("distill", "split_act", "split_weights")   # not run on Mixed (the paper's dashes)
 QUANTA = {"rr_q0.5": 0.005, "rr_q5": 0.05}
-FAMILIES = ("adam", "sgd", "normsgd", "split_weights")
+FAMILIES = ("adam", "sgd", "normsgd", "split_weights", "single")
 #: Which family's rate each method uses.
 FAMILY_OF = {"adam": "adam", "multi_adam": "adam", "sgd": "sgd", "normsgd": "normsgd",
-             "split_weights": "split_weights", "single": "sgd", "split_act": "sgd",
-             "full": "sgd", "rr": "normsgd"}
+             "split_weights": "split_weights", "single": "single", "split_act": "single",
+             "full": "single", "rr": "normsgd"}
 DEFAULT_GRIDS = {"adam": "3e-4,1e-3,3e-3", "sgd": "3e-3,1e-2,3e-2",
-                 "normsgd": "1e-4,3e-4,1e-3", "split_weights": "3e-3,1e-2,3e-2"}
+                 "normsgd": "1e-4,3e-4,1e-3", "split_weights": "3e-3,1e-2,3e-2",
+                 "single": "3e-3,1e-2,3e-2"}
 #: The paired differences of each table, named before any run: (name, minuend, subtrahend).
 CONTRASTS = {
     "4.5": [("Mixed: NormSGD - SGD", "c6/normsgd", "c6/sgd"),
@@ -387,14 +391,17 @@ def _choose_rate(store, data, settings, family):
     num_classes = settings["num_classes"]
     tasks = make_tasks("c4", y[:-n_val], num_classes)
     shape = tuple(x.shape[1:])
-    method = "split_weights" if family == "split_weights" else family
+    batch = max(1, settings["batch"] // len(tasks))
+    method = "sgd" if family == "single" else family
+    if family == "single":   # c4's first task alone, at its share of a joint batch
+        tasks = tasks[:1]
 
     def score(lr):
         def run():
             model, trunk = build(settings, shape, [len(t["classes"]) for t in tasks], 0,
                                  own_columns=method == "split_weights")
             record = train(model, trunk, x[:-n_val], _with_targets(tasks, len(y) - n_val),
-                           method, lr, settings, 0)
+                           method, lr, settings, 0, batch=batch)
             record.update(val_accuracy=head_accuracy(model, tasks, x[-n_val:], y[-n_val:]),
                           lr=lr)
             return record
