@@ -21,7 +21,7 @@ import numpy as np
 from tfcolor.corpus.crops import random_crops
 from tfcolor.corpus.curation import FilterConfig, analyse, contact_sheet, reject_reasons
 from tfcolor.corpus.dedup import dedup_and_group
-from tfcolor.corpus.labelled import square_image, write_existing_sets
+from tfcolor.corpus.labelled import square_image, within_source, write_existing_sets
 from tfcolor.corpus.manifest import LABEL_FIELDS, MANIFEST_FIELDS, write_csv
 from tfcolor.corpus.packages import (deb_file, download, licence_for, member_patterns,
                                      name_match, parse_copyright, unpack)
@@ -193,10 +193,20 @@ def build(a, sources=None, label_sources=None, log=print):
         split = np.array([r["split"] for r in labelled])
         arrays = dict(x=x, y=y, classes=np.array(classes),
                       group=np.array([r["group"] for r in labelled]), split=split,
-                      id=np.array([r["id"] for r in labelled]))
+                      id=np.array([r["id"] for r in labelled]),
+                      package=np.array([r["package"] for r in labelled]))
         for s in ("train", "val", "test"):
             arrays[f"x_{s}"], arrays[f"y_{s}"] = x[split == s], y[split == s]
         np.savez_compressed(os.path.join(lab, label_name + ".npz"), **arrays)
+        # the largest source alone: a set in which the source cannot predict the class
+        largest = Counter(r["package"] for r in labelled).most_common(1)[0][0]
+        single = within_source(arrays, largest)
+        if single is not None:
+            single_name = f"{label_name}_{largest.split('-')[0]}"
+            np.savez_compressed(os.path.join(lab, single_name + ".npz"), **single)
+            log(f"{single_name}: {len(single['classes'])} classes of {largest} alone, "
+                + " / ".join(f"{int((single['split'] == s).sum())} {s}"
+                             for s in ("train", "val", "test")))
 
     if a.existing_sets:
         log("existing sets: " + ", ".join(write_existing_sets(root, a.cache, os.path.join(

@@ -1,6 +1,8 @@
 """Labelled sets: the square images of the debphoto set and the existing sets.
 
 :func:`square_image` makes a labelled image (cut-outs padded on grey, photos centre-cropped);
+:func:`within_source` keeps the images of one package (a set in which the source cannot
+predict the class);
 :func:`write_existing_sets` writes ``fashion_mnist.npz``, ``digits_opencv.npz`` and
 ``gcompris5.npz`` from their packages, and ``fmnist_digits20.npz`` from the first two
 (:mod:`tfcolor.corpus.fmnist_digits20`).
@@ -27,6 +29,29 @@ def square_image(path, size):
     if (np.abs(border.astype(int) - GREY_BACKGROUND).max(-1) <= 2).mean() > 0.9:
         return np.asarray(ImageOps.pad(im, (size, size), Image.LANCZOS, color=GREY_BACKGROUND))
     return np.asarray(ImageOps.fit(im, (size, size), Image.LANCZOS))
+
+
+def within_source(arrays, package, min_per_split=1):
+    """The images of ``package`` alone, from the arrays of a debphoto set (``x``, ``y``,
+    ``classes``, ``group``, ``split``, ``id``, ``package``): a labelled set whose classes all
+    come from one source, so that the source predicts nothing. The splits are the set's own
+    (by scene group); classes with fewer than ``min_per_split`` images of this package in any
+    of train, val and test are left out, the others renumbered in order. None if fewer than
+    two classes remain."""
+    keep = arrays["package"] == package
+    split, y = arrays["split"][keep], arrays["y"][keep]
+    classes = [c for c in np.unique(y)
+               if all((y[split == s] == c).sum() >= min_per_split for s in ("train", "val",
+                                                                            "test"))]
+    if len(classes) < 2:
+        return None
+    keep &= np.isin(arrays["y"], classes)
+    out = {k: arrays[k][keep] for k in ("x", "group", "split", "id", "package")}
+    out["y"] = np.searchsorted(np.asarray(classes), arrays["y"][keep]).astype(np.int64)
+    out["classes"] = arrays["classes"][classes]
+    for s in ("train", "val", "test"):
+        out[f"x_{s}"], out[f"y_{s}"] = out["x"][out["split"] == s], out["y"][out["split"] == s]
+    return out
 
 
 def write_existing_sets(root, cache, lab, recs):
