@@ -7,7 +7,9 @@ scale, on ``fmnist_digits20`` (the 20-class stand-in for CIFAR-100), resumable.
 
 Each command writes its part of ``results/multitask_cifar.json`` after every finished run and, run
 again with the same settings, reuses every finished run (the single-task nets' weights are kept in
-``--work_dir``); ``--columns`` may grow between invocations (the columns are not settings).
+``--work_dir``); ``--columns`` may grow between invocations (the columns are not settings), and ``--rows``
+restricts what an invocation runs (e.g. two rows of one column); the summary holds every
+finished run of the table, whichever invocation made it.
 Different settings for a table that holds runs are refused (one line) unless ``--fresh``.
 The results store, the nets, the distillation student, the rate choice and the linear probe are
 those of ``tools/distill_experiments.py`` (imported; its docstring states the shared protocol).
@@ -483,37 +485,49 @@ def _single(store, data, settings, column, tasks, seed):
     return nets, records
 
 
-def table_45(store, data, settings, columns):
+def table_45(store, data, settings, columns, rows=ROWS):
     x, y = fd.protocol_split(data, "pretrain")
-    shape = tuple(x.shape[1:])
     num_classes = settings["num_classes"]
-    cells = {}
     for column in columns:
         tasks = make_tasks(column, y, num_classes)
         store.part.setdefault("tasks", {})[column] = _describe(tasks)
         mixed = COLUMNS[column][4]
         for seed in settings["seeds"]:
-            nets, singles = _single(store, data, settings, column, tasks, seed)
-            accs = [r["test_accuracy"] for r in singles]
-            cells.setdefault(f"{column}/single_mean", {})[seed] = float(np.mean(accs))
-            cells.setdefault(f"{column}/single_max", {})[seed] = float(np.max(accs))
-            if not mixed:
-                rec = store.run(f"{column}/distill/s{seed}",
-                                _distill_run(data, settings, nets, seed))
-                cells.setdefault(f"{column}/distill", {})[seed] = rec["test_accuracy"]
-                rec = store.run(f"{column}/split_act/s{seed}",
-                                _split_act_run(store, data, settings, tasks, seed))
-                cells.setdefault(f"{column}/split_act", {})[seed] = rec["test_accuracy"]
+            if {"single_mean", "single_max", "distill"} & set(rows):
+                nets, _ = _single(store, data, settings, column, tasks, seed)
+            if not mixed and "distill" in rows:
+                store.run(f"{column}/distill/s{seed}", _distill_run(data, settings, nets, seed))
+            if not mixed and "split_act" in rows:
+                store.run(f"{column}/split_act/s{seed}",
+                          _split_act_run(store, data, settings, tasks, seed))
             for method in JOINT:
-                if mixed and method in OFFLINE:
-                    continue
-                rec = store.run(f"{column}/{method}/s{seed}",
-                                _joint_run(store, data, settings, column, tasks, method, seed))
-                cells.setdefault(f"{column}/{method}", {})[seed] = rec["test_accuracy"]
-            rec = store.run(f"full/s{seed}", _full_run(store, data, settings, seed))
-            cells.setdefault(f"{column}/full", {})[seed] = rec["test_accuracy"]
-            summarize(store, cells, CONTRASTS["4.5"])
-    return summarize(store, cells, CONTRASTS["4.5"])
+                if method in rows and not (mixed and method in OFFLINE):
+                    store.run(f"{column}/{method}/s{seed}",
+                              _joint_run(store, data, settings, column, tasks, method, seed))
+            if "full" in rows:
+                store.run(f"full/s{seed}", _full_run(store, data, settings, seed))
+            summarize(store, cells_45(store, settings), CONTRASTS["4.5"])
+    return summarize(store, cells_45(store, settings), CONTRASTS["4.5"])
+
+
+def cells_45(store, settings):
+    """``{cell: {seed: test accuracy}}`` of every finished Table 4.5 run (whichever invocation
+    made it); ``full`` counts in every column that has runs."""
+    runs, cells = store.runs, {}
+    for column, (num_tasks, *_) in COLUMNS.items():
+        if not any(name.startswith(f"{column}/") for name in runs):
+            continue
+        for seed in settings["seeds"]:
+            singles = [runs.get(f"{column}/single{m}/s{seed}") for m in range(num_tasks)]
+            if all(singles):
+                accs = [r["test_accuracy"] for r in singles]
+                cells.setdefault(f"{column}/single_mean", {})[seed] = float(np.mean(accs))
+                cells.setdefault(f"{column}/single_max", {})[seed] = float(np.max(accs))
+            for row, name in [(r, f"{column}/{r}/s{seed}") for r in ("distill", "split_act")
+                              + JOINT] + [("full", f"full/s{seed}")]:
+                if name in runs:
+                    cells.setdefault(f"{column}/{row}", {})[seed] = runs[name]["test_accuracy"]
+    return cells
 
 
 def _describe(tasks):
@@ -580,24 +594,37 @@ def _full_run(store, data, settings, seed):
 
 def table_46(store, data, settings, columns):
     _, y = fd.protocol_split(data, "pretrain")
-    cells = {}
     for column in columns:
         tasks = make_tasks(column, y, settings["num_classes"])
         store.part.setdefault("tasks", {})[column] = _describe(tasks)
         for seed in settings["seeds"]:
             name = f"{column}/normsgd/s{seed}"
-            rec = _other_run(store, "4.5", name)
-            if rec is None:
-                rec = store.run(name, _joint_run(store, data, settings, column, tasks,
-                                                 "normsgd", seed))
-            cells.setdefault(f"{column}/joint", {})[seed] = rec["test_accuracy"]
+            if _other_run(store, "4.5", name) is None:
+                store.run(name, _joint_run(store, data, settings, column, tasks, "normsgd",
+                                           seed))
             for row, fraction in QUANTA.items():
                 quantum = max(1, int(round(fraction * settings["steps"])))
-                rec = store.run(f"{column}/{row}/s{seed}", _joint_run(
+                store.run(f"{column}/{row}/s{seed}", _joint_run(
                     store, data, settings, column, tasks, "normsgd", seed, quantum=quantum))
-                cells.setdefault(f"{column}/{row}", {})[seed] = rec["test_accuracy"]
-            summarize(store, cells, CONTRASTS["4.6"])
-    return summarize(store, cells, CONTRASTS["4.6"])
+            summarize(store, cells_46(store, settings), CONTRASTS["4.6"])
+    return summarize(store, cells_46(store, settings), CONTRASTS["4.6"])
+
+
+def cells_46(store, settings):
+    """The cells of every finished Table 4.6 run; ``joint`` is Table 4.5's NormSGD run when
+    that part (same settings) holds it."""
+    cells = {}
+    for column in COLUMNS:
+        for seed in settings["seeds"]:
+            if not any(f"{column}/{row}/s{seed}" in store.runs for row in QUANTA):
+                continue
+            name = f"{column}/normsgd/s{seed}"
+            joint = _other_run(store, "4.5", name) or store.runs.get(name)
+            for row, rec in [("joint", joint)] + [(r, store.runs.get(f"{column}/{r}/s{seed}"))
+                                                   for r in QUANTA]:
+                if rec:
+                    cells.setdefault(f"{column}/{row}", {})[seed] = rec["test_accuracy"]
+    return cells
 
 
 # -- statistics --------------------------------------------------------------------------------
@@ -634,6 +661,8 @@ def parse(argv):
     p.add_argument("--table", required=True, choices=TABLES)
     p.add_argument("--columns", default="c4,c6",
                    help=f"Table 4.5's columns to run, in order ({', '.join(COLUMNS)})")
+    p.add_argument("--rows", default=",".join(ROWS),
+                   help="Table 4.5's rows to run (default all; the table shows every finished run)")
     p.add_argument("--data", default=de.DEFAULT_DATA, help="fmnist_digits20.npz (or its directory)")
     p.add_argument("--output", default=str(RESULTS))
     p.add_argument("--work_dir", default=str(ROOT / "runs" / "multitask_cifar_experiments"))
@@ -674,6 +703,9 @@ def main(argv=None):
     unknown = sorted(set(columns) - set(COLUMNS))
     if unknown or not columns:
         raise de.Failure(f"unknown columns {unknown}; known: {', '.join(COLUMNS)}")
+    rows = [r for r in args.rows.split(",") if r]
+    if sorted(set(rows) - set(ROWS)) or not rows:
+        raise de.Failure(f"unknown rows {sorted(set(rows) - set(ROWS))}; known: {', '.join(ROWS)}")
     try:
         data = fd.load(args.data)
         grids = {f: [float(v) for v in getattr(args, f"{f}_grid").split(",")] for f in FAMILIES}
@@ -701,7 +733,10 @@ def main(argv=None):
     command = "python tools/multitask_cifar_experiments.py " + " ".join(argv)
     store = de.Store(args.output, args.table, settings, command, args.work_dir, fresh=args.fresh)
     start = time.time()
-    summary = (table_45 if args.table == "4.5" else table_46)(store, data, settings, columns)
+    if args.table == "4.5":
+        summary = table_45(store, data, settings, columns, rows)
+    else:
+        summary = table_46(store, data, settings, columns)
     print(json.dumps(summary, indent=1, sort_keys=True))
     print(f"table {args.table}: {store.computed} runs computed, "
           f"{len(store.runs) - store.computed} reused, {time.time() - start:.0f} s")

@@ -105,6 +105,19 @@ def test_planned_contrasts_are_paired_over_common_seeds_with_holm(tool):
     assert out["a-b"]["ci95"][0] < 2.333 < out["a-b"]["ci95"][1]
 
 
+def test_cells_gather_every_finished_run(tool):
+    class Store:
+        runs = {**{f"c4/single{m}/s0": {"test_accuracy": 10.0 * (m + 1)} for m in range(4)},
+                "c4/single0/s1": {"test_accuracy": 5.0},   # a seed without all its tasks
+                "c4/sgd/s0": {"test_accuracy": 50.0}, "c6/sgd/s1": {"test_accuracy": 70.0},
+                "full/s0": {"test_accuracy": 60.0}, "full/s1": {"test_accuracy": 61.0}}
+    cells = tool.cells_45(Store, {"seeds": [0, 1]})
+    assert cells["c4/single_mean"] == {0: 25.0} and cells["c4/single_max"] == {0: 40.0}
+    assert cells["c4/sgd"] == {0: 50.0} and cells["c6/sgd"] == {1: 70.0}
+    assert cells["c4/full"] == cells["c6/full"] == {0: 60.0, 1: 61.0}
+    assert not any(k.startswith(("c1/", "c3/")) for k in cells)
+
+
 def _tiny(path):
     rng = np.random.default_rng(5)
 
