@@ -987,10 +987,11 @@ FIGURE = ROOT / "results" / "distill_fig45.png"
 LINE_COLOURS = {"kl": (214, 39, 40), "sym": (31, 119, 180), "si": (44, 160, 44)}
 
 
-def scan_figure(summary, path, size=(560, 340), margin=56):
+def scan_figure(summary, path, size=(560, 340), margin=56, floor_below_l2=20.0):
     """Fig. 4.5 as a PNG: test accuracy against t (log axis) per line, mean and 95% t-interval
     over seeds, L2 (t = 0) as a grey band; a cross at the bottom marks a t where a seed
-    diverged."""
+    diverged; a mean more than ``floor_below_l2`` points below L2 is drawn at the bottom edge
+    as a triangle with its value."""
     from PIL import Image, ImageDraw  # pylint: disable=import-outside-toplevel
     cells, lines, grid = summary["cells"], summary["lines"], summary["t"]
     w, h = size
@@ -1002,6 +1003,9 @@ def scan_figure(summary, path, size=(560, 340), margin=56):
         image.save(path)
         return path
     lo, hi = min(lows) - 0.5, max(highs) + 0.5
+    l2 = cells.get("l2")
+    if l2 and l2.get("n"):   # collapsed points (e.g. at chance) are clipped to the bottom edge
+        lo = max(lo, l2["mean"] - floor_below_l2)
     lx = np.log2(grid)
     x_lo, x_hi = lx.min() - 0.5, lx.max() + 0.5
 
@@ -1011,7 +1015,6 @@ def scan_figure(summary, path, size=(560, 340), margin=56):
     def py(v):
         return margin + h - h * (v - lo) / (hi - lo)
     draw.rectangle([margin, margin, margin + w, margin + h], outline=(128, 128, 128))
-    l2 = cells.get("l2")
     if l2 and l2.get("ci95"):
         draw.rectangle([margin + 1, py(l2["ci95"][1]), margin + w - 1, py(l2["ci95"][0])],
                        fill=(225, 225, 225))
@@ -1038,9 +1041,16 @@ def scan_figure(summary, path, size=(560, 340), margin=56):
                 draw.line([(x - 4, margin + h - 4), (x + 4, margin + h - 12)], fill=colour, width=2)
             if not c or not c.get("n"):
                 continue
+            if c["mean"] < lo:
+                y = margin + h - 16 - 12 * j
+                points.append((x, y))
+                draw.polygon([(x - 4, y - 4), (x + 4, y - 4), (x, y + 4)], fill=colour)
+                draw.text((x + 6, y - 6), f"{c['mean']:.0f}", fill=colour)
+                continue
             points.append((x, py(c["mean"])))
             if c.get("ci95"):
-                draw.line([(x, py(c["ci95"][0])), (x, py(c["ci95"][1]))], fill=colour)
+                draw.line([(x, py(max(c["ci95"][0], lo))), (x, py(c["ci95"][1]))],
+                          fill=colour)
             draw.ellipse([x - 3, py(c["mean"]) - 3, x + 3, py(c["mean"]) + 3], fill=colour)
         if len(points) > 1:
             draw.line(points, fill=colour, width=1)

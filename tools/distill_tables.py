@@ -99,7 +99,8 @@ def _ensemble_footer(part):
     rates = ", ".join(f"{k[len('ensemble_'):]} {v['chosen']:g}" for k, v in sorted(lr.items())
                       if k.startswith("ensemble_"))
     return (f"\nTask-Ensemble: {e['size']} *Deep* teachers (the first three are the other "
-            f"columns' `teacher_all`), fixed across seeds, target the "
+            f"columns' `teacher_all`; its Teacher row is their ensemble, one number), fixed "
+            f"across seeds, target the "
             f"{'mean logit' if e['target'] == 'logits' else 'log of the mean probability'}; "
             f"a *Deep* student without dropout on `all` translated by up to {e['shift']} px "
             f"({e['pad']} padding, {'with' if e['flip'] else 'no'} horizontal flip), a new "
@@ -129,7 +130,8 @@ def fig_45(path=RESULTS):
             row.append(text)
         chosen = summary["chosen_on_validation"].get(line)
         v = summary["contrasts"].get(f"{line} best (validation) - l2")
-        row.append(f"t = {chosen:g}: {_diff(v)}, p = {v.get('p_holm', '–')}" if v else "–")
+        row.append(f"t = {chosen:g}: {_diff(v)}, p = {v['p_holm']:.2f}"
+                   if v and "p_holm" in v else "–")
         best = summary.get("best_on_test", {}).get(line)
         o = summary["contrasts"].get(f"{line} best (test, optimistic) - l2")
         row.append(f"t = {best:g}: {_diff(o)}" if o else "–")
