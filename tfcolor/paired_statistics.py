@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 __all__ = ["bootstrap_mean_ci", "paired_statistics", "paired_comparisons", "student_t_cdf",
-           "student_t_quantile", "t_interval", "t_test_p", "holm"]
+           "student_t_quantile", "t_interval", "t_test_p", "holm", "seed_image_bootstrap"]
 
 DEFAULT_RESAMPLES = 10000
 DEFAULT_CONFIDENCE = 0.95
@@ -191,6 +191,59 @@ def holm(p_values):
         running = max(running, min(1.0, (m - rank) * p[index]))
         adjusted[index] = running
     return [float(a) for a in adjusted]
+
+
+def seed_image_bootstrap(a, b, *, n_resamples=DEFAULT_RESAMPLES, confidence=DEFAULT_CONFIDENCE,
+                         seed=0):
+    """Interval of the difference of two training recipes over both things that vary
+    independently: the runs (pretraining seeds) and the test images.
+
+    ``a`` (S_a, N) and ``b`` (S_b, N) hold a per-image score (e.g. 1 for a correct prediction)
+    of each run of recipe A and of recipe B on the same N test images (runs of a recipe are
+    rows; several fine-tuning seeds of one run are averaged into its row first). The statistic
+    is ``mean(a) - mean(b)``. Each resample draws the N images with replacement, once, for both
+    recipes (the images pair the recipes), and the rows of each recipe with replacement,
+    independently (their seeds do not pair); the percentile interval of the resampled
+    differences then covers the variance of new runs of both recipes and of a new test set of
+    the same size. With one run per recipe it is the paired image bootstrap of that pair (it
+    covers the images only, and a recipe with one run contributes no run variance: the result
+    says what it covers under ``covers``).
+
+    Returns:
+        dict ``difference``, ``ci_low``, ``ci_high``, ``runs`` ([S_a, S_b]), ``images`` (N),
+        ``covers`` (``"runs and images"`` or ``"images"``), ``confidence``, ``n_resamples``.
+    """
+    _check_common(n_resamples, confidence)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.shape[1] == 0 \
+            or not a.shape[0] or not b.shape[0]:
+        raise ValueError(f"a and b must be (runs, images) arrays on the same images, got shapes "
+                         f"{a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("seed_image_bootstrap needs finite values")
+    (sa, n), sb = a.shape, b.shape[0]
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples, np.float64)
+    per_chunk = max(1, _CHUNK // max(1, (sa + sb) * n))
+    for start in range(0, n_resamples, per_chunk):
+        stop = min(n_resamples, start + per_chunk)
+        k = stop - start
+        images = rng.integers(0, n, size=(k, n))
+        rows_a = rng.integers(0, sa, size=(k, sa))
+        rows_b = rng.integers(0, sb, size=(k, sb))
+        # mean over resampled rows and images = mean over images of the resampled rows' mean
+        mean_a = a[rows_a].mean(axis=1)                      # (k, N): each image's run mean
+        mean_b = b[rows_b].mean(axis=1)
+        diffs[start:stop] = (np.take_along_axis(mean_a, images, 1).mean(1)
+                             - np.take_along_axis(mean_b, images, 1).mean(1))
+    alpha = 1.0 - confidence
+    low, high = np.quantile(diffs, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return {"difference": float(a.mean() - b.mean()), "ci_low": float(low),
+            "ci_high": float(high), "runs": [int(sa), int(sb)], "images": int(n),
+            "covers": ("runs and images" if min(sa, sb) > 1 else
+                       "the runs of one recipe and images" if max(sa, sb) > 1 else "images"),
+            "confidence": float(confidence), "n_resamples": int(n_resamples)}
 
 
 def paired_statistics(values, baseline, *, higher_is_better=False,

@@ -84,6 +84,11 @@ def test_tiny_finetune_beats_chance_and_retrains_on_full(tmp_path):
     result = protocol.finetune(fn, train, test, config, model_dir=str(tmp_path))
     assert result.test["top1"] >= 0.8  # chance is 0.5
     assert result.test_full is not None and result.test_full["top1"] >= 0.7
+    # per-image top-1 classes in the order of the test set: they give back the accuracy
+    for scores in (result.test, result.test_full):
+        assert len(scores["predictions"]) == len(test)
+        assert np.mean(np.array(scores["predictions"]) == test.labels) == pytest.approx(
+                scores["top1"])
     assert result.stop_step <= 60
     assert [h[0] for h in result.history] == list(range(10, result.stop_step + 1, 10))
     with pytest.raises(ValueError, match="earlier run"):

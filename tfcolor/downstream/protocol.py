@@ -206,7 +206,8 @@ class FinetuneConfig:
 class FinetuneResult:
     """What :func:`finetune` returns. Everything but ``model`` (the fine-tuned network: the
     retrained one with ``retrain_full``) is a plain Python value; :meth:`to_dict` leaves the
-    model out (JSON-serialisable)."""
+    model out (JSON-serialisable). For classification, ``test`` and ``test_full`` also hold
+    ``predictions``: the top-1 class of every test image, in the test set's order."""
     task: str
     metric: str
     history: list
@@ -224,8 +225,12 @@ class FinetuneResult:
                 if f.name != "model"}
 
 
-def score(model, data, config, *, color=False):
-    """Scores of ``model`` on ``data``: top1/top5, mAP, or mean_iu/pixel_accuracy."""
+def score(model, data, config, *, color=False, per_image=False):
+    """Scores of ``model`` on ``data``: top1/top5, mAP, or mean_iu/pixel_accuracy.
+
+    ``per_image`` (classification): also ``predictions``, the top-1 class of every image in the
+    order of ``data``, so that differences can be resampled over images
+    (:func:`tfcolor.paired_statistics.seed_image_bootstrap`)."""
     config = config or FinetuneConfig()
     crop = config.eval_crop or config.crop_size
     ds = pipelines.eval_dataset(data, batch_size=config.eval_batch_size,
@@ -257,8 +262,11 @@ def score(model, data, config, *, color=False):
     scores = np.concatenate(scores)
     labels = np.concatenate(labels)
     if data.task == "classification":
-        return {"top1": scoring.top_k_accuracy(scores, labels, 1),
-                "top5": scoring.top_k_accuracy(scores, labels, min(5, data.num_classes))}
+        out = {"top1": scoring.top_k_accuracy(scores, labels, 1),
+               "top5": scoring.top_k_accuracy(scores, labels, min(5, data.num_classes))}
+        if per_image:
+            out["predictions"] = [int(c) for c in np.argmax(scores, axis=1)]
+        return out
     m, per_class = scoring.mean_average_precision(scores, labels, config.ap_method)
     return {"mAP": m, "per_class_ap": [None if np.isnan(v) else float(v) for v in per_class]}
 
@@ -383,7 +391,8 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
     model = search.model
     if best.get("weights") is not None:
         model.set_weights(best["weights"])
-    test = score(model, test_data, config, color=color) if test_data is not None else {}
+    test = (score(model, test_data, config, color=color, per_image=True)
+            if test_data is not None else {})
     test_full = None
     if config.retrain_full:
         drops = [d for d in schedule.drop_steps if d < stop_step]
@@ -392,7 +401,7 @@ def finetune(model_fn, train_data, test_data=None, config=None, *, model_dir=Non
                           _fresh_dir(os.path.join(model_dir, "full")), stop_step, config,
                           strategy=strategy, drops=drops)
         model = full.model
-        test_full = (score(model, test_data, config, color=color)
+        test_full = (score(model, test_data, config, color=color, per_image=True)
                      if test_data is not None else {})
     return FinetuneResult(
             task=train_data.task, metric=metric,
