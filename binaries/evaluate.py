@@ -47,6 +47,9 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_integer("prior_max_images", 1000, "The prior averages the training targets of "
                          "at most this many images (the first ones of the source).",
                          lower_bound=1, flag_values=fv)
+    flags.DEFINE_boolean("tint_baselines", True, "Also compare with the training pixels' best "
+                         "constant tint and best colour per grey level (fitted on the prior's "
+                         "crops; tfcolor.tints).", flag_values=fv)
     flags.DEFINE_integer("bootstrap_resamples", 10000, "Resamples of the bootstrap CI of the "
                          "per-image paired differences.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap.", flag_values=fv)

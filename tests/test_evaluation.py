@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcolor import evaluation, image_files, predictors, prior as prior_lib
+from tfcolor import color, evaluation, image_files, predictors, prior as prior_lib, tints
 
 
 def _red_prior():
@@ -144,3 +144,24 @@ def test_an_input_whose_colorization_fails_is_skipped_and_the_rest_evaluated(red
     assert os.path.join(reddish, "broken.png") in reasons
     assert len(result.images) == 5 and wide not in result.images
     assert all(len(v) == 5 for v in result.per_image["model"].values())
+
+
+def test_tint_baselines_are_scored_and_compared(reddish):
+    """A constant red tint fitted on the photos' own pixels is as good as a red prediction on
+    these uniformly reddish images; the (0, 0) tint is exactly the grey baseline."""
+    model = _red_prior().predictor()
+    pixels = np.concatenate([image_files.read_image(os.path.join(reddish, f"im{i}.png"))
+                             .reshape(-1, 3) for i in range(5)])
+    ab = color.rgb_to_alphabeta(pixels).numpy()
+    fitted = {"constant_tint": tints.ConstantTint.fit(pixels.mean(-1), ab),
+              "zero_tint": tints.ConstantTint((0.0, 0.0))}
+    result = evaluation.evaluate_with_baselines(model, [reddish], tints=fitted, n_resamples=200)
+    assert set(result.paired) == {"model-gray", "model-constant_tint", "model-zero_tint"}
+    np.testing.assert_allclose(result.per_image["zero_tint"]["alphabeta_mean"],
+                               result.per_image["gray"]["alphabeta_mean"], atol=1e-6)
+    # the tint fitted on these very pixels is at least as close as any other constant
+    assert (np.mean(result.per_image["constant_tint"]["alphabeta_mean"])
+            <= np.mean(result.per_image["model"]["alphabeta_mean"]) + 1e-6)
+    assert result.report()["tints"]["constant_tint"]["kind"] == "constant_tint"
+    with pytest.raises(ValueError, match="cannot be named"):
+        evaluation.evaluate_with_baselines(model, [reddish], tints={"gray": fitted["zero_tint"]})

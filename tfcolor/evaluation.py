@@ -10,6 +10,10 @@ scores, on the same images and with the metrics of :mod:`tfcolor.metrics`:
   histogram at every pixel, read out with the *same* options as the model
   (:class:`tfcolor.predictors.PriorPredictor`), i.e. a constant hue/chroma (or a/b) recombined
   with each image's own lightness. It sees the data set but not the image.
+- ``"constant_tint"`` and ``"lightness_lookup"`` (when ``tints`` are given,
+  :func:`tfcolor.tints.fit_tints`): the training pixels' best single colour, and their best
+  colour per grey level, in the error's own alpha-beta plane. They too see the data set but not
+  the image: a colorizer that only tints does not beat them.
 
 Besides the aggregate metrics (a :class:`tfcolor.metrics.ColorizationMetrics`), it keeps per-image
 values of three metrics:
@@ -19,8 +23,9 @@ values of three metrics:
 - ``alphabeta_rms``: the root of the image's pixel-mean squared alpha-beta error;
 - ``psnr``: the image's RGB PSNR (:func:`tfcolor.metrics.psnr`; ``inf`` for a perfect image);
 
-and :func:`tfcolor.paired_statistics.paired_comparisons` turns them into model - gray and model - prior
-statistics per metric (mean difference, fraction of images improved, bootstrap 95% CI).
+and :func:`tfcolor.paired_statistics.paired_comparisons` turns them into model - baseline
+statistics for every baseline and metric (mean difference, fraction of images improved,
+bootstrap 95% CI).
 Unreadable files, and inputs whose colorization fails, are skipped and listed with their reason
 (as ``binaries/colorize`` does); the run goes on with the others.
 """
@@ -55,6 +60,7 @@ class EvaluationResult:
         skipped: ``(path, reason)`` of unreadable files and of inputs whose colorization failed.
         paired: :func:`tfcolor.paired_statistics.paired_comparisons` of the model against the baselines.
         prior: the :class:`tfcolor.prior.MarginalPrior` used, or None.
+        tints: the tint baselines used, ``{name: baseline}`` (:mod:`tfcolor.tints`).
     """
     metrics: object
     per_image: dict
@@ -62,6 +68,7 @@ class EvaluationResult:
     skipped: list
     paired: dict
     prior: object = None
+    tints: dict = dataclasses.field(default_factory=dict)
 
     def report(self):
         """The JSON-able additions to ``metrics.json``: ``paired``, ``per_image`` (with the
@@ -71,6 +78,7 @@ class EvaluationResult:
                         name: {m: [float(v) for v in values] for m, values in by_metric.items()}
                         for name, by_metric in self.per_image.items()}},
                 "prior": None if self.prior is None else self.prior.to_dict(),
+                "tints": {name: t.to_dict() for name, t in self.tints.items()},
                 "paired_definitions": {
                         "alphabeta_mean": "per image: mean over pixels of the Euclidean "
                                           "alpha-beta error",
@@ -99,8 +107,8 @@ def per_image_metrics(rgb_true, rgb_pred):
             "psnr": metrics.psnr(rgb_true, rgb_pred).numpy().astype(np.float64).reshape(-1)}
 
 
-def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, t_max=None,
-                            max_images=None, recursive=False, progress=None,
+def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, tints=None,
+                            t_max=None, max_images=None, recursive=False, progress=None,
                             n_resamples=10000, confidence=0.95, seed=0):
     """The model, the grey baseline and the marginal prior on colour images (module docstring).
 
@@ -110,6 +118,8 @@ def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, t_ma
         inputs: files, folders or globs of colour images.
         options: ``tfcolor.predictors.ColorizeOptions`` (used for the model and the prior).
         prior: a :class:`tfcolor.prior.MarginalPrior` of the model's kind, or None.
+        tints: ``{name: baseline}`` of :func:`tfcolor.tints.fit_tints` (anything with
+            ``colorize(rgb) -> rgb``), or None.
         t_max: largest threshold of the cumulative error curve (default
             ``tfcolor.metrics.DEFAULT_T_MAX``).
         max_images: stop after this many readable images (None: all).
@@ -126,7 +136,11 @@ def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, t_ma
     items = image_files.expand_inputs(inputs, recursive=recursive)
     if not items:
         raise ValueError(f"no image found in {inputs}")
-    names = ["model", "gray"] + (["prior"] if prior is not None else [])
+    tints = dict(tints or {})
+    clash = sorted(set(tints) & {"model", "gray", "prior"})
+    if clash:
+        raise ValueError(f"tint baselines cannot be named {clash}")
+    names = ["model", "gray"] + (["prior"] if prior is not None else []) + list(tints)
     acc = metrics.ColorizationMetrics(names, t_max=metrics.DEFAULT_T_MAX if t_max is None
                                       else t_max)
     prior_predictor = prior.predictor(predictor.grid_factor) if prior is not None else None
@@ -146,6 +160,8 @@ def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, t_ma
             if prior_predictor is not None:
                 predictions["prior"] = predictors.colorize_image(prior_predictor, rgb,
                                                                  options)["rgb"]
+            for name, tint in tints.items():
+                predictions[name] = tint.colorize(rgb)
         except (tf.errors.OpError, ValueError) as e:  # one input must not end the run
             message = str(e).strip().splitlines()
             skipped.append((path, f"failed: {type(e).__name__}: {message[0] if message else ''}"))
@@ -159,9 +175,9 @@ def evaluate_with_baselines(predictor, inputs, options=None, *, prior=None, t_ma
             progress(i + 1, len(items), path)
     if not done:
         raise ValueError(f"none of the {len(items)} input files could be read")
-    paired = paired_statistics.paired_comparisons(per_image, "model", ("gray", "prior"),
+    paired = paired_statistics.paired_comparisons(per_image, "model", tuple(names[1:]),
                                            higher_is_better=HIGHER_IS_BETTER,
                                            n_resamples=n_resamples, confidence=confidence,
                                            seed=seed)
     return EvaluationResult(metrics=acc, per_image=per_image, images=done, skipped=skipped,
-                            paired=paired, prior=prior)
+                            paired=paired, prior=prior, tints=tints)

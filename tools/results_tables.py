@@ -175,15 +175,21 @@ def quickstart(path=os.path.join(ROOT, "results", "quickstart.json")):
              f"{prior['loss']:.3f}."]
     lines = [textwrap.fill(lines[0], 100, break_on_hyphens=False, break_long_words=False), ""]
     m = r["evaluate"]["metrics"]
-    lines += ["| on the 8 validation photos | model | grey | prior | model - grey [95% CI] | "
-              "model - prior [95% CI] |", "| --- | ---: | ---: | ---: | --- | --- |"]
+    baselines = [b for b in ("gray", "prior", "constant_tint", "lightness_lookup") if b in m]
+    titles = {"gray": "grey", "prior": "prior", "constant_tint": "constant tint",
+              "lightness_lookup": "lightness lookup"}
+    lines += ["| on the 8 validation photos | model | "
+              + " | ".join(titles[b] for b in baselines) + " | "
+              + " | ".join(f"model - {titles[b]} [95% CI]" for b in baselines) + " |",
+              "| --- | ---: | " + " | ".join("---:" for _ in baselines) + " | "
+              + " | ".join("---" for _ in baselines) + " |"]
     for metric, label, fmt, ci in (("alphabeta_mean", "alpha-beta error (lower is better)",
                                     ".3f", _ci), ("psnr", "PSNR (dB, higher is better)", ".2f",
                                                   _ci_db)):
         paired = r["evaluate"]["paired"]
-        lines.append(f"| {label} | {m['model'][metric]:{fmt}} | {m['gray'][metric]:{fmt}} | "
-                     f"{m['prior'][metric]:{fmt}} | {ci(paired['model-gray'][metric])} | "
-                     f"{ci(paired['model-prior'][metric])} |")
+        lines.append(f"| {label} | {m['model'][metric]:{fmt}} | "
+                     + " | ".join(f"{m[b][metric]:{fmt}}" for b in baselines) + " | "
+                     + " | ".join(ci(paired[f"model-{b}"][metric]) for b in baselines) + " |")
     return "\n".join(lines)
 
 

@@ -95,8 +95,13 @@ def test_evaluate_reports_the_marginal_prior_and_paired_statistics(run_dir, tmp_
     assert res.returncode == 0, res.stderr[-2000:]
     assert "model-prior" in res.stdout and "95% CI" in res.stdout
     report = json.load(open(tmp_path / "eval" / "metrics.json"))
-    assert sorted(report["metrics"]) == ["gray", "model", "prior"]
+    assert sorted(report["metrics"]) == ["constant_tint", "gray", "lightness_lookup", "model",
+                                         "prior"]
     assert report["prior"]["images"] == 2 and report["prior"]["kind"] == "hue_chroma"
+    # the tint of all-red training crops: alpha = (0 - 200/2) / 66.7, beta = 200 / 66.7
+    tint = report["tints"]["constant_tint"]["alphabeta"]
+    assert tint == pytest.approx([-1.5, 3.0], abs=0.01)
+    assert "model-constant_tint" in res.stdout and "model-lightness_lookup" in res.stdout
     assert report["prior"]["groups"]["hue"][0] == pytest.approx(1.0)   # all red: hue bin 0
     assert len(report["per_image"]["images"]) == 3
     prior_vs_gray = (np.array(report["per_image"]["prior"]["alphabeta_mean"])

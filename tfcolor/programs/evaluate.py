@@ -15,8 +15,11 @@ status is then 1.
 
 Beside grey, a marginal-prior baseline (``prior``): the training set's mean target histogram
 (``tfcolor.prior.marginal_prior``, from --prior_source: by default the training data named in the
-run's config), predicted everywhere and read out with the same flags as the model. Per image, the
-model is compared with grey and with the prior (``tfcolor.evaluation``): mean difference,
+run's config), predicted everywhere and read out with the same flags as the model; and, with
+--tint_baselines (default), the training pixels' best constant tint (``constant_tint``) and best
+colour per grey level (``lightness_lookup``) in the error's alpha-beta plane (``tfcolor.tints``,
+fitted on the same crops). Per image, the model is compared with each baseline
+(``tfcolor.evaluation``): mean difference,
 fraction of images improved and a seeded percentile bootstrap 95% CI of the mean difference of
 each metric, printed and written under ``paired`` in metrics.json.
 """
@@ -44,16 +47,20 @@ def _run_config(f):
         return None
 
 
-def marginal_prior(f, predictor):
-    """``(MarginalPrior or None, description)`` per --prior_source (see its help)."""
+def training_baselines(f, predictor):
+    """``(MarginalPrior or None, {name: tint baseline}, description)`` of the training data per
+    --prior_source (see its help): the marginal prior and, with --tint_baselines, the constant
+    tint and the lightness lookup (``tfcolor.tints``) of the same crops."""
     # lazy: keeps TensorFlow out of binaries/evaluate --help
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     # lazy: keeps TensorFlow out of binaries/evaluate --help
     from tfcolor import config as config_lib  # pylint: disable=import-outside-toplevel
     # lazy: keeps TensorFlow out of binaries/evaluate --help
     from tfcolor import prior as prior_lib  # pylint: disable=import-outside-toplevel
+    # lazy: keeps TensorFlow out of binaries/evaluate --help
+    from tfcolor import tints as tints_lib  # pylint: disable=import-outside-toplevel
     if f.prior_source == "none":
-        return None, "none (--prior_source=none)"
+        return None, {}, "none (--prior_source=none)"
     run_config = _run_config(f)
     from_config = f.prior_source == "config"
     try:
@@ -72,12 +79,15 @@ def marginal_prior(f, predictor):
         if prior.kind != predictor.kind:
             raise ValueError(f"the prior's kind {prior.kind!r} differs from the model's "
                              f"{predictor.kind!r}")
+        tints = (tints_lib.fit_tints(data, data_config, max_images=f.prior_max_images,
+                                     **options)
+                 if getattr(f, "tint_baselines", True) else {})
     except (ValueError, OSError, ImportError, config_lib.ConfigError, tf.errors.OpError) as e:
         if not from_config:
             common.die(f"--prior_source={f.prior_source}: {e}")
         logging.warning("no marginal-prior baseline: %s", e)
-        return None, f"skipped: {e}"
-    return prior, f"{prior.origin} ({prior.images} images, {prior.points} points)"
+        return None, {}, f"skipped: {e}"
+    return prior, tints, f"{prior.origin} ({prior.images} images, {prior.points} points)"
 
 
 def main(options, *, explicit=()):
@@ -110,10 +120,10 @@ def main(options, *, explicit=()):
 
     # lazy: keeps TensorFlow out of binaries/evaluate --help
     from tfcolor import evaluation  # pylint: disable=import-outside-toplevel
-    prior, prior_desc = marginal_prior(f, predictor)
+    prior, tints, prior_desc = training_baselines(f, predictor)
     try:
         evaluated = evaluation.evaluate_with_baselines(
-                predictor, inputs, options, prior=prior, t_max=f.t_max,
+                predictor, inputs, options, prior=prior, tints=tints, t_max=f.t_max,
                 max_images=f.max_images or None, recursive=f.recursive,
                 progress=progress, n_resamples=f.bootstrap_resamples,
                 seed=f.bootstrap_seed)
@@ -126,13 +136,13 @@ def main(options, *, explicit=()):
                 "model": f.saved_model or f.model_dir,
                 "skipped": [p for p, _ in skipped], "prior_source": prior_desc}
     result = acc.result()
-    print(f"{'':8} {'images':>7} {'ab mean':>9} {'ab RMS':>9} {'PSNR(dB)':>9} {'AuC':>6}")
+    print(f"{'':16} {'images':>7} {'ab mean':>9} {'ab RMS':>9} {'PSNR(dB)':>9} {'AuC':>6}")
     for name, r in result.items():
-        print(f"{name:8} {r['images']:7d} {r['alphabeta_mean']:9.4f} "
+        print(f"{name:16} {r['images']:7d} {r['alphabeta_mean']:9.4f} "
               f"{r['alphabeta_rms']:9.4f} {r['psnr']:9.2f} {r['auc']:6.3f}")
     for pair, by_metric in evaluated.paired.items():
         for metric, st in by_metric.items():
-            print(f"{pair:12} {metric:15} mean diff {st['mean_difference']:+9.4f} "
+            print(f"{pair:22} {metric:15} mean diff {st['mean_difference']:+9.4f} "
                   f"95% CI [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}] "
                   f"improved {st['fraction_improved']:6.1%} of {st['n']} images")
     for path, reason in skipped:
