@@ -66,3 +66,14 @@ def test_arms_are_recipes():
         other = dataclasses.asdict(arms[name])
         assert [k for k in base if k != "description" and base[k] != other[k]] == [field]
     assert not arms["denoising"].is_colorizer and arms["l2_regression"].is_colorizer
+
+
+def test_the_untrained_control_is_the_colorization_recipe_without_learning():
+    arms = config_lib.ARMS
+    base, other = dataclasses.asdict(arms["colorization"]), dataclasses.asdict(arms["untrained"])
+    assert [k for k in base if k != "description" and base[k] != other[k]] == \
+        ["untrained", "statistics_steps"]
+    assert other["statistics_steps"] > 0 and arms["untrained"].is_colorizer
+    c = _config(arms=("colorization", "untrained"), pretrain_seeds=(0,),
+                evaluate_arms=("colorization", "untrained")).validate()
+    assert c.inits() == ["random", "colorization_s0", "untrained_s0"]

@@ -4,13 +4,16 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
+from tfcolor import run_dir
 from tfcolor.config import ConfigError
 from tfcolor.reproduce import config as config_lib
 from tfcolor.reproduce import corpus as corpus_lib
 from tfcolor.reproduce import report
 from tfcolor.reproduce import runner
+from tfcolor.train import task_step
 
 
 def _tiny(corpus, output_dir):
@@ -175,3 +178,42 @@ def test_bad_config_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="arms"):
         runner.run(dataclasses.replace(config, arms=("nope",), output_dir=str(tmp_path / "o2")))
     assert not os.path.exists(tmp_path / "o2")
+
+
+def test_the_untrained_arm_is_the_colorization_arm_at_step_0(tmp_path, monkeypatch):
+    """The control's trainable weights are bit for bit those a real colorization run starts
+    from; its BN statistics are estimated; it loads like that run; a rerun reuses it."""
+    monkeypatch.setitem(config_lib.ARMS, "untrained",
+                        dataclasses.replace(config_lib.ARMS["untrained"], statistics_steps=2))
+    corpus = corpus_lib.make_fake_corpus(str(tmp_path / "corpus"))
+    config = dataclasses.replace(_tiny(corpus, str(tmp_path / "out")),
+                                 arms=("colorization", "untrained")).validate()
+    folders = corpus_lib.split_folders(corpus, str(tmp_path / "photos"))
+    start = {}
+    run = task_step.TaskStep.run
+
+    def first_run(step, num_steps):  # the colorization run's weights before its first step
+        start.setdefault("weights", {v.path: v.numpy() for v in step.model.weights})
+        return run(step, num_steps)
+
+    monkeypatch.setattr(task_step.TaskStep, "run", first_run)
+    colorization = runner.pretrain_arm(config, "colorization", 0, folders)
+    monkeypatch.setattr(task_step.TaskStep, "run", run)
+    info = runner.pretrain_arm(config, "untrained", 0, folders)
+    assert info["steps"] == 0 and info["statistics_steps"] == 2
+    assert [s for s, _ in info["heldout_curve"]] == [0] and "loss" in info["final_losses"]
+    assert os.path.exists(os.path.join(info["model_dir"], runner._DONE))
+    model, _ = run_dir.load_model(info["model_dir"])
+    for v in model.weights:
+        same = np.array_equal(v.numpy(), start["weights"][v.path])
+        assert same == v.trainable, v.path  # BN moving statistics: estimated
+    # The same pretraining config as the colorization arm's, in another directory.
+    a, b = (run_dir.read_config(i["model_dir"], as_dict=True) for i in (colorization, info))
+    a["train"].pop("model_dir"), b["train"].pop("model_dir")
+    assert a == b
+    assert runner.pretrain_arm(config, "untrained", 0, folders) == info  # reused, not redone
+    table = report.pretraining_table({
+            "arms": {n: dataclasses.asdict(config_lib.ARMS[n]) for n in config.arms},
+            "pretrain": {"colorization_s0": colorization, "untrained_s0": info}})
+    assert "| untrained_s0 | hue_chroma at step 0, untrained (control) | - |" in table
+    assert "| colorization_s0 | hue_chroma | yes |" in table

@@ -42,6 +42,17 @@ SGD, the thesis' uneven-gradients case). At CPU scale:
   default (:func:`tfcolor.train.gradient_rules.default_freeze_step`). J and V alone train under
   NormSGD too (§8.5.2: the base network is trained with NormSGD), so J, V, C+J and C+J+V differ
   only in their tasks; ``cj_sgd`` uses ``learning_rate``.
+
+The ``untrained`` arm is a control, not a recipe: the ``colorization`` arm's network at step 0
+(the same pretraining config and seed, so bit for bit the weights that arm starts from), with
+the batch-normalization statistics of its training photos (the mean batch statistics of the
+first ``statistics_steps`` batches of the same pipeline, run in training mode without any update;
+:mod:`tfcolor.train.bn_statistics`) and no learning. Downstream it is processed as every
+pretrained colorizer (loaded from its model_dir, BN folded into the convolutions, the same
+taps), so ``colorization - untrained`` measures what the colorizer learned, apart from how a
+folded, unlearned network's activations are scaled (random trunks are re-balanced instead).
+It may be listed in ``evaluate_arms`` (the untrained colorizer on the holdout photos: a sanity
+baseline); its held-out curve is the one loss at step 0.
 """
 import dataclasses
 import typing
@@ -72,6 +83,11 @@ class Arm:
             loss kind (used when ``colorization`` is one of them).
         gradient_rule: how the task gradients are combined (``MultiTaskConfig.gradient_rule``:
             ``normsgd`` or ``sum``, plain SGD on the mean of the task gradients).
+        untrained: a control, not a recipe: the network the single-task colorizer of this arm's
+            other fields starts from (same config and seed), with the batch-normalization
+            statistics of ``statistics_steps`` batches of its training pipeline and no learning
+            (:func:`tfcolor.train.bn_statistics.estimate`).
+        statistics_steps: batches the untrained control's BN statistics are averaged over.
     """
     objective: str
     lr_drop: bool = True
@@ -79,6 +95,8 @@ class Arm:
     description: str = ""
     tasks: typing.Tuple[str, ...] = ()
     gradient_rule: str = "sum"
+    untrained: bool = False
+    statistics_steps: int = 0
 
     @property
     def is_multitask(self):
@@ -150,6 +168,11 @@ ARMS = {
         "cj_sgd": Arm("hue_chroma", tasks=("colorization", "jigsaw"), gradient_rule="sum",
                       description="C+J with plain SGD on the mean of the task gradients at "
                                   "learning_rate (the thesis' uneven-gradients case), LR drops"),
+        # The control of "learned colour" against "initialisation statistics" (module docstring).
+        "untrained": Arm("hue_chroma", untrained=True, statistics_steps=300,
+                         description="control: the colorization arm's network at step 0 (same "
+                                     "seed), BN statistics of the train photos (mean over 300 "
+                                     "batches of its pipeline), no learning"),
 }
 
 #: Downstream protocols: ``linear_probe`` freezes the trunk (trains the classifier only);

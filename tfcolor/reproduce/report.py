@@ -61,7 +61,10 @@ def pretraining_table(results):
         else:
             held = "-"
         arm = arms[p["arm"]]
-        lines.append(f"| {name} | {_objective(arm)} | {'yes' if arm['lr_drop'] else 'no'} | "
+        objective, drop = _objective(arm), "yes" if arm["lr_drop"] else "no"
+        if arm.get("untrained"):  # the control: no learning, hence no learning rate
+            objective, drop = f"{objective} at step 0, untrained (control)", "-"
+        lines.append(f"| {name} | {objective} | {drop} | "
                      f"{p['seconds']:.0f} | {_final_loss(arm, p['final_losses'])} | "
                      f"{held} |")
     return "\n".join(lines)

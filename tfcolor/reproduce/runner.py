@@ -8,7 +8,9 @@ one is resumed or, for a downstream cell, redone):
 2. **pretraining**: every arm (:data:`tfcolor.reproduce.config.ARMS`) with every pretraining seed,
    through :func:`tfcolor.train.pretrain` (or :func:`tfcolor.baselines.pretrain`), with the
    held-out loss on the ``val`` photos every ``eval_every`` steps. A run stopped by SIGTERM keeps
-   its checkpoint (:class:`Preempted`); rerunning resumes it;
+   its checkpoint (:class:`Preempted`); rerunning resumes it. The ``untrained`` control is the
+   colorization arm's network at step 0 with the BN statistics of the train photos
+   (:func:`tfcolor.train.bn_statistics.estimate`: minutes at most, redone whole if interrupted);
 3. **colorizer**: each seed of the ``evaluate_arms`` on the ``holdout`` photos with the library's
    default read-out, against grey and the marginal prior of its training photos, with per-image
    paired bootstrap intervals (:func:`tfcolor.evaluation.evaluate_with_baselines`);
@@ -55,6 +57,7 @@ from tfcolor.downstream import protocol
 from tfcolor.reproduce import config as config_lib
 from tfcolor.reproduce import corpus as corpus_lib
 from tfcolor.reproduce import report
+from tfcolor.train import bn_statistics
 from tfcolor.train import heldout
 from tfcolor.train import lock as lock_lib
 from tfcolor.train import pretraining
@@ -192,6 +195,12 @@ def pretrain_arm(config, arm_name, seed, folders):
     empty), and ``final_losses`` holds every task's final training loss and logged terms
     (``jigsaw``, ``jigsaw/accuracy``, ...).
 
+    The ``untrained`` control (:attr:`tfcolor.reproduce.config.Arm.untrained`) writes, through
+    :func:`tfcolor.train.bn_statistics.estimate`, the colorization arm's network of the same seed
+    at step 0 with BN statistics of ``statistics_steps`` batches; its info has ``steps`` 0,
+    ``statistics_steps``, the training-mode loss over those batches as ``final_losses`` and the
+    held-out loss at step 0 as its curve. An unfinished attempt is removed and redone.
+
     Raises:
         Preempted: the run was stopped before its last step (its checkpoint is kept).
     """
@@ -202,11 +211,18 @@ def pretrain_arm(config, arm_name, seed, folders):
     if os.path.exists(done):
         # The run where it is now: output_dir may have been given another way, moved or copied.
         return dict(_read_json(done), model_dir=model_dir)
+    if arm.untrained and os.path.isdir(model_dir):
+        shutil.rmtree(model_dir)  # an unfinished statistics pass: redone from the start
     os.makedirs(model_dir, exist_ok=True)
     start = time.perf_counter()
     logging.info("pretraining %s (%s) with seed %d in %s", arm_name, arm.objective, seed,
                  model_dir)
-    if arm.is_colorizer or arm.is_multitask:
+    if arm.untrained:
+        record = bn_statistics.estimate(_pretrain_config(config, arm_name, seed, folders,
+                                                         model_dir), arm.statistics_steps)
+        stopped, losses = "completed", record["losses"]
+        curve = [[int(s), float(v)] for s, v, _ in heldout.read_curve(model_dir)]
+    elif arm.is_colorizer or arm.is_multitask:
         result = pretraining.pretrain(_pretrain_config(config, arm_name, seed, folders,
                                                        model_dir))
         stopped, losses = result.stopped, result.train.losses
@@ -230,10 +246,12 @@ def pretrain_arm(config, arm_name, seed, folders):
     if arm.is_multitask:  # the step's norms are not losses: keep the losses and their terms
         losses = {k: v for k, v in (losses or {}).items() if not k.startswith("grad/")}
     info = {"init": name, "arm": arm_name, "objective": arm.objective, "seed": seed,
-            "model_dir": model_dir, "steps": config.pretrain_steps,
+            "model_dir": model_dir, "steps": 0 if arm.untrained else config.pretrain_steps,
             "seconds": time.perf_counter() - start,
             "final_losses": {k: float(v) for k, v in (losses or {}).items()},
             "heldout_curve": curve}
+    if arm.untrained:
+        info["statistics_steps"] = arm.statistics_steps
     _write_json(done, info)
     return info
 
