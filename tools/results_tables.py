@@ -344,7 +344,24 @@ def shortcuts(path=os.path.join(ROOT, "results", "shortcut_baselines.json"),
     return "\n".join(lines)
 
 
-SECTIONS = {"headline": headline, "shortcuts": shortcuts, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
+def shipped_baselines(path=os.path.join(ROOT, "results", "shipped_colorizer_baselines.json")):
+    """The shipped colorizer on the holdout photos against every no-learning colour baseline."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    m, paired = r["metrics"], r["paired"]
+    titles = {"gray": "grey", "prior": "marginal prior", "constant_tint": "constant tint",
+              "lightness_lookup": "lightness lookup"}
+    lines = [f"| on the {m['model']['images']} holdout photos | alpha-beta error | "
+             "model - baseline [95% CI] | images improved |", "| --- | ---: | --- | ---: |",
+             f"| shipped colorizer | {m['model']['alphabeta_mean']:.4f} | | |"]
+    for name, title in titles.items():
+        p = paired[f"model-{name}"]["alphabeta_mean"]
+        lines.append(f"| {title} | {m[name]['alphabeta_mean']:.4f} | {_ci(p)} | "
+                     f"{p['fraction_improved']:.0%} |")
+    return "\n".join(lines)
+
+
+SECTIONS = {"headline": headline, "shortcuts": shortcuts, "shipped_baselines": shipped_baselines, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
             "linear_probe": linear_probe, "reproduce": reproduce,
             "reproduce_multitask": reproduce_multitask, "multitask_headline": multitask_headline,
             "multitask_gradients": multitask_gradients, "multitask_probe": multitask_probe,
