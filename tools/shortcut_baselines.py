@@ -46,11 +46,8 @@ class Failure(Exception):
 
 
 def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    with open(path, "rb") as f:  # the sets are tens of megabytes at most
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _load(labeled, name):
