@@ -42,6 +42,8 @@ def _table(part, table):
         lines.append(f"| {name} | {_diff(ours)} | {p} | {ref} |")
     s = part["settings"]
     lr = ", ".join(f"{k} {v['chosen']:g}" for k, v in sorted(part.get("lr", {}).items()))
+    if table == "4.5" and s.get("distill_lr"):
+        lr += f"; the student's {s['distill_lr']['chosen']:g}, Table 4.4's"
     lines.append(
         f"\nfmnist_digits20 test accuracy % of a linear probe (mean [95% t-interval over seeds] "
         f"(seeds)); paper: CIFAR-100. *Deep* 1/{s['width_divisor']} as wide as Table 4.1, "

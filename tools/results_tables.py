@@ -361,11 +361,18 @@ def shipped_baselines(path=os.path.join(ROOT, "results", "shipped_colorizer_base
     return "\n".join(lines)
 
 
+def multitask_cifar(path=os.path.join(ROOT, "results", "multitask_cifar.json")):
+    """Tables 4.5 and 4.6 at CPU scale (``tools/multitask_cifar_experiments.py``)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import multitask_cifar_tables  # pylint: disable=import-outside-toplevel  # a sibling script
+    return multitask_cifar_tables.multitask_cifar_table(path).strip()
+
+
 SECTIONS = {"headline": headline, "shortcuts": shortcuts, "shipped_baselines": shipped_baselines, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
             "linear_probe": linear_probe, "reproduce": reproduce,
             "reproduce_multitask": reproduce_multitask, "multitask_headline": multitask_headline,
             "multitask_gradients": multitask_gradients, "multitask_probe": multitask_probe,
-            "interproxy": interproxy, "distill": distill}
+            "interproxy": interproxy, "distill": distill, "multitask_cifar": multitask_cifar}
 
 
 def _pattern(name):
