@@ -368,7 +368,47 @@ def multitask_cifar(path=os.path.join(ROOT, "results", "multitask_cifar.json")):
     return multitask_cifar_tables.multitask_cifar_table(path).strip()
 
 
-SECTIONS = {"headline": headline, "shortcuts": shortcuts, "shipped_baselines": shipped_baselines, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
+#: The chapter's controlled experiments in the README: (table, contrast, what, the thesis'
+#: difference in points, computed from its printed accuracies, METHOD_CH4.md section 8.4).
+CHAPTER4 = (
+        ("distill", "4.3", "task_compress: ab - l2", "Table 4.3 Task-Compress: AB - L2", "+1.9"),
+        ("distill", "4.3", "task_copy: ab - l2", "Table 4.3 Task-Copy: AB - L2", "+0.8"),
+        ("distill", "4.3", "top_copy: ab - l2", "Table 4.3 Top-Copy: AB - L2", "+0.1"),
+        ("distill", "4.3e", "ab - l2", "Table 4.3 Task-Ensemble: AB - L2", "+0.8"),
+        ("distill", "4.4", "subset - aux", "Table 4.4: feature subset - auxiliary layer", "+2.7"),
+        ("distill", "fig4.5", "kl best (validation) - l2",
+         "Fig. 4.5 KL line, t chosen on val: - L2", "+1.9"),
+        ("multitask_cifar", "4.5", "Mixed: NormSGD - SGD", "Table 4.5 Mixed losses: NormSGD - SGD",
+         "+12.6"),
+        ("multitask_cifar", "4.5", "C25%: NormSGD - single (mean)",
+         "Table 4.5 classes 4 x 25%: NormSGD - single task", "+19.1"),
+        ("multitask_cifar", "4.5", "C25%: split-weights - split-activations",
+         "Table 4.5 classes 4 x 25%: split-weights - split-activations", "+13.0"),
+        ("multitask_cifar", "4.6", "C25%: RR Q=0.5 - joint",
+         "Table 4.6 classes 4 x 25%: round-robin (Q = 0.5%) - joint", "+0.7"))
+
+
+def chapter4(paths=None):
+    """The chapter's controlled experiments at CPU scale (``tools/distill_experiments.py``,
+    ``tools/multitask_cifar_experiments.py``): each planned difference next to the thesis'."""
+    paths = paths or {name: os.path.join(ROOT, "results", f"{name}.json")
+                      for name in ("distill", "multitask_cifar")}
+    data = {}
+    for name, path in paths.items():
+        with open(path, encoding="utf-8") as f:
+            data[name] = json.load(f)["tables"]
+    lines = ["| difference (test accuracy, points) | fmnist_digits20, 3 seeds: mean [95% t] | "
+             "Holm p | thesis (CIFAR-100) |", "| --- | --- | ---: | ---: |"]
+    for source, table, key, title, paper in CHAPTER4:
+        c = data[source][table]["summary"]["contrasts"][key]
+        holm_p = f"{c['p_holm']:.2f}" if "p_holm" in c else "-"
+        lines.append(f"| {title} | {c['mean']:+.1f} [{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}] | "
+                     f"{holm_p} | {paper} |")
+    return "\n".join(lines)
+
+
+SECTIONS = {"headline": headline, "shortcuts": shortcuts, "shipped_baselines": shipped_baselines,
+            "chapter4": chapter4, "quickstart": quickstart, "colorizer_heldout": colorizer_heldout,
             "linear_probe": linear_probe, "reproduce": reproduce,
             "reproduce_multitask": reproduce_multitask, "multitask_headline": multitask_headline,
             "multitask_gradients": multitask_gradients, "multitask_probe": multitask_probe,
