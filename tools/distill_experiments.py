@@ -1115,15 +1115,21 @@ def parse(argv):
     return args
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse(argv)
-    try:  # one core: the runs were sized for it (possible only before TensorFlow starts)
+def one_core():
+    """One TensorFlow thread, as the runs were sized (possible only before TensorFlow starts:
+    otherwise the pools stay as they are, said on stderr)."""
+    try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         print("TensorFlow is running already: its thread pools stay as they are",
               file=sys.stderr)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse(argv)
+    one_core()
     try:
         data = fd.load(args.data)
         grids = {k: [float(v) for v in getattr(args, k).split(",")]

@@ -693,12 +693,7 @@ def parse(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse(argv)
-    try:  # one core: the runs were sized for it (possible only before TensorFlow starts)
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        print("TensorFlow is running already: its thread pools stay as they are",
-              file=sys.stderr)
+    de.one_core()
     columns = [c for c in args.columns.split(",") if c]
     unknown = sorted(set(columns) - set(COLUMNS))
     if unknown or not columns:
