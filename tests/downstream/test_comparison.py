@@ -89,3 +89,48 @@ def test_grid_cell_of_a_finetune_seeds_result():
 def test_empty_grid_cell_is_an_error():
     with pytest.raises(ValueError, match="no grid cell"):
         comparison.choose_learning_rates({"random": {}})
+
+
+def test_grid_cell_keeps_per_image_predictions_and_runs_and_images_uses_the_chosen_rate():
+    labels = np.array([0, 1, 1, 0, 2, 2])
+
+    def result(predictions_by_seed, best_val):
+        return {"metric": "top1", "runs": [
+                {"seed": s, "best_val": best_val, "stop_step": 10,
+                 "test": {"top1": float(np.mean(np.array(p) == labels)), "predictions": p}}
+                for s, p in predictions_by_seed.items()]}
+    right, wrong = labels.tolist(), ((labels + 1) % 3).tolist()
+    half = right[:3] + wrong[3:]
+    grid = {"a_s0": {"0.1": comparison.grid_cell(result({0: right, 1: half}, 0.9)),
+                     "1": comparison.grid_cell(result({0: wrong, 1: wrong}, 0.1))},
+            "a_s1": {"0.1": comparison.grid_cell(result({0: half, 1: half}, 0.9))},
+            "b_s0": {"0.1": comparison.grid_cell(result({0: wrong, 1: half}, 0.9))}}
+    assert grid["a_s0"]["0.1"]["predictions"] == {"0": right, "1": half}
+    chosen = comparison.choose_learning_rates(grid)
+    r = comparison.runs_and_images(grid, chosen, ["a_s0", "a_s1"], ["b_s0"], labels,
+                                   n_resamples=500)
+    # recipe a: runs of accuracy 0.75 and 0.5; recipe b: 0.25 (hand values)
+    assert r["difference"] == pytest.approx((0.75 + 0.5) / 2 - 0.25)
+    assert r["runs"] == [2, 1] and r["images"] == 6
+    assert r["covers"] == "the runs of one recipe and images"
+    assert r["ci_low"] <= r["difference"] <= r["ci_high"]
+    del grid["b_s0"]["0.1"]["predictions"]        # results kept before predictions were
+    assert comparison.runs_and_images(grid, chosen, ["a_s0"], ["b_s0"], labels) is None
+
+
+def test_holm_corrects_every_comparison_but_the_primary():
+    comps = {name: {"n": 4, "values": values} for name, values in (
+            ("c - untrained", [0.05, 0.04, 0.06, 0.05]), ("c - random", [0.02, -0.01, 0.03, 0.0]),
+            ("d - random", [0.1, 0.12, 0.09, 0.11]), ("one", None))}
+    comps["one"] = {"n": 1, "values": [0.3]}
+    comparison.with_holm(comps, primary="c - untrained")
+    p = {n: stats.ttest_1samp(comps[n]["values"], 0.0).pvalue for n in comps if n != "one"}
+    for n, want in p.items():
+        assert comps[n]["p"] == pytest.approx(want, rel=1e-6)
+    assert "p_holm" not in comps["c - untrained"] and comps["c - untrained"]["primary"]
+    lo, hi = sorted([p["c - random"], p["d - random"]])
+    holm = {n: min(1.0, (2 if p[n] == lo else 1) * p[n]) for n in ("c - random", "d - random")}
+    holm[max(holm, key=lambda n: p[n])] = max(holm.values())
+    for n in ("c - random", "d - random"):
+        assert comps[n]["p_holm"] == pytest.approx(holm[n], rel=1e-6)
+    assert "p" not in comps["one"]

@@ -51,7 +51,8 @@ def test_every_stage_runs_and_is_reported(tiny):
     assert results["data"]["train_photos"] == 8 and results["data"]["debphoto15_test"] == 12
     text = open(os.path.join(config.output_dir, runner.REPORT_FILE)).read()
     assert text == report.markdown(results)
-    assert "| colorization - random | 2 |" in text and "colorization_s0 | hue_chroma | yes" in text
+    assert "| **colorization - random** (primary) | 2 |" in text
+    assert "colorization_s0 | hue_chroma | yes" in text
 
 
 def test_differences_follow_the_grid(tiny):
@@ -67,6 +68,12 @@ def test_differences_follow_the_grid(tiny):
     want = [d["chosen"]["colorization_s0"]["test"][s] - d["chosen"]["random"]["test"][s]
             for s in ("0", "1")]
     assert diff["values"] == pytest.approx(want) and diff["n"] == 2
+    # the interval over runs and images, from the cells' per-image predictions: one run each
+    assert d["primary"] == "colorization - random" and diff["primary"]
+    both = diff["runs_and_images"]
+    assert both["covers"] == "images" and both["runs"] == [1, 1]
+    assert both["difference"] == pytest.approx(
+            d["chosen"]["colorization_s0"]["test_mean"] - d["chosen"]["random"]["test_mean"])
 
 
 def _mtimes(root):

@@ -29,7 +29,8 @@ import numpy as np
 
 from tfcolor import paired_statistics
 
-__all__ = ["grid_cell", "choose_learning_rates", "recipe_scores", "paired_difference"]
+__all__ = ["grid_cell", "choose_learning_rates", "recipe_scores", "paired_difference",
+           "runs_and_images", "with_holm"]
 
 
 def grid_cell(finetune_seeds_result):
@@ -39,9 +40,12 @@ def grid_cell(finetune_seeds_result):
     r = finetune_seeds_result
     metric = r["metric"]
     runs = {str(x["seed"]): x for x in r["runs"]}
-    return {"val": {s: float(x["best_val"]) for s, x in runs.items()},
+    cell = {"val": {s: float(x["best_val"]) for s, x in runs.items()},
             "test": {s: float(x["test"][metric]) for s, x in runs.items()},
             "stop_step": {s: int(x["stop_step"]) for s, x in runs.items()}}
+    if all("predictions" in x["test"] for x in runs.values()):
+        cell["predictions"] = {s: list(x["test"]["predictions"]) for s, x in runs.items()}
+    return cell
 
 
 def _mean(scores):
@@ -117,3 +121,49 @@ def paired_difference(chosen, inits, reference_inits, *, confidence=0.95, n_resa
     out.update(seeds=seeds, inits=list(inits), reference_inits=list(reference_inits),
                confidence=confidence, pooled=stats(pooled))
     return out
+
+
+def runs_and_images(grid, chosen, inits, reference_inits, labels, *, confidence=0.95,
+                    n_resamples=10000, seed=0):
+    """The top-1 difference of a recipe (``inits``: its pretraining runs) minus a reference, with
+    an interval over the runs and the test images together
+    (:func:`tfcolor.paired_statistics.seed_image_bootstrap`): each run's row is its chosen
+    learning rate's per-image correctness, averaged over its fine-tuning seeds. None when a
+    cell has no per-image predictions (results written before they were kept)."""
+    labels = np.asarray(labels)
+
+    def rows(names):
+        out = []
+        for name in names:
+            cell = grid[name][_rate_key(grid[name], chosen[name]["learning_rate"])]
+            if "predictions" not in cell:
+                return None
+            out.append(np.mean([np.asarray(p) == labels for p in cell["predictions"].values()],
+                               axis=0))
+        return np.stack(out)
+
+    a, b = rows(inits), rows(reference_inits)
+    if a is None or b is None:
+        return None
+    return paired_statistics.seed_image_bootstrap(a, b, n_resamples=n_resamples,
+                                                  confidence=confidence, seed=seed)
+
+
+def _rate_key(by_lr, rate):
+    return next(k for k in by_lr if float(k) == float(rate))
+
+
+def with_holm(comparisons, primary=None):
+    """Adds ``p`` (two-sided t-test of the paired differences' mean, n >= 2) to every comparison
+    and ``p_holm`` (Holm over every comparison but ``primary``, the one named before the runs,
+    which is read at its own level); returns ``comparisons``."""
+    names = [n for n, c in comparisons.items() if c["n"] >= 2]
+    for name in names:
+        comparisons[name]["p"] = paired_statistics.t_test_p(comparisons[name]["values"])
+    family = [n for n in names if n != primary]
+    for name, adjusted in zip(family, paired_statistics.holm(
+            [comparisons[n]["p"] for n in family])):
+        comparisons[name]["p_holm"] = adjusted
+    if primary in comparisons:
+        comparisons[primary]["primary"] = True
+    return comparisons

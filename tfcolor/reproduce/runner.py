@@ -363,7 +363,15 @@ def downstream_cell(config, protocol_name, init, init_value, learning_rate, data
 # Collecting.
 
 
-def _comparisons(config, chosen):
+def primary_comparison(config):
+    """The comparison named before the runs, read at its own level (the others are Holm
+    corrected): colorization - untrained when the control is run, else colorization - random."""
+    if "colorization" in config.arms and "untrained" in config.arms:
+        return "colorization - untrained"
+    return "colorization - random" if "colorization" in config.arms else None
+
+
+def _comparisons(config, chosen, grid=None, labels=None):
     seeds = config.pretrain_seeds
     inits = {arm: [config_lib.init_name(arm, s) for s in seeds] for arm in config.arms}
     out = {}
@@ -379,15 +387,22 @@ def _comparisons(config, chosen):
     for a, b in MULTITASK_COMPARISONS:
         if a in config.arms and b in config.arms:
             out[f"{a} - {b}"] = comparison.paired_difference(chosen, inits[a], inits[b])
-    return out
+    if grid is not None and labels is not None:
+        inits["random"] = ["random"]
+        for name, c in out.items():
+            a, b = name.split(" - ")
+            c["runs_and_images"] = comparison.runs_and_images(grid, chosen, inits[a], inits[b],
+                                                              labels)
+    return comparison.with_holm(out, primary_comparison(config))
 
 
 #: Paired differences between multi-proxy arms that the report adds when both are run.
 MULTITASK_COMPARISONS = (("cj", "jigsaw"), ("cjv", "cj"), ("cj", "cj_sgd"))
 
 
-def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
-    """The ``results.json`` payload of finished units (see the module docstring)."""
+def collect(config, pretrain, colorizer, cells, data_sizes, seconds, labels=None):
+    """The ``results.json`` payload of finished units (see the module docstring); ``labels``:
+    the labelled set's test labels (for the intervals over runs and images)."""
     downstream = {}
     for protocol_name, by_init in cells.items():
         grid = {init: {f"{lr:g}": comparison.grid_cell(r) for lr, r in by_lr.items()}
@@ -395,7 +410,8 @@ def collect(config, pretrain, colorizer, cells, data_sizes, seconds):
         chosen = comparison.choose_learning_rates(grid)
         metric = next(iter(next(iter(by_init.values())).values()))["metric"]
         downstream[protocol_name] = {"metric": metric, "grid": grid, "chosen": chosen,
-                                     "comparisons": _comparisons(config, chosen)}
+                                     "primary": primary_comparison(config),
+                                     "comparisons": _comparisons(config, chosen, grid, labels)}
     return {"config": config.to_dict(),
             "arms": {a: dataclasses.asdict(config_lib.ARMS[a]) for a in config.arms},
             "data": data_sizes, "pretrain": pretrain, "colorizer": colorizer,
@@ -472,7 +488,8 @@ def run(config, *, progress=None, command=None):
         sizes = {**{f"{k}_photos": len(os.listdir(v)) for k, v in folders.items()},
                  **{f"{config.labeled_set}_{k}": len(v) for k, v in data.items()},
                  "classes": data["train"].num_classes}
-        results = collect(config, pretrain, colorizer, cells, sizes, seconds)
+        results = collect(config, pretrain, colorizer, cells, sizes, seconds,
+                          labels=data["test"].labels)
         if command is not None:
             results["argv"] = list(command)
         _write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
