@@ -1,6 +1,9 @@
 """Markdown tables of a reproduction's ``results.json`` (``results.md``, and the README section
 that ``tools/results_tables.py`` generates from the committed copy)."""
+import copy
+
 from tfcolor.baselines import split_brain
+from tfcolor.downstream import comparison
 
 __all__ = ["markdown", "pretraining_table", "colorizer_table", "downstream_tables", "grid_table",
            "multitask_table", "THESIS_TABLE_4_7"]
@@ -215,7 +218,11 @@ def downstream_tables(results, protocol):
     lines += ["", "| paired difference (A - B) | n | mean | 95% t over fine-tuning seeds "
               "(runs averaged) | Holm p | over runs and images: 95% | A better in |",
               "| --- | ---: | ---: | --- | ---: | --- | ---: |"]
-    for name, c in d["comparisons"].items():
+    comparisons = d["comparisons"]
+    primary = d.get("primary", "colorization - random")
+    if not any("p" in c for c in comparisons.values()):  # results collected before the p-values
+        comparisons = comparison.with_holm(copy.deepcopy(comparisons), primary)
+    for name, c in comparisons.items():
         holm_p = f"{c['p_holm']:.3f}" if "p_holm" in c else (
                 f"{c['p']:.3f} (primary)" if c.get("primary") and "p" in c else "-")
         both = c.get("runs_and_images")
@@ -224,8 +231,10 @@ def downstream_tables(results, protocol):
         title = f"**{name}** (primary)" if c.get("primary") else name
         lines.append(f"| {title} | {c['n']} | {c['mean']:+.3f} | {_interval(c['t_interval'])} "
                      f"| {holm_p} | {both} | {c['fraction_improved']:.0%} |")
-    if d.get("primary"):
-        lines += ["", f"The primary comparison, {d['primary']}, was named before the runs and is "
+    if primary in comparisons:
+        named = ("was named before the runs" if "primary" in d else
+                 "is the reproduction's headline")
+        lines += ["", f"The primary comparison, {primary}, {named} and is "
                   "read at its own level; Holm corrects the others together. The t-interval "
                   "pairs fine-tuning seeds with each recipe averaged over its pretraining runs, "
                   "so it holds no pretraining variance; the interval over runs and images "
