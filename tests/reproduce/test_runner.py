@@ -187,6 +187,9 @@ def test_bad_config_is_refused_before_anything_is_written(tmp_path):
     assert not os.path.exists(tmp_path / "o2")
 
 
+@pytest.mark.slow  # a real colorization run and the control (about 15 s); the default run keeps
+# tests/train/test_bn_statistics.py (weights equal a fresh build at the seed, the statistics,
+# folding) and tests/reproduce/test_config.py (the arm is the colorization recipe)
 def test_the_untrained_arm_is_the_colorization_arm_at_step_0(tmp_path, monkeypatch):
     """The control's trainable weights are bit for bit those a real colorization run starts
     from; its BN statistics are estimated; it loads like that run; a rerun reuses it."""

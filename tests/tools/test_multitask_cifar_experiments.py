@@ -140,6 +140,8 @@ def _argv(tmp_path, table, columns):
             "--lr", "adam=1e-3,sgd=1e-2,normsgd=1e-3,split_weights=1e-2"]
 
 
+@pytest.mark.slow  # Table 4.6 end to end on a tiny set (about 12 s); the default run keeps the
+# splits, the Mixed losses, the schedule and the contrasts
 def test_round_robin_table_runs_and_a_rerun_reuses_every_run(tool, tmp_path, monkeypatch):
     # The linear probe (distill_experiments', tested there) is the slow part: a stand-in that
     # reads the trained trunk's features keeps the records tied to the training.
